@@ -1,0 +1,1 @@
+"""The ostinato provider conformance suite (work in progress)."""

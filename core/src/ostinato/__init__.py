@@ -1,0 +1,84 @@
+"""ostinato: durable orchestrations for Python, on the storage back end you choose.
+
+Orchestrators are generator functions whose progress is checkpointed as an append-only
+history and rebuilt by deterministic replay::
+
+    import ostinato as ot
+
+    app = ot.App()
+
+    @app.activity
+    def say_hello(ctx: ot.ActivityContext, city: str) -> str:
+        return f"Hello {city}!"
+
+    @app.orchestrator
+    def hello_cities(ctx: ot.OrchestrationContext, _input):
+        return [(yield ctx.call_activity(say_hello, input=c)) for c in ("Tokyo", "London")]
+"""
+
+from ostinato.app import App
+from ostinato.client import AsyncClient, Client, PurgeResult, raise_if_failed
+from ostinato.context import ActivityContext, OrchestrationContext
+from ostinato.converter import DataConverter, JsonDataConverter
+from ostinato.errors import (
+    ConfigurationError,
+    FailureDetails,
+    InstanceAlreadyExistsError,
+    InstanceNotFoundError,
+    InvalidInstanceIdError,
+    NonDeterminismError,
+    OrchestrationFailedError,
+    OstinatoError,
+    PayloadTooLargeError,
+    ProviderError,
+    SerializationError,
+    TaskFailedError,
+    WorkItemLockLost,
+)
+from ostinato.memory import InMemoryProvider
+from ostinato.provider import Page, ProviderCapabilities, ReuseIdPolicy, StorageProvider
+from ostinato.retry import RetryPolicy
+from ostinato.status import OrchestrationState, OrchestrationStatus
+from ostinato.task import Task, when_all, when_any
+from ostinato.worker import AsyncWorker, Worker
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ActivityContext",
+    "App",
+    "AsyncClient",
+    "AsyncWorker",
+    "Client",
+    "ConfigurationError",
+    "DataConverter",
+    "FailureDetails",
+    "InMemoryProvider",
+    "InstanceAlreadyExistsError",
+    "InstanceNotFoundError",
+    "InvalidInstanceIdError",
+    "JsonDataConverter",
+    "NonDeterminismError",
+    "OrchestrationContext",
+    "OrchestrationFailedError",
+    "OrchestrationState",
+    "OrchestrationStatus",
+    "OstinatoError",
+    "Page",
+    "PayloadTooLargeError",
+    "ProviderCapabilities",
+    "ProviderError",
+    "PurgeResult",
+    "RetryPolicy",
+    "ReuseIdPolicy",
+    "SerializationError",
+    "StorageProvider",
+    "Task",
+    "TaskFailedError",
+    "Worker",
+    "WorkItemLockLost",
+    "__version__",
+    "raise_if_failed",
+    "when_all",
+    "when_any",
+]

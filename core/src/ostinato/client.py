@@ -1,0 +1,465 @@
+"""Clients: start, inspect, signal and clean up orchestration instances.
+
+:class:`Client` is synchronous; :class:`AsyncClient` has the same methods as coroutines and
+runs the same :class:`Client` code on a thread (providers are blocking). Instance ids are
+checked here, once, for every provider.
+
+Events for instances that do not exist raise :class:`InstanceNotFoundError`. Events, terminate,
+suspend and resume for a finished instance are accepted and discarded by the worker, so a
+caller that races with an instance's completion never gets an error for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+from ostinato.app import name_of
+from ostinato.converter import DataConverter, default_converter
+from ostinato.errors import (
+    InstanceNotFoundError,
+    OrchestrationFailedError,
+    PayloadTooLargeError,
+)
+from ostinato.history import (
+    ExecutionResumed,
+    ExecutionStarted,
+    ExecutionSuspended,
+    ExecutionTerminated,
+    EventRaised,
+    HistoryEvent,
+    SubOrchestrationInstanceCreated,
+    utcnow,
+)
+from ostinato.ids import new_instance_id, validate_instance_id
+from ostinato.provider import (
+    InstanceQuery,
+    InstanceRecord,
+    OrchestrationMessage,
+    Page,
+    ReuseIdPolicy,
+    StorageProvider,
+)
+from ostinato.status import TERMINAL_STATUSES, OrchestrationState, OrchestrationStatus
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class PurgeResult:
+    """How many instances a purge deleted."""
+
+    deleted_instance_count: int
+
+
+def state_from_record(record: InstanceRecord, fetch_payloads: bool = True) -> OrchestrationState:
+    """The client's view of a stored instance record."""
+    return OrchestrationState(
+        instance_id=record.instance_id,
+        name=record.name,
+        runtime_status=record.runtime_status,
+        created_at=record.created_at,
+        last_updated_at=record.last_updated_at,
+        serialized_input=record.input if fetch_payloads else None,
+        serialized_output=record.output if fetch_payloads else None,
+        serialized_custom_status=record.custom_status if fetch_payloads else None,
+        failure_details=record.failure_details,
+        parent_instance_id=record.parent_instance_id,
+        execution_id=record.execution_id,
+    )
+
+
+def raise_if_failed(state: OrchestrationState) -> OrchestrationState:
+    """Return ``state``, or raise ``OrchestrationFailedError`` if the instance FAILED."""
+    if state.runtime_status is OrchestrationStatus.FAILED:
+        raise OrchestrationFailedError(state.instance_id, state.failure_details)
+    return state
+
+
+class _Backoff:
+    """Poll delays for waits: short at first, growing to ``maximum``."""
+
+    def __init__(self, first: float = 0.005, maximum: float = 1.0) -> None:
+        self.delay = first
+        self.maximum = maximum
+
+    def next(self) -> float:
+        delay = self.delay
+        self.delay = min(self.delay * 2, self.maximum)
+        return delay
+
+
+class Client:
+    """A synchronous client for one provider (one task hub)."""
+
+    def __init__(self, provider: StorageProvider, *, converter: DataConverter | None = None) -> None:
+        self.provider = provider
+        self.converter = converter or default_converter
+        self._set_up = False
+
+    def _provider(self) -> StorageProvider:
+        if not self._set_up:
+            self.provider.setup()
+            self._set_up = True
+        return self.provider
+
+    def _payload(self, value: Any, what: str) -> str | None:
+        payload = self.converter.dumps(value)
+        limit = self.provider.capabilities.max_payload_bytes
+        if payload is not None and limit is not None:
+            size = len(payload.encode("utf-8"))
+            if size > limit:
+                raise PayloadTooLargeError(
+                    f"The {what} is {size} bytes; this provider stores at most {limit}"
+                )
+        return payload
+
+    # -- starting -------------------------------------------------------------------------
+    def schedule_new_orchestration(
+        self,
+        orchestrator: Callable[..., Any] | str,
+        *,
+        input: Any = None,
+        instance_id: str | None = None,
+        start_at: datetime | None = None,
+        reuse_id_policy: ReuseIdPolicy | None = None,
+    ) -> str:
+        """Start an orchestration and return its instance id.
+
+        With an existing ``instance_id`` the ``reuse_id_policy`` decides (default: replace a
+        finished instance, raise ``InstanceAlreadyExistsError`` for an active one); the check
+        and the create are one atomic step in the provider.
+        """
+        instance_id = new_instance_id() if instance_id is None else validate_instance_id(instance_id)
+        name = name_of(orchestrator)
+        payload = self._payload(input, "orchestration input")
+        if start_at is not None and start_at.tzinfo is None:
+            raise ValueError("start_at needs an aware datetime (e.g. with tzinfo=timezone.utc)")
+        now = utcnow()
+        execution_id = uuid.uuid4().hex
+        record = InstanceRecord(
+            instance_id=instance_id,
+            name=name,
+            execution_id=execution_id,
+            runtime_status=OrchestrationStatus.PENDING,
+            created_at=now,
+            last_updated_at=now,
+            input=payload,
+        )
+        start = OrchestrationMessage(
+            instance_id=instance_id,
+            execution_id=execution_id,
+            visible_at=start_at,
+            event=ExecutionStarted(
+                timestamp=now,
+                name=name,
+                execution_id=execution_id,
+                input=payload,
+                scheduled_start_at=start_at,
+            ),
+        )
+        self._provider().create_instance(record, start, reuse_id_policy or ReuseIdPolicy.REPLACE_TERMINAL)
+        return instance_id
+
+    # -- reading --------------------------------------------------------------------------
+    def get_orchestration_state(
+        self, instance_id: str, *, fetch_payloads: bool = True
+    ) -> OrchestrationState | None:
+        """The instance's state, or ``None`` if there is no such instance."""
+        record = self._provider().get_instance(validate_instance_id(instance_id))
+        return None if record is None else state_from_record(record, fetch_payloads)
+
+    def get_orchestration_history(self, instance_id: str) -> list[HistoryEvent]:
+        """The current execution's history events, oldest first."""
+        validate_instance_id(instance_id)
+        if self._provider().get_instance(instance_id) is None:
+            raise InstanceNotFoundError(instance_id)
+        return self.provider.get_history(instance_id)
+
+    def query_instances(
+        self,
+        *,
+        runtime_status: Collection[OrchestrationStatus] | None = None,
+        name_prefix: str | None = None,
+        instance_id_prefix: str | None = None,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
+        page_size: int = 100,
+        continuation_token: str | None = None,
+        fetch_payloads: bool = True,
+    ) -> Page[OrchestrationState]:
+        """One page of instances matching the filters, ordered by instance id."""
+        if page_size < 1:
+            raise ValueError("page_size must be at least 1")
+        query = InstanceQuery(
+            runtime_status=frozenset(runtime_status) if runtime_status is not None else None,
+            name_prefix=name_prefix,
+            instance_id_prefix=instance_id_prefix,
+            created_from=created_from,
+            created_to=created_to,
+            page_size=page_size,
+            continuation_token=continuation_token,
+        )
+        page = self._provider().query_instances(query)
+        return Page(
+            items=[state_from_record(r, fetch_payloads) for r in page.items],
+            continuation_token=page.continuation_token,
+        )
+
+    # -- waiting --------------------------------------------------------------------------
+    def _wait(
+        self, instance_id: str, timeout: float, done: Callable[[OrchestrationState], bool]
+    ) -> OrchestrationState:
+        validate_instance_id(instance_id)
+        provider = self._provider()
+        deadline = time.monotonic() + timeout
+        backoff = _Backoff()
+        while True:
+            version = provider.changes.version
+            record = provider.get_instance(instance_id)
+            if record is not None:
+                state = state_from_record(record)
+                if done(state):
+                    return state
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(
+                    f"Timed out after {timeout}s waiting for orchestration '{instance_id}'"
+                )
+            provider.changes.wait(version, min(backoff.next(), remaining))
+
+    def wait_for_orchestration_start(
+        self, instance_id: str, *, timeout: float = 60
+    ) -> OrchestrationState:
+        """Wait until the instance has left PENDING; raises ``TimeoutError``."""
+        return self._wait(instance_id, timeout, _has_started)
+
+    def wait_for_orchestration_completion(
+        self, instance_id: str, *, timeout: float = 60
+    ) -> OrchestrationState:
+        """Wait until the instance is COMPLETED, FAILED or TERMINATED; raises ``TimeoutError``.
+
+        Call ``raise_if_failed(state)`` (or check ``runtime_status``) to turn a FAILED
+        instance into ``OrchestrationFailedError``.
+        """
+        return self._wait(instance_id, timeout, _has_finished)
+
+    # -- signalling -----------------------------------------------------------------------
+    def _send(self, instance_id: str, event: HistoryEvent) -> None:
+        validate_instance_id(instance_id)
+        provider = self._provider()
+        if provider.get_instance(instance_id) is None:
+            raise InstanceNotFoundError(instance_id)
+        provider.send_message(OrchestrationMessage(instance_id=instance_id, event=event))
+
+    def raise_orchestration_event(
+        self, instance_id: str, event_name: str, *, data: Any = None
+    ) -> None:
+        """Send event ``event_name`` with ``data`` to the instance."""
+        payload = self._payload(data, "event data")
+        self._send(instance_id, EventRaised(name=event_name, input=payload))
+
+    def terminate_orchestration(
+        self, instance_id: str, *, output: Any = None, recursive: bool = True
+    ) -> None:
+        """Terminate the instance (and, with ``recursive``, its running sub-orchestrations)."""
+        payload = self._payload(output, "termination output")
+        self._send(instance_id, ExecutionTerminated(output=payload, recursive=recursive))
+
+    def suspend_orchestration(self, instance_id: str, *, reason: str | None = None) -> None:
+        """Suspend the instance: events are held until it is resumed."""
+        self._send(instance_id, ExecutionSuspended(reason=reason))
+
+    def resume_orchestration(self, instance_id: str, *, reason: str | None = None) -> None:
+        """Resume a suspended instance."""
+        self._send(instance_id, ExecutionResumed(reason=reason))
+
+    # -- purging --------------------------------------------------------------------------
+    def purge_orchestration(self, instance_id: str, *, recursive: bool = True) -> PurgeResult:
+        """Delete a finished instance and everything stored for it.
+
+        Only COMPLETED, FAILED and TERMINATED instances are purged; for others (or a missing
+        id) nothing is deleted and the count is 0. With ``recursive`` its sub-orchestrations
+        are purged too.
+        """
+        validate_instance_id(instance_id)
+        return PurgeResult(self._purge(instance_id, recursive))
+
+    def _purge(self, instance_id: str, recursive: bool) -> int:
+        provider = self._provider()
+        children: list[str] = []
+        if recursive:
+            children = [
+                e.instance_id
+                for e in provider.get_history(instance_id)
+                if isinstance(e, SubOrchestrationInstanceCreated)
+            ]
+        deleted = int(provider.purge_instance(instance_id, TERMINAL_STATUSES))
+        if deleted:
+            for child in dict.fromkeys(children):
+                deleted += self._purge(child, recursive)
+        return deleted
+
+    def purge_orchestrations_by(
+        self,
+        created_time_from: datetime | None = None,
+        created_time_to: datetime | None = None,
+        runtime_status: Collection[OrchestrationStatus] | None = None,
+        *,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> PurgeResult:
+        """Purge every finished instance created in the range with one of the statuses.
+
+        ``runtime_status`` defaults to all finished statuses; active ones are never purged.
+        ``on_progress`` is called with the running count after each page.
+        """
+        statuses = frozenset(runtime_status or TERMINAL_STATUSES) & TERMINAL_STATUSES
+        deleted = 0
+        token: str | None = None
+        while statuses:
+            page = self._provider().query_instances(
+                InstanceQuery(
+                    runtime_status=statuses,
+                    created_from=created_time_from,
+                    created_to=created_time_to,
+                    page_size=500,
+                    continuation_token=token,
+                )
+            )
+            for record in page.items:
+                deleted += int(self.provider.purge_instance(record.instance_id, statuses))
+            if on_progress is not None:
+                on_progress(deleted)
+            token = page.continuation_token
+            if token is None:
+                break
+        return PurgeResult(deleted)
+
+
+def _has_started(state: OrchestrationState) -> bool:
+    return state.runtime_status is not OrchestrationStatus.PENDING
+
+
+def _has_finished(state: OrchestrationState) -> bool:
+    return state.runtime_status.is_terminal
+
+
+class AsyncClient:
+    """The asyncio face of :class:`Client`: the same methods, as coroutines."""
+
+    def __init__(self, provider: StorageProvider, *, converter: DataConverter | None = None) -> None:
+        self._client = Client(provider, converter=converter)
+        self.provider = provider
+
+    async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return await asyncio.to_thread(fn, *args, **kwargs)
+
+    async def schedule_new_orchestration(
+        self,
+        orchestrator: Callable[..., Any] | str,
+        *,
+        input: Any = None,
+        instance_id: str | None = None,
+        start_at: datetime | None = None,
+        reuse_id_policy: ReuseIdPolicy | None = None,
+    ) -> str:
+        """See :meth:`Client.schedule_new_orchestration`."""
+        return await self._run(
+            self._client.schedule_new_orchestration,
+            orchestrator,
+            input=input,
+            instance_id=instance_id,
+            start_at=start_at,
+            reuse_id_policy=reuse_id_policy,
+        )
+
+    async def get_orchestration_state(
+        self, instance_id: str, *, fetch_payloads: bool = True
+    ) -> OrchestrationState | None:
+        """See :meth:`Client.get_orchestration_state`."""
+        return await self._run(
+            self._client.get_orchestration_state, instance_id, fetch_payloads=fetch_payloads
+        )
+
+    async def get_orchestration_history(self, instance_id: str) -> list[HistoryEvent]:
+        """See :meth:`Client.get_orchestration_history`."""
+        return await self._run(self._client.get_orchestration_history, instance_id)
+
+    async def query_instances(self, **filters: Any) -> Page[OrchestrationState]:
+        """See :meth:`Client.query_instances` (same keyword filters)."""
+        return await self._run(self._client.query_instances, **filters)
+
+    async def _wait(
+        self, instance_id: str, timeout: float, done: Callable[[OrchestrationState], bool]
+    ) -> OrchestrationState:
+        validate_instance_id(instance_id)
+        deadline = time.monotonic() + timeout
+        backoff = _Backoff()
+        while True:
+            state = await self.get_orchestration_state(instance_id)
+            if state is not None and done(state):
+                return state
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(
+                    f"Timed out after {timeout}s waiting for orchestration '{instance_id}'"
+                )
+            await asyncio.sleep(min(backoff.next(), remaining))
+
+    async def wait_for_orchestration_start(
+        self, instance_id: str, *, timeout: float = 60
+    ) -> OrchestrationState:
+        """See :meth:`Client.wait_for_orchestration_start`."""
+        return await self._wait(instance_id, timeout, _has_started)
+
+    async def wait_for_orchestration_completion(
+        self, instance_id: str, *, timeout: float = 60
+    ) -> OrchestrationState:
+        """See :meth:`Client.wait_for_orchestration_completion`."""
+        return await self._wait(instance_id, timeout, _has_finished)
+
+    async def raise_orchestration_event(
+        self, instance_id: str, event_name: str, *, data: Any = None
+    ) -> None:
+        """See :meth:`Client.raise_orchestration_event`."""
+        await self._run(self._client.raise_orchestration_event, instance_id, event_name, data=data)
+
+    async def terminate_orchestration(
+        self, instance_id: str, *, output: Any = None, recursive: bool = True
+    ) -> None:
+        """See :meth:`Client.terminate_orchestration`."""
+        await self._run(
+            self._client.terminate_orchestration, instance_id, output=output, recursive=recursive
+        )
+
+    async def suspend_orchestration(self, instance_id: str, *, reason: str | None = None) -> None:
+        """See :meth:`Client.suspend_orchestration`."""
+        await self._run(self._client.suspend_orchestration, instance_id, reason=reason)
+
+    async def resume_orchestration(self, instance_id: str, *, reason: str | None = None) -> None:
+        """See :meth:`Client.resume_orchestration`."""
+        await self._run(self._client.resume_orchestration, instance_id, reason=reason)
+
+    async def purge_orchestration(self, instance_id: str, *, recursive: bool = True) -> PurgeResult:
+        """See :meth:`Client.purge_orchestration`."""
+        return await self._run(self._client.purge_orchestration, instance_id, recursive=recursive)
+
+    async def purge_orchestrations_by(
+        self,
+        created_time_from: datetime | None = None,
+        created_time_to: datetime | None = None,
+        runtime_status: Collection[OrchestrationStatus] | None = None,
+    ) -> PurgeResult:
+        """See :meth:`Client.purge_orchestrations_by`."""
+        return await self._run(
+            self._client.purge_orchestrations_by, created_time_from, created_time_to, runtime_status
+        )
+
+
+__all__ = ["AsyncClient", "Client", "PurgeResult", "raise_if_failed", "state_from_record"]
+

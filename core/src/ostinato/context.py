@@ -1,0 +1,145 @@
+"""The contexts handed to orchestrator and activity code."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from ostinato.retry import RetryPolicy
+from ostinato.task import CompletableTask, Task
+
+if TYPE_CHECKING:
+    from ostinato.engine import OrchestrationRun
+
+
+class OrchestrationContext:
+    """What orchestrator code uses to schedule durable work.
+
+    Everything here is deterministic on replay: times come from history, ids from the
+    instance id and a counter, and scheduling calls are matched against the recorded history.
+    """
+
+    def __init__(self, run: OrchestrationRun) -> None:
+        self._run = run
+
+    @property
+    def instance_id(self) -> str:
+        """The orchestration instance's id."""
+        return self._run.instance_id
+
+    @property
+    def execution_id(self) -> str:
+        """The id of the current execution (changes on ``continue_as_new``)."""
+        return self._run.execution_id
+
+    @property
+    def parent_instance_id(self) -> str | None:
+        """The id of the parent orchestration, for a sub-orchestration."""
+        parent = self._run.parent
+        return parent.instance_id if parent else None
+
+    @property
+    def name(self) -> str:
+        """The orchestrator's registered name."""
+        return self._run.name
+
+    @property
+    def current_utc_datetime(self) -> datetime:
+        """The current time as recorded in history (deterministic on replay)."""
+        return self._run.current_time
+
+    @property
+    def is_replaying(self) -> bool:
+        """True while the code is re-running steps already recorded in history."""
+        return self._run.is_replaying
+
+    def call_activity(
+        self,
+        activity: Callable[..., Any] | str,
+        *,
+        input: Any = None,
+        retry_policy: RetryPolicy | None = None,
+    ) -> Task[Any]:
+        """Schedule an activity; ``yield`` the task for its result."""
+        return self._run.call_activity(activity, input, retry_policy)
+
+    def call_sub_orchestrator(
+        self,
+        orchestrator: Callable[..., Any] | str,
+        *,
+        input: Any = None,
+        instance_id: str | None = None,
+        retry_policy: RetryPolicy | None = None,
+    ) -> Task[Any]:
+        """Start a sub-orchestration; ``yield`` the task for its output.
+
+        Without ``instance_id`` a deterministic id derived from this instance is used.
+        """
+        return self._run.call_sub_orchestrator(orchestrator, input, instance_id, retry_policy)
+
+    def create_timer(self, fire_at: datetime | timedelta) -> Task[None]:
+        """A durable timer: ``yield`` it to sleep until ``fire_at`` (or for a duration)."""
+        return self._run.create_timer(fire_at)
+
+    def wait_for_external_event(self, name: str) -> CompletableTask[Any]:
+        """A task completed by the next event called ``name`` (names are case-insensitive).
+
+        Events that arrived earlier are buffered; several waits on one name consume them in
+        arrival order.
+        """
+        return self._run.wait_for_external_event(name)
+
+    def send_event(self, instance_id: str, name: str, *, data: Any = None) -> None:
+        """Raise event ``name`` on another instance (fire and forget)."""
+        self._run.send_event(instance_id, name, data)
+
+    def continue_as_new(self, new_input: Any, *, save_events: bool = False) -> None:
+        """Restart this orchestration with ``new_input`` and an empty history.
+
+        Return from the orchestrator right after calling it. With ``save_events``, external
+        events received but not yet consumed are delivered to the new execution.
+        """
+        self._run.continue_as_new(new_input, save_events)
+
+    def set_custom_status(self, value: Any) -> None:
+        """Publish a JSON-serializable status value that clients can read."""
+        self._run.set_custom_status(value)
+
+    def new_uuid(self) -> str:
+        """A UUID that is the same on every replay of this point of the code."""
+        return self._run.new_uuid()
+
+    def create_replay_safe_logger(self, logger: logging.Logger) -> logging.LoggerAdapter[Any]:
+        """A logger that stays silent while the orchestration replays."""
+        return ReplaySafeLogger(logger, self)
+
+
+class ReplaySafeLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """Drops records logged while the orchestration is replaying."""
+
+    def __init__(self, logger: logging.Logger, ctx: OrchestrationContext) -> None:
+        super().__init__(logger, {"instance_id": ctx.instance_id})
+        self._ctx = ctx
+
+    def isEnabledFor(self, level: int) -> bool:  # noqa: N802 - logging's name
+        return not self._ctx.is_replaying and self.logger.isEnabledFor(level)
+
+    def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
+        if self.isEnabledFor(level):
+            super().log(level, msg, *args, **kwargs)
+
+
+class ActivityContext:
+    """What activity code gets: which orchestration called it and which task it is."""
+
+    def __init__(self, instance_id: str, execution_id: str, task_id: int, name: str) -> None:
+        self.instance_id = instance_id
+        self.orchestration_id = instance_id
+        self.execution_id = execution_id
+        self.task_id = task_id
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"ActivityContext({self.name!r}, instance_id={self.instance_id!r}, task_id={self.task_id})"

@@ -1,0 +1,738 @@
+"""The replay engine: drives an orchestrator generator from its history, sans I/O.
+
+An :class:`OrchestrationRun` is one execution of one orchestrator. ``replay(history)`` re-runs
+the code against recorded events (matching every scheduling call against the history, so
+diverging code raises :class:`NonDeterminismError`); ``step(events, now)`` applies newly
+arrived events and returns what to persist. A run can be kept between steps (the worker's
+cache), so a busy instance isn't replayed from scratch on each new event.
+
+A step's history is written in the order of the Durable Task history table: the received
+events (with their own timestamps), ``OrchestratorStarted``, the new scheduling events,
+``OrchestratorCompleted``, then ``ExecutionCompleted`` or ``ContinueAsNew`` if the execution
+ended. The step's time (``current_utc_datetime``) is its ``OrchestratorStarted`` timestamp.
+
+Deduplication lives here so that providers need only at-least-once delivery: completions
+for tasks that are not open are ignored, a second ``ExecutionStarted`` is dropped, and
+suspend/resume that change nothing are ignored. Ignored events are not written to history.
+"""
+
+from __future__ import annotations
+
+import inspect
+import uuid
+from collections import deque
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from ostinato.app import App, name_of
+from ostinato.context import OrchestrationContext
+from ostinato.converter import DataConverter
+from ostinato.errors import FailureDetails, NonDeterminismError, SerializationError
+from ostinato.history import (
+    ContinueAsNew,
+    EventRaised,
+    EventSent,
+    ExecutionCompleted,
+    ExecutionResumed,
+    ExecutionStarted,
+    ExecutionSuspended,
+    ExecutionTerminated,
+    HistoryEvent,
+    OrchestratorCompleted,
+    OrchestratorStarted,
+    ParentInstance,
+    SubOrchestrationInstanceCompleted,
+    SubOrchestrationInstanceCreated,
+    SubOrchestrationInstanceFailed,
+    TaskCompleted,
+    TaskFailed,
+    TaskScheduled,
+    TimerCreated,
+    TimerFired,
+)
+from ostinato.provider import ActivityTask, OrchestrationMessage
+from ostinato.retry import RetryPolicy
+from ostinato.status import OrchestrationStatus
+from ostinato.task import CompletableTask, Task, failed_error
+
+#: Namespace of the deterministic UUIDs of ``ctx.new_uuid()`` and generated sub-orchestration ids.
+UUID_NAMESPACE = uuid.UUID("9e8a4b64-3c1f-4c2a-a1d5-7f0f3c8e9b21")
+
+SchedulingEvent = TaskScheduled | TimerCreated | SubOrchestrationInstanceCreated | EventSent
+
+
+def describe(event: HistoryEvent) -> str:
+    """A short human description of a scheduling event, for error messages."""
+    if isinstance(event, TaskScheduled):
+        return f"call_activity({event.name!r})"
+    if isinstance(event, SubOrchestrationInstanceCreated):
+        return f"call_sub_orchestrator({event.name!r})"
+    if isinstance(event, TimerCreated):
+        return "create_timer()"
+    if isinstance(event, EventSent):
+        return f"send_event({event.instance_id!r}, {event.name!r})"
+    return type(event).__name__
+
+
+@dataclass
+class _OpenTask:
+    """A scheduled task waiting for its completion event."""
+
+    kind: type[HistoryEvent]  # the scheduling event type
+    on_success: Callable[[str | None], None]
+    on_failure: Callable[[FailureDetails], None]
+    held: bool = False  # its completion arrived while suspended and awaits resume
+
+
+@dataclass
+class StepResult:
+    """What one step of a run produced, for the worker to persist."""
+
+    new_events: list[HistoryEvent] = field(default_factory=list)
+    activity_tasks: list[ActivityTask] = field(default_factory=list)
+    messages: list[OrchestrationMessage] = field(default_factory=list)
+
+
+class _RetryingTask(CompletableTask[Any]):
+    """The task user code sees for a call with a retry policy; attempts happen underneath."""
+
+    def __init__(
+        self, run: OrchestrationRun, schedule: Callable[[], Task[Any]], policy: RetryPolicy,
+        label: str,
+    ) -> None:
+        super().__init__()
+        self._run = run
+        self._schedule = schedule
+        self._policy = policy
+        self._label = label
+        self._attempt = 0
+        self._first_attempt_at = run.current_time
+        self._next_attempt()
+
+    def _next_attempt(self) -> None:
+        self._attempt += 1
+        attempt = self._schedule()
+        attempt._parents.append(self)  # type: ignore[arg-type]
+
+    def _on_child_completed(self, child: Task[Any]) -> None:
+        if self.is_complete:
+            return
+        if not child.is_failed:
+            self._set_result(child._result)
+            return
+        exc = child.get_exception()
+        details = getattr(exc, "details", None)
+        if isinstance(details, FailureDetails):
+            delay = self._policy.next_delay(
+                self._attempt, self._first_attempt_at, self._run.current_time, details
+            )
+            if delay is not None:
+                timer = self._run.create_timer(delay)
+                timer._parents.append(_Callback(self._next_attempt))  # type: ignore[arg-type]
+                return
+        assert exc is not None
+        self._set_exception(exc)
+
+
+class _Callback:
+    """A task parent that just calls a function when its child completes."""
+
+    def __init__(self, fn: Callable[[], None]) -> None:
+        self._fn = fn
+
+    def _on_child_completed(self, child: Task[Any]) -> None:
+        self._fn()
+
+
+class OrchestrationRun:
+    """One execution of an orchestrator, driven by history events."""
+
+    def __init__(self, app: App, instance_id: str, converter: DataConverter) -> None:
+        self.app = app
+        self.instance_id = instance_id
+        self.converter = converter
+        self.ctx = OrchestrationContext(self)
+        self.history: list[HistoryEvent] = []
+        self.name = ""
+        self.execution_id = ""
+        self.input: str | None = None
+        self.parent: ParentInstance | None = None
+        self.status = OrchestrationStatus.PENDING
+        self.custom_status: str | None = None
+        self.output: str | None = None
+        self.failure: FailureDetails | None = None
+        self.current_time = datetime.min.replace(tzinfo=timezone.utc)
+        self.is_replaying = False
+        self.started = False
+        self.ended: ExecutionCompleted | ContinueAsNew | None = None
+        self.end_recorded = False
+        self._generator: Generator[Any, Any, Any] | None = None
+        self._waiting_on: Task[Any] | None = None
+        self._sequence = 0
+        self._uuid_counter = 0
+        self._pending: dict[int, SchedulingEvent] = {}
+        self._open: dict[int, _OpenTask] = {}
+        self._sub_orchestrations: dict[int, str] = {}
+        self._event_waiters: dict[str, deque[CompletableTask[Any]]] = {}
+        self._event_buffer: dict[str, deque[EventRaised]] = {}
+        self._suspended = False
+        self._held: list[HistoryEvent] = []
+        self._continue_as_new: tuple[str | None, bool] | None = None
+        self._terminate_children: list[str] = []
+
+    # -- replay ---------------------------------------------------------------------------
+    def replay(self, history: Sequence[HistoryEvent]) -> None:
+        """Re-run the code against ``history`` (a committed history of this execution)."""
+        step_times: list[datetime | None] = [None] * len(history)
+        upcoming: datetime | None = None
+        for i in range(len(history) - 1, -1, -1):
+            event = history[i]
+            if isinstance(event, OrchestratorStarted):
+                upcoming = event.timestamp
+            step_times[i] = upcoming
+        self.is_replaying = True
+        try:
+            for event, step_time in zip(history, step_times):
+                if isinstance(event, OrchestratorStarted):
+                    self.current_time = event.timestamp
+                elif isinstance(
+                    event, (TaskScheduled, TimerCreated, SubOrchestrationInstanceCreated, EventSent)
+                ):
+                    self._match_recorded(event)
+                elif isinstance(event, OrchestratorCompleted):
+                    self._check_step_complete()
+                elif isinstance(event, ExecutionCompleted | ContinueAsNew):
+                    self.ended = event
+                    self.end_recorded = True
+                    self.status = (
+                        event.status
+                        if isinstance(event, ExecutionCompleted)
+                        else OrchestrationStatus.CONTINUED_AS_NEW
+                    )
+                else:
+                    if step_time is not None:
+                        self.current_time = step_time
+                    self._apply(event)
+        except NonDeterminismError as exc:
+            self._fail(exc)
+            self._pending.clear()
+        finally:
+            self.is_replaying = False
+        self.history = list(history)
+
+    def _match_recorded(self, event: SchedulingEvent) -> None:
+        if self.ended is not None:
+            return
+        action = self._pending.pop(event.task_id, None)
+        if action is None:
+            raise NonDeterminismError(
+                f"Orchestration '{self.instance_id}' history has {describe(event)} as task "
+                f"{event.task_id}, but the orchestrator code no longer schedules it"
+            )
+        if type(action) is not type(event) or getattr(action, "name", None) != getattr(
+            event, "name", None
+        ):
+            raise NonDeterminismError(
+                f"Orchestration '{self.instance_id}': task {event.task_id} was "
+                f"{describe(event)} in history, but the orchestrator code now does "
+                f"{describe(action)}"
+            )
+
+    def _check_step_complete(self) -> None:
+        if self._pending and self.ended is None:
+            first = self._pending[min(self._pending)]
+            raise NonDeterminismError(
+                f"Orchestration '{self.instance_id}': the orchestrator code now does "
+                f"{describe(first)} as task {first.task_id}, which its history doesn't have"
+            )
+
+    # -- a new step -----------------------------------------------------------------------
+    def step(self, events: Sequence[HistoryEvent], now: datetime) -> StepResult:
+        """Apply newly received ``events`` at time ``now`` and return what to persist.
+
+        Events that are duplicates or no longer apply are dropped. If nothing applies the
+        result is empty (nothing to write).
+        """
+        result = StepResult()
+        self.is_replaying = False
+        self.current_time = max(now, self.current_time)
+        for event in _start_first(events):
+            if self.ended is not None:
+                break
+            if not self._accepts(event):
+                continue
+            result.new_events.append(event)
+            try:
+                self._apply(event)
+            except NonDeterminismError as exc:
+                self._fail(exc)
+        must_record_end = self.ended is not None and not self.end_recorded
+        if not result.new_events and not self._pending and not must_record_end:
+            return result
+        result.new_events.append(OrchestratorStarted(timestamp=self.current_time))
+        for task_id in sorted(self._pending):
+            action = self._pending[task_id]
+            result.new_events.append(action)
+            self._emit(action, result)
+        self._pending.clear()
+        result.new_events.append(OrchestratorCompleted(timestamp=self.current_time))
+        if self.ended is not None and not self.end_recorded:
+            self.end_recorded = True
+            result.new_events.append(self.ended)
+            self._emit_end(result)
+        self.history.extend(result.new_events)
+        return result
+
+    def _accepts(self, event: HistoryEvent) -> bool:
+        if isinstance(event, ExecutionStarted):
+            return not self.started
+        if not self.started:
+            return False
+        if isinstance(event, TaskCompleted | TaskFailed):
+            return self._is_open(event.task_scheduled_id, TaskScheduled)
+        if isinstance(event, SubOrchestrationInstanceCompleted | SubOrchestrationInstanceFailed):
+            return self._is_open(event.task_scheduled_id, SubOrchestrationInstanceCreated)
+        if isinstance(event, TimerFired):
+            return self._is_open(event.timer_id, TimerCreated)
+        if isinstance(event, ExecutionSuspended):
+            return not self._suspended
+        if isinstance(event, ExecutionResumed):
+            return self._suspended
+        return isinstance(event, EventRaised | ExecutionTerminated)
+
+    def _is_open(self, task_id: int, kind: type[HistoryEvent]) -> bool:
+        entry = self._open.get(task_id)
+        return entry is not None and entry.kind is kind and not entry.held
+
+    # -- applying events ------------------------------------------------------------------
+    def _apply(self, event: HistoryEvent) -> None:
+        if self._suspended and not isinstance(
+            event, ExecutionResumed | ExecutionTerminated | ExecutionSuspended
+        ):
+            self._held.append(event)
+            entry = self._open.get(_completed_task_id(event) or -1)
+            if entry is not None:
+                entry.held = True
+            return
+        if isinstance(event, ExecutionStarted):
+            self._start(event)
+        elif isinstance(event, TaskCompleted | SubOrchestrationInstanceCompleted):
+            entry = self._open.pop(event.task_scheduled_id, None)
+            if entry is not None:
+                entry.on_success(event.result)
+        elif isinstance(event, TaskFailed | SubOrchestrationInstanceFailed):
+            entry = self._open.pop(event.task_scheduled_id, None)
+            if entry is not None:
+                entry.on_failure(event.failure)
+        elif isinstance(event, TimerFired):
+            entry = self._open.pop(event.timer_id, None)
+            if entry is not None:
+                entry.on_success(None)
+        elif isinstance(event, EventRaised):
+            self._deliver_event(event)
+        elif isinstance(event, ExecutionSuspended):
+            self._suspended = True
+            self.status = OrchestrationStatus.SUSPENDED
+        elif isinstance(event, ExecutionResumed):
+            self._suspended = False
+            self.status = OrchestrationStatus.RUNNING
+            held, self._held = self._held, []
+            for entry in self._open.values():
+                entry.held = False
+            for held_event in held:
+                if self.ended is None:
+                    self._apply(held_event)
+        elif isinstance(event, ExecutionTerminated):
+            self._terminate(event)
+        self._resume()
+
+    def _start(self, event: ExecutionStarted) -> None:
+        self.started = True
+        self.name = event.name
+        self.execution_id = event.execution_id
+        self.input = event.input
+        self.parent = event.parent
+        self.status = OrchestrationStatus.RUNNING
+        registration = self.app.orchestrators.get(event.name)
+        if registration is None:
+            self._fail(
+                LookupError(f"No orchestrator named {event.name!r} is registered with this worker")
+            )
+            return
+        try:
+            value = self.converter.loads(event.input, registration.input_type)
+            result = registration.fn(self.ctx, value)
+        except Exception as exc:  # noqa: BLE001 - orchestrator failures are recorded
+            self._fail(exc)
+            return
+        if inspect.isgenerator(result):
+            self._generator = result
+            self._advance(lambda: result.send(None))
+        else:
+            self._finish(result)
+
+    def _resume(self) -> None:
+        while (
+            self.ended is None
+            and self._generator is not None
+            and self._waiting_on is not None
+            and self._waiting_on.is_complete
+        ):
+            task, gen = self._waiting_on, self._generator
+            self._waiting_on = None
+            if task.is_failed:
+                exc = task.get_exception()
+                assert exc is not None
+                self._advance(lambda: gen.throw(exc))
+            else:
+                value = task._result
+                self._advance(lambda: gen.send(value))
+
+    def _advance(self, resume: Callable[[], Any]) -> None:
+        try:
+            yielded = resume()
+        except StopIteration as stop:
+            self._finish(stop.value)
+            return
+        except NonDeterminismError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - orchestrator failures are recorded
+            self._fail(exc)
+            return
+        if self._continue_as_new is not None:
+            self._finish(None)
+            return
+        if not isinstance(yielded, Task):
+            self._fail(
+                TypeError(
+                    "Orchestrators must yield tasks (from ctx.call_activity, ctx.create_timer, "
+                    f"when_all, ...), not {type(yielded).__name__}"
+                )
+            )
+            return
+        self._waiting_on = yielded
+
+    def _close_generator(self) -> None:
+        gen, self._generator = self._generator, None
+        self._waiting_on = None
+        if gen is not None:
+            try:
+                gen.close()
+            except Exception:  # noqa: BLE001, S110 - code after termination is not ours to run
+                pass
+
+    def _finish(self, value: Any) -> None:
+        if self._continue_as_new is not None:
+            new_input, _ = self._continue_as_new
+            self._close_generator()
+            self.status = OrchestrationStatus.CONTINUED_AS_NEW
+            self.ended = ContinueAsNew(
+                timestamp=self.current_time, input=new_input, new_execution_id=uuid.uuid4().hex
+            )
+            return
+        try:
+            output = self.converter.dumps(value)
+        except SerializationError as exc:
+            self._fail(exc)
+            return
+        self._close_generator()
+        self.output = output
+        self.status = OrchestrationStatus.COMPLETED
+        self.ended = ExecutionCompleted(
+            timestamp=self.current_time, status=OrchestrationStatus.COMPLETED, result=output
+        )
+
+    def _fail(self, exc: BaseException) -> None:
+        self._close_generator()
+        self.failure = FailureDetails.from_exception(exc)
+        self.status = OrchestrationStatus.FAILED
+        self.ended = ExecutionCompleted(
+            timestamp=self.current_time, status=OrchestrationStatus.FAILED, failure=self.failure
+        )
+
+    def _terminate(self, event: ExecutionTerminated) -> None:
+        self._close_generator()
+        self._pending.clear()
+        if event.recursive:
+            self._terminate_children = [
+                self._sub_orchestrations[task_id]
+                for task_id, entry in self._open.items()
+                if entry.kind is SubOrchestrationInstanceCreated
+            ]
+        self.output = event.output
+        self.status = OrchestrationStatus.TERMINATED
+        self.ended = ExecutionCompleted(
+            timestamp=self.current_time, status=OrchestrationStatus.TERMINATED, result=event.output
+        )
+
+    def _deliver_event(self, event: EventRaised) -> None:
+        key = event.name.casefold()
+        waiters = self._event_waiters.get(key)
+        if waiters:
+            waiter = waiters.popleft()
+            self._complete_with_payload(waiter, event.input, None)
+        else:
+            self._event_buffer.setdefault(key, deque()).append(event)
+
+    def _complete_with_payload(self, task: CompletableTask[Any], payload: str | None, hint: Any) -> None:
+        try:
+            value = self.converter.loads(payload, hint)
+        except SerializationError as exc:
+            task._set_exception(exc)
+            return
+        task._set_result(value)
+
+    # -- scheduling (called through OrchestrationContext) ---------------------------------
+    def _next_task_id(self) -> int:
+        task_id = self._sequence
+        self._sequence += 1
+        return task_id
+
+    def _encode(self, value: Any, what: str) -> str | None:
+        try:
+            return self.converter.dumps(value)
+        except SerializationError as exc:
+            raise SerializationError(f"The input of {what} cannot be serialized: {exc}") from None
+
+    def call_activity(
+        self, activity: Callable[..., Any] | str, input: Any, retry_policy: RetryPolicy | None
+    ) -> Task[Any]:
+        name = name_of(activity)
+        payload = self._encode(input, f"activity {name!r}")
+        hint = self.app.output_type_of_activity(activity)
+
+        def schedule() -> Task[Any]:
+            task_id = self._next_task_id()
+            self._pending[task_id] = TaskScheduled(
+                timestamp=self.current_time, task_id=task_id, name=name, input=payload
+            )
+            return self._open_task(task_id, TaskScheduled, hint, f"Activity {name!r}")
+
+        if retry_policy is None:
+            return schedule()
+        return _RetryingTask(self, schedule, retry_policy, f"Activity {name!r}")
+
+    def call_sub_orchestrator(
+        self,
+        orchestrator: Callable[..., Any] | str,
+        input: Any,
+        instance_id: str | None,
+        retry_policy: RetryPolicy | None,
+    ) -> Task[Any]:
+        from ostinato.ids import validate_instance_id
+
+        name = name_of(orchestrator)
+        payload = self._encode(input, f"sub-orchestration {name!r}")
+        hint = self.app.output_type_of_orchestrator(orchestrator)
+        if instance_id is not None:
+            validate_instance_id(instance_id)
+
+        def schedule() -> Task[Any]:
+            task_id = self._next_task_id()
+            child_id = instance_id or str(
+                uuid.uuid5(UUID_NAMESPACE, f"{self.instance_id}\x1f{self.execution_id}\x1f{task_id}")
+            )
+            self._pending[task_id] = SubOrchestrationInstanceCreated(
+                timestamp=self.current_time,
+                task_id=task_id,
+                name=name,
+                instance_id=child_id,
+                input=payload,
+            )
+            self._sub_orchestrations[task_id] = child_id
+            return self._open_task(
+                task_id, SubOrchestrationInstanceCreated, hint, f"Sub-orchestration {name!r}"
+            )
+
+        if retry_policy is None:
+            return schedule()
+        return _RetryingTask(self, schedule, retry_policy, f"Sub-orchestration {name!r}")
+
+    def _open_task(
+        self, task_id: int, kind: type[HistoryEvent], hint: Any, label: str
+    ) -> CompletableTask[Any]:
+        task: CompletableTask[Any] = CompletableTask()
+
+        def on_failure(details: FailureDetails) -> None:
+            task._set_exception(failed_error(label, details))
+
+        self._open[task_id] = _OpenTask(
+            kind=kind,
+            on_success=lambda payload: self._complete_with_payload(task, payload, hint),
+            on_failure=on_failure,
+        )
+        return task
+
+    def create_timer(self, fire_at: datetime | timedelta) -> Task[None]:
+        if isinstance(fire_at, timedelta):
+            fire_at = self.current_time + fire_at
+        elif fire_at.tzinfo is None:
+            raise ValueError("create_timer needs an aware datetime (e.g. with tzinfo=timezone.utc)")
+        task_id = self._next_task_id()
+        self._pending[task_id] = TimerCreated(
+            timestamp=self.current_time, task_id=task_id, fire_at=fire_at
+        )
+        return self._open_task(task_id, TimerCreated, None, "Timer")
+
+    def wait_for_external_event(self, name: str) -> CompletableTask[Any]:
+        key = name.casefold()
+        task: CompletableTask[Any] = CompletableTask()
+        buffered = self._event_buffer.get(key)
+        if buffered:
+            self._complete_with_payload(task, buffered.popleft().input, None)
+        else:
+            self._event_waiters.setdefault(key, deque()).append(task)
+        return task
+
+    def send_event(self, instance_id: str, name: str, data: Any) -> None:
+        from ostinato.ids import validate_instance_id
+
+        validate_instance_id(instance_id)
+        payload = self._encode(data, f"event {name!r}")
+        task_id = self._next_task_id()
+        self._pending[task_id] = EventSent(
+            timestamp=self.current_time,
+            task_id=task_id,
+            instance_id=instance_id,
+            name=name,
+            input=payload,
+        )
+
+    def continue_as_new(self, new_input: Any, save_events: bool) -> None:
+        self._continue_as_new = (self._encode(new_input, "continue_as_new"), save_events)
+
+    def set_custom_status(self, value: Any) -> None:
+        self.custom_status = self._encode(value, "set_custom_status")
+
+    def new_uuid(self) -> str:
+        self._uuid_counter += 1
+        name = f"{self.instance_id}_{self.current_time.isoformat()}_{self._uuid_counter}"
+        return str(uuid.uuid5(UUID_NAMESPACE, name))
+
+    # -- outbound effects -----------------------------------------------------------------
+    def _emit(self, action: SchedulingEvent, result: StepResult) -> None:
+        if isinstance(action, TaskScheduled):
+            result.activity_tasks.append(
+                ActivityTask(
+                    instance_id=self.instance_id,
+                    execution_id=self.execution_id,
+                    task_id=action.task_id,
+                    name=action.name,
+                    input=action.input,
+                )
+            )
+        elif isinstance(action, TimerCreated):
+            result.messages.append(
+                OrchestrationMessage(
+                    instance_id=self.instance_id,
+                    execution_id=self.execution_id,
+                    visible_at=action.fire_at,
+                    event=TimerFired(
+                        timestamp=action.fire_at, timer_id=action.task_id, fire_at=action.fire_at
+                    ),
+                )
+            )
+        elif isinstance(action, SubOrchestrationInstanceCreated):
+            result.messages.append(
+                OrchestrationMessage(
+                    instance_id=action.instance_id,
+                    event=ExecutionStarted(
+                        timestamp=self.current_time,
+                        name=action.name,
+                        execution_id=uuid.uuid4().hex,
+                        input=action.input,
+                        parent=ParentInstance(
+                            instance_id=self.instance_id,
+                            execution_id=self.execution_id,
+                            task_id=action.task_id,
+                            name=self.name,
+                        ),
+                    ),
+                )
+            )
+        else:
+            result.messages.append(
+                OrchestrationMessage(
+                    instance_id=action.instance_id,
+                    event=EventRaised(timestamp=self.current_time, name=action.name, input=action.input),
+                )
+            )
+
+    def _emit_end(self, result: StepResult) -> None:
+        ended = self.ended
+        for child_id in self._terminate_children:
+            result.messages.append(
+                OrchestrationMessage(
+                    instance_id=child_id,
+                    event=ExecutionTerminated(
+                        timestamp=self.current_time,
+                        output=self.output,
+                        recursive=True,
+                    ),
+                )
+            )
+        if isinstance(ended, ContinueAsNew):
+            assert self._continue_as_new is not None
+            result.messages.append(
+                OrchestrationMessage(
+                    instance_id=self.instance_id,
+                    event=ExecutionStarted(
+                        timestamp=self.current_time,
+                        name=self.name,
+                        execution_id=ended.new_execution_id,
+                        input=ended.input,
+                        parent=self.parent,
+                    ),
+                )
+            )
+            if self._continue_as_new[1]:
+                for events in self._event_buffer.values():
+                    for event in events:
+                        result.messages.append(
+                            OrchestrationMessage(
+                                instance_id=self.instance_id,
+                                execution_id=ended.new_execution_id,
+                                event=event,
+                            )
+                        )
+            return
+        if self.parent is None or ended is None:
+            return
+        parent = self.parent
+        if ended.status is OrchestrationStatus.COMPLETED:
+            event: HistoryEvent = SubOrchestrationInstanceCompleted(
+                timestamp=self.current_time, task_scheduled_id=parent.task_id, result=ended.result
+            )
+        else:
+            failure = ended.failure or FailureDetails(
+                "OrchestrationTerminated", f"Orchestration '{self.instance_id}' was terminated"
+            )
+            event = SubOrchestrationInstanceFailed(
+                timestamp=self.current_time, task_scheduled_id=parent.task_id, failure=failure
+            )
+        result.messages.append(
+            OrchestrationMessage(
+                instance_id=parent.instance_id, execution_id=parent.execution_id, event=event
+            )
+        )
+
+
+def _completed_task_id(event: HistoryEvent) -> int | None:
+    if isinstance(
+        event,
+        TaskCompleted | TaskFailed | SubOrchestrationInstanceCompleted | SubOrchestrationInstanceFailed,
+    ):
+        return event.task_scheduled_id
+    if isinstance(event, TimerFired):
+        return event.timer_id
+    return None
+
+
+def _start_first(events: Sequence[HistoryEvent]) -> list[HistoryEvent]:
+    """``ExecutionStarted`` events first, the rest in arrival order."""
+    starts = [e for e in events if isinstance(e, ExecutionStarted)]
+    if not starts:
+        return list(events)
+    return starts + [e for e in events if not isinstance(e, ExecutionStarted)]

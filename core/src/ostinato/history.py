@@ -1,0 +1,311 @@
+"""The history model: the Durable Task event types and their versioned serialized form.
+
+An orchestration's history is an append-only list of these events. Providers store each event
+as the opaque text of :func:`dumps` and give it back through :func:`loads`; they never look
+inside. The serialized form is a JSON object ``{"v": 1, "type": "TaskScheduled", ...}``; ``v``
+is :data:`FORMAT_VERSION` and readers accept every version up to theirs.
+
+Scheduling events (``TaskScheduled``, ``TimerCreated``, ``SubOrchestrationInstanceCreated``,
+``EventSent``) carry the deterministic ``task_id`` that the orchestrator's n-th action gets;
+completion events name it as ``task_scheduled_id`` (``timer_id`` for ``TimerFired``).
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from dataclasses import dataclass, field, fields
+from datetime import datetime, timezone
+from typing import Any, ClassVar, TypeAlias
+
+from ostinato.errors import FailureDetails, SerializationError
+from ostinato.status import OrchestrationStatus
+
+FORMAT_VERSION = 1
+
+
+class EventType(enum.Enum):
+    """The kinds of history event."""
+
+    EXECUTION_STARTED = "ExecutionStarted"
+    ORCHESTRATOR_STARTED = "OrchestratorStarted"
+    ORCHESTRATOR_COMPLETED = "OrchestratorCompleted"
+    TASK_SCHEDULED = "TaskScheduled"
+    TASK_COMPLETED = "TaskCompleted"
+    TASK_FAILED = "TaskFailed"
+    SUB_ORCHESTRATION_CREATED = "SubOrchestrationInstanceCreated"
+    SUB_ORCHESTRATION_COMPLETED = "SubOrchestrationInstanceCompleted"
+    SUB_ORCHESTRATION_FAILED = "SubOrchestrationInstanceFailed"
+    TIMER_CREATED = "TimerCreated"
+    TIMER_FIRED = "TimerFired"
+    EVENT_RAISED = "EventRaised"
+    EVENT_SENT = "EventSent"
+    EXECUTION_SUSPENDED = "ExecutionSuspended"
+    EXECUTION_RESUMED = "ExecutionResumed"
+    EXECUTION_TERMINATED = "ExecutionTerminated"
+    EXECUTION_COMPLETED = "ExecutionCompleted"
+    CONTINUE_AS_NEW = "ContinueAsNew"
+
+
+def utcnow() -> datetime:
+    """The current time as an aware UTC datetime."""
+    return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True)
+class ParentInstance:
+    """Who started a sub-orchestration, so its result can be sent back."""
+
+    instance_id: str
+    execution_id: str
+    task_id: int
+    name: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class HistoryEvent:
+    """Base of every history event."""
+
+    event_type: ClassVar[EventType]
+    timestamp: datetime = field(default_factory=utcnow)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExecutionStarted(HistoryEvent):
+    event_type: ClassVar[EventType] = EventType.EXECUTION_STARTED
+    name: str
+    execution_id: str
+    input: str | None = None
+    parent: ParentInstance | None = None
+    scheduled_start_at: datetime | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class OrchestratorStarted(HistoryEvent):
+    event_type: ClassVar[EventType] = EventType.ORCHESTRATOR_STARTED
+
+
+@dataclass(frozen=True, kw_only=True)
+class OrchestratorCompleted(HistoryEvent):
+    event_type: ClassVar[EventType] = EventType.ORCHESTRATOR_COMPLETED
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskScheduled(HistoryEvent):
+    event_type: ClassVar[EventType] = EventType.TASK_SCHEDULED
+    task_id: int
+    name: str
+    input: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskCompleted(HistoryEvent):
+    event_type: ClassVar[EventType] = EventType.TASK_COMPLETED
+    task_scheduled_id: int
+    result: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskFailed(HistoryEvent):
+    event_type: ClassVar[EventType] = EventType.TASK_FAILED
+    task_scheduled_id: int
+    failure: FailureDetails
+
+
+@dataclass(frozen=True, kw_only=True)
+class SubOrchestrationInstanceCreated(HistoryEvent):
+    event_type: ClassVar[EventType] = EventType.SUB_ORCHESTRATION_CREATED
+    task_id: int
+    name: str
+    instance_id: str
+    input: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class SubOrchestrationInstanceCompleted(HistoryEvent):
+    event_type: ClassVar[EventType] = EventType.SUB_ORCHESTRATION_COMPLETED
+    task_scheduled_id: int
+    result: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class SubOrchestrationInstanceFailed(HistoryEvent):
+    event_type: ClassVar[EventType] = EventType.SUB_ORCHESTRATION_FAILED
+    task_scheduled_id: int
+    failure: FailureDetails
+
+
+@dataclass(frozen=True, kw_only=True)
+class TimerCreated(HistoryEvent):
+    event_type: ClassVar[EventType] = EventType.TIMER_CREATED
+    task_id: int
+    fire_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class TimerFired(HistoryEvent):
+    event_type: ClassVar[EventType] = EventType.TIMER_FIRED
+    timer_id: int
+    fire_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class EventRaised(HistoryEvent):
+    event_type: ClassVar[EventType] = EventType.EVENT_RAISED
+    name: str
+    input: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class EventSent(HistoryEvent):
+    event_type: ClassVar[EventType] = EventType.EVENT_SENT
+    task_id: int
+    instance_id: str
+    name: str
+    input: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExecutionSuspended(HistoryEvent):
+    event_type: ClassVar[EventType] = EventType.EXECUTION_SUSPENDED
+    reason: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExecutionResumed(HistoryEvent):
+    event_type: ClassVar[EventType] = EventType.EXECUTION_RESUMED
+    reason: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExecutionTerminated(HistoryEvent):
+    event_type: ClassVar[EventType] = EventType.EXECUTION_TERMINATED
+    output: str | None = None
+    recursive: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExecutionCompleted(HistoryEvent):
+    event_type: ClassVar[EventType] = EventType.EXECUTION_COMPLETED
+    status: OrchestrationStatus
+    result: str | None = None
+    failure: FailureDetails | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ContinueAsNew(HistoryEvent):
+    """The execution ended by continuing as new; ``input`` starts the next execution."""
+
+    event_type: ClassVar[EventType] = EventType.CONTINUE_AS_NEW
+    input: str | None = None
+    new_execution_id: str = ""
+
+
+AnyEvent: TypeAlias = (
+    ExecutionStarted
+    | OrchestratorStarted
+    | OrchestratorCompleted
+    | TaskScheduled
+    | TaskCompleted
+    | TaskFailed
+    | SubOrchestrationInstanceCreated
+    | SubOrchestrationInstanceCompleted
+    | SubOrchestrationInstanceFailed
+    | TimerCreated
+    | TimerFired
+    | EventRaised
+    | EventSent
+    | ExecutionSuspended
+    | ExecutionResumed
+    | ExecutionTerminated
+    | ExecutionCompleted
+    | ContinueAsNew
+)
+
+EVENT_CLASSES: dict[str, type[HistoryEvent]] = {
+    cls.event_type.value: cls
+    for cls in (
+        ExecutionStarted, OrchestratorStarted, OrchestratorCompleted, TaskScheduled,
+        TaskCompleted, TaskFailed, SubOrchestrationInstanceCreated,
+        SubOrchestrationInstanceCompleted, SubOrchestrationInstanceFailed, TimerCreated,
+        TimerFired, EventRaised, EventSent, ExecutionSuspended, ExecutionResumed,
+        ExecutionTerminated, ExecutionCompleted, ContinueAsNew,
+    )
+}
+_FIELDS: dict[type[HistoryEvent], tuple[str, ...]] = {
+    cls: tuple(f.name for f in fields(cls)) for cls in EVENT_CLASSES.values()
+}
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, FailureDetails):
+        return value.to_dict()
+    if isinstance(value, ParentInstance):
+        return {
+            "instance_id": value.instance_id,
+            "execution_id": value.execution_id,
+            "task_id": value.task_id,
+            "name": value.name,
+        }
+    if isinstance(value, OrchestrationStatus):
+        return value.value
+    return value
+
+
+_DATETIME_FIELDS = frozenset({"timestamp", "fire_at", "scheduled_start_at"})
+
+
+def _decode(name: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if name in _DATETIME_FIELDS:
+        return datetime.fromisoformat(value)
+    if name == "failure":
+        return FailureDetails.from_dict(value)
+    if name == "parent":
+        return ParentInstance(**value)
+    if name == "status":
+        return OrchestrationStatus(value)
+    return value
+
+
+def to_dict(event: HistoryEvent) -> dict[str, Any]:
+    """The event as plain JSON data (with ``v`` and ``type``)."""
+    data: dict[str, Any] = {"v": FORMAT_VERSION, "type": event.event_type.value}
+    for name in _FIELDS[type(event)]:
+        value = getattr(event, name)
+        if value is not None:
+            data[name] = _encode(value)
+    return data
+
+
+def from_dict(data: dict[str, Any]) -> HistoryEvent:
+    """Rebuild an event from :func:`to_dict` data."""
+    version = data.get("v", 1)
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise SerializationError(
+            f"History event format version {version!r} is newer than this ostinato "
+            f"understands ({FORMAT_VERSION}); upgrade ostinato"
+        )
+    try:
+        cls = EVENT_CLASSES[data["type"]]
+    except KeyError:
+        raise SerializationError(f"Unknown history event type {data.get('type')!r}") from None
+    kwargs = {name: _decode(name, data[name]) for name in _FIELDS[cls] if name in data}
+    return cls(**kwargs)
+
+
+def dumps(event: HistoryEvent) -> str:
+    """The event's serialized form, for a provider to store as opaque text."""
+    return json.dumps(to_dict(event), ensure_ascii=False, separators=(",", ":"))
+
+
+def loads(text: str) -> HistoryEvent:
+    """Rebuild an event from the text :func:`dumps` gave."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SerializationError(f"Corrupt history event: {exc}") from None
+    return from_dict(data)

@@ -1,0 +1,50 @@
+"""The instance-id rules, checked once, in the client, for every provider."""
+
+from __future__ import annotations
+
+import unicodedata
+import uuid
+
+from ostinato.errors import InvalidInstanceIdError
+
+MAX_INSTANCE_ID_LENGTH = 100
+FORBIDDEN_CHARACTERS = frozenset("/\\#?")
+
+
+def validate_instance_id(instance_id: object) -> str:
+    """Return ``instance_id`` if it obeys the rules, else raise ``InvalidInstanceIdError``.
+
+    The rules: a ``str`` of 1-100 characters, not starting with ``@``, containing none of
+    ``/ \\ # ?`` and no control characters.
+    """
+    if not isinstance(instance_id, str):
+        raise InvalidInstanceIdError(
+            f"Instance id must be a str, not {type(instance_id).__name__}"
+        )
+    if not instance_id:
+        raise InvalidInstanceIdError("Instance id must not be empty")
+    if len(instance_id) > MAX_INSTANCE_ID_LENGTH:
+        raise InvalidInstanceIdError(
+            f"Instance id is {len(instance_id)} characters long; "
+            f"the limit is {MAX_INSTANCE_ID_LENGTH}"
+        )
+    if instance_id.startswith("@"):
+        raise InvalidInstanceIdError(
+            f"Instance id {instance_id!r} must not start with '@' (reserved for entities)"
+        )
+    for ch in instance_id:
+        if ch in FORBIDDEN_CHARACTERS:
+            raise InvalidInstanceIdError(
+                f"Instance id {instance_id!r} contains {ch!r}; '/', '\\', '#' and '?' "
+                "are not allowed"
+            )
+        if unicodedata.category(ch) == "Cc":
+            raise InvalidInstanceIdError(
+                f"Instance id {instance_id!r} contains the control character U+{ord(ch):04X}"
+            )
+    return instance_id
+
+
+def new_instance_id() -> str:
+    """A fresh random instance id (a UUID4 in hex form)."""
+    return uuid.uuid4().hex

@@ -1,0 +1,354 @@
+"""The in-memory provider: thread-safe, with lock expiry, for unit tests and experiments.
+
+Everything lives in this process and is gone when it exits; it never stands in for a real
+back end in a provider's tests. Registered as provider ``memory``.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import threading
+from collections import OrderedDict
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from ostinato.errors import InstanceAlreadyExistsError, WorkItemLockLost
+from ostinato.history import HistoryEvent
+from ostinato.provider import (
+    ActivityTask,
+    ActivityWorkItem,
+    InstanceQuery,
+    InstanceRecord,
+    OrchestrationCheckpoint,
+    OrchestrationMessage,
+    OrchestrationWorkItem,
+    Page,
+    ProviderCapabilities,
+    ReuseIdPolicy,
+    StorageProvider,
+    new_lock_token,
+)
+from ostinato.status import OrchestrationStatus
+
+
+@dataclass
+class _Lock:
+    token: str
+    expires: datetime
+    message_seqs: frozenset[int] = frozenset()
+
+
+@dataclass
+class _Activity:
+    task: ActivityTask
+    visible_at: datetime | None = None
+    lock: _Lock | None = None
+    dequeue_count: int = 0
+
+
+@dataclass
+class _Inbox:
+    messages: dict[int, OrchestrationMessage] = field(default_factory=dict)
+    lock: _Lock | None = None
+    dequeue_count: int = 0
+
+
+class InMemoryProvider(StorageProvider):
+    """A complete provider held in Python dictionaries behind one lock."""
+
+    capabilities = ProviderCapabilities(
+        transactional_checkpoints=True, max_payload_bytes=None, multi_process=False
+    )
+
+    def __init__(self) -> None:
+        self._mutex = threading.RLock()
+        self._seq = itertools.count(1)
+        self._instances: dict[str, InstanceRecord] = {}
+        self._history: dict[str, list[HistoryEvent]] = {}
+        self._inboxes: dict[str, _Inbox] = {}
+        self._ready: OrderedDict[str, None] = OrderedDict()
+        # (time, seq, key): a delayed message becoming visible or a lock expiring.
+        self._orch_wakeups: list[tuple[datetime, int, str]] = []
+        self._activities: dict[int, _Activity] = {}
+        self._ready_activities: OrderedDict[int, None] = OrderedDict()
+        self._activity_wakeups: list[tuple[datetime, int, int]] = []
+
+    # -- client side ----------------------------------------------------------------------
+    def create_instance(
+        self, record: InstanceRecord, start: OrchestrationMessage, policy: ReuseIdPolicy
+    ) -> None:
+        with self._mutex:
+            existing = self._instances.get(record.instance_id)
+            if existing is not None:
+                if existing.runtime_status not in policy.replaceable_statuses:
+                    raise InstanceAlreadyExistsError(record.instance_id, existing.runtime_status)
+                self._history.pop(record.instance_id, None)
+                inbox = self._inboxes.get(record.instance_id)
+                if inbox is not None:
+                    inbox.messages.clear()
+            self._instances[record.instance_id] = record
+            self._enqueue(start)
+        self.changes.notify()
+
+    def send_message(self, message: OrchestrationMessage) -> None:
+        with self._mutex:
+            self._enqueue(message)
+        self.changes.notify()
+
+    def get_instance(self, instance_id: str) -> InstanceRecord | None:
+        with self._mutex:
+            return self._instances.get(instance_id)
+
+    def get_history(self, instance_id: str) -> list[HistoryEvent]:
+        with self._mutex:
+            return list(self._history.get(instance_id, ()))
+
+    def query_instances(self, query: InstanceQuery) -> Page[InstanceRecord]:
+        with self._mutex:
+            after = query.continuation_token
+            matching = sorted(
+                (r for r in self._instances.values() if query.matches(r)),
+                key=lambda r: r.instance_id,
+            )
+        if after is not None:
+            matching = [r for r in matching if r.instance_id > after]
+        page = matching[: query.page_size]
+        token = page[-1].instance_id if len(matching) > query.page_size else None
+        return Page(items=page, continuation_token=token)
+
+    def purge_instance(
+        self, instance_id: str, only_if_status: Collection[OrchestrationStatus]
+    ) -> bool:
+        with self._mutex:
+            record = self._instances.get(instance_id)
+            if record is None or record.runtime_status not in only_if_status:
+                return False
+            del self._instances[instance_id]
+            self._history.pop(instance_id, None)
+            self._inboxes.pop(instance_id, None)
+            self._ready.pop(instance_id, None)
+            for seq in [s for s, a in self._activities.items() if a.task.instance_id == instance_id]:
+                del self._activities[seq]
+                self._ready_activities.pop(seq, None)
+            return True
+
+    # -- orchestration work items ---------------------------------------------------------
+    def _enqueue(self, message: OrchestrationMessage) -> None:
+        inbox = self._inboxes.setdefault(message.instance_id, _Inbox())
+        seq = next(self._seq)
+        inbox.messages[seq] = message
+        if message.visible_at is not None and message.visible_at > self.now():
+            heapq.heappush(self._orch_wakeups, (message.visible_at, seq, message.instance_id))
+        elif inbox.lock is None:
+            self._ready[message.instance_id] = None
+
+    def _visible(self, inbox: _Inbox, now: datetime) -> list[int]:
+        return [
+            seq
+            for seq, m in inbox.messages.items()
+            if m.visible_at is None or m.visible_at <= now
+        ]
+
+    def _wake_orchestrations(self, now: datetime) -> None:
+        while self._orch_wakeups and self._orch_wakeups[0][0] <= now:
+            _, _, instance_id = heapq.heappop(self._orch_wakeups)
+            inbox = self._inboxes.get(instance_id)
+            if inbox is None:
+                continue
+            if inbox.lock is not None and inbox.lock.expires <= now:
+                inbox.lock = None
+            if inbox.lock is None and self._visible(inbox, now):
+                self._ready[instance_id] = None
+
+    def lock_next_orchestration_work_item(
+        self, worker_id: str, lock_timeout: timedelta
+    ) -> OrchestrationWorkItem | None:
+        now = self.now()
+        with self._mutex:
+            self._wake_orchestrations(now)
+            while self._ready:
+                instance_id, _ = self._ready.popitem(last=False)
+                inbox = self._inboxes.get(instance_id)
+                if inbox is None or inbox.lock is not None:
+                    continue
+                seqs = self._visible(inbox, now)
+                if not seqs:
+                    continue
+                lock = _Lock(new_lock_token(), now + lock_timeout, frozenset(seqs))
+                inbox.lock = lock
+                inbox.dequeue_count += 1
+                heapq.heappush(self._orch_wakeups, (lock.expires, next(self._seq), instance_id))
+                return OrchestrationWorkItem(
+                    instance_id=instance_id,
+                    messages=[inbox.messages[s] for s in seqs],
+                    instance=self._instances.get(instance_id),
+                    lock_token=lock.token,
+                    locked_until=lock.expires,
+                    dequeue_count=inbox.dequeue_count,
+                )
+        return None
+
+    def _held_inbox(self, item: OrchestrationWorkItem) -> _Inbox:
+        inbox = self._inboxes.get(item.instance_id)
+        if (
+            inbox is None
+            or inbox.lock is None
+            or inbox.lock.token != item.lock_token
+            or inbox.lock.expires <= self.now()
+        ):
+            raise WorkItemLockLost(f"Lock on instance '{item.instance_id}' was lost")
+        return inbox
+
+    def _release(self, instance_id: str, inbox: _Inbox) -> None:
+        inbox.lock = None
+        if self._visible(inbox, self.now()):
+            self._ready[instance_id] = None
+        else:
+            inbox.dequeue_count = 0
+            for m in inbox.messages.values():
+                if m.visible_at is not None:
+                    heapq.heappush(
+                        self._orch_wakeups, (m.visible_at, next(self._seq), instance_id)
+                    )
+
+    def complete_orchestration_work_item(
+        self, item: OrchestrationWorkItem, checkpoint: OrchestrationCheckpoint
+    ) -> None:
+        with self._mutex:
+            inbox = self._held_inbox(item)
+            assert inbox.lock is not None
+            for seq in inbox.lock.message_seqs:
+                inbox.messages.pop(seq, None)
+            if checkpoint.reset_history:
+                self._history[item.instance_id] = []
+            if checkpoint.new_history:
+                self._history.setdefault(item.instance_id, []).extend(checkpoint.new_history)
+            if checkpoint.instance is not None:
+                self._instances[item.instance_id] = checkpoint.instance
+            for task in checkpoint.activity_tasks:
+                self._add_activity(task)
+            for message in checkpoint.messages:
+                self._enqueue(message)
+            self._release(item.instance_id, inbox)
+        self.changes.notify()
+
+    def abandon_orchestration_work_item(
+        self, item: OrchestrationWorkItem, delay: timedelta | None = None
+    ) -> None:
+        with self._mutex:
+            inbox = self._held_inbox(item)
+            if delay:
+                inbox.lock = _Lock(new_lock_token(), self.now() + delay)
+                heapq.heappush(
+                    self._orch_wakeups, (inbox.lock.expires, next(self._seq), item.instance_id)
+                )
+            else:
+                self._release(item.instance_id, inbox)
+        self.changes.notify()
+
+    def renew_orchestration_work_item_lock(
+        self, item: OrchestrationWorkItem, lock_timeout: timedelta
+    ) -> None:
+        with self._mutex:
+            inbox = self._held_inbox(item)
+            assert inbox.lock is not None
+            inbox.lock.expires = self.now() + lock_timeout
+            item.locked_until = inbox.lock.expires
+            heapq.heappush(
+                self._orch_wakeups, (inbox.lock.expires, next(self._seq), item.instance_id)
+            )
+
+    # -- activity work items --------------------------------------------------------------
+    def _add_activity(self, task: ActivityTask, visible_at: datetime | None = None) -> None:
+        seq = next(self._seq)
+        self._activities[seq] = _Activity(task, visible_at)
+        self._ready_activities[seq] = None
+
+    def _wake_activities(self, now: datetime) -> None:
+        while self._activity_wakeups and self._activity_wakeups[0][0] <= now:
+            _, _, seq = heapq.heappop(self._activity_wakeups)
+            activity = self._activities.get(seq)
+            if activity is None:
+                continue
+            if activity.lock is not None and activity.lock.expires <= now:
+                activity.lock = None
+            if activity.lock is None:
+                self._ready_activities[seq] = None
+
+    def lock_next_activity_work_item(
+        self, worker_id: str, lock_timeout: timedelta
+    ) -> ActivityWorkItem | None:
+        now = self.now()
+        with self._mutex:
+            self._wake_activities(now)
+            while self._ready_activities:
+                seq, _ = self._ready_activities.popitem(last=False)
+                activity = self._activities.get(seq)
+                if activity is None or activity.lock is not None:
+                    continue
+                if activity.visible_at is not None and activity.visible_at > now:
+                    heapq.heappush(self._activity_wakeups, (activity.visible_at, seq, seq))
+                    continue
+                activity.lock = _Lock(new_lock_token(), now + lock_timeout)
+                activity.dequeue_count += 1
+                heapq.heappush(self._activity_wakeups, (activity.lock.expires, seq, seq))
+                return ActivityWorkItem(
+                    task=activity.task,
+                    lock_token=activity.lock.token,
+                    locked_until=activity.lock.expires,
+                    dequeue_count=activity.dequeue_count,
+                    provider_data=seq,
+                )
+        return None
+
+    def _held_activity(self, item: ActivityWorkItem) -> _Activity:
+        activity = self._activities.get(item.provider_data)
+        if (
+            activity is None
+            or activity.lock is None
+            or activity.lock.token != item.lock_token
+            or activity.lock.expires <= self.now()
+        ):
+            raise WorkItemLockLost(
+                f"Lock on activity task {item.task.name!r} of '{item.task.instance_id}' was lost"
+            )
+        return activity
+
+    def complete_activity_work_item(
+        self, item: ActivityWorkItem, result: OrchestrationMessage
+    ) -> None:
+        with self._mutex:
+            self._held_activity(item)
+            del self._activities[item.provider_data]
+            self._enqueue(result)
+        self.changes.notify()
+
+    def abandon_activity_work_item(
+        self, item: ActivityWorkItem, delay: timedelta | None = None
+    ) -> None:
+        with self._mutex:
+            activity = self._held_activity(item)
+            activity.lock = None
+            if delay:
+                activity.visible_at = self.now() + delay
+                heapq.heappush(
+                    self._activity_wakeups,
+                    (activity.visible_at, item.provider_data, item.provider_data),
+                )
+            else:
+                activity.visible_at = None
+                self._ready_activities[item.provider_data] = None
+        self.changes.notify()
+
+    def renew_activity_work_item_lock(self, item: ActivityWorkItem, lock_timeout: timedelta) -> None:
+        with self._mutex:
+            activity = self._held_activity(item)
+            assert activity.lock is not None
+            activity.lock.expires = self.now() + lock_timeout
+            item.locked_until = activity.lock.expires
+            heapq.heappush(
+                self._activity_wakeups,
+                (activity.lock.expires, item.provider_data, item.provider_data),
+            )

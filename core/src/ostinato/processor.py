@@ -1,0 +1,244 @@
+"""Turns an orchestration work item into a checkpoint: the core's side of a step.
+
+This is where the core applies its delivery rules, so providers need only at-least-once
+delivery:
+
+* ``ExecutionStarted`` is applied first; a duplicate start (same execution, or an instance
+  that is already running another execution) is dropped;
+* messages addressed to another execution than the current one are dropped;
+* a finished instance never runs again: messages for it are consumed and dropped;
+* messages for an instance whose start is not visible yet (``start_at``) are deferred.
+
+It also owns the run cache: runs of busy instances are kept between steps (bounded, least
+recently used first out) so a new event costs one step, not a replay of the whole history.
+A run is taken out of the cache while a step is in flight and put back only after the
+checkpoint committed, so a lost lock or failed commit can never leave a stale run behind.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import timedelta
+
+from ostinato.app import App
+from ostinato.converter import DataConverter
+from ostinato.engine import OrchestrationRun
+from ostinato.errors import FailureDetails
+from ostinato.history import (
+    ExecutionStarted,
+    ExecutionTerminated,
+    HistoryEvent,
+    SubOrchestrationInstanceFailed,
+    utcnow,
+)
+from ostinato.provider import (
+    InstanceRecord,
+    OrchestrationCheckpoint,
+    OrchestrationMessage,
+    OrchestrationWorkItem,
+    StorageProvider,
+)
+from ostinato.status import OrchestrationStatus
+
+#: How long messages for a not-yet-started instance wait before they are looked at again.
+DEFER_DELAY = timedelta(seconds=1)
+
+
+@dataclass
+class Step:
+    """A processed work item: the checkpoint to commit and the run to cache if it commits."""
+
+    item: OrchestrationWorkItem
+    checkpoint: OrchestrationCheckpoint
+    run: OrchestrationRun | None
+
+
+class RunCache:
+    """A bounded LRU map of instance id to its live run."""
+
+    def __init__(self, max_size: int) -> None:
+        self.max_size = max_size
+        self._runs: OrderedDict[str, OrchestrationRun] = OrderedDict()
+        self._mutex = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def take(self, record: InstanceRecord | None) -> OrchestrationRun | None:
+        """Remove and return the cached run for ``record`` if it is still current."""
+        if record is None:
+            return None
+        with self._mutex:
+            run = self._runs.pop(record.instance_id, None)
+        if (
+            run is not None
+            and run.execution_id == record.execution_id
+            and len(run.history) == record.history_size
+        ):
+            self.hits += 1
+            return run
+        self.misses += 1
+        return None
+
+    def put(self, run: OrchestrationRun) -> None:
+        if self.max_size <= 0:
+            return
+        with self._mutex:
+            self._runs[run.instance_id] = run
+            self._runs.move_to_end(run.instance_id)
+            while len(self._runs) > self.max_size:
+                self._runs.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._runs)
+
+
+class OrchestrationProcessor:
+    """Runs orchestration steps for one app against one provider."""
+
+    def __init__(
+        self, app: App, provider: StorageProvider, converter: DataConverter, cache_size: int
+    ) -> None:
+        self.app = app
+        self.provider = provider
+        self.converter = converter
+        self.cache = RunCache(cache_size)
+
+    def process(self, item: OrchestrationWorkItem) -> Step:
+        """Compute the checkpoint for ``item`` (reads history only on a cache miss)."""
+        now = utcnow()
+        record = item.instance
+        messages = item.messages
+        starts = [m for m in messages if isinstance(m.event, ExecutionStarted)]
+        others = [m for m in messages if not isinstance(m.event, ExecutionStarted)]
+        replies: list[OrchestrationMessage] = []
+
+        start: ExecutionStarted | None = None
+        for message in starts:
+            event = message.event
+            assert isinstance(event, ExecutionStarted)
+            if start is None and _starts_new_execution(record, event):
+                start = event
+            else:
+                replies.extend(_refuse_start(item.instance_id, record, event))
+
+        if start is not None:
+            run = OrchestrationRun(self.app, item.instance_id, self.converter)
+            reset = record is not None and (
+                record.history_size > 0 or record.execution_id != start.execution_id
+            )
+            execution_id = start.execution_id
+            events: list[HistoryEvent] = [start] + [
+                m.event for m in others if m.execution_id in (None, execution_id)
+            ]
+            created_at = record.created_at if record is not None else now
+        elif record is None or record.runtime_status.is_terminal:
+            return Step(item, OrchestrationCheckpoint(instance=None, messages=replies), None)
+        elif record.history_size == 0:
+            return Step(item, self._not_started(record, others, replies, now), None)
+        else:
+            run = self.cache.take(record) or self._rebuild(item, record)
+            reset = False
+            execution_id = record.execution_id
+            events = [m.event for m in others if m.execution_id in (None, execution_id)]
+            created_at = record.created_at
+
+        result = run.step(events, now)
+        if not result.new_events:
+            return Step(item, OrchestrationCheckpoint(instance=None, messages=replies), run)
+        new_record = InstanceRecord(
+            instance_id=item.instance_id,
+            name=run.name,
+            execution_id=run.execution_id,
+            runtime_status=run.status,
+            created_at=created_at,
+            last_updated_at=now,
+            input=run.input,
+            output=run.output,
+            custom_status=run.custom_status,
+            failure_details=run.failure,
+            parent_instance_id=run.parent.instance_id if run.parent else None,
+            history_size=len(run.history),
+        )
+        checkpoint = OrchestrationCheckpoint(
+            instance=new_record,
+            new_history=result.new_events,
+            reset_history=reset,
+            activity_tasks=result.activity_tasks,
+            messages=result.messages + replies,
+        )
+        return Step(item, checkpoint, None if run.ended is not None else run)
+
+    def committed(self, step: Step) -> None:
+        """Record that ``step``'s checkpoint is durable: its run may be cached."""
+        if step.run is not None:
+            self.cache.put(step.run)
+
+    def _rebuild(self, item: OrchestrationWorkItem, record: InstanceRecord) -> OrchestrationRun:
+        history = item.history
+        if history is None:
+            history = self.provider.get_history(item.instance_id)
+        run = OrchestrationRun(self.app, item.instance_id, self.converter)
+        run.replay(history)
+        return run
+
+    def _not_started(
+        self,
+        record: InstanceRecord,
+        others: list[OrchestrationMessage],
+        replies: list[OrchestrationMessage],
+        now: object,
+    ) -> OrchestrationCheckpoint:
+        """Messages for an instance whose start message is not visible yet."""
+        terminate = next((m.event for m in others if isinstance(m.event, ExecutionTerminated)), None)
+        if terminate is not None:
+            assert isinstance(terminate, ExecutionTerminated)
+            ended = record.with_changes(
+                runtime_status=OrchestrationStatus.TERMINATED,
+                output=terminate.output,
+                last_updated_at=utcnow(),
+            )
+            return OrchestrationCheckpoint(instance=ended, messages=replies)
+        deferred = [
+            OrchestrationMessage(
+                instance_id=m.instance_id,
+                event=m.event,
+                execution_id=m.execution_id,
+                visible_at=utcnow() + DEFER_DELAY,
+            )
+            for m in others
+        ]
+        return OrchestrationCheckpoint(instance=None, messages=deferred + replies)
+
+
+def _starts_new_execution(record: InstanceRecord | None, start: ExecutionStarted) -> bool:
+    if record is None:
+        return True
+    status = record.runtime_status
+    if status is OrchestrationStatus.PENDING:
+        return record.execution_id == start.execution_id and record.history_size == 0
+    if status is OrchestrationStatus.CONTINUED_AS_NEW or status.is_terminal:
+        return record.execution_id != start.execution_id
+    return False
+
+
+def _refuse_start(
+    instance_id: str, record: InstanceRecord | None, start: ExecutionStarted
+) -> list[OrchestrationMessage]:
+    """A dropped start: tell a waiting parent, unless it is a plain duplicate."""
+    parent = start.parent
+    if parent is None or record is None or record.execution_id == start.execution_id:
+        return []
+    if record.runtime_status.is_terminal:
+        return []
+    failure = FailureDetails(
+        "InstanceAlreadyExistsError", f"An instance with ID '{instance_id}' already exists."
+    )
+    return [
+        OrchestrationMessage(
+            instance_id=parent.instance_id,
+            execution_id=parent.execution_id,
+            event=SubOrchestrationInstanceFailed(task_scheduled_id=parent.task_id, failure=failure),
+        )
+    ]

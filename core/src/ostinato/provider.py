@@ -1,0 +1,524 @@
+"""The storage-provider contract.
+
+Providers are dumb, durable and concurrent; the core owns meaning. A provider stores and moves
+opaque, versioned records (instance records, history events, messages, activity tasks); the
+core decides what they mean, deduplicates and replays. Every method is blocking and must be
+safe to call from several threads at once; the worker calls them from a thread pool.
+
+Guarantees every provider gives (the conformance suite checks each one):
+
+* **At-least-once delivery.** Every message and activity task written is handed out in a work
+  item until a ``complete_*`` call that was given it succeeds. Abandoning, letting a lock
+  expire, or crashing at any point hands it out again. Nothing is ever lost.
+* **Exactly-once state changes.** ``complete_orchestration_work_item`` applies the whole
+  checkpoint and consumes exactly the messages of the work item, or (raising) nothing of it.
+  Non-transactional providers may leave a checkpoint half-written when they crash, but only in
+  an order whose redelivery the core's deduplication turns into the same final result
+  (see ``ProviderCapabilities.transactional_checkpoints``).
+* **One owner.** An instance is locked by at most one work item at a time, and messages that
+  arrive after the lock was taken are not part of it. Completing, abandoning or renewing a work
+  item whose lock was lost (expired and taken by another worker, or already completed) raises
+  :class:`~ostinato.errors.WorkItemLockLost` and changes nothing.
+* **Timers never fire early.** A message with ``visible_at`` is not handed out before then.
+* **Atomic create.** ``create_instance`` checks the reuse-id policy and writes the instance in
+  one atomic step: N concurrent creates of one id produce one instance and N-1
+  :class:`~ostinato.errors.InstanceAlreadyExistsError`.
+* **Purge removes everything** of an instance: record, history, inbox and activity tasks.
+* Payloads of any size up to ``ProviderCapabilities.max_payload_bytes`` round-trip unchanged.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import threading
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any, Generic, TypeVar
+
+from ostinato import history
+from ostinato.errors import FailureDetails
+from ostinato.history import HistoryEvent, utcnow
+from ostinato.status import TERMINAL_STATUSES, OrchestrationStatus
+
+T = TypeVar("T")
+
+
+class ReuseIdPolicy(enum.Enum):
+    """What ``schedule_new_orchestration`` does when the instance id already exists."""
+
+    #: Active (PENDING/RUNNING/SUSPENDED/CONTINUED_AS_NEW) instances raise
+    #: ``InstanceAlreadyExistsError``; finished ones are replaced by a fresh run. The default.
+    REPLACE_TERMINAL = "replace_terminal"
+    #: Any existing instance raises ``InstanceAlreadyExistsError``.
+    ERROR_IF_EXISTS = "error_if_exists"
+    #: Any existing instance is replaced; an active one's execution is abandoned.
+    REPLACE_ANY = "replace_any"
+
+    @property
+    def replaceable_statuses(self) -> frozenset[OrchestrationStatus]:
+        """The statuses of an existing instance that this policy replaces."""
+        if self is ReuseIdPolicy.REPLACE_TERMINAL:
+            return TERMINAL_STATUSES
+        if self is ReuseIdPolicy.ERROR_IF_EXISTS:
+            return frozenset()
+        return frozenset(OrchestrationStatus)
+
+
+@dataclass(frozen=True)
+class InstanceRecord:
+    """The stored state of one orchestration instance (its current execution).
+
+    ``history_size`` is the number of events in the current execution's history; the core
+    uses it to tell whether a cached copy of that history is still current.
+    """
+
+    instance_id: str
+    name: str
+    execution_id: str
+    runtime_status: OrchestrationStatus
+    created_at: datetime
+    last_updated_at: datetime
+    input: str | None = None
+    output: str | None = None
+    custom_status: str | None = None
+    failure_details: FailureDetails | None = None
+    parent_instance_id: str | None = None
+    history_size: int = 0
+
+    def with_changes(self, **changes: Any) -> InstanceRecord:
+        return replace(self, **changes)
+
+
+def encode_failure(details: FailureDetails | None) -> str | None:
+    """Failure details as text, for providers that store them in a text column."""
+    return None if details is None else json.dumps(details.to_dict(), ensure_ascii=False)
+
+
+def decode_failure(text: str | None) -> FailureDetails | None:
+    """The inverse of :func:`encode_failure`."""
+    return None if text is None else FailureDetails.from_dict(json.loads(text))
+
+
+def new_message_id() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass(frozen=True)
+class OrchestrationMessage:
+    """A message in an instance's inbox: one history event to deliver.
+
+    ``execution_id``, when set, names the execution the message is for; the core drops it
+    if the instance has moved on to another. ``visible_at``, when set, is the earliest time
+    the message may be handed out (timers, scheduled starts, retries).
+    """
+
+    instance_id: str
+    event: HistoryEvent
+    execution_id: str | None = None
+    visible_at: datetime | None = None
+    message_id: str = field(default_factory=new_message_id)
+
+    def to_json(self) -> str:
+        """The message as opaque text for storage."""
+        data: dict[str, Any] = {
+            "id": self.message_id,
+            "instance_id": self.instance_id,
+            "event": history.to_dict(self.event),
+        }
+        if self.execution_id is not None:
+            data["execution_id"] = self.execution_id
+        if self.visible_at is not None:
+            data["visible_at"] = self.visible_at.isoformat()
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> OrchestrationMessage:
+        data = json.loads(text)
+        visible_at = data.get("visible_at")
+        return cls(
+            instance_id=data["instance_id"],
+            event=history.from_dict(data["event"]),
+            execution_id=data.get("execution_id"),
+            visible_at=datetime.fromisoformat(visible_at) if visible_at else None,
+            message_id=data["id"],
+        )
+
+
+@dataclass(frozen=True)
+class ActivityTask:
+    """A request to run one activity for an orchestration execution."""
+
+    instance_id: str
+    execution_id: str
+    task_id: int
+    name: str
+    input: str | None = None
+
+    @property
+    def key(self) -> str:
+        """A key unique to this task (instance, execution, task id)."""
+        return f"{self.instance_id}\x1f{self.execution_id}\x1f{self.task_id}"
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "instance_id": self.instance_id,
+                "execution_id": self.execution_id,
+                "task_id": self.task_id,
+                "name": self.name,
+                "input": self.input,
+            },
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> ActivityTask:
+        return cls(**json.loads(text))
+
+
+@dataclass
+class OrchestrationWorkItem:
+    """One instance's pending visible messages, locked for one worker.
+
+    ``instance`` is the stored record (``None`` if the instance has none yet, e.g. a
+    sub-orchestration whose start message is among ``messages``). ``history`` is ``None``
+    unless the provider chose to prefetch it; the worker then reads it with ``get_history``
+    only if its cache doesn't already hold it. ``provider_data`` is the provider's own.
+    """
+
+    instance_id: str
+    messages: list[OrchestrationMessage]
+    instance: InstanceRecord | None
+    lock_token: str
+    locked_until: datetime
+    history: list[HistoryEvent] | None = None
+    dequeue_count: int = 1
+    provider_data: Any = None
+
+
+@dataclass
+class ActivityWorkItem:
+    """One activity task, locked for one worker."""
+
+    task: ActivityTask
+    lock_token: str
+    locked_until: datetime
+    dequeue_count: int = 1
+    provider_data: Any = None
+
+
+@dataclass
+class OrchestrationCheckpoint:
+    """Everything one orchestration step persists, applied by one ``complete`` call.
+
+    * ``instance``: the new instance record (``None``: leave the record as it is);
+    * ``new_history``: events appended to the history; with ``reset_history`` the existing
+      history is deleted first (a new execution began);
+    * ``activity_tasks``: activities to enqueue;
+    * ``messages``: messages to enqueue, for any instance including this one (timers).
+    """
+
+    instance: InstanceRecord | None
+    new_history: list[HistoryEvent] = field(default_factory=list)
+    reset_history: bool = False
+    activity_tasks: list[ActivityTask] = field(default_factory=list)
+    messages: list[OrchestrationMessage] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class InstanceQuery:
+    """Filters for ``query_instances``. Results are ordered by instance id."""
+
+    runtime_status: frozenset[OrchestrationStatus] | None = None
+    name_prefix: str | None = None
+    instance_id_prefix: str | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+    page_size: int = 100
+    continuation_token: str | None = None
+
+    def matches(self, record: InstanceRecord) -> bool:
+        """True if ``record`` passes every filter (paging aside)."""
+        if self.runtime_status is not None and record.runtime_status not in self.runtime_status:
+            return False
+        if self.name_prefix is not None and not record.name.startswith(self.name_prefix):
+            return False
+        if self.instance_id_prefix is not None and not record.instance_id.startswith(
+            self.instance_id_prefix
+        ):
+            return False
+        if self.created_from is not None and record.created_at < self.created_from:
+            return False
+        if self.created_to is not None and record.created_at > self.created_to:
+            return False
+        return True
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of results; pass ``continuation_token`` back for the next (``None``: last)."""
+
+    items: list[T]
+    continuation_token: str | None = None
+
+
+@dataclass(frozen=True)
+class ProviderCapabilities:
+    """What a provider guarantees beyond the common contract.
+
+    * ``transactional_checkpoints``: a checkpoint is applied all-or-nothing;
+    * ``max_payload_bytes``: the largest payload it stores (``None``: no limit);
+    * ``native_payload_bytes``: the size above which it offloads payloads (informational);
+    * ``multi_process``: several processes may share one task hub;
+    * ``lock_expiry``: locks expire after their timeout (the worker renews them).
+    """
+
+    transactional_checkpoints: bool = True
+    max_payload_bytes: int | None = None
+    native_payload_bytes: int | None = None
+    multi_process: bool = True
+    lock_expiry: bool = True
+
+
+class ChangeSignal:
+    """An in-process wake-up: providers ``notify()`` after each write that others may await.
+
+    Workers and clients in the same process wait on it instead of polling; across
+    processes they fall back to polling at the wait's timeout.
+    """
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._version = 0
+        self._listeners: list[Callable[[], None]] = []
+
+    def subscribe(self, listener: Callable[[], None]) -> None:
+        """Call ``listener()`` (from the notifying thread) after every change."""
+        with self._condition:
+            self._listeners = [*self._listeners, listener]
+
+    def unsubscribe(self, listener: Callable[[], None]) -> None:
+        with self._condition:
+            self._listeners = [fn for fn in self._listeners if fn != listener]
+
+    @property
+    def version(self) -> int:
+        return self._version
+
+    def notify(self) -> None:
+        with self._condition:
+            self._version += 1
+            self._condition.notify_all()
+            listeners = self._listeners
+        for listener in listeners:
+            listener()
+
+    def wait(self, since: int, timeout: float) -> int:
+        """Block until the version passes ``since`` or ``timeout`` seconds pass."""
+        with self._condition:
+            if self._version == since:
+                self._condition.wait(timeout)
+            return self._version
+
+
+class StorageProvider(ABC):
+    """The contract between the ostinato core and a storage back end.
+
+    Subclass it, implement the abstract methods, declare ``capabilities``, and run the
+    conformance suite (``ostinato-conformance``) against it. Timestamps are aware UTC
+    datetimes. Methods not marked abstract have correct defaults that a provider may
+    override with a faster path.
+    """
+
+    capabilities: ProviderCapabilities = ProviderCapabilities()
+    _change_signal: ChangeSignal | None = None
+
+    @property
+    def changes(self) -> ChangeSignal:
+        """The provider's in-process change signal (see :class:`ChangeSignal`)."""
+        if self._change_signal is None:
+            self._change_signal = ChangeSignal()
+        return self._change_signal
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def setup(self) -> None:
+        """Create the task hub's storage if it doesn't exist. Idempotent, safe concurrently."""
+
+    def close(self) -> None:
+        """Release connections and other resources."""
+
+    # -- client side ----------------------------------------------------------------------
+    @abstractmethod
+    def create_instance(
+        self, record: InstanceRecord, start: OrchestrationMessage, policy: ReuseIdPolicy
+    ) -> None:
+        """Atomically create ``record`` and enqueue its ``start`` message.
+
+        If an instance with the id exists and its status is not in
+        ``policy.replaceable_statuses``, raise ``InstanceAlreadyExistsError`` and change
+        nothing. Otherwise the old instance is replaced: its history and pending messages
+        are deleted in the same atomic step. Check and write are one atomic step.
+        """
+
+    @abstractmethod
+    def send_message(self, message: OrchestrationMessage) -> None:
+        """Enqueue ``message`` for ``message.instance_id`` (whether or not it exists)."""
+
+    @abstractmethod
+    def get_instance(self, instance_id: str) -> InstanceRecord | None:
+        """The stored record, or ``None``."""
+
+    @abstractmethod
+    def get_history(self, instance_id: str) -> list[HistoryEvent]:
+        """The current execution's history, oldest first (empty if none)."""
+
+    @abstractmethod
+    def query_instances(self, query: InstanceQuery) -> Page[InstanceRecord]:
+        """Records matching ``query``, ordered by instance id, ``query.page_size`` at most.
+
+        The continuation token is opaque to callers; paging through every page returns each
+        matching instance that existed throughout exactly once.
+        """
+
+    @abstractmethod
+    def purge_instance(
+        self, instance_id: str, only_if_status: Collection[OrchestrationStatus]
+    ) -> bool:
+        """Delete everything of the instance if its status is in ``only_if_status``.
+
+        Record, history, inbox messages and activity tasks go together, atomically with the
+        status check. Returns whether it was deleted.
+        """
+
+    # -- orchestration work items ---------------------------------------------------------
+    @abstractmethod
+    def lock_next_orchestration_work_item(
+        self, worker_id: str, lock_timeout: timedelta
+    ) -> OrchestrationWorkItem | None:
+        """Lock an instance that has visible messages and return them, or ``None``.
+
+        An instance whose lock is held (and not expired) is never returned. The lock lasts
+        ``lock_timeout`` unless renewed.
+        """
+
+    def lock_next_orchestration_work_items(
+        self, worker_id: str, lock_timeout: timedelta, max_count: int
+    ) -> list[OrchestrationWorkItem]:
+        """Lock up to ``max_count`` work items (of distinct instances) at once."""
+        items: list[OrchestrationWorkItem] = []
+        while len(items) < max_count:
+            item = self.lock_next_orchestration_work_item(worker_id, lock_timeout)
+            if item is None:
+                break
+            items.append(item)
+        return items
+
+    @abstractmethod
+    def complete_orchestration_work_item(
+        self, item: OrchestrationWorkItem, checkpoint: OrchestrationCheckpoint
+    ) -> None:
+        """Persist ``checkpoint``, consume exactly ``item.messages`` and release the lock.
+
+        Raises ``WorkItemLockLost`` (changing nothing) if the lock is no longer held.
+        """
+
+    def complete_orchestration_work_items(
+        self, batch: Sequence[tuple[OrchestrationWorkItem, OrchestrationCheckpoint]]
+    ) -> list[Exception | None]:
+        """Complete several work items; one result per item (``None`` or the error).
+
+        A provider may commit them in one transaction (group commit); one item's failure
+        must not undo another's success.
+        """
+        results: list[Exception | None] = []
+        for item, checkpoint in batch:
+            try:
+                self.complete_orchestration_work_item(item, checkpoint)
+                results.append(None)
+            except Exception as exc:  # noqa: BLE001 - reported per item
+                results.append(exc)
+        return results
+
+    @abstractmethod
+    def abandon_orchestration_work_item(
+        self, item: OrchestrationWorkItem, delay: timedelta | None = None
+    ) -> None:
+        """Release the lock without consuming anything; messages reappear after ``delay``.
+
+        Raises ``WorkItemLockLost`` if the lock is no longer held.
+        """
+
+    @abstractmethod
+    def renew_orchestration_work_item_lock(
+        self, item: OrchestrationWorkItem, lock_timeout: timedelta
+    ) -> None:
+        """Extend the lock to now + ``lock_timeout`` (updates ``item.locked_until``).
+
+        Raises ``WorkItemLockLost`` if the lock is no longer held by this item.
+        """
+
+    # -- activity work items --------------------------------------------------------------
+    @abstractmethod
+    def lock_next_activity_work_item(
+        self, worker_id: str, lock_timeout: timedelta
+    ) -> ActivityWorkItem | None:
+        """Lock the next visible activity task, or return ``None``."""
+
+    def lock_next_activity_work_items(
+        self, worker_id: str, lock_timeout: timedelta, max_count: int
+    ) -> list[ActivityWorkItem]:
+        """Lock up to ``max_count`` activity tasks at once."""
+        items: list[ActivityWorkItem] = []
+        while len(items) < max_count:
+            item = self.lock_next_activity_work_item(worker_id, lock_timeout)
+            if item is None:
+                break
+            items.append(item)
+        return items
+
+    @abstractmethod
+    def complete_activity_work_item(
+        self, item: ActivityWorkItem, result: OrchestrationMessage
+    ) -> None:
+        """Delete the task and enqueue ``result`` for its instance, atomically.
+
+        Raises ``WorkItemLockLost`` (changing nothing) if the lock is no longer held.
+        """
+
+    def complete_activity_work_items(
+        self, batch: Sequence[tuple[ActivityWorkItem, OrchestrationMessage]]
+    ) -> list[Exception | None]:
+        """Complete several activity work items; one result per item."""
+        results: list[Exception | None] = []
+        for item, result in batch:
+            try:
+                self.complete_activity_work_item(item, result)
+                results.append(None)
+            except Exception as exc:  # noqa: BLE001 - reported per item
+                results.append(exc)
+        return results
+
+    @abstractmethod
+    def abandon_activity_work_item(
+        self, item: ActivityWorkItem, delay: timedelta | None = None
+    ) -> None:
+        """Release the task's lock; it reappears after ``delay``. May raise ``WorkItemLockLost``."""
+
+    @abstractmethod
+    def renew_activity_work_item_lock(self, item: ActivityWorkItem, lock_timeout: timedelta) -> None:
+        """Extend the task's lock. Raises ``WorkItemLockLost`` if it is no longer held."""
+
+    # -- helpers for implementers ---------------------------------------------------------
+    @staticmethod
+    def now() -> datetime:
+        """The current time (aware UTC)."""
+        return utcnow()
+
+
+def new_lock_token() -> str:
+    return uuid.uuid4().hex
