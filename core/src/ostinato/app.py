@@ -74,7 +74,9 @@ class App:
     @overload
     def orchestrator(self, *, name: str | None = None) -> Callable[[F], F]: ...
 
-    def orchestrator(self, fn: F | None = None, /, *, name: str | None = None) -> Any:
+    def orchestrator(  # type: ignore[misc]
+        self, fn: F | None = None, /, *, name: str | None = None
+    ) -> Any:
         """Register an orchestrator: ``(ctx, input) -> generator`` (or a plain value)."""
 
         def register(f: F) -> F:
@@ -88,7 +90,9 @@ class App:
     @overload
     def activity(self, *, name: str | None = None) -> Callable[[F], F]: ...
 
-    def activity(self, fn: F | None = None, /, *, name: str | None = None) -> Any:
+    def activity(  # type: ignore[misc]
+        self, fn: F | None = None, /, *, name: str | None = None
+    ) -> Any:
         """Register an activity: ``(ctx, input) -> value``, sync or ``async def``."""
 
         def register(f: F) -> F:

@@ -27,11 +27,11 @@ from ostinato.errors import (
     PayloadTooLargeError,
 )
 from ostinato.history import (
+    EventRaised,
     ExecutionResumed,
     ExecutionStarted,
     ExecutionSuspended,
     ExecutionTerminated,
-    EventRaised,
     HistoryEvent,
     SubOrchestrationInstanceCreated,
     utcnow,
@@ -97,7 +97,9 @@ class _Backoff:
 class Client:
     """A synchronous client for one provider (one task hub)."""
 
-    def __init__(self, provider: StorageProvider, *, converter: DataConverter | None = None) -> None:
+    def __init__(
+        self, provider: StorageProvider, *, converter: DataConverter | None = None
+    ) -> None:
         self.provider = provider
         self.converter = converter or default_converter
         self._set_up = False
@@ -135,7 +137,9 @@ class Client:
         finished instance, raise ``InstanceAlreadyExistsError`` for an active one); the check
         and the create are one atomic step in the provider.
         """
-        instance_id = new_instance_id() if instance_id is None else validate_instance_id(instance_id)
+        instance_id = (
+            new_instance_id() if instance_id is None else validate_instance_id(instance_id)
+        )
         name = name_of(orchestrator)
         payload = self._payload(input, "orchestration input")
         if start_at is not None and start_at.tzinfo is None:
@@ -163,7 +167,9 @@ class Client:
                 scheduled_start_at=start_at,
             ),
         )
-        self._provider().create_instance(record, start, reuse_id_policy or ReuseIdPolicy.REPLACE_TERMINAL)
+        self._provider().create_instance(
+            record, start, reuse_id_policy or ReuseIdPolicy.REPLACE_TERMINAL
+        )
         return instance_id
 
     # -- reading --------------------------------------------------------------------------
@@ -352,7 +358,9 @@ def _has_finished(state: OrchestrationState) -> bool:
 class AsyncClient:
     """The asyncio face of :class:`Client`: the same methods, as coroutines."""
 
-    def __init__(self, provider: StorageProvider, *, converter: DataConverter | None = None) -> None:
+    def __init__(
+        self, provider: StorageProvider, *, converter: DataConverter | None = None
+    ) -> None:
         self._client = Client(provider, converter=converter)
         self.provider = provider
 
@@ -462,4 +470,3 @@ class AsyncClient:
 
 
 __all__ = ["AsyncClient", "Client", "PurgeResult", "raise_if_failed", "state_from_record"]
-

@@ -142,4 +142,7 @@ class ActivityContext:
         self.name = name
 
     def __repr__(self) -> str:
-        return f"ActivityContext({self.name!r}, instance_id={self.instance_id!r}, task_id={self.task_id})"
+        return (
+            f"ActivityContext({self.name!r}, instance_id={self.instance_id!r}, "
+            f"task_id={self.task_id})"
+        )

@@ -65,7 +65,9 @@ class JsonDataConverter:
             return None
         try:
             return json.dumps(
-                self.to_json_value(value, "$"), ensure_ascii=False, allow_nan=False,
+                self.to_json_value(value, "$"),
+                ensure_ascii=False,
+                allow_nan=False,
                 separators=(",", ":"),
             )
         except ValueError as exc:  # NaN / infinity
@@ -77,7 +79,9 @@ class JsonDataConverter:
             return value
         if isinstance(value, float):
             if value != value or value in (float("inf"), float("-inf")):
-                raise SerializationError(f"Cannot serialize {value!r} at {path}: not a finite number")
+                raise SerializationError(
+                    f"Cannot serialize {value!r} at {path}: not a finite number"
+                )
             return value
         for cls, encoder in self._encoders.items():
             if isinstance(value, cls):
@@ -172,7 +176,9 @@ class JsonDataConverter:
                 return tuple(self._convert(v, args[0]) for v in value)
             if args and len(args) != len(value):
                 raise ValueError(f"expected {len(args)} items, got {len(value)}")
-            return tuple(self._convert(v, a) for v, a in zip(value, args or [None] * len(value)))
+            return tuple(
+                self._convert(v, a) for v, a in zip(value, args or [None] * len(value), strict=True)
+            )
         if origin in (dict, typing.Dict):  # noqa: UP006
             vt = args[1] if len(args) == 2 else None
             return {k: self._convert(v, vt) for k, v in value.items()}
@@ -216,7 +222,7 @@ class JsonDataConverter:
                 for f in dataclasses.fields(hint)
                 if f.init and f.name in value
             }
-            return hint(**kwargs)
+            return typing.cast(Any, hint)(**kwargs)
         model_validate = getattr(hint, "model_validate", None)
         if callable(model_validate):
             return model_validate(value)

@@ -23,7 +23,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ostinato.app import App, name_of
@@ -99,7 +99,10 @@ class _RetryingTask(CompletableTask[Any]):
     """The task user code sees for a call with a retry policy; attempts happen underneath."""
 
     def __init__(
-        self, run: OrchestrationRun, schedule: Callable[[], Task[Any]], policy: RetryPolicy,
+        self,
+        run: OrchestrationRun,
+        schedule: Callable[[], Task[Any]],
+        policy: RetryPolicy,
         label: str,
     ) -> None:
         super().__init__()
@@ -163,7 +166,7 @@ class OrchestrationRun:
         self.custom_status: str | None = None
         self.output: str | None = None
         self.failure: FailureDetails | None = None
-        self.current_time = datetime.min.replace(tzinfo=timezone.utc)
+        self.current_time = datetime.min.replace(tzinfo=UTC)
         self.is_replaying = False
         self.started = False
         self.ended: ExecutionCompleted | ContinueAsNew | None = None
@@ -194,7 +197,7 @@ class OrchestrationRun:
             step_times[i] = upcoming
         self.is_replaying = True
         try:
-            for event, step_time in zip(history, step_times):
+            for event, step_time in zip(history, step_times, strict=True):
                 if isinstance(event, OrchestratorStarted):
                     self.current_time = event.timestamp
                 elif isinstance(
@@ -369,7 +372,7 @@ class OrchestrationRun:
             return
         if inspect.isgenerator(result):
             self._generator = result
-            self._advance(lambda: result.send(None))
+            self._advance(result.send, None)
         else:
             self._finish(result)
 
@@ -385,14 +388,13 @@ class OrchestrationRun:
             if task.is_failed:
                 exc = task.get_exception()
                 assert exc is not None
-                self._advance(lambda: gen.throw(exc))
+                self._advance(gen.throw, exc)
             else:
-                value = task._result
-                self._advance(lambda: gen.send(value))
+                self._advance(gen.send, task._result)
 
-    def _advance(self, resume: Callable[[], Any]) -> None:
+    def _advance(self, resume: Callable[[Any], Any], value: Any) -> None:
         try:
-            yielded = resume()
+            yielded = resume(value)
         except StopIteration as stop:
             self._finish(stop.value)
             return
@@ -420,7 +422,7 @@ class OrchestrationRun:
         if gen is not None:
             try:
                 gen.close()
-            except Exception:  # noqa: BLE001, S110 - code after termination is not ours to run
+            except Exception:  # noqa: BLE001 - code after termination is not ours to run
                 pass
 
     def _finish(self, value: Any) -> None:
@@ -476,7 +478,9 @@ class OrchestrationRun:
         else:
             self._event_buffer.setdefault(key, deque()).append(event)
 
-    def _complete_with_payload(self, task: CompletableTask[Any], payload: str | None, hint: Any) -> None:
+    def _complete_with_payload(
+        self, task: CompletableTask[Any], payload: str | None, hint: Any
+    ) -> None:
         try:
             value = self.converter.loads(payload, hint)
         except SerializationError as exc:
@@ -532,7 +536,9 @@ class OrchestrationRun:
         def schedule() -> Task[Any]:
             task_id = self._next_task_id()
             child_id = instance_id or str(
-                uuid.uuid5(UUID_NAMESPACE, f"{self.instance_id}\x1f{self.execution_id}\x1f{task_id}")
+                uuid.uuid5(
+                    UUID_NAMESPACE, f"{self.instance_id}\x1f{self.execution_id}\x1f{task_id}"
+                )
             )
             self._pending[task_id] = SubOrchestrationInstanceCreated(
                 timestamp=self.current_time,
@@ -656,7 +662,9 @@ class OrchestrationRun:
             result.messages.append(
                 OrchestrationMessage(
                     instance_id=action.instance_id,
-                    event=EventRaised(timestamp=self.current_time, name=action.name, input=action.input),
+                    event=EventRaised(
+                        timestamp=self.current_time, name=action.name, input=action.input
+                    ),
                 )
             )
 
@@ -688,13 +696,13 @@ class OrchestrationRun:
                 )
             )
             if self._continue_as_new[1]:
-                for events in self._event_buffer.values():
-                    for event in events:
+                for buffered_events in self._event_buffer.values():
+                    for buffered in buffered_events:
                         result.messages.append(
                             OrchestrationMessage(
                                 instance_id=self.instance_id,
                                 execution_id=ended.new_execution_id,
-                                event=event,
+                                event=buffered,
                             )
                         )
             return
@@ -722,7 +730,10 @@ class OrchestrationRun:
 def _completed_task_id(event: HistoryEvent) -> int | None:
     if isinstance(
         event,
-        TaskCompleted | TaskFailed | SubOrchestrationInstanceCompleted | SubOrchestrationInstanceFailed,
+        TaskCompleted
+        | TaskFailed
+        | SubOrchestrationInstanceCompleted
+        | SubOrchestrationInstanceFailed,
     ):
         return event.task_scheduled_id
     if isinstance(event, TimerFired):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import enum
 import json
 from dataclasses import dataclass, field, fields
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, ClassVar, TypeAlias
 
 from ostinato.errors import FailureDetails, SerializationError
@@ -49,7 +49,7 @@ class EventType(enum.Enum):
 
 def utcnow() -> datetime:
     """The current time as an aware UTC datetime."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -225,11 +225,24 @@ AnyEvent: TypeAlias = (
 EVENT_CLASSES: dict[str, type[HistoryEvent]] = {
     cls.event_type.value: cls
     for cls in (
-        ExecutionStarted, OrchestratorStarted, OrchestratorCompleted, TaskScheduled,
-        TaskCompleted, TaskFailed, SubOrchestrationInstanceCreated,
-        SubOrchestrationInstanceCompleted, SubOrchestrationInstanceFailed, TimerCreated,
-        TimerFired, EventRaised, EventSent, ExecutionSuspended, ExecutionResumed,
-        ExecutionTerminated, ExecutionCompleted, ContinueAsNew,
+        ExecutionStarted,
+        OrchestratorStarted,
+        OrchestratorCompleted,
+        TaskScheduled,
+        TaskCompleted,
+        TaskFailed,
+        SubOrchestrationInstanceCreated,
+        SubOrchestrationInstanceCompleted,
+        SubOrchestrationInstanceFailed,
+        TimerCreated,
+        TimerFired,
+        EventRaised,
+        EventSent,
+        ExecutionSuspended,
+        ExecutionResumed,
+        ExecutionTerminated,
+        ExecutionCompleted,
+        ContinueAsNew,
     )
 }
 _FIELDS: dict[type[HistoryEvent], tuple[str, ...]] = {

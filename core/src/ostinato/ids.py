@@ -18,9 +18,7 @@ def validate_instance_id(instance_id: object) -> str:
     ``/ \\ # ?`` and no control characters.
     """
     if not isinstance(instance_id, str):
-        raise InvalidInstanceIdError(
-            f"Instance id must be a str, not {type(instance_id).__name__}"
-        )
+        raise InvalidInstanceIdError(f"Instance id must be a str, not {type(instance_id).__name__}")
     if not instance_id:
         raise InvalidInstanceIdError("Instance id must not be empty")
     if len(instance_id) > MAX_INSTANCE_ID_LENGTH:

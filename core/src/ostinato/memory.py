@@ -129,7 +129,9 @@ class InMemoryProvider(StorageProvider):
             self._history.pop(instance_id, None)
             self._inboxes.pop(instance_id, None)
             self._ready.pop(instance_id, None)
-            for seq in [s for s, a in self._activities.items() if a.task.instance_id == instance_id]:
+            for seq in [
+                s for s, a in self._activities.items() if a.task.instance_id == instance_id
+            ]:
                 del self._activities[seq]
                 self._ready_activities.pop(seq, None)
             return True
@@ -146,9 +148,7 @@ class InMemoryProvider(StorageProvider):
 
     def _visible(self, inbox: _Inbox, now: datetime) -> list[int]:
         return [
-            seq
-            for seq, m in inbox.messages.items()
-            if m.visible_at is None or m.visible_at <= now
+            seq for seq, m in inbox.messages.items() if m.visible_at is None or m.visible_at <= now
         ]
 
     def _wake_orchestrations(self, now: datetime) -> None:
@@ -209,9 +209,7 @@ class InMemoryProvider(StorageProvider):
             inbox.dequeue_count = 0
             for m in inbox.messages.values():
                 if m.visible_at is not None:
-                    heapq.heappush(
-                        self._orch_wakeups, (m.visible_at, next(self._seq), instance_id)
-                    )
+                    heapq.heappush(self._orch_wakeups, (m.visible_at, next(self._seq), instance_id))
 
     def complete_orchestration_work_item(
         self, item: OrchestrationWorkItem, checkpoint: OrchestrationCheckpoint
@@ -342,7 +340,9 @@ class InMemoryProvider(StorageProvider):
                 self._ready_activities[item.provider_data] = None
         self.changes.notify()
 
-    def renew_activity_work_item_lock(self, item: ActivityWorkItem, lock_timeout: timedelta) -> None:
+    def renew_activity_work_item_lock(
+        self, item: ActivityWorkItem, lock_timeout: timedelta
+    ) -> None:
         with self._mutex:
             activity = self._held_activity(item)
             assert activity.lock is not None

@@ -191,7 +191,9 @@ class OrchestrationProcessor:
         now: object,
     ) -> OrchestrationCheckpoint:
         """Messages for an instance whose start message is not visible yet."""
-        terminate = next((m.event for m in others if isinstance(m.event, ExecutionTerminated)), None)
+        terminate = next(
+            (m.event for m in others if isinstance(m.event, ExecutionTerminated)), None
+        )
         if terminate is not None:
             assert isinstance(terminate, ExecutionTerminated)
             ended = record.with_changes(

@@ -254,9 +254,7 @@ class InstanceQuery:
             return False
         if self.created_from is not None and record.created_at < self.created_from:
             return False
-        if self.created_to is not None and record.created_at > self.created_to:
-            return False
-        return True
+        return self.created_to is None or record.created_at <= self.created_to
 
 
 @dataclass(frozen=True)
@@ -510,7 +508,9 @@ class StorageProvider(ABC):
         """Release the task's lock; it reappears after ``delay``. May raise ``WorkItemLockLost``."""
 
     @abstractmethod
-    def renew_activity_work_item_lock(self, item: ActivityWorkItem, lock_timeout: timedelta) -> None:
+    def renew_activity_work_item_lock(
+        self, item: ActivityWorkItem, lock_timeout: timedelta
+    ) -> None:
         """Extend the task's lock. Raises ``WorkItemLockLost`` if it is no longer held."""
 
     # -- helpers for implementers ---------------------------------------------------------

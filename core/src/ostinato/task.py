@@ -85,7 +85,7 @@ class CompositeTask(Task[T]):
 
 
 class WhenAllTask(CompositeTask[list[T]]):
-    """Completes with every child's result (in order) once all complete; fails on the first failure."""
+    """Completes with all children's results (in order); fails on the first failure."""
 
     def __init__(self, tasks: Iterable[Task[T]]) -> None:
         super().__init__(tasks)
@@ -127,7 +127,7 @@ def when_all(tasks: Iterable[Task[T]]) -> WhenAllTask[T]:
     return WhenAllTask(tasks)
 
 
-def when_any(tasks: Iterable[Task[Any]]) -> WhenAnyTask[Any]:
+def when_any(tasks: Iterable[Task[Any]]) -> WhenAnyTask:
     """A task that completes when any of ``tasks`` completes, with that task as its result."""
     return WhenAnyTask(tasks)
 

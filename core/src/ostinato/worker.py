@@ -108,7 +108,7 @@ class AsyncWorker:
         log.info("Worker %s started", self.worker_id)
 
     async def stop(self) -> None:
-        """Stop taking work, let in-flight work finish (up to ``grace_period``), abandon the rest."""
+        """Stop taking work, let in-flight work finish (``grace_period``), abandon the rest."""
         if self._stopping is None or self._stopping.is_set():
             return
         self._stopping.set()
@@ -181,7 +181,7 @@ class AsyncWorker:
                     self.lock_timeout,
                     min(free, self.batch_size),
                 )
-            except Exception:  # noqa: BLE001 - a provider hiccup must not kill the worker
+            except Exception:
                 log.exception("Locking orchestration work items failed; retrying")
                 await self._idle(self._wake_orchestrations, min(delay, self.max_poll_interval))
                 delay = min(delay * 2, self.max_poll_interval)
@@ -199,7 +199,7 @@ class AsyncWorker:
     async def _run_orchestration_batch(self, items: list[Any]) -> None:
         try:
             await self._call(self._process_and_commit, items)
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.exception("Processing orchestration work items failed")
         finally:
             self._orchestrations_in_flight -= len(items)
@@ -210,7 +210,7 @@ class AsyncWorker:
         for item in items:
             try:
                 steps.append(self.processor.process(item))
-            except Exception:  # noqa: BLE001 - e.g. history unreadable: retry later
+            except Exception:
                 log.exception("Orchestration step for '%s' failed; abandoning", item.instance_id)
                 with contextlib.suppress(Exception):
                     self.provider.abandon_orchestration_work_item(item, timedelta(seconds=1))
@@ -219,7 +219,7 @@ class AsyncWorker:
         results = self.provider.complete_orchestration_work_items(
             [(step.item, step.checkpoint) for step in steps]
         )
-        for step, error in zip(steps, results):
+        for step, error in zip(steps, results, strict=True):
             if error is None:
                 self.processor.committed(step)
             elif isinstance(error, WorkItemLockLost):
@@ -251,7 +251,7 @@ class AsyncWorker:
                     self.lock_timeout,
                     min(free, self.batch_size),
                 )
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("Locking activity work items failed; retrying")
                 await self._idle(self._wake_activities, min(delay, self.max_poll_interval))
                 delay = min(delay * 2, self.max_poll_interval)
@@ -286,11 +286,15 @@ class AsyncWorker:
         while True:
             await asyncio.sleep(interval)
             try:
-                await self._call(self.provider.renew_activity_work_item_lock, item, self.lock_timeout)
+                await self._call(
+                    self.provider.renew_activity_work_item_lock, item, self.lock_timeout
+                )
             except WorkItemLockLost:
-                log.warning("Lost the lock of activity %s; its result will be dropped", item.task.name)
+                log.warning(
+                    "Lost the lock of activity %s; its result will be dropped", item.task.name
+                )
                 return
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("Renewing the lock of activity %s failed", item.task.name)
 
     async def _execute_activity(self, item: ActivityWorkItem) -> OrchestrationMessage:
@@ -315,7 +319,9 @@ class AsyncWorker:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - activity failures go back to the orchestration
-            event = TaskFailed(task_scheduled_id=task.task_id, failure=FailureDetails.from_exception(exc))
+            event = TaskFailed(
+                task_scheduled_id=task.task_id, failure=FailureDetails.from_exception(exc)
+            )
         return OrchestrationMessage(
             instance_id=task.instance_id, execution_id=task.execution_id, event=event
         )
@@ -330,13 +336,17 @@ class AsyncWorker:
             if batch:
                 try:
                     results = await self._call(self.provider.complete_activity_work_items, batch)
-                except Exception:  # noqa: BLE001
+                except Exception:
                     log.exception("Committing activity results failed; they will be redelivered")
                     results = []
-                for (item, _), error in zip(batch, results):
+                for (item, _), error in zip(batch, results, strict=False):
                     if error is not None and not isinstance(error, WorkItemLockLost):
                         log.error("Committing activity %s failed: %r", item.task.name, error)
-            if self._stopping.is_set() and not self._activity_results and not self._activities_in_flight:
+            if (
+                self._stopping.is_set()
+                and not self._activity_results
+                and not self._activities_in_flight
+            ):
                 return
 
 
@@ -406,4 +416,3 @@ class Worker:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
