@@ -226,8 +226,6 @@ class OrchestrationRun:
         self.history = list(history)
 
     def _match_recorded(self, event: SchedulingEvent) -> None:
-        if self.ended is not None:
-            return
         action = self._pending.pop(event.task_id, None)
         if action is None:
             raise NonDeterminismError(

@@ -1,0 +1,278 @@
+"""The replay engine and the core's deduplication, driven directly (no worker, no threads)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import ostinato as ot
+import pytest
+from ostinato.engine import OrchestrationRun
+from ostinato.history import (
+    EventRaised,
+    ExecutionCompleted,
+    ExecutionStarted,
+    HistoryEvent,
+    TaskCompleted,
+    TaskScheduled,
+    utcnow,
+)
+from ostinato.processor import OrchestrationProcessor
+from ostinato.provider import ActivityTask, OrchestrationMessage
+
+CONVERTER = ot.JsonDataConverter()
+
+
+def make_app(second_step: str = "b") -> ot.App:
+    app = ot.App()
+
+    @app.orchestrator
+    def two_steps(ctx: ot.OrchestrationContext, _: Any) -> Any:
+        a = yield ctx.call_activity("a")
+        if second_step == "timer":
+            yield ctx.create_timer(timedelta(seconds=1))
+            return a
+        b = yield ctx.call_activity(second_step)
+        return [a, b]
+
+    return app
+
+
+def start(name: str = "two_steps", execution_id: str = "e1") -> ExecutionStarted:
+    return ExecutionStarted(name=name, execution_id=execution_id)
+
+
+def run_history(
+    app: ot.App, steps: list[list[HistoryEvent]]
+) -> tuple[OrchestrationRun, list[HistoryEvent]]:
+    run = OrchestrationRun(app, "i1", CONVERTER)
+    for events in steps:
+        run.step(events, utcnow())
+    return run, list(run.history)
+
+
+def test_replay_reproduces_the_same_state() -> None:
+    app = make_app()
+    run, history = run_history(app, [[start()], [TaskCompleted(task_scheduled_id=0, result='"A"')]])
+    replayed = OrchestrationRun(app, "i1", CONVERTER)
+    replayed.replay(history)
+    assert replayed.ended is None
+    assert replayed.status is ot.OrchestrationStatus.RUNNING
+    result = replayed.step([TaskCompleted(task_scheduled_id=1, result='"B"')], utcnow())
+    assert isinstance(result.new_events[-1], ExecutionCompleted)
+    assert replayed.output == '["A","B"]'
+
+
+def test_changed_activity_name_is_nondeterminism_naming_both() -> None:
+    _, history = run_history(
+        make_app("b"), [[start()], [TaskCompleted(task_scheduled_id=0, result='"A"')]]
+    )
+    replayed = OrchestrationRun(make_app("c"), "i1", CONVERTER)
+    replayed.replay(history)
+    assert replayed.status is ot.OrchestrationStatus.FAILED
+    assert replayed.failure is not None
+    assert replayed.failure.error_type == "NonDeterminismError"
+    assert "call_activity('b')" in replayed.failure.message
+    assert "call_activity('c')" in replayed.failure.message
+    # The failure is persisted by the next step even though nothing new applies.
+    result = replayed.step([], utcnow())
+    assert isinstance(result.new_events[-1], ExecutionCompleted)
+    assert result.new_events[-1].status is ot.OrchestrationStatus.FAILED
+
+
+def test_changed_action_type_is_nondeterminism() -> None:
+    _, history = run_history(
+        make_app("b"), [[start()], [TaskCompleted(task_scheduled_id=0, result='"A"')]]
+    )
+    replayed = OrchestrationRun(make_app("timer"), "i1", CONVERTER)
+    replayed.replay(history)
+    assert replayed.failure is not None
+    assert "create_timer()" in replayed.failure.message
+    assert "call_activity('b')" in replayed.failure.message
+
+
+def test_removed_action_is_nondeterminism() -> None:
+    app = ot.App()
+
+    @app.orchestrator
+    def two_steps(ctx: ot.OrchestrationContext, _: Any) -> Any:
+        return "no activities any more"
+        yield  # pragma: no cover
+
+    _, history = run_history(make_app(), [[start()]])
+    replayed = OrchestrationRun(app, "i1", CONVERTER)
+    replayed.replay(history)
+    assert replayed.failure is not None
+    assert "no longer schedules it" in replayed.failure.message
+
+
+def test_duplicate_and_unknown_completions_are_ignored() -> None:
+    run, _ = run_history(make_app(), [[start()]])
+    size = len(run.history)
+    ignored = run.step([TaskCompleted(task_scheduled_id=7, result='"?"')], utcnow())
+    assert ignored.new_events == [] and len(run.history) == size
+    first = run.step([TaskCompleted(task_scheduled_id=0, result='"A"')], utcnow())
+    assert [type(e).__name__ for e in first.new_events][:2] == [
+        "TaskCompleted",
+        "OrchestratorStarted",
+    ]
+    duplicate = run.step([TaskCompleted(task_scheduled_id=0, result='"A2"')], utcnow())
+    assert duplicate.new_events == []
+    done = run.step([TaskCompleted(task_scheduled_id=1, result='"B"')], utcnow())
+    assert isinstance(done.new_events[-1], ExecutionCompleted)
+    assert run.output == '["A","B"]'
+
+
+def test_second_execution_started_is_dropped() -> None:
+    run, _ = run_history(make_app(), [[start()]])
+    result = run.step([start(execution_id="e1")], utcnow())
+    assert result.new_events == []
+
+
+def test_execution_started_is_applied_first() -> None:
+    app = ot.App()
+
+    @app.orchestrator
+    def waits(ctx: ot.OrchestrationContext, _: Any) -> Any:
+        return (yield ctx.wait_for_external_event("go"))
+
+    run = OrchestrationRun(app, "i1", CONVERTER)
+    result = run.step([EventRaised(name="go", input="1"), start("waits")], utcnow())
+    assert [type(e).__name__ for e in result.new_events] == [
+        "ExecutionStarted", "EventRaised", "OrchestratorStarted", "OrchestratorCompleted",
+        "ExecutionCompleted",
+    ]  # fmt: skip
+    assert run.output == "1"
+
+
+class CountingProvider(ot.InMemoryProvider):
+    def __init__(self) -> None:
+        super().__init__()
+        self.history_reads = 0
+
+    def get_history(self, instance_id: str) -> list[HistoryEvent]:
+        self.history_reads += 1
+        return super().get_history(instance_id)
+
+
+def drive(processor: OrchestrationProcessor, provider: ot.InMemoryProvider) -> int:
+    """Process orchestration work items and run activities inline until idle."""
+    steps = 0
+    while True:
+        item = provider.lock_next_orchestration_work_item("w", timedelta(seconds=30))
+        if item is not None:
+            step = processor.process(item)
+            provider.complete_orchestration_work_item(item, step.checkpoint)
+            processor.committed(step)
+            steps += 1
+            continue
+        activity = provider.lock_next_activity_work_item("w", timedelta(seconds=30))
+        if activity is None:
+            return steps
+        task: ActivityTask = activity.task
+        provider.complete_activity_work_item(
+            activity,
+            OrchestrationMessage(
+                instance_id=task.instance_id,
+                execution_id=task.execution_id,
+                event=TaskCompleted(task_scheduled_id=task.task_id, result=f'"{task.name}!"'),
+            ),
+        )
+
+
+@pytest.mark.parametrize("cache_size", [0, 1, 100])
+def test_cached_and_cold_runs_give_the_same_history(cache_size: int) -> None:
+    provider = CountingProvider()
+    client = ot.Client(provider)
+    processor = OrchestrationProcessor(make_app(), provider, CONVERTER, cache_size)
+    ids = [client.schedule_new_orchestration("two_steps", instance_id=f"i{n}") for n in range(3)]
+    drive(processor, provider)
+    reads = provider.history_reads
+    for instance_id in ids:
+        state = client.get_orchestration_state(instance_id)
+        assert state is not None and state.output == ["a!", "b!"]
+        kinds = [type(e).__name__ for e in provider.get_history(instance_id)]
+        assert kinds.count("TaskScheduled") == 2 and kinds[-1] == "ExecutionCompleted"
+    if cache_size >= 3:
+        assert reads == 0  # every step was served from the cache
+    elif cache_size == 0:
+        assert reads == 6  # two replays per instance
+
+
+def test_messages_for_another_execution_are_dropped() -> None:
+    provider = ot.InMemoryProvider()
+    client = ot.Client(provider)
+    processor = OrchestrationProcessor(make_app(), provider, CONVERTER, 10)
+    client.schedule_new_orchestration("two_steps", instance_id="x")
+    item = provider.lock_next_orchestration_work_item("w", timedelta(seconds=30))
+    assert item is not None
+    step = processor.process(item)
+    provider.complete_orchestration_work_item(item, step.checkpoint)
+    processor.committed(step)
+    provider.send_message(
+        OrchestrationMessage(
+            instance_id="x",
+            execution_id="some-old-execution",
+            event=TaskCompleted(task_scheduled_id=0, result='"stale"'),
+        )
+    )
+    item = provider.lock_next_orchestration_work_item("w", timedelta(seconds=30))
+    assert item is not None
+    step = processor.process(item)
+    assert step.checkpoint.instance is None and step.checkpoint.new_history == []
+
+
+def test_finished_instance_never_runs_again() -> None:
+    provider = ot.InMemoryProvider()
+    client = ot.Client(provider)
+    processor = OrchestrationProcessor(make_app(), provider, CONVERTER, 10)
+    client.schedule_new_orchestration("two_steps", instance_id="done")
+    drive(processor, provider)
+    before = provider.get_instance("done")
+    assert before is not None and before.runtime_status is ot.OrchestrationStatus.COMPLETED
+    client.raise_orchestration_event("done", "late", data=1)
+    client.terminate_orchestration("done")
+    provider.send_message(
+        OrchestrationMessage(instance_id="done", event=start(execution_id=before.execution_id))
+    )
+    drive(processor, provider)
+    assert provider.get_instance("done") == before
+    assert len(provider.get_history("done")) == before.history_size
+
+
+def test_history_events_round_trip_through_their_serialized_form() -> None:
+    from ostinato import history
+
+    app = ot.App()
+
+    @app.orchestrator
+    def everything(ctx: ot.OrchestrationContext, _: Any) -> Any:
+        ctx.send_event("other", "e", data=1)
+        yield ctx.create_timer(timedelta(0))
+        yield ctx.call_sub_orchestrator("sub", instance_id="sub1")
+        yield ctx.call_activity("a", input={"k": [1, 2]})
+        return "ok"
+
+    run = OrchestrationRun(app, "i1", CONVERTER)
+    run.step([start("everything")], utcnow())
+    events = list(run.history)
+    for event in events:
+        assert history.loads(history.dumps(event)) == event
+    future = history.to_dict(events[0]) | {"v": history.FORMAT_VERSION + 1}
+    with pytest.raises(ot.SerializationError, match="newer"):
+        history.from_dict(future)
+    with pytest.raises(ot.SerializationError, match="Unknown history event type"):
+        history.from_dict({"v": 1, "type": "Nope"})
+
+
+def test_task_scheduled_ids_are_deterministic() -> None:
+    app = make_app()
+    run_a, history_a = run_history(
+        app, [[start()], [TaskCompleted(task_scheduled_id=0, result="1")]]
+    )
+    run_b, history_b = run_history(
+        app, [[start()], [TaskCompleted(task_scheduled_id=0, result="1")]]
+    )
+    ids_a = [e.task_id for e in history_a if isinstance(e, TaskScheduled)]
+    ids_b = [e.task_id for e in history_b if isinstance(e, TaskScheduled)]
+    assert ids_a == ids_b == [0, 1]

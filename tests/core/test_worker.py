@@ -1,0 +1,134 @@
+"""Worker behaviour: concurrency limits, lock renewal, graceful stop, cache bounds, recovery."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import timedelta
+from typing import Any
+
+import ostinato as ot
+
+app = ot.App()
+running = 0
+peak = 0
+calls: dict[str, int] = {}
+guard = threading.Lock()
+
+
+@app.activity
+def slow(ctx: ot.ActivityContext, seconds: float) -> str:
+    global running, peak
+    with guard:
+        running += 1
+        peak = max(peak, running)
+        calls[ctx.instance_id] = calls.get(ctx.instance_id, 0) + 1
+    time.sleep(seconds)
+    with guard:
+        running -= 1
+    return "slept"
+
+
+@app.orchestrator
+def fan(ctx: ot.OrchestrationContext, args: tuple[int, float]) -> Any:
+    n, seconds = args
+    return (yield ot.when_all([ctx.call_activity(slow, input=seconds) for _ in range(n)]))
+
+
+@app.orchestrator
+def one_slow(ctx: ot.OrchestrationContext, seconds: float) -> Any:
+    return (yield ctx.call_activity(slow, input=seconds))
+
+
+def reset() -> None:
+    global running, peak
+    running = peak = 0
+    calls.clear()
+
+
+def test_activity_concurrency_is_bounded() -> None:
+    reset()
+    provider = ot.InMemoryProvider()
+    client = ot.Client(provider)
+    with ot.Worker(app, provider, max_concurrent_activities=3, max_poll_interval=0.05):
+        instance_id = client.schedule_new_orchestration(fan, input=(12, 0.05))
+        state = client.wait_for_orchestration_completion(instance_id, timeout=20)
+    assert state.output == ["slept"] * 12
+    assert peak == 3
+
+
+def test_long_activity_keeps_its_lock_and_runs_once() -> None:
+    reset()
+    provider = ot.InMemoryProvider()
+    client = ot.Client(provider)
+    lock = timedelta(milliseconds=300)
+    with (
+        ot.Worker(app, provider, lock_timeout=lock, max_poll_interval=0.05),
+        ot.Worker(app, provider, lock_timeout=lock, max_poll_interval=0.05),
+    ):
+        instance_id = client.schedule_new_orchestration(one_slow, input=1.2)
+        state = client.wait_for_orchestration_completion(instance_id, timeout=20)
+    assert state.output == "slept"
+    assert calls[instance_id] == 1  # renewed: never handed to the second worker
+
+
+def test_graceful_stop_abandons_unfinished_work_and_loses_nothing() -> None:
+    reset()
+    provider = ot.InMemoryProvider()
+    client = ot.Client(provider)
+    worker = ot.Worker(app, provider, grace_period=0.1, max_poll_interval=0.05)
+    worker.start()
+    instance_id = client.schedule_new_orchestration(one_slow, input=0.5)
+    deadline = time.monotonic() + 5
+    while not calls and time.monotonic() < deadline:
+        time.sleep(0.01)
+    worker.stop()  # the activity is still sleeping: it is abandoned, not lost
+    state = client.get_orchestration_state(instance_id)
+    assert state is not None and state.runtime_status is ot.OrchestrationStatus.RUNNING
+    with ot.Worker(app, provider, max_poll_interval=0.05):
+        state = client.wait_for_orchestration_completion(instance_id, timeout=20)
+    assert state.output == "slept"
+    assert calls[instance_id] == 2  # at-least-once: the abandoned attempt ran again
+
+
+def test_lost_worker_is_recovered_after_lock_expiry() -> None:
+    """A worker that takes a work item and dies: the lock expires and another finishes it."""
+    reset()
+    provider = ot.InMemoryProvider()
+    client = ot.Client(provider)
+    instance_id = client.schedule_new_orchestration(one_slow, input=0.01)
+    dead = provider.lock_next_orchestration_work_item("dead-worker", timedelta(milliseconds=200))
+    assert dead is not None
+    with ot.Worker(app, provider, max_poll_interval=0.05):
+        state = client.wait_for_orchestration_completion(instance_id, timeout=20)
+    assert state.output == "slept"
+    try:
+        provider.complete_orchestration_work_item(dead, ot.provider.OrchestrationCheckpoint(None))
+    except ot.WorkItemLockLost:
+        pass
+    else:
+        raise AssertionError("the dead worker's late commit must be refused")
+
+
+@app.orchestrator
+def chatty(ctx: ot.OrchestrationContext, n: int) -> Any:
+    total = 0
+    for _ in range(n):
+        total += yield ctx.wait_for_external_event("add")
+    return total
+
+
+def test_small_cache_evicts_and_stays_correct() -> None:
+    provider = ot.InMemoryProvider()
+    client = ot.Client(provider)
+    with ot.Worker(app, provider, cache_size=2, max_poll_interval=0.05) as worker:
+        ids = [client.schedule_new_orchestration(chatty, input=5) for _ in range(6)]
+        for instance_id in ids:
+            client.wait_for_orchestration_start(instance_id)
+        for round_ in range(5):
+            for instance_id in ids:
+                client.raise_orchestration_event(instance_id, "add", data=round_)
+        states = [client.wait_for_orchestration_completion(i, timeout=20) for i in ids]
+        assert len(worker.processor.cache) <= 2
+        assert worker.processor.cache.misses > 0
+    assert [s.output for s in states] == [sum(range(5))] * 6
