@@ -18,6 +18,7 @@ history and rebuilt by deterministic replay::
 
 from ostinato.app import App
 from ostinato.client import AsyncClient, Client, PurgeResult, raise_if_failed
+from ostinato.config import provider_from_config
 from ostinato.context import ActivityContext, OrchestrationContext
 from ostinato.converter import DataConverter, JsonDataConverter
 from ostinato.errors import (
@@ -78,6 +79,7 @@ __all__ = [
     "WorkItemLockLost",
     "Worker",
     "__version__",
+    "provider_from_config",
     "raise_if_failed",
     "when_all",
     "when_any",
