@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -39,7 +40,8 @@ def test_default_policy_refuses_active_and_replaces_finished(
     with worker(app):
         client.schedule_new_orchestration(wait_forever, instance_id="single")
         with pytest.raises(
-            ot.InstanceAlreadyExistsError, match="An instance with ID 'single' already exists."
+            ot.InstanceAlreadyExistsError,
+            match=re.escape("An instance with ID 'single' already exists."),
         ):
             client.schedule_new_orchestration(wait_forever, instance_id="single")
         client.raise_orchestration_event("single", "stop")

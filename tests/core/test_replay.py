@@ -53,7 +53,9 @@ def run_history(
 
 def test_replay_reproduces_the_same_state() -> None:
     app = make_app()
-    run, history = run_history(app, [[start()], [TaskCompleted(task_scheduled_id=0, result='"A"')]])
+    _run, history = run_history(
+        app, [[start()], [TaskCompleted(task_scheduled_id=0, result='"A"')]]
+    )
     replayed = OrchestrationRun(app, "i1", CONVERTER)
     replayed.replay(history)
     assert replayed.ended is None
@@ -267,10 +269,10 @@ def test_history_events_round_trip_through_their_serialized_form() -> None:
 
 def test_task_scheduled_ids_are_deterministic() -> None:
     app = make_app()
-    run_a, history_a = run_history(
+    _run_a, history_a = run_history(
         app, [[start()], [TaskCompleted(task_scheduled_id=0, result="1")]]
     )
-    run_b, history_b = run_history(
+    _run_b, history_b = run_history(
         app, [[start()], [TaskCompleted(task_scheduled_id=0, result="1")]]
     )
     ids_a = [e.task_id for e in history_a if isinstance(e, TaskScheduled)]
