@@ -1,0 +1,1044 @@
+"""Deterministic contract tests: one or more small tests per guarantee of the provider contract.
+
+Subclass :class:`ProviderContractTests` (or :class:`~ostinato_conformance.ProviderConformanceTests`,
+which includes it) and override the ``provider_factory`` fixture. Each test is named after
+what it proves; tests that need a capability are marked with
+:func:`~ostinato_conformance.requirements.requires` and skipped, with the capability named,
+for providers that do not claim it.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import ostinato as ot
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from ostinato import history
+from ostinato.errors import InstanceAlreadyExistsError, InstanceNotFoundError, WorkItemLockLost
+from ostinato.history import (
+    EventRaised,
+    ExecutionStarted,
+    HistoryEvent,
+    OrchestratorStarted,
+    TaskCompleted,
+    TaskScheduled,
+    utcnow,
+)
+from ostinato.ids import validate_instance_id
+from ostinato.provider import (
+    InstanceQuery,
+    InstanceRecord,
+    OrchestrationCheckpoint,
+    OrchestrationMessage,
+    ProviderCapabilities,
+    ReuseIdPolicy,
+    StorageProvider,
+)
+from ostinato.status import TERMINAL_STATUSES, OrchestrationStatus
+
+from ostinato_conformance.base import ConformanceTestBase
+from ostinato_conformance.faults import (
+    FaultInjectingProvider,
+    FaultKind,
+    FaultPlan,
+    InjectedFault,
+    describe_injected,
+)
+from ostinato_conformance.profiles import current_profile
+from ostinato_conformance.requirements import payload_skip_reason, requires
+from ostinato_conformance.support import (
+    LONG_LOCK,
+    activity_task,
+    consume,
+    create,
+    drain,
+    event_message,
+    event_names,
+    lock_activity,
+    lock_orchestration,
+    new_record,
+    payload_of_size,
+    start_message,
+    wait_until_consumed,
+)
+from ostinato_conformance.workers import (
+    activity_runs,
+    echo,
+    hello_cities,
+    running_worker,
+    sleep_then_report,
+    wait_for_go,
+)
+
+#: A lock timeout short enough to expire within a test, and the wait that outlasts it.
+SHORT_LOCK = timedelta(milliseconds=150)
+PAST_SHORT_LOCK = 0.25
+#: How long a lock attempt that must find nothing keeps trying.
+BRIEFLY = 0.05
+HELLO_RESULT = ["Hello Tokyo!", "Hello Seattle!", "Hello London!"]
+
+PAYLOAD_SIZES = {
+    "0B": 0,
+    "45KB": 45 * 1024,
+    "64KB": 64 * 1024,
+    "1MB": 1024 * 1024,
+    "10MB": 10 * 1024 * 1024,
+}
+
+EDGE_CASE_IDS = {
+    "single-char": "a",
+    "max-length-ascii": "x" * 100,
+    "max-length-emoji": "\U0001f3b5" * 100,
+    "cjk": "\u697d\u8b5c-\u65cb\u5f8b",
+    "cyrillic-greek": "\u0438\u0434-\u03b1\u03b2\u03b3",
+    "combining-mark-unnormalized": "e\u0301-cafe\u0301",
+    "precomposed": "\u00e9-caf\u00e9",
+    "fullwidth-and-ligature": "\uff21\ufb01",
+    "right-to-left": "\u05e9\u05dc\u05d5\u05dd-\u0645\u0631\u062d\u0628\u0627",
+    "spaces-inside": "with  two spaces",
+    "leading-space": " lead",
+    "trailing-space": "trail ",
+    "quotes-and-sql": 'it\'s "quoted"; DROP TABLE x; --',
+    "percent-and-plus": "%20+%2F",
+    "punctuation": "a.b-c_d:e|f*g<h>i",
+    "zero-width-joiner": "\U0001f469\u200d\U0001f4bb",
+    "nbsp": "no\u00a0break",
+    "digits-only": "0123456789",
+    "at-inside": "user@example",
+    "surrogate-range-astral": "\U00010348\U0001d11e",
+}
+
+
+def assert_same_record(got: InstanceRecord | None, expected: InstanceRecord) -> None:
+    """``got`` stores ``expected`` (timestamps compared to the millisecond)."""
+    assert got is not None, f"instance {expected.instance_id!r} is missing"
+    for name in (
+        "instance_id",
+        "name",
+        "execution_id",
+        "runtime_status",
+        "input",
+        "output",
+        "custom_status",
+        "failure_details",
+        "parent_instance_id",
+        "history_size",
+    ):
+        assert getattr(got, name) == getattr(expected, name), (
+            f"{name} did not round-trip: stored {getattr(expected, name)!r}, "
+            f"read {getattr(got, name)!r}"
+        )
+    for name in ("created_at", "last_updated_at"):
+        delta = abs(getattr(got, name) - getattr(expected, name))
+        assert delta <= timedelta(milliseconds=1), f"{name} changed by {delta}"
+
+
+def dumped(events: list[HistoryEvent]) -> list[str]:
+    return [history.dumps(e) for e in events]
+
+
+def message_ids(messages: list[OrchestrationMessage]) -> list[str]:
+    return sorted(m.message_id for m in messages)
+
+
+def run_threads(count: int, target: Callable[[int], None]) -> list[BaseException]:
+    """Run ``target(i)`` on ``count`` threads started together; return their exceptions."""
+    barrier = threading.Barrier(count)
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        try:
+            barrier.wait()
+            target(i)
+        except BaseException as exc:  # noqa: BLE001 - reported to the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    return errors
+
+
+class ProviderContractTests(ConformanceTestBase):
+    """The provider contract, one guarantee at a time, called directly and through a worker."""
+
+    # -- basics -------------------------------------------------------------------------------
+    def test_capabilities_are_declared(self, provider: StorageProvider) -> None:
+        caps = provider.capabilities
+        assert isinstance(caps, ProviderCapabilities)
+        if caps.max_payload_bytes is not None:
+            assert caps.max_payload_bytes > 0
+
+    def test_setup_is_idempotent(self, provider: StorageProvider) -> None:
+        create(provider, "survives-setup")
+        provider.setup()
+        assert provider.get_instance("survives-setup") is not None
+
+    def test_new_task_hub_is_empty(self, provider: StorageProvider) -> None:
+        assert provider.query_instances(InstanceQuery()).items == []
+        assert provider.lock_next_orchestration_work_item("w", LONG_LOCK) is None
+        assert provider.lock_next_activity_work_item("w", LONG_LOCK) is None
+
+    def test_created_instance_round_trips_with_its_start_message(
+        self, provider: StorageProvider
+    ) -> None:
+        record = create(provider, "i1", input='{"a": 1}')
+        assert_same_record(provider.get_instance("i1"), record)
+        item = lock_orchestration(provider)
+        assert item is not None and item.instance_id == "i1"
+        assert [type(m.event) for m in item.messages] == [ExecutionStarted]
+        assert item.messages[0].execution_id == record.execution_id
+        assert item.instance is not None and item.instance.execution_id == record.execution_id
+
+    # -- at-least-once activities ---------------------------------------------------------------
+    def _running_with_activities(self, provider: StorageProvider, count: int) -> InstanceRecord:
+        record = create(provider, "act")
+        item = lock_orchestration(provider)
+        assert item is not None
+        running = record.with_changes(runtime_status=OrchestrationStatus.RUNNING, history_size=1)
+        provider.complete_orchestration_work_item(
+            item,
+            OrchestrationCheckpoint(
+                instance=running,
+                new_history=[m.event for m in item.messages],
+                activity_tasks=[activity_task(record, n, json.dumps(n)) for n in range(count)],
+            ),
+        )
+        return running
+
+    def test_activity_task_is_handed_out_until_completed(self, provider: StorageProvider) -> None:
+        record = self._running_with_activities(provider, 1)
+        item = lock_activity(provider)
+        assert item is not None and item.task == activity_task(record, 0, "0")
+        provider.complete_activity_work_item(
+            item,
+            OrchestrationMessage(
+                instance_id=record.instance_id,
+                execution_id=record.execution_id,
+                event=TaskCompleted(task_scheduled_id=0, result='"done"'),
+            ),
+        )
+        assert lock_activity(provider, timeout=BRIEFLY) is None, "a completed task came back"
+        result = lock_orchestration(provider)
+        assert result is not None
+        assert [type(m.event) for m in result.messages] == [TaskCompleted]
+
+    def test_abandoned_activity_task_is_handed_out_again(self, provider: StorageProvider) -> None:
+        record = self._running_with_activities(provider, 1)
+        first = lock_activity(provider)
+        assert first is not None
+        assert lock_activity(provider, "worker-2", timeout=BRIEFLY) is None
+        provider.abandon_activity_work_item(first)
+        again = lock_activity(provider, "worker-2")
+        assert again is not None, "the abandoned activity task was lost"
+        assert again.task == activity_task(record, 0, "0")
+
+    @requires("lock_expiry")
+    def test_activity_task_is_handed_out_again_after_its_lock_expires(
+        self, provider: StorageProvider
+    ) -> None:
+        self._running_with_activities(provider, 1)
+        first = lock_activity(provider, "crashed-worker", SHORT_LOCK)
+        assert first is not None
+        time.sleep(PAST_SHORT_LOCK)
+        again = lock_activity(provider, "worker-2")
+        assert again is not None, "the activity task of a crashed worker was never handed out again"
+        assert again.task == first.task
+        with pytest.raises(WorkItemLockLost):
+            provider.complete_activity_work_item(
+                first,
+                OrchestrationMessage(instance_id="act", event=TaskCompleted(task_scheduled_id=0)),
+            )
+
+    def test_every_activity_task_is_handed_out(self, provider: StorageProvider) -> None:
+        self._running_with_activities(provider, 20)
+        seen = []
+        while (item := lock_activity(provider, timeout=BRIEFLY)) is not None:
+            seen.append(item.task.task_id)
+        assert sorted(seen) == list(range(20))
+
+    @requires("lock_expiry")
+    def test_activity_runs_at_least_once_when_its_result_is_lost(
+        self, provider: StorageProvider
+    ) -> None:
+        faulty = FaultInjectingProvider(provider, FaultPlan())
+        crash_first_result = _CrashFirst(faulty, "complete_activity_work_item")
+        with running_worker(faulty, lock_timeout=SHORT_LOCK):
+            client = ot.Client(faulty)
+            iid = client.schedule_new_orchestration(hello_cities)
+            state = client.wait_for_orchestration_completion(iid, timeout=30)
+        assert state.output == HELLO_RESULT, describe_injected(faulty)
+        assert crash_first_result.fired
+        runs = sum(n for (i, _), n in activity_runs.items() if i == iid)
+        assert runs >= 4, f"3 activities ran {runs} times although one result was lost"
+
+    # -- exactly-once state changes -----------------------------------------------------------
+    def test_complete_applies_the_whole_checkpoint(self, provider: StorageProvider) -> None:
+        create(provider, "other")
+        other_start = lock_orchestration(provider)
+        assert other_start is not None
+        consume(provider, other_start, runtime_status=OrchestrationStatus.RUNNING)
+        record = create(provider, "main")
+        item = lock_orchestration(provider)
+        assert item is not None and item.instance_id == "main"
+        new_history: list[HistoryEvent] = [
+            item.messages[0].event,
+            OrchestratorStarted(),
+            TaskScheduled(task_id=0, name="conformance_activity", input='"x"'),
+        ]
+        updated = record.with_changes(
+            runtime_status=OrchestrationStatus.RUNNING,
+            custom_status='"busy"',
+            history_size=3,
+            last_updated_at=utcnow(),
+        )
+        timer = event_message("main", "timer", visible_at=utcnow() + timedelta(hours=1))
+        provider.complete_orchestration_work_item(
+            item,
+            OrchestrationCheckpoint(
+                instance=updated,
+                new_history=new_history,
+                activity_tasks=[activity_task(record, 0, '"x"')],
+                messages=[event_message("other", "hi"), timer],
+            ),
+        )
+        assert_same_record(provider.get_instance("main"), updated)
+        assert dumped(provider.get_history("main")) == dumped(new_history)
+        activity = lock_activity(provider)
+        assert activity is not None and activity.task == activity_task(record, 0, '"x"')
+        outbound = lock_orchestration(provider)
+        assert outbound is not None and outbound.instance_id == "other"
+        assert event_names(outbound.messages) == ["ehi"]
+        assert lock_orchestration(provider, "worker-2", timeout=BRIEFLY) is None
+
+    def test_complete_consumes_exactly_the_messages_of_the_work_item(
+        self, provider: StorageProvider
+    ) -> None:
+        create(provider, "i1")
+        item = lock_orchestration(provider)
+        assert item is not None
+        provider.send_message(event_message("i1", 1))  # arrives while locked
+        consume(provider, item, runtime_status=OrchestrationStatus.RUNNING)
+        later = lock_orchestration(provider)
+        assert later is not None, "a message that arrived during the lock was consumed"
+        assert event_names(later.messages) == ["e1"]
+
+    def test_completing_twice_raises_lock_lost_and_changes_nothing(
+        self, provider: StorageProvider
+    ) -> None:
+        create(provider, "i1")
+        item = lock_orchestration(provider)
+        assert item is not None
+        consume(provider, item, runtime_status=OrchestrationStatus.RUNNING)
+        stored = provider.get_instance("i1")
+        events = dumped(provider.get_history("i1"))
+        assert stored is not None
+        with pytest.raises(WorkItemLockLost):
+            provider.complete_orchestration_work_item(
+                item,
+                OrchestrationCheckpoint(
+                    instance=stored.with_changes(runtime_status=OrchestrationStatus.COMPLETED),
+                    new_history=[OrchestratorStarted()],
+                    activity_tasks=[activity_task(stored, 9)],
+                    messages=[event_message("i1", "stale")],
+                ),
+            )
+        assert_same_record(provider.get_instance("i1"), stored)
+        assert dumped(provider.get_history("i1")) == events
+        assert lock_activity(provider, timeout=BRIEFLY) is None
+        assert lock_orchestration(provider, timeout=BRIEFLY) is None
+
+    def test_orchestration_steps_are_applied_exactly_once_end_to_end(
+        self, provider: StorageProvider
+    ) -> None:
+        client = ot.Client(provider)
+        with running_worker(provider):
+            iid = client.schedule_new_orchestration(hello_cities)
+            state = client.wait_for_orchestration_completion(iid, timeout=30)
+        assert state.output == HELLO_RESULT
+        kinds = Counter(type(e).__name__ for e in provider.get_history(iid))
+        assert kinds["ExecutionStarted"] == 1
+        assert kinds["TaskScheduled"] == 3
+        assert kinds["TaskCompleted"] == 3
+        assert kinds["ExecutionCompleted"] == 1
+
+    # -- no lost message ------------------------------------------------------------------------
+    def test_abandoned_work_item_messages_are_handed_out_again(
+        self, provider: StorageProvider
+    ) -> None:
+        create(provider, "i1")
+        provider.send_message(event_message("i1", 1))
+        provider.send_message(event_message("i1", 2))
+        item = lock_orchestration(provider)
+        assert item is not None and len(item.messages) == 3
+        provider.send_message(event_message("i1", 3))  # arrives while locked
+        provider.abandon_orchestration_work_item(item)
+        again = lock_orchestration(provider, "worker-2")
+        assert again is not None, "abandoned messages were lost"
+        got = set(message_ids(again.messages))
+        assert set(message_ids(item.messages)) <= got, "an abandoned message was lost"
+        delivered = event_names(again.messages)
+        if "e3" not in delivered:
+            consume(provider, again)
+            rest = lock_orchestration(provider)
+            assert rest is not None and event_names(rest.messages) == ["e3"]
+
+    def test_abandon_with_delay_hides_messages_for_the_delay(
+        self, provider: StorageProvider
+    ) -> None:
+        create(provider, "i1")
+        item = lock_orchestration(provider)
+        assert item is not None
+        before = utcnow()
+        provider.abandon_orchestration_work_item(item, timedelta(milliseconds=300))
+        again = lock_orchestration(provider, "worker-2")
+        after = utcnow()
+        assert again is not None, "messages abandoned with a delay never came back"
+        assert after - before >= timedelta(milliseconds=300), "they came back before the delay"
+
+    @requires("lock_expiry")
+    def test_expired_lock_hands_the_messages_out_again(self, provider: StorageProvider) -> None:
+        create(provider, "i1")
+        first = lock_orchestration(provider, "crashed-worker", SHORT_LOCK)
+        assert first is not None
+        time.sleep(PAST_SHORT_LOCK)
+        again = lock_orchestration(provider, "worker-2")
+        assert again is not None, "the messages of an expired lock were never handed out again"
+        assert message_ids(again.messages) == message_ids(first.messages)
+
+    def test_no_message_is_lost_or_duplicated_with_concurrent_senders_and_workers(
+        self, provider: StorageProvider
+    ) -> None:
+        instances = [f"inbox-{n}" for n in range(4)]
+        for iid in instances:
+            create(provider, iid)
+        senders, per_sender = current_profile().concurrency, 25
+        consumed: list[str] = []
+        done = threading.Event()
+
+        def send(i: int) -> None:
+            for n in range(per_sender):
+                provider.send_message(event_message(instances[n % 4], f"{i}-{n}"))
+
+        def work(i: int) -> None:
+            while not done.is_set():
+                item = provider.lock_next_orchestration_work_item(f"worker-{i}", LONG_LOCK)
+                if item is None:
+                    time.sleep(0.001)
+                    continue
+                consume(provider, item)
+                consumed.extend(event_names(item.messages))
+
+        workers = [threading.Thread(target=work, args=(i,)) for i in range(3)]
+        for t in workers:
+            t.start()
+        try:
+            assert not run_threads(senders, send)
+            expected = sorted(f"e{i}-{n}" for i in range(senders) for n in range(per_sender))
+            deadline = time.monotonic() + 10
+            while len(consumed) < len(expected) and time.monotonic() < deadline:
+                time.sleep(0.01)
+        finally:
+            done.set()
+            for t in workers:
+                t.join()
+        duplicated = [name for name, n in Counter(consumed).items() if n > 1]
+        assert not duplicated, f"messages consumed twice: {duplicated[:5]}"
+        missing = sorted(set(expected) - set(consumed))
+        assert not missing, f"{len(missing)} messages were lost, e.g. {missing[:5]}"
+
+    @requires("lock_expiry")
+    @pytest.mark.parametrize("kind", [FaultKind.CRASH_BEFORE, FaultKind.CRASH_AFTER])
+    @pytest.mark.parametrize("call", [1, 2, 3, 4, 5, 6, 8, 10])
+    def test_no_message_is_lost_when_the_worker_crashes_between_provider_calls(
+        self, provider: StorageProvider, kind: FaultKind, call: int
+    ) -> None:
+        faulty = FaultInjectingProvider(provider, FaultPlan({call: kind}))
+        client = ot.Client(faulty)
+        with running_worker(faulty, lock_timeout=SHORT_LOCK):
+            iid = client.schedule_new_orchestration(hello_cities)
+            state = client.wait_for_orchestration_completion(iid, timeout=30)
+        assert faulty.injected, f"the run made fewer than {call} worker calls"
+        assert state.output == HELLO_RESULT, describe_injected(faulty)
+
+    # -- one owner ------------------------------------------------------------------------------
+    def test_locked_instance_is_not_handed_to_another_worker(
+        self, provider: StorageProvider
+    ) -> None:
+        create(provider, "i1")
+        item = lock_orchestration(provider)
+        assert item is not None
+        assert lock_orchestration(provider, "worker-2", timeout=BRIEFLY) is None
+        provider.send_message(event_message("i1", 1))
+        assert lock_orchestration(provider, "worker-2", timeout=BRIEFLY) is None, (
+            "a new message made a locked instance available to a second worker"
+        )
+
+    def test_locked_activity_task_is_not_handed_to_another_worker(
+        self, provider: StorageProvider
+    ) -> None:
+        self._running_with_activities(provider, 1)
+        assert lock_activity(provider) is not None
+        assert lock_activity(provider, "worker-2", timeout=BRIEFLY) is None
+
+    @requires("lock_expiry")
+    def test_stale_worker_gets_lock_lost_after_its_lock_expired_and_was_taken(
+        self, provider: StorageProvider
+    ) -> None:
+        create(provider, "i1")
+        stale = lock_orchestration(provider, "slow-worker", SHORT_LOCK)
+        assert stale is not None
+        time.sleep(PAST_SHORT_LOCK)
+        fresh = lock_orchestration(provider, "worker-2")
+        assert fresh is not None
+        assert stale.instance is not None
+        with pytest.raises(WorkItemLockLost):
+            consume(provider, stale, runtime_status=OrchestrationStatus.COMPLETED)
+        with pytest.raises(WorkItemLockLost):
+            provider.abandon_orchestration_work_item(stale)
+        with pytest.raises(WorkItemLockLost):
+            provider.renew_orchestration_work_item_lock(stale, LONG_LOCK)
+        assert lock_orchestration(provider, "worker-3", timeout=BRIEFLY) is None, (
+            "the stale worker's calls released the new owner's lock"
+        )
+        consume(provider, fresh, runtime_status=OrchestrationStatus.RUNNING)
+        stored = provider.get_instance("i1")
+        assert stored is not None and stored.runtime_status is OrchestrationStatus.RUNNING
+        assert len(provider.get_history("i1")) == 1, "both workers committed the work item"
+
+    @requires("lock_expiry")
+    def test_stale_activity_worker_gets_lock_lost(self, provider: StorageProvider) -> None:
+        record = self._running_with_activities(provider, 1)
+        stale = lock_activity(provider, "slow-worker", SHORT_LOCK)
+        assert stale is not None
+        time.sleep(PAST_SHORT_LOCK)
+        fresh = lock_activity(provider, "worker-2")
+        assert fresh is not None
+        result = OrchestrationMessage(
+            instance_id=record.instance_id,
+            execution_id=record.execution_id,
+            event=TaskCompleted(task_scheduled_id=0, result='"r"'),
+        )
+        with pytest.raises(WorkItemLockLost):
+            provider.complete_activity_work_item(stale, result)
+        with pytest.raises(WorkItemLockLost):
+            provider.renew_activity_work_item_lock(stale, LONG_LOCK)
+        provider.complete_activity_work_item(fresh, result)
+        results = lock_orchestration(provider)
+        assert results is not None and len(results.messages) == 1, "both workers committed"
+
+    @requires("lock_expiry")
+    def test_renewed_lock_outlives_its_first_timeout(self, provider: StorageProvider) -> None:
+        create(provider, "i1")
+        item = lock_orchestration(provider, "worker-1", SHORT_LOCK)
+        assert item is not None
+        first_deadline = item.locked_until
+        provider.renew_orchestration_work_item_lock(item, LONG_LOCK)
+        assert item.locked_until > first_deadline
+        time.sleep(PAST_SHORT_LOCK)
+        assert lock_orchestration(provider, "worker-2", timeout=BRIEFLY) is None
+        consume(provider, item)
+
+    def test_each_message_is_committed_by_exactly_one_worker_under_lock_races(
+        self, provider: StorageProvider
+    ) -> None:
+        instances = [f"race-{n}" for n in range(3)]
+        for iid in instances:
+            create(provider, iid)
+            for n in range(10):
+                provider.send_message(event_message(iid, f"{iid}-{n}"))
+        committed: list[str] = []
+        expected = 3 * 11
+        timeout = timedelta(milliseconds=5) if provider.capabilities.lock_expiry else LONG_LOCK
+
+        def race(i: int) -> None:
+            deadline = time.monotonic() + 10
+            while len(committed) < expected and time.monotonic() < deadline:
+                item = provider.lock_next_orchestration_work_item(f"racer-{i}", timeout)
+                if item is None:
+                    time.sleep(0.001)
+                    continue
+                time.sleep(0.004 * (i % 3))
+                try:
+                    consume(provider, item)
+                except WorkItemLockLost:
+                    continue
+                committed.extend(m.message_id for m in item.messages)
+
+        assert not run_threads(current_profile().concurrency, race)
+        twice = [m for m, n in Counter(committed).items() if n > 1]
+        assert not twice, f"{len(twice)} messages were committed by two workers"
+        assert len(committed) == expected, f"{expected - len(committed)} messages were lost"
+
+    # -- timers ---------------------------------------------------------------------------------
+    def test_delayed_message_is_not_handed_out_before_visible_at(
+        self, provider: StorageProvider
+    ) -> None:
+        create(provider, "i1")
+        item = lock_orchestration(provider)
+        assert item is not None
+        consume(provider, item, runtime_status=OrchestrationStatus.RUNNING)
+        due = utcnow() + timedelta(milliseconds=300)
+        provider.send_message(event_message("i1", "timer", visible_at=due))
+        provider.send_message(event_message("i1", "now"))
+        first = lock_orchestration(provider)
+        assert first is not None
+        if utcnow() < due:
+            assert event_names(first.messages) == ["enow"], "a timer fired early"
+        consume(provider, first)
+        fired = lock_orchestration(provider)
+        woke = utcnow()
+        assert fired is not None, "the delayed message never arrived"
+        assert event_names(fired.messages) == ["etimer"]
+        assert woke >= due, f"the timer fired {due - woke} early"
+
+    def test_delayed_start_waits_for_its_time(self, provider: StorageProvider) -> None:
+        record = new_record("later")
+        due = utcnow() + timedelta(milliseconds=250)
+        provider.create_instance(record, start_message(record, due), ReuseIdPolicy.REPLACE_TERMINAL)
+        item = lock_orchestration(provider)
+        woke = utcnow()
+        assert item is not None, "the scheduled start never arrived"
+        assert woke >= due, f"the scheduled start was handed out {due - woke} early"
+
+    def test_durable_timer_never_fires_early_end_to_end(self, provider: StorageProvider) -> None:
+        client = ot.Client(provider)
+        with running_worker(provider):
+            iid = client.schedule_new_orchestration(sleep_then_report, input=200)
+            state = client.wait_for_orchestration_completion(iid, timeout=30)
+        due, woke = (datetime.fromisoformat(t) for t in state.output)
+        assert woke >= due, f"the timer fired {due - woke} early"
+
+    # -- a terminal instance never runs again ---------------------------------------------------
+    def _finished(self, provider: StorageProvider, client: ot.Client, terminate: bool) -> str:
+        iid = client.schedule_new_orchestration(wait_for_go, instance_id="finished")
+        client.wait_for_orchestration_start(iid, timeout=30)
+        if terminate:
+            client.terminate_orchestration(iid, output="stopped")
+        else:
+            client.raise_orchestration_event(iid, "go", data="first")
+        client.wait_for_orchestration_completion(iid, timeout=30)
+        return iid
+
+    @pytest.mark.parametrize("ending", ["completed", "terminated"])
+    def test_terminal_instance_never_runs_again(
+        self, provider: StorageProvider, ending: str
+    ) -> None:
+        client = ot.Client(provider)
+        with running_worker(provider):
+            iid = self._finished(provider, client, terminate=ending == "terminated")
+            before = client.get_orchestration_state(iid)
+            events = dumped(provider.get_history(iid))
+            client.raise_orchestration_event(iid, "go", data="second")
+            client.resume_orchestration(iid)
+            client.terminate_orchestration(iid, output="again")
+            client.raise_orchestration_event(iid, "go", data="third")
+            assert wait_until_consumed(provider), "the messages for a finished instance stayed"
+        after = client.get_orchestration_state(iid)
+        assert before is not None and after is not None
+        assert after.runtime_status is before.runtime_status
+        assert after.serialized_output == before.serialized_output
+        assert dumped(provider.get_history(iid)) == events, "a finished instance ran again"
+
+    # -- events for missing or finished instances -------------------------------------------------
+    def test_event_for_a_missing_instance_raises_instance_not_found(
+        self, provider: StorageProvider
+    ) -> None:
+        client = ot.Client(provider)
+        with pytest.raises(InstanceNotFoundError):
+            client.raise_orchestration_event("no-such-instance", "go")
+        with pytest.raises(InstanceNotFoundError):
+            client.terminate_orchestration("no-such-instance")
+        assert provider.get_instance("no-such-instance") is None
+
+    def test_event_for_a_finished_instance_is_accepted_and_discarded(
+        self, provider: StorageProvider
+    ) -> None:
+        client = ot.Client(provider)
+        with running_worker(provider):
+            iid = self._finished(provider, client, terminate=False)
+            length = len(provider.get_history(iid))
+            client.raise_orchestration_event(iid, "go", data="late")  # no error
+            assert wait_until_consumed(provider), "the event for a finished instance stayed"
+        state = client.get_orchestration_state(iid)
+        assert state is not None and state.output == "first"
+        assert len(provider.get_history(iid)) == length
+
+    # -- reuse-id policy ------------------------------------------------------------------------
+    @pytest.mark.parametrize("status", [OrchestrationStatus.PENDING, OrchestrationStatus.RUNNING])
+    def test_create_of_an_active_instance_raises_and_changes_nothing(
+        self, provider: StorageProvider, status: OrchestrationStatus
+    ) -> None:
+        record = create(provider, "i1", status=status)
+        for policy in (ReuseIdPolicy.REPLACE_TERMINAL, ReuseIdPolicy.ERROR_IF_EXISTS):
+            with pytest.raises(InstanceAlreadyExistsError):
+                create(provider, "i1", policy=policy)
+        assert_same_record(provider.get_instance("i1"), record)
+        item = lock_orchestration(provider)
+        assert item is not None and len(item.messages) == 1
+        assert item.messages[0].execution_id == record.execution_id
+
+    def _completed(self, provider: StorageProvider, instance_id: str) -> InstanceRecord:
+        create(provider, instance_id)
+        item = lock_orchestration(provider)
+        assert item is not None
+        consume(provider, item, runtime_status=OrchestrationStatus.COMPLETED)
+        provider.send_message(event_message(instance_id, "late"))
+        stored = provider.get_instance(instance_id)
+        assert stored is not None
+        return stored
+
+    def test_create_replaces_a_finished_instance_with_its_history_and_messages(
+        self, provider: StorageProvider
+    ) -> None:
+        self._completed(provider, "i1")
+        fresh = create(provider, "i1")
+        assert_same_record(provider.get_instance("i1"), fresh)
+        assert provider.get_history("i1") == []
+        item = lock_orchestration(provider)
+        assert item is not None
+        assert [m.execution_id for m in item.messages] == [fresh.execution_id], (
+            "messages of the replaced instance survived"
+        )
+
+    def test_error_if_exists_refuses_a_finished_instance(self, provider: StorageProvider) -> None:
+        old = self._completed(provider, "i1")
+        with pytest.raises(InstanceAlreadyExistsError):
+            create(provider, "i1", policy=ReuseIdPolicy.ERROR_IF_EXISTS)
+        assert_same_record(provider.get_instance("i1"), old)
+
+    def test_replace_any_replaces_an_active_instance(self, provider: StorageProvider) -> None:
+        create(provider, "i1", status=OrchestrationStatus.RUNNING)
+        provider.send_message(event_message("i1", "old"))
+        fresh = create(provider, "i1", policy=ReuseIdPolicy.REPLACE_ANY)
+        assert_same_record(provider.get_instance("i1"), fresh)
+        item = lock_orchestration(provider)
+        assert item is not None
+        assert [m.execution_id for m in item.messages] == [fresh.execution_id]
+
+    @pytest.mark.parametrize("existing", ["none", "completed"])
+    def test_concurrent_creates_of_one_id_make_exactly_one_instance(
+        self, provider: StorageProvider, existing: str
+    ) -> None:
+        if existing == "completed":
+            self._completed(provider, "singleton")
+            drain(provider)
+        records = [new_record("singleton") for _ in range(current_profile().concurrency)]
+        winners: list[InstanceRecord] = []
+
+        def start(i: int) -> None:
+            provider.create_instance(
+                records[i], start_message(records[i]), ReuseIdPolicy.REPLACE_TERMINAL
+            )
+            winners.append(records[i])
+
+        errors = run_threads(len(records), start)
+        assert all(isinstance(e, InstanceAlreadyExistsError) for e in errors), errors
+        assert len(winners) == 1, f"{len(winners)} concurrent creates of one id succeeded"
+        assert_same_record(provider.get_instance("singleton"), winners[0])
+        item = lock_orchestration(provider)
+        assert item is not None
+        assert [m.execution_id for m in item.messages] == [winners[0].execution_id]
+
+    # -- purge ----------------------------------------------------------------------------------
+    def test_purge_removes_everything_of_the_instance(self, provider: StorageProvider) -> None:
+        record = create(provider, "doomed")
+        item = lock_orchestration(provider)
+        assert item is not None
+        provider.complete_orchestration_work_item(
+            item,
+            OrchestrationCheckpoint(
+                instance=record.with_changes(
+                    runtime_status=OrchestrationStatus.COMPLETED, history_size=1
+                ),
+                new_history=[item.messages[0].event],
+                activity_tasks=[activity_task(record, 0)],
+                messages=[
+                    event_message("doomed", "timer", visible_at=utcnow() + timedelta(hours=1))
+                ],
+            ),
+        )
+        provider.send_message(event_message("doomed", "late"))
+        create(provider, "bystander", status=OrchestrationStatus.COMPLETED)
+        assert provider.purge_instance("doomed", TERMINAL_STATUSES) is True
+        assert provider.get_instance("doomed") is None
+        assert provider.get_history("doomed") == []
+        assert lock_activity(provider, timeout=BRIEFLY) is None, "an activity task survived purge"
+        left = drain(provider)
+        assert [m.instance_id for m in left] == ["bystander"], "a message survived purge"
+        ids = [r.instance_id for r in provider.query_instances(InstanceQuery()).items]
+        assert ids == ["bystander"]
+        fresh = create(provider, "doomed")
+        assert provider.get_history("doomed") == []
+        again = lock_orchestration(provider)
+        assert again is not None
+        assert [m.execution_id for m in again.messages] == [fresh.execution_id]
+
+    def test_purge_respects_the_status_condition(self, provider: StorageProvider) -> None:
+        record = create(provider, "active", status=OrchestrationStatus.RUNNING)
+        assert provider.purge_instance("active", TERMINAL_STATUSES) is False
+        assert provider.purge_instance("missing", TERMINAL_STATUSES) is False
+        assert_same_record(provider.get_instance("active"), record)
+        assert lock_orchestration(provider) is not None, "a refused purge deleted messages"
+
+    # -- queries --------------------------------------------------------------------------------
+    def _populate(self, provider: StorageProvider) -> list[InstanceRecord]:
+        base = datetime(2024, 1, 1, tzinfo=UTC)
+        statuses = list(OrchestrationStatus)
+        records = []
+        for n in range(23):
+            record = new_record(
+                f"{'ab'[n % 2]}{n:02d}",
+                name=("alpha", "alphabet", "beta")[n % 3],
+                status=statuses[n % len(statuses)],
+                created_at=base + timedelta(minutes=n),
+            )
+            provider.create_instance(record, start_message(record), ReuseIdPolicy.REPLACE_ANY)
+            records.append(record)
+        return records
+
+    def _query_all(self, provider: StorageProvider, query: InstanceQuery) -> list[str]:
+        ids: list[str] = []
+        pages = 0
+        while True:
+            page = provider.query_instances(query)
+            assert len(page.items) <= query.page_size, "a page is larger than page_size"
+            ids.extend(r.instance_id for r in page.items)
+            pages += 1
+            assert pages < 100, "paging does not end"
+            if page.continuation_token is None:
+                return ids
+            query = replace(query, continuation_token=page.continuation_token)
+
+    def test_query_filters_and_paging_are_exact(self, provider: StorageProvider) -> None:
+        records = self._populate(provider)
+        base = records[0].created_at
+        statuses = list(OrchestrationStatus)
+        queries = [
+            InstanceQuery(),
+            InstanceQuery(runtime_status=frozenset(TERMINAL_STATUSES)),
+            InstanceQuery(runtime_status=frozenset({OrchestrationStatus.RUNNING})),
+            InstanceQuery(name_prefix="alpha"),
+            InstanceQuery(name_prefix="alphab"),
+            InstanceQuery(instance_id_prefix="b"),
+            InstanceQuery(instance_id_prefix="a1"),
+            InstanceQuery(created_from=base + timedelta(minutes=5)),
+            InstanceQuery(created_to=base + timedelta(minutes=5)),
+            InstanceQuery(
+                created_from=base + timedelta(minutes=3),
+                created_to=base + timedelta(minutes=17),
+                runtime_status=frozenset(statuses[:4]),
+                name_prefix="alpha",
+            ),
+        ]
+        for query in queries:
+            expected = sorted(r.instance_id for r in records if query.matches(r))
+            for page_size in (1, 2, 5, 100):
+                sized = replace(query, page_size=page_size)
+                got = self._query_all(provider, sized)
+                assert got == expected, f"{sized} returned {got}, expected {expected}"
+
+    def test_generated_queries_match_the_reference(self, provider: StorageProvider) -> None:
+        records = self._populate(provider)
+        base = records[0].created_at
+        minutes = st.integers(-1, 24).map(lambda n: base + timedelta(minutes=n))
+        queries = st.builds(
+            InstanceQuery,
+            runtime_status=st.none() | st.frozensets(st.sampled_from(list(OrchestrationStatus))),
+            name_prefix=st.none() | st.sampled_from(["", "a", "alpha", "alphabet", "b", "z"]),
+            instance_id_prefix=st.none() | st.sampled_from(["", "a", "b", "a0", "b1", "b13", "c"]),
+            created_from=st.none() | minutes,
+            created_to=st.none() | minutes,
+            page_size=st.integers(1, 7),
+        )
+
+        @current_profile().hypothesis_settings(current_profile().property_examples)
+        @given(query=queries)
+        def check(query: InstanceQuery) -> None:
+            expected = sorted(r.instance_id for r in records if query.matches(r))
+            assert self._query_all(provider, query) == expected
+
+        check()
+
+    # -- payloads -------------------------------------------------------------------------------
+    @pytest.mark.parametrize("size", list(PAYLOAD_SIZES.values()), ids=list(PAYLOAD_SIZES))
+    def test_payload_round_trips(
+        self, provider: StorageProvider, capabilities: ProviderCapabilities, size: int
+    ) -> None:
+        reason = payload_skip_reason(size, capabilities)
+        if reason:
+            pytest.skip(reason)
+        payload = payload_of_size(size)
+        record = create(provider, "big", input=payload)
+        assert_same_record(provider.get_instance("big"), record)
+        item = lock_orchestration(provider)
+        assert item is not None
+        started = item.messages[0].event
+        assert isinstance(started, ExecutionStarted) and started.input == payload
+        provider.complete_orchestration_work_item(
+            item,
+            OrchestrationCheckpoint(
+                instance=record.with_changes(
+                    runtime_status=OrchestrationStatus.RUNNING,
+                    output=payload,
+                    custom_status=payload,
+                    history_size=2,
+                ),
+                new_history=[started, TaskScheduled(task_id=0, name="a", input=payload)],
+                activity_tasks=[activity_task(record, 0, payload)],
+            ),
+        )
+        stored = provider.get_instance("big")
+        assert stored is not None
+        assert stored.output == payload and stored.custom_status == payload, (
+            "record payload changed"
+        )
+        events = provider.get_history("big")
+        assert [history.dumps(e) for e in events] == [
+            history.dumps(started),
+            history.dumps(
+                TaskScheduled(task_id=0, name="a", input=payload, timestamp=events[1].timestamp)
+            ),
+        ], "history payload changed"
+        activity = lock_activity(provider)
+        assert activity is not None and activity.task.input == payload, "activity input changed"
+        provider.complete_activity_work_item(
+            activity,
+            OrchestrationMessage(
+                instance_id="big",
+                execution_id=record.execution_id,
+                event=TaskCompleted(task_scheduled_id=0, result=payload),
+            ),
+        )
+        provider.send_message(event_message("big", "data", payload=payload))
+        results = lock_orchestration(provider)
+        assert results is not None
+        got = {type(m.event).__name__: m.event for m in results.messages}
+        completed, raised = got["TaskCompleted"], got["EventRaised"]
+        assert isinstance(completed, TaskCompleted) and completed.result == payload
+        assert isinstance(raised, EventRaised) and raised.input == payload
+
+    def test_large_payload_round_trips_end_to_end(
+        self, provider: StorageProvider, capabilities: ProviderCapabilities
+    ) -> None:
+        size = 1024 * 1024
+        reason = payload_skip_reason(size + 100, capabilities)
+        if reason:
+            pytest.skip(reason)
+        value = json.loads(payload_of_size(size))
+        client = ot.Client(provider)
+        with running_worker(provider):
+            iid = client.schedule_new_orchestration(echo, input=value)
+            state = client.wait_for_orchestration_completion(iid, timeout=30)
+        assert state.output == value
+
+    def test_payload_over_the_declared_limit_is_refused_by_the_client(
+        self, provider: StorageProvider, capabilities: ProviderCapabilities
+    ) -> None:
+        if capabilities.max_payload_bytes is None:
+            pytest.skip(
+                "provider declares no payload limit (ProviderCapabilities.max_payload_bytes)"
+            )
+        too_big = "x" * (capabilities.max_payload_bytes + 1)
+        with pytest.raises(ot.PayloadTooLargeError):
+            ot.Client(provider).schedule_new_orchestration("anything", input=too_big)
+
+    # -- instance ids ---------------------------------------------------------------------------
+    def _assert_id_round_trips(self, provider: StorageProvider, instance_id: str) -> None:
+        record = create(provider, instance_id)
+        assert_same_record(provider.get_instance(instance_id), record)
+        listed = provider.query_instances(InstanceQuery(instance_id_prefix=instance_id)).items
+        assert instance_id in [r.instance_id for r in listed], "query lost the id"
+        item = lock_orchestration(provider)
+        assert item is not None and item.instance_id == instance_id, (
+            f"work item for {instance_id!r} came back as {item and item.instance_id!r}"
+        )
+        assert all(m.instance_id == instance_id for m in item.messages)
+        consume(provider, item, runtime_status=OrchestrationStatus.COMPLETED)
+        assert len(provider.get_history(instance_id)) == 1
+        assert provider.purge_instance(instance_id, TERMINAL_STATUSES)
+        assert provider.get_instance(instance_id) is None
+
+    @pytest.mark.parametrize("instance_id", list(EDGE_CASE_IDS.values()), ids=list(EDGE_CASE_IDS))
+    def test_edge_case_instance_id_round_trips(
+        self, provider: StorageProvider, instance_id: str
+    ) -> None:
+        validate_instance_id(instance_id)
+        self._assert_id_round_trips(provider, instance_id)
+
+    def test_similar_ids_stay_distinct(self, provider: StorageProvider) -> None:
+        ids = ["e\u0301", "\u00e9", "E\u0301", "a", "A", "a ", "\uff41"]
+        for iid in ids:
+            create(provider, iid, input=json.dumps(iid))
+        for iid in ids:
+            stored = provider.get_instance(iid)
+            assert stored is not None and stored.input == json.dumps(iid), (
+                f"{iid!r} was confused with another id"
+            )
+
+    def test_generated_instance_ids_round_trip(self, provider: StorageProvider) -> None:
+        def valid(text: str) -> bool:
+            try:
+                validate_instance_id(text)
+            except ot.InvalidInstanceIdError:
+                return False
+            return True
+
+        ids = st.text(min_size=1, max_size=100).filter(valid)
+
+        @current_profile().hypothesis_settings(current_profile().property_examples)
+        @given(instance_id=ids)
+        def check(instance_id: str) -> None:
+            self._assert_id_round_trips(provider, instance_id)
+
+        check()
+
+    def test_unicode_instance_id_round_trips_end_to_end(self, provider: StorageProvider) -> None:
+        client = ot.Client(provider)
+        iid = "\u697d\u8b5c-\U0001f3b5-caf\u00e9"
+        with running_worker(provider):
+            client.schedule_new_orchestration(echo, input="ok", instance_id=iid)
+            state = client.wait_for_orchestration_completion(iid, timeout=30)
+        assert state.instance_id == iid and state.output == "ok"
+
+    # -- concurrent workers end to end ----------------------------------------------------------
+    def test_concurrent_workers_run_every_orchestration_once(
+        self, provider: StorageProvider
+    ) -> None:
+        client = ot.Client(provider)
+        with running_worker(provider), running_worker(provider):
+            ids = [client.schedule_new_orchestration(hello_cities) for _ in range(10)]
+            states = [client.wait_for_orchestration_completion(i, timeout=30) for i in ids]
+        assert [s.output for s in states] == [HELLO_RESULT] * 10
+        for iid in ids:
+            kinds = Counter(type(e).__name__ for e in provider.get_history(iid))
+            assert kinds["TaskCompleted"] == 3 and kinds["ExecutionCompleted"] == 1
+
+
+class _CrashFirst:
+    """Makes the first call of ``method`` on a fault-injecting provider crash before the call."""
+
+    def __init__(self, faulty: FaultInjectingProvider, method: str) -> None:
+        self.fired = False
+        original = getattr(faulty, method)
+
+        def wrapper(*args: object) -> object:
+            if not self.fired:
+                self.fired = True
+                token = getattr(args[0], "lock_token", None)
+                if isinstance(token, str):
+                    faulty._kill(token)
+                raise InjectedFault(f"injected crash before {method}")
+            return original(*args)
+
+        setattr(faulty, method, wrapper)

@@ -1,0 +1,286 @@
+"""Fault injection: a wrapper around any provider that fails at chosen calls.
+
+:class:`FaultInjectingProvider` counts the worker-side calls made through it (locking,
+completing, abandoning, renewing, reading history) and, at the call numbers a
+:class:`FaultPlan` names, does one of:
+
+* ``RAISE_BEFORE``: raise :class:`InjectedFault` without calling the provider (a failed call);
+* ``RAISE_AFTER``: call the provider, then raise (the call took effect, its answer was lost);
+* ``CRASH_BEFORE`` / ``CRASH_AFTER``: the same, and the worker "dies" holding the work item:
+  every later call about that work item's lock fails too, so only lock expiry frees it;
+* ``HANG``: sleep past the lock timeout, then make the call (a stalled worker).
+
+Lock calls count only when they return a work item, so call numbers are stable from run to
+run. It fails *between* whole provider calls; a non-transactional provider (one whose checkpoint
+is a series of writes) should also inject faults between its own writes in its own tests.
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+import time
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from ostinato.errors import ProviderError
+from ostinato.history import HistoryEvent
+from ostinato.provider import (
+    ActivityWorkItem,
+    ChangeSignal,
+    InstanceQuery,
+    InstanceRecord,
+    OrchestrationCheckpoint,
+    OrchestrationMessage,
+    OrchestrationWorkItem,
+    Page,
+    ProviderCapabilities,
+    ReuseIdPolicy,
+    StorageProvider,
+)
+from ostinato.status import OrchestrationStatus
+
+T = TypeVar("T")
+W = TypeVar("W", OrchestrationWorkItem, ActivityWorkItem)
+
+
+class InjectedFault(ProviderError):
+    """The failure a :class:`FaultInjectingProvider` raises at a planned call."""
+
+
+class FaultKind(enum.Enum):
+    """What happens at a planned call (see the module docstring)."""
+
+    RAISE_BEFORE = "raise_before"
+    RAISE_AFTER = "raise_after"
+    CRASH_BEFORE = "crash_before"
+    CRASH_AFTER = "crash_after"
+    HANG = "hang"
+
+    @property
+    def needs_lock_expiry(self) -> bool:
+        """True if recovering from this fault relies on locks expiring."""
+        return self in (FaultKind.CRASH_BEFORE, FaultKind.CRASH_AFTER, FaultKind.HANG)
+
+    def __repr__(self) -> str:
+        return f"FaultKind.{self.name}"
+
+
+@dataclass(frozen=True)
+class FaultPlan:
+    """Which counted calls fail and how: ``{call_number: kind}`` (call numbers start at 1).
+
+    ``hang_seconds`` is how long a ``HANG`` stalls (choose more than the lock timeout).
+    """
+
+    faults: Mapping[int, FaultKind] = field(default_factory=dict)
+    hang_seconds: float = 0.3
+
+    @property
+    def needs_lock_expiry(self) -> bool:
+        return any(kind.needs_lock_expiry for kind in self.faults.values())
+
+    def __repr__(self) -> str:
+        faults = ", ".join(f"{n}: {k!r}" for n, k in sorted(self.faults.items()))
+        return f"FaultPlan({{{faults}}}, hang_seconds={self.hang_seconds})"
+
+
+@dataclass(frozen=True)
+class InjectedEvent:
+    """One fault that was injected: the call number, method and kind."""
+
+    call_number: int
+    method: str
+    kind: FaultKind
+
+
+class FaultInjectingProvider(StorageProvider):
+    """Wraps ``inner`` and injects the faults of ``plan`` into its worker-side calls."""
+
+    def __init__(self, inner: StorageProvider, plan: FaultPlan) -> None:
+        self.inner = inner
+        self.plan = plan
+        self.capabilities: ProviderCapabilities = inner.capabilities
+        self.injected: list[InjectedEvent] = []
+        self.calls = 0
+        self._mutex = threading.Lock()
+        self._dead_tokens: set[str] = set()
+
+    # -- plumbing -------------------------------------------------------------------------
+    @property
+    def changes(self) -> ChangeSignal:
+        return self.inner.changes
+
+    def _fault_for(self, method: str) -> FaultKind | None:
+        with self._mutex:
+            self.calls += 1
+            kind = self.plan.faults.get(self.calls)
+            if kind is not None:
+                self.injected.append(InjectedEvent(self.calls, method, kind))
+            return kind
+
+    def _check_alive(self, method: str, token: str) -> None:
+        if token in self._dead_tokens:
+            raise InjectedFault(f"{method}: the worker that held this work item crashed")
+
+    def _kill(self, token: str) -> None:
+        with self._mutex:
+            self._dead_tokens.add(token)
+
+    def _call(self, method: str, fn: Callable[[], T], token: str | None = None) -> T:
+        if token is not None:
+            self._check_alive(method, token)
+        kind = self._fault_for(method)
+        if kind is None:
+            return fn()
+        if kind is FaultKind.HANG:
+            time.sleep(self.plan.hang_seconds)
+            return fn()
+        if kind in (FaultKind.RAISE_AFTER, FaultKind.CRASH_AFTER):
+            fn()
+        if token is not None and kind in (FaultKind.CRASH_BEFORE, FaultKind.CRASH_AFTER):
+            self._kill(token)
+        raise InjectedFault(f"injected {kind.value} in {method}")
+
+    def _lock_call(
+        self, method: str, fn: Callable[[], W | None], abandon: Callable[[W], None]
+    ) -> W | None:
+        """A lock call counts only when it returns a work item (idle polls don't).
+
+        ``RAISE_*``: the item is abandoned and the call fails (as if never locked);
+        ``CRASH_*``: the call fails and the item stays locked by a dead worker;
+        ``HANG``: the item is returned only after ``hang_seconds``.
+        """
+        item = fn()
+        if item is None:
+            return None
+        kind = self._fault_for(method)
+        if kind is None:
+            return item
+        if kind is FaultKind.HANG:
+            time.sleep(self.plan.hang_seconds)
+            return item
+        if kind in (FaultKind.RAISE_BEFORE, FaultKind.RAISE_AFTER):
+            abandon(item)
+        else:
+            self._kill(item.lock_token)
+        raise InjectedFault(f"injected {kind.value} in {method}")
+
+    # -- lifecycle and client side: passed through ----------------------------------------
+    def setup(self) -> None:
+        self.inner.setup()
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def create_instance(
+        self, record: InstanceRecord, start: OrchestrationMessage, policy: ReuseIdPolicy
+    ) -> None:
+        self.inner.create_instance(record, start, policy)
+
+    def send_message(self, message: OrchestrationMessage) -> None:
+        self.inner.send_message(message)
+
+    def get_instance(self, instance_id: str) -> InstanceRecord | None:
+        return self.inner.get_instance(instance_id)
+
+    def query_instances(self, query: InstanceQuery) -> Page[InstanceRecord]:
+        return self.inner.query_instances(query)
+
+    def purge_instance(
+        self, instance_id: str, only_if_status: Collection[OrchestrationStatus]
+    ) -> bool:
+        return self.inner.purge_instance(instance_id, only_if_status)
+
+    # -- worker side: counted -------------------------------------------------------------
+    def get_history(self, instance_id: str) -> list[HistoryEvent]:
+        return self._call("get_history", lambda: self.inner.get_history(instance_id))
+
+    def lock_next_orchestration_work_item(
+        self, worker_id: str, lock_timeout: timedelta
+    ) -> OrchestrationWorkItem | None:
+        return self._lock_call(
+            "lock_next_orchestration_work_item",
+            lambda: self.inner.lock_next_orchestration_work_item(worker_id, lock_timeout),
+            self.inner.abandon_orchestration_work_item,
+        )
+
+    def complete_orchestration_work_item(
+        self, item: OrchestrationWorkItem, checkpoint: OrchestrationCheckpoint
+    ) -> None:
+        self._call(
+            "complete_orchestration_work_item",
+            lambda: self.inner.complete_orchestration_work_item(item, checkpoint),
+            token=item.lock_token,
+        )
+
+    def abandon_orchestration_work_item(
+        self, item: OrchestrationWorkItem, delay: timedelta | None = None
+    ) -> None:
+        self._call(
+            "abandon_orchestration_work_item",
+            lambda: self.inner.abandon_orchestration_work_item(item, delay),
+            token=item.lock_token,
+        )
+
+    def renew_orchestration_work_item_lock(
+        self, item: OrchestrationWorkItem, lock_timeout: timedelta
+    ) -> None:
+        self._call(
+            "renew_orchestration_work_item_lock",
+            lambda: self.inner.renew_orchestration_work_item_lock(item, lock_timeout),
+            token=item.lock_token,
+        )
+
+    def lock_next_activity_work_item(
+        self, worker_id: str, lock_timeout: timedelta
+    ) -> ActivityWorkItem | None:
+        return self._lock_call(
+            "lock_next_activity_work_item",
+            lambda: self.inner.lock_next_activity_work_item(worker_id, lock_timeout),
+            self.inner.abandon_activity_work_item,
+        )
+
+    def complete_activity_work_item(
+        self, item: ActivityWorkItem, result: OrchestrationMessage
+    ) -> None:
+        self._call(
+            "complete_activity_work_item",
+            lambda: self.inner.complete_activity_work_item(item, result),
+            token=item.lock_token,
+        )
+
+    def abandon_activity_work_item(
+        self, item: ActivityWorkItem, delay: timedelta | None = None
+    ) -> None:
+        self._call(
+            "abandon_activity_work_item",
+            lambda: self.inner.abandon_activity_work_item(item, delay),
+            token=item.lock_token,
+        )
+
+    def renew_activity_work_item_lock(
+        self, item: ActivityWorkItem, lock_timeout: timedelta
+    ) -> None:
+        self._call(
+            "renew_activity_work_item_lock",
+            lambda: self.inner.renew_activity_work_item_lock(item, lock_timeout),
+            token=item.lock_token,
+        )
+
+    def __repr__(self) -> str:
+        return f"FaultInjectingProvider({self.inner!r}, {self.plan!r})"
+
+
+def describe_injected(provider: FaultInjectingProvider) -> str:
+    """A readable list of the faults injected so far (for failure messages)."""
+    if not provider.injected:
+        return "no fault was injected"
+    return "; ".join(f"call {e.call_number} {e.method}: {e.kind.value}" for e in provider.injected)
+
+
+def plan_from(faults: Mapping[int, FaultKind] | None = None, **options: Any) -> FaultPlan:
+    """A :class:`FaultPlan` from a mapping (shorthand for tests)."""
+    return FaultPlan(dict(faults or {}), **options)

@@ -1,0 +1,91 @@
+"""Run profiles of the conformance suite: ``quick`` (every CI run) and ``thorough``.
+
+A profile sets how much hypothesis explores: examples per property, the length of state
+machine runs, and how many generated orchestration programs run end to end. Select one with
+``--ostinato-profile=thorough`` or the environment variable ``OSTINATO_CONFORMANCE_PROFILE``;
+the default is ``quick``. The active profile is shown in pytest's report header.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from hypothesis import HealthCheck, settings
+
+#: The environment variable that selects a profile when the option is not given.
+PROFILE_ENV_VAR = "OSTINATO_CONFORMANCE_PROFILE"
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How hard the suite tries.
+
+    * ``machine_examples`` / ``machine_steps``: state-machine runs and steps per run;
+    * ``program_examples``: generated orchestration programs run end to end;
+    * ``fault_examples``: generated programs rerun under fault injection;
+    * ``property_examples``: examples of the smaller property tests (queries, ids);
+    * ``concurrency``: threads used by the concurrency tests.
+    """
+
+    name: str
+    machine_examples: int
+    machine_steps: int
+    program_examples: int
+    fault_examples: int
+    property_examples: int
+    concurrency: int
+
+    def hypothesis_settings(self, max_examples: int, **overrides: object) -> settings:
+        """Hypothesis settings for one test of this profile (no deadline, no database)."""
+        options: dict[str, object] = {
+            "max_examples": max_examples,
+            "deadline": None,
+            "database": None,
+            "suppress_health_check": list(HealthCheck),
+            "derandomize": self.name == "quick",
+        }
+        options.update(overrides)
+        return settings(**options)  # type: ignore[arg-type]
+
+
+QUICK = Profile(
+    name="quick",
+    machine_examples=25,
+    machine_steps=30,
+    program_examples=12,
+    fault_examples=8,
+    property_examples=25,
+    concurrency=8,
+)
+THOROUGH = Profile(
+    name="thorough",
+    machine_examples=300,
+    machine_steps=80,
+    program_examples=150,
+    fault_examples=100,
+    property_examples=300,
+    concurrency=16,
+)
+PROFILES: dict[str, Profile] = {p.name: p for p in (QUICK, THOROUGH)}
+
+_selected: str | None = None
+
+
+def select_profile(name: str | None) -> Profile:
+    """Make ``name`` (or the environment's choice, or ``quick``) the active profile."""
+    global _selected
+    chosen = name or os.environ.get(PROFILE_ENV_VAR) or QUICK.name
+    if chosen not in PROFILES:
+        raise ValueError(
+            f"Unknown ostinato conformance profile {chosen!r}; choose one of {sorted(PROFILES)}"
+        )
+    _selected = chosen
+    return PROFILES[chosen]
+
+
+def current_profile() -> Profile:
+    """The active profile (``quick`` unless one was selected)."""
+    if _selected is None:
+        return select_profile(None)
+    return PROFILES[_selected]
