@@ -822,4 +822,6 @@ def demo(ctx: click.Context, timeout: float, as_json: bool) -> None:
         raise OrchestrationFailedError(instance_id, final.failure_details)
 
 
+cli.add_command(importlib.import_module("ostinato.cli.serve").serve)  # ostinato serve (HTTP API)
+
 __all__ = ["CliState", "cli", "load_app"]

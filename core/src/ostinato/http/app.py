@@ -1,0 +1,414 @@
+"""The HTTP management API as a Starlette application: :func:`create_app`."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from ostinato.app import App
+from ostinato.client import AsyncClient, Client
+from ostinato.errors import (
+    InstanceAlreadyExistsError,
+    InstanceNotFoundError,
+    InvalidInstanceIdError,
+    PayloadTooLargeError,
+    SerializationError,
+)
+from ostinato.http import params, wire
+from ostinato.http.openapi import openapi_schema
+from ostinato.http.params import ApiError
+from ostinato.ids import validate_instance_id
+from ostinato.provider import StorageProvider
+from ostinato.status import TERMINAL_STATUSES, OrchestrationState
+
+log = logging.getLogger("ostinato.http")
+
+CONTINUATION_HEADER = "x-ms-continuation-token"
+
+
+def create_app(
+    client: AsyncClient | Client | StorageProvider,
+    *,
+    api_key: str | None = None,
+    base_path: str = "",
+    app: App | None = None,
+    retry_after: int = 10,
+) -> Starlette:
+    """The HTTP management API for the instances of ``client`` (or of a provider).
+
+    :param client: an :class:`~ostinato.AsyncClient`, a :class:`~ostinato.Client` or a
+        provider (a client is made for it). The caller keeps owning the provider.
+    :param api_key: when set, every request needs it in the ``x-api-key`` header or as
+        ``Authorization: Bearer <key>``; otherwise ``401``.
+    :param base_path: a prefix for every route, e.g. ``"/runtime/webhooks/durabletask"``.
+    :param app: when given, starting an orchestrator it doesn't register answers ``404``.
+    :param retry_after: the ``Retry-After`` seconds sent with ``202`` answers.
+
+    The result is an ordinary ASGI app: serve it with uvicorn, or mount it in your own
+    Starlette/FastAPI app (``Mount("/durable", create_app(client))``).
+    """
+    if isinstance(client, Client):
+        client = AsyncClient(client.provider, converter=client.converter)
+    elif isinstance(client, StorageProvider):
+        client = AsyncClient(client)
+    elif not isinstance(client, AsyncClient):
+        raise TypeError(f"create_app needs an AsyncClient, Client or provider, not {client!r}")
+    if api_key is not None and not api_key:
+        raise ValueError("api_key must not be empty (use None for no authentication)")
+    base = normalize_base_path(base_path)
+    api = _Api(client, base, app, retry_after, requires_api_key=api_key is not None)
+    middleware = [Middleware(ApiKeyMiddleware, api_key=api_key)] if api_key is not None else []
+    return Starlette(
+        routes=api.routes(),
+        middleware=middleware,
+        exception_handlers={
+            ApiError: _api_error,
+            HTTPException: _http_error,
+            **dict.fromkeys(_CLIENT_ERRORS, _client_error),
+            Exception: _internal_error,
+        },
+    )
+
+
+def normalize_base_path(base_path: str) -> str:
+    """``"api/"`` -> ``"/api"``; ``""`` and ``"/"`` -> ``""``."""
+    base = base_path.strip().strip("/")
+    return f"/{base}" if base else ""
+
+
+# -- errors ----------------------------------------------------------------------------------
+def _error(status_code: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    return JSONResponse({"error": message}, status_code=status_code, headers=headers)
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return _error(exc.status_code, exc.message, exc.headers)
+
+
+#: Client errors that reach the edge, and their status codes.
+_CLIENT_ERRORS: dict[type[Exception], int] = {
+    InvalidInstanceIdError: 400,
+    SerializationError: 400,
+    InstanceNotFoundError: 404,
+    InstanceAlreadyExistsError: 409,
+    PayloadTooLargeError: 413,
+}
+
+
+async def _client_error(request: Request, exc: Exception) -> Response:
+    for error_type, status_code in _CLIENT_ERRORS.items():
+        if isinstance(exc, error_type):
+            return _error(status_code, str(exc))
+    raise exc
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        message = f"Not found: {request.method} {request.url.path}"
+    elif exc.status_code == 405:
+        message = f"Method {request.method} is not allowed on {request.url.path}"
+    else:
+        message = str(exc.detail)
+    return _error(exc.status_code, message, dict(exc.headers or {}))
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    log.error("Unhandled error in %s %s", request.method, request.url.path, exc_info=exc)
+    return _error(500, f"Internal server error: {type(exc).__name__}")
+
+
+class ApiKeyMiddleware:
+    """Answers ``401`` unless the request carries the API key.
+
+    The key goes in the ``x-api-key`` header or as ``Authorization: Bearer <key>``; keys are
+    compared in constant time.
+    """
+
+    def __init__(self, app: ASGIApp, api_key: str) -> None:
+        self.app = app
+        self._key = api_key.encode("utf-8")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        given = headers.get("x-api-key")
+        if given is None:
+            scheme, _, token = headers.get("authorization", "").partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                given = token.strip()
+        if given is None:
+            message = (
+                "Missing API key: send it in the 'x-api-key' header or as "
+                "'Authorization: Bearer <key>'"
+            )
+        elif not hmac.compare_digest(given.encode("utf-8"), self._key):
+            message = "Invalid API key"
+        else:
+            await self.app(scope, receive, send)
+            return
+        response = _error(401, message, {"WWW-Authenticate": 'Bearer realm="ostinato"'})
+        await response(scope, receive, send)
+
+
+# -- the endpoints ---------------------------------------------------------------------------
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def _instance_id(request: Request) -> str:
+    """The ``{instance_id}`` path parameter, checked against the instance-id rules."""
+    try:
+        return validate_instance_id(request.path_params["instance_id"])
+    except InvalidInstanceIdError as exc:
+        raise ApiError(400, str(exc)) from None
+
+
+def _not_found(instance_id: str) -> ApiError:
+    return ApiError(404, str(InstanceNotFoundError(instance_id)))
+
+
+class _Api:
+    """The endpoint handlers, sharing one client and the URL layout."""
+
+    def __init__(
+        self,
+        client: AsyncClient,
+        base: str,
+        app: App | None,
+        retry_after: int,
+        *,
+        requires_api_key: bool,
+    ) -> None:
+        self.client = client
+        self.requires_api_key = requires_api_key
+        self.base = base
+        self.app = app
+        self.retry_after = retry_after
+
+    def routes(self) -> list[BaseRoute]:
+        b = self.base
+        instance = f"{b}/instances/{{instance_id}}"
+        table: list[tuple[str, Endpoint, str, str]] = [
+            (f"{b}/orchestrators/{{name}}", self.start, "POST", "start"),
+            (f"{b}/orchestrators/{{name}}/{{instance_id}}", self.start, "POST", "start_with_id"),
+            (f"{b}/instances", self.list_instances, "GET", "list_instances"),
+            (f"{b}/instances", self.purge_many, "DELETE", "purge_instances"),
+            (instance, self.status, "GET", "instance_status"),
+            (instance, self.purge, "DELETE", "purge_instance"),
+            (f"{instance}/raiseEvent/{{event_name}}", self.raise_event, "POST", "raise_event"),
+            (f"{instance}/terminate", self.terminate, "POST", "terminate"),
+            (f"{instance}/suspend", self.suspend, "POST", "suspend"),
+            (f"{instance}/resume", self.resume, "POST", "resume"),
+            (f"{b}/openapi.json", self.openapi, "GET", "openapi"),
+        ]
+        return [
+            Route(path, endpoint, methods=[method], name=name)
+            for path, endpoint, method, name in table
+        ]
+
+    # -- URLs -----------------------------------------------------------------------------
+    def instance_url(self, request: Request, instance_id: str) -> str:
+        """The absolute status URL of an instance, wherever this app is mounted."""
+        root = request.scope.get("root_path", "")
+        origin = f"{request.url.scheme}://{request.url.netloc}"
+        return f"{origin}{root}{self.base}/instances/{wire.quote_segment(instance_id)}"
+
+    def _accepted(self, request: Request, body: Any, instance_id: str) -> Response:
+        headers = {
+            "Location": self.instance_url(request, instance_id),
+            "Retry-After": str(self.retry_after),
+        }
+        return JSONResponse(body, status_code=202, headers=headers)
+
+    # -- starting -------------------------------------------------------------------------
+    async def start(self, request: Request) -> Response:
+        """Start an orchestration (the singleton starter when an instance id is given)."""
+        name = request.path_params["name"]
+        instance_id = _instance_id(request) if "instance_id" in request.path_params else None
+        if self.app is not None and name not in self.app.orchestrators:
+            raise ApiError(404, f"No orchestrator named '{name}' is registered")
+        data = await params.json_body(request)
+        try:
+            instance_id = await self.client.schedule_new_orchestration(
+                name, input=data, instance_id=instance_id
+            )
+        except InstanceAlreadyExistsError as exc:
+            raise ApiError(409, str(exc)) from None
+        urls = wire.management_urls(self.instance_url(request, instance_id), instance_id)
+        return self._accepted(request, urls, instance_id)
+
+    # -- reading --------------------------------------------------------------------------
+    async def _state(self, instance_id: str, fetch_payloads: bool = True) -> OrchestrationState:
+        state = await self.client.get_orchestration_state(
+            instance_id, fetch_payloads=fetch_payloads
+        )
+        if state is None:
+            raise _not_found(instance_id)
+        return state
+
+    async def status(self, request: Request) -> Response:
+        """An instance's status: 202 while it runs, 200 once it has finished."""
+        instance_id = _instance_id(request)
+        query = request.query_params
+        show_input = params.boolean(query, "showInput", True)
+        show_history = params.boolean(query, "showHistory", False)
+        show_history_output = params.boolean(query, "showHistoryOutput", False)
+        state = await self._state(instance_id)
+        body = wire.state_json(state, show_input=show_input)
+        if show_history:
+            try:
+                events = await self.client.get_orchestration_history(instance_id)
+            except InstanceNotFoundError:
+                raise _not_found(instance_id) from None
+            body["historyEvents"] = [
+                wire.history_event_json(e, show_output=show_history_output) for e in events
+            ]
+        if state.runtime_status.is_terminal:
+            return JSONResponse(body)
+        return self._accepted(request, body, instance_id)
+
+    async def list_instances(self, request: Request) -> Response:
+        """One page of instances matching the filters, and the next page's token."""
+        query = request.query_params
+        statuses = params.statuses(query.getlist("runtimeStatus"))
+        created_from, created_to = params.time_range(query)
+        show_input = params.boolean(query, "showInput", True)
+        token = request.headers.get(CONTINUATION_HEADER) or params.text(query, "continuationToken")
+        page = await self.client.query_instances(
+            runtime_status=statuses or None,
+            name_prefix=params.text(query, "namePrefix"),
+            instance_id_prefix=params.text(query, "instanceIdPrefix"),
+            created_from=created_from,
+            created_to=created_to,
+            page_size=params.page_size(query),
+            continuation_token=token,
+            fetch_payloads=show_input,
+        )
+        body = {
+            "instances": [wire.state_json(s, show_input=show_input) for s in page.items],
+            "continuationToken": page.continuation_token,
+        }
+        headers = {CONTINUATION_HEADER: page.continuation_token} if page.continuation_token else {}
+        return JSONResponse(body, headers=headers)
+
+    # -- signalling -----------------------------------------------------------------------
+    async def _active(self, instance_id: str) -> None:
+        """404 for an unknown instance, 410 Gone for a finished one."""
+        state = await self._state(instance_id, fetch_payloads=False)
+        if state.runtime_status.is_terminal:
+            raise ApiError(
+                410,
+                f"Instance '{instance_id}' is {wire.status_name(state.runtime_status)}; "
+                "it takes no more events or commands",
+            )
+
+    async def _signal(self, instance_id: str, send: Callable[[], Awaitable[None]]) -> Response:
+        await self._active(instance_id)
+        try:
+            await send()
+        except InstanceNotFoundError:
+            raise _not_found(instance_id) from None
+        return Response(status_code=202)
+
+    async def raise_event(self, request: Request) -> Response:
+        """Send an external event (body = its data) to an instance."""
+        instance_id = _instance_id(request)
+        event_name = request.path_params["event_name"]
+        data = await params.json_body(request)
+        return await self._signal(
+            instance_id,
+            lambda: self.client.raise_orchestration_event(instance_id, event_name, data=data),
+        )
+
+    async def terminate(self, request: Request) -> Response:
+        """Terminate an instance; ``reason`` becomes its output."""
+        instance_id = _instance_id(request)
+        reason = params.text(request.query_params, "reason")
+        recursive = params.boolean(request.query_params, "recursive", True)
+        return await self._signal(
+            instance_id,
+            lambda: self.client.terminate_orchestration(
+                instance_id, output=reason, recursive=recursive
+            ),
+        )
+
+    async def suspend(self, request: Request) -> Response:
+        """Suspend an instance."""
+        instance_id = _instance_id(request)
+        reason = params.text(request.query_params, "reason")
+        return await self._signal(
+            instance_id, lambda: self.client.suspend_orchestration(instance_id, reason=reason)
+        )
+
+    async def resume(self, request: Request) -> Response:
+        """Resume a suspended instance."""
+        instance_id = _instance_id(request)
+        reason = params.text(request.query_params, "reason")
+        return await self._signal(
+            instance_id, lambda: self.client.resume_orchestration(instance_id, reason=reason)
+        )
+
+    # -- purging --------------------------------------------------------------------------
+    async def purge(self, request: Request) -> Response:
+        """Delete a finished instance and its history."""
+        instance_id = _instance_id(request)
+        recursive = params.boolean(request.query_params, "recursive", True)
+        state = await self._state(instance_id, fetch_payloads=False)
+        if not state.runtime_status.is_terminal:
+            raise ApiError(
+                409,
+                f"Instance '{instance_id}' is {wire.status_name(state.runtime_status)}; only "
+                "Completed, Failed or Terminated instances can be purged (terminate it first)",
+            )
+        result = await self.client.purge_orchestration(instance_id, recursive=recursive)
+        return JSONResponse({"instancesDeleted": result.deleted_instance_count})
+
+    async def purge_many(self, request: Request) -> Response:
+        """Purge every finished instance matching the filters (at least one is required)."""
+        query = request.query_params
+        statuses = params.statuses(query.getlist("runtimeStatus"))
+        created_from, created_to = params.time_range(query)
+        if not statuses and created_from is None and created_to is None:
+            raise ApiError(
+                400,
+                "Give at least one filter: createdFrom, createdTo or runtimeStatus "
+                "(runtimeStatus=Completed,Failed,Terminated purges every finished instance)",
+            )
+        active = statuses - TERMINAL_STATUSES
+        if active:
+            names = ", ".join(sorted(wire.status_name(s) for s in active))
+            raise ApiError(
+                400,
+                f"Only Completed, Failed or Terminated instances can be purged, not {names}",
+            )
+        result = await self.client.purge_orchestrations_by(
+            created_from, created_to, statuses or None
+        )
+        return JSONResponse({"instancesDeleted": result.deleted_instance_count})
+
+    # -- the schema -----------------------------------------------------------------------
+    async def openapi(self, request: Request) -> Response:
+        """The OpenAPI 3 schema of this API."""
+        root = request.scope.get("root_path", "")
+        return JSONResponse(
+            openapi_schema(
+                self.base, server_url=root or "/", requires_api_key=self.requires_api_key
+            )
+        )
+
+
+__all__ = ["CONTINUATION_HEADER", "ApiKeyMiddleware", "create_app", "normalize_base_path"]

@@ -1,0 +1,147 @@
+"""Reading and validating request parameters and bodies; every problem is a clear ``400``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.requests import Request
+
+from ostinato.http.wire import STATUS_NAMES, parse_status
+from ostinato.status import OrchestrationStatus
+
+#: The largest page ``GET /instances?top=`` allows.
+MAX_PAGE_SIZE = 1000
+DEFAULT_PAGE_SIZE = 100
+
+_TRUE = frozenset({"true", "1", "yes"})
+_FALSE = frozenset({"false", "0", "no"})
+
+
+class ApiError(Exception):
+    """An error answered as ``{"error": message}`` with ``status_code``."""
+
+    def __init__(
+        self, status_code: int, message: str, *, headers: Mapping[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.message = message
+        self.headers = dict(headers or {})
+
+
+def bad_request(message: str) -> ApiError:
+    return ApiError(400, message)
+
+
+async def json_body(request: Request) -> Any:
+    """The request body as a JSON value; an empty body is ``None``."""
+    body = await request.body()
+    if not body.strip():
+        return None
+    try:
+        return json.loads(body)
+    except UnicodeDecodeError:
+        raise bad_request("The request body is not valid JSON: it is not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise bad_request(f"The request body is not valid JSON: {exc}") from None
+
+
+def boolean(params: Mapping[str, str], name: str, default: bool) -> bool:
+    """A ``true``/``false`` query parameter."""
+    value = params.get(name)
+    if value is None or value == "":
+        return default
+    if value.lower() in _TRUE:
+        return True
+    if value.lower() in _FALSE:
+        return False
+    raise bad_request(f"Query parameter '{name}' must be true or false, not {value!r}")
+
+
+def statuses(values: Sequence[str], name: str = "runtimeStatus") -> frozenset[OrchestrationStatus]:
+    """Runtime statuses from a repeated and/or comma-separated parameter (empty: none given)."""
+    found: set[OrchestrationStatus] = set()
+    for value in values:
+        for part in value.split(","):
+            if not part.strip():
+                continue
+            status = parse_status(part)
+            if status is None:
+                expected = ", ".join(STATUS_NAMES.values())
+                raise bad_request(
+                    f"Query parameter '{name}' has an unknown runtime status {part.strip()!r}; "
+                    f"expected one of {expected}"
+                )
+            found.add(status)
+    return frozenset(found)
+
+
+def timestamp(params: Mapping[str, str], *names: str) -> datetime | None:
+    """An ISO 8601 time from the first of ``names`` present (no offset: UTC)."""
+    for name in names:
+        value = params.get(name)
+        if value is None or value == "":
+            continue
+        text = value.strip()
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            # An unencoded '+' in a query string arrives as a space: '...T10:00:00 02:00'.
+            try:
+                parsed = datetime.fromisoformat(text.replace(" ", "+"))
+            except ValueError:
+                raise bad_request(
+                    f"Query parameter '{name}' is not an ISO 8601 date/time: {value!r} "
+                    "(e.g. 2024-05-01T12:00:00Z)"
+                ) from None
+        return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+    return None
+
+
+def time_range(params: Mapping[str, str]) -> tuple[datetime | None, datetime | None]:
+    """``createdFrom``/``createdTo`` (or Durable Functions' ``createdTimeFrom``/``To``)."""
+    created_from = timestamp(params, "createdFrom", "createdTimeFrom")
+    created_to = timestamp(params, "createdTo", "createdTimeTo")
+    if created_from is not None and created_to is not None and created_from > created_to:
+        raise bad_request("'createdFrom' is later than 'createdTo'")
+    return created_from, created_to
+
+
+def page_size(params: Mapping[str, str], name: str = "top") -> int:
+    """The page size: an integer from 1 to :data:`MAX_PAGE_SIZE`."""
+    value = params.get(name)
+    if value is None or value == "":
+        return DEFAULT_PAGE_SIZE
+    try:
+        size = int(value)
+    except ValueError:
+        size = 0
+    if not 1 <= size <= MAX_PAGE_SIZE:
+        raise bad_request(
+            f"Query parameter '{name}' must be an integer from 1 to {MAX_PAGE_SIZE}, not {value!r}"
+        )
+    return size
+
+
+def text(params: Mapping[str, str], name: str) -> str | None:
+    """An optional text parameter (empty means absent)."""
+    value = params.get(name)
+    return value if value else None
+
+
+__all__ = [
+    "DEFAULT_PAGE_SIZE",
+    "MAX_PAGE_SIZE",
+    "ApiError",
+    "bad_request",
+    "boolean",
+    "json_body",
+    "page_size",
+    "statuses",
+    "text",
+    "time_range",
+    "timestamp",
+]
