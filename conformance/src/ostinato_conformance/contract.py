@@ -55,6 +55,7 @@ from ostinato_conformance.faults import (
 from ostinato_conformance.profiles import current_profile
 from ostinato_conformance.requirements import payload_skip_reason, requires
 from ostinato_conformance.support import (
+    COMPLETION_TIMEOUT,
     LONG_LOCK,
     activity_task,
     consume,
@@ -276,7 +277,7 @@ class ProviderContractTests(ConformanceTestBase):
         with running_worker(faulty, lock_timeout=SHORT_LOCK):
             client = ot.Client(faulty)
             iid = client.schedule_new_orchestration(hello_cities)
-            state = client.wait_for_orchestration_completion(iid, timeout=30)
+            state = client.wait_for_orchestration_completion(iid, timeout=COMPLETION_TIMEOUT)
         assert state.output == HELLO_RESULT, describe_injected(faulty)
         assert crash_first_result.fired
         runs = sum(n for (i, _), n in activity_runs.items() if i == iid)
@@ -364,7 +365,7 @@ class ProviderContractTests(ConformanceTestBase):
         client = ot.Client(provider)
         with running_worker(provider):
             iid = client.schedule_new_orchestration(hello_cities)
-            state = client.wait_for_orchestration_completion(iid, timeout=30)
+            state = client.wait_for_orchestration_completion(iid, timeout=COMPLETION_TIMEOUT)
         assert state.output == HELLO_RESULT
         kinds = Counter(type(e).__name__ for e in provider.get_history(iid))
         assert kinds["ExecutionStarted"] == 1
@@ -467,7 +468,7 @@ class ProviderContractTests(ConformanceTestBase):
         client = ot.Client(faulty)
         with running_worker(faulty, lock_timeout=SHORT_LOCK):
             iid = client.schedule_new_orchestration(hello_cities)
-            state = client.wait_for_orchestration_completion(iid, timeout=30)
+            state = client.wait_for_orchestration_completion(iid, timeout=COMPLETION_TIMEOUT)
         assert faulty.injected, f"the run made fewer than {call} worker calls"
         assert state.output == HELLO_RESULT, describe_injected(faulty)
 
@@ -615,19 +616,19 @@ class ProviderContractTests(ConformanceTestBase):
         client = ot.Client(provider)
         with running_worker(provider):
             iid = client.schedule_new_orchestration(sleep_then_report, input=200)
-            state = client.wait_for_orchestration_completion(iid, timeout=30)
+            state = client.wait_for_orchestration_completion(iid, timeout=COMPLETION_TIMEOUT)
         due, woke = (datetime.fromisoformat(t) for t in state.output)
         assert woke >= due, f"the timer fired {due - woke} early"
 
     # -- a terminal instance never runs again ---------------------------------------------------
     def _finished(self, provider: StorageProvider, client: ot.Client, terminate: bool) -> str:
         iid = client.schedule_new_orchestration(wait_for_go, instance_id="finished")
-        client.wait_for_orchestration_start(iid, timeout=30)
+        client.wait_for_orchestration_start(iid, timeout=COMPLETION_TIMEOUT)
         if terminate:
             client.terminate_orchestration(iid, output="stopped")
         else:
             client.raise_orchestration_event(iid, "go", data="first")
-        client.wait_for_orchestration_completion(iid, timeout=30)
+        client.wait_for_orchestration_completion(iid, timeout=COMPLETION_TIMEOUT)
         return iid
 
     @pytest.mark.parametrize("ending", ["completed", "terminated"])
@@ -939,7 +940,7 @@ class ProviderContractTests(ConformanceTestBase):
         client = ot.Client(provider)
         with running_worker(provider):
             iid = client.schedule_new_orchestration(echo, input=value)
-            state = client.wait_for_orchestration_completion(iid, timeout=30)
+            state = client.wait_for_orchestration_completion(iid, timeout=COMPLETION_TIMEOUT)
         assert state.output == value
 
     def test_payload_over_the_declared_limit_is_refused_by_the_client(
@@ -1008,7 +1009,7 @@ class ProviderContractTests(ConformanceTestBase):
         iid = "\u697d\u8b5c-\U0001f3b5-caf\u00e9"
         with running_worker(provider):
             client.schedule_new_orchestration(echo, input="ok", instance_id=iid)
-            state = client.wait_for_orchestration_completion(iid, timeout=30)
+            state = client.wait_for_orchestration_completion(iid, timeout=COMPLETION_TIMEOUT)
         assert state.instance_id == iid and state.output == "ok"
 
     # -- concurrent workers end to end ----------------------------------------------------------
@@ -1018,7 +1019,7 @@ class ProviderContractTests(ConformanceTestBase):
         client = ot.Client(provider)
         with running_worker(provider), running_worker(provider):
             ids = [client.schedule_new_orchestration(hello_cities) for _ in range(10)]
-            states = [client.wait_for_orchestration_completion(i, timeout=30) for i in ids]
+            states = [client.wait_for_orchestration_completion(i, timeout=COMPLETION_TIMEOUT) for i in ids]
         assert [s.output for s in states] == [HELLO_RESULT] * 10
         for iid in ids:
             kinds = Counter(type(e).__name__ for e in provider.get_history(iid))

@@ -6,6 +6,7 @@ They are public so that provider authors can write extra tests in the same vocab
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -29,8 +30,11 @@ T = TypeVar("T")
 
 #: A lock timeout long enough never to expire during a test.
 LONG_LOCK = timedelta(minutes=5)
-#: How long the suite waits for something a provider should do promptly (seconds).
-PROMPTLY = 5.0
+#: How long the suite waits for something a provider should do promptly (seconds); set
+#: ``OSTINATO_CONFORMANCE_PROMPTLY`` to change it (e.g. higher for a slow remote store).
+PROMPTLY = float(os.environ.get("OSTINATO_CONFORMANCE_PROMPTLY", "5"))
+#: How long the suite waits for an orchestration to finish (seconds).
+COMPLETION_TIMEOUT = 6 * PROMPTLY
 
 
 def new_record(
