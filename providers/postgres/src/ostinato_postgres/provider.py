@@ -1,0 +1,524 @@
+"""The PostgreSQL provider: the relational toolkit on psycopg 3 with a connection pool.
+
+What this module adds to :mod:`ostinato.relational` (which owns the schema, the SQL and the
+contract logic):
+
+* :class:`PostgresDialect`: ``%s`` placeholders, ``FOR UPDATE SKIP LOCKED`` on the claiming
+  queries (workers never wait for each other's rows), ``FOR UPDATE`` on rows whose values a
+  transaction relies on (lock checks, the reuse-id check), ``TEXT COLLATE "C"`` keys (code-point
+  order, the same as Python's, for paging and prefixes);
+* **a schema per task hub** (``ostinato_<hub>`` unless named): each hub's tables, triggers
+  and notification channel live in their own PostgreSQL schema, reached through the
+  connections' ``search_path``; creating it is idempotent and serialized between processes
+  by a transaction-scoped advisory lock, so any number of workers may start at once;
+* **LISTEN/NOTIFY**: statement-level triggers on the inbox, the activity queue and the
+  instance table ``pg_notify`` the hub's channel when they commit; a listener thread on a
+  dedicated connection turns each notification into ``self.changes.notify()``, so an idle
+  worker (or a client waiting for completion) in any process wakes at once instead of at its
+  next poll. Polling stays the fallback: a lost listener connection is re-established with
+  back-off and a wake-up is sent after each reconnect;
+* driver errors mapped at the edge (:meth:`PostgresProvider._errors`): deadlocks, serialization
+  failures and lock timeouts become :class:`TransientDatabaseError`, and every call whose
+  transaction failed with one is retried with jittered exponential back-off (nothing of a
+  failed transaction was committed, so the retry is safe); everything else becomes a
+  :class:`~ostinato.errors.ProviderError` naming the server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import re
+import threading
+import time
+import zlib
+from collections.abc import Callable, Collection, Iterator, Sequence
+from datetime import timedelta
+from typing import Any, TypeVar
+
+import psycopg
+import psycopg.errors
+from ostinato.errors import ConfigurationError, ProviderError
+from ostinato.history import HistoryEvent
+from ostinato.provider import (
+    ActivityWorkItem,
+    ChangeSignal,
+    InstanceQuery,
+    InstanceRecord,
+    OrchestrationCheckpoint,
+    OrchestrationMessage,
+    OrchestrationWorkItem,
+    Page,
+    ProviderCapabilities,
+    ReuseIdPolicy,
+)
+from ostinato.relational.connection import Cursor
+from ostinato.relational.dialect import ColumnType, Dialect
+from ostinato.relational.migrations import migrate
+from ostinato.relational.provider import RelationalProvider
+from ostinato.relational.schema import ACTIVITIES, INBOX, INSTANCES
+from ostinato.status import OrchestrationStatus
+from psycopg import sql
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+log = logging.getLogger("ostinato.postgres")
+
+T = TypeVar("T")
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+#: SQLSTATEs whose transaction was rolled back by the server and may simply be run again.
+_TRANSIENT_SQLSTATES = frozenset(
+    {
+        "40001",  # serialization_failure
+        "40P01",  # deadlock_detected
+        "55P03",  # lock_not_available
+    }
+)
+
+
+class TransientDatabaseError(ProviderError):
+    """A transaction the server rolled back (deadlock, serialization failure): retryable."""
+
+
+class PostgresDialect(Dialect):
+    """PostgreSQL 12+ through psycopg 3."""
+
+    name = "postgresql"
+    placeholder = "%s"
+    type_names = {
+        ColumnType.IDENTITY: "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+        ColumnType.BIGINT: "BIGINT",
+        ColumnType.INTEGER: "INTEGER",
+        # Code-point order (Python's), whatever the database's default collation is.
+        ColumnType.KEY: 'TEXT COLLATE "C"',
+        ColumnType.TEXT: "TEXT",
+    }
+    begin_write = None
+    max_parameters = 30000
+
+    def claim_suffix(self) -> str:
+        return " FOR UPDATE SKIP LOCKED"
+
+    def lock_suffix(self) -> str:
+        return " FOR UPDATE"
+
+    def starts_with(self, column: str) -> str:
+        return f"LEFT({column}, %s) = %s"
+
+    def is_unique_violation(self, error: BaseException) -> bool:
+        cause: BaseException | None = error
+        while cause is not None:
+            if isinstance(cause, psycopg.errors.UniqueViolation):
+                return True
+            cause = cause.__cause__
+        return False
+
+    def table_names_sql(self) -> str:
+        return (
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+        )
+
+
+def default_schema(task_hub: str) -> str:
+    """The PostgreSQL schema of a task hub when none is configured: ``ostinato_<hub>``."""
+    return f"ostinato_{task_hub}".lower()
+
+
+class PostgresProvider(RelationalProvider):
+    """Stores task hubs in a PostgreSQL database, one schema per hub.
+
+    :param dsn: a libpq connection string or URI (``postgresql://user:pw@host:5432/db``);
+        from config: ``OSTINATO_POSTGRES_DSN``.
+    :param task_hub: the task hub's name.
+    :param schema: the PostgreSQL schema holding the hub (default ``ostinato_<task_hub>``,
+        lower-cased); letters, digits and ``_``, at most 63 characters.
+    :param pool_min_size: connections the pool keeps open.
+    :param pool_max_size: the most connections the pool opens (one more is used by the
+        listener).
+    :param listen: wake on LISTEN/NOTIFY (otherwise waiters in other processes poll).
+    :param max_retries: how often a transaction rolled back by a deadlock or serialization
+        failure is run again before the error is raised.
+    :param connect_timeout: seconds to wait for a connection (from the server or the pool).
+    """
+
+    capabilities = ProviderCapabilities(
+        transactional_checkpoints=True,
+        # A TEXT value may hold up to 1 GB; stay well clear of it.
+        max_payload_bytes=256 * 1024 * 1024,
+        multi_process=True,
+        lock_expiry=True,
+    )
+
+    def __init__(
+        self,
+        dsn: str = "",
+        *,
+        task_hub: str = "default",
+        schema: str | None = None,
+        pool_min_size: int = 1,
+        pool_max_size: int = 10,
+        listen: bool = True,
+        max_retries: int = 8,
+        connect_timeout: float = 30.0,
+    ) -> None:
+        if not isinstance(dsn, str) or not dsn.strip():
+            raise ConfigurationError(
+                "PostgreSQL setting 'dsn' is required: a libpq connection string such as "
+                "'postgresql://user:password@localhost:5432/dbname' (OSTINATO_POSTGRES_DSN)"
+            )
+        if not isinstance(task_hub, str) or not task_hub:
+            raise ConfigurationError("PostgreSQL setting 'task_hub' must be a non-empty string")
+        schema = schema or default_schema(task_hub)
+        if not _IDENTIFIER.match(schema):
+            raise ConfigurationError(
+                f"PostgreSQL schema {schema!r} is not a plain identifier (letters, digits and "
+                "'_', at most 63 characters, not starting with a digit); set the 'schema' "
+                "setting explicitly for this task hub"
+            )
+        if pool_min_size < 0 or pool_max_size < max(1, pool_min_size):
+            raise ConfigurationError(
+                "PostgreSQL settings need 0 <= pool_min_size <= pool_max_size, pool_max_size >= 1"
+            )
+        super().__init__(PostgresDialect(), task_hub)
+        self.dsn = dsn
+        self.schema = schema
+        self.channel = schema
+        self.listen = listen
+        self.max_retries = max(0, max_retries)
+        self.connect_timeout = connect_timeout
+        self._pool_sizes = (pool_min_size, pool_max_size)
+        self._pool: ConnectionPool[psycopg.Connection[Any]] | None = None
+        self._guard = threading.RLock()
+        self._ready = False
+        self._closed = False
+        self._listener: _Listener | None = None
+        self._local = threading.local()
+
+    def __repr__(self) -> str:
+        return f"PostgresProvider(schema={self.schema!r}, task_hub={self.task_hub!r})"
+
+    # -- connections ----------------------------------------------------------------------
+    def _configure(self, connection: psycopg.Connection[Any]) -> None:
+        connection.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(self.schema)))
+
+    def _get_pool(self) -> ConnectionPool[psycopg.Connection[Any]]:
+        pool = self._pool
+        if pool is not None:
+            return pool
+        with self._guard:
+            if self._pool is None:
+                self._closed = False
+                min_size, max_size = self._pool_sizes
+                pool = ConnectionPool(
+                    self.dsn,
+                    min_size=min_size,
+                    max_size=max_size,
+                    kwargs={"autocommit": True},
+                    configure=self._configure,
+                    timeout=self.connect_timeout,
+                    name=f"ostinato-{self.schema}",
+                    open=False,
+                )
+                with self._errors():
+                    pool.open(wait=min_size > 0, timeout=self.connect_timeout)
+                self._pool = pool
+            return self._pool
+
+    @contextlib.contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
+        with self._errors(), self._get_pool().connection() as connection:
+            yield connection
+
+    @contextlib.contextmanager
+    def _write(self, durable: bool = True) -> Iterator[Cursor]:
+        if not self._ready:
+            self.setup()
+        try:
+            with (
+                self._connection() as connection,
+                connection.transaction(),
+                connection.cursor() as cursor,
+            ):
+                if not durable:
+                    # A lost claim or lock renewal is harmless: don't wait for the WAL.
+                    cursor.execute("SET LOCAL synchronous_commit = off")
+                yield cursor
+        except BaseException as exc:
+            self._local.failed = exc
+            raise
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[Cursor]:
+        if not self._ready:
+            self.setup()
+        with self._connection() as connection, connection.cursor() as cursor:
+            yield cursor
+
+    def close(self) -> None:
+        """Stop the listener and close the pool (a later call reopens them)."""
+        with self._guard:
+            self._closed = True
+            listener, self._listener = self._listener, None
+            pool, self._pool = self._pool, None
+        if listener is not None:
+            listener.stop()
+        if pool is not None:
+            pool.close()
+
+    # -- error mapping --------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        """Map psycopg errors to ostinato's (the driver error stays as ``__cause__``)."""
+        try:
+            yield
+        except psycopg.Error as exc:
+            raise self._map_error(exc) from exc
+        except PoolTimeout as exc:
+            raise ProviderError(
+                f"No PostgreSQL connection became available within {self.connect_timeout:g}s "
+                f"({exc}); check that the server is reachable and pool_max_size"
+            ) from exc
+
+    def _map_error(self, exc: psycopg.Error) -> Exception:
+        state = exc.sqlstate or ""
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if state in _TRANSIENT_SQLSTATES:
+            return TransientDatabaseError(f"PostgreSQL rolled back a transaction: {message}")
+        if isinstance(exc, psycopg.OperationalError) and not state:
+            return ProviderError(f"Cannot reach the PostgreSQL server: {message}")
+        if state == "42501":
+            return ConfigurationError(
+                f"The PostgreSQL user lacks a privilege ostinato needs (schema "
+                f"{self.schema!r}): {message}"
+            )
+        return ProviderError(f"PostgreSQL error ({state or 'no SQLSTATE'}): {message}")
+
+    # -- transient-error retries ----------------------------------------------------------
+    def _retrying(self, call: Callable[[], T]) -> T:
+        """Run ``call`` (one transaction); run it again while it fails transiently."""
+        delay = 0.005
+        for attempt in range(self.max_retries + 1):
+            self._local.failed = None
+            try:
+                result = call()
+            except TransientDatabaseError:
+                if attempt >= self.max_retries:
+                    raise
+            else:
+                # Batch completions report a failed transaction per item instead of raising.
+                if not isinstance(self._local.failed, TransientDatabaseError):
+                    return result
+                if attempt >= self.max_retries:
+                    return result
+            log.debug("Retrying a transaction rolled back by PostgreSQL (attempt %d)", attempt + 1)
+            time.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 1.0)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def setup(self) -> None:
+        """Create or migrate the hub's schema, tables and notify triggers (idempotent).
+
+        Concurrent callers, in any process, serialize on an advisory lock.
+        """
+        with self._guard:
+            if self._ready:
+                return
+            schema = sql.Identifier(self.schema)
+            lock_key = zlib.crc32(f"ostinato:{self.schema}".encode()) - 2**31
+            with self._connection() as connection, connection.transaction():
+                cur = connection.cursor()
+                cur.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key,))
+                cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(schema))
+                migrate(cur, self.dialect, self._now_micros())
+                for statement in self._notify_ddl():
+                    cur.execute(statement)
+            self._ready = True
+
+    def _notify_ddl(self) -> list[sql.Composed]:
+        """The trigger function and statement-level triggers that NOTIFY the hub's channel."""
+        statements: list[sql.Composed] = [
+            sql.SQL(
+                "CREATE OR REPLACE FUNCTION ostinato_notify() RETURNS trigger "
+                "LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_notify({}, ''); RETURN NULL; END $$"
+            ).format(sql.Literal(self.channel))
+        ]
+        for table, events in (
+            (INBOX, "INSERT"),
+            (ACTIVITIES, "INSERT"),
+            (INSTANCES, "INSERT OR UPDATE"),
+        ):
+            trigger = sql.Identifier(f"{table}_notify")
+            statements.append(
+                sql.SQL("DROP TRIGGER IF EXISTS {} ON {}").format(trigger, sql.Identifier(table))
+            )
+            statements.append(
+                sql.SQL(
+                    "CREATE TRIGGER {} AFTER " + events + " ON {} "
+                    "FOR EACH STATEMENT EXECUTE FUNCTION ostinato_notify()"
+                ).format(trigger, sql.Identifier(table))
+            )
+        return statements
+
+    def drop_task_hub(self) -> None:
+        """Delete the hub's schema and everything in it (irreversible)."""
+        with self._connection() as connection:
+            connection.execute(
+                sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(self.schema))
+            )
+        self._ready = False
+
+    def server_version(self) -> str:
+        """The server's version string (``SHOW server_version``)."""
+        with self._connection() as connection:
+            row = connection.execute("SHOW server_version").fetchone()
+        return str(row[0]) if row else "unknown"
+
+    # -- change notifications -------------------------------------------------------------
+    @property
+    def changes(self) -> ChangeSignal:
+        """The change signal, fed across processes by LISTEN/NOTIFY (started on first use)."""
+        signal = super().changes
+        if self.listen and self._listener is None and not self._closed:
+            with self._guard:
+                if self._listener is None and not self._closed:
+                    self._listener = _Listener(self.dsn, self.channel, signal)
+                    self._listener.start()
+        return signal
+
+    def wait_listening(self, timeout: float = 10.0) -> bool:
+        """Block until the listener is subscribed to the hub's channel (for tests)."""
+        _ = self.changes
+        listener = self._listener
+        return listener is not None and listener.listening.wait(timeout)
+
+    # -- the contract, with transient-error retries ---------------------------------------
+    def create_instance(
+        self, record: InstanceRecord, start: OrchestrationMessage, policy: ReuseIdPolicy
+    ) -> None:
+        self._retrying(lambda: super(PostgresProvider, self).create_instance(record, start, policy))
+
+    def send_message(self, message: OrchestrationMessage) -> None:
+        self._retrying(lambda: super(PostgresProvider, self).send_message(message))
+
+    def get_instance(self, instance_id: str) -> InstanceRecord | None:
+        return self._retrying(lambda: super(PostgresProvider, self).get_instance(instance_id))
+
+    def get_history(self, instance_id: str) -> list[HistoryEvent]:
+        return self._retrying(lambda: super(PostgresProvider, self).get_history(instance_id))
+
+    def query_instances(self, query: InstanceQuery) -> Page[InstanceRecord]:
+        return self._retrying(lambda: super(PostgresProvider, self).query_instances(query))
+
+    def purge_instance(
+        self, instance_id: str, only_if_status: Collection[OrchestrationStatus]
+    ) -> bool:
+        return self._retrying(
+            lambda: super(PostgresProvider, self).purge_instance(instance_id, only_if_status)
+        )
+
+    def lock_next_orchestration_work_items(
+        self, worker_id: str, lock_timeout: timedelta, max_count: int
+    ) -> list[OrchestrationWorkItem]:
+        return self._retrying(
+            lambda: super(PostgresProvider, self).lock_next_orchestration_work_items(
+                worker_id, lock_timeout, max_count
+            )
+        )
+
+    def complete_orchestration_work_items(
+        self, batch: Sequence[tuple[OrchestrationWorkItem, OrchestrationCheckpoint]]
+    ) -> list[Exception | None]:
+        return self._retrying(
+            lambda: super(PostgresProvider, self).complete_orchestration_work_items(batch)
+        )
+
+    def abandon_orchestration_work_item(
+        self, item: OrchestrationWorkItem, delay: timedelta | None = None
+    ) -> None:
+        self._retrying(
+            lambda: super(PostgresProvider, self).abandon_orchestration_work_item(item, delay)
+        )
+
+    def renew_orchestration_work_item_lock(
+        self, item: OrchestrationWorkItem, lock_timeout: timedelta
+    ) -> None:
+        self._retrying(
+            lambda: super(PostgresProvider, self).renew_orchestration_work_item_lock(
+                item, lock_timeout
+            )
+        )
+
+    def lock_next_activity_work_items(
+        self, worker_id: str, lock_timeout: timedelta, max_count: int
+    ) -> list[ActivityWorkItem]:
+        return self._retrying(
+            lambda: super(PostgresProvider, self).lock_next_activity_work_items(
+                worker_id, lock_timeout, max_count
+            )
+        )
+
+    def complete_activity_work_items(
+        self, batch: Sequence[tuple[ActivityWorkItem, OrchestrationMessage]]
+    ) -> list[Exception | None]:
+        return self._retrying(
+            lambda: super(PostgresProvider, self).complete_activity_work_items(batch)
+        )
+
+    def abandon_activity_work_item(
+        self, item: ActivityWorkItem, delay: timedelta | None = None
+    ) -> None:
+        self._retrying(
+            lambda: super(PostgresProvider, self).abandon_activity_work_item(item, delay)
+        )
+
+    def renew_activity_work_item_lock(
+        self, item: ActivityWorkItem, lock_timeout: timedelta
+    ) -> None:
+        self._retrying(
+            lambda: super(PostgresProvider, self).renew_activity_work_item_lock(item, lock_timeout)
+        )
+
+
+class _Listener:
+    """A daemon thread that LISTENs on a channel and feeds a :class:`ChangeSignal`."""
+
+    def __init__(self, dsn: str, channel: str, signal: ChangeSignal) -> None:
+        self.dsn = dsn
+        self.channel = channel
+        self.signal = signal
+        self.listening = threading.Event()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name=f"ostinato-listen-{channel}", daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout=2.0)
+
+    def _run(self) -> None:
+        backoff = 0.1
+        while not self._stopping.is_set():
+            try:
+                with psycopg.connect(self.dsn, autocommit=True, connect_timeout=10) as conn:
+                    conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
+                    self.listening.set()
+                    backoff = 0.1
+                    # Anything committed while we were not listening: wake waiters once.
+                    self.signal.notify()
+                    while not self._stopping.is_set():
+                        for _ in conn.notifies(timeout=0.25):
+                            self.signal.notify()
+            except psycopg.Error as exc:
+                self.listening.clear()
+                if self._stopping.is_set():
+                    return
+                log.warning("PostgreSQL listener lost its connection (%s); reconnecting", exc)
+                self._stopping.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
