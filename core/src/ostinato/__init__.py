@@ -21,6 +21,8 @@ from ostinato.client import AsyncClient, Client, PurgeResult, raise_if_failed
 from ostinato.config import provider_from_config
 from ostinato.context import ActivityContext, OrchestrationContext
 from ostinato.converter import DataConverter, JsonDataConverter
+from ostinato.engine import EntityLock
+from ostinato.entities import EntityContext, EntityId, EntityMetadata
 from ostinato.errors import (
     ConfigurationError,
     FailureDetails,
@@ -36,6 +38,7 @@ from ostinato.errors import (
     TaskFailedError,
     WorkItemLockLost,
 )
+from ostinato.httpcall import HttpResponse
 from ostinato.memory import InMemoryProvider
 from ostinato.provider import Page, ProviderCapabilities, ReuseIdPolicy, StorageProvider
 from ostinato.retry import RetryPolicy
@@ -53,7 +56,12 @@ __all__ = [
     "Client",
     "ConfigurationError",
     "DataConverter",
+    "EntityContext",
+    "EntityId",
+    "EntityLock",
+    "EntityMetadata",
     "FailureDetails",
+    "HttpResponse",
     "InMemoryProvider",
     "InstanceAlreadyExistsError",
     "InstanceNotFoundError",

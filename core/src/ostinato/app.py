@@ -47,6 +47,11 @@ class App:
     def __init__(self) -> None:
         self.orchestrators: dict[str, Registration] = {}
         self.activities: dict[str, Registration] = {}
+        self.entities: dict[str, Registration] = {}
+        self.token_providers: dict[str, Callable[[], str]] = {}
+        from ostinato.httpcall import HTTP_ACTIVITY, make_http_activity
+
+        self._register(self.activities, "activity", make_http_activity(self), HTTP_ACTIVITY)
 
     def _register(
         self, table: dict[str, Registration], kind: str, fn: Callable[..., Any], name: str | None
@@ -100,6 +105,38 @@ class App:
             return f
 
         return register(fn) if fn is not None else register
+
+    @overload
+    def entity(self, fn: F, /) -> F: ...
+    @overload
+    def entity(self, *, name: str | None = None) -> Callable[[F], F]: ...
+
+    def entity(  # type: ignore[misc]
+        self, fn: F | None = None, /, *, name: str | None = None
+    ) -> Any:
+        """Register an entity function: ``(ctx: EntityContext, input) -> result``.
+
+        Entity names are case-insensitive (stored lower-case).
+        """
+
+        def register(f: F) -> F:
+            entity_name = str(name or getattr(f, "__name__", "")).lower()
+            self._register(self.entities, "entity", f, entity_name)
+            return f
+
+        return register(fn) if fn is not None else register
+
+    def token_provider(self, name: str) -> Callable[[Callable[[], str]], Callable[[], str]]:
+        """Register a function returning a bearer token, for ``ctx.call_http(token_source=name)``.
+
+        It runs in the worker (inside the built-in HTTP activity), never in orchestrator code.
+        """
+
+        def register(fn: Callable[[], str]) -> Callable[[], str]:
+            self.token_providers[name] = fn
+            return fn
+
+        return register
 
     def add_orchestrator(self, fn: Callable[..., Any], *, name: str | None = None) -> None:
         """Register an orchestrator without the decorator."""

@@ -21,12 +21,14 @@ from typing import Any, TypeVar
 
 from ostinato.app import name_of
 from ostinato.converter import DataConverter, default_converter
+from ostinato.entities import EntityId, EntityMetadata, is_entity_instance, metadata_from_record
 from ostinato.errors import (
     InstanceNotFoundError,
     OrchestrationFailedError,
     PayloadTooLargeError,
 )
 from ostinato.history import (
+    EntityRequest,
     EventRaised,
     ExecutionResumed,
     ExecutionStarted,
@@ -199,7 +201,11 @@ class Client:
         continuation_token: str | None = None,
         fetch_payloads: bool = True,
     ) -> Page[OrchestrationState]:
-        """One page of instances matching the filters, ordered by instance id."""
+        """One page of instances matching the filters, ordered by instance id.
+
+        Entities are left out (unless ``instance_id_prefix`` starts with ``@``), so a page may
+        hold fewer than ``page_size`` items; page on until ``continuation_token`` is ``None``.
+        """
         if page_size < 1:
             raise ValueError("page_size must be at least 1")
         query = InstanceQuery(
@@ -212,8 +218,13 @@ class Client:
             continuation_token=continuation_token,
         )
         page = self._provider().query_instances(query)
+        with_entities = (instance_id_prefix or "").startswith("@")
         return Page(
-            items=[state_from_record(r, fetch_payloads) for r in page.items],
+            items=[
+                state_from_record(r, fetch_payloads)
+                for r in page.items
+                if with_entities or not is_entity_instance(r.instance_id)
+            ],
             continuation_token=page.continuation_token,
         )
 
@@ -285,7 +296,59 @@ class Client:
         """Resume a suspended instance."""
         self._send(instance_id, ExecutionResumed(reason=reason))
 
-    # -- purging --------------------------------------------------------------------------
+    # -- entities ------------------------------------------------------------------------
+    def signal_entity(
+        self,
+        entity_id: EntityId,
+        operation: str,
+        input: Any = None,
+        *,
+        scheduled_time: datetime | None = None,
+    ) -> None:
+        """Send ``operation`` (with ``input``) to an entity, one-way.
+
+        The entity is created by its first operation; ``scheduled_time`` delays delivery.
+        """
+        if scheduled_time is not None and scheduled_time.tzinfo is None:
+            raise ValueError("scheduled_time needs an aware datetime")
+        payload = self._payload(input, "entity operation input")
+        request = EntityRequest(request_id=uuid.uuid4().hex, operation=operation, input=payload)
+        self._provider().send_message(
+            OrchestrationMessage(
+                instance_id=entity_id.instance_id, event=request, visible_at=scheduled_time
+            )
+        )
+
+    def get_entity(self, entity_id: EntityId) -> EntityMetadata | None:
+        """The entity's state and lock holder, or ``None`` if it has never run an operation."""
+        record = self._provider().get_instance(entity_id.instance_id)
+        return None if record is None else metadata_from_record(record)
+
+    def query_entities(
+        self,
+        *,
+        name: str | None = None,
+        key_prefix: str = "",
+        page_size: int = 100,
+        continuation_token: str | None = None,
+    ) -> Page[EntityMetadata]:
+        """Entities (all, or of one ``name``, optionally by key prefix), ordered by id."""
+        prefix = f"@{name.lower()}@{key_prefix}" if name else "@"
+        page = self._provider().query_instances(
+            InstanceQuery(
+                instance_id_prefix=prefix,
+                page_size=page_size,
+                continuation_token=continuation_token,
+            )
+        )
+        return Page(
+            items=[
+                metadata_from_record(r) for r in page.items if is_entity_instance(r.instance_id)
+            ],
+            continuation_token=page.continuation_token,
+        )
+
+    # -- purging -------------------------------------------------------------------------
     def purge_orchestration(self, instance_id: str, *, recursive: bool = True) -> PurgeResult:
         """Delete a finished instance and everything stored for it.
 
@@ -452,6 +515,27 @@ class AsyncClient:
     async def resume_orchestration(self, instance_id: str, *, reason: str | None = None) -> None:
         """See :meth:`Client.resume_orchestration`."""
         await self._run(self._client.resume_orchestration, instance_id, reason=reason)
+
+    async def signal_entity(
+        self,
+        entity_id: EntityId,
+        operation: str,
+        input: Any = None,
+        *,
+        scheduled_time: datetime | None = None,
+    ) -> None:
+        """See :meth:`Client.signal_entity`."""
+        await self._run(
+            self._client.signal_entity, entity_id, operation, input, scheduled_time=scheduled_time
+        )
+
+    async def get_entity(self, entity_id: EntityId) -> EntityMetadata | None:
+        """See :meth:`Client.get_entity`."""
+        return await self._run(self._client.get_entity, entity_id)
+
+    async def query_entities(self, **filters: Any) -> Page[EntityMetadata]:
+        """See :meth:`Client.query_entities` (same keyword filters)."""
+        return await self._run(self._client.query_entities, **filters)
 
     async def purge_orchestration(self, instance_id: str, *, recursive: bool = True) -> PurgeResult:
         """See :meth:`Client.purge_orchestration`."""

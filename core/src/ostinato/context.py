@@ -11,7 +11,9 @@ from ostinato.retry import RetryPolicy
 from ostinato.task import CompletableTask, Task
 
 if TYPE_CHECKING:
-    from ostinato.engine import OrchestrationRun
+    from ostinato.engine import EntityLock, OrchestrationRun
+    from ostinato.entities import EntityId
+    from ostinato.httpcall import HttpResponse
 
 
 class OrchestrationContext:
@@ -94,6 +96,64 @@ class OrchestrationContext:
     def send_event(self, instance_id: str, name: str, *, data: Any = None) -> None:
         """Raise event ``name`` on another instance (fire and forget)."""
         self._run.send_event(instance_id, name, data)
+
+    def call_entity(
+        self, entity_id: EntityId | str, operation: str, input: Any = None
+    ) -> Task[Any]:
+        """Run ``operation`` on an entity; ``yield`` the task for its result."""
+        return self._run.call_entity(entity_id, operation, input)
+
+    def signal_entity(
+        self,
+        entity_id: EntityId | str,
+        operation: str,
+        input: Any = None,
+        *,
+        scheduled_time: datetime | None = None,
+    ) -> None:
+        """Send ``operation`` to an entity without waiting (optionally at ``scheduled_time``)."""
+        self._run.signal_entity(entity_id, operation, input, scheduled_time)
+
+    def lock_entities(self, *entity_ids: EntityId | str) -> Task[EntityLock]:
+        """Lock entities for a critical section: ``with (yield ctx.lock_entities(a, b)):``.
+
+        Locks are taken in a global order (no deadlocks between orchestrations), held across
+        activities and timers, and released when the block is left or the orchestration ends.
+        While held, other orchestrations' operations on those entities wait.
+        """
+        return self._run.lock_entities(entity_ids)
+
+    def call_http(
+        self,
+        method: str,
+        url: str,
+        *,
+        content: Any = None,
+        headers: dict[str, str] | None = None,
+        timeout: float | None = None,
+        retry_policy: RetryPolicy | None = None,
+        asynchronous_patterns: bool = True,
+        token_source: str | None = None,
+        poll_interval: timedelta = timedelta(seconds=1),
+    ) -> Task[HttpResponse]:
+        """A durable HTTP request; ``yield`` it for the :class:`HttpResponse`.
+
+        4xx/5xx answers are responses, not errors. ``202 Accepted`` with a ``Location`` is
+        polled with durable timers (``Retry-After`` honoured) unless ``asynchronous_patterns``
+        is false. ``timeout`` is per request, in seconds; ``token_source`` names a token
+        provider registered with ``@app.token_provider``.
+        """
+        return self._run.call_http(
+            method,
+            url,
+            content,
+            headers,
+            timeout,
+            retry_policy,
+            asynchronous_patterns,
+            token_source,
+            poll_interval,
+        )
 
     def continue_as_new(self, new_input: Any, *, save_events: bool = False) -> None:
         """Restart this orchestration with ``new_input`` and an empty history.

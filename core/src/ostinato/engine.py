@@ -29,9 +29,19 @@ from typing import Any
 from ostinato.app import App, name_of
 from ostinato.context import OrchestrationContext
 from ostinato.converter import DataConverter
+from ostinato.entities import EntityId, as_entity_id
 from ostinato.errors import FailureDetails, NonDeterminismError, SerializationError
 from ostinato.history import (
     ContinueAsNew,
+    EntityLockGranted,
+    EntityLockRequested,
+    EntityOperationCalled,
+    EntityOperationCompleted,
+    EntityOperationFailed,
+    EntityOperationSignaled,
+    EntityRequest,
+    EntityUnlock,
+    EntityUnlockSent,
     EventRaised,
     EventSent,
     ExecutionCompleted,
@@ -52,15 +62,35 @@ from ostinato.history import (
     TimerCreated,
     TimerFired,
 )
+from ostinato.httpcall import HttpRequest, HttpResponse, HttpTask
 from ostinato.provider import ActivityTask, OrchestrationMessage
 from ostinato.retry import RetryPolicy
 from ostinato.status import OrchestrationStatus
-from ostinato.task import CompletableTask, Task, failed_error
+from ostinato.task import CompletableTask, Continuation, Task, failed_error
 
 #: Namespace of the deterministic UUIDs of ``ctx.new_uuid()`` and generated sub-orchestration ids.
 UUID_NAMESPACE = uuid.UUID("9e8a4b64-3c1f-4c2a-a1d5-7f0f3c8e9b21")
 
-SchedulingEvent = TaskScheduled | TimerCreated | SubOrchestrationInstanceCreated | EventSent
+SchedulingEvent = (
+    TaskScheduled
+    | TimerCreated
+    | SubOrchestrationInstanceCreated
+    | EventSent
+    | EntityOperationCalled
+    | EntityOperationSignaled
+    | EntityLockRequested
+    | EntityUnlockSent
+)
+SCHEDULING_EVENTS = (
+    TaskScheduled,
+    TimerCreated,
+    SubOrchestrationInstanceCreated,
+    EventSent,
+    EntityOperationCalled,
+    EntityOperationSignaled,
+    EntityLockRequested,
+    EntityUnlockSent,
+)
 
 
 def describe(event: HistoryEvent) -> str:
@@ -73,6 +103,14 @@ def describe(event: HistoryEvent) -> str:
         return "create_timer()"
     if isinstance(event, EventSent):
         return f"send_event({event.instance_id!r}, {event.name!r})"
+    if isinstance(event, EntityOperationCalled):
+        return f"call_entity({event.entity_id!r}, {event.name!r})"
+    if isinstance(event, EntityOperationSignaled):
+        return f"signal_entity({event.entity_id!r}, {event.name!r})"
+    if isinstance(event, EntityLockRequested):
+        return f"lock_entities({', '.join(map(repr, event.entity_ids))})"
+    if isinstance(event, EntityUnlockSent):
+        return f"unlock({', '.join(map(repr, event.entity_ids))})"
     return type(event).__name__
 
 
@@ -133,20 +171,28 @@ class _RetryingTask(CompletableTask[Any]):
             )
             if delay is not None:
                 timer = self._run.create_timer(delay)
-                timer._parents.append(_Callback(self._next_attempt))  # type: ignore[arg-type]
+                Continuation.after(timer, self._next_attempt)
                 return
         assert exc is not None
         self._set_exception(exc)
 
 
-class _Callback:
-    """A task parent that just calls a function when its child completes."""
+class EntityLock:
+    """The context manager ``yield ctx.lock_entities(...)`` gives: leaving it releases the locks."""
 
-    def __init__(self, fn: Callable[[], None]) -> None:
-        self._fn = fn
+    def __init__(self, run: OrchestrationRun, request: EntityLockRequested) -> None:
+        self._run = run
+        self._request = request
 
-    def _on_child_completed(self, child: Task[Any]) -> None:
-        self._fn()
+    @property
+    def entity_ids(self) -> tuple[str, ...]:
+        return self._request.entity_ids
+
+    def __enter__(self) -> EntityLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._run.release_locks(self._request)
 
 
 class OrchestrationRun:
@@ -184,6 +230,8 @@ class OrchestrationRun:
         self._held: list[HistoryEvent] = []
         self._continue_as_new: tuple[str | None, bool] | None = None
         self._terminate_children: list[str] = []
+        self._held_locks: EntityLockRequested | None = None
+        self._closing = False
 
     # -- replay ---------------------------------------------------------------------------
     def replay(self, history: Sequence[HistoryEvent]) -> None:
@@ -200,9 +248,7 @@ class OrchestrationRun:
             for event, step_time in zip(history, step_times, strict=True):
                 if isinstance(event, OrchestratorStarted):
                     self.current_time = event.timestamp
-                elif isinstance(
-                    event, (TaskScheduled, TimerCreated, SubOrchestrationInstanceCreated, EventSent)
-                ):
+                elif isinstance(event, SCHEDULING_EVENTS):
                     self._match_recorded(event)
                 elif isinstance(event, OrchestratorCompleted):
                     self._check_step_complete()
@@ -232,9 +278,7 @@ class OrchestrationRun:
                 f"Orchestration '{self.instance_id}' history has {describe(event)} as task "
                 f"{event.task_id}, but the orchestrator code no longer schedules it"
             )
-        if type(action) is not type(event) or getattr(action, "name", None) != getattr(
-            event, "name", None
-        ):
+        if type(action) is not type(event) or _identity(action) != _identity(event):
             raise NonDeterminismError(
                 f"Orchestration '{self.instance_id}': task {event.task_id} was "
                 f"{describe(event)} in history, but the orchestrator code now does "
@@ -297,6 +341,10 @@ class OrchestrationRun:
             return self._is_open(event.task_scheduled_id, SubOrchestrationInstanceCreated)
         if isinstance(event, TimerFired):
             return self._is_open(event.timer_id, TimerCreated)
+        if isinstance(event, EntityOperationCompleted | EntityOperationFailed):
+            return self._is_open(event.task_scheduled_id, EntityOperationCalled)
+        if isinstance(event, EntityLockGranted):
+            return self._is_open(event.task_scheduled_id, EntityLockRequested)
         if isinstance(event, ExecutionSuspended):
             return not self._suspended
         if isinstance(event, ExecutionResumed):
@@ -319,16 +367,20 @@ class OrchestrationRun:
             return
         if isinstance(event, ExecutionStarted):
             self._start(event)
-        elif isinstance(event, TaskCompleted | SubOrchestrationInstanceCompleted):
+        elif isinstance(
+            event,
+            TaskCompleted | SubOrchestrationInstanceCompleted | EntityOperationCompleted,
+        ):
             entry = self._open.pop(event.task_scheduled_id, None)
             if entry is not None:
                 entry.on_success(event.result)
-        elif isinstance(event, TaskFailed | SubOrchestrationInstanceFailed):
+        elif isinstance(event, TaskFailed | SubOrchestrationInstanceFailed | EntityOperationFailed):
             entry = self._open.pop(event.task_scheduled_id, None)
             if entry is not None:
                 entry.on_failure(event.failure)
-        elif isinstance(event, TimerFired):
-            entry = self._open.pop(event.timer_id, None)
+        elif isinstance(event, TimerFired | EntityLockGranted):
+            task_id = event.timer_id if isinstance(event, TimerFired) else event.task_scheduled_id
+            entry = self._open.pop(task_id, None)
             if entry is not None:
                 entry.on_success(None)
         elif isinstance(event, EventRaised):
@@ -418,6 +470,9 @@ class OrchestrationRun:
         gen, self._generator = self._generator, None
         self._waiting_on = None
         if gen is not None:
+            # Code run by close() (finally blocks, `with` exits) must not schedule anything;
+            # locks still held are released by _emit_end.
+            self._closing = True
             try:
                 gen.close()
             except Exception:  # noqa: BLE001 - code after termination is not ours to run
@@ -590,6 +645,108 @@ class OrchestrationRun:
             self._event_waiters.setdefault(key, deque()).append(task)
         return task
 
+    # -- entities and HTTP ----------------------------------------------------------------
+    def call_entity(self, entity: EntityId | str, operation: str, input: Any) -> Task[Any]:
+        entity_id = as_entity_id(entity)
+        payload = self._encode(input, f"entity operation {operation!r}")
+        hint = None
+        registration = self.app.entities.get(entity_id.name)
+        if registration is not None:
+            hint = registration.output_type
+        task_id = self._next_task_id()
+        self._pending[task_id] = EntityOperationCalled(
+            timestamp=self.current_time,
+            task_id=task_id,
+            entity_id=entity_id.instance_id,
+            name=operation,
+            input=payload,
+        )
+        return self._open_task(
+            task_id, EntityOperationCalled, hint, f"Entity operation {entity_id}.{operation}"
+        )
+
+    def signal_entity(
+        self,
+        entity: EntityId | str,
+        operation: str,
+        input: Any,
+        scheduled_time: datetime | None = None,
+    ) -> None:
+        entity_id = as_entity_id(entity)
+        payload = self._encode(input, f"entity operation {operation!r}")
+        task_id = self._next_task_id()
+        self._pending[task_id] = EntityOperationSignaled(
+            timestamp=self.current_time,
+            task_id=task_id,
+            entity_id=entity_id.instance_id,
+            name=operation,
+            input=payload,
+            scheduled_at=scheduled_time,
+        )
+
+    def lock_entities(self, entities: Sequence[EntityId | str]) -> Task[EntityLock]:
+        if self._held_locks is not None:
+            raise RuntimeError("lock_entities cannot be nested: this orchestration holds locks")
+        if not entities:
+            raise ValueError("lock_entities needs at least one entity")
+        ids = tuple(sorted({as_entity_id(e).instance_id for e in entities}))
+        task_id = self._next_task_id()
+        request = EntityLockRequested(
+            timestamp=self.current_time,
+            task_id=task_id,
+            entity_ids=ids,
+            critical_section_id=self.new_uuid(),
+        )
+        self._pending[task_id] = request
+        task: CompletableTask[EntityLock] = CompletableTask()
+
+        def granted(_: str | None) -> None:
+            self._held_locks = request
+            task._set_result(EntityLock(self, request))
+
+        def refused(details: FailureDetails) -> None:  # pragma: no cover - entities never refuse
+            task._set_exception(failed_error("lock_entities", details))
+
+        self._open[task_id] = _OpenTask(EntityLockRequested, granted, refused)
+        return task
+
+    def release_locks(self, request: EntityLockRequested) -> None:
+        if self._held_locks is not request or self.ended is not None or self._closing:
+            return
+        self._held_locks = None
+        task_id = self._next_task_id()
+        self._pending[task_id] = EntityUnlockSent(
+            timestamp=self.current_time,
+            task_id=task_id,
+            entity_ids=request.entity_ids,
+            critical_section_id=request.critical_section_id,
+        )
+
+    def call_http(
+        self,
+        method: str,
+        url: str,
+        content: Any,
+        headers: dict[str, str] | None,
+        timeout: float | None,
+        retry_policy: RetryPolicy | None,
+        asynchronous_patterns: bool,
+        token_source: str | None,
+        poll_interval: timedelta,
+    ) -> Task[HttpResponse]:
+        if content is not None and not isinstance(content, str):
+            content = self.converter.dumps(content)
+            headers = {"Content-Type": "application/json", **(headers or {})}
+        request = HttpRequest(
+            method=method.upper(),
+            url=url,
+            content=content,
+            headers=dict(headers or {}),
+            timeout=timeout,
+            token_source=token_source,
+        )
+        return HttpTask(self, request, retry_policy, asynchronous_patterns, poll_interval)
+
     def send_event(self, instance_id: str, name: str, data: Any) -> None:
         from ostinato.ids import validate_instance_id
 
@@ -617,7 +774,15 @@ class OrchestrationRun:
 
     # -- outbound effects -----------------------------------------------------------------
     def _emit(self, action: SchedulingEvent, result: StepResult) -> None:
-        if isinstance(action, TaskScheduled):
+        if isinstance(
+            action,
+            EntityOperationCalled
+            | EntityOperationSignaled
+            | EntityLockRequested
+            | EntityUnlockSent,
+        ):
+            result.messages.extend(self._entity_messages(action))
+        elif isinstance(action, TaskScheduled):
             result.activity_tasks.append(
                 ActivityTask(
                     instance_id=self.instance_id,
@@ -666,8 +831,62 @@ class OrchestrationRun:
                 )
             )
 
+    def _entity_messages(
+        self,
+        action: EntityOperationCalled
+        | EntityOperationSignaled
+        | EntityLockRequested
+        | EntityUnlockSent,
+    ) -> list[OrchestrationMessage]:
+        request_id = f"{self.instance_id}:{self.execution_id}:{action.task_id}"
+        if isinstance(action, EntityUnlockSent):
+            return self._unlock_messages(action.entity_ids, action.critical_section_id)
+        if isinstance(action, EntityLockRequested):
+            event = EntityRequest(
+                timestamp=self.current_time,
+                request_id=request_id,
+                caller_instance_id=self.instance_id,
+                caller_execution_id=self.execution_id,
+                caller_task_id=action.task_id,
+                lock_set=action.entity_ids,
+                critical_section_id=action.critical_section_id,
+            )
+            return [OrchestrationMessage(instance_id=action.entity_ids[0], event=event)]
+        called = isinstance(action, EntityOperationCalled)
+        event = EntityRequest(
+            timestamp=self.current_time,
+            request_id=request_id,
+            operation=action.name,
+            input=action.input,
+            caller_instance_id=self.instance_id,
+            caller_execution_id=self.execution_id if called else None,
+            caller_task_id=action.task_id if called else None,
+        )
+        visible_at = action.scheduled_at if isinstance(action, EntityOperationSignaled) else None
+        return [
+            OrchestrationMessage(instance_id=action.entity_id, event=event, visible_at=visible_at)
+        ]
+
+    def _unlock_messages(
+        self, entity_ids: Sequence[str], critical_section_id: str
+    ) -> list[OrchestrationMessage]:
+        return [
+            OrchestrationMessage(
+                instance_id=entity_id,
+                event=EntityUnlock(
+                    timestamp=self.current_time,
+                    holder_instance_id=self.instance_id,
+                    critical_section_id=critical_section_id,
+                ),
+            )
+            for entity_id in entity_ids
+        ]
+
     def _emit_end(self, result: StepResult) -> None:
         ended = self.ended
+        if self._held_locks is not None:  # the execution ended inside a critical section
+            held, self._held_locks = self._held_locks, None
+            result.messages.extend(self._unlock_messages(held.entity_ids, held.critical_section_id))
         for child_id in self._terminate_children:
             result.messages.append(
                 OrchestrationMessage(
@@ -725,13 +944,21 @@ class OrchestrationRun:
         )
 
 
+def _identity(event: HistoryEvent) -> tuple[Any, ...]:
+    """What must match between a recorded scheduling event and the code's action."""
+    return (getattr(event, "name", None), getattr(event, "entity_id", None))
+
+
 def _completed_task_id(event: HistoryEvent) -> int | None:
     if isinstance(
         event,
         TaskCompleted
         | TaskFailed
         | SubOrchestrationInstanceCompleted
-        | SubOrchestrationInstanceFailed,
+        | SubOrchestrationInstanceFailed
+        | EntityOperationCompleted
+        | EntityOperationFailed
+        | EntityLockGranted,
     ):
         return event.task_scheduled_id
     if isinstance(event, TimerFired):

@@ -45,6 +45,15 @@ class EventType(enum.Enum):
     EXECUTION_TERMINATED = "ExecutionTerminated"
     EXECUTION_COMPLETED = "ExecutionCompleted"
     CONTINUE_AS_NEW = "ContinueAsNew"
+    ENTITY_OPERATION_CALLED = "EntityOperationCalled"
+    ENTITY_OPERATION_SIGNALED = "EntityOperationSignaled"
+    ENTITY_OPERATION_COMPLETED = "EntityOperationCompleted"
+    ENTITY_OPERATION_FAILED = "EntityOperationFailed"
+    ENTITY_LOCK_REQUESTED = "EntityLockRequested"
+    ENTITY_LOCK_GRANTED = "EntityLockGranted"
+    ENTITY_UNLOCK_SENT = "EntityUnlockSent"
+    ENTITY_REQUEST = "EntityRequest"
+    ENTITY_UNLOCK = "EntityUnlock"
 
 
 def utcnow() -> datetime:
@@ -201,6 +210,118 @@ class ContinueAsNew(HistoryEvent):
     new_execution_id: str = ""
 
 
+# -- entities ----------------------------------------------------------------------------------
+# Scheduling events in an orchestration's history (``task_id`` like the others):
+
+
+@dataclass(frozen=True, kw_only=True)
+class EntityOperationCalled(HistoryEvent):
+    """The orchestration called an entity operation and awaits its result."""
+
+    event_type: ClassVar[EventType] = EventType.ENTITY_OPERATION_CALLED
+    task_id: int
+    entity_id: str
+    name: str  # the operation
+    input: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class EntityOperationSignaled(HistoryEvent):
+    """The orchestration signalled an entity operation (one-way, maybe scheduled)."""
+
+    event_type: ClassVar[EventType] = EventType.ENTITY_OPERATION_SIGNALED
+    task_id: int
+    entity_id: str
+    name: str  # the operation
+    input: str | None = None
+    scheduled_at: datetime | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class EntityLockRequested(HistoryEvent):
+    """The orchestration asked for the locks of ``entity_ids`` (in this global order)."""
+
+    event_type: ClassVar[EventType] = EventType.ENTITY_LOCK_REQUESTED
+    task_id: int
+    entity_ids: tuple[str, ...]
+    critical_section_id: str
+
+    @property
+    def name(self) -> str:
+        return ",".join(self.entity_ids)
+
+
+@dataclass(frozen=True, kw_only=True)
+class EntityUnlockSent(HistoryEvent):
+    """The orchestration released the locks of a critical section."""
+
+    event_type: ClassVar[EventType] = EventType.ENTITY_UNLOCK_SENT
+    task_id: int
+    entity_ids: tuple[str, ...]
+    critical_section_id: str
+
+    @property
+    def name(self) -> str:
+        return ",".join(self.entity_ids)
+
+
+# Completions delivered to an orchestration:
+
+
+@dataclass(frozen=True, kw_only=True)
+class EntityOperationCompleted(HistoryEvent):
+    event_type: ClassVar[EventType] = EventType.ENTITY_OPERATION_COMPLETED
+    task_scheduled_id: int
+    result: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class EntityOperationFailed(HistoryEvent):
+    event_type: ClassVar[EventType] = EventType.ENTITY_OPERATION_FAILED
+    task_scheduled_id: int
+    failure: FailureDetails
+
+
+@dataclass(frozen=True, kw_only=True)
+class EntityLockGranted(HistoryEvent):
+    event_type: ClassVar[EventType] = EventType.ENTITY_LOCK_GRANTED
+    task_scheduled_id: int
+    critical_section_id: str
+
+
+# Messages delivered to an entity:
+
+
+@dataclass(frozen=True, kw_only=True)
+class EntityRequest(HistoryEvent):
+    """An operation call or signal, or a lock request, sent to an entity.
+
+    ``operation`` is ``None`` for a lock request: then ``lock_set`` is the ordered list of
+    entities to lock and ``position`` this entity's index in it. ``caller_*`` say where to
+    send the result (absent for signals).
+    """
+
+    event_type: ClassVar[EventType] = EventType.ENTITY_REQUEST
+    request_id: str
+    operation: str | None = None
+    input: str | None = None
+    caller_instance_id: str | None = None
+    caller_execution_id: str | None = None
+    caller_task_id: int | None = None
+    lock_set: tuple[str, ...] | None = None
+    position: int = 0
+    critical_section_id: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class EntityUnlock(HistoryEvent):
+    """Releases the lock a critical section holds on an entity."""
+
+    event_type: ClassVar[EventType] = EventType.ENTITY_UNLOCK
+    holder_instance_id: str
+    critical_section_id: str
+
+
 AnyEvent: TypeAlias = (
     ExecutionStarted
     | OrchestratorStarted
@@ -220,6 +341,15 @@ AnyEvent: TypeAlias = (
     | ExecutionTerminated
     | ExecutionCompleted
     | ContinueAsNew
+    | EntityOperationCalled
+    | EntityOperationSignaled
+    | EntityLockRequested
+    | EntityUnlockSent
+    | EntityOperationCompleted
+    | EntityOperationFailed
+    | EntityLockGranted
+    | EntityRequest
+    | EntityUnlock
 )
 
 EVENT_CLASSES: dict[str, type[HistoryEvent]] = {
@@ -243,6 +373,15 @@ EVENT_CLASSES: dict[str, type[HistoryEvent]] = {
         ExecutionTerminated,
         ExecutionCompleted,
         ContinueAsNew,
+        EntityOperationCalled,
+        EntityOperationSignaled,
+        EntityLockRequested,
+        EntityUnlockSent,
+        EntityOperationCompleted,
+        EntityOperationFailed,
+        EntityLockGranted,
+        EntityRequest,
+        EntityUnlock,
     )
 }
 _FIELDS: dict[type[HistoryEvent], tuple[str, ...]] = {
@@ -267,7 +406,8 @@ def _encode(value: Any) -> Any:
     return value
 
 
-_DATETIME_FIELDS = frozenset({"timestamp", "fire_at", "scheduled_start_at"})
+_DATETIME_FIELDS = frozenset({"timestamp", "fire_at", "scheduled_start_at", "scheduled_at"})
+_TUPLE_FIELDS = frozenset({"entity_ids", "lock_set"})
 
 
 def _decode(name: str, value: Any) -> Any:
@@ -281,6 +421,8 @@ def _decode(name: str, value: Any) -> Any:
         return ParentInstance(**value)
     if name == "status":
         return OrchestrationStatus(value)
+    if name in _TUPLE_FIELDS:
+        return tuple(value)
     return value
 
 

@@ -25,6 +25,7 @@ from datetime import timedelta
 from ostinato.app import App
 from ostinato.converter import DataConverter
 from ostinato.engine import OrchestrationRun
+from ostinato.entities import EntityProcessor, is_entity_instance
 from ostinato.errors import FailureDetails
 from ostinato.history import (
     ExecutionStarted,
@@ -104,9 +105,13 @@ class OrchestrationProcessor:
         self.provider = provider
         self.converter = converter
         self.cache = RunCache(cache_size)
+        self.entities = EntityProcessor(app, converter)
 
     def process(self, item: OrchestrationWorkItem) -> Step:
         """Compute the checkpoint for ``item`` (reads history only on a cache miss)."""
+        if is_entity_instance(item.instance_id):
+            checkpoint = self.entities.process(item.instance_id, item.instance, item.messages)
+            return Step(item, checkpoint, None)
         now = utcnow()
         record = item.instance
         messages = item.messages

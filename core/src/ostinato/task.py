@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Generic, TypeVar
 
 from ostinato.errors import TaskFailedError
@@ -120,6 +120,21 @@ class WhenAnyTask(CompositeTask[Task[Any]]):
     def _on_child_completed(self, child: Task[Any]) -> None:
         if not self.is_complete:
             self._set_result(child)
+
+
+class Continuation:
+    """Attach to a task to run ``fn`` when it completes (used for retries and polling)."""
+
+    def __init__(self, fn: Callable[[], None]) -> None:
+        self._fn = fn
+
+    def _on_child_completed(self, child: Task[Any]) -> None:
+        self._fn()
+
+    @classmethod
+    def after(cls, task: Task[Any], fn: Callable[[], None]) -> None:
+        """Run ``fn`` once ``task`` completes."""
+        task._parents.append(cls(fn))  # type: ignore[arg-type]
 
 
 def when_all(tasks: Iterable[Task[T]]) -> WhenAllTask[T]:

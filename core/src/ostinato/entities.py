@@ -1,0 +1,366 @@
+"""Durable entities: small named objects with durable state, one operation at a time.
+
+An entity is addressed by ``EntityId(name, key)`` and stored as a special instance whose id is
+``@name@key``. Operations are messages in its inbox, run strictly in order by the worker: the
+entity function gets an :class:`EntityContext` with the current state, the operation name
+and its input. Orchestrations ``call_entity`` (awaiting the result) or ``signal_entity``
+(one-way); clients ``signal_entity`` and ``get_entity``.
+
+Critical sections: ``with (yield ctx.lock_entities(a, b)):`` sends one lock request that visits
+the entities in a global order (sorted ids), each locking itself before passing the request
+on, the last one answering the orchestration. While an entity is locked, requests from anyone
+but the lock holder wait in its queue; ``EntityUnlock`` releases it and the queue runs.
+Acquiring in one global order means two orchestrations locking overlapping sets never deadlock.
+
+Everything is built from provider messages, so entities work on every provider. The entity's
+state, lock and queue are stored in its instance record; the ids of recently applied requests
+are kept too, so a redelivered request is not applied twice.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from ostinato import history
+from ostinato.converter import DataConverter
+from ostinato.errors import FailureDetails, SerializationError
+from ostinato.history import (
+    EntityLockGranted,
+    EntityOperationCompleted,
+    EntityOperationFailed,
+    EntityRequest,
+    EntityUnlock,
+    HistoryEvent,
+    utcnow,
+)
+from ostinato.ids import FORBIDDEN_CHARACTERS
+from ostinato.provider import InstanceRecord, OrchestrationCheckpoint, OrchestrationMessage
+from ostinato.status import OrchestrationStatus
+
+ENTITY_PREFIX = "@"
+#: How many applied request ids an entity remembers for deduplication.
+RECENT_REQUESTS = 500
+ENTITY_EXECUTION_ID = "entity"
+
+
+@dataclass(frozen=True)
+class EntityId:
+    """The id of a durable entity: its (case-insensitive) name and a key."""
+
+    name: str
+    key: str
+
+    def __post_init__(self) -> None:
+        if not self.name or "@" in self.name:
+            raise ValueError(f"Entity name {self.name!r} must be non-empty and contain no '@'")
+        for ch in self.name + self.key:
+            if ch in FORBIDDEN_CHARACTERS or ord(ch) < 32 or ord(ch) == 127:
+                raise ValueError(
+                    f"Entity id {self.name!r}/{self.key!r} contains {ch!r}, which is not allowed"
+                )
+        object.__setattr__(self, "name", self.name.lower())
+
+    @property
+    def instance_id(self) -> str:
+        """The instance id the entity is stored under: ``@name@key``."""
+        return f"{ENTITY_PREFIX}{self.name}@{self.key}"
+
+    @classmethod
+    def from_instance_id(cls, instance_id: str) -> EntityId:
+        if not is_entity_instance(instance_id):
+            raise ValueError(f"{instance_id!r} is not an entity instance id")
+        name, _, key = instance_id[1:].partition("@")
+        return cls(name, key)
+
+    def __str__(self) -> str:
+        return self.instance_id
+
+
+def is_entity_instance(instance_id: str) -> bool:
+    """True for the instance ids of entities (``@name@key``)."""
+    return instance_id.startswith(ENTITY_PREFIX) and "@" in instance_id[1:]
+
+
+def as_entity_id(entity: EntityId | str) -> EntityId:
+    return entity if isinstance(entity, EntityId) else EntityId.from_instance_id(entity)
+
+
+@dataclass(frozen=True)
+class EntityMetadata:
+    """What a client sees of an entity."""
+
+    entity_id: EntityId
+    serialized_state: str | None
+    last_modified_at: datetime
+    locked_by: str | None
+    backlog: int
+
+    @property
+    def state(self) -> Any:
+        """The entity's state decoded from JSON (``None`` if it has none)."""
+        from ostinato.converter import default_converter
+
+        return default_converter.loads(self.serialized_state)
+
+    @property
+    def includes_state(self) -> bool:
+        return self.serialized_state is not None
+
+
+class EntityContext:
+    """What an entity function gets: its id, the operation, and its durable state."""
+
+    def __init__(
+        self,
+        entity_id: EntityId,
+        operation: str,
+        state: str | None,
+        converter: DataConverter,
+        state_type: Any = None,
+    ) -> None:
+        self.entity_id = entity_id
+        self.operation_name = operation
+        self._state = state
+        self._converter = converter
+        self._state_type = state_type
+        self._signals: list[tuple[EntityId, str, Any]] = []
+
+    @property
+    def key(self) -> str:
+        return self.entity_id.key
+
+    @property
+    def has_state(self) -> bool:
+        return self._state is not None
+
+    def get_state(self, default: Any = None, type_hint: Any = None) -> Any:
+        """The current state (decoded with ``type_hint``), or ``default`` if there is none."""
+        if self._state is None:
+            return default
+        return self._converter.loads(self._state, type_hint or self._state_type)
+
+    def set_state(self, value: Any) -> None:
+        """Replace the state; it is saved when the operation returns without error."""
+        self._state = self._converter.dumps(value)
+
+    def delete_state(self) -> None:
+        """Delete the state (the entity then has none, like a new one)."""
+        self._state = None
+
+    def signal_entity(self, entity_id: EntityId, operation: str, input: Any = None) -> None:
+        """Signal another entity once this operation succeeds."""
+        self._signals.append((entity_id, operation, input))
+
+
+@dataclass
+class _Lock:
+    instance_id: str
+    critical_section_id: str
+
+
+@dataclass
+class _EntityStore:
+    """An entity's stored metadata (kept in its record's ``custom_status``)."""
+
+    lock: _Lock | None
+    queue: list[EntityRequest]
+    recent: list[str]
+
+    def dumps(self) -> str:
+        return json.dumps(
+            {
+                "lock": None
+                if self.lock is None
+                else [self.lock.instance_id, self.lock.critical_section_id],
+                "queue": [history.to_dict(e) for e in self.queue],
+                "recent": self.recent[-RECENT_REQUESTS:],
+            },
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def loads(cls, text: str | None) -> _EntityStore:
+        if not text:
+            return cls(None, [], [])
+        data = json.loads(text)
+        lock = data.get("lock")
+        queue = [history.from_dict(e) for e in data.get("queue", [])]
+        return cls(
+            _Lock(*lock) if lock else None,
+            [e for e in queue if isinstance(e, EntityRequest)],
+            list(data.get("recent", [])),
+        )
+
+
+def metadata_from_record(record: InstanceRecord) -> EntityMetadata:
+    store = _EntityStore.loads(record.custom_status)
+    return EntityMetadata(
+        entity_id=EntityId.from_instance_id(record.instance_id),
+        serialized_state=record.output,
+        last_modified_at=record.last_updated_at,
+        locked_by=store.lock.instance_id if store.lock else None,
+        backlog=len(store.queue),
+    )
+
+
+EntityFunctions = Callable[[str], Any]
+
+
+class EntityProcessor:
+    """Applies an entity's inbox messages in order and builds its checkpoint."""
+
+    def __init__(self, app: Any, converter: DataConverter) -> None:
+        self.app = app
+        self.converter = converter
+
+    def process(
+        self, instance_id: str, record: InstanceRecord | None, messages: list[OrchestrationMessage]
+    ) -> OrchestrationCheckpoint:
+        entity_id = EntityId.from_instance_id(instance_id)
+        now = utcnow()
+        self._entity_id = entity_id
+        self._state = record.output if record else None
+        self._store = _EntityStore.loads(record.custom_status if record else None)
+        self._recent = set(self._store.recent)
+        self._outbound: list[OrchestrationMessage] = []
+        for message in messages:
+            self._handle(message.event)
+        status = (
+            OrchestrationStatus.RUNNING
+            if self._state is not None or self._store.lock or self._store.queue
+            else OrchestrationStatus.COMPLETED
+        )
+        new_record = InstanceRecord(
+            instance_id=instance_id,
+            name=entity_id.name,
+            execution_id=ENTITY_EXECUTION_ID,
+            runtime_status=status,
+            created_at=record.created_at if record else now,
+            last_updated_at=now,
+            output=self._state,
+            custom_status=self._store.dumps(),
+        )
+        return OrchestrationCheckpoint(instance=new_record, messages=self._outbound)
+
+    def _handle(self, event: HistoryEvent) -> None:
+        if isinstance(event, EntityRequest):
+            self._request(event)
+        elif isinstance(event, EntityUnlock):
+            lock = self._store.lock
+            if (
+                lock is not None
+                and lock.instance_id == event.holder_instance_id
+                and lock.critical_section_id == event.critical_section_id
+            ):
+                self._store.lock = None
+                queued, self._store.queue = self._store.queue, []
+                for request in queued:
+                    self._request(request)
+
+    def _remember(self, request_id: str) -> None:
+        self._recent.add(request_id)
+        self._store.recent.append(request_id)
+        if len(self._store.recent) > RECENT_REQUESTS:
+            dropped = self._store.recent.pop(0)
+            self._recent.discard(dropped)
+
+    def _request(self, request: EntityRequest) -> None:
+        if request.request_id in self._recent:
+            return  # a redelivered duplicate
+        lock = self._store.lock
+        if lock is not None and (
+            request.operation is None or request.caller_instance_id != lock.instance_id
+        ):
+            if all(q.request_id != request.request_id for q in self._store.queue):
+                self._store.queue.append(request)
+            return
+        self._remember(request.request_id)
+        if request.operation is None:
+            self._lock(request)
+        else:
+            self._run(request)
+
+    def _lock(self, request: EntityRequest) -> None:
+        assert request.caller_instance_id and request.critical_section_id and request.lock_set
+        self._store.lock = _Lock(request.caller_instance_id, request.critical_section_id)
+        following = request.position + 1
+        if following < len(request.lock_set):
+            self._outbound.append(
+                OrchestrationMessage(
+                    instance_id=request.lock_set[following],
+                    event=EntityRequest(
+                        request_id=request.request_id,
+                        caller_instance_id=request.caller_instance_id,
+                        caller_execution_id=request.caller_execution_id,
+                        caller_task_id=request.caller_task_id,
+                        lock_set=request.lock_set,
+                        position=following,
+                        critical_section_id=request.critical_section_id,
+                    ),
+                )
+            )
+        else:
+            assert request.caller_task_id is not None
+            self._outbound.append(
+                OrchestrationMessage(
+                    instance_id=request.caller_instance_id,
+                    execution_id=request.caller_execution_id,
+                    event=EntityLockGranted(
+                        task_scheduled_id=request.caller_task_id,
+                        critical_section_id=request.critical_section_id,
+                    ),
+                )
+            )
+
+    def _run(self, request: EntityRequest) -> None:
+        assert request.operation is not None
+        registration = self.app.entities.get(self._entity_id.name)
+        ctx = EntityContext(
+            self._entity_id,
+            request.operation,
+            self._state,
+            self.converter,
+        )
+        reply: HistoryEvent
+        try:
+            if registration is None:
+                raise LookupError(
+                    f"No entity named {self._entity_id.name!r} is registered with this worker"
+                )
+            value = self.converter.loads(request.input, registration.input_type)
+            result = registration.fn(ctx, value)
+            payload = self.converter.dumps(result)
+            signals = [
+                OrchestrationMessage(
+                    instance_id=target.instance_id,
+                    event=EntityRequest(
+                        request_id=f"{request.request_id}>{n}",
+                        operation=operation,
+                        input=self.converter.dumps(data),
+                    ),
+                )
+                for n, (target, operation, data) in enumerate(ctx._signals)
+            ]
+        except (Exception, SerializationError) as exc:  # noqa: BLE001 - reported to the caller
+            failure = FailureDetails.from_exception(exc)
+            reply = EntityOperationFailed(
+                task_scheduled_id=request.caller_task_id or 0, failure=failure
+            )
+        else:
+            self._state = ctx._state
+            self._outbound.extend(signals)
+            reply = EntityOperationCompleted(
+                task_scheduled_id=request.caller_task_id or 0, result=payload
+            )
+        if request.caller_instance_id is not None and request.caller_task_id is not None:
+            self._outbound.append(
+                OrchestrationMessage(
+                    instance_id=request.caller_instance_id,
+                    execution_id=request.caller_execution_id,
+                    event=reply,
+                )
+            )
