@@ -109,7 +109,7 @@ class ProviderConfig:
             return factory(**self.settings)
         except ConfigurationError:
             raise
-        except (TypeError, ValueError) as exc:
+        except ValueError as exc:
             raise ConfigurationError(
                 f"Provider {self.provider!r} rejected its settings: {exc}"
             ) from exc

@@ -7,6 +7,7 @@ cannot be imported) end in one line on stderr and a non-zero exit code, never a 
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 import logging
 import os
@@ -249,7 +250,9 @@ def _parse_set(values: Sequence[str]) -> dict[str, str]:
     return settings
 
 
-@click.group(cls=OstinatoGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    name="ostinato", cls=OstinatoGroup, context_settings={"help_option_names": ["-h", "--help"]}
+)
 @click.option(
     "--config",
     "-c",
@@ -337,11 +340,22 @@ def load_app(target: str) -> App:
             obj = getattr(obj, part)
         except AttributeError:
             fail(f"Module {module_name!r} has no attribute {attribute!r}")
-    if not isinstance(obj, App) and callable(obj):
-        obj = obj()
+    if not isinstance(obj, App) and callable(obj) and _takes_no_arguments(obj):
+        try:
+            obj = obj()
+        except Exception as exc:  # noqa: BLE001 - the user's factory failed
+            fail(f"{module_name}:{attribute}() failed: {type(exc).__name__}: {exc}")
     if not isinstance(obj, App):
         fail(f"{module_name}:{attribute} is a {type(obj).__name__}, not an ostinato.App")
     return obj
+
+
+def _takes_no_arguments(fn: Callable[..., Any]) -> bool:
+    try:
+        inspect.signature(fn).bind()
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 @cli.command()
@@ -410,7 +424,7 @@ def worker(
             "worker_id": w.worker_id,
             "app": target,
             "provider": config.provider,
-            "task_hub": config.task_hub,
+            "task_hub": _task_hub(config),
             "orchestrators": sorted(app.orchestrators),
             "activities": sorted(app.activities),
             "pid": os.getpid(),
@@ -418,7 +432,7 @@ def worker(
         if as_json:
             _echo_json_line(info)
         else:
-            hub = f", task hub {config.task_hub!r}" if config.task_hub else ""
+            hub = f", task hub {_task_hub(config)!r}" if _task_hub(config) else ""
             _say(
                 f"Worker {w.worker_id} serving {len(app.orchestrators)} orchestrators and"
                 f" {len(app.activities)} activities from {target} on {config.provider}{hub}."
@@ -444,10 +458,22 @@ def _echo_json_line(data: Any) -> None:
 
 
 def _configure_logging(level: str) -> None:
-    from rich.logging import RichHandler
+    err = render.console(stderr=True)
+    if err.is_terminal:
+        from rich.logging import RichHandler
 
-    handler = RichHandler(console=render.console(stderr=True), show_path=False)
-    logging.basicConfig(level=level.upper(), format="%(message)s", handlers=[handler])
+        handler: logging.Handler = RichHandler(console=err, show_path=False)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+
+
+def _task_hub(config: ProviderConfig) -> str | None:
+    """The task hub in use: the configured one, else the provider's default (if it has hubs)."""
+    hub = config.task_hub or config.defaults().get("task_hub")
+    return None if hub is None else str(hub)
 
 
 # -- starting and reading --------------------------------------------------------------------
@@ -808,7 +834,7 @@ def demo(ctx: click.Context, timeout: float, as_json: bool) -> None:
         _echo_json(render.state_to_json(final) | {"history": [row.to_json() for row in rows]})
     else:
         where = config.provider
-        hub = config.task_hub
+        hub = _task_hub(config)
         location = config.settings.get("path", config.defaults().get("path"))
         if location is not None:
             where += f" ({location})"
