@@ -1,0 +1,45 @@
+"""The app the HTTP API tests serve (also ``ostinato serve http_test_app:app`` from here)."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+import ostinato as ot
+
+app = ot.App()
+
+
+@app.activity
+def say_hello(ctx: ot.ActivityContext, city: str) -> str:
+    return f"Hello {city}!"
+
+
+@app.orchestrator
+def hello_cities(ctx: ot.OrchestrationContext, _input: Any) -> Generator[Any, Any, list[str]]:
+    """DESIGN §5.1: three sequential activities."""
+    outputs: list[str] = []
+    outputs.append((yield ctx.call_activity(say_hello, input="Tokyo")))
+    outputs.append((yield ctx.call_activity(say_hello, input="Seattle")))
+    outputs.append((yield ctx.call_activity("say_hello", input="London")))
+    return outputs
+
+
+@app.orchestrator
+def greet(ctx: ot.OrchestrationContext, name: Any) -> Generator[Any, Any, str]:
+    """One activity on the input."""
+    return (yield ctx.call_activity(say_hello, input=name))
+
+
+@app.orchestrator
+def background_job(ctx: ot.OrchestrationContext, job: Any) -> Generator[Any, Any, Any]:
+    """A long-running singleton: runs until it gets the ``finish`` event, returns its data."""
+    ctx.set_custom_status({"job": job, "state": "waiting"})
+    data = yield ctx.wait_for_external_event("finish")
+    return {"job": job, "finished_with": data}
+
+
+@app.orchestrator
+def fail_job(ctx: ot.OrchestrationContext, message: Any) -> None:
+    """Fails at once."""
+    raise ValueError(f"job failed: {message}")
