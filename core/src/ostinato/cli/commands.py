@@ -433,9 +433,11 @@ def worker(
             _echo_json_line(info)
         else:
             hub = f", task hub {_task_hub(config)!r}" if _task_hub(config) else ""
+            orchestrators = ", ".join(sorted(app.orchestrators)) or "none"
+            activities = ", ".join(a for a in sorted(app.activities) if "." not in a) or "none"
             _say(
-                f"Worker {w.worker_id} serving {len(app.orchestrators)} orchestrators and"
-                f" {len(app.activities)} activities from {target} on {config.provider}{hub}."
+                f"Worker {w.worker_id} running {target} on {config.provider}{hub}"
+                f" (orchestrators: {orchestrators}; activities: {activities})."
                 " Press Ctrl+C to stop."
             )
         while not stop.wait(0.2):
