@@ -46,6 +46,18 @@ class ServerThread:
         self.sock.close()
 
 
+def poll_until_done(http: httpx.Client, url: str, timeout: float = 20) -> httpx.Response:
+    """GET the status ``url`` until it answers 200 (the instance has finished)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        response = http.get(url)
+        if response.status_code == 200:
+            return response
+        assert response.status_code == 202, response.text
+        assert time.monotonic() < deadline, f"gave up polling {url}: {response.text}"
+        time.sleep(0.02)
+
+
 @dataclass
 class Api:
     """A running API: its base URL, an httpx client for it, and the provider behind it."""

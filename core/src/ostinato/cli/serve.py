@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator
+import signal
+import threading
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import click
@@ -29,6 +31,30 @@ def _import_server() -> Any:
             EXIT_ERROR,
         )
     return uvicorn
+
+
+def _server_class(uvicorn: Any) -> Any:
+    """uvicorn's ``Server``, exiting 0 after a graceful stop on SIGINT/SIGTERM.
+
+    (uvicorn re-raises the signal once it has shut down; like ``ostinato worker``, ``serve``
+    treats a requested stop as success.)
+    """
+
+    class Server(uvicorn.Server):  # type: ignore[misc]
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            signals = (signal.SIGINT, signal.SIGTERM)
+            previous = {sig: signal.signal(sig, self.handle_exit) for sig in signals}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
+    return Server
 
 
 @click.command()
@@ -133,7 +159,7 @@ def serve(
                 _say("Worker stopped.")
 
     server_app = Starlette(routes=[Mount("", app=api)], lifespan=lifespan)
-    server = uvicorn.Server(
+    server = _server_class(uvicorn)(
         uvicorn.Config(
             server_app,
             host=host,

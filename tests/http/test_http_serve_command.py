@@ -1,0 +1,83 @@
+"""``ostinato serve MODULE:APP``: the API and a worker in one process, stopped by SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from http_api_support import poll_until_done
+
+HERE = Path(__file__).resolve().parent
+
+
+def start_serve(*args: str) -> tuple[subprocess.Popen[str], str]:
+    """Run ``ostinato serve`` on a free port; return the process and its base URL."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OSTINATO_")}
+    command = [sys.executable, "-m", "ostinato", "-p", "memory", "serve", "http_test_app:app"]
+    process = subprocess.Popen(
+        [*command, "--port", "0", *args],
+        cwd=HERE,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stderr is not None
+    deadline = time.monotonic() + 30
+    lines: list[str] = []
+    while time.monotonic() < deadline:
+        line = process.stderr.readline()
+        if not line:
+            break
+        lines.append(line)
+        found = re.search(r"Uvicorn running on (http://127\.0\.0\.1:\d+)", line)
+        if found:
+            return process, found.group(1)
+    process.kill()
+    raise AssertionError("ostinato serve did not start:\n" + "".join(lines))
+
+
+def stop(process: subprocess.Popen[str]) -> tuple[int, str]:
+    process.send_signal(signal.SIGTERM)
+    _, rest = process.communicate(timeout=30)
+    return process.returncode, rest
+
+
+def test_serve_runs_the_api_and_a_worker_and_stops_gracefully() -> None:
+    process, url = start_serve("--base-path", "/api", "--api-key", "k", "--grace-period", "5")
+    try:
+        with httpx.Client(base_url=f"{url}/api", headers={"x-api-key": "k"}, timeout=30) as http:
+            response = http.post("/orchestrators/hello_cities/served-1")
+            assert response.status_code == 202
+            assert response.headers["location"] == f"{url}/api/instances/served-1"
+            final = poll_until_done(http, response.headers["location"]).json()
+            assert final["output"] == ["Hello Tokyo!", "Hello Seattle!", "Hello London!"]
+            assert http.post("/orchestrators/background_job/served-2").status_code == 202
+            assert http.post("/orchestrators/background_job/served-2").status_code == 409
+            assert http.post("/orchestrators/unknown").status_code == 404
+            assert http.get("/openapi.json").status_code == 200
+        assert httpx.get(f"{url}/api/instances").status_code == 401
+    finally:
+        code, stderr = stop(process)
+    assert code == 0, stderr
+    assert "Worker stopped." in stderr
+
+
+def test_serve_reports_a_bad_target_in_one_line() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "ostinato", "-p", "memory", "serve", "no_such_module:app"],
+        cwd=HERE,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "Error: Cannot import 'no_such_module': no module named 'no_such_module'"
+    ]
