@@ -152,3 +152,17 @@ def test_errors_in_a_real_process_are_one_line(env: dict[str, str]) -> None:
         result = ostinato(env, *args, code=code)
         assert result.stdout == ""
         assert result.stderr.count("\n") == 1 and result.stderr.startswith(expected), result.stderr
+
+
+def test_without_the_cli_extra_the_message_says_how_to_install_it(env: dict[str, str]) -> None:
+    code = (
+        "import sys; sys.modules['click'] = None; from ostinato.cli import main; main(['--help'])"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "Error: the ostinato command line needs 'click': install it with pip install"
+        " 'ostinato[cli]'"
+    )
