@@ -29,7 +29,7 @@ from ostinato.cli import render
 from ostinato.client import Client
 from ostinato.config import ProviderConfig, load_config
 from ostinato.discovery import installed_providers
-from ostinato.errors import OrchestrationFailedError, OstinatoError
+from ostinato.errors import InstanceNotFoundError, OrchestrationFailedError, OstinatoError
 from ostinato.history import HistoryEvent
 from ostinato.provider import StorageProvider
 from ostinato.status import OrchestrationState, OrchestrationStatus
@@ -221,8 +221,6 @@ class OstinatoGroup(click.Group):
             _error(exc.message, exc.exit_code)
         except click.exceptions.Abort:
             _error("Interrupted", EXIT_INTERRUPTED)
-        except OrchestrationFailedError as exc:
-            _error(str(exc), EXIT_ERROR)
         except OstinatoError as exc:
             _error(str(exc), EXIT_ERROR)
         except TimeoutError as exc:
@@ -236,7 +234,8 @@ class OstinatoGroup(click.Group):
 
 
 def _error(message: str, code: int) -> NoReturn:
-    click.echo(f"Error: {message}", err=True)
+    one_line = " ".join(line.strip() for line in message.splitlines() if line.strip())
+    click.echo(f"Error: {one_line}", err=True)
     sys.exit(code)
 
 
@@ -487,8 +486,6 @@ def _show_state(state: OrchestrationState, as_json: bool) -> None:
 
 
 def _get_state(client: Client, instance_id: str) -> OrchestrationState:
-    from ostinato.errors import InstanceNotFoundError
-
     state = client.get_orchestration_state(instance_id)
     if state is None:
         raise InstanceNotFoundError(instance_id)
