@@ -1,0 +1,169 @@
+"""The dialect seam: the few pieces of SQL that differ between database engines.
+
+The relational toolkit writes every statement once (see :mod:`ostinato.relational.statements`)
+and asks the dialect only for what engines spell differently:
+
+* the parameter placeholder (``?`` for sqlite3/pyodbc, ``%s`` for psycopg);
+* column type names, and how an auto-numbered primary key and a clustered table are declared;
+* ``LIMIT n`` versus ``TOP (n)``, and the row-claiming hint (PostgreSQL's
+  ``FOR UPDATE SKIP LOCKED``, SQL Server's ``WITH (UPDLOCK, READPAST, ROWLOCK)``, nothing for
+  SQLite, whose write transactions are already exclusive);
+* an upsert (``INSERT ... ON CONFLICT DO UPDATE`` versus ``MERGE``);
+* bulk parameters: a whole batch of rows passed as one parameter and read back as a row
+  source (SQLite's ``json_each``, PostgreSQL's ``jsonb_array_elements``, SQL Server's
+  ``OPENJSON``), so a group commit is a handful of statements whatever its size;
+* savepoint statements, the statement that starts a write transaction, and how to recognise a
+  unique-key violation from the driver.
+
+A provider for a new engine subclasses :class:`Dialect`, overrides what differs, and supplies
+connections; the schema, the statements and the contract logic are shared.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Sequence
+from typing import Any
+
+
+class ColumnType(enum.Enum):
+    """Engine-neutral column types of the toolkit's schema."""
+
+    #: An auto-numbered 64-bit integer primary key (insertion order).
+    IDENTITY = "identity"
+    #: A 64-bit integer (timestamps are microseconds since the Unix epoch, UTC).
+    BIGINT = "bigint"
+    #: A 32-bit integer.
+    INTEGER = "integer"
+    #: A short string that takes part in keys and indexes (task hub, instance id, names).
+    KEY = "key"
+    #: An unbounded string (payloads, serialized events).
+    TEXT = "text"
+
+
+class Dialect:
+    """The defaults here are standard SQL as SQLite and PostgreSQL accept it."""
+
+    #: The engine's name, for messages.
+    name: str = "standard"
+    #: The driver's placeholder for one positional parameter.
+    placeholder: str = "?"
+    #: Type names for each :class:`ColumnType`.
+    type_names: dict[ColumnType, str] = {
+        ColumnType.IDENTITY: "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+        ColumnType.BIGINT: "BIGINT",
+        ColumnType.INTEGER: "INTEGER",
+        ColumnType.KEY: "TEXT",
+        ColumnType.TEXT: "TEXT",
+    }
+    #: The statement that opens a write transaction (``None``: the driver opens one itself).
+    begin_write: str | None = "BEGIN"
+
+    # -- DDL ------------------------------------------------------------------------------
+    def column_type(self, column_type: ColumnType) -> str:
+        return self.type_names[column_type]
+
+    def table_suffix(self, clustered: bool) -> str:
+        """Text after ``CREATE TABLE name (...)``; ``clustered`` asks for key-ordered storage."""
+        return ""
+
+    # -- queries --------------------------------------------------------------------------
+    def params(self, count: int) -> str:
+        """``count`` placeholders separated by commas (for ``IN (...)`` and ``VALUES (...)``)."""
+        return ", ".join([self.placeholder] * count)
+
+    def select(
+        self,
+        columns: str,
+        table: str,
+        where: str,
+        *,
+        order_by: str | None = None,
+        limit: bool = False,
+        claim: bool = False,
+    ) -> str:
+        """A SELECT; with ``limit`` the last parameter is the row count; ``claim`` adds the
+        engine's hint for rows about to be locked by this transaction (skipping rows other
+        transactions hold)."""
+        sql = f"SELECT {columns} FROM {table} WHERE {where}"
+        if order_by:
+            sql += f" ORDER BY {order_by}"
+        if limit:
+            sql += f" LIMIT {self.placeholder}"
+        if claim:
+            sql += self.claim_suffix()
+        return sql
+
+    def claim_suffix(self) -> str:
+        """Appended to a SELECT of rows this transaction will update (FOR UPDATE SKIP LOCKED)."""
+        return ""
+
+    def lock_suffix(self) -> str:
+        """Appended to a SELECT of rows whose values this transaction relies on (FOR UPDATE)."""
+        return ""
+
+    def starts_with(self, column: str) -> str:
+        """A condition that ``column`` starts with a prefix: parameters (length in characters,
+        prefix). Case- and accent-sensitive."""
+        p = self.placeholder
+        return f"SUBSTR({column}, 1, {p}) = {p}"
+
+    def upsert(
+        self,
+        table: str,
+        key_columns: Sequence[str],
+        columns: Sequence[str],
+        source: str,
+        update_set: str,
+    ) -> str:
+        """Insert the rows of the query ``source`` (giving ``columns`` in order; at most one
+        row per key); on a key conflict apply ``update_set`` to the existing row instead.
+
+        ``update_set`` is a SET list in which ``{target}`` qualifies the existing row's
+        columns and ``{excluded}`` the proposed row's.
+        """
+        assignments = update_set.format(target=table, excluded="excluded")
+        return (
+            f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM ({source}) AS src "
+            f"WHERE 1 = 1 ON CONFLICT ({', '.join(key_columns)}) DO UPDATE SET {assignments}"
+        )
+
+    # -- bulk parameters ------------------------------------------------------------------
+    def bulk(self, types: Sequence[ColumnType]) -> str:
+        """A SELECT producing columns ``n`` (the row's position) and ``c0``, ``c1``, ... of
+        ``types`` from one parameter made by :meth:`bulk_param`.
+
+        The standard form reads a JSON array of arrays with SQL/JSON ``JSON_TABLE``; engines
+        without it override (SQLite: ``json_each``; SQL Server: ``OPENJSON ... WITH``).
+        """
+        columns = ", ".join(
+            f"c{i} {self.column_type(t)} PATH '$[{i}]'" for i, t in enumerate(types)
+        )
+        return (
+            f"SELECT * FROM JSON_TABLE({self.placeholder}, '$[*]' "
+            f"COLUMNS (n FOR ORDINALITY, {columns})) AS bulk_rows"
+        )
+
+    def bulk_param(self, rows: Sequence[Sequence[Any]]) -> Any:
+        """The one parameter that carries ``rows`` for :meth:`bulk`."""
+        return json.dumps(rows, ensure_ascii=False, separators=(",", ":"))
+
+    # -- transactions ---------------------------------------------------------------------
+    def savepoint(self, name: str) -> str:
+        return f"SAVEPOINT {name}"
+
+    def release_savepoint(self, name: str) -> str | None:
+        """The statement that releases a savepoint (``None`` where there is none)."""
+        return f"RELEASE SAVEPOINT {name}"
+
+    def rollback_to_savepoint(self, name: str) -> str:
+        return f"ROLLBACK TO SAVEPOINT {name}"
+
+    def is_unique_violation(self, error: BaseException) -> bool:
+        """True if ``error`` (raised by the driver) is a primary-key or unique violation."""
+        return False
+
+    def table_names_sql(self) -> str:
+        """A query (no parameters) listing the names of the database's tables."""
+        return "SELECT table_name FROM information_schema.tables"

@@ -1,0 +1,579 @@
+"""The storage-provider contract implemented once on SQL, for every transactional engine.
+
+:class:`RelationalProvider` holds all of the contract's logic; an engine's provider supplies
+a :class:`~ostinato.relational.dialect.Dialect` and two context managers that hand out a
+DB-API cursor: one inside a write transaction (committed on a clean exit, rolled back on an
+exception) and one for reads. Every call is one transaction. Locks are checked by row
+state inside the transaction that acts on them (``lock_token`` matches and ``visible_at``,
+the lock's expiry, is still ahead), never read-then-write across transactions.
+
+Batched calls (``lock_next_*_work_items``, ``complete_*_work_items``) claim or commit many
+items in one transaction (group commit). A completion batch checks every item's lock first;
+items whose lock is gone get ``WorkItemLockLost`` and the others are applied together. If
+that fails for another reason, the transaction is redone with each item under its own
+savepoint, so that one item's error never undoes another's success.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Callable, Collection, Sequence
+from contextlib import AbstractContextManager
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from ostinato import history
+from ostinato.errors import InstanceAlreadyExistsError, WorkItemLockLost
+from ostinato.history import HistoryEvent
+from ostinato.provider import (
+    ActivityTask,
+    ActivityWorkItem,
+    InstanceQuery,
+    InstanceRecord,
+    OrchestrationCheckpoint,
+    OrchestrationMessage,
+    OrchestrationWorkItem,
+    Page,
+    ReuseIdPolicy,
+    StorageProvider,
+    new_lock_token,
+)
+from ostinato.relational.connection import Cursor
+from ostinato.relational.dialect import Dialect
+from ostinato.relational.migrations import migrate
+from ostinato.relational.rows import from_micros, instance_record, instance_row, to_micros
+from ostinato.relational.statements import Statements
+from ostinato.status import OrchestrationStatus
+
+Item = TypeVar("Item")
+_Completion = tuple[OrchestrationWorkItem, OrchestrationCheckpoint]
+
+
+def _micros(delta: timedelta) -> int:
+    return delta // timedelta(microseconds=1)
+
+
+class RelationalProvider(StorageProvider):
+    """A :class:`~ostinato.provider.StorageProvider` on a SQL database (see the module doc)."""
+
+    def __init__(self, dialect: Dialect, task_hub: str) -> None:
+        self.dialect = dialect
+        self.task_hub = task_hub
+        self._sql = Statements(dialect)
+
+    # -- what an engine supplies ----------------------------------------------------------
+    @abstractmethod
+    def _write(self, durable: bool = True) -> AbstractContextManager[Cursor]:
+        """A cursor inside a write transaction: committed on exit, rolled back on error.
+
+        ``durable=False`` marks a transaction whose loss in a crash is harmless (claiming,
+        renewing or releasing a lock: a lost claim is a lock never taken); the engine may
+        then skip forcing its commit to disk (SQLite's ``synchronous``, PostgreSQL's
+        ``synchronous_commit``). Commits are ordered, so a later durable commit makes it
+        durable too.
+        """
+
+    @abstractmethod
+    def _read(self) -> AbstractContextManager[Cursor]:
+        """A cursor for reads (each statement sees committed data)."""
+
+    def _now_micros(self) -> int:
+        return to_micros(self.now())
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def setup(self) -> None:
+        """Create or migrate the schema (idempotent; concurrent callers serialize)."""
+        with self._write() as cursor:
+            migrate(cursor, self.dialect, self._now_micros())
+
+    # -- client side ----------------------------------------------------------------------
+    def create_instance(
+        self, record: InstanceRecord, start: OrchestrationMessage, policy: ReuseIdPolicy
+    ) -> None:
+        s, hub, iid = self._sql, self.task_hub, record.instance_id
+        row_param = self._bulk([instance_row(record)])
+        message_param = self._messages_param([start])
+        for attempt in range(3):
+            try:
+                with self._write() as cur:
+                    now = self._now_micros()
+                    cur.execute(s.instance_status, (hub, iid))
+                    row = cur.fetchone()
+                    if row is not None:
+                        status = OrchestrationStatus(row[0])
+                        if status not in policy.replaceable_statuses:
+                            raise InstanceAlreadyExistsError(iid, status)
+                        # The replaced instance's history, messages and lock go with it (its
+                        # lock holder, if any, then gets WorkItemLockLost).
+                        cur.execute(s.history_delete, (hub, iid))
+                        cur.execute(s.inbox_delete, (hub, iid))
+                        cur.execute(s.queue_reset, (hub, iid))
+                    cur.execute(s.instances_upsert, (hub, row_param))
+                    self._enqueue(cur, message_param, now)
+                break
+            except InstanceAlreadyExistsError:
+                raise
+            except Exception as exc:
+                # Engines whose isolation lets two creates both see "no row" report the loser
+                # as a key violation: look again, and let the policy decide.
+                if attempt < 2 and self.dialect.is_unique_violation(exc):
+                    continue
+                raise
+        self.changes.notify()
+
+    def send_message(self, message: OrchestrationMessage) -> None:
+        param = self._messages_param([message])
+        with self._write() as cur:
+            self._enqueue(cur, param, self._now_micros())
+        self.changes.notify()
+
+    def get_instance(self, instance_id: str) -> InstanceRecord | None:
+        with self._read() as cur:
+            cur.execute(self._sql.instance_select, (self.task_hub, instance_id))
+            row = cur.fetchone()
+        return None if row is None else instance_record(row)
+
+    def get_history(self, instance_id: str) -> list[HistoryEvent]:
+        with self._read() as cur:
+            cur.execute(self._sql.history_select, (self.task_hub, instance_id))
+            rows = cur.fetchall()
+        return [history.loads(row[0]) for row in rows]
+
+    def query_instances(self, query: InstanceQuery) -> Page[InstanceRecord]:
+        statuses = sorted(s.value for s in query.runtime_status or ())
+        if query.runtime_status is not None and not statuses:
+            return Page(items=[])
+        params: list[Any] = [self.task_hub]
+        if query.continuation_token is not None:
+            params.append(query.continuation_token)
+        if query.instance_id_prefix is not None:
+            params += [len(query.instance_id_prefix), query.instance_id_prefix]
+        if query.name_prefix is not None:
+            params += [len(query.name_prefix), query.name_prefix]
+        params += statuses
+        if query.created_from is not None:
+            params.append(to_micros(query.created_from))
+        if query.created_to is not None:
+            params.append(to_micros(query.created_to))
+        params.append(query.page_size + 1)
+        sql = self._sql.query(
+            after=query.continuation_token is not None,
+            id_prefix=query.instance_id_prefix is not None,
+            name_prefix=query.name_prefix is not None,
+            statuses=len(statuses),
+            created_from=query.created_from is not None,
+            created_to=query.created_to is not None,
+        )
+        with self._read() as cur:
+            cur.execute(sql, params)
+            rows = cur.fetchall()
+        records = [instance_record(row) for row in rows[: query.page_size]]
+        token = records[-1].instance_id if len(rows) > query.page_size else None
+        return Page(items=records, continuation_token=token)
+
+    def purge_instance(
+        self, instance_id: str, only_if_status: Collection[OrchestrationStatus]
+    ) -> bool:
+        statuses = sorted({s.value for s in only_if_status})
+        if not statuses:
+            return False
+        s, key = self._sql, (self.task_hub, instance_id)
+        with self._write() as cur:
+            cur.execute(s.instance_delete_if(len(statuses)), (*key, *statuses))
+            if cur.rowcount != 1:
+                return False
+            for statement in (s.history_delete, s.inbox_delete, s.queue_delete, s.activity_delete):
+                cur.execute(statement, key)
+        return True
+
+    # -- queue helpers (inside a write transaction) ---------------------------------------
+    def _bulk(self, rows: Sequence[Sequence[Any]]) -> Any:
+        return self.dialect.bulk_param(rows)
+
+    def _messages_param(self, messages: Sequence[OrchestrationMessage]) -> Any:
+        """Messages as one bulk parameter (``visible_at`` ``None``: the commit's time)."""
+        return self._bulk(
+            [
+                (
+                    m.instance_id,
+                    None if m.visible_at is None else to_micros(m.visible_at),
+                    m.to_json(),
+                )
+                for m in messages
+            ]
+        )
+
+    def _enqueue(self, cur: Cursor, messages_param: Any, now: int) -> None:
+        cur.execute(self._sql.inbox_insert, (self.task_hub, now, messages_param))
+        cur.execute(self._sql.queue_upsert, (self.task_hub, now, messages_param))
+
+    def _release(self, cur: Cursor, keys_param: Any, now: int) -> None:
+        """Unlock instances; each becomes claimable at its earliest remaining message."""
+        cur.execute(self._sql.queue_release, (now, self.task_hub, keys_param))
+
+    def _commit_batch(
+        self,
+        batch: Sequence[Item],
+        held: Callable[[Cursor, int], set[tuple[Any, str]]],
+        key: Callable[[Item], tuple[Any, str]],
+        lost: Callable[[Item], Exception],
+        prepare: Callable[[list[Item]], Any],
+        apply: Callable[[Cursor, Any, int], None],
+    ) -> list[Exception | None]:
+        """Group commit: check every item's lock, then apply the held ones in one transaction.
+
+        ``held(cursor, now)`` gives the (key, token) pairs still locked; ``key(item)`` an
+        item's pair. ``prepare`` encodes items outside the transaction; ``apply`` writes
+        them. If applying the whole batch fails, the transaction is retried with each item
+        under its own savepoint, so one bad item never undoes the others.
+        """
+        results: list[Exception | None] = [None] * len(batch)
+        try:
+            prepared = prepare(list(batch))
+        except Exception:  # noqa: BLE001 - an unencodable item: narrowed down below
+            prepared = None
+        for careful in (True,) if prepared is None else (False, True):
+            results = [None] * len(batch)
+            try:
+                with self._write() as cur:
+                    now = self._now_micros()
+                    locked = held(cur, now)
+                    entries: list[tuple[int, Item]] = []
+                    for index, item in enumerate(batch):
+                        if key(item) in locked:
+                            locked.discard(key(item))
+                            entries.append((index, item))
+                        else:
+                            results[index] = lost(item)
+                    if entries and not careful:
+                        ready = prepared if len(entries) == len(batch) else None
+                        apply(cur, ready or prepare([e for _, e in entries]), now)
+                    elif entries:
+                        self._apply_each(cur, entries, prepare, apply, results, now)
+                break
+            except Exception as exc:  # noqa: BLE001 - reported per item
+                if careful:
+                    return [exc if r is None else r for r in results]
+        self.changes.notify()
+        return results
+
+    def _apply_each(
+        self,
+        cur: Cursor,
+        entries: list[tuple[int, Item]],
+        prepare: Callable[[list[Item]], Any],
+        apply: Callable[[Cursor, Any, int], None],
+        results: list[Exception | None],
+        now: int,
+    ) -> None:
+        """Apply each entry under its own savepoint, recording each failure in ``results``."""
+        d = self.dialect
+        for index, entry in entries:
+            cur.execute(d.savepoint("ostinato_item"))
+            try:
+                apply(cur, prepare([entry]), now)
+            except Exception as exc:  # noqa: BLE001 - reported for this item only
+                cur.execute(d.rollback_to_savepoint("ostinato_item"))
+                results[index] = exc
+            release = d.release_savepoint("ostinato_item")
+            if release:
+                cur.execute(release)
+
+    def _anything_claimable(self, peek: str) -> bool:
+        """A read-only look before a claim, so idle polls never take the write lock."""
+        with self._read() as cur:
+            cur.execute(peek, (self.task_hub, self._now_micros(), 1))
+            return cur.fetchone() is not None
+
+    # -- orchestration work items ---------------------------------------------------------
+    def lock_next_orchestration_work_item(
+        self, worker_id: str, lock_timeout: timedelta
+    ) -> OrchestrationWorkItem | None:
+        items = self.lock_next_orchestration_work_items(worker_id, lock_timeout, 1)
+        return items[0] if items else None
+
+    def lock_next_orchestration_work_items(
+        self, worker_id: str, lock_timeout: timedelta, max_count: int
+    ) -> list[OrchestrationWorkItem]:
+        s, hub = self._sql, self.task_hub
+        if max_count < 1 or not self._anything_claimable(s.queue_peek):
+            return []
+        # One token for the batch: a lock is (instance, token), and a batch holds each
+        # instance once.
+        token = new_lock_token()
+        with self._write(durable=False) as cur:
+            now = self._now_micros()
+            cur.execute(s.queue_claim, (hub, now, max_count))
+            candidates = cur.fetchall()
+            if not candidates:
+                return []
+            keys = self._bulk([(row[0],) for row in candidates])
+            cur.execute(s.inbox_visible_in, (hub, now, keys))
+            messages: dict[str, list[tuple[int, str]]] = {}
+            for message_id, iid, body in cur.fetchall():
+                messages.setdefault(iid, []).append((message_id, body))
+            if len(messages) < len(candidates):
+                # Claimable through an expired lock but with only future messages: reschedule.
+                idle = [(row[0],) for row in candidates if row[0] not in messages]
+                self._release(cur, self._bulk(idle), now)
+                keys = self._bulk([(iid,) for iid in messages])
+            if not messages:
+                return []
+            expires = now + _micros(lock_timeout)
+            cur.execute(s.queue_lock, (expires, worker_id, token, hub, keys))
+            cur.execute(s.instances_in, (hub, keys))
+            rows = cur.fetchall()
+        records = {row[0]: row for row in rows}
+        locked_until = from_micros(expires)
+        items = []
+        for iid, dequeue_count in candidates:
+            found = messages.get(iid)
+            if found is None:
+                continue
+            row = records.get(iid)
+            items.append(
+                OrchestrationWorkItem(
+                    instance_id=iid,
+                    messages=[OrchestrationMessage.from_json(body) for _, body in found],
+                    instance=None if row is None else instance_record(row),
+                    lock_token=token,
+                    locked_until=locked_until,
+                    dequeue_count=dequeue_count + 1,
+                    provider_data=[message_id for message_id, _ in found],
+                )
+            )
+        return items
+
+    def complete_orchestration_work_item(
+        self, item: OrchestrationWorkItem, checkpoint: OrchestrationCheckpoint
+    ) -> None:
+        (error,) = self.complete_orchestration_work_items([(item, checkpoint)])
+        if error is not None:
+            raise error
+
+    def complete_orchestration_work_items(
+        self, batch: Sequence[tuple[OrchestrationWorkItem, OrchestrationCheckpoint]]
+    ) -> list[Exception | None]:
+        if not batch:
+            return []
+        keys = self._bulk([(iid,) for iid in dict.fromkeys(item.instance_id for item, _ in batch)])
+
+        def held(cur: Cursor, now: int) -> set[tuple[Any, str]]:
+            cur.execute(self._sql.queue_locks_in, (self.task_hub, keys))
+            return {
+                (iid, token)
+                for iid, token, expires in cur.fetchall()
+                if token is not None and expires is not None and expires > now
+            }
+
+        return self._commit_batch(
+            batch,
+            held,
+            lambda pair: (pair[0].instance_id, pair[0].lock_token),
+            lambda pair: _lock_lost(pair[0]),
+            self._prepare_checkpoints,
+            self._apply_checkpoints,
+        )
+
+    def _prepare_checkpoints(self, pairs: list[_Completion]) -> tuple[Any, ...]:
+        """Encode checkpoints as bulk parameters (outside the transaction: it is most of the
+        Python work of a commit)."""
+        bulk = self._bulk
+        consumed = [(message_id,) for item, _ in pairs for message_id in item.provider_data]
+        resets = [(item.instance_id,) for item, cp in pairs if cp.reset_history]
+        events = [
+            (item.instance_id, history.dumps(event))
+            for item, cp in pairs
+            for event in cp.new_history
+        ]
+        records = [
+            (item.instance_id, *instance_row(cp.instance)[1:])
+            for item, cp in pairs
+            if cp.instance is not None
+        ]
+        tasks = [
+            (t.instance_id, t.execution_id, t.task_id, t.name, t.input)
+            for _, cp in pairs
+            for t in cp.activity_tasks
+        ]
+        messages = [m for _, cp in pairs for m in cp.messages]
+        return (
+            bulk(consumed) if consumed else None,
+            bulk(resets) if resets else None,
+            bulk(events) if events else None,
+            bulk(records) if records else None,
+            bulk(tasks) if tasks else None,
+            self._messages_param(messages) if messages else None,
+            bulk([(item.instance_id,) for item, _ in pairs]),
+        )
+
+    def _apply_checkpoints(self, cur: Cursor, prepared: Any, now: int) -> None:
+        s, hub = self._sql, self.task_hub
+        consumed, resets, events, records, tasks, messages, keys = prepared
+        if consumed is not None:
+            cur.execute(s.inbox_delete_ids, (consumed,))
+        if resets is not None:
+            cur.execute(s.histories_delete, (hub, resets))
+        if events is not None:
+            cur.execute(s.history_insert, (hub, events))
+        if records is not None:
+            cur.execute(s.instances_upsert, (hub, records))
+        if tasks is not None:
+            cur.execute(s.activity_insert, (hub, now, tasks))
+        if messages is not None:
+            self._enqueue(cur, messages, now)
+        self._release(cur, keys, now)
+
+    def abandon_orchestration_work_item(
+        self, item: OrchestrationWorkItem, delay: timedelta | None = None
+    ) -> None:
+        s, hub = self._sql, self.task_hub
+        with self._write(durable=False) as cur:
+            now = self._now_micros()
+            if delay:
+                # Keep the instance locked (by nobody) until the delay passes.
+                cur.execute(
+                    s.queue_hold,
+                    (now + _micros(delay), new_lock_token(), hub, item.instance_id,
+                     item.lock_token, now),
+                )
+                if cur.rowcount != 1:
+                    raise _lock_lost(item)
+            else:
+                keys = self._bulk([(item.instance_id,)])
+                cur.execute(self._sql.queue_locks_in, (hub, keys))
+                row = cur.fetchone()
+                if row is None or row[1] != item.lock_token or row[2] is None or row[2] <= now:
+                    raise _lock_lost(item)
+                self._release(cur, keys, now)
+        self.changes.notify()
+
+    def renew_orchestration_work_item_lock(
+        self, item: OrchestrationWorkItem, lock_timeout: timedelta
+    ) -> None:
+        with self._write(durable=False) as cur:
+            now = self._now_micros()
+            expires = now + _micros(lock_timeout)
+            cur.execute(
+                self._sql.queue_renew,
+                (expires, self.task_hub, item.instance_id, item.lock_token, now),
+            )
+            if cur.rowcount != 1:
+                raise _lock_lost(item)
+        item.locked_until = from_micros(expires)
+
+    # -- activity work items --------------------------------------------------------------
+    def lock_next_activity_work_item(
+        self, worker_id: str, lock_timeout: timedelta
+    ) -> ActivityWorkItem | None:
+        items = self.lock_next_activity_work_items(worker_id, lock_timeout, 1)
+        return items[0] if items else None
+
+    def lock_next_activity_work_items(
+        self, worker_id: str, lock_timeout: timedelta, max_count: int
+    ) -> list[ActivityWorkItem]:
+        s = self._sql
+        if max_count < 1 or not self._anything_claimable(s.activity_peek):
+            return []
+        token = new_lock_token()
+        with self._write(durable=False) as cur:
+            now = self._now_micros()
+            cur.execute(s.activity_claim, (self.task_hub, now, max_count))
+            rows = cur.fetchall()
+            if not rows:
+                return []
+            expires = now + _micros(lock_timeout)
+            ids = self._bulk([(row[0],) for row in rows])
+            cur.execute(s.activity_lock, (expires, worker_id, token, ids))
+        locked_until = from_micros(expires)
+        return [
+            ActivityWorkItem(
+                task=ActivityTask(iid, execution_id, task_id, name, payload),
+                lock_token=token,
+                locked_until=locked_until,
+                dequeue_count=dequeue_count + 1,
+                provider_data=row_id,
+            )
+            for row_id, iid, execution_id, task_id, name, payload, dequeue_count in rows
+        ]
+
+    def complete_activity_work_item(
+        self, item: ActivityWorkItem, result: OrchestrationMessage
+    ) -> None:
+        (error,) = self.complete_activity_work_items([(item, result)])
+        if error is not None:
+            raise error
+
+    def complete_activity_work_items(
+        self, batch: Sequence[tuple[ActivityWorkItem, OrchestrationMessage]]
+    ) -> list[Exception | None]:
+        if not batch:
+            return []
+        s, hub = self._sql, self.task_hub
+        ids = self._bulk([(item.provider_data,) for item, _ in batch])
+
+        def held(cur: Cursor, now: int) -> set[tuple[Any, str]]:
+            cur.execute(s.activity_locks_in, (hub, ids))
+            return {
+                (row_id, token)
+                for row_id, token, expires in cur.fetchall()
+                if token is not None and expires > now
+            }
+
+        def prepare(pairs: list[tuple[ActivityWorkItem, OrchestrationMessage]]) -> Any:
+            row_ids = ids if len(pairs) == len(batch) else self._bulk(
+                [(item.provider_data,) for item, _ in pairs]
+            )
+            return row_ids, self._messages_param([m for _, m in pairs])
+
+        def apply(cur: Cursor, prepared: Any, now: int) -> None:
+            row_ids, messages = prepared
+            cur.execute(s.activity_delete_ids, (row_ids,))
+            self._enqueue(cur, messages, now)
+
+        return self._commit_batch(
+            batch,
+            held,
+            lambda pair: (pair[0].provider_data, pair[0].lock_token),
+            lambda pair: _activity_lock_lost(pair[0]),
+            prepare,
+            apply,
+        )
+
+    def abandon_activity_work_item(
+        self, item: ActivityWorkItem, delay: timedelta | None = None
+    ) -> None:
+        with self._write(durable=False) as cur:
+            now = self._now_micros()
+            visible = now + (_micros(delay) if delay else 0)
+            cur.execute(
+                self._sql.activity_abandon,
+                (visible, self.task_hub, item.provider_data, item.lock_token, now),
+            )
+            if cur.rowcount != 1:
+                raise _activity_lock_lost(item)
+        self.changes.notify()
+
+    def renew_activity_work_item_lock(
+        self, item: ActivityWorkItem, lock_timeout: timedelta
+    ) -> None:
+        with self._write(durable=False) as cur:
+            now = self._now_micros()
+            expires = now + _micros(lock_timeout)
+            cur.execute(
+                self._sql.activity_renew,
+                (expires, self.task_hub, item.provider_data, item.lock_token, now),
+            )
+            if cur.rowcount != 1:
+                raise _activity_lock_lost(item)
+        item.locked_until = from_micros(expires)
+
+
+def _lock_lost(item: OrchestrationWorkItem) -> WorkItemLockLost:
+    return WorkItemLockLost(f"Lock on instance '{item.instance_id}' was lost")
+
+
+def _activity_lock_lost(item: ActivityWorkItem) -> WorkItemLockLost:
+    return WorkItemLockLost(
+        f"Lock on activity task {item.task.name!r} of '{item.task.instance_id}' was lost"
+    )

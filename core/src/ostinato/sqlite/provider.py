@@ -1,0 +1,291 @@
+"""The SQLite provider: ostinato's embedded default, a single database file, no server.
+
+Built on the relational toolkit (:mod:`ostinato.relational`); this module adds only the SQLite
+dialect and connection handling:
+
+* one connection per thread (``:memory:``: one shared connection, all calls serialized);
+* WAL journal, so readers never wait for the writer; ``synchronous=FULL`` by default, so a
+  committed checkpoint survives a power cut (``NORMAL`` trades that for speed);
+* every write is a ``BEGIN IMMEDIATE`` transaction: writers serialize up front instead of
+  failing on lock upgrade; within a process they queue on a mutex shared by every provider
+  on the same file, across processes on SQLite's busy timeout. That makes the check-and-write
+  steps (create with a reuse-id policy, lock checks, purge) atomic between processes too;
+* driver errors are mapped at the edge: a corrupt or non-SQLite file, or a database of
+  another application, gives a clear :class:`~ostinato.errors.ProviderError` or
+  :class:`~ostinato.errors.ConfigurationError` instead of a raw ``sqlite3`` traceback.
+
+The schema is the toolkit's, rendered for SQLite in ``schema.sql`` beside this module.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+
+from ostinato.errors import ConfigurationError, ProviderError
+from ostinato.provider import ProviderCapabilities
+from ostinato.relational.connection import Cursor
+from ostinato.relational.dialect import ColumnType, Dialect
+from ostinato.relational.migrations import migrate, table_names
+from ostinato.relational.provider import RelationalProvider
+from ostinato.relational.schema import SCHEMA_TABLE
+
+SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
+
+_MUTEXES: dict[str, threading.RLock] = {}
+_MUTEXES_GUARD = threading.Lock()
+
+
+def _file_mutex(path: str) -> threading.RLock:
+    """The in-process write mutex of a database file (shared by every provider on it)."""
+    key = os.path.realpath(path)
+    with _MUTEXES_GUARD:
+        return _MUTEXES.setdefault(key, threading.RLock())
+
+
+class SqliteDialect(Dialect):
+    """SQLite 3.24+ (UPSERT); write transactions are exclusive, so no row-locking hints."""
+
+    name = "sqlite"
+    placeholder = "?"
+    type_names = {
+        ColumnType.IDENTITY: "INTEGER PRIMARY KEY",
+        ColumnType.BIGINT: "INTEGER",
+        ColumnType.INTEGER: "INTEGER",
+        ColumnType.KEY: "TEXT",
+        ColumnType.TEXT: "TEXT",
+    }
+    begin_write = "BEGIN IMMEDIATE"
+
+    def table_suffix(self, clustered: bool) -> str:
+        return " WITHOUT ROWID" if clustered else ""
+
+    def bulk(self, types: Sequence[ColumnType]) -> str:
+        columns = "".join(f", json_extract(value, '$[{i}]') AS c{i}" for i in range(len(types)))
+        return f"SELECT key AS n{columns} FROM json_each(?)"
+
+    def is_unique_violation(self, error: BaseException) -> bool:
+        cause: BaseException | None = error
+        while cause is not None:
+            if isinstance(cause, sqlite3.IntegrityError):
+                return True
+            cause = cause.__cause__
+        return False
+
+    def table_names_sql(self) -> str:
+        return "SELECT name FROM sqlite_master WHERE type = 'table'"
+
+
+class SqliteProvider(RelationalProvider):
+    """Stores task hubs in one SQLite database file.
+
+    :param path: the database file (created if missing), or ``":memory:"`` for a private
+        in-process database (tests; one shared connection, gone when closed).
+    :param task_hub: the task hub's name; several hubs share one file, isolated by name.
+    :param synchronous: SQLite's ``synchronous`` setting: ``"FULL"`` (default: every commit
+        is durable), ``"NORMAL"`` (in WAL mode, a power cut may lose the last commits but
+        never corrupts), ``"OFF"`` or ``"EXTRA"``.
+    :param busy_timeout: seconds a write waits for another process's transaction.
+    """
+
+    capabilities = ProviderCapabilities(
+        transactional_checkpoints=True,
+        max_payload_bytes=100 * 1024 * 1024,
+        multi_process=True,
+        lock_expiry=True,
+    )
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] = "ostinato.db",
+        *,
+        task_hub: str = "default",
+        synchronous: str = "FULL",
+        busy_timeout: float = 30.0,
+    ) -> None:
+        path = os.fspath(path)
+        if not isinstance(path, str) or not path:
+            raise ConfigurationError("SQLite setting 'path' must be a non-empty file path")
+        if not isinstance(task_hub, str) or not task_hub:
+            raise ConfigurationError("SQLite setting 'task_hub' must be a non-empty string")
+        mode = str(synchronous).upper()
+        if mode not in SYNCHRONOUS_MODES:
+            raise ConfigurationError(
+                f"SQLite setting 'synchronous' must be one of {', '.join(SYNCHRONOUS_MODES)}, "
+                f"not {synchronous!r}"
+            )
+        if not isinstance(busy_timeout, int | float) or busy_timeout < 0:
+            raise ConfigurationError(
+                "SQLite setting 'busy_timeout' must be a non-negative number of seconds"
+            )
+        super().__init__(SqliteDialect(), task_hub)
+        self.path = path
+        self.synchronous = mode
+        self.busy_timeout = float(busy_timeout)
+        self.in_memory = path == ":memory:"
+        if self.in_memory:
+            self.capabilities = ProviderCapabilities(
+                transactional_checkpoints=True,
+                max_payload_bytes=SqliteProvider.capabilities.max_payload_bytes,
+                multi_process=False,
+                lock_expiry=True,
+            )
+        self._mutex = threading.RLock() if self.in_memory else _file_mutex(path)
+        self._local = threading.local()
+        self._write_cursor: tuple[int, sqlite3.Cursor] | None = None
+        self._durable = True
+        self._connections: list[sqlite3.Connection] = []
+        self._connections_guard = threading.Lock()
+        self._generation = 0
+        self._ready = False
+        self._setup_guard = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"SqliteProvider({self.path!r}, task_hub={self.task_hub!r})"
+
+    # -- connections ----------------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            connection = sqlite3.connect(
+                self.path,
+                timeout=self.busy_timeout,
+                isolation_level=None,
+                check_same_thread=False,
+                cached_statements=256,
+            )
+        except sqlite3.Error as exc:
+            raise ConfigurationError(
+                f"Cannot open the SQLite database '{self.path}': {exc}"
+            ) from exc
+        # Settings are validated above: these are not user text.
+        connection.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+        connection.execute(f"PRAGMA synchronous = {self.synchronous}")
+        with self._connections_guard:
+            self._connections.append(connection)
+        return connection
+
+    def _writer(self) -> sqlite3.Cursor:
+        """The provider's one write connection (call with the mutex held).
+
+        Writes share one connection so its page cache stays warm; readers have their own.
+        """
+        cached = self._write_cursor
+        if cached is not None and cached[0] == self._generation:
+            return cached[1]
+        cursor = self._connect().cursor()
+        self._write_cursor = (self._generation, cursor)
+        self._durable = True
+        return cursor
+
+    def _reader(self) -> sqlite3.Cursor:
+        """This thread's read connection (the write connection for ``:memory:``)."""
+        if self.in_memory:
+            return self._writer()
+        cached = getattr(self._local, "cursor", None)
+        if cached is not None and cached[0] == self._generation:
+            return cached[1]  # type: ignore[no-any-return]
+        cursor = self._connect().cursor()
+        self._local.cursor = (self._generation, cursor)
+        return cursor
+
+    def close(self) -> None:
+        """Close every connection this provider opened (a later call reopens)."""
+        with self._mutex, self._connections_guard:
+            self._generation += 1
+            self._write_cursor = None
+            connections, self._connections = self._connections, []
+            for connection in connections:
+                with contextlib.suppress(sqlite3.Error):
+                    connection.close()
+            if self.in_memory:
+                self._ready = False
+
+    # -- error mapping --------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        """Map ``sqlite3`` errors to ostinato's, naming the file."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise self._map_error(exc) from exc
+
+    def _map_error(self, exc: sqlite3.Error) -> Exception:
+        text = str(exc)
+        if isinstance(exc, sqlite3.DatabaseError) and (
+            "not a database" in text or "malformed" in text or "encrypted" in text
+        ):
+            return ProviderError(
+                f"'{self.path}' is not a usable SQLite database: the file is corrupt or is "
+                f"not a database ({text}). Point ostinato at another file or restore it."
+            )
+        if "locked" in text or "busy" in text:
+            return ProviderError(
+                f"The SQLite database '{self.path}' stayed locked by another connection for "
+                f"more than {self.busy_timeout:g}s ({text})"
+            )
+        if "unable to open" in text:
+            return ConfigurationError(f"Cannot open the SQLite database '{self.path}': {text}")
+        return ProviderError(f"SQLite error on '{self.path}': {text}")
+
+    # -- transactions ---------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _transaction(self, durable: bool = True) -> Iterator[sqlite3.Cursor]:
+        with self._mutex, self._errors():
+            cursor = self._writer()
+            switch = self.synchronous in ("FULL", "EXTRA") and not self.in_memory
+            if switch and durable != self._durable:
+                # Lock claims and releases need not reach the disk (see _write); the next
+                # durable commit syncs them with it.
+                mode = self.synchronous if durable else "NORMAL"
+                cursor.execute(f"PRAGMA synchronous = {mode}")
+                self._durable = durable
+            cursor.execute("BEGIN IMMEDIATE")
+            try:
+                yield cursor
+            except BaseException:
+                if cursor.connection.in_transaction:
+                    cursor.execute("ROLLBACK")
+                raise
+            cursor.execute("COMMIT")
+
+    @contextlib.contextmanager
+    def _write(self, durable: bool = True) -> Iterator[Cursor]:
+        if not self._ready:
+            self.setup()
+        with self._transaction(durable) as cursor:
+            yield cursor
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[Cursor]:
+        if not self._ready:
+            self.setup()
+        if self.in_memory:
+            with self._mutex, self._errors():
+                yield self._reader()
+        else:
+            with self._errors():
+                yield self._reader()
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def setup(self) -> None:
+        """Create or migrate the schema; refuse corrupt files and other applications' databases."""
+        with self._setup_guard:
+            if self._ready:
+                return
+            if not self.in_memory:
+                with self._mutex, self._errors():
+                    self._writer().execute("PRAGMA journal_mode = WAL")
+            with self._transaction() as cursor:
+                tables = table_names(cursor, self.dialect)
+                foreign = sorted(t for t in tables if not t.startswith(("ostinato_", "sqlite_")))
+                if SCHEMA_TABLE not in tables and foreign:
+                    shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+                    raise ConfigurationError(
+                        f"'{self.path}' is a SQLite database of another application (tables: "
+                        f"{shown}); ostinato will not write into it. Use another file."
+                    )
+                migrate(cursor, self.dialect, self._now_micros())
+            self._ready = True
