@@ -6,6 +6,7 @@ as separate ``ostinato`` processes would.
 
 from __future__ import annotations
 
+import io
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -16,7 +17,9 @@ from typing import Any
 import ostinato as ot
 import pytest
 from click.testing import CliRunner, Result
+from ostinato.cli import render
 from ostinato.cli.commands import cli
+from rich.console import Console
 
 from .conftest import HAS_SQLITE
 
@@ -306,6 +309,18 @@ def test_purge_one_and_in_bulk(worker: None) -> None:
     assert run_json("purge", "--all") == {"deleted_instance_count": 0}
     remaining = [s["instance_id"] for s in run_json("list")["instances"]]
     assert remaining == ["still-pending"]
+
+
+def test_bulk_purge_shows_progress_on_a_terminal(
+    worker: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for _ in range(2):
+        run("start", "hello_cities", "--wait")
+    screen = io.StringIO()
+    terminal = Console(file=screen, force_terminal=True, width=100)
+    monkeypatch.setattr(render, "console", lambda *, stderr=False: terminal)
+    assert "Purged 2 instances." in run("purge", "--all").stdout
+    assert "Purging finished instances: 2 deleted" in screen.getvalue()
 
 
 # -- demo and config -------------------------------------------------------------------------

@@ -775,14 +775,17 @@ def purge(
 
 
 class _ProgressContext:
+    """A spinner with the running count on stderr (only on a terminal)."""
+
     def __init__(self, enabled: bool) -> None:
         self.progress: Progress | None = None
-        if enabled:
+        err = render.console(stderr=True)
+        if enabled and err.is_terminal:
             self.progress = Progress(
                 SpinnerColumn(),
-                TextColumn("Purging: {task.completed} instances deleted"),
+                TextColumn("Purging finished instances: {task.completed} deleted"),
                 TimeElapsedColumn(),
-                console=render.console(stderr=True),
+                console=err,
                 transient=True,
             )
         self.task: Any = None
