@@ -27,8 +27,8 @@ if str(REPO_ROOT) not in sys.path:
 try:
     import psycopg
     from ostinato_postgres import PostgresProvider
-    from psycopg import sql
     from ostinato_postgres.testing import PostgresUnavailable, Server, start_server
+    from psycopg import sql
 
     IMPORT_ERROR: str | None = None
 except ImportError as exc:  # psycopg missing: the provider's package isn't installed

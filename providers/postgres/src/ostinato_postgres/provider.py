@@ -77,6 +77,15 @@ _TRANSIENT_SQLSTATES = frozenset(
 )
 
 
+_BULK_TYPES = {
+    ColumnType.IDENTITY: "bigint",
+    ColumnType.BIGINT: "bigint",
+    ColumnType.INTEGER: "integer",
+    ColumnType.KEY: "text",
+    ColumnType.TEXT: "text",
+}
+
+
 class TransientDatabaseError(ProviderError):
     """A transaction the server rolled back (deadlock, serialization failure): retryable."""
 
@@ -106,6 +115,13 @@ class PostgresDialect(Dialect):
     def starts_with(self, column: str) -> str:
         return f"LEFT({column}, %s) = %s"
 
+    def bulk(self, types: Sequence[ColumnType]) -> str:
+        # PostgreSQL has JSON_TABLE only from 17: unpack the JSON array of rows by hand.
+        columns = ", ".join(f"(r.v->>{i})::{_BULK_TYPES[t]} AS c{i}" for i, t in enumerate(types))
+        return (
+            f"SELECT r.n, {columns} FROM json_array_elements(%s::json) WITH ORDINALITY AS r(v, n)"
+        )
+
     def is_unique_violation(self, error: BaseException) -> bool:
         cause: BaseException | None = error
         while cause is not None:
@@ -118,6 +134,11 @@ class PostgresDialect(Dialect):
         return (
             "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
         )
+
+
+def _int4(text: str) -> int:
+    """A stable signed 32-bit hash of ``text`` (an advisory-lock key)."""
+    return zlib.crc32(text.encode()) - 2**31
 
 
 def default_schema(task_hub: str) -> str:
@@ -243,6 +264,10 @@ class PostgresProvider(RelationalProvider):
                 if not durable:
                     # A lost claim or lock renewal is harmless: don't wait for the WAL.
                     cursor.execute("SET LOCAL synchronous_commit = off")
+                key = getattr(self._local, "create_key", None)
+                if key is not None:
+                    # Creates of one id serialize here: FOR UPDATE can't lock a missing row.
+                    cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", key)
                 yield cursor
         except BaseException as exc:
             self._local.failed = exc
@@ -326,7 +351,7 @@ class PostgresProvider(RelationalProvider):
             if self._ready:
                 return
             schema = sql.Identifier(self.schema)
-            lock_key = zlib.crc32(f"ostinato:{self.schema}".encode()) - 2**31
+            lock_key = _int4(f"ostinato:{self.schema}")
             with self._connection() as connection, connection.transaction():
                 cur = connection.cursor()
                 cur.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key,))
@@ -397,7 +422,15 @@ class PostgresProvider(RelationalProvider):
     def create_instance(
         self, record: InstanceRecord, start: OrchestrationMessage, policy: ReuseIdPolicy
     ) -> None:
-        self._retrying(lambda: super(PostgresProvider, self).create_instance(record, start, policy))
+        # The check-and-create is one transaction holding an advisory lock on the id, so N
+        # concurrent creates (any process) give one instance and N-1 conflicts.
+        self._local.create_key = (_int4(f"hub:{self.schema}"), _int4(record.instance_id))
+        try:
+            self._retrying(
+                lambda: super(PostgresProvider, self).create_instance(record, start, policy)
+            )
+        finally:
+            self._local.create_key = None
 
     def send_message(self, message: OrchestrationMessage) -> None:
         self._retrying(lambda: super(PostgresProvider, self).send_message(message))
