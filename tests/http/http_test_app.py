@@ -43,3 +43,22 @@ def background_job(ctx: ot.OrchestrationContext, job: Any) -> Generator[Any, Any
 def fail_job(ctx: ot.OrchestrationContext, message: Any) -> None:
     """Fails at once."""
     raise ValueError(f"job failed: {message}")
+
+
+@app.entity
+def counter(ctx: ot.EntityContext, amount: Any) -> Any:
+    """A counter: ``add`` (amount), ``get``, ``reset``."""
+    value = ctx.get_state(0)
+    if ctx.operation_name == "add":
+        ctx.set_state(value + amount)
+    elif ctx.operation_name == "reset":
+        ctx.delete_state()
+    return value
+
+
+@app.orchestrator
+def count_to(ctx: ot.OrchestrationContext, key: Any) -> Generator[Any, Any, Any]:
+    """Adds 1 to counter ``key`` through the entity and returns the new value."""
+    entity = ot.EntityId("counter", key)
+    yield ctx.call_entity(entity, "add", 1)
+    return (yield ctx.call_entity(entity, "get"))

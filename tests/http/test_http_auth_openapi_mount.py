@@ -114,6 +114,9 @@ def test_openapi_schema_is_valid_and_lists_every_endpoint(mounted: str) -> None:
         "/instances/{instance_id}/terminate": {"post"},
         "/instances/{instance_id}/suspend": {"post"},
         "/instances/{instance_id}/resume": {"post"},
+        "/entities": {"get"},
+        "/entities/{name}": {"get"},
+        "/entities/{name}/{key}": {"get", "post"},
         "/openapi.json": {"get"},
     }
     for path, methods in expected.items():

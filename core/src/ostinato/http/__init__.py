@@ -10,6 +10,9 @@ orchestration instances, following the Durable Functions HTTP API::
     DELETE {base}/instances/{instance_id}                purge one
     GET    {base}/instances                              list, with filters and paging
     DELETE {base}/instances                              purge by filters
+    POST   {base}/entities/{name}/{key}?op=OPERATION     signal an entity
+    GET    {base}/entities/{name}/{key}                  an entity's state
+    GET    {base}/entities[/{name}]                      list entities
     GET    {base}/openapi.json                           the OpenAPI 3.1 schema
 
 Serve it with ``ostinato serve module:app`` (API and worker in one process), with uvicorn, or

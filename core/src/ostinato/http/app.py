@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ostinato.app import App
 from ostinato.client import AsyncClient, Client
+from ostinato.entities import EntityId, EntityMetadata
 from ostinato.errors import (
     InstanceAlreadyExistsError,
     InstanceNotFoundError,
@@ -213,6 +214,10 @@ class _Api:
             (f"{instance}/terminate", self.terminate, "POST", "terminate"),
             (f"{instance}/suspend", self.suspend, "POST", "suspend"),
             (f"{instance}/resume", self.resume, "POST", "resume"),
+            (f"{b}/entities", self.list_entities, "GET", "list_entities"),
+            (f"{b}/entities/{{name}}", self.list_entities, "GET", "list_entities_by_name"),
+            (f"{b}/entities/{{name}}/{{key}}", self.signal_entity, "POST", "signal_entity"),
+            (f"{b}/entities/{{name}}/{{key}}", self.get_entity, "GET", "get_entity"),
             (f"{b}/openapi.json", self.openapi, "GET", "openapi"),
         ]
         return [
@@ -400,6 +405,59 @@ class _Api:
         )
         return JSONResponse({"instancesDeleted": result.deleted_instance_count})
 
+    # -- entities -------------------------------------------------------------------------
+    def _entity_id(self, request: Request) -> EntityId:
+        name, key = request.path_params["name"], request.path_params["key"]
+        try:
+            return EntityId(name, key)
+        except ValueError as exc:
+            raise ApiError(400, str(exc)) from None
+
+    async def signal_entity(self, request: Request) -> Response:
+        """Signal operation ``op`` (body = its input) to an entity, one-way."""
+        entity_id = self._entity_id(request)
+        query = request.query_params
+        operation = params.text(query, "op")
+        if operation is None:
+            raise ApiError(400, "Query parameter 'op' (the operation to signal) is required")
+        if self.app is not None and entity_id.name not in self.app.entities:
+            raise ApiError(404, f"No entity named '{entity_id.name}' is registered")
+        scheduled_time = params.timestamp(query, "scheduledTime")
+        data = await params.json_body(request)
+        await self.client.signal_entity(entity_id, operation, data, scheduled_time=scheduled_time)
+        return Response(status_code=202)
+
+    async def get_entity(self, request: Request) -> Response:
+        """An entity's state and metadata."""
+        entity_id = self._entity_id(request)
+        entity = await self.client.get_entity(entity_id)
+        if entity is None:
+            raise ApiError(404, f"No entity with ID '{entity_id.name}/{entity_id.key}' was found.")
+        return JSONResponse(_entity_json(entity))
+
+    async def list_entities(self, request: Request) -> Response:
+        """One page of entities (of one name, by key prefix), ordered by id."""
+        query = request.query_params
+        name = request.path_params.get("name")
+        if name is not None and (not name or "@" in name):
+            raise ApiError(400, f"Entity name {name!r} must be non-empty and contain no '@'")
+        key_prefix = params.text(query, "keyPrefix")
+        if key_prefix is not None and name is None:
+            raise ApiError(400, "'keyPrefix' needs an entity name: GET /entities/{name}?keyPrefix=")
+        token = request.headers.get(CONTINUATION_HEADER) or params.text(query, "continuationToken")
+        page = await self.client.query_entities(
+            name=name,
+            key_prefix=key_prefix or "",
+            page_size=params.page_size(query),
+            continuation_token=token,
+        )
+        body = {
+            "entities": [_entity_json(e) for e in page.items],
+            "continuationToken": page.continuation_token,
+        }
+        headers = {CONTINUATION_HEADER: page.continuation_token} if page.continuation_token else {}
+        return JSONResponse(body, headers=headers)
+
     # -- the schema -----------------------------------------------------------------------
     async def openapi(self, request: Request) -> Response:
         """The OpenAPI 3 schema of this API."""
@@ -409,6 +467,16 @@ class _Api:
                 self.base, server_url=root or "/", requires_api_key=self.requires_api_key
             )
         )
+
+
+def _entity_json(entity: EntityMetadata) -> dict[str, Any]:
+    return {
+        "entityId": {"name": entity.entity_id.name, "key": entity.entity_id.key},
+        "state": wire.payload(entity.serialized_state),
+        "lastModifiedTime": wire.iso(entity.last_modified_at),
+        "lockedBy": entity.locked_by,
+        "backlogQueueSize": entity.backlog,
+    }
 
 
 __all__ = ["CONTINUATION_HEADER", "ApiKeyMiddleware", "create_app", "normalize_base_path"]

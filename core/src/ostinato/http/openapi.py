@@ -77,6 +77,16 @@ _BODY_ANY = {
     "description": "Any JSON value (an empty body means null).",
     "content": {"application/json": {"schema": _ANY}},
 }
+_ENTITY_NAME = _path_param("name", "The entity's name (case-insensitive).")
+_ENTITY_KEY = _path_param("key", "The entity's key.")
+_ENTITY_PAGING = [
+    _query(
+        "top",
+        "Page size.",
+        {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE, "default": DEFAULT_PAGE_SIZE},
+    ),
+    _query("continuationToken", "From the previous page.", {"type": "string"}),
+]
 _ACCEPTED_HEADERS = {
     "Location": {"description": "The instance's status URL.", "schema": {"type": "string"}},
     "Retry-After": {
@@ -184,6 +194,29 @@ def _components() -> dict[str, Any]:
                 "required": ["instances", "continuationToken"],
                 "properties": {
                     "instances": {"type": "array", "items": _ref("InstanceStatus")},
+                    "continuationToken": nullable_string,
+                },
+            },
+            "Entity": {
+                "type": "object",
+                "required": ["entityId", "state", "lastModifiedTime", "backlogQueueSize"],
+                "properties": {
+                    "entityId": {
+                        "type": "object",
+                        "required": ["name", "key"],
+                        "properties": {"name": {"type": "string"}, "key": {"type": "string"}},
+                    },
+                    "state": _ANY,
+                    "lastModifiedTime": {"type": "string", "format": "date-time"},
+                    "lockedBy": nullable_string,
+                    "backlogQueueSize": {"type": "integer", "minimum": 0},
+                },
+            },
+            "EntityList": {
+                "type": "object",
+                "required": ["entities", "continuationToken"],
+                "properties": {
+                    "entities": {"type": "array", "items": _ref("Entity")},
                     "continuationToken": nullable_string,
                 },
             },
@@ -377,6 +410,71 @@ def openapi_schema(
                 **_signal("Resume a suspended instance", "Held events are delivered."),
                 "operationId": "resumeInstance",
             }
+        },
+        f"{b}/entities": {
+            "get": {
+                "operationId": "listEntities",
+                "summary": "List entities",
+                "tags": ["entities"],
+                "parameters": _ENTITY_PAGING,
+                "responses": {
+                    "200": _json(_ref("EntityList"), "A page of entities."),
+                    **_COMMON_ERRORS,
+                },
+            }
+        },
+        f"{b}/entities/{{name}}": {
+            "get": {
+                "operationId": "listEntitiesByName",
+                "summary": "List the entities of one name",
+                "tags": ["entities"],
+                "parameters": [
+                    _ENTITY_NAME,
+                    _query("keyPrefix", "Keys starting so.", {"type": "string"}),
+                    *_ENTITY_PAGING,
+                ],
+                "responses": {
+                    "200": _json(_ref("EntityList"), "A page of entities."),
+                    **_COMMON_ERRORS,
+                },
+            }
+        },
+        f"{b}/entities/{{name}}/{{key}}": {
+            "get": {
+                "operationId": "getEntity",
+                "summary": "Get an entity's state",
+                "tags": ["entities"],
+                "parameters": [_ENTITY_NAME, _ENTITY_KEY],
+                "responses": {
+                    "200": _json(_ref("Entity"), "The entity."),
+                    **_COMMON_ERRORS,
+                    "404": _error("No such entity."),
+                },
+            },
+            "post": {
+                "operationId": "signalEntity",
+                "summary": "Signal an entity operation",
+                "description": "One-way: the operation is queued and run in order.",
+                "tags": ["entities"],
+                "parameters": [
+                    _ENTITY_NAME,
+                    _ENTITY_KEY,
+                    {**_query("op", "The operation.", {"type": "string"}), "required": True},
+                    _query(
+                        "scheduledTime",
+                        "Deliver at this time (ISO 8601).",
+                        {"type": "string", "format": "date-time"},
+                    ),
+                ],
+                "requestBody": _BODY_ANY,
+                "responses": {
+                    "202": {"description": "Accepted: the signal is queued."},
+                    **_COMMON_ERRORS,
+                    "404": _error(
+                        "No entity with that name is registered (when the API knows the app)."
+                    ),
+                },
+            },
         },
         f"{b}/openapi.json": {
             "get": {
