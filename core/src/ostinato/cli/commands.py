@@ -294,7 +294,11 @@ def cli(
 @json_option
 @click.pass_context
 def config_command(ctx: click.Context, as_json: bool) -> None:
-    """Show the resolved provider configuration and where each value came from."""
+    """Show the resolved provider configuration.
+
+    Prints the provider, its settings and where each value came from, and the installed
+    providers.
+    """
     config = _state(ctx).config()
     data = config.to_dict() | {"installed_providers": installed_providers()}
     if as_json:
@@ -389,7 +393,7 @@ def worker(
     log_level: str,
     as_json: bool,
 ) -> None:
-    """Run the orchestrations and activities of MODULE:APP until Ctrl-C or SIGTERM.
+    """Run a worker for MODULE:APP until Ctrl-C or SIGTERM.
 
     Stopping is graceful: no new work is taken and in-flight work gets --grace-period seconds;
     anything unfinished is handed to another worker. A second Ctrl-C stops at once (nothing is
@@ -550,7 +554,10 @@ def start(
 @json_option
 @click.pass_context
 def wait_command(ctx: click.Context, instance_id: str, timeout: float, as_json: bool) -> None:
-    """Wait for an instance to finish and print its state (exit 1 if it failed)."""
+    """Wait for an instance to finish and print its state.
+
+    The exit code is 1 if it failed or was terminated.
+    """
     client = _state(ctx).client()
     _get_state(client, instance_id)
     _finish_wait(client.wait_for_orchestration_completion(instance_id, timeout=timeout), as_json)
@@ -570,7 +577,10 @@ def status(ctx: click.Context, instance_id: str, as_json: bool) -> None:
 @json_option
 @click.pass_context
 def history(ctx: click.Context, instance_id: str, as_json: bool) -> None:
-    """Show an instance's history: event type, timestamp, name, input, result, status."""
+    """Show an instance's history table.
+
+    Columns: event type, timestamp, name, input, result, status.
+    """
     events: list[HistoryEvent] = _state(ctx).client().get_orchestration_history(instance_id)
     rows = render.history_rows(events)
     if as_json:
@@ -735,7 +745,9 @@ def purge(
     recursive: bool,
     as_json: bool,
 ) -> None:
-    """Delete finished instances: one by ID, or in bulk by filters (with a progress bar).
+    """Delete finished instances, one by ID or in bulk.
+
+    Bulk purges take filters and show a progress bar.
 
     Only COMPLETED, FAILED and TERMINATED instances are ever purged.
     """
@@ -817,7 +829,7 @@ def _progress(enabled: bool) -> _ProgressContext:
 @json_option
 @click.pass_context
 def demo(ctx: click.Context, timeout: float, as_json: bool) -> None:
-    """Run HelloCities end to end on the configured provider and show its history.
+    """Run HelloCities end to end and show its history.
 
     Starts a worker in this process, runs the orchestration, prints the result and the
     history table. With no configuration this is SQLite in ./ostinato.db.
