@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterator
-from importlib.metadata import EntryPoint
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 
 import pytest
@@ -48,10 +48,9 @@ FAKE_ENTRY_POINTS = [
 @pytest.fixture
 def fake_providers(monkeypatch: pytest.MonkeyPatch) -> None:
     """Register providers ``fake`` and ``broken`` (whose module does not exist)."""
-    real = discovery.entry_points
 
-    def entry_points(*, group: str) -> list[EntryPoint]:
-        found = list(real(group=group))
+    def with_fakes(*, group: str) -> list[EntryPoint]:
+        found = list(entry_points(group=group))
         return found + FAKE_ENTRY_POINTS if group == discovery.ENTRY_POINT_GROUP else found
 
-    monkeypatch.setattr(discovery, "entry_points", entry_points)
+    monkeypatch.setattr(discovery, "entry_points", with_fakes)

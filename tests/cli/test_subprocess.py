@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -59,10 +60,12 @@ class WorkerProcess:
         self.lines: queue.Queue[str] = queue.Queue()
         assert self.process.stdout is not None
         stdout = self.process.stdout
-        self.reader = threading.Thread(
-            target=lambda: [self.lines.put(x) for x in stdout], daemon=True
-        )
+        self.reader = threading.Thread(target=self._read, args=(stdout,), daemon=True)
         self.reader.start()
+
+    def _read(self, stdout: IO[str]) -> None:
+        for line in stdout:
+            self.lines.put(line)
 
     def next_event(self, timeout: float = 30) -> dict[str, object]:
         deadline = time.monotonic() + timeout
