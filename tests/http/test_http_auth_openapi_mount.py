@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import ostinato as ot
@@ -150,3 +151,21 @@ def test_mounted_api_answers_with_urls_under_its_mount(mounted: str) -> None:
         assert http.get("/durable/elsewhere").json() == {
             "error": "Not found: GET /durable/elsewhere"
         }
+
+
+# -- unexpected errors -------------------------------------------------------------------------
+class ExplodingProvider(ot.InMemoryProvider):
+    """Fails reading one instance, as a broken store would."""
+
+    def get_instance(self, instance_id: str) -> Any:
+        if instance_id == "explode":
+            raise RuntimeError("the store is on fire")
+        return super().get_instance(instance_id)
+
+
+def test_unexpected_errors_are_500_json_without_details() -> None:
+    with ServerThread(create_app(ExplodingProvider())) as server:
+        response = httpx.get(f"{server.url}/instances/explode")
+        assert response.status_code == 500
+        assert response.json() == {"error": "Internal server error: RuntimeError"}
+        assert httpx.get(f"{server.url}/instances/fine").status_code == 404

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hmac
-import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -32,8 +31,6 @@ from ostinato.http.params import ApiError
 from ostinato.ids import validate_instance_id
 from ostinato.provider import StorageProvider
 from ostinato.status import TERMINAL_STATUSES, OrchestrationState
-
-log = logging.getLogger("ostinato.http")
 
 CONTINUATION_HEADER = "x-ms-continuation-token"
 
@@ -65,6 +62,8 @@ def create_app(
         client = AsyncClient(client)
     elif not isinstance(client, AsyncClient):
         raise TypeError(f"create_app needs an AsyncClient, Client or provider, not {client!r}")
+    if retry_after < 0:
+        raise ValueError("retry_after must not be negative")
     if api_key is not None and not api_key:
         raise ValueError("api_key must not be empty (use None for no authentication)")
     base = normalize_base_path(base_path)
@@ -127,7 +126,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 async def _internal_error(request: Request, exc: Exception) -> Response:
-    log.error("Unhandled error in %s %s", request.method, request.url.path, exc_info=exc)
+    # Starlette re-raises the exception after this answer, so the server logs its traceback.
     return _error(500, f"Internal server error: {type(exc).__name__}")
 
 
