@@ -81,3 +81,23 @@ def test_serve_reports_a_bad_target_in_one_line() -> None:
     assert result.stderr.strip().splitlines() == [
         "Error: Cannot import 'no_such_module': no module named 'no_such_module'"
     ]
+
+
+def test_without_the_http_extra_the_message_says_how_to_install_it() -> None:
+    for blocked in ("uvicorn", "starlette"):
+        code = (
+            f"import sys; sys.modules[{blocked!r}] = None; from ostinato.cli import main;"
+            " main(['-p', 'memory', 'serve', 'http_test_app:app'])"
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", code], cwd=HERE, capture_output=True, text=True, timeout=60
+        )
+        assert result.returncode == 1
+        assert result.stderr.strip() == (
+            f"Error: ostinato serve needs {blocked!r}: install it with pip install 'ostinato[http]'"
+        )
+    code = "import sys; sys.modules['starlette'] = None; import ostinato.http"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert "ostinato.http needs Starlette: install it with pip install 'ostinato[http]'" in (
+        result.stderr
+    )

@@ -23,9 +23,13 @@ from ostinato.worker import Worker
 
 
 def _import_server() -> Any:
+    """uvicorn, after checking that the ``http`` extra (uvicorn + Starlette) is installed."""
     try:
+        import starlette  # noqa: F401
         import uvicorn
     except ModuleNotFoundError as exc:
+        if str(exc.name).split(".")[0] not in ("starlette", "uvicorn"):
+            raise
         fail(
             f"ostinato serve needs {exc.name!r}: install it with pip install 'ostinato[http]'",
             EXIT_ERROR,

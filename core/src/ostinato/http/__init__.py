@@ -19,6 +19,14 @@ Serve it with ``ostinato serve module:app`` (API and worker in one process), wit
 mount it in your own Starlette/FastAPI app. See docs/http-api.md.
 """
 
+try:
+    import starlette  # noqa: F401
+except ModuleNotFoundError as exc:  # pragma: no cover - only without the extra
+    raise ModuleNotFoundError(
+        "ostinato.http needs Starlette: install it with pip install 'ostinato[http]'",
+        name=exc.name,
+    ) from exc
+
 from ostinato.http.app import ApiKeyMiddleware, create_app
 from ostinato.http.openapi import openapi_schema
 
