@@ -1,0 +1,396 @@
+"""The SQL Server provider: the relational toolkit in T-SQL over pyodbc.
+
+Every statement it runs is in :mod:`ostinato_mssql.sql`. This module adds connections and
+error handling:
+
+* ``pyodbc`` is imported lazily, so the package installs and imports on machines without the
+  unixODBC driver manager; the first connection then explains what is missing;
+* a small pool of ODBC connections (``autocommit`` off: every call is one transaction);
+* several task hubs share one schema, isolated by the ``task_hub`` key column; the schema name
+  is configurable (``schema``), so several applications can share a database too;
+* schema creation and versioned upgrades run under ``sp_getapplock`` in one transaction, so
+  any number of workers may start at once;
+* deadlock victims (1205), lock timeouts (1222) and Azure SQL's transient errors are retried
+  with jittered exponential back-off: the server rolled the transaction back, so running it
+  again is safe. Other errors become :class:`~ostinato.errors.ProviderError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import re
+import threading
+import time
+from collections.abc import Callable, Collection, Iterator, Sequence
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from ostinato.errors import ConfigurationError, ProviderError
+from ostinato.history import HistoryEvent
+from ostinato.provider import (
+    ActivityWorkItem,
+    InstanceQuery,
+    InstanceRecord,
+    OrchestrationCheckpoint,
+    OrchestrationMessage,
+    OrchestrationWorkItem,
+    Page,
+    ProviderCapabilities,
+    ReuseIdPolicy,
+)
+from ostinato.relational.connection import Cursor
+from ostinato.relational.migrations import migrate
+from ostinato.relational.provider import RelationalProvider
+from ostinato.status import OrchestrationStatus
+
+from ostinato_mssql import sql as statements
+
+log = logging.getLogger("ostinato.mssql")
+
+T = TypeVar("T")
+
+#: SQL Server error numbers after which the transaction was rolled back and may run again:
+#: deadlock victim, lock timeout, and Azure SQL's documented transient errors.
+TRANSIENT_ERRORS = frozenset(
+    {1205, 1222, 40197, 40501, 40613, 49918, 49919, 49920, 10928, 10929, 4221}
+)
+_NATIVE_ERROR = re.compile(r"\((\d{3,5})\)")
+
+
+class TransientDatabaseError(ProviderError):
+    """A transaction SQL Server rolled back (deadlock victim, lock timeout): retryable."""
+
+
+def import_pyodbc() -> Any:
+    """``pyodbc``, or a :class:`ConfigurationError` saying what to install."""
+    try:
+        import pyodbc  # type: ignore[import-not-found, unused-ignore]
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"The SQL Server provider needs pyodbc and the unixODBC driver manager ({exc}). "
+            "Install them (Debian: apt-get install unixodbc; pip install pyodbc) and an ODBC "
+            "driver for SQL Server: Microsoft ODBC Driver 18 (msodbcsql18) or FreeTDS (tdsodbc)"
+        ) from exc
+    return pyodbc
+
+
+class _QualifyingCursor:
+    """A pyodbc cursor that renders each statement into the provider's schema."""
+
+    def __init__(self, cursor: Any, sql: statements.SqlServerSql) -> None:
+        self._cursor = cursor
+        self._sql = sql
+
+    @property
+    def rowcount(self) -> int:
+        return int(self._cursor.rowcount)
+
+    def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> Any:
+        return self._cursor.execute(self._sql.render(sql), *parameters)
+
+    def executemany(self, sql: str, seq_of_parameters: Any, /) -> Any:
+        return self._cursor.executemany(self._sql.render(sql), list(seq_of_parameters))
+
+    def fetchone(self) -> Any:
+        return self._cursor.fetchone()
+
+    def fetchall(self) -> list[Any]:
+        return list(self._cursor.fetchall())
+
+
+class SqlServerProvider(RelationalProvider):
+    """Stores task hubs in a SQL Server (2016+) or Azure SQL database.
+
+    :param connection_string: an ODBC connection string naming the driver, e.g.
+        ``Driver={ODBC Driver 18 for SQL Server};Server=localhost,1433;Database=ostinato;
+        UID=sa;PWD=...;TrustServerCertificate=yes`` or, with FreeTDS,
+        ``Driver={FreeTDS};Server=localhost;Port=1433;Database=ostinato;UID=sa;PWD=...;
+        TDS_Version=7.4``; from config: ``OSTINATO_MSSQL_CONNECTION_STRING``.
+    :param task_hub: the task hub's name (several share a schema, isolated).
+    :param schema: the database schema of ostinato's tables (created if missing).
+    :param pool_size: the most idle connections kept open.
+    :param max_retries: how often a transaction rolled back by a deadlock or a transient
+        error is run again before the error is raised.
+    """
+
+    capabilities = ProviderCapabilities(
+        transactional_checkpoints=True,
+        # NVARCHAR(MAX) holds 2 GB; stay well clear of it.
+        max_payload_bytes=256 * 1024 * 1024,
+        multi_process=True,
+        lock_expiry=True,
+    )
+
+    def __init__(
+        self,
+        connection_string: str = "",
+        *,
+        task_hub: str = "default",
+        schema: str = "ostinato",
+        pool_size: int = 10,
+        max_retries: int = 8,
+    ) -> None:
+        if not isinstance(connection_string, str) or not connection_string.strip():
+            raise ConfigurationError(
+                "SQL Server setting 'connection_string' is required: an ODBC connection "
+                "string naming the driver (OSTINATO_MSSQL_CONNECTION_STRING)"
+            )
+        if not isinstance(task_hub, str) or not 0 < len(task_hub) <= 100:
+            raise ConfigurationError("SQL Server setting 'task_hub' must be 1-100 characters")
+        try:
+            sql = statements.SqlServerSql(schema)
+        except ValueError as exc:
+            raise ConfigurationError(f"SQL Server setting 'schema': {exc}") from exc
+        super().__init__(sql.dialect, task_hub)
+        self.connection_string = connection_string
+        self.schema = schema
+        self.sql = sql
+        self.pool_size = pool_size
+        self.max_retries = max(0, max_retries)
+        self._idle: list[Any] = []
+        self._guard = threading.Lock()
+        self._ready = False
+        self._local = threading.local()
+
+    def __repr__(self) -> str:
+        return f"SqlServerProvider(schema={self.schema!r}, task_hub={self.task_hub!r})"
+
+    # -- connections ----------------------------------------------------------------------
+    def _connect(self) -> Any:
+        pyodbc = import_pyodbc()
+        with self._errors():
+            connection = pyodbc.connect(self.connection_string, autocommit=False)
+            cursor = connection.cursor()
+            cursor.execute(statements.SESSION_SETUP)
+            connection.commit()
+        return connection
+
+    @contextlib.contextmanager
+    def _connection(self) -> Iterator[Any]:
+        with self._guard:
+            connection = self._idle.pop() if self._idle else None
+        if connection is None:
+            connection = self._connect()
+        healthy = False
+        try:
+            yield connection
+            healthy = True
+        finally:
+            if healthy:
+                with self._guard:
+                    if len(self._idle) < self.pool_size:
+                        self._idle.append(connection)
+                        connection = None
+            if connection is not None:
+                with contextlib.suppress(Exception):
+                    connection.close()
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[_QualifyingCursor]:
+        with self._connection() as connection:
+            try:
+                with self._errors():
+                    cursor = _QualifyingCursor(connection.cursor(), self.sql)
+                    yield cursor
+                    connection.commit()
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    connection.rollback()
+                raise
+
+    @contextlib.contextmanager
+    def _write(self, durable: bool = True) -> Iterator[Cursor]:
+        if not self._ready:
+            self.setup()
+        try:
+            with self._transaction() as cursor:
+                yield cursor
+        except BaseException as exc:
+            self._local.failed = exc
+            raise
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[Cursor]:
+        if not self._ready:
+            self.setup()
+        with self._transaction() as cursor:
+            yield cursor
+
+    def close(self) -> None:
+        """Close the idle connections (a later call reopens)."""
+        with self._guard:
+            idle, self._idle = self._idle, []
+        for connection in idle:
+            with contextlib.suppress(Exception):
+                connection.close()
+
+    # -- errors ---------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        """Map pyodbc errors (the driver error stays as ``__cause__``)."""
+        try:
+            yield
+        except ProviderError:
+            raise
+        except Exception as exc:
+            if type(exc).__module__ != "pyodbc":
+                raise
+            raise self._map_error(exc) from exc
+
+    def _map_error(self, exc: Exception) -> Exception:
+        text = " ".join(str(a) for a in exc.args)
+        numbers = {int(n) for n in _NATIVE_ERROR.findall(text)}
+        if numbers & TRANSIENT_ERRORS or "40001" in text[:10]:
+            return TransientDatabaseError(f"SQL Server rolled back a transaction: {text}")
+        if text.startswith("08") or "(SQLDriverConnect)" in text:
+            if "Can't open lib" in text or "IM002" in text or "file not found" in text:
+                return ConfigurationError(
+                    f"The ODBC driver named in the connection string is not installed: {text}"
+                )
+            return ProviderError(f"Cannot connect to SQL Server: {text}")
+        if "IM002" in text or "Can't open lib" in text or "file not found" in text:
+            return ConfigurationError(
+                f"The ODBC driver named in the connection string is not installed: {text}"
+            )
+        return ProviderError(f"SQL Server error: {text}")
+
+    def _retrying(self, call: Callable[[], T]) -> T:
+        """Run ``call`` (one transaction); run it again while it fails transiently."""
+        delay = 0.01
+        for attempt in range(self.max_retries + 1):
+            self._local.failed = None
+            try:
+                result = call()
+            except TransientDatabaseError:
+                if attempt >= self.max_retries:
+                    raise
+            else:
+                failed = getattr(self._local, "failed", None)
+                if not isinstance(failed, TransientDatabaseError) or attempt >= self.max_retries:
+                    return result
+            log.debug("Retrying a transaction rolled back by SQL Server (attempt %d)", attempt + 1)
+            time.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 2.0)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def setup(self) -> None:
+        """Create or upgrade the schema under an application lock (idempotent, concurrent-safe)."""
+        with self._guard:
+            if self._ready:
+                return
+        with self._transaction() as cursor:
+            raw = cursor._cursor
+            raw.execute(statements.APPLOCK, f"ostinato:schema:{self.schema}")
+            row = raw.fetchone()
+            if row is None or int(row[0]) < 0:
+                raise ProviderError(
+                    f"Could not take the schema lock for [{self.schema}] (sp_getapplock "
+                    f"returned {None if row is None else row[0]})"
+                )
+            raw.execute(statements.CREATE_SCHEMA, self.schema)
+            migrate(cursor, self.dialect, self._now_micros())
+        self._ready = True
+
+    def delete_task_hub(self) -> None:
+        """Delete every row of this task hub (other hubs in the schema are untouched)."""
+        with self._transaction() as cursor:
+            for statement in statements.DELETE_HUB_ROWS:
+                cursor.execute(statement, (self.task_hub,))
+
+    def server_version(self) -> str:
+        with self._transaction() as cursor:
+            cursor._cursor.execute(statements.SERVER_VERSION)
+            row = cursor.fetchone()
+        return str(row[0]) if row else "unknown"
+
+    # -- the contract, with transient-error retries ---------------------------------------
+    def create_instance(
+        self, record: InstanceRecord, start: OrchestrationMessage, policy: ReuseIdPolicy
+    ) -> None:
+        self._retrying(
+            lambda: super(SqlServerProvider, self).create_instance(record, start, policy)
+        )
+
+    def send_message(self, message: OrchestrationMessage) -> None:
+        self._retrying(lambda: super(SqlServerProvider, self).send_message(message))
+
+    def get_instance(self, instance_id: str) -> InstanceRecord | None:
+        return self._retrying(lambda: super(SqlServerProvider, self).get_instance(instance_id))
+
+    def get_history(self, instance_id: str) -> list[HistoryEvent]:
+        return self._retrying(lambda: super(SqlServerProvider, self).get_history(instance_id))
+
+    def query_instances(self, query: InstanceQuery) -> Page[InstanceRecord]:
+        return self._retrying(lambda: super(SqlServerProvider, self).query_instances(query))
+
+    def purge_instance(
+        self, instance_id: str, only_if_status: Collection[OrchestrationStatus]
+    ) -> bool:
+        return self._retrying(
+            lambda: super(SqlServerProvider, self).purge_instance(instance_id, only_if_status)
+        )
+
+    def lock_next_orchestration_work_items(
+        self, worker_id: str, lock_timeout: timedelta, max_count: int
+    ) -> list[OrchestrationWorkItem]:
+        return self._retrying(
+            lambda: super(SqlServerProvider, self).lock_next_orchestration_work_items(
+                worker_id, lock_timeout, max_count
+            )
+        )
+
+    def complete_orchestration_work_items(
+        self, batch: Sequence[tuple[OrchestrationWorkItem, OrchestrationCheckpoint]]
+    ) -> list[Exception | None]:
+        return self._retrying(
+            lambda: super(SqlServerProvider, self).complete_orchestration_work_items(batch)
+        )
+
+    def abandon_orchestration_work_item(
+        self, item: OrchestrationWorkItem, delay: timedelta | None = None
+    ) -> None:
+        self._retrying(
+            lambda: super(SqlServerProvider, self).abandon_orchestration_work_item(item, delay)
+        )
+
+    def renew_orchestration_work_item_lock(
+        self, item: OrchestrationWorkItem, lock_timeout: timedelta
+    ) -> None:
+        self._retrying(
+            lambda: super(SqlServerProvider, self).renew_orchestration_work_item_lock(
+                item, lock_timeout
+            )
+        )
+
+    def lock_next_activity_work_items(
+        self, worker_id: str, lock_timeout: timedelta, max_count: int
+    ) -> list[ActivityWorkItem]:
+        return self._retrying(
+            lambda: super(SqlServerProvider, self).lock_next_activity_work_items(
+                worker_id, lock_timeout, max_count
+            )
+        )
+
+    def complete_activity_work_items(
+        self, batch: Sequence[tuple[ActivityWorkItem, OrchestrationMessage]]
+    ) -> list[Exception | None]:
+        return self._retrying(
+            lambda: super(SqlServerProvider, self).complete_activity_work_items(batch)
+        )
+
+    def abandon_activity_work_item(
+        self, item: ActivityWorkItem, delay: timedelta | None = None
+    ) -> None:
+        self._retrying(
+            lambda: super(SqlServerProvider, self).abandon_activity_work_item(item, delay)
+        )
+
+    def renew_activity_work_item_lock(
+        self, item: ActivityWorkItem, lock_timeout: timedelta
+    ) -> None:
+        self._retrying(
+            lambda: super(SqlServerProvider, self).renew_activity_work_item_lock(item, lock_timeout)
+        )

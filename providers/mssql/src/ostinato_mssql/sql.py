@@ -1,0 +1,276 @@
+"""Every statement the SQL Server provider runs, in one reviewable place.
+
+The provider runs exactly three kinds of SQL, all produced here:
+
+1. the relational toolkit's statements (:class:`ostinato.relational.statements.Statements`)
+   rendered through :class:`SqlServerDialect` and then put into the configured schema by
+   :meth:`SqlServerSql.render` (table names qualified as ``[schema].[table]``, and the lock hint
+   placed after the table); :meth:`SqlServerSql.all_statements` lists them;
+2. the schema's DDL (the toolkit's migrations, rendered and qualified the same way);
+3. the provider's own statements, the constants below: the session settings, the
+   application lock that serializes schema creation between processes, and schema creation.
+
+``python -m ostinato_mssql.sql [schema]`` prints all of them (``statements.sql`` beside this
+module is that output, checked in for review).
+
+T-SQL choices:
+
+* keys are ``NVARCHAR(200) COLLATE Latin1_General_100_BIN2``: case-, accent- and width-sensitive,
+  ordered by code point, so ids compare exactly as in Python (except that SQL Server ignores
+  trailing spaces in comparisons: ids differing only in trailing spaces collide);
+* the hot path never waits for another worker's rows: claims read ``WITH (UPDLOCK, READPAST,
+  ROWLOCK)`` (skip rows others hold, lock what is read), paged with ``OFFSET 0 ROWS FETCH NEXT
+  ? ROWS ONLY``; rows whose values a transaction relies on (lock checks, the reuse-id check) are
+  read ``WITH (UPDLOCK, HOLDLOCK, ROWLOCK)`` (``HOLDLOCK`` also locks the key range of a missing
+  row, which makes the create-if-absent check atomic);
+* upserts are ``MERGE ... WITH (HOLDLOCK)``; bulk parameters are one JSON array unpacked by
+  ``OPENJSON`` (compatibility level 130+, SQL Server 2016+);
+* savepoints are ``SAVE TRANSACTION`` / ``ROLLBACK TRANSACTION name``.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Sequence
+from functools import lru_cache
+
+from ostinato.relational.dialect import ColumnType, Dialect
+from ostinato.relational.schema import (
+    ACTIVITIES,
+    HISTORY,
+    INBOX,
+    INSTANCES,
+    MIGRATIONS,
+    ORCHESTRATION_QUEUE,
+    SCHEMA_TABLE,
+    SCHEMA_VERSION_TABLE,
+    create_table,
+)
+from ostinato.relational.statements import Statements
+
+#: The toolkit's tables; every occurrence of these names is qualified with the schema.
+TABLES = (SCHEMA_TABLE, INSTANCES, HISTORY, INBOX, ORCHESTRATION_QUEUE, ACTIVITIES)
+# A table reference, not a column qualifier (``ostinato_inbox.id`` stays: T-SQL exposes a
+# schema-qualified table under its bare name).
+_TABLE_NAME = re.compile(r"\b(" + "|".join(sorted(TABLES, key=len, reverse=True)) + r")\b(?!\.)")
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+
+#: Marks a SELECT whose rows the transaction relies on; replaced by the hint after its table.
+LOCK_MARKER = " /*ostinato:lock*/"
+#: Rows about to be claimed: skip rows other transactions hold, lock what is read.
+CLAIM_HINT = "WITH (UPDLOCK, READPAST, ROWLOCK)"
+#: Rows (or the key range of a missing row) whose values the transaction relies on.
+LOCK_HINT = "WITH (UPDLOCK, HOLDLOCK, ROWLOCK)"
+
+KEY_TYPE = "NVARCHAR(200) COLLATE Latin1_General_100_BIN2"
+
+# -- the provider's own statements --------------------------------------------------------
+#: Run once on every new connection.
+SESSION_SETUP = (
+    "SET XACT_ABORT OFF; SET LOCK_TIMEOUT 30000; SET DEADLOCK_PRIORITY LOW; "
+    "SET TRANSACTION ISOLATION LEVEL READ COMMITTED"
+)
+#: Serializes schema creation and upgrades between processes until the transaction ends.
+#: Parameter: the resource name. Returns sp_getapplock's result (>= 0: granted).
+APPLOCK = (
+    "SET NOCOUNT ON; DECLARE @r INT; "
+    "EXEC @r = sp_getapplock @Resource = ?, @LockMode = 'Exclusive', "
+    "@LockOwner = 'Transaction', @LockTimeout = 120000; SELECT @r AS result"
+)
+#: Creates the schema if it is missing. Parameter: the schema name.
+CREATE_SCHEMA = (
+    "DECLARE @s SYSNAME = ?; IF SCHEMA_ID(@s) IS NULL EXEC(N'CREATE SCHEMA ' + QUOTENAME(@s))"
+)
+#: The server's version (for reports).
+SERVER_VERSION = "SELECT CAST(SERVERPROPERTY('ProductVersion') AS NVARCHAR(128))"
+#: Drops the task hub's rows (not the schema: other hubs may share it). Parameter: the hub.
+DELETE_HUB_ROWS = tuple(
+    f"DELETE FROM {table} WHERE task_hub = ?"
+    for table in (HISTORY, INBOX, ORCHESTRATION_QUEUE, ACTIVITIES, INSTANCES)
+)
+
+
+class SqlServerDialect(Dialect):
+    """T-SQL for SQL Server 2016+ / Azure SQL through pyodbc."""
+
+    name = "sqlserver"
+    placeholder = "?"
+    type_names = {
+        ColumnType.IDENTITY: "BIGINT IDENTITY(1,1) PRIMARY KEY",
+        ColumnType.BIGINT: "BIGINT",
+        ColumnType.INTEGER: "INT",
+        ColumnType.KEY: KEY_TYPE,
+        ColumnType.TEXT: "NVARCHAR(MAX)",
+    }
+    begin_write = None
+    #: SQL Server allows 2,100 parameters per request.
+    max_parameters = 2000
+
+    def __init__(self, schema: str = "dbo") -> None:
+        if not _IDENTIFIER.match(schema):
+            raise ValueError(f"not a plain SQL Server identifier: {schema!r}")
+        self.schema = schema
+
+    def select(
+        self,
+        columns: str,
+        table: str,
+        where: str,
+        *,
+        order_by: str | None = None,
+        limit: bool = False,
+        claim: bool = False,
+    ) -> str:
+        hint = f" {CLAIM_HINT}" if claim else ""
+        sql = f"SELECT {columns} FROM {table}{hint} WHERE {where}"
+        if order_by:
+            sql += f" ORDER BY {order_by}"
+        if limit:
+            if not order_by:
+                sql += " ORDER BY (SELECT NULL)"
+            sql += " OFFSET 0 ROWS FETCH NEXT ? ROWS ONLY"
+        return sql
+
+    def lock_suffix(self) -> str:
+        return LOCK_MARKER
+
+    def starts_with(self, column: str) -> str:
+        return f"LEFT({column}, ?) = ?"
+
+    def upsert(
+        self,
+        table: str,
+        key_columns: Sequence[str],
+        columns: Sequence[str],
+        source: str,
+        update_set: str,
+    ) -> str:
+        assignments = update_set.format(target="target", excluded="excluded")
+        on = " AND ".join(f"target.{c} = excluded.{c}" for c in key_columns)
+        names = ", ".join(columns)
+        values = ", ".join(f"excluded.{c}" for c in columns)
+        return (
+            f"MERGE {table} WITH (HOLDLOCK) AS target USING ({source}) AS excluded ({names}) "
+            f"ON {on} WHEN MATCHED THEN UPDATE SET {assignments} "
+            f"WHEN NOT MATCHED THEN INSERT ({names}) VALUES ({values});"
+        )
+
+    def bulk(self, types: Sequence[ColumnType]) -> str:
+        with_columns = ", ".join(f"c{i} {_BULK_TYPES[t]} '$[{i}]'" for i, t in enumerate(types))
+        return (
+            "SELECT CAST(r.[key] AS INT) + 1 AS n, v.* FROM OPENJSON(?) AS r "
+            f"CROSS APPLY OPENJSON(r.[value]) WITH ({with_columns}) AS v"
+        )
+
+    def savepoint(self, name: str) -> str:
+        return f"SAVE TRANSACTION {name}"
+
+    def release_savepoint(self, name: str) -> str | None:
+        return None
+
+    def rollback_to_savepoint(self, name: str) -> str:
+        return f"ROLLBACK TRANSACTION {name}"
+
+    def is_unique_violation(self, error: BaseException) -> bool:
+        cause: BaseException | None = error
+        while cause is not None:
+            text = str(cause)
+            if "(2627)" in text or "(2601)" in text:
+                return True
+            cause = cause.__cause__
+        return False
+
+    def table_names_sql(self) -> str:
+        # The schema name is a validated identifier.
+        return (
+            "SELECT TABLE_NAME FROM INFORMATION_SCHEMA.TABLES "
+            f"WHERE TABLE_SCHEMA = N'{self.schema}'"
+        )
+
+
+_BULK_TYPES = {
+    ColumnType.IDENTITY: "BIGINT",
+    ColumnType.BIGINT: "BIGINT",
+    ColumnType.INTEGER: "INT",
+    ColumnType.KEY: "NVARCHAR(200)",
+    ColumnType.TEXT: "NVARCHAR(MAX)",
+}
+
+
+class SqlServerSql:
+    """Renders statements into one schema: qualified table names, lock hints in place."""
+
+    def __init__(self, schema: str) -> None:
+        self.dialect = SqlServerDialect(schema)
+        self.schema = schema
+        self.statements = Statements(self.dialect)
+
+    @lru_cache(maxsize=1024)  # noqa: B019 - one instance per provider, bounded
+    def render(self, statement: str) -> str:
+        """``statement`` (toolkit SQL in this dialect) as run: in the schema, hints in place."""
+        locked = statement.endswith(LOCK_MARKER)
+        if locked:
+            statement = statement[: -len(LOCK_MARKER)]
+        qualified = _TABLE_NAME.sub(lambda m: f"[{self.schema}].[{m.group(1)}]", statement)
+        if locked:
+            # The hint goes right after the first table of the FROM clause.
+            qualified = re.sub(
+                r"(\bFROM \[[^\]]+\]\.\[[^\]]+\])", rf"\1 {LOCK_HINT}", qualified, count=1
+            )
+        return qualified
+
+    def ddl(self) -> list[str]:
+        """The schema's DDL, every migration in order (as :func:`migrate` runs it)."""
+        statements = [create_table(SCHEMA_VERSION_TABLE, self.dialect)]
+        for migration in MIGRATIONS:
+            statements.extend(migration.statements(self.dialect))
+        return [self.render(s) for s in statements]
+
+    def all_statements(self) -> dict[str, str]:
+        """Every fixed statement of the toolkit, rendered, by attribute name."""
+        found = {
+            name: self.render(value)
+            for name, value in sorted(vars(self.statements).items())
+            if isinstance(value, str)
+            and value.lstrip().split(" ", 1)[0] in _VERBS
+            and not value.endswith("IN ")
+        }
+        found["instance_delete_if (3 statuses)"] = self.render(
+            self.statements.instance_delete_if(3)
+        )
+        found["query (all filters)"] = self.render(
+            self.statements.query(
+                after=True,
+                id_prefix=True,
+                name_prefix=True,
+                statuses=2,
+                created_from=True,
+                created_to=True,
+            )
+        )
+        return found
+
+
+_VERBS = {"SELECT", "INSERT", "UPDATE", "DELETE", "MERGE", "WITH"}
+
+
+def script(schema: str = "ostinato") -> str:
+    """Every statement, for review (what ``python -m ostinato_mssql.sql`` prints)."""
+    sql = SqlServerSql(schema)
+    out = [f"-- Every statement of the SQL Server provider, schema [{schema}]", ""]
+    out += ["-- provider: session setup", SESSION_SETUP + ";", ""]
+    out += ["-- provider: schema creation lock (parameter: resource)", APPLOCK + ";", ""]
+    out += ["-- provider: create schema (parameter: schema)", CREATE_SCHEMA + ";", ""]
+    out += ["-- provider: server version", SERVER_VERSION + ";", ""]
+    out += ["-- provider: delete a task hub's rows (parameter: hub)"]
+    out += [sql.render(s) + ";" for s in DELETE_HUB_ROWS] + [""]
+    out += ["-- schema (toolkit migrations)"]
+    out += [s + ";" for s in sql.ddl()] + [""]
+    for name, statement in sql.all_statements().items():
+        out += [f"-- toolkit: {name}", statement + ("" if statement.endswith(";") else ";"), ""]
+    return "\n".join(out)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.stdout.write(script(*sys.argv[1:2]))
