@@ -16,10 +16,12 @@ from http_api_support import poll_until_done
 HERE = Path(__file__).resolve().parent
 
 
-def start_serve(*args: str) -> tuple[subprocess.Popen[str], str]:
+def start_serve(
+    *args: str, provider: tuple[str, ...] = ("-p", "memory")
+) -> tuple[subprocess.Popen[str], str]:
     """Run ``ostinato serve`` on a free port; return the process and its base URL."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("OSTINATO_")}
-    command = [sys.executable, "-m", "ostinato", "-p", "memory", "serve", "http_test_app:app"]
+    command = [sys.executable, "-m", "ostinato", *provider, "serve", "http_test_app:app"]
     process = subprocess.Popen(
         [*command, "--port", "0", *args],
         cwd=HERE,
@@ -67,6 +69,38 @@ def test_serve_runs_the_api_and_a_worker_and_stops_gracefully() -> None:
         code, stderr = stop(process)
     assert code == 0, stderr
     assert "Worker stopped." in stderr
+
+
+def test_instances_outlive_the_server_on_sqlite(tmp_path: Path) -> None:
+    sqlite = ("-p", "sqlite", "--set", f"path={tmp_path / 'served.db'}")
+    process, url = start_serve(provider=sqlite)
+    try:
+        started = httpx.post(f"{url}/orchestrators/background_job/durable-1", json="kept")
+        assert started.status_code == 202
+        assert poll_running(url, "durable-1")
+    finally:
+        code, stderr = stop(process)
+    assert code == 0, stderr
+
+    process, url = start_serve(provider=sqlite)
+    try:
+        with httpx.Client(base_url=url, timeout=30) as http:
+            assert http.post("/orchestrators/background_job/durable-1").status_code == 409
+            assert http.post("/instances/durable-1/raiseEvent/finish", json=1).status_code == 202
+            final = poll_until_done(http, "/instances/durable-1").json()
+            assert final["output"] == {"job": "kept", "finished_with": 1}
+    finally:
+        code, stderr = stop(process)
+    assert code == 0, stderr
+
+
+def poll_running(url: str, instance_id: str, timeout: float = 20) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if httpx.get(f"{url}/instances/{instance_id}").json()["runtimeStatus"] == "Running":
+            return True
+        time.sleep(0.02)
+    return False
 
 
 def test_serve_reports_a_bad_target_in_one_line() -> None:
