@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -16,43 +17,45 @@ from http_api_support import poll_until_done
 HERE = Path(__file__).resolve().parent
 
 
-def start_serve(
-    *args: str, provider: tuple[str, ...] = ("-p", "memory")
-) -> tuple[subprocess.Popen[str], str]:
-    """Run ``ostinato serve`` on a free port; return the process and its base URL."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OSTINATO_")}
-    command = [sys.executable, "-m", "ostinato", *provider, "serve", "http_test_app:app"]
-    process = subprocess.Popen(
-        [*command, "--port", "0", *args],
-        cwd=HERE,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stderr is not None
-    deadline = time.monotonic() + 30
-    lines: list[str] = []
-    while time.monotonic() < deadline:
-        line = process.stderr.readline()
-        if not line:
-            break
-        lines.append(line)
-        found = re.search(r"Uvicorn running on (http://127\.0\.0\.1:\d+)", line)
-        if found:
-            return process, found.group(1)
-    process.kill()
-    raise AssertionError("ostinato serve did not start:\n" + "".join(lines))
+class Served:
+    """A running ``ostinato serve`` process; its stderr is drained in the background."""
 
+    def __init__(self, *args: str, provider: tuple[str, ...] = ("-p", "memory")) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OSTINATO_")}
+        command = [sys.executable, "-m", "ostinato", *provider, "serve", "http_test_app:app"]
+        self.process = subprocess.Popen(
+            [*command, "--port", "0", *args],
+            cwd=HERE,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stderr is not None
+        self.lines: list[str] = []
+        for line in self.process.stderr:
+            self.lines.append(line)
+            found = re.search(r"Uvicorn running on (http://127\.0\.0\.1:\d+)", line)
+            if found:
+                self.url = found.group(1)
+                break
+        else:
+            raise AssertionError("ostinato serve did not start:\n" + "".join(self.lines))
+        # keep reading, so the server never blocks on a full pipe
+        self.drain = threading.Thread(target=self.lines.extend, args=(self.process.stderr,))
+        self.drain.start()
 
-def stop(process: subprocess.Popen[str]) -> tuple[int, str]:
-    process.send_signal(signal.SIGTERM)
-    _, rest = process.communicate(timeout=30)
-    return process.returncode, rest
+    def stop(self) -> tuple[int, str]:
+        """SIGTERM, then the exit code and everything it wrote on stderr."""
+        self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(timeout=30)
+        self.drain.join(10)
+        return code, "".join(self.lines)
 
 
 def test_serve_runs_the_api_and_a_worker_and_stops_gracefully() -> None:
-    process, url = start_serve("--base-path", "/api", "--api-key", "k", "--grace-period", "5")
+    served = Served("--base-path", "/api", "--api-key", "k", "--grace-period", "5")
+    url = served.url
     try:
         with httpx.Client(base_url=f"{url}/api", headers={"x-api-key": "k"}, timeout=30) as http:
             response = http.post("/orchestrators/hello_cities/served-1")
@@ -66,23 +69,25 @@ def test_serve_runs_the_api_and_a_worker_and_stops_gracefully() -> None:
             assert http.get("/openapi.json").status_code == 200
         assert httpx.get(f"{url}/api/instances").status_code == 401
     finally:
-        code, stderr = stop(process)
+        code, stderr = served.stop()
     assert code == 0, stderr
     assert "Worker stopped." in stderr
 
 
 def test_instances_outlive_the_server_on_sqlite(tmp_path: Path) -> None:
     sqlite = ("-p", "sqlite", "--set", f"path={tmp_path / 'served.db'}")
-    process, url = start_serve(provider=sqlite)
+    served = Served(provider=sqlite)
+    url = served.url
     try:
         started = httpx.post(f"{url}/orchestrators/background_job/durable-1", json="kept")
         assert started.status_code == 202
         assert poll_running(url, "durable-1")
     finally:
-        code, stderr = stop(process)
+        code, stderr = served.stop()
     assert code == 0, stderr
 
-    process, url = start_serve(provider=sqlite)
+    served = Served(provider=sqlite)
+    url = served.url
     try:
         with httpx.Client(base_url=url, timeout=30) as http:
             assert http.post("/orchestrators/background_job/durable-1").status_code == 409
@@ -90,7 +95,7 @@ def test_instances_outlive_the_server_on_sqlite(tmp_path: Path) -> None:
             final = poll_until_done(http, "/instances/durable-1").json()
             assert final["output"] == {"job": "kept", "finished_with": 1}
     finally:
-        code, stderr = stop(process)
+        code, stderr = served.stop()
     assert code == 0, stderr
 
 
