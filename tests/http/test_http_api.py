@@ -352,6 +352,8 @@ def test_list_with_filters_and_paging(api: Api) -> None:
     assert {"name", "instanceId", "runtimeStatus", "createdTime", "input", "output"} <= set(first)
     bare = api.http.get("/instances", params={"instanceIdPrefix": prefix, "showInput": "false"})
     assert all("input" not in i for i in bare.json()["instances"])
+    outputs = {i["instanceId"]: i["output"] for i in bare.json()["instances"]}
+    assert outputs[done[0]] == f"Hello {done[0]}!"
 
     # paging: the token in the header and the body, passed back as a header or a parameter
     seen: list[str] = []

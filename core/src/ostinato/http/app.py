@@ -300,7 +300,6 @@ class _Api:
             created_to=created_to,
             page_size=params.page_size(query),
             continuation_token=token,
-            fetch_payloads=show_input,
         )
         body = {
             "instances": [wire.state_json(s, show_input=show_input) for s in page.items],
