@@ -278,3 +278,29 @@ def test_task_scheduled_ids_are_deterministic() -> None:
     ids_a = [e.task_id for e in history_a if isinstance(e, TaskScheduled)]
     ids_b = [e.task_id for e in history_b if isinstance(e, TaskScheduled)]
     assert ids_a == ids_b == [0, 1]
+
+
+def test_instance_events_arriving_with_a_continue_as_new_go_to_the_next_execution() -> None:
+    from ostinato.history import ExecutionTerminated, TimerFired
+
+    app = ot.App()
+
+    @app.orchestrator
+    def periodic(ctx: ot.OrchestrationContext, n: int) -> Any:
+        yield ctx.create_timer(timedelta(seconds=1))
+        ctx.continue_as_new(n + 1)
+
+    run = OrchestrationRun(app, "i1", CONVERTER)
+    first = run.step([ExecutionStarted(name="periodic", execution_id="e1", input="0")], utcnow())
+    fire_at = first.messages[0].event.fire_at  # type: ignore[attr-defined]
+    result = run.step(
+        [
+            TimerFired(timer_id=0, fire_at=fire_at),
+            ExecutionTerminated(output='"stop"'),
+            EventRaised(name="e", input="1"),
+        ],
+        utcnow(),
+    )
+    kinds = [type(m.event).__name__ for m in result.messages]
+    assert kinds == ["ExecutionStarted", "ExecutionTerminated", "EventRaised"]
+    assert all(m.instance_id == "i1" for m in result.messages)

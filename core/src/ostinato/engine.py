@@ -231,6 +231,7 @@ class OrchestrationRun:
         self._continue_as_new: tuple[str | None, bool] | None = None
         self._terminate_children: list[str] = []
         self._held_locks: EntityLockRequested | None = None
+        self._carried_over: list[HistoryEvent] = []
         self._closing = False
 
     # -- replay ---------------------------------------------------------------------------
@@ -305,7 +306,9 @@ class OrchestrationRun:
         self.current_time = max(now, self.current_time)
         for event in _start_first(events):
             if self.ended is not None:
-                break
+                if isinstance(self.ended, ContinueAsNew) and isinstance(event, _INSTANCE_EVENTS):
+                    self._carried_over.append(event)  # for the next execution
+                continue
             if not self._accepts(event):
                 continue
             result.new_events.append(event)
@@ -912,6 +915,10 @@ class OrchestrationRun:
                     ),
                 )
             )
+            for carried in self._carried_over:  # arrived in the step that continued as new
+                result.messages.append(
+                    OrchestrationMessage(instance_id=self.instance_id, event=carried)
+                )
             if self._continue_as_new[1]:
                 for buffered_events in self._event_buffer.values():
                     for buffered in buffered_events:
@@ -964,6 +971,10 @@ def _completed_task_id(event: HistoryEvent) -> int | None:
     if isinstance(event, TimerFired):
         return event.timer_id
     return None
+
+
+#: Events addressed to the instance rather than to one execution of it.
+_INSTANCE_EVENTS = (EventRaised, ExecutionTerminated, ExecutionSuspended, ExecutionResumed)
 
 
 def _start_first(events: Sequence[HistoryEvent]) -> list[HistoryEvent]:
