@@ -88,6 +88,7 @@ class AsyncWorker:
         self._results_ready: asyncio.Event | None = None
         self._orchestrations_in_flight = 0
         self._listening = False
+        self._sleepers = 0
 
     # -- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
@@ -144,8 +145,10 @@ class AsyncWorker:
         return await self._loop.run_in_executor(self._io, fn, *args)
 
     def _on_change(self) -> None:
+        # Only an idle dispatcher needs waking: busy ones poll again anyway, and skipping the
+        # cross-thread wake-up keeps a busy worker from paying for one on every write.
         loop = self._loop
-        if loop is not None and self._listening:
+        if loop is not None and self._listening and self._sleepers:
             with contextlib.suppress(RuntimeError):  # loop closed
                 loop.call_soon_threadsafe(self._wake)
 
@@ -154,10 +157,20 @@ class AsyncWorker:
             if event is not None:
                 event.set()
 
-    async def _idle(self, event: asyncio.Event, delay: float) -> None:
-        """Wait for a change notification, at most ``delay`` seconds (then poll)."""
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(event.wait(), timeout=delay)
+    async def _idle(self, event: asyncio.Event, delay: float, seen: int | None = None) -> None:
+        """Wait for a change notification, at most ``delay`` seconds (then poll).
+
+        ``seen`` is the provider's change version read before the poll that found nothing:
+        if it moved since, there is new work and no waiting.
+        """
+        self._sleepers += 1
+        try:
+            if seen is not None and self.provider.changes.version != seen:
+                return
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(event.wait(), timeout=delay)
+        finally:
+            self._sleepers -= 1
 
     @property
     def _stopped(self) -> bool:
@@ -174,6 +187,7 @@ class AsyncWorker:
                 await self._idle(self._wake_orchestrations, 0.05)
                 continue
             self._wake_orchestrations.clear()
+            seen = self.provider.changes.version
             try:
                 items = await self._call(
                     self.provider.lock_next_orchestration_work_items,
@@ -187,7 +201,7 @@ class AsyncWorker:
                 delay = min(delay * 2, self.max_poll_interval)
                 continue
             if not items:
-                await self._idle(self._wake_orchestrations, delay)
+                await self._idle(self._wake_orchestrations, delay, seen)
                 delay = min(delay * 2, self.max_poll_interval)
                 continue
             delay = 0.001
@@ -244,6 +258,7 @@ class AsyncWorker:
                 await self._idle(self._wake_activities, 0.05)
                 continue
             self._wake_activities.clear()
+            seen = self.provider.changes.version
             try:
                 items = await self._call(
                     self.provider.lock_next_activity_work_items,
@@ -257,7 +272,7 @@ class AsyncWorker:
                 delay = min(delay * 2, self.max_poll_interval)
                 continue
             if not items:
-                await self._idle(self._wake_activities, delay)
+                await self._idle(self._wake_activities, delay, seen)
                 delay = min(delay * 2, self.max_poll_interval)
                 continue
             delay = 0.001
