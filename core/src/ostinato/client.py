@@ -546,10 +546,16 @@ class AsyncClient:
         created_time_from: datetime | None = None,
         created_time_to: datetime | None = None,
         runtime_status: Collection[OrchestrationStatus] | None = None,
+        *,
+        on_progress: Callable[[int], None] | None = None,
     ) -> PurgeResult:
-        """See :meth:`Client.purge_orchestrations_by`."""
+        """See :meth:`Client.purge_orchestrations_by` (``on_progress`` runs on a worker thread)."""
         return await self._run(
-            self._client.purge_orchestrations_by, created_time_from, created_time_to, runtime_status
+            self._client.purge_orchestrations_by,
+            created_time_from,
+            created_time_to,
+            runtime_status,
+            on_progress=on_progress,
         )
 
 
