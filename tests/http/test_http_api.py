@@ -380,6 +380,35 @@ def test_list_with_filters_and_paging(api: Api) -> None:
     api.http.post(f"/instances/{waiting}/terminate")
 
 
+def test_paging_over_unicode_ids(api: Api) -> None:
+    prefix = api.new_id("ünï")
+    ids = [f"{prefix}-✓-{n}" for n in range(3)]
+    for instance_id in ids:
+        assert api.start("greet", quote(instance_id, safe=""), json="x").status_code == 202
+    seen: list[str] = []
+    token: str | None = None
+    while True:
+        headers = {"x-ms-continuation-token": token} if token else {}
+        response = api.http.get(
+            "/instances", params={"instanceIdPrefix": prefix, "top": 1}, headers=headers
+        )
+        assert response.status_code == 200, response.text
+        seen += [i["instanceId"] for i in response.json()["instances"]]
+        token = response.json()["continuationToken"]
+        if token is None:
+            break
+        assert token.isascii()
+    assert seen == ids
+
+
+def test_a_made_up_continuation_token_is_400(api: Api) -> None:
+    response = api.http.get("/instances", params={"continuationToken": "not base64!"})
+    assert response.status_code == 400
+    assert response.json()["error"].startswith("Invalid continuation token 'not base64!'")
+    response = api.http.get("/entities", headers={"x-ms-continuation-token": "%%%"})
+    assert response.status_code == 400
+
+
 # -- 400 / 404 / 405 ---------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("raw_id", "rule"),

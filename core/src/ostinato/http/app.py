@@ -291,7 +291,7 @@ class _Api:
         statuses = params.statuses(query.getlist("runtimeStatus"))
         created_from, created_to = params.time_range(query)
         show_input = params.boolean(query, "showInput", True)
-        token = request.headers.get(CONTINUATION_HEADER) or params.text(query, "continuationToken")
+        token = params.continuation_token(request)
         page = await self.client.query_instances(
             runtime_status=statuses or None,
             name_prefix=params.text(query, "namePrefix"),
@@ -301,12 +301,8 @@ class _Api:
             page_size=params.page_size(query),
             continuation_token=token,
         )
-        body = {
-            "instances": [wire.state_json(s, show_input=show_input) for s in page.items],
-            "continuationToken": page.continuation_token,
-        }
-        headers = {CONTINUATION_HEADER: page.continuation_token} if page.continuation_token else {}
-        return JSONResponse(body, headers=headers)
+        items = [wire.state_json(s, show_input=show_input) for s in page.items]
+        return _page_response("instances", items, page.continuation_token)
 
     # -- signalling -----------------------------------------------------------------------
     async def _active(self, instance_id: str) -> None:
@@ -442,19 +438,15 @@ class _Api:
         key_prefix = params.text(query, "keyPrefix")
         if key_prefix is not None and name is None:
             raise ApiError(400, "'keyPrefix' needs an entity name: GET /entities/{name}?keyPrefix=")
-        token = request.headers.get(CONTINUATION_HEADER) or params.text(query, "continuationToken")
+        token = params.continuation_token(request)
         page = await self.client.query_entities(
             name=name,
             key_prefix=key_prefix or "",
             page_size=params.page_size(query),
             continuation_token=token,
         )
-        body = {
-            "entities": [_entity_json(e) for e in page.items],
-            "continuationToken": page.continuation_token,
-        }
-        headers = {CONTINUATION_HEADER: page.continuation_token} if page.continuation_token else {}
-        return JSONResponse(body, headers=headers)
+        items = [_entity_json(e) for e in page.items]
+        return _page_response("entities", items, page.continuation_token)
 
     # -- the schema -----------------------------------------------------------------------
     async def openapi(self, request: Request) -> Response:
@@ -465,6 +457,13 @@ class _Api:
                 self.base, server_url=root or "/", requires_api_key=self.requires_api_key
             )
         )
+
+
+def _page_response(key: str, items: list[dict[str, Any]], token: str | None) -> Response:
+    """A page: ``{key: items, "continuationToken": ...}``, the token also in the header."""
+    encoded = wire.encode_token(token)
+    headers = {CONTINUATION_HEADER: encoded} if encoded is not None else {}
+    return JSONResponse({key: items, "continuationToken": encoded}, headers=headers)
 
 
 def _entity_json(entity: EntityMetadata) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from typing import Any
 
 from starlette.requests import Request
 
-from ostinato.http.wire import STATUS_NAMES, parse_status
+from ostinato.http.wire import STATUS_NAMES, decode_token, parse_status
 from ostinato.status import OrchestrationStatus
 
 #: The largest page ``GET /instances?top=`` allows.
@@ -126,6 +126,19 @@ def page_size(params: Mapping[str, str], name: str = "top") -> int:
     return size
 
 
+def continuation_token(request: Request) -> str | None:
+    """The ``x-ms-continuation-token`` header or ``continuationToken`` parameter, decoded."""
+    given = request.headers.get("x-ms-continuation-token") or request.query_params.get(
+        "continuationToken"
+    )
+    if not given:
+        return None
+    token = decode_token(given)
+    if token is None:
+        raise bad_request(f"Invalid continuation token {given!r}: pass back the one you were given")
+    return token
+
+
 def text(params: Mapping[str, str], name: str) -> str | None:
     """An optional text parameter (empty means absent)."""
     value = params.get(name)
@@ -138,6 +151,7 @@ __all__ = [
     "ApiError",
     "bad_request",
     "boolean",
+    "continuation_token",
     "json_body",
     "page_size",
     "statuses",

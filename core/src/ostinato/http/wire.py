@@ -7,6 +7,8 @@ embedded as the JSON values they were stored as.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 import enum
 import json
@@ -150,6 +152,22 @@ def management_urls(instance_url: str, instance_id: str) -> dict[str, str]:
     }
 
 
+def encode_token(token: str | None) -> str | None:
+    """A provider's continuation token as header-safe ASCII (URL-safe base64)."""
+    if token is None:
+        return None
+    return base64.urlsafe_b64encode(token.encode("utf-8")).decode("ascii").rstrip("=")
+
+
+def decode_token(text: str) -> str | None:
+    """The provider's token from :func:`encode_token` output, or ``None`` if it isn't one."""
+    try:
+        raw = base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
+        return raw.decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+
+
 def quote_segment(text: str) -> str:
     """``text`` percent-encoded as one URL path segment."""
     return quote(text, safe="")
@@ -157,6 +175,8 @@ def quote_segment(text: str) -> str:
 
 __all__ = [
     "STATUS_NAMES",
+    "decode_token",
+    "encode_token",
     "failure_json",
     "history_event_json",
     "iso",
