@@ -169,3 +169,12 @@ def test_unexpected_errors_are_500_json_without_details() -> None:
         assert response.status_code == 500
         assert response.json() == {"error": "Internal server error: RuntimeError"}
         assert httpx.get(f"{server.url}/instances/fine").status_code == 404
+
+
+def test_create_app_checks_its_arguments() -> None:
+    with pytest.raises(TypeError, match="needs an AsyncClient, Client or provider"):
+        create_app("sqlite://")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="api_key must not be empty"):
+        create_app(ot.InMemoryProvider(), api_key="")
+    with pytest.raises(ValueError, match="retry_after"):
+        create_app(ot.InMemoryProvider(), retry_after=-1)
