@@ -317,3 +317,12 @@ def test_unreachable_server_is_a_provider_error() -> None:
     with pytest.raises(ot.ProviderError, match="PostgreSQL"):
         provider.setup()
     provider.close()
+
+
+def test_pooler_friendly_settings_run_end_to_end(make_provider: ProviderFactory) -> None:
+    # What a transaction-mode pooler (PgBouncer) needs: no server-side prepared statements,
+    # no LISTEN; idle workers then poll.
+    provider = make_provider(prepared_statements=False, listen=False)
+    hello = __import__("examples.hello_cities", fromlist=["main"])
+    assert hello.main(provider) == ["Hello Tokyo!", "Hello Seattle!", "Hello London!"]
+    assert provider._listener is None

@@ -161,6 +161,9 @@ class PostgresProvider(RelationalProvider):
     :param max_retries: how often a transaction rolled back by a deadlock or serialization
         failure is run again before the error is raised.
     :param connect_timeout: seconds to wait for a connection (from the server or the pool).
+    :param prepared_statements: let psycopg prepare frequent statements on the server (off
+        for connection poolers in transaction mode, e.g. PgBouncer before 1.21; such poolers
+        also don't pass LISTEN through: set ``listen=False`` there).
     """
 
     capabilities = ProviderCapabilities(
@@ -182,6 +185,7 @@ class PostgresProvider(RelationalProvider):
         listen: bool = True,
         max_retries: int = 8,
         connect_timeout: float = 30.0,
+        prepared_statements: bool = True,
     ) -> None:
         if not isinstance(dsn, str) or not dsn.strip():
             raise ConfigurationError(
@@ -208,6 +212,7 @@ class PostgresProvider(RelationalProvider):
         self.listen = listen
         self.max_retries = max(0, max_retries)
         self.connect_timeout = connect_timeout
+        self._prepare_threshold: int | None = 5 if prepared_statements else None
         self._pool_sizes = (pool_min_size, pool_max_size)
         self._pool: ConnectionPool[psycopg.Connection[Any]] | None = None
         self._guard = threading.RLock()
@@ -235,14 +240,18 @@ class PostgresProvider(RelationalProvider):
                     self.dsn,
                     min_size=min_size,
                     max_size=max_size,
-                    kwargs={"autocommit": True},
+                    kwargs={"autocommit": True, "prepare_threshold": self._prepare_threshold},
                     configure=self._configure,
                     timeout=self.connect_timeout,
                     name=f"ostinato-{self.schema}",
                     open=False,
                 )
-                with self._errors():
-                    pool.open(wait=min_size > 0, timeout=self.connect_timeout)
+                try:
+                    with self._errors():
+                        pool.open(wait=min_size > 0, timeout=self.connect_timeout)
+                except BaseException:
+                    pool.close()  # or its threads would keep trying to connect
+                    raise
                 self._pool = pool
             return self._pool
 
