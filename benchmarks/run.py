@@ -1,19 +1,29 @@
-"""The ostinato benchmark harness: one command, one table, numbers written into the docs.
+"""The ostinato benchmark harness: one command, one table, the numbers written into the docs.
 
-    uv run python benchmarks/run.py                      # every available provider, default sizes
-    uv run python benchmarks/run.py --providers memory   # just one
+    uv run python benchmarks/run.py                      # ostinato, every available provider
+    uv run python benchmarks/run.py --providers sqlite   # just one
+    uv run python benchmarks/run.py --peers              # ... and DBOS, durabletask, Temporal
+    uv run python benchmarks/run.py --peers --write      # ... and write BENCHMARKS.md + plot
     uv run python benchmarks/run.py --quick              # small sizes (smoke test)
-    uv run python benchmarks/run.py --write docs/benchmarks.md
 
-Workloads (per provider, all in this one process and run):
+Workloads (the same for every provider and peer; ``peers/protocol.py`` has the definitions):
 
 * ``hello_cities``: N HelloCities orchestrations (3 sequential activities) started at once,
-  throughput in orchestrations/s from the first start to the last completion;
-* ``latency``: one HelloCities at a time, end-to-end start-to-completion latency p50/p99;
-* ``fan_out_1k`` / ``fan_out_10k``: one orchestration fanning out to 1,000 / 10,000 activities;
-* ``replay_10k``: replaying a 10,000-event history from scratch, vs. applying one more event
-  to a cached run (what a worker does for a busy instance), which must not depend on history
-  length.
+  orchestrations/s from the first start to the last completion;
+* ``latency``: one HelloCities at a time, start-to-completion latency p50/p99;
+* ``fan_out``: one orchestration fanning out to N activities and fanning in;
+* ``replay``: the round trip of one more external event on a fresh instance and on one whose
+  history holds 10,000 events (and, for ostinato, the engine's cost of replaying that history
+  from scratch, which is what a worker pays when the instance is not cached);
+* ``idle``: N instances waiting on an event: memory and storage per instance;
+* ``sweep``: HelloCities throughput with 1/10/100/1000 instances in flight (the plot).
+
+Peers run in their own virtual environments (``benchmarks/.venvs/<peer>``, created on first
+use from ``benchmarks/peers/<peer>/requirements.txt``), each in a subprocess, in this same
+invocation; where a peer would take too long at full size, it runs scaled down and the table
+says so. ``--write`` writes ``BENCHMARKS.md`` with the table, the ratios, the settings, a
+profile of the SQLite HelloCities run (py-spy) and the throughput plot (``docs/throughput.png``,
+drawn with matplotlib); those two tools live in ``benchmarks/.venvs/tools``.
 
 Machines here are shared and noisy: compare rows of one run, not runs of different days.
 """
@@ -21,21 +31,32 @@ Machines here are shared and noisy: compare rows of one run, not runs of differe
 from __future__ import annotations
 
 import argparse
-import platform
+import gc
+import json
 import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import ostinato as ot
-from ostinato.engine import OrchestrationRun
-from ostinato.history import ExecutionStarted, TaskCompleted, utcnow
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+import ostinato as ot  # noqa: E402
+from ostinato.engine import OrchestrationRun  # noqa: E402
+from ostinato.history import ExecutionStarted, TaskCompleted, utcnow  # noqa: E402
+from peers.protocol import (  # noqa: E402
+    ROUND_TRIPS,
+    latency_result,
+    rate_result,
+    rss_bytes,
+    sweep_waves,
+    tree_bytes,
+)
 
 app = ot.App()
 
@@ -72,6 +93,20 @@ def long_lived(ctx: ot.OrchestrationContext, _: Any) -> Any:
         total += yield ctx.call_activity(square, input=1)
 
 
+@app.orchestrator
+def counter(ctx: ot.OrchestrationContext, _: Any) -> Any:
+    count = 0
+    while True:
+        yield ctx.wait_for_external_event("event")
+        count += 1
+        ctx.set_custom_status(count)
+
+
+@app.orchestrator
+def idle(ctx: ot.OrchestrationContext, _: Any) -> Any:
+    yield ctx.wait_for_external_event("never")
+
+
 # -- providers --------------------------------------------------------------------------------
 ProviderFactory = Callable[[Path], ot.StorageProvider]
 
@@ -90,18 +125,11 @@ def _sqlite(directory: Path) -> ot.StorageProvider:
 PROVIDERS: dict[str, tuple[ProviderFactory, str]] = {
     "memory": (_memory, "in-process, not durable"),
     "sqlite": (_sqlite, "file, WAL, synchronous=FULL (durable commits)"),
-    "postgres": (
-        lambda tmp: __import__("ostinato_postgres.testing").testing.benchmark_provider(tmp),
-        "PostgreSQL: OSTINATO_POSTGRES_DSN, else a local throwaway cluster, fsync on",
-    ),
-    "mssql": (
-        lambda tmp: __import__("ostinato_mssql.testing").testing.benchmark_provider(tmp),
-        "SQL Server at OSTINATO_MSSQL_CONNECTION_STRING (only when set)",
-    ),
 }
 
 
 def available_providers() -> list[str]:
+    """The providers of :data:`PROVIDERS` that can be created here."""
     names = []
     for name, (factory, _) in PROVIDERS.items():
         try:
@@ -114,10 +142,13 @@ def available_providers() -> list[str]:
 
 
 @contextmanager
-def running(name: str) -> Iterator[tuple[ot.Client, ot.StorageProvider]]:
+def running(
+    name: str, directory: Path | None = None
+) -> Iterator[tuple[ot.Client, ot.StorageProvider]]:
+    """A provider with one worker (defaults) and a client, in a fresh temporary directory."""
     factory, _ = PROVIDERS[name]
     with tempfile.TemporaryDirectory() as tmp:
-        provider = factory(Path(tmp))
+        provider = factory(directory or Path(tmp))
         try:
             with ot.Worker(app, provider):
                 yield ot.Client(provider), provider
@@ -125,54 +156,86 @@ def running(name: str) -> Iterator[tuple[ot.Client, ot.StorageProvider]]:
             provider.close()
 
 
-# -- workloads --------------------------------------------------------------------------------
-@dataclass
-class Row:
-    provider: str
-    workload: str
-    result: str
-    detail: str = ""
+# -- workloads (results as in peers/protocol.py) ---------------------------------------------
+def _wave(client: ot.Client, k: int) -> None:
+    ids = [client.schedule_new_orchestration(hello_cities) for _ in range(k)]
+    for instance_id in ids:
+        state = client.wait_for_orchestration_completion(instance_id, timeout=600)
+        assert state.runtime_status is ot.OrchestrationStatus.COMPLETED, state.failure_details
 
 
-def bench_hello_cities(name: str, n: int) -> Row:
+def bench_hello_cities(name: str, n: int) -> dict[str, Any]:
+    """``n`` HelloCities started at once; orchestrations/s."""
     with running(name) as (client, _):
-        client.wait_for_orchestration_completion(client.schedule_new_orchestration(hello_cities))
+        _wave(client, 1)
         started = time.perf_counter()
-        ids = [client.schedule_new_orchestration(hello_cities) for _ in range(n)]
-        for instance_id in ids:
-            state = client.wait_for_orchestration_completion(instance_id, timeout=600)
-            assert state.runtime_status is ot.OrchestrationStatus.COMPLETED
-        elapsed = time.perf_counter() - started
-    return Row(name, f"hello_cities x{n}", f"{n / elapsed:,.0f} orch/s", f"{elapsed:.2f} s total")
+        _wave(client, n)
+        return rate_result(n, time.perf_counter() - started)
 
 
-def bench_latency(name: str, runs: int) -> Row:
+def bench_latency(name: str, runs: int) -> dict[str, Any]:
+    """One HelloCities at a time; p50/p99 in ms."""
     samples = []
     with running(name) as (client, _):
         for i in range(runs + 5):
             started = time.perf_counter()
-            instance_id = client.schedule_new_orchestration(hello_cities)
-            client.wait_for_orchestration_completion(instance_id, timeout=60)
+            _wave(client, 1)
             if i >= 5:  # warm-up
                 samples.append((time.perf_counter() - started) * 1000)
-    samples.sort()
-    p50 = statistics.median(samples)
-    p99 = samples[min(len(samples) - 1, int(len(samples) * 0.99))]
-    return Row(name, f"latency x{runs}", f"p50 {p50:.1f} ms", f"p99 {p99:.1f} ms")
+    return latency_result(samples)
 
 
-def bench_fan_out(name: str, n: int) -> Row:
+def bench_fan_out(name: str, n: int) -> dict[str, Any]:
+    """One orchestration fanning out to ``n`` activities."""
     with running(name) as (client, _):
         started = time.perf_counter()
         instance_id = client.schedule_new_orchestration(fan_out, input=n)
         state = client.wait_for_orchestration_completion(instance_id, timeout=1800)
         elapsed = time.perf_counter() - started
     assert state.output == sum(i * i for i in range(n)), state.failure_details
-    return Row(name, f"fan_out x{n:,}", f"{elapsed:.2f} s", f"{n / elapsed:,.0f} activities/s")
+    return rate_result(n, elapsed)
 
 
-def bench_replay(events: int) -> Row:
-    """Replay cost of a long history vs. one more event on a cached run (engine only)."""
+def _count(client: ot.Client, instance_id: str) -> int:
+    return int(client.get_orchestration_state(instance_id).custom_status or 0)
+
+
+def _round_trip(client: ot.Client, provider: ot.StorageProvider, instance_id: str) -> float:
+    """Raise one event and wait until the orchestration has counted it; ms."""
+    target = _count(client, instance_id) + 1
+    started = time.perf_counter()
+    client.raise_orchestration_event(instance_id, "event", data=target)
+    while True:
+        version = provider.changes.version
+        if _count(client, instance_id) >= target:
+            return (time.perf_counter() - started) * 1000
+        provider.changes.wait(version, 0.05)
+
+
+def bench_replay(name: str, events: int) -> dict[str, Any]:
+    """One more event's round trip at a short history and at ``events`` history events."""
+    with running(name) as (client, provider):
+        instance_id = client.schedule_new_orchestration(counter)
+        client.wait_for_orchestration_start(instance_id)
+        short = [_round_trip(client, provider, instance_id) for _ in range(ROUND_TRIPS)]
+        while len(client.get_orchestration_history(instance_id)) < events:
+            target = _count(client, instance_id) + 500
+            for _ in range(500):
+                client.raise_orchestration_event(instance_id, "event")
+            while _count(client, instance_id) < target:
+                time.sleep(0.01)
+        history = len(client.get_orchestration_history(instance_id))
+        long = [_round_trip(client, provider, instance_id) for _ in range(ROUND_TRIPS)]
+        client.terminate_orchestration(instance_id)
+    return {
+        "history_events": history,
+        "short_ms": statistics.median(short),
+        "long_ms": statistics.median(long),
+    }
+
+
+def bench_engine_replay(events: int) -> dict[str, Any]:
+    """Replay of a long history from scratch vs. one more event on a cached run (engine only)."""
     converter = ot.JsonDataConverter()
     run = OrchestrationRun(app, "long", converter)
     run.step([ExecutionStarted(name="long_lived", execution_id="e")], utcnow())
@@ -195,74 +258,244 @@ def bench_replay(events: int) -> Row:
     short = OrchestrationRun(app, "short", converter)
     short.step([ExecutionStarted(name="long_lived", execution_id="e")], utcnow())
     short_us = statistics.median(one_more(short, k) for k in range(200))
-    return Row(
-        "engine",
-        f"replay {len(history):,} events",
-        f"{replay_ms:.0f} ms",
-        f"one more event, cached: {cached_us:.0f} µs at {len(history):,} events vs "
-        f"{short_us:.0f} µs at a short history",
-    )
+    return {
+        "history_events": len(history),
+        "replay_ms": replay_ms,
+        "cached_long_us": cached_us,
+        "cached_short_us": short_us,
+    }
 
 
-# -- output -----------------------------------------------------------------------------------
-def render(rows: list[Row], args: argparse.Namespace, providers: list[str]) -> str:
-    lines = [
-        "<!-- Generated by `uv run python benchmarks/run.py --write docs/benchmarks.md`; "
-        "do not edit by hand. -->",
-        "# Benchmarks",
-        "",
-        f"Run on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {platform.machine()}, "
-        f"{_cpu_count()} CPUs, Python {platform.python_version()}, ostinato {ot.__version__}.",
-        "",
-        "Providers: "
-        + "; ".join(f"`{p}` ({PROVIDERS[p][1]})" for p in providers)
-        + ". Worker defaults, one worker process. The machine is shared and noisy: compare",
-        "rows of one run with each other; absolute numbers drift between runs.",
-        "",
-        "| provider | workload | result | detail |",
-        "|---|---|---|---|",
-    ]
-    lines += [f"| {r.provider} | {r.workload} | {r.result} | {r.detail} |" for r in rows]
-    lines.append("")
-    return "\n".join(lines)
+def bench_idle(name: str, n: int, log: Callable[[str], None]) -> dict[str, Any]:
+    """``n`` instances left waiting on an event: RSS and storage per instance."""
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp)
+        gc.collect()
+        rss_before = rss_bytes()
+        with running(name, directory) as (client, _):
+            started = time.perf_counter()
+            for i in range(n):
+                client.schedule_new_orchestration(idle)
+                if i and i % 20000 == 0:
+                    log(f"    idle: {i:,} started")
+            pending = {ot.OrchestrationStatus.PENDING}
+            while client.query_instances(
+                runtime_status=pending, page_size=1, fetch_payloads=False
+            ).items:
+                time.sleep(0.25)
+            elapsed = time.perf_counter() - started
+            running_page = client.query_instances(
+                runtime_status={ot.OrchestrationStatus.RUNNING}, page_size=1
+            )
+            assert running_page.items, "the idle instances are not running"
+            gc.collect()
+            rss = rss_bytes() - rss_before
+        storage = tree_bytes(tmp)  # after close: the WAL is checkpointed into the file
+    return {
+        "n": n,
+        "seconds": elapsed,
+        "rss_bytes_per_instance": rss / n,
+        "storage_bytes_per_instance": storage / n if name != "memory" else None,
+    }
 
 
-def _cpu_count() -> int:
-    import os
+def bench_sweep(name: str, levels: list[int], total: int) -> dict[str, Any]:
+    """HelloCities/s with at most ``level`` instances in flight, per level."""
+    with running(name) as (client, _):
+        _wave(client, 1)
+        return {
+            str(level): sweep_waves(level, total, lambda k: _wave(client, k)) for level in levels
+        }
 
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+def bench_provider_calls(name: str, runs: int) -> dict[str, Any]:
+    """Provider calls and their wall time per HelloCities, one at a time (the critical path)."""
+    from profiling import CountingProvider
+
+    factory, _ = PROVIDERS[name]
+    with tempfile.TemporaryDirectory() as tmp:
+        inner = factory(Path(tmp))
+        counting: Any = CountingProvider(inner)
+        try:
+            with ot.Worker(app, counting):
+                client = ot.Client(counting)
+                for _ in range(5):
+                    _wave(client, 1)
+                counting.reset()
+                started = time.perf_counter()
+                for _ in range(runs):
+                    _wave(client, 1)
+                elapsed = time.perf_counter() - started
+        finally:
+            inner.close()
+    calls = {
+        method: {
+            "per_orchestration": count / runs,
+            "ms_per_call": counting.seconds[method] * 1000 / count,
+            "ms_per_orchestration": counting.seconds[method] * 1000 / runs,
+        }
+        for method, count in counting.calls.items()
+    }
+    return {
+        "provider": name,
+        "runs": runs,
+        "ms_per_orchestration": elapsed * 1000 / runs,
+        "calls": calls,
+    }
+
+
+# -- sizes and the command --------------------------------------------------------------------
+FULL = {
+    "hello": 1000,
+    "latency": 200,
+    "fan_out": 10000,
+    "history": 10000,
+    "idle": 100000,
+    "sweep": [1, 10, 100, 1000],
+    "sweep_total": 200,
+}
+QUICK = {
+    "hello": 100,
+    "latency": 20,
+    "fan_out": 1000,
+    "history": 1000,
+    "idle": 1000,
+    "sweep": [1, 10, 100],
+    "sweep_total": 50,
+}
+PEER_LIMITS: dict[str, dict[str, int]] = {
+    # Idle instances cost a thread (DBOS), a Python object tree in the test sidecar
+    # (durabletask) or a workflow per instance in the dev server (Temporal); 100,000 would
+    # take many minutes each. Fan-out is bounded by per-peer start rates.
+    "dbos": {"idle": 1000, "fan_out": 1000},
+    "durabletask": {"idle": 1000},
+    "temporal": {"idle": 1000, "fan_out": 2000},
+}
+PEER_WORKLOADS = ["hello_cities", "latency", "fan_out", "replay", "idle", "sweep"]
+
+
+def run_ostinato(
+    name: str, sizes: dict[str, Any], workloads: list[str], log: Callable[[str], None]
+) -> dict[str, Any]:
+    """Every workload on one ostinato provider; ``{"results": ..., "errors": ...}``."""
+    calls: dict[str, Callable[[], dict[str, Any]]] = {
+        "hello_cities": lambda: bench_hello_cities(name, sizes["hello"]),
+        "latency": lambda: bench_latency(name, sizes["latency"]),
+        "fan_out": lambda: bench_fan_out(name, sizes["fan_out"]),
+        "replay": lambda: bench_replay(name, sizes["history"]),
+        "idle": lambda: bench_idle(name, sizes["idle"], log),
+        "sweep": lambda: bench_sweep(name, sizes["sweep"], sizes["sweep_total"]),
+    }
+    out: dict[str, Any] = {"results": {}, "errors": {}}
+    for workload in workloads:
+        started = time.perf_counter()
+        try:
+            out["results"][workload] = calls[workload]()
+        except Exception as exc:  # noqa: BLE001 - a failed workload is reported, not fatal
+            out["errors"][workload] = f"{type(exc).__name__}: {exc}"
+        log(
+            f"  ostinato/{name} {workload}: {time.perf_counter() - started:.1f} s "
+            + json.dumps(out["results"].get(workload) or out["errors"].get(workload))
+        )
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the benchmarks, print the table, optionally write BENCHMARKS.md and the plot."""
+    import report
+
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--providers", nargs="*", help="providers to run (default: all available)")
+    parser.add_argument("--providers", nargs="*", help="ostinato providers (default: available)")
+    parser.add_argument(
+        "--peers",
+        nargs="*",
+        choices=["dbos", "durabletask", "temporal"],
+        help="also run these peers (no names: all three)",
+    )
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
-    parser.add_argument("--write", type=Path, help="also write the table to this Markdown file")
-    args = parser.parse_args(argv)
-    providers = args.providers or available_providers()
-    n_hello, n_latency, fan_sizes, events = (
-        (100, 20, [100, 1000], 1000) if args.quick else (1000, 200, [1000, 10000], 10000)
+    parser.add_argument(
+        "--workloads", nargs="*", choices=PEER_WORKLOADS, help="only these workloads"
     )
-    rows: list[Row] = []
+    parser.add_argument("--idle", type=int, help="idle instances for ostinato (default 100,000)")
+    parser.add_argument(
+        "--peer-full", action="store_true", help="run the peers at full size too (slow)"
+    )
+    parser.add_argument("--peer-timeout", type=float, default=1800, help="seconds per peer")
+    parser.add_argument(
+        "--write",
+        nargs="?",
+        type=Path,
+        const=HERE.parent / "BENCHMARKS.md",
+        help="write the report (default BENCHMARKS.md) and docs/throughput.png",
+    )
+    parser.add_argument("--no-profile", action="store_true", help="skip the py-spy profile")
+    parser.add_argument("--no-plot", action="store_true", help="skip the PNG plot")
+    parser.add_argument(
+        "--plot",
+        type=Path,
+        default=HERE.parent / "docs" / "throughput.png",
+        help="where --write puts the plot (default docs/throughput.png)",
+    )
+    parser.add_argument("--json", type=Path, help="also dump all raw results to this file")
+    parser.add_argument("--profile-target", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
 
-    def record(row: Row) -> None:
-        rows.append(row)
-        print(f"{row.provider:>8}  {row.workload:<22} {row.result:>18}   {row.detail}", flush=True)
+    sizes = dict(QUICK if args.quick else FULL)
+    if args.idle is not None:
+        sizes["idle"] = args.idle
+    if args.profile_target:  # the process py-spy records (see profiling.py)
+        bench_hello_cities(args.profile_target, sizes["hello"])
+        return 0
 
+    def log(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    workloads = args.workloads or PEER_WORKLOADS
+    providers = args.providers or available_providers()
+    data: dict[str, Any] = {"sizes": sizes, "systems": {}, "started": time.time()}
     for name in providers:
-        record(bench_hello_cities(name, n_hello))
-        record(bench_latency(name, n_latency))
-        for size in fan_sizes:
-            record(bench_fan_out(name, size))
-    record(bench_replay(events))
-    table = render(rows, args, providers)
-    print()
-    print(table)
+        log(f"ostinato/{name} ...")
+        data["systems"][f"ostinato/{name}"] = {
+            "kind": "ostinato",
+            "version": ot.__version__,
+            "settings": PROVIDERS[name][1],
+            "sizes": {k: v for k, v in sizes.items() if isinstance(v, int)},
+            **run_ostinato(name, sizes, workloads, log),
+        }
+    if "replay" in workloads:
+        data["engine_replay"] = bench_engine_replay(sizes["history"])
+    if args.peers is not None:
+        from peers.runner import run_peer
+
+        for peer in args.peers or ["dbos", "durabletask", "temporal"]:
+            peer_sizes = dict(sizes)
+            peer_sizes["idle"] = min(sizes["idle"], FULL["idle"])
+            if not args.peer_full:
+                for key, limit in PEER_LIMITS.get(peer, {}).items():
+                    peer_sizes[key] = min(peer_sizes[key], limit)
+            run = run_peer(peer, peer_sizes, workloads, args.peer_timeout, log)
+            data["systems"][peer] = {"kind": "peer", **run.__dict__}
+            log(f"  {peer}: {json.dumps(run.results)} {json.dumps(run.errors)}")
+    data["finished"] = time.time()
+    if args.write and not args.no_profile and "sqlite" in providers:
+        import profiling
+
+        data["profile"] = profiling.profile_hello_cities("sqlite", sizes["hello"], log)
+        data["provider_calls"] = bench_provider_calls("sqlite", 100 if not args.quick else 20)
+        with tempfile.TemporaryDirectory() as tmp:
+            data["commit_cost"] = profiling.commit_cost(tmp)
+    if args.json:
+        args.json.write_text(json.dumps(data, indent=1), encoding="utf-8")
+    print(report.table(data))
     if args.write:
-        args.write.write_text(table, encoding="utf-8")
-        print(f"Wrote {args.write}")
+        if args.no_plot:
+            data["plot"] = "skipped (--no-plot)"
+        else:
+            data["plot"] = report.plot(data, args.plot, log)
+        args.write.write_text(report.markdown(data, args.write, args.plot), encoding="utf-8")
+        log(f"Wrote {args.write}")
     return 0
 
 

@@ -1,0 +1,520 @@
+"""Turning benchmark results into the table, BENCHMARKS.md and the throughput plot.
+
+Everything here formats numbers measured by ``run.py``; nothing is typed in. The baseline of
+every ratio is ostinato on SQLite (``ostinato/sqlite``), or the first ostinato provider run.
+A ratio is how many times better the baseline is than that column (> 1: ostinato ahead),
+whichever direction "better" points for the metric (more per second, fewer milliseconds,
+fewer bytes).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+TIMES = "\N{MULTIPLICATION SIGN}"
+ROOT = HERE.parent
+
+TARGETS = {
+    "hello_cities": 1000.0,  # orchestrations/s, at least
+    "p50_ms": 5.0,  # at most
+    "fan_out_s": 10.0,  # seconds for 10,000 activities, at most
+    "replay_ratio": 1.5,  # one more event at 10k events vs. fresh: at most (independent)
+}
+
+
+@dataclass
+class Metric:
+    """One row of the table: how to read a value from a system's results."""
+
+    label: str
+    workload: str
+    key: str
+    higher_is_better: bool
+    fmt: Callable[[float], str]
+    size_key: str | None = None
+
+
+def _bytes(value: float) -> str:
+    return f"{value / 1024:,.1f} KiB" if value >= 1024 else f"{value:,.0f} B"
+
+
+def metrics(sizes: dict[str, Any]) -> list[Metric]:
+    """The rows of the table, labelled with the baseline sizes."""
+    rows = [
+        Metric(
+            f"HelloCities \N{MULTIPLICATION SIGN}{sizes['hello']:,} at once",
+            "hello_cities",
+            "per_s",
+            True,
+            lambda v: f"{v:,.0f} orch/s",
+            "hello",
+        ),
+        Metric(
+            f"latency p50 ({sizes['latency']} runs, one at a time)",
+            "latency",
+            "p50_ms",
+            False,
+            lambda v: f"{v:,.1f} ms",
+        ),
+        Metric("latency p99", "latency", "p99_ms", False, lambda v: f"{v:,.1f} ms"),
+        Metric(
+            f"fan-out/fan-in \N{MULTIPLICATION SIGN}{sizes['fan_out']:,} (activities/s)",
+            "fan_out",
+            "per_s",
+            True,
+            lambda v: f"{v:,.0f} act/s",
+            "fan_out",
+        ),
+        Metric(
+            f"fan-out/fan-in \N{MULTIPLICATION SIGN}{sizes['fan_out']:,}: total time",
+            "fan_out",
+            "seconds",
+            False,
+            lambda v: f"{v:,.2f} s",
+            "fan_out",
+        ),
+        Metric(
+            "one more event, fresh instance", "replay", "short_ms", False, lambda v: f"{v:,.1f} ms"
+        ),
+        Metric(
+            f"one more event, ≥{sizes['history']:,}-event history",
+            "replay",
+            "long_ms",
+            False,
+            lambda v: f"{v:,.1f} ms",
+        ),
+        Metric(
+            f"idle instances \N{MULTIPLICATION SIGN}{sizes['idle']:,}: memory per instance",
+            "idle",
+            "rss_bytes_per_instance",
+            False,
+            _bytes,
+            "idle",
+        ),
+        Metric(
+            "idle instances: storage per instance",
+            "idle",
+            "storage_bytes_per_instance",
+            False,
+            _bytes,
+            "idle",
+        ),
+    ]
+    rows += [
+        Metric(
+            f"throughput, {level:,} in flight",
+            "sweep",
+            str(level),
+            True,
+            lambda v: f"{v:,.0f} orch/s",
+        )
+        for level in sizes["sweep"]
+    ]
+    return rows
+
+
+def baseline(data: dict[str, Any]) -> str | None:
+    """The system ratios are computed against."""
+    systems = data["systems"]
+    if "ostinato/sqlite" in systems:
+        return "ostinato/sqlite"
+    return next((s for s, v in systems.items() if v["kind"] == "ostinato"), None)
+
+
+def value(system: dict[str, Any], metric: Metric) -> float | None:
+    """A metric's value in a system's results (None if missing)."""
+    result = system.get("results", {}).get(metric.workload)
+    if not isinstance(result, dict):
+        return None
+    raw = result.get(metric.key)
+    return float(raw) if isinstance(raw, int | float) else None
+
+
+def ratio(base: float | None, other: float | None, higher_is_better: bool) -> float | None:
+    """How many times better ``base`` is than ``other``."""
+    if base is None or other is None or base <= 0 or other <= 0:
+        return None
+    return base / other if higher_is_better else other / base
+
+
+def _reason(system: dict[str, Any], workload: str) -> str | None:
+    errors = system.get("errors", {})
+    return errors.get("setup") or errors.get(workload)
+
+
+def table(data: dict[str, Any]) -> str:
+    """The Markdown table: one row per metric, one column per system, ratios to the baseline."""
+    systems = data["systems"]
+    base_name = baseline(data)
+    names = list(systems)
+    header = ["workload", *(f"`{n}`" for n in names)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    notes: list[str] = []
+
+    def note(text: str) -> str:
+        if text not in notes:
+            notes.append(text)
+        return f"[{notes.index(text) + 1}]"
+
+    for metric in metrics(data["sizes"]):
+        cells = [metric.label]
+        base_value = value(systems[base_name], metric) if base_name else None
+        for name in names:
+            system = systems[name]
+            v = value(system, metric)
+            if v is None:
+                reason = _reason(system, metric.workload)
+                if reason:
+                    cells.append(f"n/a {note(f'`{name}` {metric.workload}: {reason}')}")
+                elif metric.key == "storage_bytes_per_instance" and metric.workload in system.get(
+                    "results", {}
+                ):
+                    cells.append("in memory")
+                else:
+                    cells.append("—")
+                continue
+            cell = metric.fmt(v)
+            if metric.size_key:
+                size = system.get("sizes", {}).get(metric.size_key)
+                if size is not None and size != data["sizes"][metric.size_key]:
+                    cell += f" (\N{MULTIPLICATION SIGN}{size:,}, scaled down)"
+            if system["kind"] == "peer":
+                r = ratio(base_value, v, metric.higher_is_better)
+                if r is not None:
+                    cell += f" · **{r:,.1f}\N{MULTIPLICATION SIGN}**"
+            cells.append(cell)
+        lines.append("| " + " | ".join(cells) + " |")
+    history = [
+        f"`{name}` {system['results']['replay']['history_events']:,}"
+        for name, system in systems.items()
+        if isinstance(system.get("results", {}).get("replay"), dict)
+    ]
+    if history:
+        notes.append("history events reached in the long-history replay: " + ", ".join(history))
+    lines.append("")
+    lines += [f"[{i}] {text}  " for i, text in enumerate(notes, 1)]
+    return "\n".join(lines)
+
+
+# -- targets ----------------------------------------------------------------------------------
+def targets(data: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
+    """(target, measured, holds) for the issue's targets, on the baseline."""
+    base_name = baseline(data)
+    results = data["systems"][base_name]["results"] if base_name else {}
+    out: list[tuple[str, str, bool | None]] = []
+
+    def get(workload: str, key: str) -> float | None:
+        r = results.get(workload)
+        return float(r[key]) if isinstance(r, dict) and r.get(key) is not None else None
+
+    hello = get("hello_cities", "per_s")
+    out.append(
+        (
+            f"HelloCities ≥ {TARGETS['hello_cities']:,.0f} orchestrations/s",
+            f"{hello:,.0f} orch/s" if hello is not None else "not measured",
+            hello >= TARGETS["hello_cities"] if hello is not None else None,
+        )
+    )
+    p50 = get("latency", "p50_ms")
+    out.append(
+        (
+            f"single-instance p50 ≤ {TARGETS['p50_ms']:g} ms",
+            f"{p50:.1f} ms" if p50 is not None else "not measured",
+            p50 <= TARGETS["p50_ms"] if p50 is not None else None,
+        )
+    )
+    fan = get("fan_out", "seconds")
+    n = data["sizes"]["fan_out"]
+    out.append(
+        (
+            f"{n:,}-activity fan-out ≤ {TARGETS['fan_out_s']:g} s",
+            f"{fan:.2f} s" if fan is not None else "not measured",
+            fan <= TARGETS["fan_out_s"] if fan is not None else None,
+        )
+    )
+    short, long = get("replay", "short_ms"), get("replay", "long_ms")
+    engine = data.get("engine_replay")
+    if short is not None and long is not None:
+        events = results["replay"]["history_events"]
+        measured = f"{long:.1f} ms at {events:,} events vs {short:.1f} ms fresh"
+        holds = long / short <= TARGETS["replay_ratio"]
+        if engine:
+            measured += (
+                f"; engine: {engine['cached_long_us']:.0f} µs vs {engine['cached_short_us']:.0f} µs"
+            )
+            holds = holds and engine["cached_long_us"] <= 1.5 * engine["cached_short_us"]
+        out.append(
+            (
+                "one more event independent of history length while cached "
+                f"(≤ {TARGETS['replay_ratio']:g}\N{MULTIPLICATION SIGN} a fresh instance)",
+                measured,
+                holds,
+            )
+        )
+    return out
+
+
+# -- the plot ---------------------------------------------------------------------------------
+def plot(data: dict[str, Any], path: Path, log: Callable[[str], None]) -> str | None:
+    """Draw throughput vs. in-flight instances with matplotlib (tools venv); None if it failed."""
+    from peers.runner import ensure_environment
+
+    series = {
+        name: system["results"]["sweep"]
+        for name, system in data["systems"].items()
+        if isinstance(system.get("results", {}).get("sweep"), dict)
+    }
+    try:
+        python = ensure_environment("tools", log, HERE / "tools" / "requirements.txt")
+    except (RuntimeError, OSError) as exc:
+        return f"matplotlib not installed: {exc}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(
+        [str(python), str(HERE / "plot.py"), str(path)],
+        input=json.dumps(series),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        return f"plot failed: {done.stderr.strip().splitlines()[-1:]}"
+    log(f"Wrote {path} ({path.stat().st_size / 1024:.0f} KiB)")
+    return None
+
+
+# -- BENCHMARKS.md ----------------------------------------------------------------------------
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _memory_total() -> str:
+    try:
+        with open("/proc/meminfo", encoding="utf-8") as f:
+            kib = int(f.readline().split()[1])
+        return f"{kib / 1024 / 1024:.1f} GiB RAM"
+    except (OSError, ValueError, IndexError):
+        return "RAM unknown"
+
+
+def _cpus() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def machine() -> str:
+    """One line describing this machine and interpreter."""
+    return (
+        f"{_cpu_model()}, {_cpus()} CPUs, {_memory_total()}, {platform.system()} "
+        f"{platform.release()}, Python {platform.python_version()}, SQLite "
+        f"{sqlite3.sqlite_version}"
+    )
+
+
+def _profile_section(data: dict[str, Any]) -> list[str]:
+    profile = data.get("profile")
+    if not profile:
+        return ["Not profiled in this run (`--write` without `--no-profile` profiles it)."]
+    if "error" in profile:
+        return [f"No profile: {profile['error']}."]
+    lines = [
+        f"{profile['n']:,} HelloCities on `{profile['provider']}` recorded with "
+        f"{profile['tool']} ({profile['samples']:,} samples). Each sample counts for the "
+        "innermost frame that belongs to a known part; "
+        + ", ".join(f"{n:,} samples of {k}" for k, n in profile.get("excluded", {}).items())
+        + " are left out:",
+        "",
+        "| part | share of samples |",
+        "|---|---|",
+    ]
+    lines += [f"| {name} | {share:.0%} |" for name, share in profile["categories"]]
+    lines += [
+        "",
+        "Top functions by self time (innermost frame):",
+        "",
+        "| function | share |",
+        "|---|---|",
+    ]
+    lines += [f"| `{name}` | {share:.1%} |" for name, share in profile["top_functions"][:10]]
+    return lines
+
+
+def _calls_section(data: dict[str, Any]) -> list[str]:
+    calls = data.get("provider_calls")
+    lines: list[str] = []
+    if calls:
+        per = calls["ms_per_orchestration"]
+        in_provider = sum(c["ms_per_orchestration"] for c in calls["calls"].values())
+        lines += [
+            "",
+            f"Provider calls per HelloCities on `{calls['provider']}`, {calls['runs']} run one "
+            f"at a time ({per:.1f} ms each end to end; the calls overlap across the worker's "
+            "threads and the client's, so their sum can exceed it; lock calls include idle "
+            "polls):",
+            "",
+            "| provider method | calls per orchestration | ms per call | ms per orchestration |",
+            "|---|---|---|---|",
+        ]
+        ordered = sorted(calls["calls"].items(), key=lambda kv: -kv[1]["ms_per_orchestration"])
+        lines += [
+            f"| `{method}` | {c['per_orchestration']:.1f} | {c['ms_per_call']:.2f} | "
+            f"{c['ms_per_orchestration']:.2f} |"
+            for method, c in ordered
+        ]
+        lines += ["", f"Sum of provider time per orchestration: {in_provider:.1f} ms."]
+    cost = data.get("commit_cost")
+    if cost:
+        lines += [
+            "",
+            f"A one-row SQLite commit (WAL) costs {cost['FULL']:.2f} ms with `synchronous=FULL` "
+            f"and {cost['NORMAL']:.3f} ms with `NORMAL` on this machine "
+            f"({1000 / cost['FULL']:,.0f} vs {1000 / cost['NORMAL']:,.0f} commits/s): "
+            "the durable-commit floor every write on the critical path pays.",
+        ]
+        if calls:
+            writes = sum(
+                c["per_orchestration"]
+                for method, c in calls["calls"].items()
+                if method.startswith(("create_", "complete_", "send_"))
+            )
+            lines += [
+                "",
+                f"One HelloCities makes {writes:.0f} durable writes one after another (create, "
+                "then each orchestration step and each activity result), so its latency cannot "
+                f"go below {writes:.0f} \N{MULTIPLICATION SIGN} {cost['FULL']:.2f} ms = "
+                f"{writes * cost['FULL']:.1f} ms with `synchronous=FULL` on this disk unless "
+                "fewer commits sit on the critical path (e.g. an activity result committed "
+                "together with the orchestration step it wakes).",
+            ]
+    return lines
+
+
+def _explanations(data: dict[str, Any], checks: list[tuple[str, str, bool | None]]) -> list[str]:
+    """For each missed target, what the profile says dominates."""
+    profile = data.get("profile") or {}
+    missed = [target for target, _, holds in checks if holds is False]
+    if not missed:
+        return []
+    if not profile.get("categories"):
+        return ["Targets missed; no profile in this run to explain them."]
+    top = profile["categories"][:3]
+    parts = ", ".join(f"{name} {share:.0%}" for name, share in top)
+    lines = [
+        f"Missed: {'; '.join(missed)}. In the HelloCities profile the largest parts are {parts}.",
+    ]
+    storage = sum(
+        share for name, share in profile["categories"] if name.startswith(("SQLite", "relational"))
+    )
+    lines.append(
+        f"Storage code (SQLite driver calls plus the relational toolkit) takes {storage:.0%} of "
+        "the sampled CPU time; the rest is Python work per message (replay, serialization, "
+        "worker dispatch, thread hand-offs), which on 2 cores shares one GIL. Commits with "
+        "`synchronous=FULL` wait on fsync with the GIL released, which py-spy does not sample, "
+        "so the end-to-end rate is bounded by the CPU parts above plus those waits."
+    )
+    return lines
+
+
+def markdown(data: dict[str, Any], path: Path, plot_path: Path) -> str:
+    """The whole BENCHMARKS.md."""
+    systems = data["systems"]
+    started = datetime.fromtimestamp(data["started"], UTC)
+    minutes = (data["finished"] - data["started"]) / 60
+    command = "uv run python benchmarks/run.py " + " ".join(sys.argv[1:])
+    lines = [
+        "<!-- Generated by benchmarks/run.py --write; do not edit by hand. -->",
+        "# Benchmarks",
+        "",
+        f"Generated by `{command.strip()}` on {started:%Y-%m-%d %H:%M} UTC "
+        f"({minutes:.0f} minutes). The machine is shared with other work and noisy: compare "
+        "the columns of this one run with each other, not with other runs.",
+        "",
+        "## Machine and versions",
+        "",
+        f"- Machine: {machine()}.",
+    ]
+    for name, system in systems.items():
+        version = system.get("version") or "not installed"
+        settings = system.get("settings") or _reason(system, "") or ""
+        lines.append(f"- `{name}` {version}: {settings}.")
+    lines += [
+        "- ostinato runs one in-process worker with its defaults (`ot.Worker(app, provider)`); "
+        "each peer runs in its own virtual environment (`benchmarks/.venvs/<peer>`, pinned in "
+        "`benchmarks/peers/<peer>/requirements.txt`), in a subprocess of the same invocation.",
+        "- Sizes: HelloCities {x}{hello:,}; latency over {latency} runs; fan-out {x}{fan_out:,}; "
+        "history ≥ {history:,} events; idle {x}{idle:,}; sweep {sweep} in flight, at least "
+        "{sweep_total} instances per level.".format(
+            x=TIMES, **{**data["sizes"], "sweep": "/".join(map(str, data["sizes"]["sweep"]))}
+        ),
+        "",
+        "## Results",
+        "",
+        f"Ratios (**bold**) are how many times better `{baseline(data)}` is than that "
+        "column (> 1: ostinato ahead): more per second, fewer milliseconds, fewer bytes. "
+        "A peer scaled down for time says so in its cell; its ratio is then on the rate.",
+        "",
+        table(data),
+        "",
+        "## Targets (ostinato on SQLite, `synchronous=FULL`)",
+        "",
+        "| target | measured | holds |",
+        "|---|---|---|",
+    ]
+    checks = targets(data)
+    verdict = {True: "yes", False: "**no**", None: "not measured"}
+    lines += [f"| {t} | {m} | {verdict[h]} |" for t, m, h in checks]
+    engine = data.get("engine_replay")
+    if engine:
+        lines += [
+            "",
+            f"Replaying a {engine['history_events']:,}-event history from scratch (what a "
+            f"worker pays for an instance that is not cached) takes {engine['replay_ms']:,.0f} ms "
+            f"in the engine; one more event on the cached run takes "
+            f"{engine['cached_long_us']:,.0f} µs, against {engine['cached_short_us']:,.0f} µs "
+            "on a short history.",
+        ]
+    explanations = _explanations(data, checks)
+    if explanations:
+        lines += ["", *explanations]
+    lines += ["", "## Throughput vs. concurrency", ""]
+    if data.get("plot") is None and plot_path.exists():
+        rel = os.path.relpath(plot_path, path.parent)
+        lines.append(
+            f"![HelloCities throughput vs. instances in flight]({rel})  \n"
+            f"HelloCities/s with at most N instances in flight (waves of N), per system "
+            f"([{rel}]({rel}))."
+        )
+    else:
+        lines.append(f"No plot: {data.get('plot') or 'not drawn in this run'}.")
+    lines += ["", "## Where time goes", "", *_profile_section(data), *_calls_section(data)]
+    lines += [
+        "",
+        "## Reproduce",
+        "",
+        "```",
+        "uv run python benchmarks/run.py --peers --write   # ostinato + peers, this file",
+        "uv run python benchmarks/run.py --quick           # a quick look, ostinato only",
+        "```",
+        "",
+        "See [docs/benchmarks.md](docs/benchmarks.md) for how the workloads are defined.",
+        "",
+    ]
+    return "\n".join(lines)
