@@ -125,6 +125,14 @@ def _sqlite(directory: Path) -> ot.StorageProvider:
 PROVIDERS: dict[str, tuple[ProviderFactory, str]] = {
     "memory": (_memory, "in-process, not durable"),
     "sqlite": (_sqlite, "file, WAL, synchronous=FULL (durable commits)"),
+    "postgres": (
+        lambda tmp: __import__("ostinato_postgres.testing").testing.benchmark_provider(tmp),
+        "PostgreSQL: OSTINATO_POSTGRES_DSN, else a local throwaway cluster, fsync on",
+    ),
+    "mssql": (
+        lambda tmp: __import__("ostinato_mssql.testing").testing.benchmark_provider(tmp),
+        "SQL Server at OSTINATO_MSSQL_CONNECTION_STRING (only when set)",
+    ),
 }
 
 

@@ -220,6 +220,7 @@ class PostgresProvider(RelationalProvider):
         self._closed = False
         self._listener: _Listener | None = None
         self._local = threading.local()
+        self._own_pids: set[int] = set()
 
     def __repr__(self) -> str:
         return f"PostgresProvider(schema={self.schema!r}, task_hub={self.task_hub!r})"
@@ -227,6 +228,9 @@ class PostgresProvider(RelationalProvider):
     # -- connections ----------------------------------------------------------------------
     def _configure(self, connection: psycopg.Connection[Any]) -> None:
         connection.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(self.schema)))
+        # This provider notifies its own process itself after each commit: the listener
+        # skips notifications sent by these connections.
+        self._own_pids.add(connection.info.backend_pid)
 
     def _get_pool(self) -> ConnectionPool[psycopg.Connection[Any]]:
         pool = self._pool
@@ -281,6 +285,9 @@ class PostgresProvider(RelationalProvider):
         except BaseException as exc:
             self._local.failed = exc
             raise
+        # Only the last transaction's outcome decides whether a call is retried (a batch
+        # whose first attempt failed may have been committed by the toolkit's second).
+        self._local.failed = None
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[Cursor]:
@@ -417,7 +424,7 @@ class PostgresProvider(RelationalProvider):
         if self.listen and self._listener is None and not self._closed:
             with self._guard:
                 if self._listener is None and not self._closed:
-                    self._listener = _Listener(self.dsn, self.channel, signal)
+                    self._listener = _Listener(self.dsn, self.channel, signal, self._own_pids)
                     self._listener.start()
         return signal
 
@@ -526,10 +533,13 @@ class PostgresProvider(RelationalProvider):
 class _Listener:
     """A daemon thread that LISTENs on a channel and feeds a :class:`ChangeSignal`."""
 
-    def __init__(self, dsn: str, channel: str, signal: ChangeSignal) -> None:
+    def __init__(
+        self, dsn: str, channel: str, signal: ChangeSignal, ignore_pids: Collection[int] = ()
+    ) -> None:
         self.dsn = dsn
         self.channel = channel
         self.signal = signal
+        self.ignore_pids = ignore_pids
         self.listening = threading.Event()
         self._stopping = threading.Event()
         self._thread = threading.Thread(
@@ -555,8 +565,9 @@ class _Listener:
                     # Anything committed while we were not listening: wake waiters once.
                     self.signal.notify()
                     while not self._stopping.is_set():
-                        for _ in conn.notifies(timeout=0.25):
-                            self.signal.notify()
+                        for notification in conn.notifies(timeout=0.25):
+                            if notification.pid not in self.ignore_pids:
+                                self.signal.notify()
             except psycopg.Error as exc:
                 self.listening.clear()
                 if self._stopping.is_set():
