@@ -145,8 +145,8 @@ class TemporalBench(PeerBench):
 
     def settings(self) -> str:
         return (
-            "dev server (temporal server start-dev) with a SQLite file, pending-activity limit "
-            "raised from 2,000; one Python worker, "
+            "dev server (temporal server start-dev) with a SQLite file, one task-queue partition, "
+            "pending-activity limit raised from 2,000; one Python worker, "
             "SDK defaults (sticky cache 1,000), unsandboxed workflows, async activities"
         )
 
@@ -162,6 +162,12 @@ class TemporalBench(PeerBench):
                 dev_server_extra_args=[
                     "--dynamic-config-value",
                     "limit.numPendingActivities.error=1000000",
+                    # One task-queue partition (the default is 4): a single worker polls them
+                    # all without forwarding between partitions.
+                    "--dynamic-config-value",
+                    "matching.numTaskqueueReadPartitions=1",
+                    "--dynamic-config-value",
+                    "matching.numTaskqueueWritePartitions=1",
                 ],
             )
             self.client: Client = self.env.client
