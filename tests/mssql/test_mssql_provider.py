@@ -56,13 +56,20 @@ def test_every_statement_stays_in_the_configured_schema() -> None:
 
 
 def test_hot_path_reads_skip_and_lock_rows() -> None:
-    statements = mssql_sql.SqlServerSql("ostinato").all_statements()
+    listed = mssql_sql.SqlServerSql("ostinato").all_statements()
+
+    def statement(name: str) -> str:
+        (found,) = [text for key, text in listed.items() if key.split(" ")[0] == name]
+        return found
+
     for claim in ("queue_claim", "activity_claim"):
-        assert "WITH (UPDLOCK, READPAST, ROWLOCK)" in statements[claim]
+        assert "WITH (UPDLOCK, READPAST, ROWLOCK)" in statement(claim)
+    for probe in ("queue_peek", "activity_peek"):
+        assert "READPAST" in statement(probe)
     for check in ("queue_locks_in", "activity_locks_in", "instance_status"):
-        assert "WITH (UPDLOCK, HOLDLOCK, ROWLOCK)" in statements[check]
+        assert "WITH (UPDLOCK, HOLDLOCK, ROWLOCK)" in statement(check)
     for renew in ("queue_renew", "activity_renew"):
-        assert "lock_token = ?" in statements[renew]  # the owner is checked, by row count
+        assert "lock_token = ?" in statement(renew)  # the owner is checked, by row count
 
 
 def test_settings_come_from_config(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -27,7 +27,7 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from ostinato.errors import ConfigurationError, ProviderError
+from ostinato.errors import ConfigurationError, OstinatoError, ProviderError
 from ostinato.history import HistoryEvent
 from ostinato.provider import (
     ActivityWorkItem,
@@ -177,6 +177,11 @@ class SqlServerProvider(RelationalProvider):
         try:
             yield connection
             healthy = True
+        except OstinatoError as exc:
+            # An answer in ostinato's terms (InstanceAlreadyExistsError, ...) leaves the
+            # connection as good as it was; a driver error may not.
+            healthy = not isinstance(exc, ProviderError)
+            raise
         finally:
             if healthy:
                 with self._guard:
@@ -210,6 +215,9 @@ class SqlServerProvider(RelationalProvider):
         except BaseException as exc:
             self._local.failed = exc
             raise
+        # Only the last transaction's outcome decides whether a call is retried (a batch
+        # whose first attempt failed may have been committed by the toolkit's second).
+        self._local.failed = None
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[Cursor]:

@@ -20,11 +20,12 @@ T-SQL choices:
   trailing spaces in comparisons: ids differing only in trailing spaces collide);
 * the hot path never waits for another worker's rows: claims read ``WITH (UPDLOCK, READPAST,
   ROWLOCK)`` (skip rows others hold, lock what is read), paged with ``OFFSET 0 ROWS FETCH NEXT
-  ? ROWS ONLY``; rows whose values a transaction relies on (lock checks, the reuse-id check) are
-  read ``WITH (UPDLOCK, HOLDLOCK, ROWLOCK)`` (``HOLDLOCK`` also locks the key range of a missing
+  ? ROWS ONLY``; the "anything claimable?" probes read ``WITH (READCOMMITTEDLOCK, READPAST)``;
+* rows whose values a transaction relies on (lock checks, the reuse-id check) are read
+  ``WITH (UPDLOCK, HOLDLOCK, ROWLOCK)`` (``HOLDLOCK`` also locks the key range of a missing
   row, which makes the create-if-absent check atomic);
-* upserts are ``MERGE ... WITH (HOLDLOCK)``; bulk parameters are one JSON array unpacked by
-  ``OPENJSON`` (compatibility level 130+, SQL Server 2016+);
+* upserts are ``MERGE ... WITH (HOLDLOCK)`` over a multi-row ``VALUES`` source; batches stay
+  under SQL Server's 2,100 parameters per request;
 * savepoints are ``SAVE TRANSACTION`` / ``ROLLBACK TRANSACTION name``.
 """
 
@@ -60,16 +61,20 @@ _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 LOCK_MARKER = " /*ostinato:lock*/"
 #: Rows about to be claimed: skip rows other transactions hold, lock what is read.
 CLAIM_HINT = "WITH (UPDLOCK, READPAST, ROWLOCK)"
+#: An existence probe ("is anything claimable?"): never waits for rows other workers hold (a
+#: held row is not claimable anyway); locking read committed even where the database uses
+#: row versioning (READ_COMMITTED_SNAPSHOT), because READPAST needs it.
+PROBE_HINT = "WITH (READCOMMITTEDLOCK, READPAST)"
 #: Rows (or the key range of a missing row) whose values the transaction relies on.
 LOCK_HINT = "WITH (UPDLOCK, HOLDLOCK, ROWLOCK)"
 
-KEY_TYPE = "NVARCHAR(200) COLLATE Latin1_General_100_BIN2"
+KEY_COLLATION = "Latin1_General_100_BIN2"
+KEY_TYPE = f"NVARCHAR(200) COLLATE {KEY_COLLATION}"
 
 # -- the provider's own statements --------------------------------------------------------
 #: Run once on every new connection.
 SESSION_SETUP = (
-    "SET XACT_ABORT OFF; SET LOCK_TIMEOUT 30000; SET DEADLOCK_PRIORITY LOW; "
-    "SET TRANSACTION ISOLATION LEVEL READ COMMITTED"
+    "SET XACT_ABORT OFF; SET LOCK_TIMEOUT 30000; SET TRANSACTION ISOLATION LEVEL READ COMMITTED"
 )
 #: Serializes schema creation and upgrades between processes until the transaction ends.
 #: Parameter: the resource name. Returns sp_getapplock's result (>= 0: granted).
@@ -122,7 +127,12 @@ class SqlServerDialect(Dialect):
         limit: bool = False,
         claim: bool = False,
     ) -> str:
-        hint = f" {CLAIM_HINT}" if claim else ""
+        if claim:
+            hint = f" {CLAIM_HINT}"
+        elif columns.strip() == "1":
+            hint = f" {PROBE_HINT}"
+        else:
+            hint = ""
         sql = f"SELECT {columns} FROM {table}{hint} WHERE {where}"
         if order_by:
             sql += f" ORDER BY {order_by}"
@@ -143,23 +153,36 @@ class SqlServerDialect(Dialect):
         table: str,
         key_columns: Sequence[str],
         columns: Sequence[str],
-        source: str,
+        rows: int | str,
         update_set: str,
     ) -> str:
+        """``MERGE ... WITH (HOLDLOCK)``: ``rows`` parameter rows (or a source query)."""
         assignments = update_set.format(target="target", excluded="excluded")
         on = " AND ".join(f"target.{c} = excluded.{c}" for c in key_columns)
         names = ", ".join(columns)
         values = ", ".join(f"excluded.{c}" for c in columns)
+        source = rows if isinstance(rows, str) else f"VALUES {self.values(rows, len(columns))}"
         return (
             f"MERGE {table} WITH (HOLDLOCK) AS target USING ({source}) AS excluded ({names}) "
             f"ON {on} WHEN MATCHED THEN UPDATE SET {assignments} "
             f"WHEN NOT MATCHED THEN INSERT ({names}) VALUES ({values});"
         )
 
+    def values(self, rows: int, columns: int) -> str:
+        """``rows`` row constructors of ``columns`` placeholders."""
+        row = f"({', '.join(['?'] * columns)})"
+        return ", ".join([row] * rows)
+
     def bulk(self, types: Sequence[ColumnType]) -> str:
         with_columns = ", ".join(f"c{i} {_BULK_TYPES[t]} '$[{i}]'" for i, t in enumerate(types))
+        # Keys get the key columns' collation explicitly, so comparing them never meets a
+        # collation conflict whatever the database's default collation is.
+        columns = ", ".join(
+            f"v.c{i} COLLATE {KEY_COLLATION} AS c{i}" if t is ColumnType.KEY else f"v.c{i} AS c{i}"
+            for i, t in enumerate(types)
+        )
         return (
-            "SELECT CAST(r.[key] AS INT) + 1 AS n, v.* FROM OPENJSON(?) AS r "
+            f"SELECT CAST(r.[key] AS INT) + 1 AS n, {columns} FROM OPENJSON(?) AS r "
             f"CROSS APPLY OPENJSON(r.[value]) WITH ({with_columns}) AS v"
         )
 
@@ -229,13 +252,18 @@ class SqlServerSql:
 
     def all_statements(self) -> dict[str, str]:
         """Every fixed statement of the toolkit, rendered, by attribute name."""
-        found = {
-            name: self.render(value)
-            for name, value in sorted(vars(self.statements).items())
-            if isinstance(value, str)
-            and value.lstrip().split(" ", 1)[0] in _VERBS
-            and not value.endswith("IN ")
-        }
+        found: dict[str, str] = {}
+        for name, value in sorted(vars(self.statements).items()):
+            if callable(value):
+                # Statements for n rows / n list items: shown for n = 2.
+                value = value(2)
+                name = f"{name} (2 rows or ids)"
+            if (
+                isinstance(value, str)
+                and value.lstrip().split(" ", 1)[0] in _VERBS
+                and not value.endswith("IN ")
+            ):
+                found[name] = self.render(value)
         found["instance_delete_if (3 statuses)"] = self.render(
             self.statements.instance_delete_if(3)
         )
