@@ -1,4 +1,8 @@
-"""What the toolkit needs from a database driver: a DB-API 2 cursor, nothing more."""
+"""What the toolkit needs from a database driver: a DB-API 2 cursor, nothing more.
+
+The toolkit always reads a statement's rows to the end (``fetchall``): a half-read statement
+keeps a read transaction open in some drivers (sqlite3), which holds locks and old snapshots.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +19,5 @@ class Cursor(Protocol):
     def execute(self, sql: str, parameters: Sequence[Any] = ..., /) -> Any: ...
 
     def executemany(self, sql: str, seq_of_parameters: Iterable[Sequence[Any]], /) -> Any: ...
-
-    def fetchone(self) -> Any: ...
 
     def fetchall(self) -> list[Any]: ...

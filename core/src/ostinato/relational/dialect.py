@@ -9,9 +9,8 @@ and asks the dialect only for what engines spell differently:
   ``FOR UPDATE SKIP LOCKED``, SQL Server's ``WITH (UPDLOCK, READPAST, ROWLOCK)``, nothing for
   SQLite, whose write transactions are already exclusive);
 * an upsert (``INSERT ... ON CONFLICT DO UPDATE`` versus ``MERGE``);
-* bulk parameters: a whole batch of rows passed as one parameter and read back as a row
-  source (SQLite's ``json_each``, PostgreSQL's ``jsonb_array_elements``, SQL Server's
-  ``OPENJSON``), so a group commit is a handful of statements whatever its size;
+* multi-row ``VALUES`` and the parameter limit (SQLite before 3.32: 999; SQL Server: 2,100),
+  so a group commit is a handful of statements whatever its size;
 * savepoint statements, the statement that starts a write transaction, and how to recognise a
   unique-key violation from the driver.
 
@@ -22,9 +21,7 @@ connections; the schema, the statements and the contract logic are shared.
 from __future__ import annotations
 
 import enum
-import json
 from collections.abc import Sequence
-from typing import Any
 
 
 class ColumnType(enum.Enum):
@@ -59,6 +56,8 @@ class Dialect:
     }
     #: The statement that opens a write transaction (``None``: the driver opens one itself).
     begin_write: str | None = "BEGIN"
+    #: The most parameters one statement may carry.
+    max_parameters: int = 999
 
     # -- DDL ------------------------------------------------------------------------------
     def column_type(self, column_type: ColumnType) -> str:
@@ -109,45 +108,37 @@ class Dialect:
         p = self.placeholder
         return f"SUBSTR({column}, 1, {p}) = {p}"
 
+    def values(self, rows: int, columns: int) -> str:
+        """``rows`` row constructors of ``columns`` placeholders: ``(?, ?), (?, ?)``."""
+        row = f"({self.params(columns)})"
+        return ", ".join([row] * rows)
+
+    def insert(self, table: str, columns: Sequence[str], rows: int) -> str:
+        """A multi-row INSERT of ``rows`` rows (parameters row by row)."""
+        return (
+            f"INSERT INTO {table} ({', '.join(columns)}) "
+            f"VALUES {self.values(rows, len(columns))}"
+        )
+
     def upsert(
         self,
         table: str,
         key_columns: Sequence[str],
         columns: Sequence[str],
-        source: str,
+        rows: int,
         update_set: str,
     ) -> str:
-        """Insert the rows of the query ``source`` (giving ``columns`` in order; at most one
-        row per key); on a key conflict apply ``update_set`` to the existing row instead.
+        """Insert ``rows`` rows of ``columns`` (parameters row by row, keys distinct); on a
+        key conflict apply ``update_set`` to the existing row instead.
 
         ``update_set`` is a SET list in which ``{target}`` qualifies the existing row's
-        columns and ``{excluded}`` the proposed row's.
+        columns and ``{excluded}`` the proposed row's (SQL Server overrides this with MERGE).
         """
         assignments = update_set.format(target=table, excluded="excluded")
         return (
-            f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM ({source}) AS src "
-            f"WHERE 1 = 1 ON CONFLICT ({', '.join(key_columns)}) DO UPDATE SET {assignments}"
+            f"{self.insert(table, columns, rows)} "
+            f"ON CONFLICT ({', '.join(key_columns)}) DO UPDATE SET {assignments}"
         )
-
-    # -- bulk parameters ------------------------------------------------------------------
-    def bulk(self, types: Sequence[ColumnType]) -> str:
-        """A SELECT producing columns ``n`` (the row's position) and ``c0``, ``c1``, ... of
-        ``types`` from one parameter made by :meth:`bulk_param`.
-
-        The standard form reads a JSON array of arrays with SQL/JSON ``JSON_TABLE``; engines
-        without it override (SQLite: ``json_each``; SQL Server: ``OPENJSON ... WITH``).
-        """
-        columns = ", ".join(
-            f"c{i} {self.column_type(t)} PATH '$[{i}]'" for i, t in enumerate(types)
-        )
-        return (
-            f"SELECT * FROM JSON_TABLE({self.placeholder}, '$[*]' "
-            f"COLUMNS (n FOR ORDINALITY, {columns})) AS bulk_rows"
-        )
-
-    def bulk_param(self, rows: Sequence[Sequence[Any]]) -> Any:
-        """The one parameter that carries ``rows`` for :meth:`bulk`."""
-        return json.dumps(rows, ensure_ascii=False, separators=(",", ":"))
 
     # -- transactions ---------------------------------------------------------------------
     def savepoint(self, name: str) -> str:

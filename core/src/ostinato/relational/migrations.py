@@ -25,8 +25,8 @@ def current_version(cursor: Cursor, dialect: Dialect) -> int | None:
     if SCHEMA_TABLE not in table_names(cursor, dialect):
         return None
     cursor.execute(f"SELECT MAX(version) FROM {SCHEMA_TABLE}")
-    row = cursor.fetchone()
-    return int(row[0]) if row is not None and row[0] is not None else 0
+    rows = cursor.fetchall()
+    return int(rows[0][0]) if rows and rows[0][0] is not None else 0
 
 
 def migrate(cursor: Cursor, dialect: Dialect, now_micros: int) -> int:

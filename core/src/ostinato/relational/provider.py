@@ -8,10 +8,15 @@ state inside the transaction that acts on them (``lock_token`` matches and ``vis
 the lock's expiry, is still ahead), never read-then-write across transactions.
 
 Batched calls (``lock_next_*_work_items``, ``complete_*_work_items``) claim or commit many
-items in one transaction (group commit). A completion batch checks every item's lock first;
-items whose lock is gone get ``WorkItemLockLost`` and the others are applied together. If
-that fails for another reason, the transaction is redone with each item under its own
-savepoint, so that one item's error never undoes another's success.
+items in one transaction (group commit), as a few multi-row statements. The statements of a
+commit are built before the transaction starts, so the write lock is held only for the
+database's own work. A completion batch checks every item's lock first; items whose lock is
+gone get ``WorkItemLockLost`` and the others are applied together. If that fails for another
+reason, the transaction is redone with each item under its own savepoint, so that one item's
+error never undoes another's success.
+
+Claims, renewals and abandons are not forced to disk (``_write(durable=False)``): losing one
+in a crash only means a lock that was never taken, and the next durable commit syncs them.
 """
 
 from __future__ import annotations
@@ -42,10 +47,16 @@ from ostinato.relational.connection import Cursor
 from ostinato.relational.dialect import Dialect
 from ostinato.relational.migrations import migrate
 from ostinato.relational.rows import from_micros, instance_record, instance_row, to_micros
-from ostinato.relational.statements import Statements
+from ostinato.relational.statements import (
+    Statements,
+    chunk_sizes,
+    largest_chunk,
+)
 from ostinato.status import OrchestrationStatus
 
 Item = TypeVar("Item")
+#: Statements to run, in order, with their parameters.
+Script = list[tuple[str, Sequence[Any]]]
 _Completion = tuple[OrchestrationWorkItem, OrchestrationCheckpoint]
 
 
@@ -60,6 +71,7 @@ class RelationalProvider(StorageProvider):
         self.dialect = dialect
         self.task_hub = task_hub
         self._sql = Statements(dialect)
+        self._largest: dict[int, int] = {}
 
     # -- what an engine supplies ----------------------------------------------------------
     @abstractmethod
@@ -80,6 +92,74 @@ class RelationalProvider(StorageProvider):
     def _now_micros(self) -> int:
         return to_micros(self.now())
 
+    # -- statement building ---------------------------------------------------------------
+    def _rows(
+        self, script: Script, make: Callable[[int], str], rows: Sequence[Sequence[Any]]
+    ) -> None:
+        """Append multi-row statements for ``rows`` (power-of-two chunks) to ``script``."""
+        if not rows:
+            return
+        width = len(rows[0])
+        largest = self._largest.get(width)
+        if largest is None:
+            largest = self._largest[width] = largest_chunk(self.dialect, width)
+        start = 0
+        for size in chunk_sizes(len(rows), largest):
+            chunk = rows[start : start + size]
+            script.append((make(size), [value for row in chunk for value in row]))
+            start += size
+
+    def _in(
+        self, make: Callable[[int], str], head: Sequence[Any], values: Sequence[Any]
+    ) -> Script:
+        """Statements for ``values`` in an ``IN`` list after ``head`` parameters, padded to a
+        power of two by repeating the last value (so few distinct statements exist)."""
+        largest = self._largest.get(-1)
+        if largest is None:
+            largest = self._largest[-1] = largest_chunk(self.dialect, 1)
+        script: Script = []
+        for start in range(0, len(values), largest):
+            chunk = list(values[start : start + largest])
+            padded = 1 << (len(chunk) - 1).bit_length()
+            chunk += [chunk[-1]] * (padded - len(chunk))
+            script.append((make(padded), [*head, *chunk]))
+        return script
+
+    @staticmethod
+    def _run(cur: Cursor, script: Script) -> None:
+        for sql, params in script:
+            cur.execute(sql, params)
+
+    @staticmethod
+    def _fetch(cur: Cursor, script: Script) -> list[Any]:
+        rows: list[Any] = []
+        for sql, params in script:
+            cur.execute(sql, params)
+            rows.extend(cur.fetchall())
+        return rows
+
+    def _enqueue(self, script: Script, messages: Sequence[OrchestrationMessage], now: int) -> None:
+        """Append the statements that enqueue ``messages`` (immediate ones visible at ``now``)."""
+        if not messages:
+            return
+        hub = self.task_hub
+        rows = []
+        earliest: dict[str, int] = {}
+        for message in messages:
+            visible = now if message.visible_at is None else to_micros(message.visible_at)
+            rows.append((hub, message.instance_id, visible, message.to_json()))
+            current = earliest.get(message.instance_id)
+            if current is None or visible < current:
+                earliest[message.instance_id] = visible
+        self._rows(script, self._sql.inbox_insert, rows)
+        self._rows(
+            script, self._sql.queue_upsert, [(hub, iid, at, 0) for iid, at in earliest.items()]
+        )
+
+    def _release(self, instance_ids: Sequence[str], now: int) -> Script:
+        """Unlock instances; each becomes claimable at its earliest remaining message."""
+        return self._in(self._sql.queue_release, (now, self.task_hub), instance_ids)
+
     # -- lifecycle ------------------------------------------------------------------------
     def setup(self) -> None:
         """Create or migrate the schema (idempotent; concurrent callers serialize)."""
@@ -91,16 +171,16 @@ class RelationalProvider(StorageProvider):
         self, record: InstanceRecord, start: OrchestrationMessage, policy: ReuseIdPolicy
     ) -> None:
         s, hub, iid = self._sql, self.task_hub, record.instance_id
-        row_param = self._bulk([instance_row(record)])
-        message_param = self._messages_param([start])
+        script: Script = []
+        self._rows(script, s.instances_upsert, [(hub, *instance_row(record))])
+        self._enqueue(script, [start], self._now_micros())
         for attempt in range(3):
             try:
                 with self._write() as cur:
-                    now = self._now_micros()
                     cur.execute(s.instance_status, (hub, iid))
-                    row = cur.fetchone()
-                    if row is not None:
-                        status = OrchestrationStatus(row[0])
+                    rows = cur.fetchall()
+                    if rows:
+                        status = OrchestrationStatus(rows[0][0])
                         if status not in policy.replaceable_statuses:
                             raise InstanceAlreadyExistsError(iid, status)
                         # The replaced instance's history, messages and lock go with it (its
@@ -108,8 +188,7 @@ class RelationalProvider(StorageProvider):
                         cur.execute(s.history_delete, (hub, iid))
                         cur.execute(s.inbox_delete, (hub, iid))
                         cur.execute(s.queue_reset, (hub, iid))
-                    cur.execute(s.instances_upsert, (hub, row_param))
-                    self._enqueue(cur, message_param, now)
+                    self._run(cur, script)
                 break
             except InstanceAlreadyExistsError:
                 raise
@@ -122,16 +201,17 @@ class RelationalProvider(StorageProvider):
         self.changes.notify()
 
     def send_message(self, message: OrchestrationMessage) -> None:
-        param = self._messages_param([message])
+        script: Script = []
+        self._enqueue(script, [message], self._now_micros())
         with self._write() as cur:
-            self._enqueue(cur, param, self._now_micros())
+            self._run(cur, script)
         self.changes.notify()
 
     def get_instance(self, instance_id: str) -> InstanceRecord | None:
         with self._read() as cur:
             cur.execute(self._sql.instance_select, (self.task_hub, instance_id))
-            row = cur.fetchone()
-        return None if row is None else instance_record(row)
+            rows = cur.fetchall()  # (not fetchone: a finished statement ends its read)
+        return instance_record(rows[0]) if rows else None
 
     def get_history(self, instance_id: str) -> list[HistoryEvent]:
         with self._read() as cur:
@@ -186,48 +266,24 @@ class RelationalProvider(StorageProvider):
                 cur.execute(statement, key)
         return True
 
-    # -- queue helpers (inside a write transaction) ---------------------------------------
-    def _bulk(self, rows: Sequence[Sequence[Any]]) -> Any:
-        return self.dialect.bulk_param(rows)
-
-    def _messages_param(self, messages: Sequence[OrchestrationMessage]) -> Any:
-        """Messages as one bulk parameter (``visible_at`` ``None``: the commit's time)."""
-        return self._bulk(
-            [
-                (
-                    m.instance_id,
-                    None if m.visible_at is None else to_micros(m.visible_at),
-                    m.to_json(),
-                )
-                for m in messages
-            ]
-        )
-
-    def _enqueue(self, cur: Cursor, messages_param: Any, now: int) -> None:
-        cur.execute(self._sql.inbox_insert, (self.task_hub, now, messages_param))
-        cur.execute(self._sql.queue_upsert, (self.task_hub, now, messages_param))
-
-    def _release(self, cur: Cursor, keys_param: Any, now: int) -> None:
-        """Unlock instances; each becomes claimable at its earliest remaining message."""
-        cur.execute(self._sql.queue_release, (now, self.task_hub, keys_param))
-
+    # -- group commit ---------------------------------------------------------------------
     def _commit_batch(
         self,
         batch: Sequence[Item],
         held: Callable[[Cursor, int], set[tuple[Any, str]]],
         key: Callable[[Item], tuple[Any, str]],
         lost: Callable[[Item], Exception],
-        prepare: Callable[[list[Item]], Any],
-        apply: Callable[[Cursor, Any, int], None],
+        prepare: Callable[[list[Item]], Script],
     ) -> list[Exception | None]:
-        """Group commit: check every item's lock, then apply the held ones in one transaction.
+        """Check every item's lock, then apply the held ones in one transaction.
 
         ``held(cursor, now)`` gives the (key, token) pairs still locked; ``key(item)`` an
-        item's pair. ``prepare`` encodes items outside the transaction; ``apply`` writes
-        them. If applying the whole batch fails, the transaction is retried with each item
-        under its own savepoint, so one bad item never undoes the others.
+        item's pair. ``prepare`` builds an item list's statements outside the transaction.
+        If applying the whole batch fails, the transaction is retried with each item under
+        its own savepoint, so one bad item never undoes the others.
         """
         results: list[Exception | None] = [None] * len(batch)
+        prepared: Script | None
         try:
             prepared = prepare(list(batch))
         except Exception:  # noqa: BLE001 - an unencodable item: narrowed down below
@@ -236,8 +292,7 @@ class RelationalProvider(StorageProvider):
             results = [None] * len(batch)
             try:
                 with self._write() as cur:
-                    now = self._now_micros()
-                    locked = held(cur, now)
+                    locked = held(cur, self._now_micros())
                     entries: list[tuple[int, Item]] = []
                     for index, item in enumerate(batch):
                         if key(item) in locked:
@@ -247,9 +302,9 @@ class RelationalProvider(StorageProvider):
                             results[index] = lost(item)
                     if entries and not careful:
                         ready = prepared if len(entries) == len(batch) else None
-                        apply(cur, ready or prepare([e for _, e in entries]), now)
+                        self._run(cur, ready or prepare([e for _, e in entries]))
                     elif entries:
-                        self._apply_each(cur, entries, prepare, apply, results, now)
+                        self._apply_each(cur, entries, prepare, results)
                 break
             except Exception as exc:  # noqa: BLE001 - reported per item
                 if careful:
@@ -261,17 +316,15 @@ class RelationalProvider(StorageProvider):
         self,
         cur: Cursor,
         entries: list[tuple[int, Item]],
-        prepare: Callable[[list[Item]], Any],
-        apply: Callable[[Cursor, Any, int], None],
+        prepare: Callable[[list[Item]], Script],
         results: list[Exception | None],
-        now: int,
     ) -> None:
         """Apply each entry under its own savepoint, recording each failure in ``results``."""
         d = self.dialect
         for index, entry in entries:
             cur.execute(d.savepoint("ostinato_item"))
             try:
-                apply(cur, prepare([entry]), now)
+                self._run(cur, prepare([entry]))
             except Exception as exc:  # noqa: BLE001 - reported for this item only
                 cur.execute(d.rollback_to_savepoint("ostinato_item"))
                 results[index] = exc
@@ -283,7 +336,7 @@ class RelationalProvider(StorageProvider):
         """A read-only look before a claim, so idle polls never take the write lock."""
         with self._read() as cur:
             cur.execute(peek, (self.task_hub, self._now_micros(), 1))
-            return cur.fetchone() is not None
+            return bool(cur.fetchall())
 
     # -- orchestration work items ---------------------------------------------------------
     def lock_next_orchestration_work_item(
@@ -307,22 +360,20 @@ class RelationalProvider(StorageProvider):
             candidates = cur.fetchall()
             if not candidates:
                 return []
-            keys = self._bulk([(row[0],) for row in candidates])
-            cur.execute(s.inbox_visible_in, (hub, now, keys))
+            ids = [row[0] for row in candidates]
             messages: dict[str, list[tuple[int, str]]] = {}
-            for message_id, iid, body in cur.fetchall():
+            visible = self._fetch(cur, self._in(s.inbox_visible_in, (hub, now), ids))
+            for message_id, iid, body in visible:
                 messages.setdefault(iid, []).append((message_id, body))
             if len(messages) < len(candidates):
                 # Claimable through an expired lock but with only future messages: reschedule.
-                idle = [(row[0],) for row in candidates if row[0] not in messages]
-                self._release(cur, self._bulk(idle), now)
-                keys = self._bulk([(iid,) for iid in messages])
-            if not messages:
+                self._run(cur, self._release([i for i in ids if i not in messages], now))
+                ids = list(messages)
+            if not ids:
                 return []
             expires = now + _micros(lock_timeout)
-            cur.execute(s.queue_lock, (expires, worker_id, token, hub, keys))
-            cur.execute(s.instances_in, (hub, keys))
-            rows = cur.fetchall()
+            self._run(cur, self._in(s.queue_lock, (expires, worker_id, token, hub), ids))
+            rows = self._fetch(cur, self._in(s.instances_in, (hub,), ids))
         records = {row[0]: row for row in rows}
         locked_until = from_micros(expires)
         items = []
@@ -356,13 +407,16 @@ class RelationalProvider(StorageProvider):
     ) -> list[Exception | None]:
         if not batch:
             return []
-        keys = self._bulk([(iid,) for iid in dict.fromkeys(item.instance_id for item, _ in batch)])
+        check = self._in(
+            self._sql.queue_locks_in,
+            (self.task_hub,),
+            list(dict.fromkeys(item.instance_id for item, _ in batch)),
+        )
 
         def held(cur: Cursor, now: int) -> set[tuple[Any, str]]:
-            cur.execute(self._sql.queue_locks_in, (self.task_hub, keys))
             return {
                 (iid, token)
-                for iid, token, expires in cur.fetchall()
+                for iid, token, expires in self._fetch(cur, check)
                 if token is not None and expires is not None and expires > now
             }
 
@@ -371,58 +425,49 @@ class RelationalProvider(StorageProvider):
             held,
             lambda pair: (pair[0].instance_id, pair[0].lock_token),
             lambda pair: _lock_lost(pair[0]),
-            self._prepare_checkpoints,
-            self._apply_checkpoints,
+            self._checkpoint_script,
         )
 
-    def _prepare_checkpoints(self, pairs: list[_Completion]) -> tuple[Any, ...]:
-        """Encode checkpoints as bulk parameters (outside the transaction: it is most of the
-        Python work of a commit)."""
-        bulk = self._bulk
-        consumed = [(message_id,) for item, _ in pairs for message_id in item.provider_data]
-        resets = [(item.instance_id,) for item, cp in pairs if cp.reset_history]
-        events = [
-            (item.instance_id, history.dumps(event))
-            for item, cp in pairs
-            for event in cp.new_history
-        ]
-        records = [
-            (item.instance_id, *instance_row(cp.instance)[1:])
-            for item, cp in pairs
-            if cp.instance is not None
-        ]
-        tasks = [
-            (t.instance_id, t.execution_id, t.task_id, t.name, t.input)
-            for _, cp in pairs
-            for t in cp.activity_tasks
-        ]
-        messages = [m for _, cp in pairs for m in cp.messages]
-        return (
-            bulk(consumed) if consumed else None,
-            bulk(resets) if resets else None,
-            bulk(events) if events else None,
-            bulk(records) if records else None,
-            bulk(tasks) if tasks else None,
-            self._messages_param(messages) if messages else None,
-            bulk([(item.instance_id,) for item, _ in pairs]),
+    def _checkpoint_script(self, pairs: list[_Completion]) -> Script:
+        """The statements that apply ``pairs`` (built outside the transaction: encoding the
+        events is most of a commit's Python work)."""
+        s, hub, now = self._sql, self.task_hub, self._now_micros()
+        script: Script = []
+        consumed = [message_id for item, _ in pairs for message_id in item.provider_data]
+        if consumed:
+            script += self._in(s.inbox_delete_ids, (), consumed)
+        resets = [item.instance_id for item, cp in pairs if cp.reset_history]
+        if resets:
+            script += self._in(s.histories_delete, (hub,), resets)
+        self._rows(
+            script,
+            s.history_insert,
+            [
+                (hub, item.instance_id, history.dumps(event))
+                for item, cp in pairs
+                for event in cp.new_history
+            ],
         )
-
-    def _apply_checkpoints(self, cur: Cursor, prepared: Any, now: int) -> None:
-        s, hub = self._sql, self.task_hub
-        consumed, resets, events, records, tasks, messages, keys = prepared
-        if consumed is not None:
-            cur.execute(s.inbox_delete_ids, (consumed,))
-        if resets is not None:
-            cur.execute(s.histories_delete, (hub, resets))
-        if events is not None:
-            cur.execute(s.history_insert, (hub, events))
-        if records is not None:
-            cur.execute(s.instances_upsert, (hub, records))
-        if tasks is not None:
-            cur.execute(s.activity_insert, (hub, now, tasks))
-        if messages is not None:
-            self._enqueue(cur, messages, now)
-        self._release(cur, keys, now)
+        self._rows(
+            script,
+            s.instances_upsert,
+            [
+                (hub, item.instance_id, *instance_row(cp.instance)[1:])
+                for item, cp in pairs
+                if cp.instance is not None
+            ],
+        )
+        self._rows(
+            script,
+            s.activity_insert,
+            [
+                (hub, t.instance_id, t.execution_id, t.task_id, t.name, t.input, now, 0)
+                for _, cp in pairs
+                for t in cp.activity_tasks
+            ],
+        )
+        self._enqueue(script, [m for _, cp in pairs for m in cp.messages], now)
+        return script + self._release([item.instance_id for item, _ in pairs], now)
 
     def abandon_orchestration_work_item(
         self, item: OrchestrationWorkItem, delay: timedelta | None = None
@@ -440,12 +485,10 @@ class RelationalProvider(StorageProvider):
                 if cur.rowcount != 1:
                     raise _lock_lost(item)
             else:
-                keys = self._bulk([(item.instance_id,)])
-                cur.execute(self._sql.queue_locks_in, (hub, keys))
-                row = cur.fetchone()
-                if row is None or row[1] != item.lock_token or row[2] is None or row[2] <= now:
+                rows = self._fetch(cur, self._in(s.queue_locks_in, (hub,), [item.instance_id]))
+                if not rows or rows[0][1] != item.lock_token or (rows[0][2] or 0) <= now:
                     raise _lock_lost(item)
-                self._release(cur, keys, now)
+                self._run(cur, self._release([item.instance_id], now))
         self.changes.notify()
 
     def renew_orchestration_work_item_lock(
@@ -483,8 +526,8 @@ class RelationalProvider(StorageProvider):
             if not rows:
                 return []
             expires = now + _micros(lock_timeout)
-            ids = self._bulk([(row[0],) for row in rows])
-            cur.execute(s.activity_lock, (expires, worker_id, token, ids))
+            row_ids = [row[0] for row in rows]
+            self._run(cur, self._in(s.activity_lock, (expires, worker_id, token), row_ids))
         locked_until = from_micros(expires)
         return [
             ActivityWorkItem(
@@ -510,26 +553,19 @@ class RelationalProvider(StorageProvider):
         if not batch:
             return []
         s, hub = self._sql, self.task_hub
-        ids = self._bulk([(item.provider_data,) for item, _ in batch])
+        check = self._in(s.activity_locks_in, (hub,), [item.provider_data for item, _ in batch])
 
         def held(cur: Cursor, now: int) -> set[tuple[Any, str]]:
-            cur.execute(s.activity_locks_in, (hub, ids))
             return {
                 (row_id, token)
-                for row_id, token, expires in cur.fetchall()
+                for row_id, token, expires in self._fetch(cur, check)
                 if token is not None and expires > now
             }
 
-        def prepare(pairs: list[tuple[ActivityWorkItem, OrchestrationMessage]]) -> Any:
-            row_ids = ids if len(pairs) == len(batch) else self._bulk(
-                [(item.provider_data,) for item, _ in pairs]
-            )
-            return row_ids, self._messages_param([m for _, m in pairs])
-
-        def apply(cur: Cursor, prepared: Any, now: int) -> None:
-            row_ids, messages = prepared
-            cur.execute(s.activity_delete_ids, (row_ids,))
-            self._enqueue(cur, messages, now)
+        def prepare(pairs: list[tuple[ActivityWorkItem, OrchestrationMessage]]) -> Script:
+            script = self._in(s.activity_delete_ids, (), [item.provider_data for item, _ in pairs])
+            self._enqueue(script, [m for _, m in pairs], self._now_micros())
+            return script
 
         return self._commit_batch(
             batch,
@@ -537,7 +573,6 @@ class RelationalProvider(StorageProvider):
             lambda pair: (pair[0].provider_data, pair[0].lock_token),
             lambda pair: _activity_lock_lost(pair[0]),
             prepare,
-            apply,
         )
 
     def abandon_activity_work_item(

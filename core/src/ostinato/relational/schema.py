@@ -43,7 +43,7 @@ ORCHESTRATION_QUEUE = "ostinato_orchestration_queue"
 ACTIVITIES = "ostinato_activities"
 
 #: The instance-record columns, in the order the statements read and write them.
-INSTANCE_COLUMNS = (
+INSTANCE_COLUMNS: tuple[str, ...] = (
     "instance_id",
     "name",
     "execution_id",

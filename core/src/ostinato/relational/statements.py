@@ -1,15 +1,19 @@
 """The SQL shared by transactional providers, rendered once per dialect.
 
 Every statement is parameterized; the only text put into SQL is table and column names from
-:mod:`ostinato.relational.schema` and what the dialect returns. Batches travel as one bulk
-parameter (:meth:`~ostinato.relational.dialect.Dialect.bulk`), so a group commit costs the same
-handful of statements whether it carries one item or a hundred, and statement text never
-depends on a batch's size. Parameters are listed beside each statement.
+:mod:`ostinato.relational.schema` and what the dialect returns. Batches travel as multi-row
+``VALUES`` and ``IN`` lists; their statements take a row count ``n``, and callers use only a
+few counts (powers of two, see :func:`chunk_sizes`), so the driver's statement cache keeps
+every statement prepared and a group commit costs a handful of statements whatever its size.
+Parameters are listed beside each statement.
 """
 
 from __future__ import annotations
 
-from ostinato.relational.dialect import ColumnType, Dialect
+from collections.abc import Callable, Iterator
+from functools import cache
+
+from ostinato.relational.dialect import Dialect
 from ostinato.relational.schema import (
     ACTIVITIES,
     HISTORY,
@@ -19,15 +23,31 @@ from ostinato.relational.schema import (
     ORCHESTRATION_QUEUE,
 )
 
-_K, _T, _B, _I = ColumnType.KEY, ColumnType.TEXT, ColumnType.BIGINT, ColumnType.INTEGER
+#: The largest row count of one batched statement.
+MAX_ROWS = 128
 
-#: Bulk row shapes (the Python side builds rows in exactly this column order).
-KEYS = (_K,)
-IDS = (_B,)
-HISTORY_ROWS = (_K, _T)  # instance_id, event
-MESSAGE_ROWS = (_K, _B, _T)  # instance_id, visible_at (NULL: now), body
-ACTIVITY_ROWS = (_K, _K, _I, _K, _T)  # instance_id, execution_id, task_id, name, input
-INSTANCE_ROWS = (_K, _K, _K, _K, _B, _B, _T, _T, _T, _T, _K, _I)  # INSTANCE_COLUMNS
+HISTORY_COLUMNS = ("task_hub", "instance_id", "event")
+INBOX_COLUMNS = ("task_hub", "instance_id", "visible_at", "body")
+QUEUE_COLUMNS = ("task_hub", "instance_id", "visible_at", "dequeue_count")
+ACTIVITY_INSERT_COLUMNS = (
+    "task_hub", "instance_id", "execution_id", "task_id", "name", "input", "visible_at",
+    "dequeue_count",
+)
+INSTANCE_ROW_COLUMNS = ("task_hub", *INSTANCE_COLUMNS)
+
+
+def chunk_sizes(total: int, largest: int) -> Iterator[int]:
+    """Split ``total`` rows into powers of two no larger than ``largest`` (a power of two)."""
+    while total > 0:
+        size = min(largest, 1 << (total.bit_length() - 1))
+        yield size
+        total -= size
+
+
+def largest_chunk(dialect: Dialect, columns: int) -> int:
+    """The largest power-of-two row count (up to :data:`MAX_ROWS`) within the parameter limit."""
+    rows = max(1, min(MAX_ROWS, (dialect.max_parameters - 4) // columns))
+    return 1 << (rows.bit_length() - 1)
 
 
 class Statements:
@@ -42,8 +62,8 @@ class Statements:
         self.instance_columns = columns
         q, a = ORCHESTRATION_QUEUE, ACTIVITIES
 
-        def keys_in(column: str, shape: tuple[ColumnType, ...] = KEYS) -> str:
-            return f"{column} IN (SELECT c0 FROM ({d.bulk(shape)}) AS b)"
+        def in_list(head: str, column: str, tail: str = "") -> Callable[[int], str]:
+            return cache(lambda n: f"{head} {column} IN ({d.params(n)}){tail}")
 
         # -- instances ----------------------------------------------------------------------
         #: hub, id
@@ -52,22 +72,20 @@ class Statements:
         self.instance_status = (
             f"SELECT runtime_status FROM {INSTANCES} WHERE {hub_and_id}{d.lock_suffix()}"
         )
-        #: hub, bulk(KEYS)
-        self.instances_in = (
-            f"SELECT {columns} FROM {INSTANCES} WHERE task_hub = {p} AND "
-            + keys_in("instance_id")
+        #: hub, ids
+        self.instances_in = in_list(
+            f"SELECT {columns} FROM {INSTANCES} WHERE task_hub = {p} AND", "instance_id"
         )
-        #: hub, bulk(INSTANCE_ROWS)
-        self.instances_upsert = d.upsert(
-            INSTANCES,
-            ("task_hub", "instance_id"),
-            ("task_hub", *INSTANCE_COLUMNS),
-            f"SELECT {p}, "
-            + ", ".join(f"c{i}" for i in range(len(INSTANCE_COLUMNS)))
-            + f" FROM ({d.bulk(INSTANCE_ROWS)}) AS b",
-            ", ".join(f"{c} = {{excluded}}.{c}" for c in INSTANCE_COLUMNS[1:]),
+        #: n rows of INSTANCE_ROW_COLUMNS
+        self.instances_upsert = cache(
+            lambda n: d.upsert(
+                INSTANCES,
+                ("task_hub", "instance_id"),
+                INSTANCE_ROW_COLUMNS,
+                n,
+                ", ".join(f"{c} = {{excluded}}.{c}" for c in INSTANCE_COLUMNS[1:]),
+            )
         )
-        #: hub, id, statuses... (see :meth:`instance_delete_if`)
         self._instance_delete_if = (
             f"DELETE FROM {INSTANCES} WHERE {hub_and_id} AND runtime_status IN "
         )
@@ -75,47 +93,44 @@ class Statements:
         # -- history ------------------------------------------------------------------------
         #: hub, id
         self.history_select = f"SELECT event FROM {HISTORY} WHERE {hub_and_id} ORDER BY id"
-        #: hub, bulk(HISTORY_ROWS) -- inserted in row order
-        self.history_insert = (
-            f"INSERT INTO {HISTORY} (task_hub, instance_id, event) "
-            f"SELECT {p}, c0, c1 FROM ({d.bulk(HISTORY_ROWS)}) AS b ORDER BY n"
-        )
+        #: n rows of HISTORY_COLUMNS (ids follow row order)
+        self.history_insert = cache(lambda n: d.insert(HISTORY, HISTORY_COLUMNS, n))
         #: hub, id
         self.history_delete = f"DELETE FROM {HISTORY} WHERE {hub_and_id}"
-        #: hub, bulk(KEYS)
-        self.histories_delete = f"DELETE FROM {HISTORY} WHERE task_hub = {p} AND " + keys_in(
-            "instance_id"
+        #: hub, ids
+        self.histories_delete = in_list(
+            f"DELETE FROM {HISTORY} WHERE task_hub = {p} AND", "instance_id"
         )
 
         # -- inbox --------------------------------------------------------------------------
-        #: hub, now, bulk(MESSAGE_ROWS)
-        self.inbox_insert = (
-            f"INSERT INTO {INBOX} (task_hub, instance_id, visible_at, body) "
-            f"SELECT {p}, c0, COALESCE(c1, {p}), c2 FROM ({d.bulk(MESSAGE_ROWS)}) AS b ORDER BY n"
-        )
-        #: bulk(IDS)
-        self.inbox_delete_ids = f"DELETE FROM {INBOX} WHERE " + keys_in("id", IDS)
+        #: n rows of INBOX_COLUMNS
+        self.inbox_insert = cache(lambda n: d.insert(INBOX, INBOX_COLUMNS, n))
+        #: row ids
+        self.inbox_delete_ids = in_list(f"DELETE FROM {INBOX} WHERE", "id")
         #: hub, id
         self.inbox_delete = f"DELETE FROM {INBOX} WHERE {hub_and_id}"
-        #: hub, now, bulk(KEYS)
-        self.inbox_visible_in = (
+        #: hub, now, ids
+        self.inbox_visible_in = in_list(
             f"SELECT id, instance_id, body FROM {INBOX} WHERE task_hub = {p} "
-            f"AND visible_at <= {p} AND " + keys_in("instance_id") + " ORDER BY id"
+            f"AND visible_at <= {p} AND",
+            "instance_id",
+            " ORDER BY id",
         )
 
         # -- orchestration queue ------------------------------------------------------------
-        #: hub, now, bulk(MESSAGE_ROWS): make each addressed instance claimable by then
-        self.queue_upsert = d.upsert(
-            q,
-            ("task_hub", "instance_id"),
-            ("task_hub", "instance_id", "visible_at", "dequeue_count"),
-            f"SELECT {p}, c0, MIN(COALESCE(c1, {p})), 0 FROM ({d.bulk(MESSAGE_ROWS)}) AS b "
-            "GROUP BY c0",
-            # A locked instance keeps its lock expiry; an idle one becomes claimable at its
-            # earliest message.
-            "visible_at = CASE WHEN {target}.lock_token IS NULL AND ({target}.visible_at IS NULL"
-            " OR {excluded}.visible_at < {target}.visible_at) THEN {excluded}.visible_at"
-            " ELSE {target}.visible_at END",
+        #: n rows of QUEUE_COLUMNS (instances distinct): make each claimable by visible_at
+        self.queue_upsert = cache(
+            lambda n: d.upsert(
+                q,
+                ("task_hub", "instance_id"),
+                QUEUE_COLUMNS,
+                n,
+                # A locked instance keeps its lock expiry; an idle one becomes claimable at
+                # its earliest message.
+                "visible_at = CASE WHEN {target}.lock_token IS NULL AND "
+                "({target}.visible_at IS NULL OR {excluded}.visible_at < {target}.visible_at) "
+                "THEN {excluded}.visible_at ELSE {target}.visible_at END",
+            )
         )
         #: hub, now, limit
         self.queue_claim = d.select(
@@ -127,28 +142,27 @@ class Statements:
             claim=True,
         )
         #: hub, now, 1
-        self.queue_peek = d.select(
-            "1", q, f"task_hub = {p} AND visible_at <= {p}", limit=True
-        )
-        #: expires, worker, token, hub, bulk(KEYS)
-        self.queue_lock = (
+        self.queue_peek = d.select("1", q, f"task_hub = {p} AND visible_at <= {p}", limit=True)
+        #: expires, worker, token, hub, ids
+        self.queue_lock = in_list(
             f"UPDATE {q} SET visible_at = {p}, locked_by = {p}, lock_token = {p}, "
-            f"dequeue_count = dequeue_count + 1 WHERE task_hub = {p} AND " + keys_in("instance_id")
+            f"dequeue_count = dequeue_count + 1 WHERE task_hub = {p} AND",
+            "instance_id",
         )
-        #: hub, bulk(KEYS)
-        self.queue_locks_in = (
-            f"SELECT instance_id, lock_token, visible_at FROM {q} WHERE task_hub = {p} AND "
-            + keys_in("instance_id")
-            + d.lock_suffix()
+        #: hub, ids
+        self.queue_locks_in = in_list(
+            f"SELECT instance_id, lock_token, visible_at FROM {q} WHERE task_hub = {p} AND",
+            "instance_id",
+            d.lock_suffix(),
         )
         inbox_of_row = f"i.task_hub = {q}.task_hub AND i.instance_id = {q}.instance_id"
-        #: now, hub, bulk(KEYS): unlock; claimable again at the earliest remaining message
-        self.queue_release = (
+        #: now, hub, ids: unlock; claimable again at the earliest remaining message
+        self.queue_release = in_list(
             f"UPDATE {q} SET visible_at = (SELECT MIN(i.visible_at) FROM {INBOX} i "
             f"WHERE {inbox_of_row}), locked_by = NULL, lock_token = NULL, "
             f"dequeue_count = CASE WHEN EXISTS (SELECT 1 FROM {INBOX} i WHERE {inbox_of_row} "
-            f"AND i.visible_at <= {p}) THEN dequeue_count ELSE 0 END "
-            f"WHERE task_hub = {p} AND " + keys_in("instance_id")
+            f"AND i.visible_at <= {p}) THEN dequeue_count ELSE 0 END WHERE task_hub = {p} AND",
+            "instance_id",
         )
         #: expires, hub, id, token, now
         self.queue_renew = (
@@ -169,12 +183,8 @@ class Statements:
         self.queue_delete = f"DELETE FROM {q} WHERE {hub_and_id}"
 
         # -- activities ---------------------------------------------------------------------
-        #: hub, now, bulk(ACTIVITY_ROWS)
-        self.activity_insert = (
-            f"INSERT INTO {a} (task_hub, instance_id, execution_id, task_id, name, input, "
-            f"visible_at, dequeue_count) SELECT {p}, c0, c1, c2, c3, c4, {p}, 0 "
-            f"FROM ({d.bulk(ACTIVITY_ROWS)}) AS b ORDER BY n"
-        )
+        #: n rows of ACTIVITY_INSERT_COLUMNS
+        self.activity_insert = cache(lambda n: d.insert(a, ACTIVITY_INSERT_COLUMNS, n))
         #: hub, now, limit
         self.activity_claim = d.select(
             "id, instance_id, execution_id, task_id, name, input, dequeue_count",
@@ -185,22 +195,21 @@ class Statements:
             claim=True,
         )
         #: hub, now, 1
-        self.activity_peek = d.select(
-            "1", a, f"task_hub = {p} AND visible_at <= {p}", limit=True
-        )
-        #: expires, worker, token, bulk(IDS)
-        self.activity_lock = (
+        self.activity_peek = d.select("1", a, f"task_hub = {p} AND visible_at <= {p}", limit=True)
+        #: expires, worker, token, row ids
+        self.activity_lock = in_list(
             f"UPDATE {a} SET visible_at = {p}, locked_by = {p}, lock_token = {p}, "
-            f"dequeue_count = dequeue_count + 1 WHERE " + keys_in("id", IDS)
+            f"dequeue_count = dequeue_count + 1 WHERE",
+            "id",
         )
-        #: hub, bulk(IDS)
-        self.activity_locks_in = (
-            f"SELECT id, lock_token, visible_at FROM {a} WHERE task_hub = {p} AND "
-            + keys_in("id", IDS)
-            + d.lock_suffix()
+        #: hub, row ids
+        self.activity_locks_in = in_list(
+            f"SELECT id, lock_token, visible_at FROM {a} WHERE task_hub = {p} AND",
+            "id",
+            d.lock_suffix(),
         )
-        #: bulk(IDS)
-        self.activity_delete_ids = f"DELETE FROM {a} WHERE " + keys_in("id", IDS)
+        #: row ids
+        self.activity_delete_ids = in_list(f"DELETE FROM {a} WHERE", "id")
         #: expires, hub, row id, token, now
         self.activity_renew = (
             f"UPDATE {a} SET visible_at = {p} "

@@ -23,7 +23,7 @@ import contextlib
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 
 from ostinato.errors import ConfigurationError, ProviderError
 from ostinato.provider import ProviderCapabilities
@@ -34,6 +34,11 @@ from ostinato.relational.provider import RelationalProvider
 from ostinato.relational.schema import SCHEMA_TABLE
 
 SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
+#: WAL size (pages) at which a writer checkpoints itself; normally the background thread
+#: has copied nearly everything by then, so the writer's share is small.
+WRITER_AUTOCHECKPOINT_PAGES = 10000
+#: Seconds the background checkpointer lets commits accumulate before a checkpoint.
+CHECKPOINT_INTERVAL = 0.02
 
 _MUTEXES: dict[str, threading.RLock] = {}
 _MUTEXES_GUARD = threading.Lock()
@@ -62,10 +67,6 @@ class SqliteDialect(Dialect):
 
     def table_suffix(self, clustered: bool) -> str:
         return " WITHOUT ROWID" if clustered else ""
-
-    def bulk(self, types: Sequence[ColumnType]) -> str:
-        columns = "".join(f", json_extract(value, '$[{i}]') AS c{i}" for i in range(len(types)))
-        return f"SELECT key AS n{columns} FROM json_each(?)"
 
     def is_unique_violation(self, error: BaseException) -> bool:
         cause: BaseException | None = error
@@ -140,6 +141,8 @@ class SqliteProvider(RelationalProvider):
         self._connections: list[sqlite3.Connection] = []
         self._connections_guard = threading.Lock()
         self._generation = 0
+        self._commits_pending = threading.Event()
+        self._checkpointer_stop: threading.Event | None = None
         self._ready = False
         self._setup_guard = threading.Lock()
 
@@ -161,8 +164,8 @@ class SqliteProvider(RelationalProvider):
                 f"Cannot open the SQLite database '{self.path}': {exc}"
             ) from exc
         # Settings are validated above: these are not user text.
-        connection.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
-        connection.execute(f"PRAGMA synchronous = {self.synchronous}")
+        connection.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}").fetchall()
+        connection.execute(f"PRAGMA synchronous = {self.synchronous}").fetchall()
         with self._connections_guard:
             self._connections.append(connection)
         return connection
@@ -175,10 +178,48 @@ class SqliteProvider(RelationalProvider):
         cached = self._write_cursor
         if cached is not None and cached[0] == self._generation:
             return cached[1]
-        cursor = self._connect().cursor()
+        connection = self._connect()
+        cursor = connection.cursor()
+        if self._ready and not self.in_memory:
+            self._start_checkpointer(connection)
         self._write_cursor = (self._generation, cursor)
         self._durable = True
         return cursor
+
+    def _start_checkpointer(self, writer: sqlite3.Connection) -> None:
+        """Start the thread that checkpoints the WAL in the background (file databases).
+
+        It copies the WAL into the database off the write path; the writer checkpoints
+        itself only if the WAL grows past ``WRITER_AUTOCHECKPOINT_PAGES``.
+        """
+        writer.execute(f"PRAGMA wal_autocheckpoint = {WRITER_AUTOCHECKPOINT_PAGES}").fetchall()
+        stop = threading.Event()
+        self._checkpointer_stop = stop
+        connection = self._connect()
+        thread = threading.Thread(
+            target=self._checkpoint_loop,
+            args=(connection, stop),
+            name="ostinato-sqlite-checkpoint",
+            daemon=True,
+        )
+        thread.start()
+
+    def _checkpoint_loop(self, connection: sqlite3.Connection, stop: threading.Event) -> None:
+        """Copy committed WAL frames into the database while writers go on (PASSIVE)."""
+        while not stop.is_set():
+            self._commits_pending.wait(1.0)
+            if stop.wait(CHECKPOINT_INTERVAL):
+                break
+            if not self._commits_pending.is_set():
+                continue
+            self._commits_pending.clear()
+            with contextlib.suppress(sqlite3.Error):  # busy or closing: the next round retries
+                # The bulk of the copying happens while writers go on; a short catch-up
+                # under the write mutex then lets the next writer restart the WAL from the
+                # beginning, so the file stays small under a steady load.
+                connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                with self._mutex:
+                    connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
     def _reader(self) -> sqlite3.Cursor:
         """This thread's read connection (the write connection for ``:memory:``)."""
@@ -194,6 +235,9 @@ class SqliteProvider(RelationalProvider):
     def close(self) -> None:
         """Close every connection this provider opened (a later call reopens)."""
         with self._mutex, self._connections_guard:
+            if self._checkpointer_stop is not None:
+                self._checkpointer_stop.set()
+                self._checkpointer_stop = None
             self._generation += 1
             self._write_cursor = None
             connections, self._connections = self._connections, []
@@ -240,7 +284,7 @@ class SqliteProvider(RelationalProvider):
                 # Lock claims and releases need not reach the disk (see _write); the next
                 # durable commit syncs them with it.
                 mode = self.synchronous if durable else "NORMAL"
-                cursor.execute(f"PRAGMA synchronous = {mode}")
+                cursor.execute(f"PRAGMA synchronous = {mode}").fetchall()
                 self._durable = durable
             cursor.execute("BEGIN IMMEDIATE")
             try:
@@ -250,6 +294,7 @@ class SqliteProvider(RelationalProvider):
                     cursor.execute("ROLLBACK")
                 raise
             cursor.execute("COMMIT")
+            self._commits_pending.set()
 
     @contextlib.contextmanager
     def _write(self, durable: bool = True) -> Iterator[Cursor]:
@@ -277,7 +322,7 @@ class SqliteProvider(RelationalProvider):
                 return
             if not self.in_memory:
                 with self._mutex, self._errors():
-                    self._writer().execute("PRAGMA journal_mode = WAL")
+                    self._writer().execute("PRAGMA journal_mode = WAL").fetchall()
             with self._transaction() as cursor:
                 tables = table_names(cursor, self.dialect)
                 foreign = sorted(t for t in tables if not t.startswith(("ostinato_", "sqlite_")))
@@ -289,3 +334,6 @@ class SqliteProvider(RelationalProvider):
                     )
                 migrate(cursor, self.dialect, self._now_micros())
             self._ready = True
+            if not self.in_memory:
+                with self._mutex, self._errors():
+                    self._start_checkpointer(self._writer().connection)
