@@ -39,7 +39,9 @@ ACCOUNT_KEY = (
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 )
 
-_LISTENING = re.compile(r"Azurite (Blob|Queue|Table) service is successfully listening at \S+:(\d+)")
+_LISTENING = re.compile(
+    r"Azurite (Blob|Queue|Table) service is successfully listening at \S+:(\d+)"
+)
 
 
 class AzuriteUnavailable(RuntimeError):

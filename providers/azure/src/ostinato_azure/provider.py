@@ -1,0 +1,1369 @@
+"""The Azure Storage provider: Tables + Queues + Blobs, correct without cross-service transactions.
+
+Layout of one task hub (see ``README.md`` for the full design and the crash-point table):
+
+* ``<hub>Instances`` — one row per instance (partition key = instance id, row key ``""``): the
+  queryable projection of its state, ETag-guarded.
+* ``<hub>History`` — partition = instance id; one row per event (row key
+  ``<execution id>.<sequence>``) and a *sentinel* row (row key ``""``) holding the current
+  execution id, the committed history length and the instance record that history implies.
+  Every history batch includes a conditional write of the sentinel: the sentinel's ETag is the
+  instance's lock as far as storage is concerned.
+* ``<hub>-control-NN`` — N control queues (1-16); an instance's messages go to queue
+  ``crc32(id) mod N``. ``<hub>-workitems`` — the activity queue.
+* ``<hub>-largemessages`` — gzip-compressed payloads over the native limits.
+* ``<hub>Partitions`` — control-queue leases and worker heartbeats (:mod:`._partitions`).
+* ``<hub>Poison`` — messages that failed too often, with the reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import threading
+import time
+import zlib
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Collection, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+import requests
+import requests.adapters
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    AzureError,
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
+from azure.core.pipeline.transport import RequestsTransport
+from azure.data.tables import TableServiceClient, TableTransactionError, UpdateMode
+from azure.storage.blob import BlobServiceClient
+from azure.storage.queue import QueueClient, QueueMessage, QueueServiceClient
+from ostinato import history
+from ostinato.errors import (
+    ConfigurationError,
+    FailureDetails,
+    InstanceAlreadyExistsError,
+    ProviderError,
+    WorkItemLockLost,
+)
+from ostinato.history import HistoryEvent, TaskFailed, utcnow
+from ostinato.provider import (
+    ActivityTask,
+    ActivityWorkItem,
+    InstanceQuery,
+    InstanceRecord,
+    OrchestrationCheckpoint,
+    OrchestrationMessage,
+    OrchestrationWorkItem,
+    Page,
+    ProviderCapabilities,
+    ReuseIdPolicy,
+    StorageProvider,
+    decode_failure,
+    encode_failure,
+    new_lock_token,
+)
+from ostinato.status import OrchestrationStatus
+
+from ostinato_azure._names import MAX_PARTITIONS, HubNames, validate_task_hub
+from ostinato_azure._partitions import PartitionManager
+from ostinato_azure._payloads import (
+    QUEUE_INLINE_BYTES,
+    BlobStore,
+    get_property,
+    put_property,
+    xml_size,
+)
+
+log = logging.getLogger("ostinato.azure")
+
+T = TypeVar("T")
+
+#: Azure Storage queues hide a message for at most 7 days; longer delays hop.
+MAX_VISIBILITY = timedelta(days=7) - timedelta(minutes=5)
+#: Rows per table transaction, besides the sentinel (Azure and Azurite: at most 100 ops).
+HISTORY_BATCH_ROWS = 99
+_SENTINEL = ""
+#: Safety margin against the queue's own clock and request latency.
+_MARGIN = timedelta(milliseconds=200)
+
+
+def _visibility_seconds(lock_timeout: timedelta) -> int:
+    """Queue visibility for a lock: whole seconds, a little longer than the lock itself.
+
+    Locks are exact in-process (sub-second timeouts work): when one expires while its
+    messages are still invisible on the queue, this process hands them out again itself.
+    """
+    return max(1, math.ceil(lock_timeout.total_seconds() + 1))
+
+
+def _version(base: int = 0) -> int:
+    """A record version: larger than ``base`` and than any earlier version on this clock."""
+    return max(base + 1, time.time_ns() // 1000)
+
+
+def _etag(entity: Any) -> str:
+    return str(entity.metadata["etag"])
+
+
+def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _transport() -> RequestsTransport:
+    """An HTTP transport whose connection pool fits the provider's thread pool."""
+    session = requests.Session()
+    adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=64)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return RequestsTransport(session=session, session_owner=True)
+
+
+@contextlib.contextmanager
+def _mapped_errors(what: str) -> Iterator[None]:
+    """Turn driver errors the core doesn't know into ``ProviderError`` (ours pass through)."""
+    try:
+        yield
+    except AzureError as exc:
+        raise ProviderError(f"Azure Storage failed to {what}: {exc}") from exc
+
+
+@dataclass
+class _Received:
+    """A control-queue message this process holds invisible."""
+
+    queue: int
+    message_id: str
+    pop_receipt: str
+    message: OrchestrationMessage
+    dequeue_count: int
+    expires: datetime  # when the queue makes it visible again (less a margin)
+
+
+@dataclass
+class _OrchLock:
+    """The provider's state of one orchestration work item."""
+
+    token: str
+    expires: datetime
+    received: list[_Received]
+    instance_etag: str | None = None
+    sentinel_etag: str | None = None
+    sentinel_execution: str | None = None
+    sentinel_size: int = 0
+    version: int = 0
+
+
+@dataclass
+class _ActivityLock:
+    message_id: str
+    pop_receipt: str
+    expires: datetime  # the lock's own expiry
+    queue_expires: datetime  # when the queue makes the message visible again
+    task: ActivityTask
+    dequeue_count: int
+    done: bool = False
+
+
+@dataclass
+class _Sentinel:
+    etag: str
+    execution_id: str
+    history_size: int
+    version: int
+    entity: dict[str, Any] = field(default_factory=dict)
+
+
+class AzureStorageProvider(StorageProvider):
+    """Orchestrations on Azure Storage (or Azurite): Tables, Queues and Blobs.
+
+    ``connection_string``: the storage account's (``OSTINATO_AZURE_CONNECTION_STRING``);
+    ``task_hub``: 3-45 letters and digits, starting with a letter; ``partition_count``:
+    control queues (1-16; fixed for the life of a task hub); ``lease_duration``: seconds a
+    control-queue lease lasts without renewal (a killed worker's queues move after this);
+    ``max_dequeue_count``: deliveries after which a message is moved to the poison table;
+    ``partition_leases``: set ``False`` to let every worker receive from every control queue
+    (correct — the sentinel ETags still guard each instance — but with more conflicts).
+    """
+
+    capabilities = ProviderCapabilities(
+        transactional_checkpoints=False,
+        max_payload_bytes=None,
+        native_payload_bytes=QUEUE_INLINE_BYTES,
+        multi_process=True,
+        lock_expiry=True,
+    )
+
+    def __init__(
+        self,
+        connection_string: str,
+        task_hub: str = "ostinato",
+        *,
+        partition_count: int = 4,
+        lease_duration: float = 30.0,
+        max_dequeue_count: int = 10,
+        partition_leases: bool = True,
+        worker_id: str | None = None,
+        start_repair_after: float = 30.0,
+    ) -> None:
+        if not connection_string:
+            raise ConfigurationError(
+                "The Azure provider needs a connection string "
+                "(setting connection_string, or OSTINATO_AZURE_CONNECTION_STRING)"
+            )
+        if not 1 <= partition_count <= MAX_PARTITIONS:
+            raise ConfigurationError(
+                f"partition_count must be between 1 and {MAX_PARTITIONS}, not {partition_count}"
+            )
+        if max_dequeue_count < 1:
+            raise ConfigurationError("max_dequeue_count must be at least 1")
+        self.names = HubNames(validate_task_hub(task_hub), partition_count)
+        self.task_hub = task_hub
+        self.partition_count = partition_count
+        self.lease_duration = timedelta(seconds=lease_duration)
+        self.max_dequeue_count = max_dequeue_count
+        self.partition_leases = partition_leases
+        self.start_repair_after = timedelta(seconds=start_repair_after)
+        self._worker_id = worker_id
+        #: Storage operations made, by kind ("table.read", "queue.send", ...): each is billed.
+        self.operations: Counter[str] = Counter()
+        self._ops_mutex = threading.Lock()
+        try:
+            tables = TableServiceClient.from_connection_string(
+                connection_string, transport=_transport()
+            )
+            queues = QueueServiceClient.from_connection_string(
+                connection_string, transport=_transport()
+            )
+            blobs = BlobServiceClient.from_connection_string(
+                connection_string, transport=_transport()
+            )
+        except ValueError as exc:
+            raise ConfigurationError(f"Invalid Azure Storage connection string: {exc}") from exc
+        self._table_service = tables
+        self._queue_service = queues
+        self._blob_service = blobs
+        self._instances = tables.get_table_client(self.names.instances_table)
+        self._history = tables.get_table_client(self.names.history_table)
+        self._partitions_table = tables.get_table_client(self.names.partitions_table)
+        self._poison = tables.get_table_client(self.names.poison_table)
+        self._control: list[QueueClient] = [
+            queues.get_queue_client(self.names.control_queue(i)) for i in range(partition_count)
+        ]
+        self._activity_queue = queues.get_queue_client(self.names.activity_queue)
+        self._container = blobs.get_container_client(self.names.container)
+        self.blobs = BlobStore(self._container, self.count)
+        # Work items run on one pool, the storage calls they fan out on another (a task
+        # waiting for tasks queued behind it on the same pool could deadlock).
+        self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="ostinato-azure")
+        self._io = ThreadPoolExecutor(max_workers=32, thread_name_prefix="ostinato-azure-io")
+        self._mutex = threading.RLock()
+        self._buffer: dict[str, dict[str, _Received]] = {}
+        self._ready: OrderedDict[str, None] = OrderedDict()
+        self._locks: dict[str, _OrchLock] = {}
+        self._activity_locks: dict[str, _ActivityLock] = {}
+        self._in_flight: Counter[int] = Counter()
+        self._next_queue = 0
+        self._partitions: PartitionManager | None = None
+        self._set_up = False
+        self._last_repair = 0.0
+
+    # -- bookkeeping ----------------------------------------------------------------------
+    def count(self, kind: str, n: int = 1) -> None:
+        """Record ``n`` storage operations of ``kind`` (see :attr:`operations`)."""
+        with self._ops_mutex:
+            self.operations[kind] += n
+
+    def reset_operation_counts(self) -> None:
+        with self._ops_mutex:
+            self.operations.clear()
+
+    def _queue_index(self, instance_id: str) -> int:
+        return zlib.crc32(instance_id.encode("utf-8")) % self.partition_count
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def setup(self) -> None:
+        """Create the hub's tables, queues and container if missing (idempotent)."""
+        if self._set_up:
+            return
+        with _mapped_errors("create the task hub"):
+            for name in self.names.tables:
+                self.count("table.create")
+                self._table_service.create_table_if_not_exists(name)
+            for queue in [*self._control, self._activity_queue]:
+                self.count("queue.create")
+                with contextlib.suppress(ResourceExistsError):
+                    queue.create_queue()
+            self.count("blob.create")
+            with contextlib.suppress(ResourceExistsError):
+                self._container.create_container()
+        self._set_up = True
+
+    def delete_task_hub(self) -> None:
+        """Delete every table, queue and the container of this task hub."""
+        self.close()
+        for name in self.names.tables:
+            self._table_service.delete_table(name)
+        for queue in [*self._control, self._activity_queue]:
+            with contextlib.suppress(ResourceNotFoundError):
+                queue.delete_queue()
+        with contextlib.suppress(ResourceNotFoundError):
+            self._container.delete_container()
+        self._set_up = False
+
+    def close(self) -> None:
+        """Release this worker's leases (so others take its queues at once) and stop."""
+        partitions, self._partitions = self._partitions, None
+        if partitions is not None:
+            with contextlib.suppress(Exception):
+                self._put_back_buffered(None)
+            partitions.stop(release=True)
+
+    def stop_without_release(self) -> None:
+        """Stop renewing leases without releasing them (tests: simulate a dead worker)."""
+        partitions, self._partitions = self._partitions, None
+        if partitions is not None:
+            partitions.stop(release=False)
+
+    def _ensure_partitions(self, worker_id: str) -> PartitionManager | None:
+        if not self.partition_leases:
+            return None
+        if self._partitions is None:
+            with self._mutex:
+                if self._partitions is None:
+                    self.setup()
+                    manager = PartitionManager(
+                        self._partitions_table,
+                        self.partition_count,
+                        self._worker_id or worker_id,
+                        self.lease_duration,
+                        self.count,
+                        self._in_flight_of,
+                        self._drain,
+                    )
+                    manager.start()
+                    self._partitions = manager
+        return self._partitions
+
+    def _in_flight_of(self, queue: int) -> int:
+        with self._mutex:
+            return self._in_flight[queue]
+
+    def _drain(self, queue: int) -> None:
+        """A lease is being handed over: put back what we buffered from that queue."""
+        self._put_back_buffered(queue)
+
+    def _put_back_buffered(self, queue: int | None) -> None:
+        with self._mutex:
+            released: list[_Received] = []
+            for instance_id, entries in list(self._buffer.items()):
+                for key, received in list(entries.items()):
+                    if queue is None or received.queue == queue:
+                        released.append(entries.pop(key))
+                if not entries:
+                    del self._buffer[instance_id]
+                    self._ready.pop(instance_id, None)
+        for received in released:
+            self._set_visibility(received, 0)
+
+    # -- entity encoding ------------------------------------------------------------------
+    def _record_properties(self, record: InstanceRecord, version: int) -> dict[str, Any]:
+        props: dict[str, Any] = {
+            "Name": record.name,
+            "ExecutionId": record.execution_id,
+            "RuntimeStatus": record.runtime_status.value,
+            "CreatedAt": record.created_at.isoformat(),
+            "Created": record.created_at,
+            "LastUpdatedAt": record.last_updated_at.isoformat(),
+            "HistorySize": record.history_size,
+            "Version": str(version),
+        }
+        if record.parent_instance_id is not None:
+            props["ParentInstanceId"] = record.parent_instance_id
+        iid = record.instance_id
+        put_property(props, "Input", record.input, iid, self.blobs)
+        put_property(props, "Output", record.output, iid, self.blobs)
+        put_property(props, "CustomStatus", record.custom_status, iid, self.blobs)
+        failure = encode_failure(record.failure_details)
+        put_property(props, "FailureDetails", failure, iid, self.blobs)
+        return props
+
+    def _record_from(self, instance_id: str, entity: dict[str, Any]) -> InstanceRecord:
+        return InstanceRecord(
+            instance_id=instance_id,
+            name=str(entity["Name"]),
+            execution_id=str(entity["ExecutionId"]),
+            runtime_status=OrchestrationStatus(entity["RuntimeStatus"]),
+            created_at=datetime.fromisoformat(entity["CreatedAt"]),
+            last_updated_at=datetime.fromisoformat(entity["LastUpdatedAt"]),
+            input=get_property(entity, "Input", self.blobs),
+            output=get_property(entity, "Output", self.blobs),
+            custom_status=get_property(entity, "CustomStatus", self.blobs),
+            failure_details=decode_failure(get_property(entity, "FailureDetails", self.blobs)),
+            parent_instance_id=entity.get("ParentInstanceId"),
+            history_size=int(entity.get("HistorySize", 0)),
+        )
+
+    def _read_row(self, instance_id: str) -> Any | None:
+        self.count("table.read")
+        try:
+            return self._instances.get_entity(instance_id, _SENTINEL)
+        except ResourceNotFoundError:
+            return None
+
+    def _read_sentinel(self, instance_id: str) -> _Sentinel | None:
+        self.count("table.read")
+        try:
+            entity = self._history.get_entity(instance_id, _SENTINEL)
+        except ResourceNotFoundError:
+            return None
+        return self._sentinel_from(entity)
+
+    def _sentinel_from(self, entity: Any) -> _Sentinel:
+        return _Sentinel(
+            etag=_etag(entity),
+            execution_id=str(entity.get("ExecutionId", "")),
+            history_size=int(entity.get("HistorySize", 0)),
+            version=int(entity.get("Version", "0")),
+            entity=dict(entity),
+        )
+
+    # -- queue messages -------------------------------------------------------------------
+    def _encode_body(self, instance_id: str, text: str) -> str:
+        if xml_size(text) <= QUEUE_INLINE_BYTES:
+            return text
+        return json.dumps({"$blob": self.blobs.put(instance_id, text), "instance_id": instance_id})
+
+    def _decode_body(self, body: str) -> str:
+        if body.startswith('{"$blob"'):
+            return self.blobs.get(json.loads(body)["$blob"])
+        return body
+
+    def _send_orchestration_message(self, message: OrchestrationMessage) -> None:
+        body = self._encode_body(message.instance_id, message.to_json())
+        delay = 0
+        if message.visible_at is not None:
+            remaining = message.visible_at - utcnow()
+            delay = max(0, math.ceil(min(remaining, MAX_VISIBILITY).total_seconds()))
+        self.count("queue.send")
+        self._control[self._queue_index(message.instance_id)].send_message(
+            body, visibility_timeout=delay or None, time_to_live=-1
+        )
+
+    def _send_activity(self, task: ActivityTask) -> None:
+        self.count("queue.send")
+        self._activity_queue.send_message(
+            self._encode_body(task.instance_id, task.to_json()), time_to_live=-1
+        )
+
+    def _set_visibility(self, received: _Received, seconds: int) -> bool:
+        self.count("queue.update")
+        try:
+            self._control[received.queue].update_message(
+                received.message_id, pop_receipt=received.pop_receipt, visibility_timeout=seconds
+            )
+        except (ResourceNotFoundError, HttpResponseError):
+            return False
+        return True
+
+    def _delete_received(self, received: _Received) -> None:
+        self.count("queue.delete")
+        try:
+            self._control[received.queue].delete_message(
+                received.message_id, pop_receipt=received.pop_receipt
+            )
+        except ResourceNotFoundError:
+            # Its visibility lapsed and someone else holds it now: it is redelivered, and
+            # the core's deduplication drops it.
+            log.debug("Control message %s was already taken or deleted", received.message_id)
+
+    # -- client side ----------------------------------------------------------------------
+    def create_instance(
+        self, record: InstanceRecord, start: OrchestrationMessage, policy: ReuseIdPolicy
+    ) -> None:
+        """Atomic start: conditional insert / ETag replace of the instance row, then enqueue.
+
+        The row carries ``StartDeadline`` and the encoded start message: if the client dies
+        between the row write and the enqueue, the next create of that id (or a worker's
+        repair sweep) re-sends the start once the deadline passed. A duplicate start of the
+        same execution is dropped by the core, so re-sending is always safe.
+        """
+        self.setup()
+        instance_id = record.instance_id
+        with _mapped_errors("create an instance"):
+            body = self._encode_body(instance_id, start.to_json())
+            ready_at = max(utcnow(), start.visible_at or utcnow())
+            entity: dict[str, Any] = {"PartitionKey": instance_id, "RowKey": _SENTINEL}
+            entity.update(self._record_properties(record, _version()))
+            entity["StartDeadline"] = ready_at + self.start_repair_after
+            put_property(entity, "PendingStart", body, instance_id, self.blobs)
+            replaced = False
+            while True:
+                self.count("table.insert")
+                try:
+                    self._instances.create_entity(entity)
+                    break
+                except ResourceExistsError:
+                    pass
+                row = self._read_row(instance_id)
+                if row is None:
+                    continue
+                status = OrchestrationStatus(row["RuntimeStatus"])
+                if status not in policy.replaceable_statuses:
+                    self._repair_start(instance_id, row)
+                    raise InstanceAlreadyExistsError(instance_id, status)
+                entity["Version"] = str(_version(int(row.get("Version", "0"))))
+                self.count("table.update")
+                try:
+                    self._instances.update_entity(
+                        entity,
+                        mode=UpdateMode.REPLACE,
+                        etag=_etag(row),
+                        match_condition=MatchConditions.IfNotModified,
+                    )
+                except (ResourceModifiedError, ResourceNotFoundError):
+                    continue  # someone else won the race: look again
+                replaced = True
+                break
+            if replaced:
+                self._delete_history(instance_id)
+            self.count("queue.send")
+            self._control[self._queue_index(instance_id)].send_message(
+                body,
+                visibility_timeout=self._delay_of(start) or None,
+                time_to_live=-1,
+            )
+        self.changes.notify()
+
+    def _delay_of(self, message: OrchestrationMessage) -> int:
+        if message.visible_at is None:
+            return 0
+        remaining = message.visible_at - utcnow()
+        return max(0, math.ceil(min(remaining, MAX_VISIBILITY).total_seconds()))
+
+    def _repair_start(self, instance_id: str, row: Any) -> bool:
+        """Re-send the start of a PENDING instance whose start may have been lost."""
+        if row.get("RuntimeStatus") != OrchestrationStatus.PENDING.value:
+            return False
+        deadline = row.get("StartDeadline")
+        if deadline is None or deadline > utcnow():
+            return False
+        body = get_property(row, "PendingStart", self.blobs)
+        if body is None:
+            return False
+        update = {
+            "PartitionKey": instance_id,
+            "RowKey": _SENTINEL,
+            "StartDeadline": utcnow() + self.start_repair_after * 4,
+        }
+        self.count("table.update")
+        try:  # claim the repair first, so concurrent repairers send it once
+            self._instances.update_entity(
+                update,
+                mode=UpdateMode.MERGE,
+                etag=_etag(row),
+                match_condition=MatchConditions.IfNotModified,
+            )
+        except (ResourceModifiedError, ResourceNotFoundError):
+            return False
+        message = OrchestrationMessage.from_json(self._decode_body(body))
+        log.warning("Re-sending the start message of '%s' (its client may have died)", instance_id)
+        self.count("queue.send")
+        self._control[self._queue_index(instance_id)].send_message(
+            body, visibility_timeout=self._delay_of(message) or None, time_to_live=-1
+        )
+        return True
+
+    def repair_pending_starts(self) -> int:
+        """Re-send lost start messages of PENDING instances past their deadline."""
+        now = utcnow()
+        self.count("table.query")
+        rows = list(
+            self._instances.query_entities(
+                "RuntimeStatus eq 'PENDING' and StartDeadline lt @now", parameters={"now": now}
+            )
+        )
+        return sum(self._repair_start(str(row["PartitionKey"]), row) for row in rows)
+
+    def send_message(self, message: OrchestrationMessage) -> None:
+        with _mapped_errors("send a message"):
+            self.setup()
+            self._send_orchestration_message(message)
+        self.changes.notify()
+
+    def get_instance(self, instance_id: str) -> InstanceRecord | None:
+        with _mapped_errors("read an instance"):
+            self.setup()
+            row = self._read_row(instance_id)
+            return None if row is None else self._record_from(instance_id, row)
+
+    def get_history(self, instance_id: str) -> list[HistoryEvent]:
+        with _mapped_errors("read a history"):
+            self.setup()
+            self.count("table.query")
+            rows = list(
+                self._history.query_entities("PartitionKey eq @pk", parameters={"pk": instance_id})
+            )
+            sentinel = next((r for r in rows if r["RowKey"] == _SENTINEL), None)
+            if sentinel is None:
+                return []
+            execution = str(sentinel.get("ExecutionId", ""))
+            size = int(sentinel.get("HistorySize", 0))
+            prefix = execution + "."
+            events: list[tuple[int, HistoryEvent]] = []
+            for row in rows:
+                key = str(row["RowKey"])
+                if not key.startswith(prefix):
+                    continue
+                seq = int(key[len(prefix) :])
+                if seq < size:
+                    text = get_property(row, "Event", self.blobs)
+                    assert text is not None
+                    events.append((seq, history.loads(text)))
+            events.sort(key=lambda pair: pair[0])
+            return [event for _, event in events]
+
+    def query_instances(self, query: InstanceQuery) -> Page[InstanceRecord]:
+        with _mapped_errors("query instances"):
+            self.setup()
+            clauses = ["RowKey eq ''"]
+            parameters: dict[str, Any] = {}
+            if query.runtime_status is not None:
+                if not query.runtime_status:
+                    return Page(items=[])
+                statuses = sorted(s.value for s in query.runtime_status)
+                clauses.append("(" + " or ".join(f"RuntimeStatus eq '{s}'" for s in statuses) + ")")
+            if query.instance_id_prefix:
+                prefix = query.instance_id_prefix
+                clauses.append("PartitionKey ge @lo and PartitionKey lt @hi")
+                parameters["lo"] = prefix
+                parameters["hi"] = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+            if query.continuation_token is not None:
+                clauses.append("PartitionKey gt @after")
+                parameters["after"] = query.continuation_token
+            if query.created_from is not None:
+                clauses.append("Created ge @cfrom")
+                parameters["cfrom"] = query.created_from - timedelta(milliseconds=1)
+            if query.created_to is not None:
+                clauses.append("Created le @cto")
+                parameters["cto"] = query.created_to + timedelta(milliseconds=1)
+            self.count("table.query")
+            pages = self._instances.query_entities(
+                " and ".join(clauses),
+                parameters=parameters,
+                results_per_page=min(1000, query.page_size + 1),
+            ).by_page()
+            found: list[InstanceRecord] = []
+            for page in pages:
+                for row in page:
+                    record = self._record_from(str(row["PartitionKey"]), row)
+                    if query.matches(record):
+                        found.append(record)
+                if len(found) > query.page_size:
+                    break
+                self.count("table.query")
+            found.sort(key=lambda r: r.instance_id)
+            items = found[: query.page_size]
+            token = items[-1].instance_id if len(found) > query.page_size else None
+            return Page(items=items, continuation_token=token)
+
+    def purge_instance(
+        self, instance_id: str, only_if_status: Collection[OrchestrationStatus]
+    ) -> bool:
+        """Delete the instance if its status allows: history and blobs first, the row last.
+
+        The status check is the ETag-conditional delete of the row; a crash midway leaves the
+        row (with its status) so purging again finishes the job. Messages still in the
+        queues for a purged instance are consumed and dropped by the core when they arrive.
+        """
+        with _mapped_errors("purge an instance"):
+            self.setup()
+            row = self._read_row(instance_id)
+            if row is None or OrchestrationStatus(row["RuntimeStatus"]) not in only_if_status:
+                return False
+            self._delete_history(instance_id)
+            self.blobs.delete_instance(instance_id)
+            self.count("table.delete")
+            try:
+                self._instances.delete_entity(
+                    instance_id,
+                    _SENTINEL,
+                    etag=_etag(row),
+                    match_condition=MatchConditions.IfNotModified,
+                )
+            except (ResourceModifiedError, ResourceNotFoundError):
+                return False
+            return True
+
+    def _delete_history(self, instance_id: str, keep: str | None = None) -> None:
+        """Delete history rows of the instance (all, or all but those with prefix ``keep``)."""
+        self.count("table.query")
+        keys = [
+            str(e["RowKey"])
+            for e in self._history.query_entities(
+                "PartitionKey eq @pk", parameters={"pk": instance_id}, select=["RowKey"]
+            )
+        ]
+        if keep is not None:
+            keys = [k for k in keys if k != _SENTINEL and not k.startswith(keep)]
+        self._delete_rows(instance_id, keys)
+
+    def _delete_rows(self, instance_id: str, keys: list[str]) -> None:
+        for chunk in _chunks(keys, 100):
+            self.count("table.batch")
+            try:
+                self._history.submit_transaction(
+                    [("delete", {"PartitionKey": instance_id, "RowKey": k}) for k in chunk]
+                )
+            except TableTransactionError:
+                for key in chunk:  # some were gone already: one by one
+                    self.count("table.delete")
+                    self._history.delete_entity(instance_id, key)
+
+    # -- orchestration work items ---------------------------------------------------------
+    def lock_next_orchestration_work_item(
+        self, worker_id: str, lock_timeout: timedelta
+    ) -> OrchestrationWorkItem | None:
+        items = self.lock_next_orchestration_work_items(worker_id, lock_timeout, 1)
+        return items[0] if items else None
+
+    def lock_next_orchestration_work_items(
+        self, worker_id: str, lock_timeout: timedelta, max_count: int
+    ) -> list[OrchestrationWorkItem]:
+        """Receive up to 32 messages per owned control queue, group them per instance.
+
+        An instance already in a work item of this process keeps its new messages buffered
+        until that item is done, so one instance is in one work item at a time.
+        """
+        with _mapped_errors("lock orchestration work items"):
+            self.setup()
+            partitions = self._ensure_partitions(worker_id)
+            self._maybe_repair()
+            queues = (
+                partitions.receivable()
+                if partitions is not None
+                else list(range(self.partition_count))
+            )
+            taken = self._take_ready(max_count, lock_timeout)
+            if len(taken) < max_count and queues:
+                start = self._next_queue % len(queues)
+                self._next_queue += 1
+                order = queues[start:] + queues[:start]
+                for queue in order:
+                    self._receive(queue, lock_timeout)
+                    taken += self._take_ready(max_count - len(taken), lock_timeout)
+                    if len(taken) >= max_count:
+                        break
+            if not taken:
+                return []
+            return list(self._pool.map(self._load_item, taken))
+
+    def _maybe_repair(self) -> None:
+        """Every few lease periods the owner of queue 0 re-sends lost start messages."""
+        if self._partitions is not None and not self._partitions.owns(0):
+            return
+        now = time.monotonic()
+        interval = max(self.start_repair_after.total_seconds(), 5.0)
+        if now - self._last_repair < interval:
+            return
+        self._last_repair = now
+        try:
+            self.repair_pending_starts()
+        except AzureError:
+            log.exception("Repairing lost start messages failed")
+
+    def _receive(self, queue: int, lock_timeout: timedelta) -> None:
+        seconds = _visibility_seconds(lock_timeout)
+        self.count("queue.receive")
+        messages = list(
+            self._control[queue].receive_messages(
+                messages_per_page=32, max_messages=32, visibility_timeout=seconds
+            )
+        )
+        if not messages:
+            return
+        now = utcnow()
+        expires = now + timedelta(seconds=seconds) - _MARGIN
+        accepted: list[_Received] = []
+        for raw in messages:
+            try:
+                message = OrchestrationMessage.from_json(self._decode_body(str(raw.content)))
+            except Exception as exc:  # noqa: BLE001 - an undecodable message is poison
+                self._poison_message(queue, raw, f"undecodable message: {exc!r}")
+                continue
+            dequeues = int(raw.dequeue_count or 1)
+            if dequeues > self.max_dequeue_count:
+                self._poison_message(
+                    queue,
+                    raw,
+                    f"delivered {dequeues} times without being completed "
+                    f"(max_dequeue_count={self.max_dequeue_count})",
+                    message.instance_id,
+                )
+                continue
+            if message.visible_at is not None and message.visible_at > now:
+                self._rearm(queue, raw, message)  # a long timer's next hop
+                continue
+            accepted.append(
+                _Received(queue, raw.id, str(raw.pop_receipt), message, dequeues, expires)
+            )
+        with self._mutex:
+            for received in accepted:
+                iid = received.message.instance_id
+                self._buffer.setdefault(iid, {})[received.message_id] = received
+                self._ready[iid] = None
+
+    def _rearm(self, queue: int, raw: QueueMessage, message: OrchestrationMessage) -> None:
+        self._send_orchestration_message(message)
+        self.count("queue.delete")
+        with contextlib.suppress(ResourceNotFoundError):
+            self._control[queue].delete_message(raw.id, pop_receipt=raw.pop_receipt)
+
+    def _poison_message(
+        self, queue: int, raw: QueueMessage, reason: str, instance_id: str = ""
+    ) -> None:
+        log.error("Moving control-queue message %s to the poison table: %s", raw.id, reason)
+        self._store_poison(self.names.control_queue(queue), raw, reason, instance_id)
+        self.count("queue.delete")
+        with contextlib.suppress(ResourceNotFoundError):
+            self._control[queue].delete_message(raw.id, pop_receipt=raw.pop_receipt)
+
+    def _store_poison(self, queue_name: str, raw: QueueMessage, reason: str, iid: str) -> None:
+        entity: dict[str, Any] = {
+            "PartitionKey": "poison",
+            "RowKey": str(raw.id),
+            "Queue": queue_name,
+            "InstanceId": iid,
+            "DequeueCount": int(raw.dequeue_count or 0),
+            "Reason": reason,
+            "PoisonedAt": utcnow(),
+        }
+        put_property(entity, "Body", str(raw.content), iid or "poison", self.blobs)
+        self.count("table.upsert")
+        self._poison.upsert_entity(entity, mode=UpdateMode.REPLACE)
+
+    def list_poison_messages(self) -> list[dict[str, Any]]:
+        """Messages moved to the poison table: id, queue, instance, dequeue count, reason."""
+        self.setup()
+        self.count("table.query")
+        return [
+            {
+                "id": row["RowKey"],
+                "queue": row["Queue"],
+                "instance_id": row.get("InstanceId", ""),
+                "dequeue_count": row.get("DequeueCount", 0),
+                "reason": row["Reason"],
+                "poisoned_at": row.get("PoisonedAt"),
+            }
+            for row in self._poison.query_entities("PartitionKey eq 'poison'")
+        ]
+
+    def replay_poison_message(self, message_id: str) -> None:
+        """Put a poison message back on its queue (with a fresh dequeue count)."""
+        self.setup()
+        self.count("table.read")
+        row = self._poison.get_entity("poison", message_id)
+        body = get_property(row, "Body", self.blobs)
+        assert body is not None
+        self.count("queue.send")
+        self._queue_service.get_queue_client(str(row["Queue"])).send_message(body, time_to_live=-1)
+        self.count("table.delete")
+        self._poison.delete_entity("poison", message_id)
+
+    def _take_ready(self, max_count: int, lock_timeout: timedelta) -> list[tuple[str, _OrchLock]]:
+        """Turn buffered messages of unlocked instances into locked work items."""
+        taken: list[tuple[str, _OrchLock]] = []
+        if max_count <= 0:
+            return taken
+        now = utcnow()
+        with self._mutex:
+            self._reclaim_expired(now)
+            for instance_id in list(self._ready):
+                if len(taken) >= max_count:
+                    break
+                lock = self._locks.get(instance_id)
+                if lock is not None and lock.expires > now:
+                    continue  # in a work item: its new messages wait for the next one
+                del self._ready[instance_id]
+                entries = self._buffer.pop(instance_id, {})
+                received = [r for r in entries.values() if r.expires > now + _MARGIN]
+                if not received:
+                    continue  # their visibility lapsed: they come back from the queue
+                received.sort(key=lambda r: r.message_id)
+                new_lock = _OrchLock(
+                    token=new_lock_token(),
+                    expires=min([now + lock_timeout] + [r.expires for r in received]),
+                    received=received,
+                )
+                self._locks[instance_id] = new_lock
+                for r in received:
+                    self._in_flight[r.queue] += 1
+                taken.append((instance_id, new_lock))
+        return taken
+
+    def _reclaim_expired(self, now: datetime) -> None:
+        """Expired locks whose messages we still hold: their messages are ready again."""
+        for instance_id, lock in list(self._locks.items()):
+            if lock.expires > now:
+                continue
+            del self._locks[instance_id]
+            entries = self._buffer.setdefault(instance_id, {})
+            for r in lock.received:
+                self._in_flight[r.queue] -= 1
+                if r.expires > now + _MARGIN:
+                    entries.setdefault(r.message_id, r)
+            if entries:
+                self._ready[instance_id] = None
+            else:
+                del self._buffer[instance_id]
+
+    def _load_item(self, pair: tuple[str, _OrchLock]) -> OrchestrationWorkItem:
+        """Read the instance row and the history sentinel; repair a stale row."""
+        instance_id, lock = pair
+        row = self._read_row(instance_id)
+        sentinel = self._read_sentinel(instance_id)
+        record = None if row is None else self._record_from(instance_id, row)
+        lock.instance_etag = None if row is None else _etag(row)
+        lock.version = 0 if row is None else int(row.get("Version", "0"))
+        if sentinel is not None:
+            lock.sentinel_etag = sentinel.etag
+            lock.sentinel_execution = sentinel.execution_id
+            lock.sentinel_size = sentinel.history_size
+            if sentinel.version > lock.version and "Name" in sentinel.entity:
+                # The last checkpoint wrote its history but not the instance row: the
+                # sentinel holds the record that history implies. Repair the row now.
+                record = self._record_from(instance_id, sentinel.entity)
+                self._repair_row(instance_id, lock, sentinel)
+        return OrchestrationWorkItem(
+            instance_id=instance_id,
+            messages=[r.message for r in lock.received],
+            instance=record,
+            lock_token=lock.token,
+            locked_until=lock.expires,
+            history=None,
+            dequeue_count=max(r.dequeue_count for r in lock.received),
+            provider_data=lock,
+        )
+
+    def _repair_row(self, instance_id: str, lock: _OrchLock, sentinel: _Sentinel) -> None:
+        entity = {k: v for k, v in sentinel.entity.items() if k not in ("HistorySize",)}
+        entity["HistorySize"] = sentinel.history_size
+        entity["PartitionKey"] = instance_id
+        entity["RowKey"] = _SENTINEL
+        log.warning("Repairing the stale instance row of '%s' from its history", instance_id)
+        try:
+            if lock.instance_etag is None:
+                self.count("table.insert")
+                meta = self._instances.create_entity(entity)
+            else:
+                self.count("table.update")
+                meta = self._instances.update_entity(
+                    entity,
+                    mode=UpdateMode.REPLACE,
+                    etag=lock.instance_etag,
+                    match_condition=MatchConditions.IfNotModified,
+                )
+        except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
+            return  # someone else wrote it; the checkpoint's conditional write decides
+        lock.instance_etag = str(meta["etag"])
+        lock.version = sentinel.version
+
+    def _held(self, item: OrchestrationWorkItem) -> _OrchLock:
+        lock = item.provider_data
+        with self._mutex:
+            current = self._locks.get(item.instance_id)
+        if (
+            not isinstance(lock, _OrchLock)
+            or current is not lock
+            or lock.token != item.lock_token
+            or lock.expires <= utcnow()
+        ):
+            raise WorkItemLockLost(f"Lock on instance '{item.instance_id}' was lost")
+        return lock
+
+    def _unlock(self, item: OrchestrationWorkItem, lock: _OrchLock) -> None:
+        with self._mutex:
+            if self._locks.get(item.instance_id) is lock:
+                del self._locks[item.instance_id]
+                for r in lock.received:
+                    self._in_flight[r.queue] -= 1
+            if item.instance_id in self._buffer:
+                self._ready[item.instance_id] = None
+
+    def _release_lost(self, item: OrchestrationWorkItem, lock: _OrchLock) -> WorkItemLockLost:
+        """Another writer owns the instance: make our messages visible again at once."""
+        for received in lock.received:
+            self._set_visibility(received, 0)
+        self._unlock(item, lock)
+        return WorkItemLockLost(
+            f"Instance '{item.instance_id}' was changed by another worker; step dropped"
+        )
+
+    def complete_orchestration_work_item(
+        self, item: OrchestrationWorkItem, checkpoint: OrchestrationCheckpoint
+    ) -> None:
+        """Write the checkpoint in the crash-safe order (see ``README.md``).
+
+        1. outbound messages and activity tasks; 2. history rows in batches of at most 99
+        rows plus the sentinel, each conditional on the sentinel's ETag; 3. the instance row,
+        ETag-conditional; 4. delete the consumed messages.
+        """
+        lock = self._held(item)
+        try:
+            with _mapped_errors("complete an orchestration work item"):
+                self._complete(item, lock, checkpoint)
+        except WorkItemLockLost:
+            raise
+        except Exception:
+            self._unlock(item, lock)
+            raise
+        self.changes.notify()
+
+    def _complete(
+        self, item: OrchestrationWorkItem, lock: _OrchLock, checkpoint: OrchestrationCheckpoint
+    ) -> None:
+        instance_id = item.instance_id
+        # 1. Outbound messages: a crash after this duplicates them, never loses them.
+        sends: list[Callable[[], None]] = [
+            (lambda t=t: self._send_activity(t)) for t in checkpoint.activity_tasks
+        ] + [(lambda m=m: self._send_orchestration_message(m)) for m in checkpoint.messages]
+        for future in [self._io.submit(fn) for fn in sends]:
+            future.result()
+        # 2. History rows, each batch guarded by the sentinel's ETag.
+        version = _version(lock.version)
+        old_execution: str | None = None
+        old_size = 0
+        if checkpoint.new_history or checkpoint.reset_history:
+            record = checkpoint.instance
+            execution = record.execution_id if record is not None else lock.sentinel_execution
+            assert execution is not None
+            fresh = (
+                checkpoint.reset_history
+                or lock.sentinel_etag is None
+                or lock.sentinel_execution != execution
+            )
+            base = 0 if fresh else lock.sentinel_size
+            if fresh and lock.sentinel_execution and lock.sentinel_execution != execution:
+                old_execution, old_size = lock.sentinel_execution, lock.sentinel_size
+            rows: list[dict[str, Any]] = []
+            for offset, event in enumerate(checkpoint.new_history):
+                row: dict[str, Any] = {
+                    "PartitionKey": instance_id,
+                    "RowKey": f"{execution}.{base + offset:08d}",
+                    "EventType": event.event_type.value,
+                }
+                put_property(row, "Event", history.dumps(event), instance_id, self.blobs)
+                rows.append(row)
+            chunks = list(_chunks(rows, HISTORY_BATCH_ROWS)) or [[]]
+            etag = lock.sentinel_etag
+            for number, chunk in enumerate(chunks):
+                last = number == len(chunks) - 1
+                sentinel: dict[str, Any] = {"PartitionKey": instance_id, "RowKey": _SENTINEL}
+                mode = UpdateMode.REPLACE
+                if last:
+                    if record is not None:
+                        sentinel.update(self._record_properties(record, version))
+                    else:
+                        sentinel["Version"] = str(lock.version)
+                    sentinel["ExecutionId"] = execution
+                    sentinel["HistorySize"] = base + len(rows)
+                else:
+                    # Earlier batches only check and bump the sentinel: their rows stay
+                    # invisible (beyond HistorySize) until the last batch commits.
+                    sentinel["Touched"] = utcnow()
+                    mode = UpdateMode.MERGE
+                if etag is None:
+                    op: Any = ("create", sentinel)
+                else:
+                    op = (
+                        "update",
+                        sentinel,
+                        {
+                            "mode": mode,
+                            "etag": etag,
+                            "match_condition": MatchConditions.IfNotModified,
+                        },
+                    )
+                operations = [op] + [("upsert", r, {"mode": UpdateMode.REPLACE}) for r in chunk]
+                self.count("table.batch")
+                try:
+                    result = self._history.submit_transaction(operations)
+                except TableTransactionError as exc:
+                    if exc.status_code in (404, 409, 412):
+                        raise self._release_lost(item, lock) from exc
+                    raise
+                etag = str(result[0]["etag"])
+            lock.sentinel_etag = etag
+        # 3. The instance row, conditional on what we read at lock time.
+        if checkpoint.instance is not None:
+            entity: dict[str, Any] = {"PartitionKey": instance_id, "RowKey": _SENTINEL}
+            entity.update(self._record_properties(checkpoint.instance, version))
+            try:
+                if lock.instance_etag is None:
+                    self.count("table.insert")
+                    self._instances.create_entity(entity)
+                else:
+                    self.count("table.update")
+                    self._instances.update_entity(
+                        entity,
+                        mode=UpdateMode.REPLACE,
+                        etag=lock.instance_etag,
+                        match_condition=MatchConditions.IfNotModified,
+                    )
+            except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError) as exc:
+                raise self._release_lost(item, lock) from exc
+        # 4. Consume the messages, last.
+        for future in [self._io.submit(self._delete_received, r) for r in lock.received]:
+            future.result()
+        self._unlock(item, lock)
+        # Housekeeping: the previous execution's rows (continue-as-new) are garbage now.
+        if old_execution is not None and old_size:
+            keys = [f"{old_execution}.{i:08d}" for i in range(old_size)]
+            try:
+                self._delete_rows(instance_id, keys)
+            except AzureError:
+                log.warning("Deleting old history rows of '%s' failed", instance_id)
+
+    def complete_orchestration_work_items(
+        self, batch: Sequence[tuple[OrchestrationWorkItem, OrchestrationCheckpoint]]
+    ) -> list[Exception | None]:
+        """Complete the items concurrently (each one is independent on this provider)."""
+
+        def one(pair: tuple[OrchestrationWorkItem, OrchestrationCheckpoint]) -> Exception | None:
+            try:
+                self.complete_orchestration_work_item(*pair)
+            except Exception as exc:  # noqa: BLE001 - reported per item
+                return exc
+            return None
+
+        if len(batch) <= 1:
+            return [one(pair) for pair in batch]
+        return list(self._pool.map(one, batch))
+
+    def abandon_orchestration_work_item(
+        self, item: OrchestrationWorkItem, delay: timedelta | None = None
+    ) -> None:
+        lock = self._held(item)
+        seconds = 0 if not delay else math.ceil(delay.total_seconds())
+        with _mapped_errors("abandon an orchestration work item"):
+            for received in lock.received:
+                self._set_visibility(received, seconds)
+        self._unlock(item, lock)
+        self.changes.notify()
+
+    def renew_orchestration_work_item_lock(
+        self, item: OrchestrationWorkItem, lock_timeout: timedelta
+    ) -> None:
+        lock = self._held(item)
+        seconds = _visibility_seconds(lock_timeout)
+        with _mapped_errors("renew an orchestration lock"):
+            for received in lock.received:
+                self.count("queue.update")
+                try:
+                    receipt = self._control[received.queue].update_message(
+                        received.message_id,
+                        pop_receipt=received.pop_receipt,
+                        visibility_timeout=seconds,
+                    )
+                except ResourceNotFoundError as exc:
+                    raise self._release_lost(item, lock) from exc
+                received.pop_receipt = str(receipt.pop_receipt)
+        now = utcnow()
+        for received in lock.received:
+            received.expires = now + timedelta(seconds=seconds) - _MARGIN
+        lock.expires = now + lock_timeout
+        item.locked_until = lock.expires
+
+    # -- activity work items --------------------------------------------------------------
+    def lock_next_activity_work_item(
+        self, worker_id: str, lock_timeout: timedelta
+    ) -> ActivityWorkItem | None:
+        items = self.lock_next_activity_work_items(worker_id, lock_timeout, 1)
+        return items[0] if items else None
+
+    def lock_next_activity_work_items(
+        self, worker_id: str, lock_timeout: timedelta, max_count: int
+    ) -> list[ActivityWorkItem]:
+        """Receive up to ``min(max_count, 32)`` activity tasks (one storage call).
+
+        Tasks whose (exact, in-process) lock expired while the queue still hides them are
+        handed out again first.
+        """
+        now = utcnow()
+        items: list[ActivityWorkItem] = []
+        with self._mutex:
+            for key, old in list(self._activity_locks.items()):
+                if old.done or old.queue_expires <= now + _MARGIN:
+                    del self._activity_locks[key]
+                elif old.expires <= now and len(items) < max_count:
+                    old.done = True
+                    old.dequeue_count += 1
+                    items.append(self._activity_item(old, lock_timeout, now, old.pop_receipt))
+        count = min(32, max_count - len(items))
+        if count <= 0:
+            return items
+        seconds = _visibility_seconds(lock_timeout)
+        with _mapped_errors("lock activity work items"):
+            self.setup()
+            self.count("queue.receive")
+            messages = list(
+                self._activity_queue.receive_messages(
+                    messages_per_page=count, max_messages=count, visibility_timeout=seconds
+                )
+            )
+            now = utcnow()
+            queue_expires = now + timedelta(seconds=seconds) - _MARGIN
+            for raw in messages:
+                try:
+                    task = ActivityTask.from_json(self._decode_body(str(raw.content)))
+                except Exception as exc:  # noqa: BLE001 - an undecodable message is poison
+                    self._poison_activity(raw, f"undecodable message: {exc!r}", None)
+                    continue
+                dequeues = int(raw.dequeue_count or 1)
+                if dequeues > self.max_dequeue_count:
+                    self._poison_activity(
+                        raw,
+                        f"delivered {dequeues} times without being completed "
+                        f"(max_dequeue_count={self.max_dequeue_count})",
+                        task,
+                    )
+                    continue
+                held = _ActivityLock(
+                    str(raw.id), str(raw.pop_receipt), now, queue_expires, task, dequeues
+                )
+                with self._mutex:
+                    items.append(self._activity_item(held, lock_timeout, now, held.pop_receipt))
+            return items
+
+    def _activity_item(
+        self, held: _ActivityLock, lock_timeout: timedelta, now: datetime, receipt: str
+    ) -> ActivityWorkItem:
+        lock = _ActivityLock(
+            held.message_id,
+            receipt,
+            min(now + lock_timeout, held.queue_expires),
+            held.queue_expires,
+            held.task,
+            held.dequeue_count,
+        )
+        self._activity_locks[lock.message_id] = lock
+        return ActivityWorkItem(
+            task=lock.task,
+            lock_token=new_lock_token(),
+            locked_until=lock.expires,
+            dequeue_count=lock.dequeue_count,
+            provider_data=lock,
+        )
+
+    def _poison_activity(self, raw: QueueMessage, reason: str, task: ActivityTask | None) -> None:
+        """Park the task and fail it in its orchestration, so nothing waits forever."""
+        log.error("Moving activity message %s to the poison table: %s", raw.id, reason)
+        self._store_poison(self.names.activity_queue, raw, reason, task.instance_id if task else "")
+        if task is not None:
+            failure = FailureDetails("PoisonMessageError", f"Activity {task.name!r}: {reason}")
+            self._send_orchestration_message(
+                OrchestrationMessage(
+                    instance_id=task.instance_id,
+                    execution_id=task.execution_id,
+                    event=TaskFailed(task_scheduled_id=task.task_id, failure=failure),
+                )
+            )
+        self.count("queue.delete")
+        with contextlib.suppress(ResourceNotFoundError):
+            self._activity_queue.delete_message(raw.id, pop_receipt=raw.pop_receipt)
+
+    def _held_activity(self, item: ActivityWorkItem) -> _ActivityLock:
+        lock = item.provider_data
+        with self._mutex:
+            current = self._activity_locks.get(getattr(lock, "message_id", ""))
+        if (
+            not isinstance(lock, _ActivityLock)
+            or current is not lock
+            or lock.done
+            or lock.expires <= utcnow()
+        ):
+            raise WorkItemLockLost(
+                f"Lock on activity task {item.task.name!r} of '{item.task.instance_id}' was lost"
+            )
+        return lock
+
+    def complete_activity_work_item(
+        self, item: ActivityWorkItem, result: OrchestrationMessage
+    ) -> None:
+        """Enqueue the result, then delete the task (a crash between: it runs again)."""
+        lock = self._held_activity(item)
+        with _mapped_errors("complete an activity work item"):
+            self._send_orchestration_message(result)
+            self.count("queue.delete")
+            try:
+                self._activity_queue.delete_message(lock.message_id, pop_receipt=lock.pop_receipt)
+            except ResourceNotFoundError as exc:
+                raise WorkItemLockLost(
+                    f"Activity task {item.task.name!r} was taken by another worker"
+                ) from exc
+            finally:
+                lock.done = True
+        self.changes.notify()
+
+    def complete_activity_work_items(
+        self, batch: Sequence[tuple[ActivityWorkItem, OrchestrationMessage]]
+    ) -> list[Exception | None]:
+        def one(pair: tuple[ActivityWorkItem, OrchestrationMessage]) -> Exception | None:
+            try:
+                self.complete_activity_work_item(*pair)
+            except Exception as exc:  # noqa: BLE001 - reported per item
+                return exc
+            return None
+
+        if len(batch) <= 1:
+            return [one(pair) for pair in batch]
+        return list(self._pool.map(one, batch))
+
+    def abandon_activity_work_item(
+        self, item: ActivityWorkItem, delay: timedelta | None = None
+    ) -> None:
+        lock = self._held_activity(item)
+        seconds = 0 if not delay else math.ceil(delay.total_seconds())
+        with _mapped_errors("abandon an activity work item"):
+            self.count("queue.update")
+            try:
+                self._activity_queue.update_message(
+                    lock.message_id, pop_receipt=lock.pop_receipt, visibility_timeout=seconds
+                )
+            except ResourceNotFoundError as exc:
+                raise WorkItemLockLost("Activity task was taken by another worker") from exc
+            finally:
+                lock.done = True
+        self.changes.notify()
+
+    def renew_activity_work_item_lock(
+        self, item: ActivityWorkItem, lock_timeout: timedelta
+    ) -> None:
+        lock = self._held_activity(item)
+        seconds = _visibility_seconds(lock_timeout)
+        with _mapped_errors("renew an activity lock"):
+            self.count("queue.update")
+            try:
+                receipt = self._activity_queue.update_message(
+                    lock.message_id, pop_receipt=lock.pop_receipt, visibility_timeout=seconds
+                )
+            except ResourceNotFoundError as exc:
+                lock.done = True
+                raise WorkItemLockLost("Activity task was taken by another worker") from exc
+        now = utcnow()
+        lock.pop_receipt = str(receipt.pop_receipt)
+        lock.queue_expires = now + timedelta(seconds=seconds) - _MARGIN
+        lock.expires = now + lock_timeout
+        item.locked_until = lock.expires
+
+
+__all__ = ["AzureStorageProvider"]

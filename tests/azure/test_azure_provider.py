@@ -1,0 +1,266 @@
+"""Azure-specific behaviour on Azurite: sentinel ETags, crash repair, poison, hops, leases."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import timedelta
+from typing import Any
+
+import ostinato as ot
+import pytest
+from azure_helpers import new_hub_name
+from conftest import ProviderMaker
+from ostinato.errors import ConfigurationError, WorkItemLockLost
+from ostinato.history import EventRaised, ExecutionStarted, utcnow
+from ostinato.provider import (
+    InstanceRecord,
+    OrchestrationCheckpoint,
+    OrchestrationMessage,
+    ReuseIdPolicy,
+)
+from ostinato_azure import AzureStorageProvider
+from ostinato_azure import provider as azure_module
+
+LOCK = timedelta(seconds=30)
+
+
+def start(provider: AzureStorageProvider, instance_id: str, name: str = "orch") -> None:
+    now = utcnow()
+    record = InstanceRecord(
+        instance_id=instance_id,
+        name=name,
+        execution_id="e1",
+        runtime_status=ot.OrchestrationStatus.PENDING,
+        created_at=now,
+        last_updated_at=now,
+    )
+    message = OrchestrationMessage(
+        instance_id=instance_id,
+        execution_id="e1",
+        event=ExecutionStarted(name=name, execution_id="e1"),
+    )
+    provider.create_instance(record, message, ReuseIdPolicy.REPLACE_TERMINAL)
+
+
+def running(item: Any, size: int) -> InstanceRecord:
+    base = item.instance
+    assert base is not None
+    return base.with_changes(runtime_status=ot.OrchestrationStatus.RUNNING, history_size=size)
+
+
+def lock(provider: AzureStorageProvider, timeout: timedelta = LOCK, wait: float = 10) -> Any:
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        item = provider.lock_next_orchestration_work_item("w", timeout)
+        if item is not None:
+            return item
+        time.sleep(0.05)
+    return None
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [("ab", "3-45"), ("x" * 46, "3-45"), ("1hub", "start with a letter"), ("my-hub", "letters")],
+)
+def test_task_hub_names_follow_azure_rules(connection_string: str, name: str, problem: str) -> None:
+    with pytest.raises(ConfigurationError, match=problem):
+        AzureStorageProvider(connection_string, task_hub=name)
+
+
+def test_partition_count_is_checked(connection_string: str) -> None:
+    with pytest.raises(ConfigurationError, match="partition_count"):
+        AzureStorageProvider(connection_string, task_hub="okhub", partition_count=17)
+
+
+def test_entry_point_builds_the_provider(connection_string: str) -> None:
+    from ostinato.discovery import load_provider_factory
+
+    factory = load_provider_factory("azure")
+    assert factory is AzureStorageProvider
+
+
+def test_sentinel_etag_conflict_is_lock_lost_and_changes_nothing(make_provider: ProviderMaker) -> None:
+    """Two workers without leases get two messages of one instance; the second commit loses."""
+    hub = new_hub_name()
+    a = make_provider(task_hub=hub, partition_leases=False)
+    b = make_provider(task_hub=hub, partition_leases=False)
+    start(a, "i1")
+    first = lock(a)
+    assert first is not None
+    a.send_message(OrchestrationMessage(instance_id="i1", event=EventRaised(name="x")))
+    second = lock(b)
+    assert second is not None and second.instance_id == "i1"
+    started = first.messages[0].event
+    a.complete_orchestration_work_item(
+        first, OrchestrationCheckpoint(instance=running(first, 1), new_history=[started])
+    )
+    with pytest.raises(WorkItemLockLost):
+        b.complete_orchestration_work_item(
+            second,
+            OrchestrationCheckpoint(
+                instance=running(second, 2), new_history=[started, second.messages[0].event]
+            ),
+        )
+    assert [type(e) for e in a.get_history("i1")] == [ExecutionStarted]
+    # The loser's message was made visible again at once, not after its lock timeout.
+    again = lock(a, wait=5)
+    assert again is not None and isinstance(again.messages[0].event, EventRaised)
+
+
+def test_stale_instance_row_is_repaired_from_the_sentinel(
+    make_provider: ProviderMaker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Crash after the history batch, before the instance row: the next lock repairs it."""
+    provider = make_provider(partition_leases=False)
+    start(provider, "i1")
+    item = lock(provider, timedelta(seconds=2))
+    assert item is not None
+
+    def crash(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("worker died here")
+
+    monkeypatch.setattr(provider._instances, "update_entity", crash)
+    record = running(item, 1).with_changes(runtime_status=ot.OrchestrationStatus.COMPLETED)
+    with pytest.raises(RuntimeError):
+        provider.complete_orchestration_work_item(
+            item, OrchestrationCheckpoint(instance=record, new_history=[item.messages[0].event])
+        )
+    monkeypatch.undo()
+    assert provider.get_instance("i1").runtime_status is ot.OrchestrationStatus.PENDING  # type: ignore[union-attr]
+    again = lock(provider, wait=10)  # the start message comes back after its visibility
+    assert again is not None
+    assert again.instance.runtime_status is ot.OrchestrationStatus.COMPLETED
+    assert again.instance.history_size == 1
+    assert provider.get_instance("i1").runtime_status is ot.OrchestrationStatus.COMPLETED  # type: ignore[union-attr]
+
+
+def test_lost_start_message_is_resent(
+    make_provider: ProviderMaker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Client dies between the instance row and the enqueue: the repair sweep re-sends."""
+    provider = make_provider(partition_leases=False, start_repair_after=0.5)
+    queue = provider._control[provider._queue_index("i1")]
+
+    def crash(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("client died here")
+
+    monkeypatch.setattr(queue, "send_message", crash)
+    with pytest.raises(RuntimeError):
+        start(provider, "i1")
+    monkeypatch.undo()
+    assert provider.lock_next_orchestration_work_item("w", LOCK) is None
+    with pytest.raises(ot.InstanceAlreadyExistsError):
+        start(provider, "i1")  # it is PENDING: still refused, and nothing duplicated
+    time.sleep(0.6)
+    assert provider.repair_pending_starts() == 1
+    item = lock(provider)
+    assert item is not None and isinstance(item.messages[0].event, ExecutionStarted)
+    assert provider.repair_pending_starts() == 0  # claimed: not re-sent again at once
+
+
+def test_long_timer_hops_and_never_fires_early(
+    make_provider: ProviderMaker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(azure_module, "MAX_VISIBILITY", timedelta(seconds=1))
+    provider = make_provider(partition_leases=False)
+    due = utcnow() + timedelta(seconds=3.2)
+    provider.send_message(
+        OrchestrationMessage(instance_id="i1", event=EventRaised(name="t"), visible_at=due)
+    )
+    item = lock(provider, wait=10)
+    assert item is not None
+    assert utcnow() >= due
+    assert provider.operations["queue.send"] >= 3  # the first send and at least two hops
+
+
+def test_poison_message_is_parked_with_its_reason_and_can_be_replayed(
+    make_provider: ProviderMaker,
+) -> None:
+    provider = make_provider(partition_leases=False, max_dequeue_count=2)
+    provider.send_message(OrchestrationMessage(instance_id="i1", event=EventRaised(name="x")))
+    for _ in range(2):
+        item = lock(provider)
+        assert item is not None
+        provider.abandon_orchestration_work_item(item)
+    assert lock(provider, wait=1) is None
+    [poison] = provider.list_poison_messages()
+    assert poison["instance_id"] == "i1" and "3 times" in poison["reason"]
+    provider.replay_poison_message(poison["id"])
+    assert provider.list_poison_messages() == []
+    assert lock(provider) is not None
+
+
+def test_poisoned_activity_fails_its_task_instead_of_hanging(make_provider: ProviderMaker) -> None:
+    """A task whose worker keeps dying is parked, and its orchestration gets a TaskFailed."""
+    provider = make_provider(max_dequeue_count=1)
+    task = ot.provider.ActivityTask("i1", "e1", 1, "crashes")
+    provider._send_activity(task)
+    first = provider.lock_next_activity_work_item("w", timedelta(seconds=1))
+    assert first is not None
+    time.sleep(2.2)  # the worker "died": the queue shows the task again
+    assert provider.lock_next_activity_work_item("w", LOCK) is None  # second delivery: poison
+    item = lock(provider)
+    assert item is not None
+    event = item.messages[0].event
+    assert isinstance(event, ot.history.TaskFailed)
+    assert event.failure.error_type == "PoisonMessageError"
+
+
+def test_partitions_are_shared_and_taken_over_after_a_worker_dies(
+    make_provider: ProviderMaker,
+) -> None:
+    hub = new_hub_name()
+    a = make_provider(task_hub=hub, partition_count=4, lease_duration=2.0, worker_id="a")
+    a._ensure_partitions("a")
+    assert a._partitions is not None and a._partitions.receivable() == [0, 1, 2, 3]
+    b = make_provider(task_hub=hub, partition_count=4, lease_duration=2.0, worker_id="b")
+    b._ensure_partitions("b")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # cooperative hand-over: a drains two and releases
+        if len(a._partitions.receivable()) == 2 and len(b._partitions.receivable()) == 2:
+            break
+        time.sleep(0.2)
+    assert sorted(a._partitions.receivable() + b._partitions.receivable()) == [0, 1, 2, 3]
+    a.stop_without_release()  # "killed": its leases must expire first
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and len(b._partitions.receivable()) < 4:
+        time.sleep(0.2)
+    assert b._partitions.receivable() == [0, 1, 2, 3]
+
+
+def test_concurrent_creates_of_one_id_start_exactly_one(make_provider: ProviderMaker) -> None:
+    provider = make_provider(partition_leases=False)
+    outcomes: list[str] = []
+    barrier = threading.Barrier(20)
+
+    def create() -> None:
+        barrier.wait()
+        try:
+            start(provider, "singleton")
+            outcomes.append("created")
+        except ot.InstanceAlreadyExistsError:
+            outcomes.append("conflict")
+
+    threads = [threading.Thread(target=create) for _ in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["conflict"] * 19 + ["created"]
+    item = lock(provider)
+    assert item is not None and len(item.messages) == 1
+    assert lock(provider, wait=1) is None
+
+
+def test_history_over_one_batch_is_written_atomically(make_provider: ProviderMaker) -> None:
+    provider = make_provider(partition_leases=False)
+    start(provider, "big")
+    item = lock(provider)
+    events = [item.messages[0].event] + [EventRaised(name=f"e{i}") for i in range(250)]
+    provider.complete_orchestration_work_item(
+        item, OrchestrationCheckpoint(instance=running(item, len(events)), new_history=events)
+    )
+    assert provider.operations["table.batch"] == 3  # 99 + 99 + 53 rows, each with the sentinel
+    got = provider.get_history("big")
+    assert [getattr(e, "name", None) for e in got[1:]] == [f"e{i}" for i in range(250)]
