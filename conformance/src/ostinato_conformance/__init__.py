@@ -17,7 +17,8 @@ or run the bundled suite against a factory with no code at all::
 
 Public API (stable): the suite classes :class:`ProviderConformanceTests`,
 :class:`ProviderContractTests`, :class:`ProviderStateMachineTests`,
-:class:`OrchestrationProgramTests`; fault injection :class:`FaultInjectingProvider`,
+:class:`OrchestrationProgramTests`, :class:`ScenarioTests` (DESIGN §5 end to end);
+fault injection :class:`FaultInjectingProvider`,
 :class:`FaultPlan`, :class:`FaultKind`, :class:`InjectedFault`; capability requirements
 :func:`requires`, :data:`REQUIREMENTS`; profiles :class:`Profile`, :func:`current_profile`;
 program generation :func:`programs`, :func:`interpret`, :data:`program_app`.
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
         programs,
     )
     from ostinato_conformance.requirements import REQUIREMENTS, requires
+    from ostinato_conformance.scenarios import ScenarioTests
     from ostinato_conformance.suite import ProviderConformanceTests
 
 _EXPORTS = {
@@ -69,6 +71,7 @@ _EXPORTS = {
     "REQUIREMENTS": "requirements",
     "requires": "requirements",
     "ProviderConformanceTests": "suite",
+    "ScenarioTests": "scenarios",
 }
 
 __all__ = [
@@ -84,6 +87,7 @@ __all__ = [
     "ProviderContractTests",
     "ProviderFactory",
     "ProviderStateMachineTests",
+    "ScenarioTests",
     "current_profile",
     "interpret",
     "load_factory",

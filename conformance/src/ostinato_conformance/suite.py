@@ -1,14 +1,15 @@
-"""The whole suite in one class: contract tests, state machines and generated programs."""
+"""The whole suite in one class: contract tests, state machines, generated programs, scenarios."""
 
 from __future__ import annotations
 
 from ostinato_conformance.contract import ProviderContractTests
 from ostinato_conformance.machine import ProviderStateMachineTests
 from ostinato_conformance.programs import OrchestrationProgramTests
+from ostinato_conformance.scenarios import ScenarioTests
 
 
 class ProviderConformanceTests(
-    ProviderContractTests, ProviderStateMachineTests, OrchestrationProgramTests
+    ProviderContractTests, ProviderStateMachineTests, OrchestrationProgramTests, ScenarioTests
 ):
     """Everything a provider must pass. Subclass it and override ``provider_factory``::
 
