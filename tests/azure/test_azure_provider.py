@@ -49,6 +49,17 @@ def running(item: Any, size: int) -> InstanceRecord:
     return base.with_changes(runtime_status=ot.OrchestrationStatus.RUNNING, history_size=size)
 
 
+def started(provider: AzureStorageProvider, instance_id: str) -> None:
+    """Create the instance and run its first step, so it is RUNNING with a history."""
+    start(provider, instance_id)
+    item = lock(provider)
+    assert item is not None
+    provider.complete_orchestration_work_item(
+        item,
+        OrchestrationCheckpoint(instance=running(item, 1), new_history=[item.messages[0].event]),
+    )
+
+
 def lock(provider: AzureStorageProvider, timeout: timedelta = LOCK, wait: float = 10) -> Any:
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
@@ -80,7 +91,9 @@ def test_entry_point_builds_the_provider(connection_string: str) -> None:
     assert factory is AzureStorageProvider
 
 
-def test_sentinel_etag_conflict_is_lock_lost_and_changes_nothing(make_provider: ProviderMaker) -> None:
+def test_sentinel_etag_conflict_is_lock_lost_and_changes_nothing(
+    make_provider: ProviderMaker,
+) -> None:
     """Two workers without leases get two messages of one instance; the second commit loses."""
     hub = new_hub_name()
     a = make_provider(task_hub=hub, partition_leases=False)
@@ -164,6 +177,7 @@ def test_long_timer_hops_and_never_fires_early(
 ) -> None:
     monkeypatch.setattr(azure_module, "MAX_VISIBILITY", timedelta(seconds=1))
     provider = make_provider(partition_leases=False)
+    started(provider, "i1")
     due = utcnow() + timedelta(seconds=3.2)
     provider.send_message(
         OrchestrationMessage(instance_id="i1", event=EventRaised(name="t"), visible_at=due)
@@ -178,6 +192,7 @@ def test_poison_message_is_parked_with_its_reason_and_can_be_replayed(
     make_provider: ProviderMaker,
 ) -> None:
     provider = make_provider(partition_leases=False, max_dequeue_count=2)
+    started(provider, "i1")
     provider.send_message(OrchestrationMessage(instance_id="i1", event=EventRaised(name="x")))
     for _ in range(2):
         item = lock(provider)
@@ -194,6 +209,7 @@ def test_poison_message_is_parked_with_its_reason_and_can_be_replayed(
 def test_poisoned_activity_fails_its_task_instead_of_hanging(make_provider: ProviderMaker) -> None:
     """A task whose worker keeps dying is parked, and its orchestration gets a TaskFailed."""
     provider = make_provider(max_dequeue_count=1)
+    started(provider, "i1")
     task = ot.provider.ActivityTask("i1", "e1", 1, "crashes")
     provider._send_activity(task)
     first = provider.lock_next_activity_work_item("w", timedelta(seconds=1))

@@ -54,7 +54,7 @@ from ostinato.errors import (
     ProviderError,
     WorkItemLockLost,
 )
-from ostinato.history import HistoryEvent, TaskFailed, utcnow
+from ostinato.history import ExecutionStarted, HistoryEvent, TaskFailed, utcnow
 from ostinato.provider import (
     ActivityTask,
     ActivityWorkItem,
@@ -161,6 +161,11 @@ class _OrchLock:
     sentinel_execution: str | None = None
     sentinel_size: int = 0
     version: int = 0
+    inbox_cutoff: datetime | None = None
+    timeout: timedelta = timedelta(0)
+    #: Set (under the provider mutex) when ``complete``/``abandon`` took the item over: an
+    #: expiring lock is then no longer reclaimed, so two callers never both commit it.
+    claimed: bool = False
 
 
 @dataclass
@@ -271,6 +276,7 @@ class AzureStorageProvider(StorageProvider):
         self._ready: OrderedDict[str, None] = OrderedDict()
         self._locks: dict[str, _OrchLock] = {}
         self._activity_locks: dict[str, _ActivityLock] = {}
+        self._alive: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._in_flight: Counter[int] = Counter()
         self._next_queue = 0
         self._partitions: PartitionManager | None = None
@@ -507,6 +513,7 @@ class AzureStorageProvider(StorageProvider):
             entity["StartDeadline"] = ready_at + self.start_repair_after
             put_property(entity, "PendingStart", body, instance_id, self.blobs)
             replaced = False
+            old_execution = ""
             while True:
                 self.count("table.insert")
                 try:
@@ -522,6 +529,8 @@ class AzureStorageProvider(StorageProvider):
                     self._repair_start(instance_id, row)
                     raise InstanceAlreadyExistsError(instance_id, status)
                 entity["Version"] = str(_version(int(row.get("Version", "0"))))
+                entity["InboxCutoff"] = utcnow()
+                old_execution = str(row["ExecutionId"])
                 self.count("table.update")
                 try:
                     self._instances.update_entity(
@@ -535,7 +544,9 @@ class AzureStorageProvider(StorageProvider):
                 replaced = True
                 break
             if replaced:
+                self._forget_alive(instance_id)
                 self._delete_history(instance_id)
+                self._write_tombstone(instance_id, old_execution)
             self.count("queue.send")
             self._control[self._queue_index(instance_id)].send_message(
                 body,
@@ -690,7 +701,9 @@ class AzureStorageProvider(StorageProvider):
             row = self._read_row(instance_id)
             if row is None or OrchestrationStatus(row["RuntimeStatus"]) not in only_if_status:
                 return False
+            self._forget_alive(instance_id)
             self._delete_history(instance_id)
+            self._write_tombstone(instance_id, str(row["ExecutionId"]))
             self.blobs.delete_instance(instance_id)
             self.count("table.delete")
             try:
@@ -765,7 +778,11 @@ class AzureStorageProvider(StorageProvider):
                         break
             if not taken:
                 return []
-            return list(self._pool.map(self._load_item, taken))
+            items = list(self._pool.map(self._load_item, taken))
+            empty = [item for item in items if not item.messages]
+            for item in empty:  # every message was stale: nothing to hand out
+                self._unlock(item, item.provider_data)
+            return [item for item in items if item.messages]
 
     def _maybe_repair(self) -> None:
         """Every few lease periods the owner of queue 0 re-sends lost start messages."""
@@ -901,8 +918,10 @@ class AzureStorageProvider(StorageProvider):
                 received.sort(key=lambda r: r.message_id)
                 new_lock = _OrchLock(
                     token=new_lock_token(),
-                    expires=min([now + lock_timeout] + [r.expires for r in received]),
+                    # Until _load_item has read the instance: then the lock's own timeout.
+                    expires=min(r.expires for r in received),
                     received=received,
+                    timeout=lock_timeout,
                 )
                 self._locks[instance_id] = new_lock
                 for r in received:
@@ -913,7 +932,7 @@ class AzureStorageProvider(StorageProvider):
     def _reclaim_expired(self, now: datetime) -> None:
         """Expired locks whose messages we still hold: their messages are ready again."""
         for instance_id, lock in list(self._locks.items()):
-            if lock.expires > now:
+            if lock.expires > now or lock.claimed:
                 continue
             del self._locks[instance_id]
             entries = self._buffer.setdefault(instance_id, {})
@@ -943,6 +962,17 @@ class AzureStorageProvider(StorageProvider):
                 # sentinel holds the record that history implies. Repair the row now.
                 record = self._record_from(instance_id, sentinel.entity)
                 self._repair_row(instance_id, lock, sentinel)
+        lock.inbox_cutoff = None if row is None else row.get("InboxCutoff")
+        stale = self._stale_messages(instance_id, record, sentinel, lock)
+        if stale:
+            lock.received = [r for r in lock.received if r not in stale]
+            for future in [self._io.submit(self._delete_received, r) for r in stale]:
+                future.result()
+            with self._mutex:
+                for r in stale:
+                    self._in_flight[r.queue] -= 1
+        with self._mutex:
+            lock.expires = min([utcnow() + lock.timeout] + [r.expires for r in lock.received])
         return OrchestrationWorkItem(
             instance_id=instance_id,
             messages=[r.message for r in lock.received],
@@ -950,8 +980,92 @@ class AzureStorageProvider(StorageProvider):
             lock_token=lock.token,
             locked_until=lock.expires,
             history=None,
-            dequeue_count=max(r.dequeue_count for r in lock.received),
+            dequeue_count=max((r.dequeue_count for r in lock.received), default=0),
             provider_data=lock,
+        )
+
+    def _stale_messages(
+        self,
+        instance_id: str,
+        record: InstanceRecord | None,
+        sentinel: _Sentinel | None,
+        lock: _OrchLock,
+    ) -> list[_Received]:
+        """Messages left over from a purged or replaced instance (queues can't delete them).
+
+        * No instance row and no live history (purged, or never created): everything but
+          start messages goes — the core would drop those messages anyway. Entities are
+          exempt (they come into being with their first message).
+        * A replaced instance: messages of other executions, or without one, created before
+          the replace (``InboxCutoff``) go. A message for a newer execution is never dropped.
+        """
+        if instance_id.startswith("@"):
+            return []
+        stale: list[_Received] = []
+        alive = sentinel is not None and sentinel.execution_id != ""
+        for r in lock.received:
+            message = r.message
+            if record is None:
+                if not alive and not isinstance(message.event, ExecutionStarted):
+                    stale.append(r)
+                continue
+            if message.execution_id == record.execution_id:
+                continue
+            cutoff = lock.inbox_cutoff
+            if cutoff is not None and message.event.timestamp < cutoff:
+                stale.append(r)
+        return stale
+
+    def _note_alive(self, record: InstanceRecord) -> None:
+        with self._mutex:
+            key = (record.instance_id, record.execution_id)
+            if record.runtime_status.is_terminal:
+                self._alive.pop(key, None)
+                return
+            self._alive[key] = None
+            self._alive.move_to_end(key)
+            while len(self._alive) > 10_000:
+                self._alive.popitem(last=False)
+
+    def _forget_alive(self, instance_id: str) -> None:
+        with self._mutex:
+            for key in [k for k in self._alive if k[0] == instance_id]:
+                del self._alive[key]
+
+    def _dead_executions(self, tasks: list[ActivityTask]) -> set[tuple[str, str]]:
+        """(instance, execution) pairs among ``tasks`` that were purged or replaced.
+
+        Read from the history sentinel's tombstone, except for executions this process
+        itself checkpointed as running (they can't have been purged since without this
+        process's own purge having forgotten them).
+        """
+        with self._mutex:
+            unknown = {
+                (t.instance_id, t.execution_id)
+                for t in tasks
+                if (t.instance_id, t.execution_id) not in self._alive
+            }
+        dead: set[tuple[str, str]] = set()
+        for instance_id, execution_id in unknown:
+            sentinel = self._read_sentinel(instance_id)
+            if sentinel is not None and sentinel.entity.get("DeadExecution") == execution_id:
+                dead.add((instance_id, execution_id))
+        return dead
+
+    def _write_tombstone(self, instance_id: str, execution_id: str) -> None:
+        """Mark the instance's last execution dead (purge, replace): its tasks are dropped."""
+        self.count("table.upsert")
+        self._history.upsert_entity(
+            {
+                "PartitionKey": instance_id,
+                "RowKey": _SENTINEL,
+                "ExecutionId": "",
+                "HistorySize": 0,
+                "Version": "0",
+                "DeadExecution": execution_id,
+                "DeadAt": utcnow(),
+            },
+            mode=UpdateMode.REPLACE,
         )
 
     def _repair_row(self, instance_id: str, lock: _OrchLock, sentinel: _Sentinel) -> None:
@@ -977,17 +1091,19 @@ class AzureStorageProvider(StorageProvider):
         lock.instance_etag = str(meta["etag"])
         lock.version = sentinel.version
 
-    def _held(self, item: OrchestrationWorkItem) -> _OrchLock:
+    def _held(self, item: OrchestrationWorkItem, claim: bool = False) -> _OrchLock:
         lock = item.provider_data
         with self._mutex:
             current = self._locks.get(item.instance_id)
-        if (
-            not isinstance(lock, _OrchLock)
-            or current is not lock
-            or lock.token != item.lock_token
-            or lock.expires <= utcnow()
-        ):
-            raise WorkItemLockLost(f"Lock on instance '{item.instance_id}' was lost")
+            if (
+                not isinstance(lock, _OrchLock)
+                or current is not lock
+                or lock.claimed
+                or lock.token != item.lock_token
+                or lock.expires <= utcnow()
+            ):
+                raise WorkItemLockLost(f"Lock on instance '{item.instance_id}' was lost")
+            lock.claimed = claim
         return lock
 
     def _unlock(self, item: OrchestrationWorkItem, lock: _OrchLock) -> None:
@@ -1017,14 +1133,14 @@ class AzureStorageProvider(StorageProvider):
         rows plus the sentinel, each conditional on the sentinel's ETag; 3. the instance row,
         ETag-conditional; 4. delete the consumed messages.
         """
-        lock = self._held(item)
+        lock = self._held(item, claim=True)
         try:
             with _mapped_errors("complete an orchestration work item"):
                 self._complete(item, lock, checkpoint)
         except WorkItemLockLost:
             raise
         except Exception:
-            self._unlock(item, lock)
+            lock.claimed = False  # still ours: the caller may abandon it
             raise
         self.changes.notify()
 
@@ -1032,6 +1148,8 @@ class AzureStorageProvider(StorageProvider):
         self, item: OrchestrationWorkItem, lock: _OrchLock, checkpoint: OrchestrationCheckpoint
     ) -> None:
         instance_id = item.instance_id
+        if checkpoint.instance is not None:
+            self._note_alive(checkpoint.instance)
         # 1. Outbound messages: a crash after this duplicates them, never loses them.
         sends: list[Callable[[], None]] = [
             (lambda t=t: self._send_activity(t)) for t in checkpoint.activity_tasks
@@ -1072,6 +1190,8 @@ class AzureStorageProvider(StorageProvider):
                 if last:
                     if record is not None:
                         sentinel.update(self._record_properties(record, version))
+                        if lock.inbox_cutoff is not None:
+                            sentinel["InboxCutoff"] = lock.inbox_cutoff
                     else:
                         sentinel["Version"] = str(lock.version)
                     sentinel["ExecutionId"] = execution
@@ -1107,6 +1227,8 @@ class AzureStorageProvider(StorageProvider):
         if checkpoint.instance is not None:
             entity: dict[str, Any] = {"PartitionKey": instance_id, "RowKey": _SENTINEL}
             entity.update(self._record_properties(checkpoint.instance, version))
+            if lock.inbox_cutoff is not None:
+                entity["InboxCutoff"] = lock.inbox_cutoff
             try:
                 if lock.instance_etag is None:
                     self.count("table.insert")
@@ -1152,7 +1274,7 @@ class AzureStorageProvider(StorageProvider):
     def abandon_orchestration_work_item(
         self, item: OrchestrationWorkItem, delay: timedelta | None = None
     ) -> None:
-        lock = self._held(item)
+        lock = self._held(item, claim=True)
         seconds = 0 if not delay else math.ceil(delay.total_seconds())
         with _mapped_errors("abandon an orchestration work item"):
             for received in lock.received:
@@ -1222,6 +1344,7 @@ class AzureStorageProvider(StorageProvider):
             )
             now = utcnow()
             queue_expires = now + timedelta(seconds=seconds) - _MARGIN
+            fresh: list[tuple[QueueMessage, ActivityTask, int]] = []
             for raw in messages:
                 try:
                     task = ActivityTask.from_json(self._decode_body(str(raw.content)))
@@ -1236,6 +1359,14 @@ class AzureStorageProvider(StorageProvider):
                         f"(max_dequeue_count={self.max_dequeue_count})",
                         task,
                     )
+                    continue
+                fresh.append((raw, task, dequeues))
+            dead = self._dead_executions([task for _, task, _ in fresh])
+            for raw, task, dequeues in fresh:
+                if (task.instance_id, task.execution_id) in dead:
+                    self.count("queue.delete")  # its instance was purged or replaced
+                    with contextlib.suppress(ResourceNotFoundError):
+                        self._activity_queue.delete_message(raw.id, pop_receipt=raw.pop_receipt)
                     continue
                 held = _ActivityLock(
                     str(raw.id), str(raw.pop_receipt), now, queue_expires, task, dequeues
@@ -1281,26 +1412,28 @@ class AzureStorageProvider(StorageProvider):
         with contextlib.suppress(ResourceNotFoundError):
             self._activity_queue.delete_message(raw.id, pop_receipt=raw.pop_receipt)
 
-    def _held_activity(self, item: ActivityWorkItem) -> _ActivityLock:
+    def _held_activity(self, item: ActivityWorkItem, claim: bool = False) -> _ActivityLock:
         lock = item.provider_data
         with self._mutex:
             current = self._activity_locks.get(getattr(lock, "message_id", ""))
-        if (
-            not isinstance(lock, _ActivityLock)
-            or current is not lock
-            or lock.done
-            or lock.expires <= utcnow()
-        ):
-            raise WorkItemLockLost(
-                f"Lock on activity task {item.task.name!r} of '{item.task.instance_id}' was lost"
-            )
+            if (
+                not isinstance(lock, _ActivityLock)
+                or current is not lock
+                or lock.done
+                or lock.expires <= utcnow()
+            ):
+                raise WorkItemLockLost(
+                    f"Lock on activity task {item.task.name!r} of "
+                    f"'{item.task.instance_id}' was lost"
+                )
+            lock.done = claim
         return lock
 
     def complete_activity_work_item(
         self, item: ActivityWorkItem, result: OrchestrationMessage
     ) -> None:
         """Enqueue the result, then delete the task (a crash between: it runs again)."""
-        lock = self._held_activity(item)
+        lock = self._held_activity(item, claim=True)
         with _mapped_errors("complete an activity work item"):
             self._send_orchestration_message(result)
             self.count("queue.delete")
@@ -1331,7 +1464,7 @@ class AzureStorageProvider(StorageProvider):
     def abandon_activity_work_item(
         self, item: ActivityWorkItem, delay: timedelta | None = None
     ) -> None:
-        lock = self._held_activity(item)
+        lock = self._held_activity(item, claim=True)
         seconds = 0 if not delay else math.ceil(delay.total_seconds())
         with _mapped_errors("abandon an activity work item"):
             self.count("queue.update")
