@@ -17,6 +17,8 @@ contract logic):
   worker (or a client waiting for completion) in any process wakes at once instead of at its
   next poll. Polling stays the fallback: a lost listener connection is re-established with
   back-off and a wake-up is sent after each reconnect;
+* a server restart or failover costs no caller an error: the pool checks, for free, that a
+  connection it hands out has not been closed by the server, and replaces it if so;
 * driver errors mapped at the edge (:meth:`PostgresProvider._errors`): deadlocks, serialization
   failures and lock timeouts become :class:`TransientDatabaseError`, and every call whose
   transaction failed with one is retried with jittered exponential back-off (nothing of a
@@ -30,6 +32,7 @@ import contextlib
 import logging
 import random
 import re
+import select
 import threading
 import time
 import zlib
@@ -141,6 +144,20 @@ def _int4(text: str) -> int:
     return zlib.crc32(text.encode()) - 2**31
 
 
+def _check_connection(connection: psycopg.Connection[Any]) -> None:
+    """The pool's check when handing out a connection: free unless the server said something.
+
+    An idle connection has nothing to read; if its socket is readable the server has closed it
+    (a restart or failover) or sent a message, and an empty query tells which, so a dead
+    connection is replaced instead of failing the caller's transaction.
+    """
+    if connection.closed or connection.broken:
+        raise psycopg.OperationalError("the connection is closed")
+    readable, _, _ = select.select([connection.fileno()], [], [], 0)
+    if readable:
+        ConnectionPool.check_connection(connection)
+
+
 def default_schema(task_hub: str) -> str:
     """The PostgreSQL schema of a task hub when none is configured: ``ostinato_<hub>``."""
     return f"ostinato_{task_hub}".lower()
@@ -246,6 +263,7 @@ class PostgresProvider(RelationalProvider):
                     max_size=max_size,
                     kwargs={"autocommit": True, "prepare_threshold": self._prepare_threshold},
                     configure=self._configure,
+                    check=_check_connection,
                     timeout=self.connect_timeout,
                     name=f"ostinato-{self.schema}",
                     open=False,

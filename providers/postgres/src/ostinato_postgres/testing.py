@@ -51,6 +51,18 @@ class Server:
     dsn: str
     source: str
     _stop: Callable[[], None] | None = field(default=None, repr=False)
+    _restart: Callable[[], None] | None = field(default=None, repr=False)
+
+    @property
+    def can_restart(self) -> bool:
+        """Whether :meth:`restart` works (clusters this process started from binaries)."""
+        return self._restart is not None
+
+    def restart(self) -> None:
+        """Restart the server (``pg_ctl restart -m fast``): every connection is dropped."""
+        if self._restart is None:
+            raise PostgresUnavailable(f"cannot restart {self.source}")
+        self._restart()
 
     def stop(self) -> None:
         """Stop and delete the server if this process started it (idempotent)."""
@@ -166,11 +178,27 @@ def start_system_cluster(bindir: Path, *, durable: bool = False) -> Server:
         )
         shutil.rmtree(base, ignore_errors=True)
 
+    def restart() -> None:
+        run(
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-l",
+            str(base / "postgres.log"),
+            "-m",
+            "fast",
+            "-w",
+            "-t",
+            "60",
+            "restart",
+        )
+
     version = bindir.parent.name
     return Server(
         dsn=f"host={base} port={port} user=postgres dbname=postgres",
         source=f"throwaway cluster from system binaries ({bindir}, PostgreSQL {version})",
         _stop=_once(stop),
+        _restart=restart,
     )
 
 
