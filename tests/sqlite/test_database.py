@@ -74,12 +74,24 @@ def test_concurrent_setup_from_threads(db_path: Path) -> None:
         p.close()
 
 
-@pytest.mark.parametrize(("setting", "expected"), [("FULL", 2), ("NORMAL", 1), ("off", 0)])
-def test_synchronous_setting_is_applied(db_path: Path, setting: str, expected: int) -> None:
+@pytest.mark.parametrize(
+    ("setting", "pragma", "group_sync"),
+    [("FULL", 1, True), ("EXTRA", 3, False), ("NORMAL", 1, False), ("off", 0, False)],
+)
+def test_synchronous_setting_is_applied(
+    db_path: Path, setting: str, pragma: int, group_sync: bool
+) -> None:
     provider = SqliteProvider(db_path, synchronous=setting)
-    create(provider, "x")  # a durable write: the connection runs at the configured level
+    for i in range(5):
+        create(provider, f"x{i}")  # durable writes
     cursor = provider._writer()
-    assert cursor.execute("PRAGMA synchronous").fetchone()[0] == expected
+    assert cursor.execute("PRAGMA synchronous").fetchall()[0][0] == pragma
+    # FULL: the connection commits at NORMAL and every durable commit waits for its own
+    # sync of the WAL (shared with concurrent commits) before returning.
+    assert provider._group_sync is group_sync
+    if group_sync:
+        assert provider._commit_seq >= 5
+        assert provider._synced_seq == provider._commit_seq
     provider.close()
 
 

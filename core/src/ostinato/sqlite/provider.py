@@ -137,7 +137,18 @@ class SqliteProvider(RelationalProvider):
         self._mutex = threading.RLock() if self.in_memory else _file_mutex(path)
         self._local = threading.local()
         self._write_cursor: tuple[int, sqlite3.Cursor] | None = None
-        self._durable = True
+        # FULL on a file: connections run at NORMAL (commits are not synced inside the write
+        # lock) and each durable transaction syncs the WAL itself after releasing the lock, so
+        # one sync serves every commit that is waiting (group commit). Claims and releases
+        # (non-durable) do not wait for a sync at all. Same guarantee as FULL: a call that
+        # returned is on disk. Elsewhere SQLite's own setting applies as given.
+        self._group_sync = mode == "FULL" and not self.in_memory and os.name == "posix"
+        self._connection_synchronous = "NORMAL" if self._group_sync else mode
+        self._sync_guard = threading.Lock()
+        self._commit_seq = 0
+        self._synced_seq = 0
+        self._wal_fd: int | None = None
+        self._wal_inode = 0
         self._connections: list[sqlite3.Connection] = []
         self._connections_guard = threading.Lock()
         self._generation = 0
@@ -165,7 +176,7 @@ class SqliteProvider(RelationalProvider):
             ) from exc
         # Settings are validated above: these are not user text.
         connection.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}").fetchall()
-        connection.execute(f"PRAGMA synchronous = {self.synchronous}").fetchall()
+        connection.execute(f"PRAGMA synchronous = {self._connection_synchronous}").fetchall()
         with self._connections_guard:
             self._connections.append(connection)
         return connection
@@ -183,7 +194,6 @@ class SqliteProvider(RelationalProvider):
         if self._ready and not self.in_memory:
             self._start_checkpointer(connection)
         self._write_cursor = (self._generation, cursor)
-        self._durable = True
         return cursor
 
     def _start_checkpointer(self, writer: sqlite3.Connection) -> None:
@@ -241,6 +251,10 @@ class SqliteProvider(RelationalProvider):
             self._generation += 1
             self._write_cursor = None
             connections, self._connections = self._connections, []
+            if self._wal_fd is not None:
+                with self._sync_guard, contextlib.suppress(OSError):
+                    os.close(self._wal_fd)
+                self._wal_fd = None
             for connection in connections:
                 with contextlib.suppress(sqlite3.Error):
                     connection.close()
@@ -279,13 +293,6 @@ class SqliteProvider(RelationalProvider):
     def _transaction(self, durable: bool = True) -> Iterator[sqlite3.Cursor]:
         with self._mutex, self._errors():
             cursor = self._writer()
-            switch = self.synchronous in ("FULL", "EXTRA") and not self.in_memory
-            if switch and durable != self._durable:
-                # Lock claims and releases need not reach the disk (see _write); the next
-                # durable commit syncs them with it.
-                mode = self.synchronous if durable else "NORMAL"
-                cursor.execute(f"PRAGMA synchronous = {mode}").fetchall()
-                self._durable = durable
             cursor.execute("BEGIN IMMEDIATE")
             try:
                 yield cursor
@@ -295,6 +302,35 @@ class SqliteProvider(RelationalProvider):
                 raise
             cursor.execute("COMMIT")
             self._commits_pending.set()
+            if not (durable and self._group_sync):
+                return
+            self._commit_seq += 1
+            seq = self._commit_seq
+        # Durable: the write lock is free again; wait for a sync of the WAL that covers this
+        # commit (one sync covers every commit written before it: group commit).
+        with self._errors():
+            self._sync_wal(seq)
+
+    def _sync_wal(self, seq: int) -> None:
+        """Return once the WAL is on disk up to at least commit ``seq`` (see ``synchronous``)."""
+        with self._sync_guard:
+            if self._synced_seq >= seq:
+                return  # another thread's sync covered it
+            covered = self._commit_seq  # every commit counted here has been written
+            wal = self.path + "-wal"
+            try:
+                inode = os.stat(wal).st_ino
+                if self._wal_fd is None or inode != self._wal_inode:
+                    if self._wal_fd is not None:
+                        os.close(self._wal_fd)
+                    self._wal_fd = os.open(wal, os.O_RDONLY)
+                    self._wal_inode = inode
+                os.fsync(self._wal_fd)
+            except OSError as exc:
+                raise ProviderError(
+                    f"Could not sync the SQLite write-ahead log '{wal}' to disk: {exc}"
+                ) from exc
+            self._synced_seq = max(self._synced_seq, covered)
 
     @contextlib.contextmanager
     def _write(self, durable: bool = True) -> Iterator[Cursor]:
