@@ -153,37 +153,19 @@ class SqlServerDialect(Dialect):
         table: str,
         key_columns: Sequence[str],
         columns: Sequence[str],
-        rows: int | str,
+        rows: int,
         update_set: str,
     ) -> str:
-        """``MERGE ... WITH (HOLDLOCK)``: ``rows`` parameter rows (or a source query)."""
+        """``MERGE ... WITH (HOLDLOCK)`` with ``rows`` rows of parameters as its source."""
         assignments = update_set.format(target="target", excluded="excluded")
         on = " AND ".join(f"target.{c} = excluded.{c}" for c in key_columns)
         names = ", ".join(columns)
         values = ", ".join(f"excluded.{c}" for c in columns)
-        source = rows if isinstance(rows, str) else f"VALUES {self.values(rows, len(columns))}"
+        source = f"VALUES {self.values(rows, len(columns))}"
         return (
             f"MERGE {table} WITH (HOLDLOCK) AS target USING ({source}) AS excluded ({names}) "
             f"ON {on} WHEN MATCHED THEN UPDATE SET {assignments} "
             f"WHEN NOT MATCHED THEN INSERT ({names}) VALUES ({values});"
-        )
-
-    def values(self, rows: int, columns: int) -> str:
-        """``rows`` row constructors of ``columns`` placeholders."""
-        row = f"({', '.join(['?'] * columns)})"
-        return ", ".join([row] * rows)
-
-    def bulk(self, types: Sequence[ColumnType]) -> str:
-        with_columns = ", ".join(f"c{i} {_BULK_TYPES[t]} '$[{i}]'" for i, t in enumerate(types))
-        # Keys get the key columns' collation explicitly, so comparing them never meets a
-        # collation conflict whatever the database's default collation is.
-        columns = ", ".join(
-            f"v.c{i} COLLATE {KEY_COLLATION} AS c{i}" if t is ColumnType.KEY else f"v.c{i} AS c{i}"
-            for i, t in enumerate(types)
-        )
-        return (
-            f"SELECT CAST(r.[key] AS INT) + 1 AS n, {columns} FROM OPENJSON(?) AS r "
-            f"CROSS APPLY OPENJSON(r.[value]) WITH ({with_columns}) AS v"
         )
 
     def savepoint(self, name: str) -> str:
@@ -210,15 +192,6 @@ class SqlServerDialect(Dialect):
             "SELECT TABLE_NAME FROM INFORMATION_SCHEMA.TABLES "
             f"WHERE TABLE_SCHEMA = N'{self.schema}'"
         )
-
-
-_BULK_TYPES = {
-    ColumnType.IDENTITY: "BIGINT",
-    ColumnType.BIGINT: "BIGINT",
-    ColumnType.INTEGER: "INT",
-    ColumnType.KEY: "NVARCHAR(200)",
-    ColumnType.TEXT: "NVARCHAR(MAX)",
-}
 
 
 class SqlServerSql:

@@ -92,17 +92,17 @@ SELECT id, instance_id, execution_id, task_id, name, input, dequeue_count FROM [
 -- toolkit: activity_delete
 DELETE FROM [ostinato].[ostinato_activities] WHERE task_hub = ? AND instance_id = ?;
 
--- toolkit: activity_delete_ids
-DELETE FROM [ostinato].[ostinato_activities] WHERE id IN (SELECT c0 FROM (SELECT CAST(r.[key] AS INT) + 1 AS n, v.c0 AS c0 FROM OPENJSON(?) AS r CROSS APPLY OPENJSON(r.[value]) WITH (c0 BIGINT '$[0]') AS v) AS b);
+-- toolkit: activity_delete_ids (2 rows or ids)
+DELETE FROM [ostinato].[ostinato_activities] WHERE id IN (?, ?);
 
--- toolkit: activity_insert
-INSERT INTO [ostinato].[ostinato_activities] (task_hub, instance_id, execution_id, task_id, name, input, visible_at, dequeue_count) SELECT ?, c0, c1, c2, c3, c4, ?, 0 FROM (SELECT CAST(r.[key] AS INT) + 1 AS n, v.c0 COLLATE Latin1_General_100_BIN2 AS c0, v.c1 COLLATE Latin1_General_100_BIN2 AS c1, v.c2 AS c2, v.c3 COLLATE Latin1_General_100_BIN2 AS c3, v.c4 AS c4 FROM OPENJSON(?) AS r CROSS APPLY OPENJSON(r.[value]) WITH (c0 NVARCHAR(200) '$[0]', c1 NVARCHAR(200) '$[1]', c2 INT '$[2]', c3 NVARCHAR(200) '$[3]', c4 NVARCHAR(MAX) '$[4]') AS v) AS b ORDER BY n;
+-- toolkit: activity_insert (2 rows or ids)
+INSERT INTO [ostinato].[ostinato_activities] (task_hub, instance_id, execution_id, task_id, name, input, visible_at, dequeue_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?, ?, ?);
 
--- toolkit: activity_lock
-UPDATE [ostinato].[ostinato_activities] SET visible_at = ?, locked_by = ?, lock_token = ?, dequeue_count = dequeue_count + 1 WHERE id IN (SELECT c0 FROM (SELECT CAST(r.[key] AS INT) + 1 AS n, v.c0 AS c0 FROM OPENJSON(?) AS r CROSS APPLY OPENJSON(r.[value]) WITH (c0 BIGINT '$[0]') AS v) AS b);
+-- toolkit: activity_lock (2 rows or ids)
+UPDATE [ostinato].[ostinato_activities] SET visible_at = ?, locked_by = ?, lock_token = ?, dequeue_count = dequeue_count + 1 WHERE id IN (?, ?);
 
--- toolkit: activity_locks_in
-SELECT id, lock_token, visible_at FROM [ostinato].[ostinato_activities] WITH (UPDLOCK, HOLDLOCK, ROWLOCK) WHERE task_hub = ? AND id IN (SELECT c0 FROM (SELECT CAST(r.[key] AS INT) + 1 AS n, v.c0 AS c0 FROM OPENJSON(?) AS r CROSS APPLY OPENJSON(r.[value]) WITH (c0 BIGINT '$[0]') AS v) AS b);
+-- toolkit: activity_locks_in (2 rows or ids)
+SELECT id, lock_token, visible_at FROM [ostinato].[ostinato_activities] WITH (UPDLOCK, HOLDLOCK, ROWLOCK) WHERE task_hub = ? AND id IN (?, ?);
 
 -- toolkit: activity_peek
 SELECT 1 FROM [ostinato].[ostinato_activities] WITH (READCOMMITTEDLOCK, READPAST) WHERE task_hub = ? AND visible_at <= ? ORDER BY (SELECT NULL) OFFSET 0 ROWS FETCH NEXT ? ROWS ONLY;
@@ -110,14 +110,14 @@ SELECT 1 FROM [ostinato].[ostinato_activities] WITH (READCOMMITTEDLOCK, READPAST
 -- toolkit: activity_renew
 UPDATE [ostinato].[ostinato_activities] SET visible_at = ? WHERE task_hub = ? AND id = ? AND lock_token = ? AND visible_at > ?;
 
--- toolkit: histories_delete
-DELETE FROM [ostinato].[ostinato_history] WHERE task_hub = ? AND instance_id IN (SELECT c0 FROM (SELECT CAST(r.[key] AS INT) + 1 AS n, v.c0 COLLATE Latin1_General_100_BIN2 AS c0 FROM OPENJSON(?) AS r CROSS APPLY OPENJSON(r.[value]) WITH (c0 NVARCHAR(200) '$[0]') AS v) AS b);
+-- toolkit: histories_delete (2 rows or ids)
+DELETE FROM [ostinato].[ostinato_history] WHERE task_hub = ? AND instance_id IN (?, ?);
 
 -- toolkit: history_delete
 DELETE FROM [ostinato].[ostinato_history] WHERE task_hub = ? AND instance_id = ?;
 
--- toolkit: history_insert
-INSERT INTO [ostinato].[ostinato_history] (task_hub, instance_id, event) SELECT ?, c0, c1 FROM (SELECT CAST(r.[key] AS INT) + 1 AS n, v.c0 COLLATE Latin1_General_100_BIN2 AS c0, v.c1 AS c1 FROM OPENJSON(?) AS r CROSS APPLY OPENJSON(r.[value]) WITH (c0 NVARCHAR(200) '$[0]', c1 NVARCHAR(MAX) '$[1]') AS v) AS b ORDER BY n;
+-- toolkit: history_insert (2 rows or ids)
+INSERT INTO [ostinato].[ostinato_history] (task_hub, instance_id, event) VALUES (?, ?, ?), (?, ?, ?);
 
 -- toolkit: history_select
 SELECT event FROM [ostinato].[ostinato_history] WHERE task_hub = ? AND instance_id = ? ORDER BY id;
@@ -125,14 +125,14 @@ SELECT event FROM [ostinato].[ostinato_history] WHERE task_hub = ? AND instance_
 -- toolkit: inbox_delete
 DELETE FROM [ostinato].[ostinato_inbox] WHERE task_hub = ? AND instance_id = ?;
 
--- toolkit: inbox_delete_ids
-DELETE FROM [ostinato].[ostinato_inbox] WHERE id IN (SELECT c0 FROM (SELECT CAST(r.[key] AS INT) + 1 AS n, v.c0 AS c0 FROM OPENJSON(?) AS r CROSS APPLY OPENJSON(r.[value]) WITH (c0 BIGINT '$[0]') AS v) AS b);
+-- toolkit: inbox_delete_ids (2 rows or ids)
+DELETE FROM [ostinato].[ostinato_inbox] WHERE id IN (?, ?);
 
--- toolkit: inbox_insert
-INSERT INTO [ostinato].[ostinato_inbox] (task_hub, instance_id, visible_at, body) SELECT ?, c0, COALESCE(c1, ?), c2 FROM (SELECT CAST(r.[key] AS INT) + 1 AS n, v.c0 COLLATE Latin1_General_100_BIN2 AS c0, v.c1 AS c1, v.c2 AS c2 FROM OPENJSON(?) AS r CROSS APPLY OPENJSON(r.[value]) WITH (c0 NVARCHAR(200) '$[0]', c1 BIGINT '$[1]', c2 NVARCHAR(MAX) '$[2]') AS v) AS b ORDER BY n;
+-- toolkit: inbox_insert (2 rows or ids)
+INSERT INTO [ostinato].[ostinato_inbox] (task_hub, instance_id, visible_at, body) VALUES (?, ?, ?, ?), (?, ?, ?, ?);
 
--- toolkit: inbox_visible_in
-SELECT id, instance_id, body FROM [ostinato].[ostinato_inbox] WHERE task_hub = ? AND visible_at <= ? AND instance_id IN (SELECT c0 FROM (SELECT CAST(r.[key] AS INT) + 1 AS n, v.c0 COLLATE Latin1_General_100_BIN2 AS c0 FROM OPENJSON(?) AS r CROSS APPLY OPENJSON(r.[value]) WITH (c0 NVARCHAR(200) '$[0]') AS v) AS b) ORDER BY id;
+-- toolkit: inbox_visible_in (2 rows or ids)
+SELECT id, instance_id, body FROM [ostinato].[ostinato_inbox] WHERE task_hub = ? AND visible_at <= ? AND instance_id IN (?, ?) ORDER BY id;
 
 -- toolkit: instance_select
 SELECT instance_id, name, execution_id, runtime_status, created_at, last_updated_at, input, output, custom_status, failure_details, parent_instance_id, history_size FROM [ostinato].[ostinato_instances] WHERE task_hub = ? AND instance_id = ?;
@@ -140,11 +140,11 @@ SELECT instance_id, name, execution_id, runtime_status, created_at, last_updated
 -- toolkit: instance_status
 SELECT runtime_status FROM [ostinato].[ostinato_instances] WITH (UPDLOCK, HOLDLOCK, ROWLOCK) WHERE task_hub = ? AND instance_id = ?;
 
--- toolkit: instances_in
-SELECT instance_id, name, execution_id, runtime_status, created_at, last_updated_at, input, output, custom_status, failure_details, parent_instance_id, history_size FROM [ostinato].[ostinato_instances] WHERE task_hub = ? AND instance_id IN (SELECT c0 FROM (SELECT CAST(r.[key] AS INT) + 1 AS n, v.c0 COLLATE Latin1_General_100_BIN2 AS c0 FROM OPENJSON(?) AS r CROSS APPLY OPENJSON(r.[value]) WITH (c0 NVARCHAR(200) '$[0]') AS v) AS b);
+-- toolkit: instances_in (2 rows or ids)
+SELECT instance_id, name, execution_id, runtime_status, created_at, last_updated_at, input, output, custom_status, failure_details, parent_instance_id, history_size FROM [ostinato].[ostinato_instances] WHERE task_hub = ? AND instance_id IN (?, ?);
 
--- toolkit: instances_upsert
-MERGE [ostinato].[ostinato_instances] WITH (HOLDLOCK) AS target USING (SELECT ?, c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11 FROM (SELECT CAST(r.[key] AS INT) + 1 AS n, v.c0 COLLATE Latin1_General_100_BIN2 AS c0, v.c1 COLLATE Latin1_General_100_BIN2 AS c1, v.c2 COLLATE Latin1_General_100_BIN2 AS c2, v.c3 COLLATE Latin1_General_100_BIN2 AS c3, v.c4 AS c4, v.c5 AS c5, v.c6 AS c6, v.c7 AS c7, v.c8 AS c8, v.c9 AS c9, v.c10 COLLATE Latin1_General_100_BIN2 AS c10, v.c11 AS c11 FROM OPENJSON(?) AS r CROSS APPLY OPENJSON(r.[value]) WITH (c0 NVARCHAR(200) '$[0]', c1 NVARCHAR(200) '$[1]', c2 NVARCHAR(200) '$[2]', c3 NVARCHAR(200) '$[3]', c4 BIGINT '$[4]', c5 BIGINT '$[5]', c6 NVARCHAR(MAX) '$[6]', c7 NVARCHAR(MAX) '$[7]', c8 NVARCHAR(MAX) '$[8]', c9 NVARCHAR(MAX) '$[9]', c10 NVARCHAR(200) '$[10]', c11 INT '$[11]') AS v) AS b) AS excluded (task_hub, instance_id, name, execution_id, runtime_status, created_at, last_updated_at, input, output, custom_status, failure_details, parent_instance_id, history_size) ON target.task_hub = excluded.task_hub AND target.instance_id = excluded.instance_id WHEN MATCHED THEN UPDATE SET name = excluded.name, execution_id = excluded.execution_id, runtime_status = excluded.runtime_status, created_at = excluded.created_at, last_updated_at = excluded.last_updated_at, input = excluded.input, output = excluded.output, custom_status = excluded.custom_status, failure_details = excluded.failure_details, parent_instance_id = excluded.parent_instance_id, history_size = excluded.history_size WHEN NOT MATCHED THEN INSERT (task_hub, instance_id, name, execution_id, runtime_status, created_at, last_updated_at, input, output, custom_status, failure_details, parent_instance_id, history_size) VALUES (excluded.task_hub, excluded.instance_id, excluded.name, excluded.execution_id, excluded.runtime_status, excluded.created_at, excluded.last_updated_at, excluded.input, excluded.output, excluded.custom_status, excluded.failure_details, excluded.parent_instance_id, excluded.history_size);
+-- toolkit: instances_upsert (2 rows or ids)
+MERGE [ostinato].[ostinato_instances] WITH (HOLDLOCK) AS target USING (VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)) AS excluded (task_hub, instance_id, name, execution_id, runtime_status, created_at, last_updated_at, input, output, custom_status, failure_details, parent_instance_id, history_size) ON target.task_hub = excluded.task_hub AND target.instance_id = excluded.instance_id WHEN MATCHED THEN UPDATE SET name = excluded.name, execution_id = excluded.execution_id, runtime_status = excluded.runtime_status, created_at = excluded.created_at, last_updated_at = excluded.last_updated_at, input = excluded.input, output = excluded.output, custom_status = excluded.custom_status, failure_details = excluded.failure_details, parent_instance_id = excluded.parent_instance_id, history_size = excluded.history_size WHEN NOT MATCHED THEN INSERT (task_hub, instance_id, name, execution_id, runtime_status, created_at, last_updated_at, input, output, custom_status, failure_details, parent_instance_id, history_size) VALUES (excluded.task_hub, excluded.instance_id, excluded.name, excluded.execution_id, excluded.runtime_status, excluded.created_at, excluded.last_updated_at, excluded.input, excluded.output, excluded.custom_status, excluded.failure_details, excluded.parent_instance_id, excluded.history_size);
 
 -- toolkit: queue_claim
 SELECT instance_id, dequeue_count FROM [ostinato].[ostinato_orchestration_queue] WITH (UPDLOCK, READPAST, ROWLOCK) WHERE task_hub = ? AND visible_at <= ? ORDER BY visible_at OFFSET 0 ROWS FETCH NEXT ? ROWS ONLY;
@@ -155,17 +155,17 @@ DELETE FROM [ostinato].[ostinato_orchestration_queue] WHERE task_hub = ? AND ins
 -- toolkit: queue_hold
 UPDATE [ostinato].[ostinato_orchestration_queue] SET visible_at = ?, locked_by = NULL, lock_token = ? WHERE task_hub = ? AND instance_id = ? AND lock_token = ? AND visible_at > ?;
 
--- toolkit: queue_lock
-UPDATE [ostinato].[ostinato_orchestration_queue] SET visible_at = ?, locked_by = ?, lock_token = ?, dequeue_count = dequeue_count + 1 WHERE task_hub = ? AND instance_id IN (SELECT c0 FROM (SELECT CAST(r.[key] AS INT) + 1 AS n, v.c0 COLLATE Latin1_General_100_BIN2 AS c0 FROM OPENJSON(?) AS r CROSS APPLY OPENJSON(r.[value]) WITH (c0 NVARCHAR(200) '$[0]') AS v) AS b);
+-- toolkit: queue_lock (2 rows or ids)
+UPDATE [ostinato].[ostinato_orchestration_queue] SET visible_at = ?, locked_by = ?, lock_token = ?, dequeue_count = dequeue_count + 1 WHERE task_hub = ? AND instance_id IN (?, ?);
 
--- toolkit: queue_locks_in
-SELECT instance_id, lock_token, visible_at FROM [ostinato].[ostinato_orchestration_queue] WITH (UPDLOCK, HOLDLOCK, ROWLOCK) WHERE task_hub = ? AND instance_id IN (SELECT c0 FROM (SELECT CAST(r.[key] AS INT) + 1 AS n, v.c0 COLLATE Latin1_General_100_BIN2 AS c0 FROM OPENJSON(?) AS r CROSS APPLY OPENJSON(r.[value]) WITH (c0 NVARCHAR(200) '$[0]') AS v) AS b);
+-- toolkit: queue_locks_in (2 rows or ids)
+SELECT instance_id, lock_token, visible_at FROM [ostinato].[ostinato_orchestration_queue] WITH (UPDLOCK, HOLDLOCK, ROWLOCK) WHERE task_hub = ? AND instance_id IN (?, ?);
 
 -- toolkit: queue_peek
 SELECT 1 FROM [ostinato].[ostinato_orchestration_queue] WITH (READCOMMITTEDLOCK, READPAST) WHERE task_hub = ? AND visible_at <= ? ORDER BY (SELECT NULL) OFFSET 0 ROWS FETCH NEXT ? ROWS ONLY;
 
--- toolkit: queue_release
-UPDATE [ostinato].[ostinato_orchestration_queue] SET visible_at = (SELECT MIN(i.visible_at) FROM [ostinato].[ostinato_inbox] i WHERE i.task_hub = ostinato_orchestration_queue.task_hub AND i.instance_id = ostinato_orchestration_queue.instance_id), locked_by = NULL, lock_token = NULL, dequeue_count = CASE WHEN EXISTS (SELECT 1 FROM [ostinato].[ostinato_inbox] i WHERE i.task_hub = ostinato_orchestration_queue.task_hub AND i.instance_id = ostinato_orchestration_queue.instance_id AND i.visible_at <= ?) THEN dequeue_count ELSE 0 END WHERE task_hub = ? AND instance_id IN (SELECT c0 FROM (SELECT CAST(r.[key] AS INT) + 1 AS n, v.c0 COLLATE Latin1_General_100_BIN2 AS c0 FROM OPENJSON(?) AS r CROSS APPLY OPENJSON(r.[value]) WITH (c0 NVARCHAR(200) '$[0]') AS v) AS b);
+-- toolkit: queue_release (2 rows or ids)
+UPDATE [ostinato].[ostinato_orchestration_queue] SET visible_at = (SELECT MIN(i.visible_at) FROM [ostinato].[ostinato_inbox] i WHERE i.task_hub = ostinato_orchestration_queue.task_hub AND i.instance_id = ostinato_orchestration_queue.instance_id), locked_by = NULL, lock_token = NULL, dequeue_count = CASE WHEN EXISTS (SELECT 1 FROM [ostinato].[ostinato_inbox] i WHERE i.task_hub = ostinato_orchestration_queue.task_hub AND i.instance_id = ostinato_orchestration_queue.instance_id AND i.visible_at <= ?) THEN dequeue_count ELSE 0 END WHERE task_hub = ? AND instance_id IN (?, ?);
 
 -- toolkit: queue_renew
 UPDATE [ostinato].[ostinato_orchestration_queue] SET visible_at = ? WHERE task_hub = ? AND instance_id = ? AND lock_token = ? AND visible_at > ?;
@@ -173,8 +173,8 @@ UPDATE [ostinato].[ostinato_orchestration_queue] SET visible_at = ? WHERE task_h
 -- toolkit: queue_reset
 UPDATE [ostinato].[ostinato_orchestration_queue] SET visible_at = NULL, locked_by = NULL, lock_token = NULL, dequeue_count = 0 WHERE task_hub = ? AND instance_id = ?;
 
--- toolkit: queue_upsert
-MERGE [ostinato].[ostinato_orchestration_queue] WITH (HOLDLOCK) AS target USING (SELECT ?, c0, MIN(COALESCE(c1, ?)), 0 FROM (SELECT CAST(r.[key] AS INT) + 1 AS n, v.c0 COLLATE Latin1_General_100_BIN2 AS c0, v.c1 AS c1, v.c2 AS c2 FROM OPENJSON(?) AS r CROSS APPLY OPENJSON(r.[value]) WITH (c0 NVARCHAR(200) '$[0]', c1 BIGINT '$[1]', c2 NVARCHAR(MAX) '$[2]') AS v) AS b GROUP BY c0) AS excluded (task_hub, instance_id, visible_at, dequeue_count) ON target.task_hub = excluded.task_hub AND target.instance_id = excluded.instance_id WHEN MATCHED THEN UPDATE SET visible_at = CASE WHEN target.lock_token IS NULL AND (target.visible_at IS NULL OR excluded.visible_at < target.visible_at) THEN excluded.visible_at ELSE target.visible_at END WHEN NOT MATCHED THEN INSERT (task_hub, instance_id, visible_at, dequeue_count) VALUES (excluded.task_hub, excluded.instance_id, excluded.visible_at, excluded.dequeue_count);
+-- toolkit: queue_upsert (2 rows or ids)
+MERGE [ostinato].[ostinato_orchestration_queue] WITH (HOLDLOCK) AS target USING (VALUES (?, ?, ?, ?), (?, ?, ?, ?)) AS excluded (task_hub, instance_id, visible_at, dequeue_count) ON target.task_hub = excluded.task_hub AND target.instance_id = excluded.instance_id WHEN MATCHED THEN UPDATE SET visible_at = CASE WHEN target.lock_token IS NULL AND (target.visible_at IS NULL OR excluded.visible_at < target.visible_at) THEN excluded.visible_at ELSE target.visible_at END WHEN NOT MATCHED THEN INSERT (task_hub, instance_id, visible_at, dequeue_count) VALUES (excluded.task_hub, excluded.instance_id, excluded.visible_at, excluded.dequeue_count);
 
 -- toolkit: instance_delete_if (3 statuses)
 DELETE FROM [ostinato].[ostinato_instances] WHERE task_hub = ? AND instance_id = ? AND runtime_status IN (?, ?, ?);

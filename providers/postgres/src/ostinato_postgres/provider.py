@@ -80,15 +80,6 @@ _TRANSIENT_SQLSTATES = frozenset(
 )
 
 
-_BULK_TYPES = {
-    ColumnType.IDENTITY: "bigint",
-    ColumnType.BIGINT: "bigint",
-    ColumnType.INTEGER: "integer",
-    ColumnType.KEY: "text",
-    ColumnType.TEXT: "text",
-}
-
-
 class TransientDatabaseError(ProviderError):
     """A transaction the server rolled back (deadlock, serialization failure): retryable."""
 
@@ -117,13 +108,6 @@ class PostgresDialect(Dialect):
 
     def starts_with(self, column: str) -> str:
         return f"LEFT({column}, %s) = %s"
-
-    def bulk(self, types: Sequence[ColumnType]) -> str:
-        # PostgreSQL has JSON_TABLE only from 17: unpack the JSON array of rows by hand.
-        columns = ", ".join(f"(r.v->>{i})::{_BULK_TYPES[t]} AS c{i}" for i, t in enumerate(types))
-        return (
-            f"SELECT r.n, {columns} FROM json_array_elements(%s::json) WITH ORDINALITY AS r(v, n)"
-        )
 
     def is_unique_violation(self, error: BaseException) -> bool:
         cause: BaseException | None = error
