@@ -75,13 +75,19 @@ def test_concurrent_setup_from_threads(db_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("setting", "pragma", "group_sync"),
-    [("FULL", 1, True), ("EXTRA", 3, False), ("NORMAL", 1, False), ("off", 0, False)],
+    ("setting", "group_commit", "pragma", "group_sync"),
+    [
+        ("FULL", True, 1, True),
+        ("FULL", False, 2, False),
+        ("EXTRA", True, 3, False),
+        ("NORMAL", True, 1, False),
+        ("off", True, 0, False),
+    ],
 )
 def test_synchronous_setting_is_applied(
-    db_path: Path, setting: str, pragma: int, group_sync: bool
+    db_path: Path, setting: str, group_commit: bool, pragma: int, group_sync: bool
 ) -> None:
-    provider = SqliteProvider(db_path, synchronous=setting)
+    provider = SqliteProvider(db_path, synchronous=setting, group_commit=group_commit)
     for i in range(5):
         create(provider, f"x{i}")  # durable writes
     cursor = provider._writer()

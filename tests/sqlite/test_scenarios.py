@@ -176,3 +176,15 @@ def test_client_and_worker_on_separate_providers(db_path: Path) -> None:
         state = _finish(client, hello_cities)
     assert state.output == ["Hello Tokyo!", "Hello Seattle!", "Hello London!"]
     worker_side.close()
+
+
+@pytest.mark.parametrize("synchronous", ["FULL", "NORMAL"])
+def test_hello_cities_with_sqlites_own_sync(db_path: Path, synchronous: str) -> None:
+    provider = SqliteProvider(db_path, synchronous=synchronous, group_commit=False)
+    client = ot.Client(provider)
+    with ot.Worker(app, provider, max_poll_interval=0.05):
+        ids = [client.schedule_new_orchestration(hello_cities) for _ in range(20)]
+        for instance_id in ids:
+            state = client.wait_for_orchestration_completion(instance_id, timeout=30)
+            assert state.output == ["Hello Tokyo!", "Hello Seattle!", "Hello London!"]
+    provider.close()

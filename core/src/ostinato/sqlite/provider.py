@@ -3,9 +3,12 @@
 Built on the relational toolkit (:mod:`ostinato.relational`); this module adds only the SQLite
 dialect and connection handling:
 
-* one connection per thread (``:memory:``: one shared connection, all calls serialized);
-* WAL journal, so readers never wait for the writer; ``synchronous=FULL`` by default, so a
-  committed checkpoint survives a power cut (``NORMAL`` trades that for speed);
+* one write connection per provider, a read connection per thread (``:memory:``: one shared
+  connection, all calls serialized);
+* WAL journal, so readers never wait for the writer, checkpointed by a background thread;
+* ``synchronous=FULL`` by default, so a call that returned survives a power cut (``NORMAL``
+  trades that for speed), implemented as group commit: the WAL is synced after the write lock
+  is released, one sync for every commit waiting (``group_commit=False``: SQLite's own sync);
 * every write is a ``BEGIN IMMEDIATE`` transaction: writers serialize up front instead of
   failing on lock upgrade; within a process they queue on a mutex shared by every provider
   on the same file, across processes on SQLite's busy timeout. That makes the check-and-write
@@ -90,6 +93,12 @@ class SqliteProvider(RelationalProvider):
         is durable), ``"NORMAL"`` (in WAL mode, a power cut may lose the last commits but
         never corrupts), ``"OFF"`` or ``"EXTRA"``.
     :param busy_timeout: seconds a write waits for another process's transaction.
+    :param group_commit: with ``synchronous="FULL"`` on a file, sync the write-ahead log
+        after releasing the write lock, one sync for every commit waiting (default). A call
+        still returns only once its commit is on disk, and a power cut rolls back only
+        commits no call has returned for; but another connection may read a commit up to one
+        sync (about a millisecond) before it is on disk. ``False``: SQLite syncs inside the
+        write lock, one sync per commit, nothing visible before it is durable.
     """
 
     capabilities = ProviderCapabilities(
@@ -106,6 +115,7 @@ class SqliteProvider(RelationalProvider):
         task_hub: str = "default",
         synchronous: str = "FULL",
         busy_timeout: float = 30.0,
+        group_commit: bool = True,
     ) -> None:
         path = os.fspath(path)
         if not isinstance(path, str) or not path:
@@ -142,8 +152,14 @@ class SqliteProvider(RelationalProvider):
         # one sync serves every commit that is waiting (group commit). Claims and releases
         # (non-durable) do not wait for a sync at all. Same guarantee as FULL: a call that
         # returned is on disk. Elsewhere SQLite's own setting applies as given.
-        self._group_sync = mode == "FULL" and not self.in_memory and os.name == "posix"
+        self._group_sync = (
+            bool(group_commit) and mode == "FULL" and not self.in_memory and os.name == "posix"
+        )
         self._connection_synchronous = "NORMAL" if self._group_sync else mode
+        self._toggle_sync = (
+            not self._group_sync and mode in ("FULL", "EXTRA") and not self.in_memory
+        )
+        self._durable = True
         self._sync_guard = threading.Lock()
         self._commit_seq = 0
         self._synced_seq = 0
@@ -194,6 +210,7 @@ class SqliteProvider(RelationalProvider):
         if self._ready and not self.in_memory:
             self._start_checkpointer(connection)
         self._write_cursor = (self._generation, cursor)
+        self._durable = True
         return cursor
 
     def _start_checkpointer(self, writer: sqlite3.Connection) -> None:
@@ -293,6 +310,12 @@ class SqliteProvider(RelationalProvider):
     def _transaction(self, durable: bool = True) -> Iterator[sqlite3.Cursor]:
         with self._mutex, self._errors():
             cursor = self._writer()
+            if self._toggle_sync and durable != self._durable:
+                # Without group commit: claims and releases need not reach the disk (see
+                # RelationalProvider._write); the next durable commit syncs them with it.
+                mode = self.synchronous if durable else "NORMAL"
+                cursor.execute(f"PRAGMA synchronous = {mode}").fetchall()
+                self._durable = durable
             cursor.execute("BEGIN IMMEDIATE")
             try:
                 yield cursor
