@@ -169,7 +169,8 @@ class SqliteProvider(RelationalProvider):
         self._connections_guard = threading.Lock()
         self._generation = 0
         self._commits_pending = threading.Event()
-        self._checkpointer_stop: threading.Event | None = None
+        self._checkpointer: tuple[threading.Thread, threading.Event] | None = None
+        self._wal = False
         self._ready = False
         self._setup_guard = threading.Lock()
 
@@ -207,7 +208,7 @@ class SqliteProvider(RelationalProvider):
             return cached[1]
         connection = self._connect()
         cursor = connection.cursor()
-        if self._ready and not self.in_memory:
+        if self._ready and self._wal:
             self._start_checkpointer(connection)
         self._write_cursor = (self._generation, cursor)
         self._durable = True
@@ -221,7 +222,6 @@ class SqliteProvider(RelationalProvider):
         """
         writer.execute(f"PRAGMA wal_autocheckpoint = {WRITER_AUTOCHECKPOINT_PAGES}").fetchall()
         stop = threading.Event()
-        self._checkpointer_stop = stop
         connection = self._connect()
         thread = threading.Thread(
             target=self._checkpoint_loop,
@@ -229,6 +229,7 @@ class SqliteProvider(RelationalProvider):
             name="ostinato-sqlite-checkpoint",
             daemon=True,
         )
+        self._checkpointer = (thread, stop)
         thread.start()
 
     def _checkpoint_loop(self, connection: sqlite3.Connection, stop: threading.Event) -> None:
@@ -261,10 +262,13 @@ class SqliteProvider(RelationalProvider):
 
     def close(self) -> None:
         """Close every connection this provider opened (a later call reopens)."""
+        checkpointer, self._checkpointer = self._checkpointer, None
+        if checkpointer is not None:
+            thread, stop = checkpointer
+            stop.set()
+            self._commits_pending.set()  # wake it now
+            thread.join(timeout=self.busy_timeout + 5)
         with self._mutex, self._connections_guard:
-            if self._checkpointer_stop is not None:
-                self._checkpointer_stop.set()
-                self._checkpointer_stop = None
             self._generation += 1
             self._write_cursor = None
             connections, self._connections = self._connections, []
@@ -381,7 +385,16 @@ class SqliteProvider(RelationalProvider):
                 return
             if not self.in_memory:
                 with self._mutex, self._errors():
-                    self._writer().execute("PRAGMA journal_mode = WAL").fetchall()
+                    writer = self._writer()
+                    (mode,) = writer.execute("PRAGMA journal_mode = WAL").fetchall()[0]
+                    self._wal = str(mode).lower() == "wal"
+                    if not self._wal:
+                        # No WAL here (some network file systems): SQLite's own sync, which
+                        # needs no WAL file, on every connection from now on.
+                        self._group_sync = False
+                        self._toggle_sync = self.synchronous in ("FULL", "EXTRA")
+                        self._connection_synchronous = self.synchronous
+                        writer.execute(f"PRAGMA synchronous = {self.synchronous}").fetchall()
             with self._transaction() as cursor:
                 tables = table_names(cursor, self.dialect)
                 foreign = sorted(t for t in tables if not t.startswith(("ostinato_", "sqlite_")))
@@ -393,6 +406,6 @@ class SqliteProvider(RelationalProvider):
                     )
                 migrate(cursor, self.dialect, self._now_micros())
             self._ready = True
-            if not self.in_memory:
+            if self._wal:
                 with self._mutex, self._errors():
                     self._start_checkpointer(self._writer().connection)
