@@ -189,3 +189,27 @@ def test_errors_are_one_line_without_a_sqlite_traceback(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("ProviderError | ")
     assert "Traceback" not in out.stdout + out.stderr
+
+
+def test_group_commit_shares_syncs_between_concurrent_commits(db_path: Path) -> None:
+    provider = SqliteProvider(db_path)  # FULL with group commit, the default
+    provider.setup()
+    before_commits, before_syncs = provider._commit_seq, provider.wal_syncs
+    barrier = threading.Barrier(16)
+
+    def starts(n: int) -> None:
+        barrier.wait()
+        for i in range(10):
+            create(provider, f"t{n}-{i}")
+
+    threads = [threading.Thread(target=starts, args=(n,)) for n in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    commits = provider._commit_seq - before_commits
+    syncs = provider.wal_syncs - before_syncs
+    assert commits == 160
+    assert provider._synced_seq == provider._commit_seq  # every one of them is on disk
+    assert 0 < syncs < commits  # ...with fewer syncs than commits
+    provider.close()

@@ -161,6 +161,8 @@ class SqliteProvider(RelationalProvider):
         )
         self._durable = True
         self._sync_guard = threading.Lock()
+        #: How many times this provider synced the WAL itself (group commit), for monitoring.
+        self.wal_syncs = 0
         self._commit_seq = 0
         self._synced_seq = 0
         self._wal_fd: int | None = None
@@ -353,6 +355,7 @@ class SqliteProvider(RelationalProvider):
                     self._wal_fd = os.open(wal, os.O_RDONLY)
                     self._wal_inode = inode
                 os.fsync(self._wal_fd)
+                self.wal_syncs += 1
             except OSError as exc:
                 raise ProviderError(
                     f"Could not sync the SQLite write-ahead log '{wal}' to disk: {exc}"
