@@ -4,6 +4,8 @@ reporting) and SQL Server specifics that need one (skipped, with the reason, wit
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import ostinato as ot
@@ -123,3 +125,18 @@ def test_unicode_ids_round_trip(make_provider: ProviderFactory) -> None:
     for iid in ids:
         record = provider.get_instance(iid)
         assert record is not None and record.instance_id == iid
+
+
+def test_the_package_imports_without_pyodbc_and_says_what_is_missing() -> None:
+    # As on a machine without the unixODBC driver manager, where `import pyodbc` fails.
+    code = (
+        "import sys; sys.modules['pyodbc'] = None\n"
+        "import ostinato as ot, ostinato_mssql\n"
+        "p = ot.provider_from_config(provider='mssql', "
+        "settings={'connection_string': 'Driver={FreeTDS};Server=x'})\n"
+        "try:\n    p.setup()\nexcept ot.ConfigurationError as e:\n    print(e)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert "pyodbc" in result.stdout and "unixodbc" in result.stdout.lower(), result
