@@ -179,6 +179,16 @@ class _ActivityLock:
     done: bool = False
 
 
+@dataclass(frozen=True)
+class _CachedRow:
+    """An instance row as this process last wrote it."""
+
+    version: int
+    etag: str
+    record: InstanceRecord
+    inbox_cutoff: datetime | None
+
+
 @dataclass
 class _Sentinel:
     etag: str
@@ -277,6 +287,7 @@ class AzureStorageProvider(StorageProvider):
         self._locks: dict[str, _OrchLock] = {}
         self._activity_locks: dict[str, _ActivityLock] = {}
         self._alive: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._rows: OrderedDict[str, _CachedRow] = OrderedDict()
         self._in_flight: Counter[int] = Counter()
         self._next_queue = 0
         self._partitions: PartitionManager | None = None
@@ -948,11 +959,22 @@ class AzureStorageProvider(StorageProvider):
     def _load_item(self, pair: tuple[str, _OrchLock]) -> OrchestrationWorkItem:
         """Read the instance row and the history sentinel; repair a stale row."""
         instance_id, lock = pair
-        row = self._read_row(instance_id)
         sentinel = self._read_sentinel(instance_id)
-        record = None if row is None else self._record_from(instance_id, row)
-        lock.instance_etag = None if row is None else _etag(row)
-        lock.version = 0 if row is None else int(row.get("Version", "0"))
+        with self._mutex:
+            cached = self._rows.get(instance_id)
+        if cached is not None and sentinel is not None and cached.version == sentinel.version:
+            # We wrote both the row and the sentinel last: the row is as we left it (if a
+            # client replaced it since, the conditional writes of this step fail).
+            record: InstanceRecord | None = cached.record
+            lock.instance_etag = cached.etag
+            lock.version = cached.version
+            lock.inbox_cutoff = cached.inbox_cutoff
+        else:
+            row = self._read_row(instance_id)
+            record = None if row is None else self._record_from(instance_id, row)
+            lock.instance_etag = None if row is None else _etag(row)
+            lock.version = 0 if row is None else int(row.get("Version", "0"))
+            lock.inbox_cutoff = None if row is None else row.get("InboxCutoff")
         if sentinel is not None:
             lock.sentinel_etag = sentinel.etag
             lock.sentinel_execution = sentinel.execution_id
@@ -962,7 +984,6 @@ class AzureStorageProvider(StorageProvider):
                 # sentinel holds the record that history implies. Repair the row now.
                 record = self._record_from(instance_id, sentinel.entity)
                 self._repair_row(instance_id, lock, sentinel)
-        lock.inbox_cutoff = None if row is None else row.get("InboxCutoff")
         stale = self._stale_messages(instance_id, record, sentinel, lock)
         if stale:
             lock.received = [r for r in lock.received if r not in stale]
@@ -1028,6 +1049,7 @@ class AzureStorageProvider(StorageProvider):
                 self._alive.popitem(last=False)
 
     def _forget_alive(self, instance_id: str) -> None:
+        self._cache_row(instance_id, None)
         with self._mutex:
             for key in [k for k in self._alive if k[0] == instance_id]:
                 del self._alive[key]
@@ -1115,8 +1137,20 @@ class AzureStorageProvider(StorageProvider):
             if item.instance_id in self._buffer:
                 self._ready[item.instance_id] = None
 
+    def _cache_row(self, instance_id: str, row: _CachedRow | None) -> None:
+        """Remember (or, with ``None``, forget) the instance row as this process wrote it."""
+        with self._mutex:
+            if row is None:
+                self._rows.pop(instance_id, None)
+                return
+            self._rows[instance_id] = row
+            self._rows.move_to_end(instance_id)
+            while len(self._rows) > 10_000:
+                self._rows.popitem(last=False)
+
     def _release_lost(self, item: OrchestrationWorkItem, lock: _OrchLock) -> WorkItemLockLost:
         """Another writer owns the instance: make our messages visible again at once."""
+        self._cache_row(item.instance_id, None)
         for received in lock.received:
             self._set_visibility(received, 0)
         self._unlock(item, lock)
@@ -1232,10 +1266,10 @@ class AzureStorageProvider(StorageProvider):
             try:
                 if lock.instance_etag is None:
                     self.count("table.insert")
-                    self._instances.create_entity(entity)
+                    meta = self._instances.create_entity(entity)
                 else:
                     self.count("table.update")
-                    self._instances.update_entity(
+                    meta = self._instances.update_entity(
                         entity,
                         mode=UpdateMode.REPLACE,
                         etag=lock.instance_etag,
@@ -1243,6 +1277,10 @@ class AzureStorageProvider(StorageProvider):
                     )
             except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError) as exc:
                 raise self._release_lost(item, lock) from exc
+            self._cache_row(
+                instance_id,
+                _CachedRow(version, str(meta["etag"]), checkpoint.instance, lock.inbox_cutoff),
+            )
         # 4. Consume the messages, last.
         for future in [self._io.submit(self._delete_received, r) for r in lock.received]:
             future.result()
