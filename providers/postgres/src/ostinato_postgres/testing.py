@@ -14,7 +14,8 @@ of preference:
    the server binaries and starts one the same way.
 
 If none is available it raises :class:`PostgresUnavailable` whose message says what to
-install; if one is installed but fails to start, :class:`PostgresStartError`. The cluster is stopped and deleted when the context exits (and at interpreter exit).
+install; if one is installed but fails to start, :class:`PostgresStartError`. The cluster
+is stopped and deleted when the context exits (and at interpreter exit).
 """
 
 from __future__ import annotations
