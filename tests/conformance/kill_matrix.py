@@ -3,6 +3,7 @@
 Usage (from the repository root)::
 
     uv run python tests/conformance/kill_matrix.py           # writes the doc below
+    uv run python tests/conformance/kill_matrix.py --quick   # fast contract tests only
     uv run python tests/conformance/kill_matrix.py --all     # the whole suite (slow)
     uv run python tests/conformance/kill_matrix.py --stdout  # print instead of writing
 
@@ -30,11 +31,13 @@ sys.path.insert(0, str(HERE))
 
 from broken_providers import VARIANTS  # noqa: E402
 
-#: Tests left out of the quick matrix: the end-to-end and generated ones (slow when broken).
+#: The quick matrix (the test): the contract tests, without the slow end-to-end ones.
 QUICK_SELECTION = (
     "not end_to_end and not concurrent_workers and not crashes_between and not result_is_lost"
-    " and not generated and not state_machine and not program and not DO_NOT_OVERRIDE"
+    " and not generated and not state_machine and not scenario and not DO_NOT_OVERRIDE"
 )
+#: The report: every contract test, the state machine and the generated programs.
+REPORT_SELECTION = "not scenario and not DO_NOT_OVERRIDE"
 
 
 @dataclass
@@ -59,6 +62,7 @@ def _run_group(names: list[str], selection: str | None, timeout: int) -> Path:
         **os.environ,
         "OSTINATO_KILL_MATRIX_VARIANTS": ",".join(names),
         "OSTINATO_CONFORMANCE_PROMPTLY": "1",
+        "OSTINATO_CONFORMANCE_NO_SHRINK": "1",
     }
     command = [
         sys.executable,
@@ -140,12 +144,13 @@ def render(results: dict[str, VariantResult], selection: str | None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--all", action="store_true", help="the whole suite, not the quick part")
+    parser.add_argument("--quick", action="store_true", help="only the fast contract tests")
+    parser.add_argument("--all", action="store_true", help="the whole suite, scenarios included")
     parser.add_argument("--stdout", action="store_true", help="print instead of writing the doc")
     parser.add_argument("--output", default=str(ROOT / "docs" / "conformance-kill-matrix.md"))
     args = parser.parse_args(argv)
-    selection = None if args.all else QUICK_SELECTION
-    results = run_matrix(selection=selection, timeout=60 if args.all else 20)
+    selection = None if args.all else QUICK_SELECTION if args.quick else REPORT_SELECTION
+    results = run_matrix(selection=selection, timeout=20 if args.quick else 90)
     text = render(results, selection)
     if args.stdout:
         print(text)

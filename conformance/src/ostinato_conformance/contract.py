@@ -1019,7 +1019,9 @@ class ProviderContractTests(ConformanceTestBase):
         client = ot.Client(provider)
         with running_worker(provider), running_worker(provider):
             ids = [client.schedule_new_orchestration(hello_cities) for _ in range(10)]
-            states = [client.wait_for_orchestration_completion(i, timeout=COMPLETION_TIMEOUT) for i in ids]
+            states = [
+                client.wait_for_orchestration_completion(i, timeout=COMPLETION_TIMEOUT) for i in ids
+            ]
         assert [s.output for s in states] == [HELLO_RESULT] * 10
         for iid in ids:
             kinds = Counter(type(e).__name__ for e in provider.get_history(iid))

@@ -1,9 +1,618 @@
-"""Hypothesis state machines driving the provider contract (filled in below)."""
+"""Hypothesis state machines that drive the provider contract directly.
+
+:func:`provider_state_machine` builds a ``RuleBasedStateMachine`` from a provider factory.
+Its rules are the calls clients and workers make (creating, sending, terminating and purging
+instances; several workers locking, completing, abandoning and renewing work items, crashing
+while they hold a lock; time passing), and after every step the provider is compared with a
+small reference model of the guarantees:
+
+* no message is lost (a *drain* step must deliver every pending visible message) and none is
+  handed out again once a ``complete`` consumed it;
+* a live lock is exclusive; a work item whose lock was taken over (or already used) gets
+  ``WorkItemLockLost`` from ``complete``/``abandon``/``renew`` and changes nothing;
+* timers (``visible_at``) and abandon delays are never early;
+* the stored record and history are exactly the ones of the last successful write, and a
+  terminal instance never becomes active again;
+* create honours the reuse-id policy; purge removes everything.
+
+A failure shrinks to a short story of calls, e.g. ``create_instance(instance_id='a', ...)``,
+``worker_locks_then_crashes(worker='w1')``, ``worker_locks_orchestration(worker='w2')``,
+``worker_completes(item=held_0, ...)``.
+"""
 
 from __future__ import annotations
 
-from ostinato_conformance.base import ConformanceTestBase
+import itertools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, ClassVar, Literal
+
+from hypothesis import note
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    consumes,
+    initialize,
+    invariant,
+    multiple,
+    rule,
+    run_state_machine_as_test,
+)
+from ostinato import history
+from ostinato.errors import InstanceAlreadyExistsError, WorkItemLockLost
+from ostinato.history import ExecutionTerminated, TaskCompleted, TaskFailed, utcnow
+from ostinato.provider import (
+    ActivityTask,
+    ActivityWorkItem,
+    InstanceRecord,
+    OrchestrationCheckpoint,
+    OrchestrationMessage,
+    OrchestrationWorkItem,
+    ProviderCapabilities,
+    ReuseIdPolicy,
+    StorageProvider,
+)
+from ostinato.status import TERMINAL_STATUSES, OrchestrationStatus
+
+from ostinato_conformance.base import ConformanceTestBase, ProviderFactory
+from ostinato_conformance.errors import ConformanceViolation
+from ostinato_conformance.profiles import current_profile
+from ostinato_conformance.support import LONG_LOCK, event_message, new_record, poll, start_message
+
+INSTANCE_IDS = ("a", "b", "e\u0301-\uff21")
+WORKERS = ("w1", "w2", "w3")
+SOON = timedelta(milliseconds=60)
+FAR = timedelta(hours=1)
+TINY_LOCK = timedelta(milliseconds=1)
+#: Margin for "definitely visible by now" (clock resolution of stores).
+MARGIN = timedelta(milliseconds=5)
+
+LockState = Literal["live", "expired", "lost"]
+
+
+@dataclass
+class Held:
+    """A work item a worker holds in the story, with what the model knows of its lock.
+
+    ``live``: locked with a long timeout and not used yet; ``expired``: its short lock has
+    run out but no one took the work over (using it may succeed or raise ``WorkItemLockLost``);
+    ``lost``: taken over or already used (using it must raise ``WorkItemLockLost``).
+    """
+
+    label: str
+    worker: str
+    item: OrchestrationWorkItem | ActivityWorkItem
+    state: LockState
+
+    @property
+    def key(self) -> str:
+        if isinstance(self.item, OrchestrationWorkItem):
+            return self.item.instance_id
+        return self.item.task.key
+
+    def __repr__(self) -> str:
+        return f"<{self.label} of {self.key.split(chr(0x1F))[0]!r} held by {self.worker}>"
+
+
+@dataclass
+class ModelMessage:
+    instance_id: str
+    visible_at: datetime | None
+    name: str
+
+
+@dataclass
+class ModelInstance:
+    record: InstanceRecord
+    history: list[str] = field(default_factory=list)
+
+
+def _sleep_until(moment: datetime) -> None:
+    while (now := utcnow()) < moment:
+        time.sleep(max((moment - now).total_seconds(), 0.001))
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConformanceViolation(message)
+
+
+class ProviderMachine(RuleBasedStateMachine):
+    """Clients and workers against one provider, checked against a reference model.
+
+    Subclasses made by :func:`provider_state_machine` set ``factory`` and ``capabilities``.
+    """
+
+    factory: ClassVar[ProviderFactory]
+    capabilities: ClassVar[ProviderCapabilities]
+
+    orchestration_items = Bundle("orchestration_items")
+    activity_items = Bundle("activity_items")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.provider: StorageProvider = type(self).factory()
+        self.provider.setup()
+        self.instances: dict[str, ModelInstance] = {}
+        self.pending: dict[str, ModelMessage] = {}
+        # Messages sent to an id before it was created: whether they survive is unspecified.
+        self.maybe_pending: dict[str, ModelMessage] = {}
+        self.activities: dict[str, ActivityTask] = {}
+        self.held: list[Held] = []
+        self.blocked_until: dict[str, datetime] = {}
+        self.terminal_executions: set[tuple[str, str]] = set()
+        self._labels = itertools.count()
+        self._task_ids = itertools.count()
+        self._names = itertools.count()
+
+    def teardown(self) -> None:
+        self.provider.close()
+
+    # -- helpers ------------------------------------------------------------------------------
+    def _hold(
+        self, worker: str, item: OrchestrationWorkItem | ActivityWorkItem, state: LockState
+    ) -> Held:
+        kind = "orchestration" if isinstance(item, OrchestrationWorkItem) else "activity"
+        held = Held(f"{kind}_item_{next(self._labels)}", worker, item, state)
+        for other in self.held:
+            if other.key == held.key and other.state != "lost":
+                _check(
+                    other.state == "expired",
+                    f"{held!r} was handed out while {other!r} still held a live lock",
+                )
+                other.state = "lost"
+        self.held.append(held)
+        return held
+
+    def _busy(self, instance_id: str) -> bool:
+        """True if some work item of the instance is live or expired (not yet lost)."""
+        return any(
+            h.state != "lost"
+            and isinstance(h.item, OrchestrationWorkItem)
+            and h.item.instance_id == instance_id
+            for h in self.held
+        ) or any(
+            h.state != "lost"
+            and isinstance(h.item, ActivityWorkItem)
+            and h.item.task.instance_id == instance_id
+            for h in self.held
+        )
+
+    def _check_orchestration_item(self, item: OrchestrationWorkItem, before: datetime) -> None:
+        after = utcnow()
+        iid = item.instance_id
+        model = self.instances.get(iid)
+        for m in item.messages:
+            expected = self.pending.get(m.message_id) or self.maybe_pending.get(m.message_id)
+            _check(
+                expected is not None,
+                f"work item of {iid!r} contains message {m.event!r} that was already "
+                "consumed or never sent (duplicated or phantom message)",
+            )
+            assert expected is not None
+            _check(
+                expected.instance_id == iid, f"message for {expected.instance_id!r} sent to {iid!r}"
+            )
+            _check(
+                expected.visible_at is None or expected.visible_at <= after,
+                f"message {expected.name} visible at {expected.visible_at} was handed out at "
+                f"{after}: a timer fired early",
+            )
+        blocked = self.blocked_until.get(iid)
+        _check(
+            blocked is None or after >= blocked,
+            f"{iid!r} was handed out {blocked - after if blocked else 0} before its abandon "
+            "delay ended",
+        )
+        if model is None:
+            _check(item.instance is None, f"work item of {iid!r} has a record but none was created")
+        else:
+            _check(item.instance is not None, f"work item of {iid!r} lacks its record")
+            assert item.instance is not None
+            _check(
+                (item.instance.execution_id, item.instance.runtime_status)
+                == (model.record.execution_id, model.record.runtime_status),
+                f"work item of {iid!r} has a stale record: {item.instance.runtime_status} "
+                f"instead of {model.record.runtime_status}",
+            )
+
+    def _checkpoint(
+        self, item: OrchestrationWorkItem, finish: bool, activities: int, send_to: str | None
+    ) -> tuple[OrchestrationCheckpoint, list[str]]:
+        """What a (minimal) core would commit for ``item``; and the new message names."""
+        record = item.instance
+        if record is None or record.runtime_status.is_terminal:
+            return OrchestrationCheckpoint(instance=None), []
+        events = [m.event for m in item.messages]
+        if any(isinstance(e, ExecutionTerminated) for e in events):
+            status = OrchestrationStatus.TERMINATED
+        elif finish:
+            status = OrchestrationStatus.COMPLETED
+        else:
+            status = OrchestrationStatus.RUNNING
+        new_record = record.with_changes(
+            runtime_status=status,
+            history_size=record.history_size + len(events),
+            last_updated_at=utcnow(),
+        )
+        tasks = [
+            ActivityTask(
+                instance_id=item.instance_id,
+                execution_id=record.execution_id,
+                task_id=next(self._task_ids),
+                name="machine_activity",
+                input='"in"',
+            )
+            for _ in range(activities if not status.is_terminal else 0)
+        ]
+        messages = []
+        if send_to is not None:
+            messages.append(event_message(send_to, f"from-{item.instance_id}-{next(self._names)}"))
+        checkpoint = OrchestrationCheckpoint(
+            instance=new_record, new_history=events, activity_tasks=tasks, messages=messages
+        )
+        return checkpoint, [m.event.name for m in messages]  # type: ignore[attr-defined]
+
+    def _apply(self, item: OrchestrationWorkItem, checkpoint: OrchestrationCheckpoint) -> None:
+        for m in item.messages:
+            self.pending.pop(m.message_id, None)
+            self.maybe_pending.pop(m.message_id, None)
+        self.blocked_until.pop(item.instance_id, None)
+        if checkpoint.instance is not None:
+            model = self.instances[item.instance_id]
+            model.record = checkpoint.instance
+            model.history.extend(history.dumps(e) for e in checkpoint.new_history)
+            if checkpoint.instance.runtime_status.is_terminal:
+                self.terminal_executions.add((item.instance_id, checkpoint.instance.execution_id))
+        for task in checkpoint.activity_tasks:
+            self.activities[task.key] = task
+        for m in checkpoint.messages:
+            self.pending[m.message_id] = ModelMessage(m.instance_id, m.visible_at, m.event.name)  # type: ignore[attr-defined]
+
+    def _use(self, held: Held, call: Callable[[], None], apply: Callable[[], None]) -> None:
+        """Make a call with ``held``; check the outcome its lock state allows, then apply."""
+        try:
+            call()
+        except WorkItemLockLost:
+            _check(held.state != "live", f"{held!r} had a live lock but got WorkItemLockLost")
+            note(f"{held!r}: WorkItemLockLost, as allowed")
+            held.state = "lost"
+            return
+        _check(
+            held.state != "lost",
+            f"{held!r} was taken over or already used, yet the call succeeded "
+            "(two workers committed the same work)",
+        )
+        apply()
+
+    # -- client rules -------------------------------------------------------------------------
+    @initialize()
+    def create_every_instance(self) -> None:
+        for instance_id in INSTANCE_IDS:
+            self.create_instance(instance_id, ReuseIdPolicy.ERROR_IF_EXISTS)
+
+    @rule(instance_id=st.sampled_from(INSTANCE_IDS), policy=st.sampled_from(list(ReuseIdPolicy)))
+    def create_instance(self, instance_id: str, policy: ReuseIdPolicy) -> None:
+        if self._busy(instance_id):
+            note("skipped: a worker holds work of this instance")
+            return
+        record = new_record(instance_id)
+        start = start_message(record)
+        existing = self.instances.get(instance_id)
+        refused = existing is not None and (
+            existing.record.runtime_status not in policy.replaceable_statuses
+        )
+        try:
+            self.provider.create_instance(record, start, policy)
+        except InstanceAlreadyExistsError:
+            _check(refused, f"create of {instance_id!r} with {policy} was refused wrongly")
+            return
+        _check(not refused, f"create of {instance_id!r} with {policy} replaced an active instance")
+        for mid in [k for k, m in self.pending.items() if m.instance_id == instance_id]:
+            message = self.pending.pop(mid)
+            if existing is None:
+                self.maybe_pending[mid] = message
+        self.instances[instance_id] = ModelInstance(record)
+        self.pending[start.message_id] = ModelMessage(instance_id, None, "start")
+
+    @rule(
+        instance_id=st.sampled_from(INSTANCE_IDS),
+        kind=st.sampled_from(["event", "event", "timer_soon", "timer_far", "terminate"]),
+    )
+    def send_message(self, instance_id: str, kind: str) -> None:
+        if kind == "terminate":
+            message = OrchestrationMessage(instance_id=instance_id, event=ExecutionTerminated())
+            name = "terminate"
+        else:
+            delay = {"event": None, "timer_soon": SOON, "timer_far": FAR}[kind]
+            visible_at = utcnow() + delay if delay is not None else None
+            message = event_message(instance_id, next(self._names), visible_at=visible_at)
+            name = message.event.name  # type: ignore[attr-defined]
+        self.provider.send_message(message)
+        self.pending[message.message_id] = ModelMessage(instance_id, message.visible_at, name)
+
+    @rule(instance_id=st.sampled_from(INSTANCE_IDS))
+    def purge(self, instance_id: str) -> None:
+        if self._busy(instance_id):
+            note("skipped: a worker holds work of this instance")
+            return
+        model = self.instances.get(instance_id)
+        expected = model is not None and model.record.runtime_status.is_terminal
+        deleted = self.provider.purge_instance(instance_id, TERMINAL_STATUSES)
+        _check(
+            deleted == expected, f"purge of {instance_id!r} returned {deleted}, expected {expected}"
+        )
+        if deleted:
+            del self.instances[instance_id]
+            for mid in [k for k, m in self.pending.items() if m.instance_id == instance_id]:
+                del self.pending[mid]
+            for mid in [k for k, m in self.maybe_pending.items() if m.instance_id == instance_id]:
+                del self.maybe_pending[mid]
+            for key in [k for k, t in self.activities.items() if t.instance_id == instance_id]:
+                del self.activities[key]
+            self.blocked_until.pop(instance_id, None)
+
+    @rule(milliseconds=st.sampled_from([70, 120]))
+    def time_passes(self, milliseconds: int) -> None:
+        time.sleep(milliseconds / 1000)
+
+    # -- orchestration worker rules -----------------------------------------------------------
+    def _live_keys(self) -> set[str]:
+        return {h.key for h in self.held if h.state == "live"}
+
+    def _visible_work(self, cutoff: datetime) -> list[str]:
+        """Pending messages that were surely visible at ``cutoff`` on unlocked instances."""
+        live = self._live_keys()
+        return [
+            f"{m.name} for {m.instance_id!r}"
+            for m in self.pending.values()
+            if m.instance_id not in live
+            and (m.visible_at is None or m.visible_at <= cutoff)
+            and self.blocked_until.get(m.instance_id, cutoff) <= cutoff
+        ]
+
+    def _lock(self, worker: str, timeout: timedelta, state: LockState) -> Any:
+        before = utcnow()
+        item = self.provider.lock_next_orchestration_work_item(worker, timeout)
+        if item is None:
+            expected = self._visible_work(before - MARGIN)
+            if expected:  # give a slow store time before calling the messages lost
+                before = utcnow()
+                item = poll(
+                    lambda: self.provider.lock_next_orchestration_work_item(worker, timeout)
+                )
+                _check(
+                    item is not None,
+                    f"{worker} found no work, but these were never handed out (lost): {expected}",
+                )
+        if item is None:
+            return multiple()
+        self._check_orchestration_item(item, before)
+        if state == "expired":
+            _sleep_until(utcnow() + timeout + MARGIN)
+        held = self._hold(worker, item, state)
+        note(f"{worker} locked {held!r}: {[m.event.event_type.value for m in item.messages]}")
+        return held
+
+    @rule(target=orchestration_items, worker=st.sampled_from(WORKERS), stalls=st.booleans())
+    def worker_locks_orchestration(self, worker: str, stalls: bool) -> Any:
+        """``stalls``: the worker stalls (or crashes) until its short lock has expired."""
+        if stalls and self.capabilities.lock_expiry:
+            return self._lock(worker, TINY_LOCK, "expired")
+        return self._lock(worker, LONG_LOCK, "live")
+
+    @rule(
+        held=consumes(orchestration_items),
+        finish=st.booleans(),
+        activities=st.integers(0, 2),
+        send_to=st.none() | st.sampled_from(INSTANCE_IDS),
+    )
+    def worker_completes(
+        self, held: Held, finish: bool, activities: int, send_to: str | None
+    ) -> None:
+        item = held.item
+        assert isinstance(item, OrchestrationWorkItem)
+        checkpoint, _ = self._checkpoint(item, finish, activities, send_to)
+
+        def apply() -> None:
+            self._apply(item, checkpoint)
+            held.state = "lost"
+
+        self._use(
+            held, lambda: self.provider.complete_orchestration_work_item(item, checkpoint), apply
+        )
+
+    @rule(held=consumes(orchestration_items), delayed=st.booleans())
+    def worker_abandons(self, held: Held, delayed: bool) -> None:
+        item = held.item
+        assert isinstance(item, OrchestrationWorkItem)
+        delay = SOON if delayed else None
+        before = utcnow()
+
+        def apply() -> None:
+            held.state = "lost"
+            if delay is not None:
+                self.blocked_until[item.instance_id] = before + delay
+
+        self._use(held, lambda: self.provider.abandon_orchestration_work_item(item, delay), apply)
+
+    @rule(held=orchestration_items)
+    def worker_renews(self, held: Held) -> None:
+        item = held.item
+        assert isinstance(item, OrchestrationWorkItem)
+
+        def apply() -> None:
+            held.state = "live"
+
+        self._use(
+            held, lambda: self.provider.renew_orchestration_work_item_lock(item, LONG_LOCK), apply
+        )
+
+    # -- activity worker rules ----------------------------------------------------------------
+    def _lock_activity(self, worker: str, timeout: timedelta, state: LockState) -> Any:
+        item = self.provider.lock_next_activity_work_item(worker, timeout)
+        if item is None:
+            live = self._live_keys()
+            expected = [t.task_id for key, t in self.activities.items() if key not in live]
+            if expected:  # give a slow store time before calling the tasks lost
+                item = poll(lambda: self.provider.lock_next_activity_work_item(worker, timeout))
+                _check(
+                    item is not None,
+                    f"{worker} found no activity, but tasks {expected} were never handed out "
+                    "(lost)",
+                )
+        if item is None:
+            return multiple()
+        _check(
+            item.task.key in self.activities,
+            f"activity task {item.task.task_id} of {item.task.instance_id!r} was handed out "
+            "after it was completed or purged",
+        )
+        _check(item.task == self.activities[item.task.key], "the activity task changed in storage")
+        if state == "expired":
+            _sleep_until(utcnow() + timeout + MARGIN)
+        held = self._hold(worker, item, state)
+        note(f"{worker} locked {held!r}")
+        return held
+
+    @rule(target=activity_items, worker=st.sampled_from(WORKERS), stalls=st.booleans())
+    def worker_locks_activity(self, worker: str, stalls: bool) -> Any:
+        """``stalls``: the worker stalls (or crashes) until its short lock has expired."""
+        if stalls and self.capabilities.lock_expiry:
+            return self._lock_activity(worker, TINY_LOCK, "expired")
+        return self._lock_activity(worker, LONG_LOCK, "live")
+
+    @rule(held=consumes(activity_items), fails=st.booleans())
+    def worker_completes_activity(self, held: Held, fails: bool) -> None:
+        item = held.item
+        assert isinstance(item, ActivityWorkItem)
+        task = item.task
+        event: TaskCompleted | TaskFailed
+        if fails:
+            from ostinato.errors import FailureDetails
+
+            event = TaskFailed(task_scheduled_id=task.task_id, failure=FailureDetails("E", "boom"))
+        else:
+            event = TaskCompleted(task_scheduled_id=task.task_id, result='"out"')
+        result = OrchestrationMessage(
+            instance_id=task.instance_id, execution_id=task.execution_id, event=event
+        )
+
+        def apply() -> None:
+            held.state = "lost"
+            self.activities.pop(task.key, None)
+            self.pending[result.message_id] = ModelMessage(task.instance_id, None, "result")
+
+        self._use(held, lambda: self.provider.complete_activity_work_item(item, result), apply)
+
+    @rule(held=consumes(activity_items))
+    def worker_abandons_activity(self, held: Held) -> None:
+        item = held.item
+        assert isinstance(item, ActivityWorkItem)
+
+        def apply() -> None:
+            held.state = "lost"
+
+        self._use(held, lambda: self.provider.abandon_activity_work_item(item), apply)
+
+    # -- liveness -----------------------------------------------------------------------------
+    @rule()
+    def drain_all_work(self) -> None:
+        """Workers take and complete everything available; nothing visible may be left."""
+        started = utcnow()
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline:
+            before = utcnow()
+            item = self.provider.lock_next_orchestration_work_item("drainer", LONG_LOCK)
+            if item is None:
+                break
+            self._check_orchestration_item(item, before)
+            held = self._hold("drainer", item, "live")
+            checkpoint, _ = self._checkpoint(item, False, 0, None)
+            self.provider.complete_orchestration_work_item(item, checkpoint)
+            self._apply(item, checkpoint)
+            held.state = "lost"
+        while time.monotonic() < deadline:
+            task_item = self.provider.lock_next_activity_work_item("drainer", LONG_LOCK)
+            if task_item is None:
+                break
+            _check(task_item.task.key in self.activities, "a consumed activity task came back")
+            self._hold("drainer", task_item, "live").state = "lost"
+            result = OrchestrationMessage(
+                instance_id=task_item.task.instance_id,
+                execution_id=task_item.task.execution_id,
+                event=TaskCompleted(task_scheduled_id=task_item.task.task_id),
+            )
+            self.provider.complete_activity_work_item(task_item, result)
+            self.activities.pop(task_item.task.key, None)
+            self.pending[result.message_id] = ModelMessage(
+                task_item.task.instance_id, None, "result"
+            )
+        lost = [x for x in self._visible_work(started - MARGIN) if not x.startswith("result")]
+        _check(not lost, f"messages never handed out (lost): {lost}")
+        live = self._live_keys()
+        stuck = [t.task_id for key, t in self.activities.items() if key not in live]
+        _check(not stuck, f"activity tasks never handed out (lost): {stuck}")
+
+    # -- invariants ---------------------------------------------------------------------------
+    @invariant()
+    def stored_state_matches_the_model(self) -> None:
+        for iid in INSTANCE_IDS:
+            stored = self.provider.get_instance(iid)
+            model = self.instances.get(iid)
+            if model is None:
+                _check(
+                    stored is None, f"{iid!r} exists in storage but was never created or was purged"
+                )
+                _check(self.provider.get_history(iid) == [], f"history of purged {iid!r} survived")
+                continue
+            _check(stored is not None, f"{iid!r} vanished from storage")
+            assert stored is not None
+            if (iid, stored.execution_id) in self.terminal_executions:
+                _check(
+                    stored.runtime_status.is_terminal,
+                    f"terminal instance {iid!r} became {stored.runtime_status.value} again",
+                )
+            _check(
+                (stored.execution_id, stored.runtime_status, stored.history_size)
+                == (
+                    model.record.execution_id,
+                    model.record.runtime_status,
+                    model.record.history_size,
+                ),
+                f"{iid!r} is stored as {stored.runtime_status.value} with {stored.history_size} "
+                f"events; the last write was {model.record.runtime_status.value} with "
+                f"{model.record.history_size}",
+            )
+            got = [history.dumps(e) for e in self.provider.get_history(iid)]
+            _check(got == model.history, f"history of {iid!r} differs from what was committed")
+
+
+def provider_state_machine(
+    factory: ProviderFactory, capabilities: ProviderCapabilities
+) -> type[ProviderMachine]:
+    """A :class:`ProviderMachine` subclass for the provider ``factory`` makes."""
+    return type(
+        "ProviderMachine",
+        (ProviderMachine,),
+        {"factory": staticmethod(factory), "capabilities": capabilities},
+    )
 
 
 class ProviderStateMachineTests(ConformanceTestBase):
-    """Random interleavings of clients and workers checked against a reference model."""
+    """Random interleavings of clients and workers, checked against the reference model."""
+
+    def test_provider_state_machine(
+        self, provider_factory: ProviderFactory, capabilities: ProviderCapabilities
+    ) -> None:
+        profile = current_profile()
+        machine = provider_state_machine(provider_factory, capabilities)
+        run_state_machine_as_test(
+            machine,
+            settings=profile.hypothesis_settings(
+                profile.machine_examples, stateful_step_count=profile.machine_steps
+            ),
+        )

@@ -11,10 +11,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 
 #: The environment variable that selects a profile when the option is not given.
 PROFILE_ENV_VAR = "OSTINATO_CONFORMANCE_PROFILE"
+#: Set to skip shrinking (faster failures, e.g. when only *whether* a test fails matters).
+NO_SHRINK_ENV_VAR = "OSTINATO_CONFORMANCE_NO_SHRINK"
 
 
 @dataclass(frozen=True)
@@ -45,16 +47,18 @@ class Profile:
             "suppress_health_check": list(HealthCheck),
             "derandomize": self.name == "quick",
         }
+        if os.environ.get(NO_SHRINK_ENV_VAR):
+            options["phases"] = [Phase.explicit, Phase.reuse, Phase.generate]
         options.update(overrides)
         return settings(**options)  # type: ignore[arg-type]
 
 
 QUICK = Profile(
     name="quick",
-    machine_examples=25,
+    machine_examples=50,
     machine_steps=30,
     program_examples=12,
-    fault_examples=8,
+    fault_examples=12,
     property_examples=25,
     concurrency=8,
 )
