@@ -14,7 +14,6 @@ import os
 import platform
 import sqlite3
 import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -43,6 +42,7 @@ class Metric:
     higher_is_better: bool
     fmt: Callable[[float], str]
     size_key: str | None = None
+    compare: bool = True
 
 
 def _bytes(value: float) -> str:
@@ -95,6 +95,14 @@ def metrics(sizes: dict[str, Any]) -> list[Metric]:
             lambda v: f"{v:,.1f} ms",
         ),
         Metric(
+            "long history \N{DIVISION SIGN} fresh (1.0: independent of history length)",
+            "replay",
+            "long_over_short",
+            False,
+            lambda v: f"{v:,.2f}",
+            compare=False,
+        ),
+        Metric(
             f"idle instances \N{MULTIPLICATION SIGN}{sizes['idle']:,}: memory per instance",
             "idle",
             "rss_bytes_per_instance",
@@ -137,6 +145,8 @@ def value(system: dict[str, Any], metric: Metric) -> float | None:
     result = system.get("results", {}).get(metric.workload)
     if not isinstance(result, dict):
         return None
+    if metric.key == "long_over_short" and result.get("short_ms"):
+        return float(result["long_ms"]) / float(result["short_ms"])
     raw = result.get(metric.key)
     return float(raw) if isinstance(raw, int | float) else None
 
@@ -177,19 +187,24 @@ def table(data: dict[str, Any]) -> str:
                 reason = _reason(system, metric.workload)
                 if reason:
                     cells.append(f"n/a {note(f'`{name}` {metric.workload}: {reason}')}")
-                elif metric.key == "storage_bytes_per_instance" and metric.workload in system.get(
-                    "results", {}
+                elif metric.key == "storage_bytes_per_instance" and isinstance(
+                    system.get("results", {}).get(metric.workload), dict
                 ):
-                    cells.append("in memory")
+                    cells.append(
+                        system["results"][metric.workload].get("storage_note", "in memory")
+                    )
                 else:
                     cells.append("—")
                 continue
             cell = metric.fmt(v)
+            comparable = metric.compare
             if metric.size_key:
                 size = system.get("sizes", {}).get(metric.size_key)
                 if size is not None and size != data["sizes"][metric.size_key]:
                     cell += f" (\N{MULTIPLICATION SIGN}{size:,}, scaled down)"
-            if system["kind"] == "peer":
+                    # Totals of different sizes do not compare; rates and per-instance do.
+                    comparable = comparable and metric.key != "seconds"
+            if system["kind"] == "peer" and comparable:
                 r = ratio(base_value, v, metric.higher_is_better)
                 if r is not None:
                     cell += f" · **{r:,.1f}\N{MULTIPLICATION SIGN}**"
@@ -357,53 +372,79 @@ def _profile_section(data: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _calls_table(calls: dict[str, Any]) -> list[str]:
+    per = calls["ms_per_orchestration"]
+    how = (
+        f"{calls['runs']:,} started at once ({per:.2f} ms of wall time per orchestration)"
+        if calls.get("at_once")
+        else f"{calls['runs']} run one at a time ({per:.1f} ms each end to end)"
+    )
+    lines = [
+        "",
+        f"Provider calls per HelloCities on `{calls['provider']}`, {how}. Calls overlap across "
+        "the worker's threads and the client, so their times can add up to more than the wall "
+        "time; lock calls include empty polls:",
+        "",
+        "| provider method | calls per orchestration | ms per call | ms per orchestration |",
+        "|---|---|---|---|",
+    ]
+    ordered = sorted(calls["calls"].items(), key=lambda kv: -kv[1]["ms_per_orchestration"])
+    lines += [
+        f"| `{method}` | {c['per_orchestration']:.2f} | {c['ms_per_call']:.2f} | "
+        f"{c['ms_per_orchestration']:.2f} |"
+        for method, c in ordered
+    ]
+    return lines
+
+
+def _writes(calls: dict[str, Any]) -> float:
+    """Durable writes per orchestration (creates, completions, messages)."""
+    return float(
+        sum(
+            c["per_orchestration"]
+            for method, c in calls["calls"].items()
+            if method.startswith(("create_", "complete_", "send_"))
+        )
+    )
+
+
 def _calls_section(data: dict[str, Any]) -> list[str]:
-    calls = data.get("provider_calls")
+    calls, batched = data.get("provider_calls"), data.get("provider_calls_at_once")
+    cost = data.get("commit_cost")
     lines: list[str] = []
     if calls:
-        per = calls["ms_per_orchestration"]
-        in_provider = sum(c["ms_per_orchestration"] for c in calls["calls"].values())
-        lines += [
-            "",
-            f"Provider calls per HelloCities on `{calls['provider']}`, {calls['runs']} run one "
-            f"at a time ({per:.1f} ms each end to end; the calls overlap across the worker's "
-            "threads and the client's, so their sum can exceed it; lock calls include idle "
-            "polls):",
-            "",
-            "| provider method | calls per orchestration | ms per call | ms per orchestration |",
-            "|---|---|---|---|",
-        ]
-        ordered = sorted(calls["calls"].items(), key=lambda kv: -kv[1]["ms_per_orchestration"])
-        lines += [
-            f"| `{method}` | {c['per_orchestration']:.1f} | {c['ms_per_call']:.2f} | "
-            f"{c['ms_per_orchestration']:.2f} |"
-            for method, c in ordered
-        ]
-        lines += ["", f"Sum of provider time per orchestration: {in_provider:.1f} ms."]
-    cost = data.get("commit_cost")
+        lines += _calls_table(calls)
+    if batched:
+        lines += _calls_table(batched)
     if cost:
         lines += [
             "",
             f"A one-row SQLite commit (WAL) costs {cost['FULL']:.2f} ms with `synchronous=FULL` "
             f"and {cost['NORMAL']:.3f} ms with `NORMAL` on this machine "
-            f"({1000 / cost['FULL']:,.0f} vs {1000 / cost['NORMAL']:,.0f} commits/s): "
-            "the durable-commit floor every write on the critical path pays.",
+            f"({1000 / cost['FULL']:,.0f} vs {1000 / cost['NORMAL']:,.0f} commits/s).",
         ]
-        if calls:
-            writes = sum(
-                c["per_orchestration"]
-                for method, c in calls["calls"].items()
-                if method.startswith(("create_", "complete_", "send_"))
-            )
-            lines += [
-                "",
-                f"One HelloCities makes {writes:.0f} durable writes one after another (create, "
-                "then each orchestration step and each activity result), so its latency cannot "
-                f"go below {writes:.0f} \N{MULTIPLICATION SIGN} {cost['FULL']:.2f} ms = "
-                f"{writes * cost['FULL']:.1f} ms with `synchronous=FULL` on this disk unless "
-                "fewer commits sit on the critical path (e.g. an activity result committed "
-                "together with the orchestration step it wakes).",
-            ]
+    if cost and calls:
+        writes = _writes(calls)
+        lines += [
+            "",
+            f"**Latency floor.** One HelloCities makes {writes:.0f} durable writes one after "
+            "another (the create, each orchestration step, each activity result), so with "
+            f"`synchronous=FULL` its latency cannot go below {writes:.0f} {TIMES} "
+            f"{cost['FULL']:.2f} ms = {writes * cost['FULL']:.1f} ms on this disk, before any "
+            "Python work, unless fewer commits sit on the critical path (an activity result "
+            "committed together with the orchestration step it wakes, or activities run "
+            "inline by the worker that scheduled them).",
+        ]
+    if cost and batched:
+        writes = _writes(batched)
+        ceiling = 1000 / (writes * cost["FULL"]) if writes else float("inf")
+        lines += [
+            "",
+            f"**Throughput.** Started at once, the worker's batching brings that to {writes:.2f} "
+            f"durable writes per orchestration: at {cost['FULL']:.2f} ms per commit the disk "
+            f"alone would allow about {ceiling:,.0f} orchestrations/s, so what remains between "
+            "that and the measured rate is Python work per message (see the profile above).",
+        ]
     return lines
 
 
@@ -417,20 +458,18 @@ def _explanations(data: dict[str, Any], checks: list[tuple[str, str, bool | None
         return ["Targets missed; no profile in this run to explain them."]
     top = profile["categories"][:3]
     parts = ", ".join(f"{name} {share:.0%}" for name, share in top)
-    lines = [
-        f"Missed: {'; '.join(missed)}. In the HelloCities profile the largest parts are {parts}.",
-    ]
+    function, share = profile["top_functions"][0] if profile["top_functions"] else ("?", 0.0)
     storage = sum(
         share for name, share in profile["categories"] if name.startswith(("SQLite", "relational"))
     )
-    lines.append(
-        f"Storage code (SQLite driver calls plus the relational toolkit) takes {storage:.0%} of "
-        "the sampled CPU time; the rest is Python work per message (replay, serialization, "
-        "worker dispatch, thread hand-offs), which on 2 cores shares one GIL. Commits with "
-        "`synchronous=FULL` wait on fsync with the GIL released, which py-spy does not sample, "
-        "so the end-to-end rate is bounded by the CPU parts above plus those waits."
-    )
-    return lines
+    return [
+        f'**Missed:** {"; ".join(missed)}. Why, from the measurements below ("Where time '
+        f'goes"): in the HelloCities profile the largest parts are {parts}; the single '
+        f"hottest frame is `{function}` ({share:.0%}). Storage (the SQLite driver calls, "
+        f"which include each commit's fsync, plus the relational toolkit) takes {storage:.0%} "
+        "of the sampled time. The latency floor and throughput paragraphs turn the provider "
+        "call counts and this disk's commit cost into the bound each target runs into.",
+    ]
 
 
 def markdown(data: dict[str, Any], path: Path, plot_path: Path) -> str:
@@ -438,7 +477,7 @@ def markdown(data: dict[str, Any], path: Path, plot_path: Path) -> str:
     systems = data["systems"]
     started = datetime.fromtimestamp(data["started"], UTC)
     minutes = (data["finished"] - data["started"]) / 60
-    command = "uv run python benchmarks/run.py " + " ".join(sys.argv[1:])
+    command = data.get("command") or "uv run python benchmarks/run.py"
     lines = [
         "<!-- Generated by benchmarks/run.py --write; do not edit by hand. -->",
         "# Benchmarks",

@@ -34,6 +34,7 @@ import argparse
 import gc
 import json
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -275,22 +276,45 @@ def bench_engine_replay(events: int) -> dict[str, Any]:
 
 
 def bench_idle(name: str, n: int, log: Callable[[str], None]) -> dict[str, Any]:
-    """``n`` instances left waiting on an event: RSS and storage per instance."""
+    """``n`` instances left waiting on an event: RSS and storage per instance.
+
+    Runs in a fresh process (``--idle-child``) so that the memory other workloads left behind
+    does not blur the resident-size difference.
+    """
+    command = [sys.executable, str(Path(__file__).resolve()), "--idle-child", name]
+    done = subprocess.run(
+        [*command, "--idle", str(n)], stdout=subprocess.PIPE, text=True, check=False
+    )
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        raise RuntimeError(f"the idle workload's process exited {done.returncode}")
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result
+
+
+def _idle_child(name: str, n: int, log: Callable[[str], None]) -> dict[str, Any]:
+    """The body of :func:`bench_idle`, in its own process."""
+    pending = {ot.OrchestrationStatus.PENDING}
+
+    def settle(client: ot.Client) -> None:
+        while client.query_instances(
+            runtime_status=pending, page_size=1, fetch_payloads=False
+        ).items:
+            time.sleep(0.25)
+
     with tempfile.TemporaryDirectory() as tmp:
-        directory = Path(tmp)
-        gc.collect()
-        rss_before = rss_bytes()
-        with running(name, directory) as (client, _):
+        with running(name, Path(tmp)) as (client, _):
+            for _ in range(10):  # warm-up: code paths, caches, connections
+                client.schedule_new_orchestration(idle)
+            settle(client)
+            gc.collect()
+            rss_before = rss_bytes()
             started = time.perf_counter()
             for i in range(n):
                 client.schedule_new_orchestration(idle)
                 if i and i % 20000 == 0:
                     log(f"    idle: {i:,} started")
-            pending = {ot.OrchestrationStatus.PENDING}
-            while client.query_instances(
-                runtime_status=pending, page_size=1, fetch_payloads=False
-            ).items:
-                time.sleep(0.25)
+            settle(client)
             elapsed = time.perf_counter() - started
             running_page = client.query_instances(
                 runtime_status={ot.OrchestrationStatus.RUNNING}, page_size=1
@@ -299,12 +323,12 @@ def bench_idle(name: str, n: int, log: Callable[[str], None]) -> dict[str, Any]:
             gc.collect()
             rss = rss_bytes() - rss_before
         storage = tree_bytes(tmp)  # after close: the WAL is checkpointed into the file
-    return {
-        "n": n,
-        "seconds": elapsed,
-        "rss_bytes_per_instance": rss / n,
-        "storage_bytes_per_instance": storage / n if name != "memory" else None,
-    }
+    result: dict[str, Any] = {"n": n, "seconds": elapsed, "rss_bytes_per_instance": rss / n}
+    if storage:
+        result["storage_bytes_per_instance"] = storage / n
+    else:  # the memory provider, or a server's storage outside this directory
+        result["storage_note"] = "in memory" if name == "memory" else "on the server, not measured"
+    return result
 
 
 def bench_sweep(name: str, levels: list[int], total: int) -> dict[str, Any]:
@@ -316,8 +340,12 @@ def bench_sweep(name: str, levels: list[int], total: int) -> dict[str, Any]:
         }
 
 
-def bench_provider_calls(name: str, runs: int) -> dict[str, Any]:
-    """Provider calls and their wall time per HelloCities, one at a time (the critical path)."""
+def bench_provider_calls(name: str, runs: int, at_once: bool = False) -> dict[str, Any]:
+    """Provider calls and their wall time per HelloCities.
+
+    One at a time (``at_once=False``: the critical path of one instance), or ``runs`` started
+    at once (how well the worker batches work into fewer, larger transactions).
+    """
     from profiling import CountingProvider
 
     factory, _ = PROVIDERS[name]
@@ -331,8 +359,11 @@ def bench_provider_calls(name: str, runs: int) -> dict[str, Any]:
                     _wave(client, 1)
                 counting.reset()
                 started = time.perf_counter()
-                for _ in range(runs):
-                    _wave(client, 1)
+                if at_once:
+                    _wave(client, runs)
+                else:
+                    for _ in range(runs):
+                        _wave(client, 1)
                 elapsed = time.perf_counter() - started
         finally:
             inner.close()
@@ -347,6 +378,7 @@ def bench_provider_calls(name: str, runs: int) -> dict[str, Any]:
     return {
         "provider": name,
         "runs": runs,
+        "at_once": at_once,
         "ms_per_orchestration": elapsed * 1000 / runs,
         "calls": calls,
     }
@@ -447,12 +479,22 @@ def main(argv: list[str] | None = None) -> int:
         help="where --write puts the plot (default docs/throughput.png)",
     )
     parser.add_argument("--json", type=Path, help="also dump all raw results to this file")
+    parser.add_argument(
+        "--render",
+        type=Path,
+        help="no benchmarks: re-render the table/report from a file written by --json",
+    )
     parser.add_argument("--profile-target", help=argparse.SUPPRESS)
+    parser.add_argument("--idle-child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     sizes = dict(QUICK if args.quick else FULL)
     if args.idle is not None:
         sizes["idle"] = args.idle
+    if args.idle_child:  # the process of one idle workload (see bench_idle)
+        result = _idle_child(args.idle_child, sizes["idle"], lambda m: print(m, file=sys.stderr))
+        print(json.dumps(result), flush=True)
+        return 0
     if args.profile_target:  # the process py-spy records (see profiling.py)
         bench_hello_cities(args.profile_target, sizes["hello"])
         return 0
@@ -460,9 +502,21 @@ def main(argv: list[str] | None = None) -> int:
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
+    if args.render:
+        data = json.loads(args.render.read_text(encoding="utf-8"))
+        print(report.table(data))
+        if args.write:
+            args.write.write_text(report.markdown(data, args.write, args.plot), encoding="utf-8")
+            log(f"Wrote {args.write}")
+        return 0
     workloads = args.workloads or PEER_WORKLOADS
     providers = args.providers or available_providers()
-    data: dict[str, Any] = {"sizes": sizes, "systems": {}, "started": time.time()}
+    data: dict[str, Any] = {
+        "sizes": sizes,
+        "systems": {},
+        "started": time.time(),
+        "command": "uv run python benchmarks/run.py " + " ".join(argv or sys.argv[1:]),
+    }
     for name in providers:
         log(f"ostinato/{name} ...")
         data["systems"][f"ostinato/{name}"] = {
@@ -492,6 +546,7 @@ def main(argv: list[str] | None = None) -> int:
 
         data["profile"] = profiling.profile_hello_cities("sqlite", sizes["hello"], log)
         data["provider_calls"] = bench_provider_calls("sqlite", 100 if not args.quick else 20)
+        data["provider_calls_at_once"] = bench_provider_calls("sqlite", sizes["hello"], True)
         with tempfile.TemporaryDirectory() as tmp:
             data["commit_cost"] = profiling.commit_cost(tmp)
     if args.json:

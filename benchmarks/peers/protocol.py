@@ -124,21 +124,27 @@ class PeerBench:
         """Stop what :meth:`setup` started."""
 
     def hello_cities(self, n: int) -> dict[str, Any]:
+        """``n`` HelloCities started at once, then all awaited."""
         raise NotImplementedError
 
     def latency(self, runs: int) -> dict[str, Any]:
+        """``runs`` HelloCities one at a time (after a warm-up): p50/p99."""
         raise NotImplementedError
 
     def fan_out(self, n: int) -> dict[str, Any]:
+        """One orchestration fanning out to ``n`` activities and in again."""
         raise NotImplementedError
 
     def replay(self, events: int) -> dict[str, Any]:
+        """One more event's round trip, fresh and at ``events`` history."""
         raise NotImplementedError
 
     def idle(self, n: int) -> dict[str, Any]:
+        """``n`` instances waiting on an event: memory and storage each."""
         raise NotImplementedError
 
     def sweep(self, levels: list[int], total: int) -> dict[str, Any]:
+        """HelloCities/s per in-flight level."""
         raise NotImplementedError
 
 
