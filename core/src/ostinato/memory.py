@@ -88,6 +88,8 @@ class InMemoryProvider(StorageProvider):
                 inbox = self._inboxes.get(record.instance_id)
                 if inbox is not None:
                     inbox.messages.clear()
+                    inbox.lock = None  # a worker still holding the old run loses its lock
+                    inbox.dequeue_count = 0
             self._instances[record.instance_id] = record
             self._enqueue(start)
         self.changes.notify()

@@ -360,7 +360,8 @@ class StorageProvider(ABC):
         If an instance with the id exists and its status is not in
         ``policy.replaceable_statuses``, raise ``InstanceAlreadyExistsError`` and change
         nothing. Otherwise the old instance is replaced: its history and pending messages
-        are deleted in the same atomic step. Check and write are one atomic step.
+        are deleted in the same atomic step, and a work item still locked on it loses its
+        lock (``WorkItemLockLost``). Check and write are one atomic step.
         """
 
     @abstractmethod
