@@ -181,6 +181,7 @@ class FileProvider(StorageProvider):
                     raise InstanceAlreadyExistsError(record.instance_id, status)
                 data["history"] = []
                 data["inbox"] = []
+                data["lock"] = None  # a worker still holding the old run loses its lock
             data["record"] = _record_to_json(record)
             self._enqueue(data, start)
             self._save(data)

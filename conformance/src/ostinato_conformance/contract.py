@@ -727,6 +727,21 @@ class ProviderContractTests(ConformanceTestBase):
         assert item is not None
         assert [m.execution_id for m in item.messages] == [fresh.execution_id]
 
+    def test_replacing_an_instance_takes_the_lock_from_the_worker_holding_it(
+        self, provider: StorageProvider
+    ) -> None:
+        create(provider, "i1", status=OrchestrationStatus.RUNNING)
+        old = lock_orchestration(provider, "old-worker")
+        assert old is not None
+        fresh = create(provider, "i1", policy=ReuseIdPolicy.REPLACE_ANY)
+        with pytest.raises(WorkItemLockLost):
+            consume(provider, old, runtime_status=OrchestrationStatus.COMPLETED)
+        assert_same_record(provider.get_instance("i1"), fresh)
+        assert provider.get_history("i1") == []
+        item = lock_orchestration(provider, "new-worker")
+        assert item is not None, "the new instance's start stayed locked by the old worker"
+        assert [m.execution_id for m in item.messages] == [fresh.execution_id]
+
     @pytest.mark.parametrize("existing", ["none", "completed"])
     def test_concurrent_creates_of_one_id_make_exactly_one_instance(
         self, provider: StorageProvider, existing: str

@@ -296,9 +296,6 @@ class ProviderMachine(RuleBasedStateMachine):
 
     @rule(instance_id=st.sampled_from(INSTANCE_IDS), policy=st.sampled_from(list(ReuseIdPolicy)))
     def create_instance(self, instance_id: str, policy: ReuseIdPolicy) -> None:
-        if self._busy(instance_id):
-            note("skipped: a worker holds work of this instance")
-            return
         record = new_record(instance_id)
         start = start_message(record)
         existing = self.instances.get(instance_id)
@@ -311,6 +308,12 @@ class ProviderMachine(RuleBasedStateMachine):
             _check(refused, f"create of {instance_id!r} with {policy} was refused wrongly")
             return
         _check(not refused, f"create of {instance_id!r} with {policy} replaced an active instance")
+        if existing is not None:
+            # Replacing takes the lock from a worker still holding the old run.
+            self.blocked_until.pop(instance_id, None)
+            for held in self.held:
+                if isinstance(held.item, OrchestrationWorkItem) and held.key == instance_id:
+                    held.state = "lost"
         for mid in [k for k, m in self.pending.items() if m.instance_id == instance_id]:
             message = self.pending.pop(mid)
             if existing is None:

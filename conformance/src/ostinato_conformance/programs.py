@@ -187,9 +187,7 @@ def programs(
         options.append(st.fixed_dictionaries({"op": st.just("event"), "value": values}))
     if depth > 0:
         sub = programs(max_segments=2, max_steps=2, allow_events=False, depth=depth - 1)
-        options.append(
-            st.fixed_dictionaries({"op": st.just("sub"), "program": sub})
-        )
+        options.append(st.fixed_dictionaries({"op": st.just("sub"), "program": sub}))
     step = st.one_of(*options)
     first = st.lists(step, min_size=min_steps, max_size=max(max_steps, min_steps))
     rest = st.lists(st.lists(step, max_size=max_steps), max_size=max_segments - 1)
