@@ -40,6 +40,8 @@ SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 #: WAL size (pages) at which a writer checkpoints itself; normally the background thread
 #: has copied nearly everything by then, so the writer's share is small.
 WRITER_AUTOCHECKPOINT_PAGES = 10000
+#: WAL length (pages) from which the background checkpointer finishes under the write mutex.
+CATCH_UP_PAGES = 2000
 #: Seconds the background checkpointer lets commits accumulate before a checkpoint.
 CHECKPOINT_INTERVAL = 0.02
 
@@ -244,12 +246,14 @@ class SqliteProvider(RelationalProvider):
                 continue
             self._commits_pending.clear()
             with contextlib.suppress(sqlite3.Error):  # busy or closing: the next round retries
-                # The bulk of the copying happens while writers go on; a short catch-up
-                # under the write mutex then lets the next writer restart the WAL from the
-                # beginning, so the file stays small under a steady load.
-                connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                with self._mutex:
-                    connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                # Copies (and syncs) while writers go on. Whenever it has caught up, the next
+                # writer restarts the WAL from the beginning. A steady load may never let it
+                # catch up: once the WAL is long, one short round under the write mutex copies
+                # the last frames (a brief pause every few megabytes, not every round).
+                ((_, frames, _),) = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                if frames >= CATCH_UP_PAGES:
+                    with self._mutex:
+                        connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
     def _reader(self) -> sqlite3.Cursor:
         """This thread's read connection (the write connection for ``:memory:``)."""
