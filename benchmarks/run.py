@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -519,12 +520,14 @@ def main(argv: list[str] | None = None) -> int:
     }
     for name in providers:
         log(f"ostinato/{name} ...")
+        load = os.getloadavg()[0]
         data["systems"][f"ostinato/{name}"] = {
             "kind": "ostinato",
             "version": ot.__version__,
             "settings": PROVIDERS[name][1],
             "sizes": {k: v for k, v in sizes.items() if isinstance(v, int)},
             **run_ostinato(name, sizes, workloads, log),
+            "load": [load, os.getloadavg()[0]],
         }
     if "replay" in workloads:
         data["engine_replay"] = bench_engine_replay(sizes["history"])
@@ -537,8 +540,13 @@ def main(argv: list[str] | None = None) -> int:
             if not args.peer_full:
                 for key, limit in PEER_LIMITS.get(peer, {}).items():
                     peer_sizes[key] = min(peer_sizes[key], limit)
+            load = os.getloadavg()[0]
             run = run_peer(peer, peer_sizes, workloads, args.peer_timeout, log)
-            data["systems"][peer] = {"kind": "peer", **run.__dict__}
+            data["systems"][peer] = {
+                "kind": "peer",
+                **run.__dict__,
+                "load": [load, os.getloadavg()[0]],
+            }
             log(f"  {peer}: {json.dumps(run.results)} {json.dumps(run.errors)}")
     data["finished"] = time.time()
     if args.write and not args.no_profile and "sqlite" in providers:
