@@ -459,7 +459,7 @@ def _calls_section(data: dict[str, Any]) -> list[str]:
                     f" The measured {measured:,.0f}/s is well below it, so the rest is the "
                     "Python work per message that the profile above breaks down."
                 )
-        return lines
+    return lines
 
 
 def _explanations(data: dict[str, Any], checks: list[tuple[str, str, bool | None]]) -> list[str]:
