@@ -6,6 +6,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -212,4 +213,21 @@ def test_group_commit_shares_syncs_between_concurrent_commits(db_path: Path) -> 
     assert commits == 160
     assert provider._synced_seq == provider._commit_seq  # every one of them is on disk
     assert 0 < syncs < commits  # ...with fewer syncs than commits
+    provider.close()
+
+
+def test_background_checkpointer_keeps_the_wal_short(db_path: Path) -> None:
+    provider = SqliteProvider(db_path, synchronous="NORMAL")
+    payload = '"' + "x" * 100_000 + '"'
+    wal = db_path.with_name(db_path.name + "-wal")
+    largest = 0
+    for i in range(400):  # 40 MB through the WAL
+        create(provider, f"big-{i}", input=payload)
+        if i % 20 == 19:
+            time.sleep(0.05)  # let the checkpointer run, as a real workload's pauses do
+        largest = max(largest, wal.stat().st_size)
+    # The writer alone would let the WAL reach 10,000 pages (about 40 MB) before
+    # checkpointing; the background thread keeps it a fraction of that.
+    assert largest < 20 * 1024 * 1024
+    assert provider.get_instance("big-0") is not None
     provider.close()
