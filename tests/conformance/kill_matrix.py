@@ -56,8 +56,9 @@ class VariantResult:
         return bool(self.caught_by)
 
 
-def _run_group(names: list[str], selection: str | None, timeout: int) -> Path:
-    out = Path(tempfile.mkdtemp(prefix="kill-matrix-")) / "report.xml"
+def _run_variants(names: list[str], selection: str | None, timeout: int) -> Path:
+    """Run the suite against ``names`` in one subprocess; the path of its JUnit report."""
+    out = Path(tempfile.mkdtemp(prefix="kill-matrix-"))
     env = {
         **os.environ,
         "OSTINATO_KILL_MATRIX_VARIANTS": ",".join(names),
@@ -65,22 +66,15 @@ def _run_group(names: list[str], selection: str | None, timeout: int) -> Path:
         "OSTINATO_CONFORMANCE_NO_SHRINK": "1",
     }
     command = [
-        sys.executable,
-        "-m",
-        "pytest",
-        str(HERE / "kill_matrix_suite.py"),
-        "-q",
-        "-p",
-        "no:cacheprovider",
-        f"--timeout={timeout}",
-        f"--junitxml={out}",
-        "-o",
-        "junit_family=xunit1",
-    ]
+        sys.executable, "-m", "pytest", str(HERE / "kill_matrix_suite.py"), "-q",
+        "-p", "no:cacheprovider", f"--timeout={timeout}", f"--junitxml={out / 'report.xml'}",
+        "-o", "junit_family=xunit1",
+    ]  # fmt: skip
     if selection:
         command += ["-k", selection]
-    subprocess.run(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, check=False)
-    return out
+    with open(out / "output.txt", "wb") as log:
+        subprocess.run(command, cwd=ROOT, env=env, stdout=log, stderr=log, check=False)
+    return out / "report.xml"
 
 
 def run_matrix(
@@ -96,11 +90,19 @@ def run_matrix(
         n: VariantResult(n, (VARIANTS[n].__doc__ or "").strip().splitlines()[0]) for n in names
     }
     groups = [names[i::processes] for i in range(processes) if names[i::processes]]
-    with ThreadPoolExecutor(len(groups)) as pool:
-        reports = list(pool.map(lambda g: _run_group(g, selection, timeout), groups))
-    for report, group in zip(reports, groups, strict=True):
+    with ThreadPoolExecutor(processes) as pool:
+        reports = list(pool.map(lambda g: _run_variants(g, selection, timeout), groups))
+        _collect(reports, results)
+        # A variant whose run died (no test reported) is run again on its own.
+        missing = [[n] for n, r in results.items() if not (r.caught_by or r.passed or r.skipped)]
+        _collect(list(pool.map(lambda g: _run_variants(g, selection, timeout), missing)), results)
+    return results
+
+
+def _collect(reports: list[Path], results: dict[str, VariantResult]) -> None:
+    for report in reports:
         if not report.exists():
-            raise RuntimeError(f"pytest produced no report for {group}")
+            continue  # the run died; its variants are retried or reported as not run
         for case in ET.parse(report).getroot().iter("testcase"):
             variant = case.get("classname", "").rsplit(".", 1)[-1].removeprefix("Test")
             result = results.get(variant)
@@ -113,7 +115,6 @@ def run_matrix(
                 result.skipped += 1
             else:
                 result.passed += 1
-    return results
 
 
 def render(results: dict[str, VariantResult], selection: str | None) -> str:

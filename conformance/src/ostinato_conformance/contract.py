@@ -266,6 +266,7 @@ class ProviderContractTests(ConformanceTestBase):
         seen = []
         while (item := lock_activity(provider, timeout=BRIEFLY)) is not None:
             seen.append(item.task.task_id)
+            assert len(seen) <= 20, f"locked tasks were handed out again: {sorted(seen)}"
         assert sorted(seen) == list(range(20))
 
     @requires("lock_expiry")
@@ -597,6 +598,8 @@ class ProviderContractTests(ConformanceTestBase):
         if utcnow() < due:
             assert event_names(first.messages) == ["enow"], "a timer fired early"
         consume(provider, first)
+        if "etimer" in event_names(first.messages):
+            return  # this machine was too slow to see the gap; nothing fired early
         fired = lock_orchestration(provider)
         woke = utcnow()
         assert fired is not None, "the delayed message never arrived"
