@@ -182,10 +182,11 @@ def test_long_timer_hops_and_never_fires_early(
     provider.send_message(
         OrchestrationMessage(instance_id="i1", event=EventRaised(name="t"), visible_at=due)
     )
-    item = lock(provider, wait=10)
+    sends = provider.operations["queue.send"]
+    item = lock(provider, timedelta(seconds=1), wait=10)  # receives hold messages 2 s
     assert item is not None
     assert utcnow() >= due
-    assert provider.operations["queue.send"] >= 3  # the first send and at least two hops
+    assert provider.operations["queue.send"] - sends >= 1  # at least one hop
 
 
 def test_poison_message_is_parked_with_its_reason_and_can_be_replayed(

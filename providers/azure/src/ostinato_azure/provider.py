@@ -54,7 +54,7 @@ from ostinato.errors import (
     ProviderError,
     WorkItemLockLost,
 )
-from ostinato.history import ExecutionStarted, HistoryEvent, TaskFailed, utcnow
+from ostinato.history import HistoryEvent, TaskFailed, utcnow
 from ostinato.provider import (
     ActivityTask,
     ActivityWorkItem,
@@ -467,10 +467,7 @@ class AzureStorageProvider(StorageProvider):
 
     def _send_orchestration_message(self, message: OrchestrationMessage) -> None:
         body = self._encode_body(message.instance_id, message.to_json())
-        delay = 0
-        if message.visible_at is not None:
-            remaining = message.visible_at - utcnow()
-            delay = max(0, math.ceil(min(remaining, MAX_VISIBILITY).total_seconds()))
+        delay = self._delay_of(message)
         self.count("queue.send")
         self._control[self._queue_index(message.instance_id)].send_message(
             body, visibility_timeout=delay or None, time_to_live=-1
@@ -569,8 +566,10 @@ class AzureStorageProvider(StorageProvider):
     def _delay_of(self, message: OrchestrationMessage) -> int:
         if message.visible_at is None:
             return 0
+        # Rounded down: the queue shows it a little early and the receiver holds it until
+        # ``visible_at`` (so timers are neither early nor a second late).
         remaining = message.visible_at - utcnow()
-        return max(0, math.ceil(min(remaining, MAX_VISIBILITY).total_seconds()))
+        return max(0, math.floor(min(remaining, MAX_VISIBILITY).total_seconds()))
 
     def _repair_start(self, instance_id: str, row: Any) -> bool:
         """Re-send the start of a PENDING instance whose start may have been lost."""
@@ -838,7 +837,7 @@ class AzureStorageProvider(StorageProvider):
                     message.instance_id,
                 )
                 continue
-            if message.visible_at is not None and message.visible_at > now:
+            if message.visible_at is not None and message.visible_at > expires - _MARGIN:
                 self._rearm(queue, raw, message)  # a long timer's next hop
                 continue
             accepted.append(
@@ -921,11 +920,21 @@ class AzureStorageProvider(StorageProvider):
                 lock = self._locks.get(instance_id)
                 if lock is not None and lock.expires > now:
                     continue  # in a work item: its new messages wait for the next one
-                del self._ready[instance_id]
                 entries = self._buffer.pop(instance_id, {})
-                received = [r for r in entries.values() if r.expires > now + _MARGIN]
+                live = {k: r for k, r in entries.items() if r.expires > now + _MARGIN}
+                # Messages due a moment from now stay buffered until their visible_at.
+                later = {
+                    k: r
+                    for k, r in live.items()
+                    if r.message.visible_at is not None and r.message.visible_at > now
+                }
+                received = [r for k, r in live.items() if k not in later]
+                if later:
+                    self._buffer[instance_id] = later
+                else:
+                    del self._ready[instance_id]
                 if not received:
-                    continue  # their visibility lapsed: they come back from the queue
+                    continue  # lapsed ones come back from the queue; later ones wait
                 received.sort(key=lambda r: r.message_id)
                 new_lock = _OrchLock(
                     token=new_lock_token(),
@@ -959,6 +968,7 @@ class AzureStorageProvider(StorageProvider):
     def _load_item(self, pair: tuple[str, _OrchLock]) -> OrchestrationWorkItem:
         """Read the instance row and the history sentinel; repair a stale row."""
         instance_id, lock = pair
+        self._extend_visibility(lock)
         sentinel = self._read_sentinel(instance_id)
         with self._mutex:
             cached = self._rows.get(instance_id)
@@ -1005,6 +1015,31 @@ class AzureStorageProvider(StorageProvider):
             provider_data=lock,
         )
 
+    def _extend_visibility(self, lock: _OrchLock) -> None:
+        """Buffered messages whose queue visibility ends before the new lock: extend it."""
+        needed = utcnow() + lock.timeout + _MARGIN
+        short = [r for r in lock.received if r.expires < needed]
+        if not short:
+            return
+        seconds = _visibility_seconds(lock.timeout)
+        lost: list[_Received] = []
+        for r in short:
+            self.count("queue.update")
+            try:
+                receipt = self._control[r.queue].update_message(
+                    r.message_id, pop_receipt=r.pop_receipt, visibility_timeout=seconds
+                )
+            except ResourceNotFoundError:
+                lost.append(r)  # taken by someone else meanwhile: not ours to hand out
+                continue
+            r.pop_receipt = str(receipt.pop_receipt)
+            r.expires = utcnow() + timedelta(seconds=seconds) - _MARGIN
+        if lost:
+            lock.received = [r for r in lock.received if r not in lost]
+            with self._mutex:
+                for r in lost:
+                    self._in_flight[r.queue] -= 1
+
     def _stale_messages(
         self,
         instance_id: str,
@@ -1014,26 +1049,23 @@ class AzureStorageProvider(StorageProvider):
     ) -> list[_Received]:
         """Messages left over from a purged or replaced instance (queues can't delete them).
 
-        * No instance row and no live history (purged, or never created): everything but
-          start messages goes — the core would drop those messages anyway. Entities are
-          exempt (they come into being with their first message).
-        * A replaced instance: messages of other executions, or without one, created before
-          the replace (``InboxCutoff``) go. A message for a newer execution is never dropped.
+        A purge leaves a tombstone (``DeadAt``) in the sentinel, a replace an ``InboxCutoff``
+        on the row: messages *created before* that moment, and not addressed to the current
+        execution, are deleted instead of handed out. Messages sent afterwards — even to an
+        instance that doesn't exist (yet) — are always delivered.
         """
-        if instance_id.startswith("@"):
+        cutoff = lock.inbox_cutoff
+        if record is None and sentinel is not None:
+            dead_at = sentinel.entity.get("DeadAt")
+            cutoff = dead_at if isinstance(dead_at, datetime) else None
+        if cutoff is None:
             return []
         stale: list[_Received] = []
-        alive = sentinel is not None and sentinel.execution_id != ""
         for r in lock.received:
             message = r.message
-            if record is None:
-                if not alive and not isinstance(message.event, ExecutionStarted):
-                    stale.append(r)
+            if record is not None and message.execution_id == record.execution_id:
                 continue
-            if message.execution_id == record.execution_id:
-                continue
-            cutoff = lock.inbox_cutoff
-            if cutoff is not None and message.event.timestamp < cutoff:
+            if message.event.timestamp < cutoff:
                 stale.append(r)
         return stale
 

@@ -1,0 +1,128 @@
+"""Azurite for tests and benchmarks, and the storage-operation count of HelloCities.
+
+:func:`azurite_connection_string` gives ``OSTINATO_AZURE_CONNECTION_STRING`` if set, else starts
+the Azurite pinned in the repository's ``azurite/`` folder (stopped at interpreter exit).
+:func:`benchmark_provider` is the benchmark harness's factory. As a script it measures
+HelloCities throughput and storage operations per instance::
+
+    uv run python -m ostinato_azure.testing 200
+"""
+
+from __future__ import annotations
+
+import atexit
+import importlib.util
+import os
+import sys
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from ostinato_azure.provider import AzureStorageProvider
+
+ENV_CONNECTION_STRING = "OSTINATO_AZURE_CONNECTION_STRING"
+
+_started: dict[str, Any] = {}
+
+
+def _find_start_script() -> Path | None:
+    for base in [Path.cwd(), *Path.cwd().parents, *Path(__file__).resolve().parents]:
+        candidate = base / "azurite" / "start.py"
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def azurite_connection_string() -> str:
+    """A storage account to test against: the environment's, or a local Azurite."""
+    if os.environ.get(ENV_CONNECTION_STRING):
+        return os.environ[ENV_CONNECTION_STRING]
+    if "azurite" not in _started:
+        script = _find_start_script()
+        if script is None:
+            raise RuntimeError(
+                f"Set {ENV_CONNECTION_STRING}, or run from the ostinato repository "
+                "(azurite/start.py starts the pinned emulator)"
+            )
+        spec = importlib.util.spec_from_file_location("ostinato_azurite_start", script)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+        azurite = module.Azurite()
+        azurite.start()
+        atexit.register(azurite.stop)
+        _started["azurite"] = azurite
+    return str(_started["azurite"].connection_string)
+
+
+def benchmark_provider(directory: Path | None = None, **settings: Any) -> AzureStorageProvider:
+    """A provider on a fresh task hub of :func:`azurite_connection_string`."""
+    del directory
+    hub = "bench" + uuid.uuid4().hex[:12]
+    return AzureStorageProvider(azurite_connection_string(), hub, **settings)
+
+
+def measure_hello_cities(n: int) -> dict[str, Any]:
+    """Run ``n`` HelloCities at once on one worker; throughput and operations per instance.
+
+    The client has its own provider object so that its polling (``wait_for_...``) is not
+    counted: the counts are what the instances themselves cost (start + worker).
+    """
+    import ostinato as ot
+
+    app = ot.App()
+
+    @app.activity
+    def say_hello(ctx: ot.ActivityContext, city: str) -> str:
+        return f"Hello {city}!"
+
+    @app.orchestrator
+    def hello_cities(ctx: ot.OrchestrationContext, _: Any) -> Any:
+        outputs = []
+        for city in ("Tokyo", "Seattle", "London"):
+            outputs.append((yield ctx.call_activity(say_hello, input=city)))
+        return outputs
+
+    connection_string = azurite_connection_string()
+    hub = "bench" + uuid.uuid4().hex[:12]
+    worker_provider = AzureStorageProvider(connection_string, hub)
+    client_provider = AzureStorageProvider(connection_string, hub)
+    starter = AzureStorageProvider(connection_string, hub)
+    watcher = ot.Client(client_provider)
+    try:
+        with ot.Worker(app, worker_provider):
+            warm = ot.Client(starter).schedule_new_orchestration(hello_cities)
+            watcher.wait_for_orchestration_completion(warm, timeout=60)
+            worker_provider.reset_operation_counts()
+            starter.reset_operation_counts()
+            started = time.perf_counter()
+            ids = [ot.Client(starter).schedule_new_orchestration(hello_cities) for _ in range(n)]
+            for instance_id in ids:
+                state = watcher.wait_for_orchestration_completion(instance_id, timeout=600)
+                assert state.runtime_status is ot.OrchestrationStatus.COMPLETED
+            elapsed = time.perf_counter() - started
+            ops: Counter[str] = Counter(worker_provider.operations)
+            ops.update(starter.operations)
+    finally:
+        for provider in (worker_provider, client_provider, starter):
+            provider.close()
+    receives = ops["queue.receive"]
+    total = sum(ops.values())
+    return {
+        "instances": n,
+        "seconds": round(elapsed, 2),
+        "per_second": round(n / elapsed, 1),
+        "operations_per_instance": round(total / n, 2),
+        "operations_per_instance_without_receives": round((total - receives) / n, 2),
+        "operations": dict(sorted(ops.items())),
+    }
+
+
+if __name__ == "__main__":
+    import json
+
+    count = int(sys.argv[1]) if len(sys.argv) > 1 else 100
+    print(json.dumps(measure_hello_cities(count), indent=2))
