@@ -503,6 +503,8 @@ def markdown(data: dict[str, Any], path: Path, plot_path: Path) -> str:
         "## Machine and versions",
         "",
         f"- Machine: {machine()}.",
+        f"- ostinato at commit {data.get('revision', 'unknown')} (code is loaded when each "
+        "process starts).",
     ]
     for name, system in systems.items():
         version = system.get("version") or "not installed"

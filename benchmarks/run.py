@@ -441,6 +441,27 @@ def run_ostinato(
     return out
 
 
+def _revision() -> str:
+    """The checkout's commit, and whether ostinato's own code differed from it at the start."""
+    root = str(HERE.parent)
+    try:
+        head = subprocess.run(
+            ["git", "-C", root, "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", root, "status", "--porcelain", "--", "core/src", "providers"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + (" with uncommitted changes to core/providers" if dirty else "")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmarks, print the table, optionally write BENCHMARKS.md and the plot."""
     import report
@@ -517,6 +538,7 @@ def main(argv: list[str] | None = None) -> int:
         "systems": {},
         "started": time.time(),
         "command": "uv run python benchmarks/run.py " + " ".join(argv or sys.argv[1:]),
+        "revision": _revision(),
     }
     for name in providers:
         log(f"ostinato/{name} ...")
