@@ -21,6 +21,7 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import (
@@ -184,14 +185,16 @@ class PartitionManager:
             self._write(i, leases[i], self.worker_id, expires)
         # Take free or expired leases up to our share.
         held = len([i for i in mine if i in self._owned and i not in self._draining])
-        for i, row in sorted(leases.items()):
+        for i, lease in sorted(leases.items()):
+            current: dict[str, Any] = dict(lease)
+            current.setdefault("etag", _etag(lease))
             if held >= share:
                 break
-            if row["Owner"] == self.worker_id:
+            if current["Owner"] == self.worker_id:
                 continue
-            if row["Owner"] and row["ExpiresAt"] > now:
+            if current["Owner"] and current["ExpiresAt"] > now:
                 continue
-            if self._write(i, row, self.worker_id, expires):
+            if self._write(i, current, self.worker_id, expires):
                 log.info("Took the lease of control queue %d", i)
                 held += 1
 

@@ -26,7 +26,7 @@ import threading
 import time
 import zlib
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -776,23 +776,31 @@ class AzureStorageProvider(StorageProvider):
                 if partitions is not None
                 else list(range(self.partition_count))
             )
-            taken = self._take_ready(max_count, lock_timeout)
-            if len(taken) < max_count and queues:
-                start = self._next_queue % len(queues)
-                self._next_queue += 1
-                order = queues[start:] + queues[:start]
-                for queue in order:
-                    self._receive(queue, lock_timeout)
-                    taken += self._take_ready(max_count - len(taken), lock_timeout)
-                    if len(taken) >= max_count:
-                        break
-            if not taken:
-                return []
-            items = list(self._pool.map(self._load_item, taken))
-            empty = [item for item in items if not item.messages]
-            for item in empty:  # every message was stale: nothing to hand out
-                self._unlock(item, item.provider_data)
-            return [item for item in items if item.messages]
+            result: list[OrchestrationWorkItem] = []
+            for _ in range(4):  # more rounds only while stale leftovers were all we found
+                taken = self._take_ready(max_count - len(result), lock_timeout)
+                if len(taken) + len(result) < max_count and queues:
+                    start = self._next_queue % len(queues)
+                    self._next_queue += 1
+                    order = queues[start:] + queues[:start]
+                    for queue in order:
+                        self._receive(queue, lock_timeout)
+                        taken += self._take_ready(
+                            max_count - len(taken) - len(result), lock_timeout
+                        )
+                        if len(taken) + len(result) >= max_count:
+                            break
+                if not taken:
+                    break
+                items = list(self._pool.map(self._load_item, taken))
+                for item in items:
+                    if item.messages:
+                        result.append(item)
+                    else:  # every message was a stale leftover: nothing to hand out
+                        self._unlock(item, item.provider_data)
+                if result:
+                    break
+            return result
 
     def _maybe_repair(self) -> None:
         """Every few lease periods the owner of queue 0 re-sends lost start messages."""
@@ -1217,10 +1225,11 @@ class AzureStorageProvider(StorageProvider):
         if checkpoint.instance is not None:
             self._note_alive(checkpoint.instance)
         # 1. Outbound messages: a crash after this duplicates them, never loses them.
-        sends: list[Callable[[], None]] = [
-            (lambda t=t: self._send_activity(t)) for t in checkpoint.activity_tasks
-        ] + [(lambda m=m: self._send_orchestration_message(m)) for m in checkpoint.messages]
-        for future in [self._io.submit(fn) for fn in sends]:
+        futures = [self._io.submit(self._send_activity, t) for t in checkpoint.activity_tasks]
+        futures += [
+            self._io.submit(self._send_orchestration_message, m) for m in checkpoint.messages
+        ]
+        for future in futures:
             future.result()
         # 2. History rows, each batch guarded by the sentinel's ETag.
         version = _version(lock.version)
