@@ -60,6 +60,11 @@ Script = list[tuple[str, Sequence[Any]]]
 _Completion = tuple[OrchestrationWorkItem, OrchestrationCheckpoint]
 
 
+#: How long a checkpoint's instances stay locked at most while the commit syncs (see
+#: ``RelationalProvider._release_after_sync``); after a crash they are free again after this.
+RELEASE_AFTER_SYNC_HOLD = timedelta(seconds=5)
+
+
 def _micros(delta: timedelta) -> int:
     return delta // timedelta(microseconds=1)
 
@@ -72,6 +77,12 @@ class RelationalProvider(StorageProvider):
         self.task_hub = task_hub
         self._sql = Statements(dialect)
         self._largest: dict[int, int] = {}
+        #: Keep a checkpoint's instances locked through the commit's disk sync and unlock
+        #: them in a second, non-durable transaction once the commit is durable. For engines
+        #: whose durable commits become visible before they are on disk (SQLite with group
+        #: commit): otherwise another thread may pick the instance up again before the worker
+        #: has cached its run, and replay its whole history.
+        self._release_after_sync = False
 
     # -- what an engine supplies ----------------------------------------------------------
     @abstractmethod
@@ -420,13 +431,36 @@ class RelationalProvider(StorageProvider):
                 if token is not None and expires is not None and expires > now
             }
 
-        return self._commit_batch(
+        results = self._commit_batch(
             batch,
             held,
             lambda pair: (pair[0].instance_id, pair[0].lock_token),
             lambda pair: _lock_lost(pair[0]),
             self._checkpoint_script,
         )
+        if self._release_after_sync:
+            self._release_committed(
+                [item for (item, _), error in zip(batch, results, strict=True) if error is None]
+            )
+        return results
+
+    def _release_committed(self, items: list[OrchestrationWorkItem]) -> None:
+        """Unlock instances whose checkpoint is now durable (see ``_release_after_sync``)."""
+        if not items:
+            return
+        by_token: dict[str, list[str]] = {}
+        for item in items:
+            by_token.setdefault(item.lock_token, []).append(item.instance_id)
+        try:
+            with self._write(durable=False) as cur:
+                now = self._now_micros()
+                for token, ids in by_token.items():
+                    self._run(
+                        cur, self._in(self._sql.queue_release_own, (now, self.task_hub, token), ids)
+                    )
+        except Exception:  # noqa: BLE001 - the checkpoints are durable; the hold just expires
+            return
+        self.changes.notify()
 
     def _checkpoint_script(self, pairs: list[_Completion]) -> Script:
         """The statements that apply ``pairs`` (built outside the transaction: encoding the
@@ -467,7 +501,11 @@ class RelationalProvider(StorageProvider):
             ],
         )
         self._enqueue(script, [m for _, cp in pairs for m in cp.messages], now)
-        return script + self._release([item.instance_id for item, _ in pairs], now)
+        ids = [item.instance_id for item, _ in pairs]
+        if self._release_after_sync:
+            hold = now + _micros(RELEASE_AFTER_SYNC_HOLD)
+            return script + self._in(s.queue_hold_many, (hold, hub), ids)
+        return script + self._release(ids, now)
 
     def abandon_orchestration_work_item(
         self, item: OrchestrationWorkItem, delay: timedelta | None = None

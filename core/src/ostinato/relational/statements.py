@@ -164,6 +164,19 @@ class Statements:
             f"AND i.visible_at <= {p}) THEN dequeue_count ELSE 0 END WHERE task_hub = {p} AND",
             "instance_id",
         )
+        #: now, hub, token, ids: like queue_release, for rows still locked with ``token``
+        self.queue_release_own = in_list(
+            f"UPDATE {q} SET visible_at = (SELECT MIN(i.visible_at) FROM {INBOX} i "
+            f"WHERE {inbox_of_row}), locked_by = NULL, lock_token = NULL, "
+            f"dequeue_count = CASE WHEN EXISTS (SELECT 1 FROM {INBOX} i WHERE {inbox_of_row} "
+            f"AND i.visible_at <= {p}) THEN dequeue_count ELSE 0 END "
+            f"WHERE task_hub = {p} AND lock_token = {p} AND",
+            "instance_id",
+        )
+        #: until, hub, ids: keep locked instances locked until then
+        self.queue_hold_many = in_list(
+            f"UPDATE {q} SET visible_at = {p} WHERE task_hub = {p} AND", "instance_id"
+        )
         #: expires, hub, id, token, now
         self.queue_renew = (
             f"UPDATE {q} SET visible_at = {p} "
