@@ -49,6 +49,7 @@ from ostinato.relational.migrations import migrate
 from ostinato.relational.rows import from_micros, instance_record, instance_row, to_micros
 from ostinato.relational.statements import (
     Statements,
+    SyncedReleaseStatements,
     chunk_sizes,
     largest_chunk,
 )
@@ -83,6 +84,7 @@ class RelationalProvider(StorageProvider):
         #: commit): otherwise another thread may pick the instance up again before the worker
         #: has cached its run, and replay its whole history.
         self._release_after_sync = False
+        self._synced_sql = SyncedReleaseStatements(dialect)
 
     # -- what an engine supplies ----------------------------------------------------------
     @abstractmethod
@@ -455,9 +457,8 @@ class RelationalProvider(StorageProvider):
             with self._write(durable=False) as cur:
                 now = self._now_micros()
                 for token, ids in by_token.items():
-                    self._run(
-                        cur, self._in(self._sql.queue_release_own, (now, self.task_hub, token), ids)
-                    )
+                    release = self._synced_sql.queue_release_own
+                    self._run(cur, self._in(release, (now, self.task_hub, token), ids))
         except Exception:  # noqa: BLE001 - the checkpoints are durable; the hold just expires
             return
         self.changes.notify()
@@ -504,7 +505,7 @@ class RelationalProvider(StorageProvider):
         ids = [item.instance_id for item, _ in pairs]
         if self._release_after_sync:
             hold = now + _micros(RELEASE_AFTER_SYNC_HOLD)
-            return script + self._in(s.queue_hold_many, (hold, hub), ids)
+            return script + self._in(self._synced_sql.queue_hold, (hold, hub), ids)
         return script + self._release(ids, now)
 
     def abandon_orchestration_work_item(
