@@ -15,9 +15,17 @@ small reference model of the guarantees:
   terminal instance never becomes active again;
 * create honours the reuse-id policy; purge removes everything.
 
-A failure shrinks to a short story of calls, e.g. ``create_instance(instance_id='a', ...)``,
-``worker_locks_then_crashes(worker='w1')``, ``worker_locks_orchestration(worker='w2')``,
-``worker_completes(item=held_0, ...)``.
+Every run starts with three instances (``create_every_instance``). A failure shrinks to a
+short story of calls, e.g.::
+
+    state.create_every_instance()
+    orchestration_items_0 = state.worker_locks_orchestration(stalls=True, worker='w1')
+    state.drain_all_work()
+    state.worker_completes(activities=0, finish=False, held=orchestration_items_0, send_to=None)
+    # ConformanceViolation: <orchestration_item_0 of 'a' held by w1> was taken over or
+    # already used, yet the call succeeded (two workers committed the same work)
+
+(a provider that does not check the lock on complete, shrunk by hypothesis).
 """
 
 from __future__ import annotations
