@@ -8,7 +8,7 @@ from pathlib import Path
 
 import ostinato as ot
 import pytest
-from ostinato.provider import ProviderCapabilities
+from ostinato.provider import ProviderCapabilities, StorageProvider
 from ostinato_conformance import FaultInjectingProvider, FaultKind, FaultPlan, InjectedFault
 from ostinato_conformance.base import overridden_without_xfail
 from ostinato_conformance.contract import ProviderContractTests
@@ -32,7 +32,7 @@ def _pytest(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_guard_rejects_a_standard_test_overridden_without_xfail() -> None:
     class Sneaky(ProviderContractTests):
-        def test_purge_removes_everything_of_the_instance(self) -> None:
+        def test_purge_removes_everything_of_the_instance(self, provider: StorageProvider) -> None:
             pass
 
     assert overridden_without_xfail(Sneaky) == [
@@ -43,12 +43,12 @@ def test_guard_rejects_a_standard_test_overridden_without_xfail() -> None:
 def test_guard_accepts_an_override_marked_xfail_with_a_reason() -> None:
     class Honest(ProviderContractTests):
         @pytest.mark.xfail(reason="our store cannot purge yet (issue 12)")
-        def test_purge_removes_everything_of_the_instance(self) -> None:
+        def test_purge_removes_everything_of_the_instance(self, provider: StorageProvider) -> None:
             pass
 
     class Reasonless(ProviderContractTests):
         @pytest.mark.xfail
-        def test_purge_removes_everything_of_the_instance(self) -> None:
+        def test_purge_removes_everything_of_the_instance(self, provider: StorageProvider) -> None:
             pass
 
     assert overridden_without_xfail(Honest) == []
