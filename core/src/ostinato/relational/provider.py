@@ -184,9 +184,15 @@ class RelationalProvider(StorageProvider):
         self, record: InstanceRecord, start: OrchestrationMessage, policy: ReuseIdPolicy
     ) -> None:
         s, hub, iid = self._sql, self.task_hub, record.instance_id
-        script: Script = []
-        self._rows(script, s.instances_upsert, [(hub, *instance_row(record))])
-        self._enqueue(script, [start], self._now_micros())
+        row = [(hub, *instance_row(record))]
+        # A new id is a plain insert, so two creates that both saw no row can't both win;
+        # replacing an existing instance is an upsert under the status check's row lock.
+        insert: Script = []
+        self._rows(insert, s.instances_insert, row)
+        replace: Script = []
+        self._rows(replace, s.instances_upsert, row)
+        messages: Script = []
+        self._enqueue(messages, [start], self._now_micros())
         for attempt in range(3):
             try:
                 with self._write() as cur:
@@ -201,7 +207,7 @@ class RelationalProvider(StorageProvider):
                         cur.execute(s.history_delete, (hub, iid))
                         cur.execute(s.inbox_delete, (hub, iid))
                         cur.execute(s.queue_reset, (hub, iid))
-                    self._run(cur, script)
+                    self._run(cur, (replace if rows else insert) + messages)
                 break
             except InstanceAlreadyExistsError:
                 raise

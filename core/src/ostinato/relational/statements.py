@@ -77,6 +77,8 @@ class Statements:
             f"SELECT {columns} FROM {INSTANCES} WHERE task_hub = {p} AND", "instance_id"
         )
         #: n rows of INSTANCE_ROW_COLUMNS
+        #: A plain insert: a concurrent create of the same id fails with a key violation.
+        self.instances_insert = cache(lambda n: d.insert(INSTANCES, INSTANCE_ROW_COLUMNS, n))
         self.instances_upsert = cache(
             lambda n: d.upsert(
                 INSTANCES,
