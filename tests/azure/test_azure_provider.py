@@ -178,7 +178,7 @@ def test_long_timer_hops_and_never_fires_early(
     monkeypatch.setattr(azure_module, "MAX_VISIBILITY", timedelta(seconds=1))
     provider = make_provider(partition_leases=False)
     started(provider, "i1")
-    due = utcnow() + timedelta(seconds=3.2)
+    due = utcnow() + timedelta(seconds=4.6)
     provider.send_message(
         OrchestrationMessage(instance_id="i1", event=EventRaised(name="t"), visible_at=due)
     )
@@ -215,7 +215,7 @@ def test_poisoned_activity_fails_its_task_instead_of_hanging(make_provider: Prov
     provider._send_activity(task)
     first = provider.lock_next_activity_work_item("w", timedelta(seconds=1))
     assert first is not None
-    time.sleep(2.2)  # the worker "died": the queue shows the task again
+    time.sleep(3.2)  # the worker "died": the queue shows the task again (1.5 x lock + 1 s)
     assert provider.lock_next_activity_work_item("w", LOCK) is None  # second delivery: poison
     item = lock(provider)
     assert item is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import ostinato as ot
@@ -30,7 +31,7 @@ def three_steps(ctx: ot.OrchestrationContext, value: str):  # type: ignore[no-un
     return (yield ctx.call_activity(slow_echo, input=b + "c"))
 
 
-_SECOND = __import__("datetime").timedelta(seconds=1)
+_SECOND = timedelta(seconds=1)
 
 
 def test_instances_complete_across_an_azurite_restart(azurite: Azurite, tmp_path: Path) -> None:
@@ -42,7 +43,7 @@ def test_instances_complete_across_an_azurite_restart(azurite: Azurite, tmp_path
     provider = AzureStorageProvider(server.connection_string, new_hub_name(), lease_duration=3.0)
     client = ot.Client(provider)
     try:
-        with ot.Worker(app, provider, max_poll_interval=0.2):
+        with ot.Worker(app, provider, max_poll_interval=0.2, lock_timeout=timedelta(seconds=10)):
             ids = [client.schedule_new_orchestration(three_steps, input=str(n)) for n in range(20)]
             time.sleep(1.0)  # mid-run
             finished = [

@@ -37,7 +37,6 @@ import requests.adapters
 from azure.core import MatchConditions
 from azure.core.exceptions import (
     AzureError,
-    HttpResponseError,
     ResourceExistsError,
     ResourceModifiedError,
     ResourceNotFoundError,
@@ -101,8 +100,10 @@ def _visibility_seconds(lock_timeout: timedelta) -> int:
 
     Locks are exact in-process (sub-second timeouts work): when one expires while its
     messages are still invisible on the queue, this process hands them out again itself.
+    The extra half lets received messages wait in the buffer (their instance busy) without
+    having to be extended before they form a work item.
     """
-    return max(1, math.ceil(lock_timeout.total_seconds() + 1))
+    return max(1, math.ceil(lock_timeout.total_seconds() * 1.5 + 1))
 
 
 def _version(base: int = 0) -> int:
@@ -147,6 +148,7 @@ class _Received:
     message: OrchestrationMessage
     dequeue_count: int
     expires: datetime  # when the queue makes it visible again (less a margin)
+    not_before: datetime | None = None  # abandoned with a delay while the queue was down
 
 
 @dataclass
@@ -187,6 +189,9 @@ class _CachedRow:
     etag: str
     record: InstanceRecord
     inbox_cutoff: datetime | None
+    sentinel_etag: str | None
+    sentinel_execution: str | None
+    sentinel_size: int
 
 
 @dataclass
@@ -390,7 +395,8 @@ class AzureStorageProvider(StorageProvider):
                     del self._buffer[instance_id]
                     self._ready.pop(instance_id, None)
         for received in released:
-            self._set_visibility(received, 0)
+            with contextlib.suppress(AzureError):
+                self._set_visibility(received, 0)
 
     # -- entity encoding ------------------------------------------------------------------
     def _record_properties(self, record: InstanceRecord, version: int) -> dict[str, Any]:
@@ -480,12 +486,13 @@ class AzureStorageProvider(StorageProvider):
         )
 
     def _set_visibility(self, received: _Received, seconds: int) -> bool:
+        """Change a held message's visibility; ``False`` if someone else holds it now."""
         self.count("queue.update")
         try:
             self._control[received.queue].update_message(
                 received.message_id, pop_receipt=received.pop_receipt, visibility_timeout=seconds
             )
-        except (ResourceNotFoundError, HttpResponseError):
+        except ResourceNotFoundError:
             return False
         return True
 
@@ -934,7 +941,8 @@ class AzureStorageProvider(StorageProvider):
                 later = {
                     k: r
                     for k, r in live.items()
-                    if r.message.visible_at is not None and r.message.visible_at > now
+                    if (r.message.visible_at is not None and r.message.visible_at > now)
+                    or (r.not_before is not None and r.not_before > now)
                 }
                 received = [r for k, r in live.items() if k not in later]
                 if later:
@@ -977,17 +985,22 @@ class AzureStorageProvider(StorageProvider):
         """Read the instance row and the history sentinel; repair a stale row."""
         instance_id, lock = pair
         self._extend_visibility(lock)
-        sentinel = self._read_sentinel(instance_id)
         with self._mutex:
             cached = self._rows.get(instance_id)
-        if cached is not None and sentinel is not None and cached.version == sentinel.version:
-            # We wrote both the row and the sentinel last: the row is as we left it (if a
-            # client replaced it since, the conditional writes of this step fail).
+        sentinel: _Sentinel | None = None
+        if cached is not None:
+            # This process wrote the row and the sentinel last: no reads. If anyone else
+            # wrote since, this step's ETag-conditional writes fail (WorkItemLockLost), the
+            # cache entry is dropped and the retry reads both.
             record: InstanceRecord | None = cached.record
             lock.instance_etag = cached.etag
             lock.version = cached.version
             lock.inbox_cutoff = cached.inbox_cutoff
+            lock.sentinel_etag = cached.sentinel_etag
+            lock.sentinel_execution = cached.sentinel_execution
+            lock.sentinel_size = cached.sentinel_size
         else:
+            sentinel = self._read_sentinel(instance_id)
             row = self._read_row(instance_id)
             record = None if row is None else self._record_from(instance_id, row)
             lock.instance_etag = None if row is None else _etag(row)
@@ -1192,7 +1205,8 @@ class AzureStorageProvider(StorageProvider):
         """Another writer owns the instance: make our messages visible again at once."""
         self._cache_row(item.instance_id, None)
         for received in lock.received:
-            self._set_visibility(received, 0)
+            with contextlib.suppress(AzureError):
+                self._set_visibility(received, 0)
         self._unlock(item, lock)
         return WorkItemLockLost(
             f"Instance '{item.instance_id}' was changed by another worker; step dropped"
@@ -1214,6 +1228,7 @@ class AzureStorageProvider(StorageProvider):
         except WorkItemLockLost:
             raise
         except Exception:
+            self._cache_row(item.instance_id, None)
             lock.claimed = False  # still ours: the caller may abandon it
             raise
         self.changes.notify()
@@ -1298,6 +1313,8 @@ class AzureStorageProvider(StorageProvider):
                     raise
                 etag = str(result[0]["etag"])
             lock.sentinel_etag = etag
+            lock.sentinel_execution = execution
+            lock.sentinel_size = base + len(rows)
         # 3. The instance row, conditional on what we read at lock time.
         if checkpoint.instance is not None:
             entity: dict[str, Any] = {"PartitionKey": instance_id, "RowKey": _SENTINEL}
@@ -1320,7 +1337,15 @@ class AzureStorageProvider(StorageProvider):
                 raise self._release_lost(item, lock) from exc
             self._cache_row(
                 instance_id,
-                _CachedRow(version, str(meta["etag"]), checkpoint.instance, lock.inbox_cutoff),
+                _CachedRow(
+                    version,
+                    str(meta["etag"]),
+                    checkpoint.instance,
+                    lock.inbox_cutoff,
+                    lock.sentinel_etag,
+                    lock.sentinel_execution,
+                    lock.sentinel_size,
+                ),
             )
         # 4. Consume the messages, last.
         for future in [self._io.submit(self._delete_received, r) for r in lock.received]:
@@ -1355,10 +1380,22 @@ class AzureStorageProvider(StorageProvider):
     ) -> None:
         lock = self._held(item, claim=True)
         seconds = 0 if not delay else math.ceil(delay.total_seconds())
-        with _mapped_errors("abandon an orchestration work item"):
-            for received in lock.received:
+        kept: list[_Received] = []
+        for received in lock.received:
+            try:
                 self._set_visibility(received, seconds)
+            except AzureError:
+                # The store is unreachable: we still hold the message (the queue hides it),
+                # so this process hands it out again itself after the delay.
+                received.not_before = utcnow() + (delay or timedelta(0))
+                kept.append(received)
         self._unlock(item, lock)
+        if kept:
+            with self._mutex:
+                entries = self._buffer.setdefault(item.instance_id, {})
+                for received in kept:
+                    entries.setdefault(received.message_id, received)
+                self._ready[item.instance_id] = None
         self.changes.notify()
 
     def renew_orchestration_work_item_lock(
