@@ -21,6 +21,7 @@ from ostinato.provider import (
 )
 from ostinato_azure import AzureStorageProvider
 from ostinato_azure import provider as azure_module
+from ostinato_azure.__main__ import main as azure_cli
 
 LOCK = timedelta(seconds=30)
 
@@ -190,7 +191,7 @@ def test_long_timer_hops_and_never_fires_early(
 
 
 def test_poison_message_is_parked_with_its_reason_and_can_be_replayed(
-    make_provider: ProviderMaker,
+    make_provider: ProviderMaker, connection_string: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     provider = make_provider(partition_leases=False, max_dequeue_count=2)
     started(provider, "i1")
@@ -202,7 +203,10 @@ def test_poison_message_is_parked_with_its_reason_and_can_be_replayed(
     assert lock(provider, wait=1) is None
     [poison] = provider.list_poison_messages()
     assert poison["instance_id"] == "i1" and "3 times" in poison["reason"]
-    provider.replay_poison_message(poison["id"])
+    cli = ["--connection-string", connection_string, "--task-hub", provider.task_hub, "poison"]
+    assert azure_cli([*cli, "list"]) == 0
+    assert poison["id"] in capsys.readouterr().out
+    assert azure_cli([*cli, "replay", poison["id"]]) == 0
     assert provider.list_poison_messages() == []
     assert lock(provider) is not None
 
