@@ -19,31 +19,20 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import random
 import re
 import threading
-import time
-from collections.abc import Callable, Collection, Iterator, Sequence
-from datetime import timedelta
+from collections.abc import Iterator, Sequence
 from typing import Any, TypeVar
 
 from ostinato.errors import ConfigurationError, OstinatoError, ProviderError
-from ostinato.history import HistoryEvent
 from ostinato.provider import (
-    ActivityWorkItem,
-    InstanceQuery,
-    InstanceRecord,
-    OrchestrationCheckpoint,
-    OrchestrationMessage,
-    OrchestrationWorkItem,
-    Page,
     ProviderCapabilities,
-    ReuseIdPolicy,
 )
 from ostinato.relational.connection import Cursor
 from ostinato.relational.migrations import migrate
 from ostinato.relational.provider import RelationalProvider
-from ostinato.status import OrchestrationStatus
+from ostinato.relational.retry import RetriesTransientErrors
+from ostinato.relational.retry import TransientDatabaseError as TransientDatabaseError
 
 from ostinato_mssql import sql as statements
 
@@ -57,10 +46,6 @@ TRANSIENT_ERRORS = frozenset(
     {1205, 1222, 40197, 40501, 40613, 49918, 49919, 49920, 10928, 10929, 4221}
 )
 _NATIVE_ERROR = re.compile(r"\((\d{3,5})\)")
-
-
-class TransientDatabaseError(ProviderError):
-    """A transaction SQL Server rolled back (deadlock victim, lock timeout): retryable."""
 
 
 def import_pyodbc() -> Any:
@@ -100,7 +85,7 @@ class _QualifyingCursor:
         return list(self._cursor.fetchall())
 
 
-class SqlServerProvider(RelationalProvider):
+class SqlServerProvider(RetriesTransientErrors, RelationalProvider):
     """Stores task hubs in a SQL Server (2016+) or Azure SQL database.
 
     :param connection_string: an ODBC connection string naming the driver, e.g.
@@ -115,6 +100,8 @@ class SqlServerProvider(RelationalProvider):
         error is run again before the error is raised.
     """
 
+    retry_delay = 0.01
+    retry_max_delay = 2.0
     capabilities = ProviderCapabilities(
         transactional_checkpoints=True,
         # NVARCHAR(MAX) holds 2 GB; stay well clear of it.
@@ -213,11 +200,11 @@ class SqlServerProvider(RelationalProvider):
             with self._transaction() as cursor:
                 yield cursor
         except BaseException as exc:
-            self._local.failed = exc
+            self._record_transaction(exc)
             raise
         # Only the last transaction's outcome decides whether a call is retried (a batch
         # whose first attempt failed may have been committed by the toolkit's second).
-        self._local.failed = None
+        self._record_transaction(None)
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[Cursor]:
@@ -264,25 +251,6 @@ class SqlServerProvider(RelationalProvider):
             )
         return ProviderError(f"SQL Server error: {text}")
 
-    def _retrying(self, call: Callable[[], T]) -> T:
-        """Run ``call`` (one transaction); run it again while it fails transiently."""
-        delay = 0.01
-        for attempt in range(self.max_retries + 1):
-            self._local.failed = None
-            try:
-                result = call()
-            except TransientDatabaseError:
-                if attempt >= self.max_retries:
-                    raise
-            else:
-                failed = getattr(self._local, "failed", None)
-                if not isinstance(failed, TransientDatabaseError) or attempt >= self.max_retries:
-                    return result
-            log.debug("Retrying a transaction rolled back by SQL Server (attempt %d)", attempt + 1)
-            time.sleep(delay * (0.5 + random.random()))
-            delay = min(delay * 2, 2.0)
-        raise AssertionError("unreachable")  # pragma: no cover
-
     # -- lifecycle ------------------------------------------------------------------------
     def setup(self) -> None:
         """Create or upgrade the schema under an application lock (idempotent, concurrent-safe)."""
@@ -313,92 +281,3 @@ class SqlServerProvider(RelationalProvider):
             cursor._cursor.execute(statements.SERVER_VERSION)
             row = cursor.fetchone()
         return str(row[0]) if row else "unknown"
-
-    # -- the contract, with transient-error retries ---------------------------------------
-    def create_instance(
-        self, record: InstanceRecord, start: OrchestrationMessage, policy: ReuseIdPolicy
-    ) -> None:
-        self._retrying(
-            lambda: super(SqlServerProvider, self).create_instance(record, start, policy)
-        )
-
-    def send_message(self, message: OrchestrationMessage) -> None:
-        self._retrying(lambda: super(SqlServerProvider, self).send_message(message))
-
-    def get_instance(self, instance_id: str) -> InstanceRecord | None:
-        return self._retrying(lambda: super(SqlServerProvider, self).get_instance(instance_id))
-
-    def get_history(self, instance_id: str) -> list[HistoryEvent]:
-        return self._retrying(lambda: super(SqlServerProvider, self).get_history(instance_id))
-
-    def query_instances(self, query: InstanceQuery) -> Page[InstanceRecord]:
-        return self._retrying(lambda: super(SqlServerProvider, self).query_instances(query))
-
-    def purge_instance(
-        self, instance_id: str, only_if_status: Collection[OrchestrationStatus]
-    ) -> bool:
-        return self._retrying(
-            lambda: super(SqlServerProvider, self).purge_instance(instance_id, only_if_status)
-        )
-
-    def lock_next_orchestration_work_items(
-        self, worker_id: str, lock_timeout: timedelta, max_count: int
-    ) -> list[OrchestrationWorkItem]:
-        return self._retrying(
-            lambda: super(SqlServerProvider, self).lock_next_orchestration_work_items(
-                worker_id, lock_timeout, max_count
-            )
-        )
-
-    def complete_orchestration_work_items(
-        self, batch: Sequence[tuple[OrchestrationWorkItem, OrchestrationCheckpoint]]
-    ) -> list[Exception | None]:
-        return self._retrying(
-            lambda: super(SqlServerProvider, self).complete_orchestration_work_items(batch)
-        )
-
-    def abandon_orchestration_work_item(
-        self, item: OrchestrationWorkItem, delay: timedelta | None = None
-    ) -> None:
-        self._retrying(
-            lambda: super(SqlServerProvider, self).abandon_orchestration_work_item(item, delay)
-        )
-
-    def renew_orchestration_work_item_lock(
-        self, item: OrchestrationWorkItem, lock_timeout: timedelta
-    ) -> None:
-        self._retrying(
-            lambda: super(SqlServerProvider, self).renew_orchestration_work_item_lock(
-                item, lock_timeout
-            )
-        )
-
-    def lock_next_activity_work_items(
-        self, worker_id: str, lock_timeout: timedelta, max_count: int
-    ) -> list[ActivityWorkItem]:
-        return self._retrying(
-            lambda: super(SqlServerProvider, self).lock_next_activity_work_items(
-                worker_id, lock_timeout, max_count
-            )
-        )
-
-    def complete_activity_work_items(
-        self, batch: Sequence[tuple[ActivityWorkItem, OrchestrationMessage]]
-    ) -> list[Exception | None]:
-        return self._retrying(
-            lambda: super(SqlServerProvider, self).complete_activity_work_items(batch)
-        )
-
-    def abandon_activity_work_item(
-        self, item: ActivityWorkItem, delay: timedelta | None = None
-    ) -> None:
-        self._retrying(
-            lambda: super(SqlServerProvider, self).abandon_activity_work_item(item, delay)
-        )
-
-    def renew_activity_work_item_lock(
-        self, item: ActivityWorkItem, lock_timeout: timedelta
-    ) -> None:
-        self._retrying(
-            lambda: super(SqlServerProvider, self).renew_activity_work_item_lock(item, lock_timeout)
-        )

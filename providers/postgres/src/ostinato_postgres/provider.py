@@ -30,29 +30,20 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import random
 import re
 import select
 import threading
-import time
 import zlib
-from collections.abc import Callable, Collection, Iterator, Sequence
-from datetime import timedelta
+from collections.abc import Collection, Iterator
 from typing import Any, TypeVar
 
 import psycopg
 import psycopg.errors
 from ostinato.errors import ConfigurationError, ProviderError
-from ostinato.history import HistoryEvent
 from ostinato.provider import (
-    ActivityWorkItem,
     ChangeSignal,
-    InstanceQuery,
     InstanceRecord,
-    OrchestrationCheckpoint,
     OrchestrationMessage,
-    OrchestrationWorkItem,
-    Page,
     ProviderCapabilities,
     ReuseIdPolicy,
 )
@@ -60,8 +51,9 @@ from ostinato.relational.connection import Cursor
 from ostinato.relational.dialect import ColumnType, Dialect
 from ostinato.relational.migrations import migrate
 from ostinato.relational.provider import RelationalProvider
+from ostinato.relational.retry import RetriesTransientErrors
+from ostinato.relational.retry import TransientDatabaseError as TransientDatabaseError
 from ostinato.relational.schema import ACTIVITIES, INBOX, INSTANCES
-from ostinato.status import OrchestrationStatus
 from psycopg import sql
 from psycopg_pool import ConnectionPool, PoolTimeout
 
@@ -78,10 +70,6 @@ _TRANSIENT_SQLSTATES = frozenset(
         "55P03",  # lock_not_available
     }
 )
-
-
-class TransientDatabaseError(ProviderError):
-    """A transaction the server rolled back (deadlock, serialization failure): retryable."""
 
 
 class PostgresDialect(Dialect):
@@ -147,7 +135,7 @@ def default_schema(task_hub: str) -> str:
     return f"ostinato_{task_hub}".lower()
 
 
-class PostgresProvider(RelationalProvider):
+class PostgresProvider(RetriesTransientErrors, RelationalProvider):
     """Stores task hubs in a PostgreSQL database, one schema per hub.
 
     :param dsn: a libpq connection string or URI (``postgresql://user:pw@host:5432/db``);
@@ -285,11 +273,11 @@ class PostgresProvider(RelationalProvider):
                     cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", key)
                 yield cursor
         except BaseException as exc:
-            self._local.failed = exc
+            self._record_transaction(exc)
             raise
         # Only the last transaction's outcome decides whether a call is retried (a batch
         # whose first attempt failed may have been committed by the toolkit's second).
-        self._local.failed = None
+        self._record_transaction(None)
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[Cursor]:
@@ -338,26 +326,6 @@ class PostgresProvider(RelationalProvider):
         return ProviderError(f"PostgreSQL error ({state or 'no SQLSTATE'}): {message}")
 
     # -- transient-error retries ----------------------------------------------------------
-    def _retrying(self, call: Callable[[], T]) -> T:
-        """Run ``call`` (one transaction); run it again while it fails transiently."""
-        delay = 0.005
-        for attempt in range(self.max_retries + 1):
-            self._local.failed = None
-            try:
-                result = call()
-            except TransientDatabaseError:
-                if attempt >= self.max_retries:
-                    raise
-            else:
-                # Batch completions report a failed transaction per item instead of raising.
-                if not isinstance(self._local.failed, TransientDatabaseError):
-                    return result
-                if attempt >= self.max_retries:
-                    return result
-            log.debug("Retrying a transaction rolled back by PostgreSQL (attempt %d)", attempt + 1)
-            time.sleep(delay * (0.5 + random.random()))
-            delay = min(delay * 2, 1.0)
-        raise AssertionError("unreachable")  # pragma: no cover
 
     # -- lifecycle ------------------------------------------------------------------------
     def setup(self) -> None:
@@ -436,7 +404,7 @@ class PostgresProvider(RelationalProvider):
         listener = self._listener
         return listener is not None and listener.listening.wait(timeout)
 
-    # -- the contract, with transient-error retries ---------------------------------------
+    # -- the contract (RetriesTransientErrors retries every call) -----------------------
     def create_instance(
         self, record: InstanceRecord, start: OrchestrationMessage, policy: ReuseIdPolicy
     ) -> None:
@@ -444,92 +412,9 @@ class PostgresProvider(RelationalProvider):
         # concurrent creates (any process) give one instance and N-1 conflicts.
         self._local.create_key = (_int4(f"hub:{self.schema}"), _int4(record.instance_id))
         try:
-            self._retrying(
-                lambda: super(PostgresProvider, self).create_instance(record, start, policy)
-            )
+            super().create_instance(record, start, policy)
         finally:
             self._local.create_key = None
-
-    def send_message(self, message: OrchestrationMessage) -> None:
-        self._retrying(lambda: super(PostgresProvider, self).send_message(message))
-
-    def get_instance(self, instance_id: str) -> InstanceRecord | None:
-        return self._retrying(lambda: super(PostgresProvider, self).get_instance(instance_id))
-
-    def get_history(self, instance_id: str) -> list[HistoryEvent]:
-        return self._retrying(lambda: super(PostgresProvider, self).get_history(instance_id))
-
-    def query_instances(self, query: InstanceQuery) -> Page[InstanceRecord]:
-        return self._retrying(lambda: super(PostgresProvider, self).query_instances(query))
-
-    def purge_instance(
-        self, instance_id: str, only_if_status: Collection[OrchestrationStatus]
-    ) -> bool:
-        return self._retrying(
-            lambda: super(PostgresProvider, self).purge_instance(instance_id, only_if_status)
-        )
-
-    def lock_next_orchestration_work_items(
-        self, worker_id: str, lock_timeout: timedelta, max_count: int
-    ) -> list[OrchestrationWorkItem]:
-        return self._retrying(
-            lambda: super(PostgresProvider, self).lock_next_orchestration_work_items(
-                worker_id, lock_timeout, max_count
-            )
-        )
-
-    def complete_orchestration_work_items(
-        self, batch: Sequence[tuple[OrchestrationWorkItem, OrchestrationCheckpoint]]
-    ) -> list[Exception | None]:
-        return self._retrying(
-            lambda: super(PostgresProvider, self).complete_orchestration_work_items(batch)
-        )
-
-    def abandon_orchestration_work_item(
-        self, item: OrchestrationWorkItem, delay: timedelta | None = None
-    ) -> None:
-        self._retrying(
-            lambda: super(PostgresProvider, self).abandon_orchestration_work_item(item, delay)
-        )
-
-    def renew_orchestration_work_item_lock(
-        self, item: OrchestrationWorkItem, lock_timeout: timedelta
-    ) -> None:
-        self._retrying(
-            lambda: super(PostgresProvider, self).renew_orchestration_work_item_lock(
-                item, lock_timeout
-            )
-        )
-
-    def lock_next_activity_work_items(
-        self, worker_id: str, lock_timeout: timedelta, max_count: int
-    ) -> list[ActivityWorkItem]:
-        return self._retrying(
-            lambda: super(PostgresProvider, self).lock_next_activity_work_items(
-                worker_id, lock_timeout, max_count
-            )
-        )
-
-    def complete_activity_work_items(
-        self, batch: Sequence[tuple[ActivityWorkItem, OrchestrationMessage]]
-    ) -> list[Exception | None]:
-        return self._retrying(
-            lambda: super(PostgresProvider, self).complete_activity_work_items(batch)
-        )
-
-    def abandon_activity_work_item(
-        self, item: ActivityWorkItem, delay: timedelta | None = None
-    ) -> None:
-        self._retrying(
-            lambda: super(PostgresProvider, self).abandon_activity_work_item(item, delay)
-        )
-
-    def renew_activity_work_item_lock(
-        self, item: ActivityWorkItem, lock_timeout: timedelta
-    ) -> None:
-        self._retrying(
-            lambda: super(PostgresProvider, self).renew_activity_work_item_lock(item, lock_timeout)
-        )
 
 
 class _Listener:
