@@ -55,7 +55,7 @@ class Profile:
 
 QUICK = Profile(
     name="quick",
-    machine_examples=50,
+    machine_examples=100,
     machine_steps=30,
     program_examples=12,
     fault_examples=12,
