@@ -37,6 +37,7 @@ import requests.adapters
 from azure.core import MatchConditions
 from azure.core.exceptions import (
     AzureError,
+    HttpResponseError,
     ResourceExistsError,
     ResourceModifiedError,
     ResourceNotFoundError,
@@ -936,7 +937,11 @@ class AzureStorageProvider(StorageProvider):
                 if lock is not None and lock.expires > now:
                     continue  # in a work item: its new messages wait for the next one
                 entries = self._buffer.pop(instance_id, {})
-                live = {k: r for k, r in entries.items() if r.expires > now + _MARGIN}
+                # Entries whose queue visibility lapsed are kept: we still hold their pop
+                # receipts, and _extend_visibility renews them (or drops one another worker
+                # received meanwhile). Dropping them would leave a gap in which the message
+                # is neither here nor visible on the queue yet.
+                live = entries
                 # Messages due a moment from now stay buffered until their visible_at.
                 later = {
                     k: r
@@ -974,8 +979,7 @@ class AzureStorageProvider(StorageProvider):
             entries = self._buffer.setdefault(instance_id, {})
             for r in lock.received:
                 self._in_flight[r.queue] -= 1
-                if r.expires > now + _MARGIN:
-                    entries.setdefault(r.message_id, r)
+                entries.setdefault(r.message_id, r)
             if entries:
                 self._ready[instance_id] = None
             else:
@@ -1050,7 +1054,7 @@ class AzureStorageProvider(StorageProvider):
                 receipt = self._control[r.queue].update_message(
                     r.message_id, pop_receipt=r.pop_receipt, visibility_timeout=seconds
                 )
-            except ResourceNotFoundError:
+            except HttpResponseError:  # 404 (or 400: stale pop receipt)
                 lost.append(r)  # taken by someone else meanwhile: not ours to hand out
                 continue
             r.pop_receipt = str(receipt.pop_receipt)
