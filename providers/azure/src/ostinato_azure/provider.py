@@ -560,6 +560,7 @@ class AzureStorageProvider(StorageProvider):
                 replaced = True
                 break
             if replaced:
+                self._take_locks_away(instance_id)
                 self._forget_alive(instance_id)
                 self._delete_history(instance_id)
                 self._write_tombstone(instance_id, old_execution)
@@ -719,6 +720,7 @@ class AzureStorageProvider(StorageProvider):
             row = self._read_row(instance_id)
             if row is None or OrchestrationStatus(row["RuntimeStatus"]) not in only_if_status:
                 return False
+            self._take_locks_away(instance_id)
             self._forget_alive(instance_id)
             self._delete_history(instance_id)
             self._write_tombstone(instance_id, str(row["ExecutionId"]))
@@ -1104,6 +1106,24 @@ class AzureStorageProvider(StorageProvider):
             self._alive.move_to_end(key)
             while len(self._alive) > 10_000:
                 self._alive.popitem(last=False)
+
+    def _take_locks_away(self, instance_id: str) -> None:
+        """A replace or purge takes the instance from a work item of this process.
+
+        (Across processes, the sentinel tombstone makes such a work item's history write
+        fail instead.)
+        """
+        with self._mutex:
+            lock = self._locks.get(instance_id)
+            if lock is None or lock.claimed:
+                return
+            del self._locks[instance_id]
+            for r in lock.received:
+                self._in_flight[r.queue] -= 1
+            entries = self._buffer.setdefault(instance_id, {})
+            for r in lock.received:  # leftovers: the stale-message rule deletes them
+                entries.setdefault(r.message_id, r)
+            self._ready[instance_id] = None
 
     def _forget_alive(self, instance_id: str) -> None:
         self._cache_row(instance_id, None)
