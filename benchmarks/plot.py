@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt
 def main() -> int:
     """Read the series, draw them on log-log axes, save the PNG."""
     series: dict[str, dict[str, float]] = json.load(sys.stdin)
-    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=100)
+    fig, ax = plt.subplots(figsize=(8, 4.2), dpi=100)
     for name, points in series.items():
         levels = sorted(points, key=int)
         style = "-o" if name.startswith("ostinato") else "--s"
@@ -29,7 +29,7 @@ def main() -> int:
     ax.set_ylabel("orchestrations / s")
     ax.set_title("Throughput vs. concurrency (3 sequential activities)")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     fig.savefig(sys.argv[1], dpi=100)
     return 0

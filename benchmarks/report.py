@@ -196,6 +196,15 @@ def table(data: dict[str, Any]) -> str:
                 else:
                     cells.append("—")
                 continue
+            if metric.key == "rss_bytes_per_instance" and v < 0:
+                cells.append(
+                    "not measurable "
+                    + note(
+                        f"`{name}`: resident memory fell while the idle instances were started "
+                        "(memory freed from earlier workloads in the same process)"
+                    )
+                )
+                continue
             cell = metric.fmt(v)
             comparable = metric.compare
             if metric.size_key:
@@ -408,6 +417,17 @@ def _writes(calls: dict[str, Any]) -> float:
     )
 
 
+def _write_ms(calls: dict[str, Any]) -> float:
+    """Milliseconds per orchestration spent in durable-write calls."""
+    return float(
+        sum(
+            c["ms_per_orchestration"]
+            for method, c in calls["calls"].items()
+            if method.startswith(("create_", "complete_", "send_"))
+        )
+    )
+
+
 def _calls_section(data: dict[str, Any]) -> list[str]:
     calls, batched = data.get("provider_calls"), data.get("provider_calls_at_once")
     cost = data.get("commit_cost")
@@ -425,40 +445,56 @@ def _calls_section(data: dict[str, Any]) -> list[str]:
         ]
     if cost and calls:
         writes = _writes(calls)
+        in_writes = _write_ms(calls)
         lines += [
             "",
-            f"**Latency floor.** One HelloCities makes {writes:.0f} durable writes one after "
-            "another (the create, each orchestration step, each activity result), so with "
-            f"`synchronous=FULL` its latency cannot go below {writes:.0f} {TIMES} "
-            f"{cost['FULL']:.2f} ms = {writes * cost['FULL']:.1f} ms on this disk, before any "
-            "Python work, unless fewer commits sit on the critical path (an activity result "
-            "committed together with the orchestration step it wakes, or activities run "
-            "inline by the worker that scheduled them).",
+            f"**Latency.** One HelloCities makes {writes:.0f} durable writes one after another "
+            "(the create, each orchestration step, each activity result). At the "
+            f"micro-benchmark's {cost['FULL']:.2f} ms per commit that is a floor of "
+            f"{writes * cost['FULL']:.1f} ms; inside this run those calls took {in_writes:.1f} ms "
+            f"of the {calls['ms_per_orchestration']:.1f} ms per orchestration. Fewer commits on "
+            "the critical path (an activity result committed together with the orchestration "
+            "step it wakes, or activities run inline by the worker that scheduled them) is "
+            "the lever for latency.",
         ]
     if cost and batched:
         writes = _writes(batched)
         ceiling = 1000 / (writes * cost["FULL"]) if writes else float("inf")
-        base = baseline(data)
-        hello = (data["systems"][base]["results"].get("hello_cities") or {}) if base else {}
-        measured = hello.get("per_s")
-        lines += [
-            "",
-            f"**Throughput.** Started at once, the worker's batching brings that to {writes:.2f} "
-            f"durable writes per orchestration: at {cost['FULL']:.2f} ms per commit, committing "
-            f"alone would allow about {ceiling:,.0f} orchestrations/s.",
+        per_call = [
+            c["ms_per_call"]
+            for method, c in batched["calls"].items()
+            if method.startswith(("create_", "complete_", "send_"))
         ]
-        if measured:
-            if measured >= 0.7 * ceiling:
-                lines[-1] += (
-                    f" The measured {measured:,.0f}/s is at that bound: durable commits are "
-                    "what limits throughput here; fewer, larger transactions (bigger batches, "
-                    "activity results folded into orchestration checkpoints) are the lever."
-                )
-            else:
-                lines[-1] += (
-                    f" The measured {measured:,.0f}/s is well below it, so the rest is the "
-                    "Python work per message that the profile above breaks down."
-                )
+        profile = data.get("profile") or {}
+        storage = sum(
+            share
+            for name, share in profile.get("categories", [])
+            if name.startswith(("SQLite", "relational"))
+        )
+        top = (profile.get("top_functions") or [("?", 0.0)])[0]
+        text = (
+            f"**Throughput.** Started at once, the worker's batching brings that to "
+            f"{writes:.2f} durable writes per orchestration; at the micro-benchmark's "
+            f"{cost['FULL']:.2f} ms per commit, committing alone would allow about "
+            f"{ceiling:,.0f} orchestrations/s. "
+        )
+        if per_call:
+            text += (
+                f"Inside the run, the batched write calls took {min(per_call):.1f} to "
+                f"{max(per_call):.1f} ms each. "
+            )
+        if storage >= 0.5:
+            text += (
+                f"The profile puts {storage:.0%} of the sampled time in the storage layer, "
+                f"`{top[0]}` alone {top[1]:.0%}: durable writes, not Python work, bound the "
+                "throughput in this run."
+            )
+        elif profile:
+            text += (
+                f"The profile puts only {storage:.0%} of the sampled time in the storage "
+                "layer: the rest is Python work per message, broken down above."
+            )
+        lines += ["", text]
     return lines
 
 
@@ -498,7 +534,13 @@ def markdown(data: dict[str, Any], path: Path, plot_path: Path) -> str:
         "",
         f"Generated by `{command.strip()}` on {started:%Y-%m-%d %H:%M} UTC "
         f"({minutes:.0f} minutes). The machine is shared with other work and noisy: compare "
-        "the columns of this one run with each other, not with other runs.",
+        "the columns of this one run with each other, not with other runs."
+        + (
+            " This text was re-rendered (`--render`) from that run's saved results; "
+            "the numbers are the run's."
+            if data.get("rendered_from")
+            else ""
+        ),
         "",
         "## Machine and versions",
         "",

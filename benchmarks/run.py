@@ -526,8 +526,11 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.render:
         data = json.loads(args.render.read_text(encoding="utf-8"))
+        data["rendered_from"] = str(args.render)
         print(report.table(data))
         if args.write:
+            if not args.no_plot:
+                data["plot"] = report.plot(data, args.plot, log)
             args.write.write_text(report.markdown(data, args.write, args.plot), encoding="utf-8")
             log(f"Wrote {args.write}")
         return 0
