@@ -201,7 +201,7 @@ def table(data: dict[str, Any]) -> str:
                     "not measurable "
                     + note(
                         f"`{name}`: resident memory fell while the idle instances were started "
-                        "(memory freed from earlier workloads in the same process)"
+                        "(the process freed more than the instances took: allocator noise)"
                     )
                 )
                 continue

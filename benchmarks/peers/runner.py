@@ -84,7 +84,34 @@ def ensure_environment(peer: str, log: Any = print, requirements: Path | None = 
 def run_peer(
     peer: str, sizes: dict[str, Any], workloads: list[str], timeout: float, log: Any = print
 ) -> PeerRun:
-    """Install (if needed) and run one peer's benchmark script; never raises."""
+    """Install (if needed) and run one peer's benchmark script; never raises.
+
+    The ``idle`` workload runs in a process of its own, as ostinato's does, so that memory
+    left behind by the other workloads does not blur its resident-size difference.
+    """
+    others = [w for w in workloads if w != "idle"]
+    result = _run_peer(peer, sizes, others, timeout, log) if others else PeerRun(peer)
+    if "idle" in workloads and "setup" not in result.errors:
+        idle = _run_peer(peer, sizes, ["idle"], timeout, log, suffix="-idle")
+        result.version = result.version or idle.version
+        result.settings = result.settings or idle.settings
+        result.sizes = result.sizes or idle.sizes
+        result.results.update(idle.results)
+        reason = idle.errors.get("idle") or idle.errors.get("setup")
+        if reason:
+            result.errors["idle"] = reason
+    return result
+
+
+def _run_peer(
+    peer: str,
+    sizes: dict[str, Any],
+    workloads: list[str],
+    timeout: float,
+    log: Any = print,
+    suffix: str = "",
+) -> PeerRun:
+    """One subprocess of a peer's benchmark script running ``workloads``."""
     result = PeerRun(peer, sizes={k: v for k, v in sizes.items() if isinstance(v, int)})
     try:
         python = ensure_environment(peer, log)
@@ -95,7 +122,7 @@ def run_peer(
     for key, value in sizes.items():
         flag = "--" + key.replace("_", "-")
         command += [flag, *map(str, value)] if isinstance(value, list) else [flag, str(value)]
-    log_path = VENVS / f"{peer}.log"
+    log_path = VENVS / f"{peer}{suffix}.log"
     log(f"Running {peer} (log: {log_path.relative_to(BENCHMARKS.parent)}) ...")
     with open(log_path, "w", encoding="utf-8") as stderr:
         # Own process group: a timeout also ends what the peer started (e.g. Temporal's server).
