@@ -163,8 +163,9 @@ def test_a_database_of_another_application_is_refused(tmp_path: Path) -> None:
 def test_a_database_from_a_newer_ostinato_is_refused(db_path: Path) -> None:
     SqliteProvider(db_path).setup()
     with sqlite3.connect(db_path) as conn:
-        conn.execute(f"INSERT INTO {SCHEMA_TABLE} VALUES (?, 'from the future', 0)",
-                     (LATEST_VERSION + 1,))
+        conn.execute(
+            f"INSERT INTO {SCHEMA_TABLE} VALUES (?, 'from the future', 0)", (LATEST_VERSION + 1,)
+        )
     with pytest.raises(ConfigurationError, match="newer than this ostinato"):
         SqliteProvider(db_path).setup()
 

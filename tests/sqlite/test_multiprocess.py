@@ -33,8 +33,13 @@ def test_processes_starting_one_id_create_exactly_one(db_path: Path) -> None:
     start_at = time.time() + 2.0  # after every interpreter has started
     procs = [
         subprocess.Popen(
-            [sys.executable, str(HERE / "create_process.py"), str(db_path), "only-one",
-             str(start_at)],
+            [
+                sys.executable,
+                str(HERE / "create_process.py"),
+                str(db_path),
+                "only-one",
+                str(start_at),
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -63,8 +68,15 @@ class Workers:
     def start(self, count: int, *, lock_timeout: float, sleep: float, max_activities: int) -> None:
         started = [
             subprocess.Popen(
-                [sys.executable, str(HERE / "worker_process.py"), str(self.db), str(self.effects),
-                 str(lock_timeout), str(sleep), str(max_activities)],
+                [
+                    sys.executable,
+                    str(HERE / "worker_process.py"),
+                    str(self.db),
+                    str(self.effects),
+                    str(lock_timeout),
+                    str(sleep),
+                    str(max_activities),
+                ],
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,

@@ -35,8 +35,10 @@ def _run_step(provider: SqliteProvider, instance_id: str, status: OrchestrationS
         item,
         OrchestrationCheckpoint(
             instance=rec.with_changes(runtime_status=status, history_size=2),
-            new_history=[ExecutionStarted(name=rec.name, execution_id=rec.execution_id),
-                         OrchestratorStarted()],
+            new_history=[
+                ExecutionStarted(name=rec.name, execution_id=rec.execution_id),
+                OrchestratorStarted(),
+            ],
             activity_tasks=[ActivityTask(instance_id, rec.execution_id, 0, "act")],
         ),
     )
@@ -152,8 +154,10 @@ def _all_pages(provider: SqliteProvider, query: InstanceQuery) -> list[str]:
     [
         InstanceQuery(page_size=7),
         InstanceQuery(page_size=1000),
-        InstanceQuery(page_size=13, runtime_status=frozenset({OrchestrationStatus.COMPLETED,
-                                                              OrchestrationStatus.FAILED})),
+        InstanceQuery(
+            page_size=13,
+            runtime_status=frozenset({OrchestrationStatus.COMPLETED, OrchestrationStatus.FAILED}),
+        ),
         InstanceQuery(page_size=5, name_prefix="alpha"),
         InstanceQuery(page_size=5, instance_id_prefix="j%"),
         InstanceQuery(page_size=5, instance_id_prefix="j_"),
@@ -194,8 +198,11 @@ def _payload(size: int) -> str:
     return head + "x" * filler + '"'
 
 
-@pytest.mark.parametrize("size", [0, 45 * 1024, 64 * 1024, 1024 * 1024, 10 * 1024 * 1024],
-                         ids=["0B", "45KB", "64KB", "1MB", "10MB"])
+@pytest.mark.parametrize(
+    "size",
+    [0, 45 * 1024, 64 * 1024, 1024 * 1024, 10 * 1024 * 1024],
+    ids=["0B", "45KB", "64KB", "1MB", "10MB"],
+)
 def test_payloads_round_trip(provider: SqliteProvider, size: int) -> None:
     payload = _payload(size)
     assert len(payload.encode("utf-8")) == size
@@ -242,8 +249,10 @@ def test_unicode_instance_ids_round_trip(provider: SqliteProvider) -> None:
     assert sorted(r.instance_id for r in provider.query_instances(InstanceQuery()).items) == sorted(
         UNICODE_IDS
     )
-    assert [r.instance_id for r in provider.query_instances(
-        InstanceQuery(instance_id_prefix="実例")).items] == ["実例-インスタンス"]
+    assert [
+        r.instance_id
+        for r in provider.query_instances(InstanceQuery(instance_id_prefix="実例")).items
+    ] == ["実例-インスタンス"]
     assert len(provider.query_instances(InstanceQuery(name_prefix="名")).items) == len(UNICODE_IDS)
     items = provider.lock_next_orchestration_work_items("w", LONG, 100)
     assert sorted(i.instance_id for i in items) == sorted(UNICODE_IDS)

@@ -116,8 +116,7 @@ class Dialect:
     def insert(self, table: str, columns: Sequence[str], rows: int) -> str:
         """A multi-row INSERT of ``rows`` rows (parameters row by row)."""
         return (
-            f"INSERT INTO {table} ({', '.join(columns)}) "
-            f"VALUES {self.values(rows, len(columns))}"
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES {self.values(rows, len(columns))}"
         )
 
     def upsert(

@@ -122,9 +122,7 @@ class RelationalProvider(StorageProvider):
             script.append((make(size), [value for row in chunk for value in row]))
             start += size
 
-    def _in(
-        self, make: Callable[[int], str], head: Sequence[Any], values: Sequence[Any]
-    ) -> Script:
+    def _in(self, make: Callable[[int], str], head: Sequence[Any], values: Sequence[Any]) -> Script:
         """Statements for ``values`` in an ``IN`` list after ``head`` parameters, padded to a
         power of two by repeating the last value (so few distinct statements exist)."""
         largest = self._largest.get(-1)
@@ -524,8 +522,14 @@ class RelationalProvider(StorageProvider):
                 # Keep the instance locked (by nobody) until the delay passes.
                 cur.execute(
                     s.queue_hold,
-                    (now + _micros(delay), new_lock_token(), hub, item.instance_id,
-                     item.lock_token, now),
+                    (
+                        now + _micros(delay),
+                        new_lock_token(),
+                        hub,
+                        item.instance_id,
+                        item.lock_token,
+                        now,
+                    ),
                 )
                 if cur.rowcount != 1:
                     raise _lock_lost(item)

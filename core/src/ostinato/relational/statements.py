@@ -30,7 +30,13 @@ HISTORY_COLUMNS = ("task_hub", "instance_id", "event")
 INBOX_COLUMNS = ("task_hub", "instance_id", "visible_at", "body")
 QUEUE_COLUMNS = ("task_hub", "instance_id", "visible_at", "dequeue_count")
 ACTIVITY_INSERT_COLUMNS = (
-    "task_hub", "instance_id", "execution_id", "task_id", "name", "input", "visible_at",
+    "task_hub",
+    "instance_id",
+    "execution_id",
+    "task_id",
+    "name",
+    "input",
+    "visible_at",
     "dequeue_count",
 )
 INSTANCE_ROW_COLUMNS = ("task_hub", *INSTANCE_COLUMNS)
@@ -274,15 +280,20 @@ class SyncedReleaseStatements:
         inbox_of_row = f"i.task_hub = {q}.task_hub AND i.instance_id = {q}.instance_id"
         #: until, hub, ids: keep the (locked) instances locked until then
         self.queue_hold = cache(
-            lambda n: f"UPDATE {q} SET visible_at = {p} WHERE task_hub = {p} "
-            f"AND instance_id IN ({dialect.params(n)})"
+            lambda n: (
+                f"UPDATE {q} SET visible_at = {p} WHERE task_hub = {p} "
+                f"AND instance_id IN ({dialect.params(n)})"
+            )
         )
         #: now, hub, token, ids: like ``Statements.queue_release``, for rows still locked
         #: with ``token``
         self.queue_release_own = cache(
-            lambda n: f"UPDATE {q} SET visible_at = (SELECT MIN(i.visible_at) FROM {INBOX} i "
-            f"WHERE {inbox_of_row}), locked_by = NULL, lock_token = NULL, "
-            f"dequeue_count = CASE WHEN EXISTS (SELECT 1 FROM {INBOX} i WHERE {inbox_of_row} "
-            f"AND i.visible_at <= {p}) THEN dequeue_count ELSE 0 END "
-            f"WHERE task_hub = {p} AND lock_token = {p} AND instance_id IN ({dialect.params(n)})"
+            lambda n: (
+                f"UPDATE {q} SET visible_at = (SELECT MIN(i.visible_at) FROM {INBOX} i "
+                f"WHERE {inbox_of_row}), locked_by = NULL, lock_token = NULL, "
+                f"dequeue_count = CASE WHEN EXISTS (SELECT 1 FROM {INBOX} i WHERE {inbox_of_row} "
+                f"AND i.visible_at <= {p}) THEN dequeue_count ELSE 0 END "
+                f"WHERE task_hub = {p} AND lock_token = {p} "
+                f"AND instance_id IN ({dialect.params(n)})"
+            )
         )
