@@ -50,7 +50,10 @@ def mssql_connection_string() -> str:
     if not connection_string:
         if required:
             pytest.fail(f"OSTINATO_MSSQL_REQUIRED=1 but {ENV} is not set")
-        pytest.skip(f"{ENV} is not set: no SQL Server to run against (see docs/sql-server.md)")
+        pytest.skip(
+            f"SQL Server suite (tests/mssql): {ENV} is not set, so there is no SQL Server "
+            "to run against (see docs/sql-server.md)"
+        )
     try:
         import_pyodbc()
         probe = SqlServerProvider(connection_string, task_hub="probe", schema=SCHEMA)
