@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 from typing import Any
 
@@ -304,3 +305,49 @@ def test_instance_events_arriving_with_a_continue_as_new_go_to_the_next_executio
     kinds = [type(m.event).__name__ for m in result.messages]
     assert kinds == ["ExecutionStarted", "ExecutionTerminated", "EventRaised"]
     assert all(m.instance_id == "i1" for m in result.messages)
+
+
+@pytest.mark.parametrize("outcome", ["committed", "dropped"])
+def test_next_step_waits_for_the_step_in_flight_instead_of_replaying(outcome: str) -> None:
+    """A provider may unlock an instance a moment before its commit call returns (SQLite's
+    group commit). A step of that instance on another thread then waits for the first step to
+    settle: committed, it continues the cached run; dropped, it replays the history."""
+    provider = CountingProvider()
+    client = ot.Client(provider)
+    processor = OrchestrationProcessor(make_app(), provider, CONVERTER, 10)
+    client.schedule_new_orchestration("two_steps", instance_id="h")
+    drive(processor, provider)  # ... up to the second activity's result, step by step:
+    client.schedule_new_orchestration("two_steps", instance_id="h2")
+    item = provider.lock_next_orchestration_work_item("w", timedelta(seconds=30))
+    assert item is not None
+    first = processor.process(item)
+    provider.complete_orchestration_work_item(item, first.checkpoint)  # unlocked, not settled
+    activity = provider.lock_next_activity_work_item("w", timedelta(seconds=30))
+    assert activity is not None
+    provider.complete_activity_work_item(
+        activity,
+        OrchestrationMessage(
+            instance_id="h2",
+            execution_id=activity.task.execution_id,
+            event=TaskCompleted(task_scheduled_id=activity.task.task_id, result='"a!"'),
+        ),
+    )
+    following = provider.lock_next_orchestration_work_item("w", timedelta(seconds=30))
+    assert following is not None and following.instance_id == "h2"
+    steps: list[Any] = []
+    other = threading.Thread(target=lambda: steps.append(processor.process(following)))
+    reads = provider.history_reads
+    other.start()
+    other.join(0.2)
+    assert other.is_alive()  # waiting for the first step to settle
+    if outcome == "committed":
+        processor.committed(first)
+    else:
+        processor.dropped(first)
+    other.join(5)
+    assert not other.is_alive() and len(steps) == 1
+    assert [type(e).__name__ for e in steps[0].checkpoint.new_history].count("TaskCompleted") == 1
+    if outcome == "committed":
+        assert provider.history_reads == reads  # continued the cached run
+    else:
+        assert provider.history_reads == reads + 1  # the run was gone: replayed

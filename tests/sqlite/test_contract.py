@@ -416,33 +416,3 @@ def test_in_memory_database_works_across_threads() -> None:
     assert errors == []
     assert len(provider.lock_next_orchestration_work_items("w", LONG, 100)) == 80
     provider.close()
-
-
-def test_instances_stay_locked_until_their_checkpoint_is_on_disk(db_path: Path) -> None:
-    """With group commit a commit is visible before its sync; the checkpoint's instance stays
-    locked until the sync is done, so no other worker picks it up before the first worker has
-    cached the run (which would make it replay the whole history)."""
-    seen_during_sync: list[object] = []
-    observing = threading.Event()
-
-    class Observed(SqliteProvider):
-        def _sync_wal(self, seq: int) -> None:
-            if observing.is_set():
-                other = SqliteProvider(db_path)
-                seen_during_sync.append(other.lock_next_orchestration_work_item("other", LONG))
-                other.close()
-            super()._sync_wal(seq)
-
-    provider = Observed(db_path)  # FULL with group commit, the default
-    create(provider, "a")
-    item = provider.lock_next_orchestration_work_item("w", LONG)
-    assert item is not None
-    provider.send_message(event("a", "next"))  # work waiting for the instance
-    observing.set()
-    provider.complete_orchestration_work_item(item, running("a", provider))
-    observing.clear()
-    assert seen_during_sync == [None]  # still locked while the commit was syncing
-    after = provider.lock_next_orchestration_work_item("w", LONG)  # released on return
-    assert after is not None
-    assert [m.event.name for m in after.messages] == ["next"]  # type: ignore[attr-defined]
-    provider.close()

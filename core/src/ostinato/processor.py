@@ -13,6 +13,13 @@ It also owns the run cache: runs of busy instances are kept between steps (bound
 recently used first out) so a new event costs one step, not a replay of the whole history.
 A run is taken out of the cache while a step is in flight and put back only after the
 checkpoint committed, so a lost lock or failed commit can never leave a stale run behind.
+
+A provider may make a checkpoint visible, and so unlock its instance, a moment before the
+call that commits it returns (SQLite's group commit syncs after releasing the write lock).
+Another worker thread can then lock the instance's next message while the run is still out
+of the cache. Such a step waits (briefly, :data:`HANDOFF_WAIT` at most) for the step in
+flight to be committed or dropped, and so finds the run in the cache instead of replaying
+the whole history.
 """
 
 from __future__ import annotations
@@ -45,6 +52,9 @@ from ostinato.status import OrchestrationStatus
 
 #: How long messages for a not-yet-started instance wait before they are looked at again.
 DEFER_DELAY = timedelta(seconds=1)
+#: Seconds a step waits for another thread's step of the same instance to be committed or
+#: dropped before it replays the history instead.
+HANDOFF_WAIT = 1.0
 
 
 @dataclass
@@ -54,6 +64,8 @@ class Step:
     item: OrchestrationWorkItem
     checkpoint: OrchestrationCheckpoint
     run: OrchestrationRun | None
+    #: Set when this step is committed or dropped (see the module doc).
+    settled: threading.Event | None = None
 
 
 class RunCache:
@@ -106,9 +118,48 @@ class OrchestrationProcessor:
         self.converter = converter
         self.cache = RunCache(cache_size)
         self.entities = EntityProcessor(app, converter)
+        self._in_flight: dict[str, tuple[int, threading.Event]] = {}
+        self._in_flight_mutex = threading.Lock()
 
     def process(self, item: OrchestrationWorkItem) -> Step:
-        """Compute the checkpoint for ``item`` (reads history only on a cache miss)."""
+        """Compute the checkpoint for ``item`` (reads history only on a cache miss).
+
+        Report the step's fate with :meth:`committed` or :meth:`dropped`.
+        """
+        step = self._process(item)
+        if step.run is not None:
+            step.settled = threading.Event()
+            with self._in_flight_mutex:
+                self._in_flight[item.instance_id] = (threading.get_ident(), step.settled)
+        return step
+
+    def committed(self, step: Step) -> None:
+        """Record that ``step``'s checkpoint is durable: its run may be cached."""
+        if step.run is not None:
+            self.cache.put(step.run)
+        self._settle(step)
+
+    def dropped(self, step: Step) -> None:
+        """Record that ``step`` was not committed (lock lost, commit failed): its run is gone."""
+        self._settle(step)
+
+    def _settle(self, step: Step) -> None:
+        if step.settled is None:
+            return
+        with self._in_flight_mutex:
+            entry = self._in_flight.get(step.item.instance_id)
+            if entry is not None and entry[1] is step.settled:
+                del self._in_flight[step.item.instance_id]
+        step.settled.set()
+
+    def _await_step_in_flight(self, instance_id: str) -> None:
+        """Wait until another thread's step of this instance is committed or dropped."""
+        with self._in_flight_mutex:
+            entry = self._in_flight.get(instance_id)
+        if entry is not None and entry[0] != threading.get_ident():
+            entry[1].wait(HANDOFF_WAIT)
+
+    def _process(self, item: OrchestrationWorkItem) -> Step:
         if is_entity_instance(item.instance_id):
             checkpoint = self.entities.process(item.instance_id, item.instance, item.messages)
             return Step(item, checkpoint, None)
@@ -143,6 +194,7 @@ class OrchestrationProcessor:
         elif record.history_size == 0:
             return Step(item, self._not_started(record, others, replies, now), None)
         else:
+            self._await_step_in_flight(item.instance_id)
             run = self.cache.take(record) or self._rebuild(item, record)
             reset = False
             execution_id = record.execution_id
@@ -174,11 +226,6 @@ class OrchestrationProcessor:
             messages=result.messages + replies,
         )
         return Step(item, checkpoint, None if run.ended is not None else run)
-
-    def committed(self, step: Step) -> None:
-        """Record that ``step``'s checkpoint is durable: its run may be cached."""
-        if step.run is not None:
-            self.cache.put(step.run)
 
     def _rebuild(self, item: OrchestrationWorkItem, record: InstanceRecord) -> OrchestrationRun:
         history = item.history

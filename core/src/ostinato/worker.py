@@ -38,6 +38,10 @@ log = logging.getLogger("ostinato.worker")
 
 T = TypeVar("T")
 
+#: Threads that run synchronous activities when ``activity_threads`` is not given (the
+#: standard library's thread-pool default on a large machine).
+DEFAULT_ACTIVITY_THREADS = 32
+
 
 class AsyncWorker:
     """Runs an app's orchestrations and activities from ``provider`` on an asyncio loop.
@@ -51,7 +55,8 @@ class AsyncWorker:
         provider: StorageProvider,
         *,
         max_concurrent_orchestrations: int = 100,
-        max_concurrent_activities: int = 16,
+        max_concurrent_activities: int = 100,
+        activity_threads: int | None = None,
         lock_timeout: timedelta = timedelta(minutes=1),
         max_poll_interval: float = 1.0,
         grace_period: float = 30.0,
@@ -62,6 +67,10 @@ class AsyncWorker:
     ) -> None:
         if max_concurrent_orchestrations < 1 or max_concurrent_activities < 1:
             raise ValueError("Concurrency limits must be at least 1")
+        if activity_threads is None:
+            activity_threads = min(max_concurrent_activities, DEFAULT_ACTIVITY_THREADS)
+        if activity_threads < 1:
+            raise ValueError("activity_threads must be at least 1")
         self.app = app
         self.provider = provider
         self.converter = converter or default_converter
@@ -75,7 +84,7 @@ class AsyncWorker:
         self.processor = OrchestrationProcessor(app, provider, self.converter, cache_size)
         self._io = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ostinato-io")
         self._activity_threads = ThreadPoolExecutor(
-            max_workers=max_concurrent_activities, thread_name_prefix="ostinato-activity"
+            max_workers=activity_threads, thread_name_prefix="ostinato-activity"
         )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
@@ -208,7 +217,12 @@ class AsyncWorker:
             self._orchestrations_in_flight += len(items)
             batch = asyncio.create_task(self._run_orchestration_batch(items))
             self._orchestration_batches.add(batch)
-            batch.add_done_callback(self._orchestration_batches.discard)
+            batch.add_done_callback(self._orchestration_batch_done)
+
+    def _orchestration_batch_done(self, batch: asyncio.Task[None]) -> None:
+        self._orchestration_batches.discard(batch)
+        if self._wake_orchestrations is not None:
+            self._wake_orchestrations.set()  # capacity is free again
 
     async def _run_orchestration_batch(self, items: list[Any]) -> None:
         try:
@@ -230,15 +244,21 @@ class AsyncWorker:
                     self.provider.abandon_orchestration_work_item(item, timedelta(seconds=1))
         if not steps:
             return
-        results = self.provider.complete_orchestration_work_items(
-            [(step.item, step.checkpoint) for step in steps]
-        )
+        results: list[Exception | None] | None = None
+        try:
+            results = self.provider.complete_orchestration_work_items(
+                [(step.item, step.checkpoint) for step in steps]
+            )
+        finally:  # every step is settled, even when the commit call itself raised
+            for index, step in enumerate(steps):
+                if results is not None and results[index] is None:
+                    self.processor.committed(step)
+                else:
+                    self.processor.dropped(step)
         for step, error in zip(steps, results, strict=True):
-            if error is None:
-                self.processor.committed(step)
-            elif isinstance(error, WorkItemLockLost):
+            if isinstance(error, WorkItemLockLost):
                 log.warning("Lock on '%s' was lost; its work is dropped", step.item.instance_id)
-            else:
+            elif error is not None:
                 log.error(
                     "Committing the step of '%s' failed: %r; it will be retried",
                     step.item.instance_id,
@@ -279,7 +299,12 @@ class AsyncWorker:
             for item in items:
                 task = asyncio.create_task(self._run_activity(item))
                 self._activities_in_flight[task] = item
-                task.add_done_callback(self._activities_in_flight.pop)
+                task.add_done_callback(self._activity_done)
+
+    def _activity_done(self, task: asyncio.Task[None]) -> None:
+        self._activities_in_flight.pop(task, None)
+        if self._wake_activities is not None:
+            self._wake_activities.set()  # a slot is free again
 
     async def _run_activity(self, item: ActivityWorkItem) -> None:
         renewer = asyncio.create_task(self._keep_activity_locked(item))

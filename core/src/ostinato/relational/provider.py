@@ -49,7 +49,6 @@ from ostinato.relational.migrations import migrate
 from ostinato.relational.rows import from_micros, instance_record, instance_row, to_micros
 from ostinato.relational.statements import (
     Statements,
-    SyncedReleaseStatements,
     chunk_sizes,
     largest_chunk,
 )
@@ -59,11 +58,6 @@ Item = TypeVar("Item")
 #: Statements to run, in order, with their parameters.
 Script = list[tuple[str, Sequence[Any]]]
 _Completion = tuple[OrchestrationWorkItem, OrchestrationCheckpoint]
-
-
-#: How long a checkpoint's instances stay locked at most while the commit syncs (see
-#: ``RelationalProvider._release_after_sync``); after a crash they are free again after this.
-RELEASE_AFTER_SYNC_HOLD = timedelta(seconds=5)
 
 
 def _micros(delta: timedelta) -> int:
@@ -78,13 +72,6 @@ class RelationalProvider(StorageProvider):
         self.task_hub = task_hub
         self._sql = Statements(dialect)
         self._largest: dict[int, int] = {}
-        #: Keep a checkpoint's instances locked through the commit's disk sync and unlock
-        #: them in a second, non-durable transaction once the commit is durable. For engines
-        #: whose durable commits become visible before they are on disk (SQLite with group
-        #: commit): otherwise another thread may pick the instance up again before the worker
-        #: has cached its run, and replay its whole history.
-        self._release_after_sync = False
-        self._synced_sql = SyncedReleaseStatements(dialect)
 
     # -- what an engine supplies ----------------------------------------------------------
     @abstractmethod
@@ -437,35 +424,13 @@ class RelationalProvider(StorageProvider):
                 if token is not None and expires is not None and expires > now
             }
 
-        results = self._commit_batch(
+        return self._commit_batch(
             batch,
             held,
             lambda pair: (pair[0].instance_id, pair[0].lock_token),
             lambda pair: _lock_lost(pair[0]),
             self._checkpoint_script,
         )
-        if self._release_after_sync:
-            self._release_committed(
-                [item for (item, _), error in zip(batch, results, strict=True) if error is None]
-            )
-        return results
-
-    def _release_committed(self, items: list[OrchestrationWorkItem]) -> None:
-        """Unlock instances whose checkpoint is now durable (see ``_release_after_sync``)."""
-        if not items:
-            return
-        by_token: dict[str, list[str]] = {}
-        for item in items:
-            by_token.setdefault(item.lock_token, []).append(item.instance_id)
-        try:
-            with self._write(durable=False) as cur:
-                now = self._now_micros()
-                for token, ids in by_token.items():
-                    release = self._synced_sql.queue_release_own
-                    self._run(cur, self._in(release, (now, self.task_hub, token), ids))
-        except Exception:  # noqa: BLE001 - the checkpoints are durable; the hold just expires
-            return
-        self.changes.notify()
 
     def _checkpoint_script(self, pairs: list[_Completion]) -> Script:
         """The statements that apply ``pairs`` (built outside the transaction: encoding the
@@ -506,11 +471,7 @@ class RelationalProvider(StorageProvider):
             ],
         )
         self._enqueue(script, [m for _, cp in pairs for m in cp.messages], now)
-        ids = [item.instance_id for item, _ in pairs]
-        if self._release_after_sync:
-            hold = now + _micros(RELEASE_AFTER_SYNC_HOLD)
-            return script + self._in(self._synced_sql.queue_hold, (hold, hub), ids)
-        return script + self._release(ids, now)
+        return script + self._release([item.instance_id for item, _ in pairs], now)
 
     def abandon_orchestration_work_item(
         self, item: OrchestrationWorkItem, delay: timedelta | None = None

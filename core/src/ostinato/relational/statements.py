@@ -268,32 +268,3 @@ class Statements:
             order_by="instance_id",
             limit=True,
         )
-
-
-class SyncedReleaseStatements:
-    """The statements of engines that unlock a checkpoint's instances only once the commit is
-    on disk (``RelationalProvider._release_after_sync``); other engines never run them."""
-
-    def __init__(self, dialect: Dialect) -> None:
-        p = dialect.placeholder
-        q = ORCHESTRATION_QUEUE
-        inbox_of_row = f"i.task_hub = {q}.task_hub AND i.instance_id = {q}.instance_id"
-        #: until, hub, ids: keep the (locked) instances locked until then
-        self.queue_hold = cache(
-            lambda n: (
-                f"UPDATE {q} SET visible_at = {p} WHERE task_hub = {p} "
-                f"AND instance_id IN ({dialect.params(n)})"
-            )
-        )
-        #: now, hub, token, ids: like ``Statements.queue_release``, for rows still locked
-        #: with ``token``
-        self.queue_release_own = cache(
-            lambda n: (
-                f"UPDATE {q} SET visible_at = (SELECT MIN(i.visible_at) FROM {INBOX} i "
-                f"WHERE {inbox_of_row}), locked_by = NULL, lock_token = NULL, "
-                f"dequeue_count = CASE WHEN EXISTS (SELECT 1 FROM {INBOX} i WHERE {inbox_of_row} "
-                f"AND i.visible_at <= {p}) THEN dequeue_count ELSE 0 END "
-                f"WHERE task_hub = {p} AND lock_token = {p} "
-                f"AND instance_id IN ({dialect.params(n)})"
-            )
-        )

@@ -163,7 +163,6 @@ class SqliteProvider(RelationalProvider):
             bool(group_commit) and mode == "FULL" and not self.in_memory and os.name == "posix"
         )
         self._connection_synchronous = "NORMAL" if self._group_sync else mode
-        self._release_after_sync = self._group_sync
         self._toggle_sync = (
             not self._group_sync and mode in ("FULL", "EXTRA") and not self.in_memory
         )
@@ -405,7 +404,6 @@ class SqliteProvider(RelationalProvider):
                         # No WAL here (some network file systems): SQLite's own sync, which
                         # needs no WAL file, on every connection from now on.
                         self._group_sync = False
-                        self._release_after_sync = False
                         self._toggle_sync = self.synchronous in ("FULL", "EXTRA")
                         self._connection_synchronous = self.synchronous
                         writer.execute(f"PRAGMA synchronous = {self.synchronous}").fetchall()
