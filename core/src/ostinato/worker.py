@@ -47,6 +47,16 @@ class AsyncWorker:
     """Runs an app's orchestrations and activities from ``provider`` on an asyncio loop.
 
     Use ``async with AsyncWorker(app, provider):`` or ``await start()`` / ``await stop()``.
+
+    :param max_concurrent_orchestrations: orchestration work items held at once.
+    :param max_concurrent_activities: activity work items held at once (running, or waiting
+        for a thread); ``async def`` activities all run at once on the loop.
+    :param activity_threads: threads running synchronous activities (default: the smaller of
+        ``max_concurrent_activities`` and 32).
+    :param lock_timeout: how long a work item's lock lasts; renewed while it runs.
+    :param batch_size: most work items locked or committed in one provider call.
+    :param cache_size: runs of busy instances kept in memory between steps.
+    :param grace_period: seconds :meth:`stop` lets in-flight work finish.
     """
 
     def __init__(

@@ -367,7 +367,7 @@ def _takes_no_arguments(fn: Callable[..., Any]) -> bool:
     "--max-concurrent-orchestrations", type=click.IntRange(min=1), default=100, show_default=True
 )
 @click.option(
-    "--max-concurrent-activities", type=click.IntRange(min=1), default=16, show_default=True
+    "--max-concurrent-activities", type=click.IntRange(min=1), default=100, show_default=True
 )
 @click.option(
     "--grace-period",

@@ -89,7 +89,7 @@ def _server_class(uvicorn: Any) -> Any:
     "--max-concurrent-orchestrations", type=click.IntRange(min=1), default=100, show_default=True
 )
 @click.option(
-    "--max-concurrent-activities", type=click.IntRange(min=1), default=16, show_default=True
+    "--max-concurrent-activities", type=click.IntRange(min=1), default=100, show_default=True
 )
 @click.option(
     "--grace-period",
