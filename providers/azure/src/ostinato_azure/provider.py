@@ -54,7 +54,7 @@ from ostinato.errors import (
     ProviderError,
     WorkItemLockLost,
 )
-from ostinato.history import HistoryEvent, TaskFailed, utcnow
+from ostinato.history import ExecutionStarted, HistoryEvent, TaskFailed, utcnow
 from ostinato.provider import (
     ActivityTask,
     ActivityWorkItem,
@@ -94,6 +94,10 @@ HISTORY_BATCH_ROWS = 99
 _SENTINEL = ""
 #: Safety margin against the queue's own clock and request latency.
 _MARGIN = timedelta(milliseconds=200)
+#: Messages for an instance between two executions wait for the next start; while it isn't
+#: there, they are looked at again after this (doubling up to the maximum).
+_START_WAIT = timedelta(milliseconds=50)
+_START_WAIT_MAX = timedelta(seconds=1)
 
 
 def _visibility_seconds(lock_timeout: timedelta) -> int:
@@ -150,6 +154,10 @@ class _Received:
     dequeue_count: int
     expires: datetime  # when the queue makes it visible again (less a margin)
     not_before: datetime | None = None  # abandoned with a delay while the queue was down
+    #: Held back until its instance's next execution starts (see ``_waits_for_start``):
+    #: not handed out before this time, unless that start is buffered too.
+    start_wait_until: datetime | None = None
+    start_waits: int = 0
 
 
 @dataclass
@@ -951,6 +959,19 @@ class AzureStorageProvider(StorageProvider):
                     if (r.message.visible_at is not None and r.message.visible_at > now)
                     or (r.not_before is not None and r.not_before > now)
                 }
+                # Messages waiting for the instance's next start go out with it at once.
+                start_ready = any(
+                    isinstance(r.message.event, ExecutionStarted)
+                    for k, r in live.items()
+                    if k not in later
+                )
+                later.update(
+                    (k, r)
+                    for k, r in live.items()
+                    if r.start_wait_until is not None
+                    and r.start_wait_until > now
+                    and not start_ready
+                )
                 received = [r for k, r in live.items() if k not in later]
                 if later:
                     self._buffer[instance_id] = later
@@ -993,6 +1014,11 @@ class AzureStorageProvider(StorageProvider):
         self._extend_visibility(lock)
         with self._mutex:
             cached = self._rows.get(instance_id)
+        bypassed: _CachedRow | None = None
+        if cached is not None and self._waits_for_start(cached.record, lock.received):
+            # Between two executions as of our own last write: another worker may have
+            # started the next one since, which the cache can't tell. Read to decide.
+            bypassed, cached = cached, None
         sentinel: _Sentinel | None = None
         if cached is not None:
             # This process wrote the row and the sentinel last: no reads. If anyone else
@@ -1012,6 +1038,8 @@ class AzureStorageProvider(StorageProvider):
             lock.instance_etag = None if row is None else _etag(row)
             lock.version = 0 if row is None else int(row.get("Version", "0"))
             lock.inbox_cutoff = None if row is None else row.get("InboxCutoff")
+            if bypassed is not None and bypassed.etag != lock.instance_etag:
+                self._cache_row(instance_id, None)  # someone else wrote the row since
         if sentinel is not None:
             lock.sentinel_etag = sentinel.etag
             lock.sentinel_execution = sentinel.execution_id
@@ -1029,6 +1057,8 @@ class AzureStorageProvider(StorageProvider):
             with self._mutex:
                 for r in stale:
                     self._in_flight[r.queue] -= 1
+        if self._waits_for_start(record, lock.received):
+            self._hold_for_start(instance_id, lock)  # an empty item: the caller unlocks it
         with self._mutex:
             lock.expires = min([utcnow() + lock.timeout] + [r.expires for r in lock.received])
         return OrchestrationWorkItem(
@@ -1041,6 +1071,61 @@ class AzureStorageProvider(StorageProvider):
             dequeue_count=max((r.dequeue_count for r in lock.received), default=0),
             provider_data=lock,
         )
+
+    @staticmethod
+    def _waits_for_start(record: InstanceRecord | None, received: list[_Received]) -> bool:
+        """Whether these messages must wait for the instance's next execution to start.
+
+        An instance that continued as new has sent its next ``ExecutionStarted`` (outbound
+        messages are written before the row), but the control queue may deliver other
+        messages before it: a terminate or an event sent meanwhile, or one the core carried
+        over from the continue-as-new step. The core applies those only together with that
+        start or after it; handed out alone against the ``CONTINUED_AS_NEW`` record, they
+        would be consumed and dropped. (Transactional providers always show both at once.)
+        """
+        if (
+            record is None
+            or record.runtime_status is not OrchestrationStatus.CONTINUED_AS_NEW
+            or not received
+        ):
+            return False
+        return not any(
+            isinstance(r.message.event, ExecutionStarted)
+            and r.message.event.execution_id != record.execution_id
+            for r in received
+        )
+
+    def _hold_for_start(self, instance_id: str, lock: _OrchLock) -> None:
+        """Keep the lock's messages buffered until the next start arrives (or a while passed).
+
+        They stay invisible on the queue (each look extends them), go out together with the
+        start as soon as it is buffered too, and are looked at again after a short, growing
+        delay in case another worker took the start meanwhile.
+        """
+        now = utcnow()
+        with self._mutex:
+            if self._locks.get(instance_id) is not lock:
+                lock.received = []  # expired and reclaimed meanwhile: buffered already
+                return
+            # Looked at again well within the lock timeout, so each look can still extend
+            # their queue visibility (they never reappear there while we wait).
+            cap = max(_START_WAIT, min(_START_WAIT_MAX, lock.timeout / 2))
+            entries = self._buffer.setdefault(instance_id, {})
+            for r in lock.received:
+                r.start_waits += 1
+                wait = min(_START_WAIT * 2 ** min(r.start_waits - 1, 10), cap)
+                r.start_wait_until = now + wait
+                self._in_flight[r.queue] -= 1
+                entries.setdefault(r.message_id, r)
+            self._ready[instance_id] = None
+            waits = max(r.start_waits for r in lock.received)
+            lock.received = []
+        if waits == 30:
+            log.warning(
+                "Messages for '%s' have waited a while for its next execution to start "
+                "(it continued as new); still holding them",
+                instance_id,
+            )
 
     def _extend_visibility(self, lock: _OrchLock) -> None:
         """Buffered messages whose queue visibility ends before the new lock: extend it."""
