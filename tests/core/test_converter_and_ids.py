@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import re
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -13,7 +14,7 @@ from typing import Any
 import ostinato as ot
 import pytest
 from ostinato.converter import input_type_of, return_type_of
-from ostinato.ids import validate_instance_id
+from ostinato.ids import new_instance_id, validate_instance_id
 
 
 class Color(enum.Enum):
@@ -147,3 +148,18 @@ def test_invalid_instance_ids_name_the_rule(instance_id: Any, rule: str) -> None
     client = ot.Client(ot.InMemoryProvider())
     with pytest.raises(ot.InvalidInstanceIdError):
         client.schedule_new_orchestration("x", instance_id=instance_id)
+
+
+def test_default_instance_ids_are_uuid7_unique_and_time_ordered() -> None:
+    first = [new_instance_id() for _ in range(1000)]
+    time.sleep(0.002)
+    later = new_instance_id()
+    assert len(set(first)) == 1000
+    for value in first:
+        parsed = uuid.UUID(hex=value)
+        assert parsed.version == 7 and parsed.variant == uuid.RFC_4122
+        assert validate_instance_id(value) == value
+    # The first 48 bits are the creation time in milliseconds: a later id sorts after.
+    assert all(value < later for value in first)
+    millis = int(later[:12], 16)
+    assert abs(millis - time.time() * 1000) < 60_000

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 import unicodedata
 import uuid
 
@@ -44,5 +46,14 @@ def validate_instance_id(instance_id: object) -> str:
 
 
 def new_instance_id() -> str:
-    """A fresh random instance id (a UUID4 in hex form)."""
-    return uuid.uuid4().hex
+    """A fresh random instance id: a UUID version 7 in hex form (RFC 9562).
+
+    48 bits of Unix time in milliseconds, then 74 random bits: unique like a UUID4, but ids
+    made close together in time sort close together, so a store's index pages for instances
+    started together are shared instead of scattered (fewer pages written per commit).
+    """
+    millis = time.time_ns() // 1_000_000
+    value = (millis & (2**48 - 1)) << 80 | int.from_bytes(os.urandom(10), "big")
+    value = value & ~(0xF << 76) | 0x7 << 76  # version 7
+    value = value & ~(0x3 << 62) | 0x2 << 62  # variant 10 (RFC 9562)
+    return uuid.UUID(int=value).hex
