@@ -13,13 +13,14 @@ from ostinato.history import (
     EventRaised,
     ExecutionCompleted,
     ExecutionStarted,
+    ExecutionTerminated,
     HistoryEvent,
     TaskCompleted,
     TaskScheduled,
     utcnow,
 )
 from ostinato.processor import OrchestrationProcessor
-from ostinato.provider import ActivityTask, OrchestrationMessage
+from ostinato.provider import ActivityTask, OrchestrationMessage, OrchestrationWorkItem
 
 CONVERTER = ot.JsonDataConverter()
 
@@ -351,3 +352,35 @@ def test_next_step_waits_for_the_step_in_flight_instead_of_replaying(outcome: st
         assert provider.history_reads == reads  # continued the cached run
     else:
         assert provider.history_reads == reads + 1  # the run was gone: replayed
+
+
+def test_messages_between_executions_wait_for_the_next_start() -> None:
+    """A store that writes a CONTINUED_AS_NEW record and the next execution's start
+    separately may hand out a terminate before that start: the core keeps it (deferred) and
+    drops only the finished execution's own messages."""
+    provider = ot.InMemoryProvider()
+    client = ot.Client(provider)
+    processor = OrchestrationProcessor(make_app(), provider, CONVERTER, 10)
+    client.schedule_new_orchestration("two_steps", instance_id="c")
+    drive(processor, provider)
+    record = provider.get_instance("c")
+    assert record is not None
+    between = record.with_changes(runtime_status=ot.OrchestrationStatus.CONTINUED_AS_NEW)
+    terminate = OrchestrationMessage(instance_id="c", event=ExecutionTerminated(output=None))
+    stale = OrchestrationMessage(
+        instance_id="c",
+        execution_id=record.execution_id,
+        event=TaskCompleted(task_scheduled_id=0, result='"late"'),
+    )
+    item = OrchestrationWorkItem(
+        instance_id="c",
+        messages=[terminate, stale],
+        instance=between,
+        lock_token="t",
+        locked_until=utcnow() + timedelta(seconds=30),
+    )
+    step = processor.process(item)
+    assert step.checkpoint.instance is None and step.checkpoint.new_history == []
+    (kept,) = step.checkpoint.messages
+    assert isinstance(kept.event, ExecutionTerminated)
+    assert kept.visible_at is not None and kept.visible_at > utcnow()

@@ -7,7 +7,9 @@ delivery:
   that is already running another execution) is dropped;
 * messages addressed to another execution than the current one are dropped;
 * a finished instance never runs again: messages for it are consumed and dropped;
-* messages for an instance whose start is not visible yet (``start_at``) are deferred.
+* messages for an instance whose start is not visible yet (``start_at``, or the next
+  execution's start after ``continue_as_new`` on a store that writes the two separately) are
+  deferred.
 
 It also owns the run cache: runs of busy instances are kept between steps (bounded, least
 recently used first out) so a new event costs one step, not a replay of the whole history.
@@ -193,6 +195,15 @@ class OrchestrationProcessor:
             return Step(item, OrchestrationCheckpoint(instance=None, messages=replies), None)
         elif record.history_size == 0:
             return Step(item, self._not_started(record, others, replies, now), None)
+        elif record.runtime_status is OrchestrationStatus.CONTINUED_AS_NEW:
+            # The next execution's start is not visible yet (a store that commits the record
+            # and the new start separately): keep the messages for it, drop the old one's.
+            kept = [m for m in others if m.execution_id != record.execution_id]
+            return Step(
+                item,
+                OrchestrationCheckpoint(instance=None, messages=_deferred(kept) + replies),
+                None,
+            )
         else:
             self._await_step_in_flight(item.instance_id)
             run = self.cache.take(record) or self._rebuild(item, record)
@@ -254,16 +265,20 @@ class OrchestrationProcessor:
                 last_updated_at=utcnow(),
             )
             return OrchestrationCheckpoint(instance=ended, messages=replies)
-        deferred = [
-            OrchestrationMessage(
-                instance_id=m.instance_id,
-                event=m.event,
-                execution_id=m.execution_id,
-                visible_at=utcnow() + DEFER_DELAY,
-            )
-            for m in others
-        ]
-        return OrchestrationCheckpoint(instance=None, messages=deferred + replies)
+        return OrchestrationCheckpoint(instance=None, messages=_deferred(others) + replies)
+
+
+def _deferred(messages: list[OrchestrationMessage]) -> list[OrchestrationMessage]:
+    """``messages`` again, visible after :data:`DEFER_DELAY`."""
+    return [
+        OrchestrationMessage(
+            instance_id=m.instance_id,
+            event=m.event,
+            execution_id=m.execution_id,
+            visible_at=utcnow() + DEFER_DELAY,
+        )
+        for m in messages
+    ]
 
 
 def _starts_new_execution(record: InstanceRecord | None, start: ExecutionStarted) -> bool:
