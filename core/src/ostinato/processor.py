@@ -270,12 +270,13 @@ class OrchestrationProcessor:
 
 def _deferred(messages: list[OrchestrationMessage]) -> list[OrchestrationMessage]:
     """``messages`` again, visible after :data:`DEFER_DELAY`."""
-    return [
+    visible_at = utcnow() + DEFER_DELAY
+    return [  # new messages (new ids): the originals are consumed with the work item
         OrchestrationMessage(
             instance_id=m.instance_id,
             event=m.event,
             execution_id=m.execution_id,
-            visible_at=utcnow() + DEFER_DELAY,
+            visible_at=visible_at,
         )
         for m in messages
     ]
