@@ -1,11 +1,20 @@
 """The worker: pulls work items from a provider and runs orchestrators and activities.
 
-:class:`AsyncWorker` is asyncio inside: one dispatcher for orchestration work items and one
-for activity work items, each bounded by its concurrency setting. Provider calls run on a
-small thread pool (providers are blocking); sync activities run on their own thread pool and
-``async def`` activities on the loop. Completed activities are committed in batches (group
-commit), and orchestration work items are locked, processed and committed in batches too.
-:class:`Worker` runs an :class:`AsyncWorker` on a background thread for sync programs.
+Work moves through plain threads, each doing as much of an item's path as it can, because on
+CPython every hand-off between threads (or between a thread and an event loop) costs more
+than a step of a small orchestration:
+
+* a few **orchestration threads** take turns polling (one polls while the others process):
+  the poller locks a batch of work items, lets the next thread poll, then processes the batch
+  and commits its checkpoints itself;
+* one **activity dispatcher** thread locks activity work items while slots are free and hands
+  each to the activity thread pool (sync activities) or to the event loop (``async def``);
+* the thread that finishes an activity commits its result, together with the results that
+  finished meanwhile (group commit: whoever finds no commit in progress commits the batch);
+* one **renewer** thread keeps running activities' locks alive.
+
+Idle threads wait on the provider's change signal (the same process's writes wake them at
+once) and otherwise poll with a backoff up to ``max_poll_interval``.
 
 Stopping is graceful: no new work is taken, in-flight work gets ``grace_period`` to finish,
 and whatever is still running then is abandoned (its messages reappear for another worker),
@@ -15,16 +24,18 @@ so nothing is lost.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import os
+import queue
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 from ostinato.app import App
 from ostinato.context import ActivityContext
@@ -36,27 +47,112 @@ from ostinato.provider import ActivityWorkItem, OrchestrationMessage, StoragePro
 
 log = logging.getLogger("ostinato.worker")
 
-T = TypeVar("T")
-
 #: Threads that run synchronous activities when ``activity_threads`` is not given (the
 #: standard library's thread-pool default on a large machine).
 DEFAULT_ACTIVITY_THREADS = 32
+#: Threads that take turns locking, processing and committing orchestration work items.
+ORCHESTRATION_THREADS = 4
+#: The first poll delay after an empty poll; it doubles up to ``max_poll_interval``.
+MIN_POLL_DELAY = 0.001
+
+
+class _Signal:
+    """A wake-up with a version: waiters sleep only if nothing happened since they looked."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self.version = 0
+
+    def bump(self) -> None:
+        with self._condition:
+            self.version += 1
+            self._condition.notify_all()
+
+    def wait(self, seen: int, timeout: float) -> None:
+        with self._condition:
+            if self.version == seen:
+                self._condition.wait(timeout)
+
+
+class _Backoff:
+    """Poll delays: short after work was found, doubling while polls come back empty."""
+
+    def __init__(self, ceiling: float) -> None:
+        self.ceiling = ceiling
+        self.delay = MIN_POLL_DELAY
+
+    def found(self) -> None:
+        self.delay = MIN_POLL_DELAY
+
+    def empty(self) -> float:
+        delay = self.delay
+        self.delay = min(delay * 2, self.ceiling)
+        return delay
+
+
+class _Threads:
+    """A fixed set of threads running the callables handed to :meth:`submit`, in order.
+
+    Lighter than a ``ThreadPoolExecutor`` for the worker's case (no future per call, the
+    result goes elsewhere): one queue put per call.
+    """
+
+    def __init__(self, count: int, name: str) -> None:
+        self._jobs: queue.SimpleQueue[tuple[Callable[..., None], tuple[Any, ...]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._count = count
+        for n in range(count):
+            threading.Thread(target=self._run, name=f"{name}_{n}", daemon=True).start()
+
+    def submit(self, fn: Callable[..., None], *args: Any) -> None:
+        self._jobs.put((fn, args))
+
+    def shutdown(self) -> None:
+        """Let the threads end once they are idle (a running call is not interrupted)."""
+        for _ in range(self._count):
+            self._jobs.put(None)
+
+    def _run(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            fn, args = job
+            try:
+                fn(*args)
+            except BaseException:  # a thread of the pool must not die
+                log.exception("Unexpected error in a worker thread")
+
+
+class _RunningActivity:
+    """An activity work item this worker holds, from lock to committed result."""
+
+    __slots__ = ("abandoned", "future", "item", "renewed")
+
+    def __init__(self, item: ActivityWorkItem) -> None:
+        self.item = item
+        self.abandoned = False
+        self.future: concurrent.futures.Future[Any] | None = None
+        #: When the lock was last taken or renewed (``time.monotonic()``).
+        self.renewed = time.monotonic()
 
 
 class AsyncWorker:
-    """Runs an app's orchestrations and activities from ``provider`` on an asyncio loop.
+    """Runs an app's orchestrations and activities from ``provider``.
 
     Use ``async with AsyncWorker(app, provider):`` or ``await start()`` / ``await stop()``.
+    The work runs on the worker's own threads (see the module doc); ``async def`` activities
+    run on the event loop that started the worker.
 
     :param max_concurrent_orchestrations: orchestration work items held at once.
-    :param max_concurrent_activities: activity work items held at once (running, or waiting
-        for a thread); ``async def`` activities all run at once on the loop.
+    :param max_concurrent_activities: activities running at once (sync ones on a thread,
+        ``async def`` ones on the loop).
     :param activity_threads: threads running synchronous activities (default: the smaller of
         ``max_concurrent_activities`` and 32).
-    :param lock_timeout: how long a work item's lock lasts; renewed while it runs.
-    :param batch_size: most work items locked or committed in one provider call.
-    :param cache_size: runs of busy instances kept in memory between steps.
+    :param lock_timeout: how long a work item's lock lasts; renewed while an activity runs.
+    :param max_poll_interval: longest wait between polls when no change signal arrives
+        (writes by other processes are seen by polling).
     :param grace_period: seconds :meth:`stop` lets in-flight work finish.
+    :param cache_size: runs of busy instances kept in memory between steps.
+    :param batch_size: most work items locked in one provider call.
     """
 
     def __init__(
@@ -86,70 +182,41 @@ class AsyncWorker:
         self.converter = converter or default_converter
         self.max_concurrent_orchestrations = max_concurrent_orchestrations
         self.max_concurrent_activities = max_concurrent_activities
+        self.activity_threads = activity_threads
         self.lock_timeout = lock_timeout
         self.max_poll_interval = max_poll_interval
         self.grace_period = grace_period
         self.batch_size = batch_size
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.processor = OrchestrationProcessor(app, provider, self.converter, cache_size)
-        self._io = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ostinato-io")
-        self._activity_threads = ThreadPoolExecutor(
-            max_workers=activity_threads, thread_name_prefix="ostinato-activity"
-        )
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._stopping: asyncio.Event | None = None
-        self._wake_orchestrations: asyncio.Event | None = None
-        self._wake_activities: asyncio.Event | None = None
-        self._tasks: list[asyncio.Task[None]] = []
-        self._orchestration_batches: set[asyncio.Task[None]] = set()
-        self._activities_in_flight: dict[asyncio.Task[None], ActivityWorkItem] = {}
-        self._activity_results: list[tuple[ActivityWorkItem, OrchestrationMessage]] = []
-        self._results_ready: asyncio.Event | None = None
+        self._pool: _Threads | None = None
+        self._threads: list[threading.Thread] = []
+        self._renewer_thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._stopped = threading.Event()
+        self._orchestration_signal = _Signal()
+        self._activity_signal = _Signal()
+        #: Held by the orchestration thread whose turn it is to poll.
+        self._poll_turn = threading.Lock()
+        self._orchestration_backoff = _Backoff(max_poll_interval)
+        self._capacity_wanted = False
+        self._guard = threading.Lock()
+        self._settled = threading.Condition(self._guard)
         self._orchestrations_in_flight = 0
-        self._listening = False
-        self._sleepers = 0
+        self._activities: dict[int, _RunningActivity] = {}
+        self._results: list[tuple[ActivityWorkItem, OrchestrationMessage]] = []
+        self._committing = False
 
     # -- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
         """Set up the provider and begin taking work."""
         self._loop = asyncio.get_running_loop()
-        self._stopping = asyncio.Event()
-        self._wake_orchestrations = asyncio.Event()
-        self._wake_activities = asyncio.Event()
-        self._results_ready = asyncio.Event()
-        await self._call(self.provider.setup)
-        self._listening = True
-        self.provider.changes.subscribe(self._on_change)
-        self._tasks = [
-            asyncio.create_task(self._orchestration_loop(), name="ostinato-orchestrations"),
-            asyncio.create_task(self._activity_loop(), name="ostinato-activities"),
-            asyncio.create_task(self._activity_result_loop(), name="ostinato-activity-results"),
-        ]
-        log.info("Worker %s started", self.worker_id)
+        await asyncio.to_thread(self._start)
 
     async def stop(self) -> None:
         """Stop taking work, let in-flight work finish (``grace_period``), abandon the rest."""
-        if self._stopping is None or self._stopping.is_set():
-            return
-        self._stopping.set()
-        self._wake()
-        loops = self._tasks[:2]
-        await asyncio.gather(*loops, return_exceptions=True)
-        pending = set(self._activities_in_flight) | set(self._orchestration_batches)
-        if pending:
-            _, still_running = await asyncio.wait(pending, timeout=self.grace_period)
-            for task in still_running:
-                task.cancel()
-            if still_running:
-                await asyncio.gather(*still_running, return_exceptions=True)
-        assert self._results_ready is not None
-        self._results_ready.set()
-        await asyncio.gather(self._tasks[2], return_exceptions=True)
-        self.provider.changes.unsubscribe(self._on_change)
-        self._listening = False
-        self._io.shutdown(wait=False)
-        self._activity_threads.shutdown(wait=False)
-        log.info("Worker %s stopped", self.worker_id)
+        await asyncio.to_thread(self._stop)
 
     async def __aenter__(self) -> AsyncWorker:
         await self.start()
@@ -158,92 +225,116 @@ class AsyncWorker:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
-    # -- plumbing -------------------------------------------------------------------------
-    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
-        assert self._loop is not None
-        return await self._loop.run_in_executor(self._io, fn, *args)
+    def _start(self) -> None:
+        if self._threads:
+            raise RuntimeError("The worker is already running")
+        self.provider.setup()
+        self._stopping.clear()
+        self._stopped.clear()
+        self._pool = _Threads(self.activity_threads, "ostinato-activity")
+        self.provider.changes.subscribe(self._on_change)
+        loops: list[tuple[Callable[[], None], str]] = [
+            (self._orchestration_thread, f"ostinato-orchestrations-{n}")
+            for n in range(ORCHESTRATION_THREADS)
+        ]
+        loops.append((self._activity_dispatcher, "ostinato-activities"))
+        for target, name in loops:
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        self._renewer_thread = threading.Thread(
+            target=self._renewer, name="ostinato-lock-renewer", daemon=True
+        )
+        self._renewer_thread.start()
+        log.info("Worker %s started", self.worker_id)
 
+    def _stop(self) -> None:
+        if not self._threads or self._stopping.is_set():
+            return
+        deadline = time.monotonic() + self.grace_period
+        self._stopping.set()
+        self._wake()
+        for thread in self._threads:
+            thread.join(max(deadline - time.monotonic(), 0.0))
+        with self._guard:
+            while self._activities and self._settled.wait(max(deadline - time.monotonic(), 0)):
+                pass
+            leftovers = list(self._activities.values())
+            self._activities.clear()
+            for running in leftovers:
+                running.abandoned = True
+        for running in leftovers:
+            if running.future is not None:
+                running.future.cancel()
+            with contextlib.suppress(Exception):
+                self.provider.abandon_activity_work_item(running.item, None)
+        with self._guard:  # results already handed to a commit are committed, not dropped
+            while self._results or self._committing:
+                self._settled.wait(1.0)
+        self._stopped.set()
+        if self._renewer_thread is not None:
+            self._renewer_thread.join()
+        self.provider.changes.unsubscribe(self._on_change)
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+        self._threads = []
+        log.info("Worker %s stopped", self.worker_id)
+
+    # -- signals --------------------------------------------------------------------------
     def _on_change(self) -> None:
-        # Only an idle dispatcher needs waking: busy ones poll again anyway, and skipping the
-        # cross-thread wake-up keeps a busy worker from paying for one on every write.
-        loop = self._loop
-        if loop is not None and self._listening and self._sleepers:
-            with contextlib.suppress(RuntimeError):  # loop closed
-                loop.call_soon_threadsafe(self._wake)
+        self._wake()
 
     def _wake(self) -> None:
-        for event in (self._wake_orchestrations, self._wake_activities):
-            if event is not None:
-                event.set()
-
-    async def _idle(self, event: asyncio.Event, delay: float, seen: int | None = None) -> None:
-        """Wait for a change notification, at most ``delay`` seconds (then poll).
-
-        ``seen`` is the provider's change version read before the poll that found nothing:
-        if it moved since, there is new work and no waiting.
-        """
-        self._sleepers += 1
-        try:
-            if seen is not None and self.provider.changes.version != seen:
-                return
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(event.wait(), timeout=delay)
-        finally:
-            self._sleepers -= 1
-
-    @property
-    def _stopped(self) -> bool:
-        return self._stopping is not None and self._stopping.is_set()
+        self._orchestration_signal.bump()
+        self._activity_signal.bump()
 
     # -- orchestrations -------------------------------------------------------------------
-    async def _orchestration_loop(self) -> None:
-        assert self._wake_orchestrations is not None
-        delay = 0.001
-        while not self._stopped:
+    def _orchestration_thread(self) -> None:
+        while not self._stopping.is_set():
+            with self._poll_turn:
+                items = self._poll_orchestrations()
+            if not items:
+                continue
+            try:
+                self._process_and_commit(items)
+            except Exception:
+                log.exception("Processing orchestration work items failed")
+            finally:
+                with self._guard:
+                    self._orchestrations_in_flight -= len(items)
+                if self._capacity_wanted:
+                    self._capacity_wanted = False
+                    self._orchestration_signal.bump()
+
+    def _poll_orchestrations(self) -> list[Any]:
+        """Lock the next batch of orchestration work items (waiting while there is none)."""
+        signal, backoff = self._orchestration_signal, self._orchestration_backoff
+        while not self._stopping.is_set():
+            seen = signal.version
             free = self.max_concurrent_orchestrations - self._orchestrations_in_flight
             if free <= 0:
-                self._wake_orchestrations.clear()
-                await self._idle(self._wake_orchestrations, 0.05)
+                self._capacity_wanted = True
+                signal.wait(seen, 0.05)
                 continue
-            self._wake_orchestrations.clear()
-            seen = self.provider.changes.version
             try:
-                items = await self._call(
-                    self.provider.lock_next_orchestration_work_items,
-                    self.worker_id,
-                    self.lock_timeout,
-                    min(free, self.batch_size),
+                items = self.provider.lock_next_orchestration_work_items(
+                    self.worker_id, self.lock_timeout, min(free, self.batch_size)
                 )
             except Exception:
                 log.exception("Locking orchestration work items failed; retrying")
-                await self._idle(self._wake_orchestrations, min(delay, self.max_poll_interval))
-                delay = min(delay * 2, self.max_poll_interval)
+                signal.wait(seen, backoff.empty())
                 continue
-            if not items:
-                await self._idle(self._wake_orchestrations, delay, seen)
-                delay = min(delay * 2, self.max_poll_interval)
-                continue
-            delay = 0.001
-            self._orchestrations_in_flight += len(items)
-            batch = asyncio.create_task(self._run_orchestration_batch(items))
-            self._orchestration_batches.add(batch)
-            batch.add_done_callback(self._orchestration_batch_done)
-
-    def _orchestration_batch_done(self, batch: asyncio.Task[None]) -> None:
-        self._orchestration_batches.discard(batch)
-        if self._wake_orchestrations is not None:
-            self._wake_orchestrations.set()  # capacity is free again
-
-    async def _run_orchestration_batch(self, items: list[Any]) -> None:
-        try:
-            await self._call(self._process_and_commit, items)
-        except Exception:
-            log.exception("Processing orchestration work items failed")
-        finally:
-            self._orchestrations_in_flight -= len(items)
+            if items:
+                backoff.found()
+                with self._guard:
+                    self._orchestrations_in_flight += len(items)
+                return items
+            signal.wait(seen, backoff.empty())
+        return []
 
     def _process_and_commit(self, items: list[Any]) -> None:
-        """Process a batch of work items and commit their checkpoints (on an I/O thread)."""
+        """Process a batch of work items and commit their checkpoints."""
         steps: list[Step] = []
         for item in items:
             try:
@@ -278,126 +369,148 @@ class AsyncWorker:
                     self.provider.abandon_orchestration_work_item(step.item, timedelta(seconds=1))
 
     # -- activities -----------------------------------------------------------------------
-    async def _activity_loop(self) -> None:
-        assert self._wake_activities is not None
-        delay = 0.001
-        while not self._stopped:
-            free = self.max_concurrent_activities - len(self._activities_in_flight)
+    def _activity_dispatcher(self) -> None:
+        signal, backoff = self._activity_signal, _Backoff(self.max_poll_interval)
+        while not self._stopping.is_set():
+            seen = signal.version
+            free = self.max_concurrent_activities - len(self._activities)
             if free <= 0:
-                self._wake_activities.clear()
-                await self._idle(self._wake_activities, 0.05)
+                signal.wait(seen, 0.05)
                 continue
-            self._wake_activities.clear()
-            seen = self.provider.changes.version
             try:
-                items = await self._call(
-                    self.provider.lock_next_activity_work_items,
-                    self.worker_id,
-                    self.lock_timeout,
-                    min(free, self.batch_size),
+                items = self.provider.lock_next_activity_work_items(
+                    self.worker_id, self.lock_timeout, min(free, self.batch_size)
                 )
             except Exception:
                 log.exception("Locking activity work items failed; retrying")
-                await self._idle(self._wake_activities, min(delay, self.max_poll_interval))
-                delay = min(delay * 2, self.max_poll_interval)
+                signal.wait(seen, backoff.empty())
                 continue
             if not items:
-                await self._idle(self._wake_activities, delay, seen)
-                delay = min(delay * 2, self.max_poll_interval)
+                signal.wait(seen, backoff.empty())
                 continue
-            delay = 0.001
+            backoff.found()
             for item in items:
-                task = asyncio.create_task(self._run_activity(item))
-                self._activities_in_flight[task] = item
-                task.add_done_callback(self._activity_done)
+                self._begin_activity(item)
 
-    def _activity_done(self, task: asyncio.Task[None]) -> None:
-        self._activities_in_flight.pop(task, None)
-        if self._wake_activities is not None:
-            self._wake_activities.set()  # a slot is free again
+    def _begin_activity(self, item: ActivityWorkItem) -> None:
+        running = _RunningActivity(item)
+        with self._guard:
+            self._activities[id(running)] = running
+        registration = self.app.activities.get(item.task.name)
+        pool, loop = self._pool, self._loop
+        assert pool is not None
+        if registration is not None and registration.is_async and loop is not None:
+            future = asyncio.run_coroutine_threadsafe(self._run_async(item), loop)
+            running.future = future
+            future.add_done_callback(lambda f: self._async_done(running, f))
+        else:
+            pool.submit(self._run_sync, running)
 
-    async def _run_activity(self, item: ActivityWorkItem) -> None:
-        renewer = asyncio.create_task(self._keep_activity_locked(item))
-        try:
-            result = await self._execute_activity(item)
-        except asyncio.CancelledError:
-            renewer.cancel()
-            with contextlib.suppress(Exception):
-                await self._call(self.provider.abandon_activity_work_item, item, None)
-            raise
-        finally:
-            renewer.cancel()
-        assert self._results_ready is not None
-        self._activity_results.append((item, result))
-        self._results_ready.set()
-
-    async def _keep_activity_locked(self, item: ActivityWorkItem) -> None:
-        interval = max(self.lock_timeout.total_seconds() / 3, 0.05)
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await self._call(
-                    self.provider.renew_activity_work_item_lock, item, self.lock_timeout
-                )
-            except WorkItemLockLost:
-                log.warning(
-                    "Lost the lock of activity %s; its result will be dropped", item.task.name
-                )
-                return
-            except Exception:
-                log.exception("Renewing the lock of activity %s failed", item.task.name)
-
-    async def _execute_activity(self, item: ActivityWorkItem) -> OrchestrationMessage:
+    def _context(self, item: ActivityWorkItem) -> tuple[Any, ActivityContext, Any]:
+        """The activity's function, context and decoded input (raises if unregistered)."""
         task = item.task
         registration = self.app.activities.get(task.name)
-        try:
-            if registration is None:
-                raise LookupError(f"No activity named {task.name!r} is registered with this worker")
-            value = self.converter.loads(task.input, registration.input_type)
-            ctx = ActivityContext(task.instance_id, task.execution_id, task.task_id, task.name)
-            if registration.is_async:
-                output = await registration.fn(ctx, value)
-            else:
-                assert self._loop is not None
-                output = await self._loop.run_in_executor(
-                    self._activity_threads, registration.fn, ctx, value
-                )
-            payload = self.converter.dumps(output)
-            event: TaskCompleted | TaskFailed = TaskCompleted(
-                task_scheduled_id=task.task_id, result=payload
-            )
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - activity failures go back to the orchestration
-            event = TaskFailed(
-                task_scheduled_id=task.task_id, failure=FailureDetails.from_exception(exc)
-            )
+        if registration is None:
+            raise LookupError(f"No activity named {task.name!r} is registered with this worker")
+        value = self.converter.loads(task.input, registration.input_type)
+        ctx = ActivityContext(task.instance_id, task.execution_id, task.task_id, task.name)
+        return registration.fn, ctx, value
+
+    def _outcome(self, item: ActivityWorkItem, output: Any) -> OrchestrationMessage:
+        task = item.task
+        event: TaskCompleted | TaskFailed = TaskCompleted(
+            task_scheduled_id=task.task_id, result=self.converter.dumps(output)
+        )
         return OrchestrationMessage(
             instance_id=task.instance_id, execution_id=task.execution_id, event=event
         )
 
-    async def _activity_result_loop(self) -> None:
-        """Commit finished activities in batches (group commit)."""
-        assert self._results_ready is not None and self._stopping is not None
+    @staticmethod
+    def _failure(item: ActivityWorkItem, exc: Exception) -> OrchestrationMessage:
+        task = item.task
+        event = TaskFailed(
+            task_scheduled_id=task.task_id, failure=FailureDetails.from_exception(exc)
+        )
+        return OrchestrationMessage(
+            instance_id=task.instance_id, execution_id=task.execution_id, event=event
+        )
+
+    def _run_sync(self, running: _RunningActivity) -> None:
+        item = running.item
+        try:
+            fn, ctx, value = self._context(item)
+            message = self._outcome(item, fn(ctx, value))
+        except Exception as exc:  # noqa: BLE001 - activity failures go back to the orchestration
+            message = self._failure(item, exc)
+        self._activity_finished(running, message)
+
+    async def _run_async(self, item: ActivityWorkItem) -> OrchestrationMessage:
+        try:
+            fn, ctx, value = self._context(item)
+            return self._outcome(item, await fn(ctx, value))
+        except Exception as exc:  # noqa: BLE001 - activity failures go back to the orchestration
+            return self._failure(item, exc)
+
+    def _async_done(
+        self, running: _RunningActivity, future: concurrent.futures.Future[OrchestrationMessage]
+    ) -> None:
+        """(On the loop.) Hand an async activity's result to a thread to commit."""
+        if future.cancelled():
+            return
+        pool = self._pool
+        if pool is not None:  # else the worker stopped: the activity was abandoned
+            pool.submit(self._activity_finished, running, future.result())
+
+    def _activity_finished(self, running: _RunningActivity, message: OrchestrationMessage) -> None:
+        """Queue the result for commit; commit the queue unless a commit is in progress."""
+        with self._guard:
+            if self._activities.pop(id(running), None) is None:
+                return  # abandoned by stop(): another worker runs it again
+            self._results.append((running.item, message))
+            leader = not self._committing
+            self._committing = True
+            self._settled.notify_all()
+        self._activity_signal.bump()  # a slot is free
+        if leader:
+            self._commit_results()
+
+    def _commit_results(self) -> None:
+        """Commit queued results in batches until the queue is empty (group commit)."""
         while True:
-            await self._results_ready.wait()
-            self._results_ready.clear()
-            batch, self._activity_results = self._activity_results, []
-            if batch:
+            with self._guard:
+                batch, self._results = self._results, []
+                if not batch:
+                    self._committing = False
+                    self._settled.notify_all()
+                    return
+            try:
+                errors: list[Exception | None] = self.provider.complete_activity_work_items(batch)
+            except Exception:
+                log.exception("Committing activity results failed; they will be redelivered")
+                errors = []
+            for (item, _), error in zip(batch, errors, strict=False):
+                if error is not None and not isinstance(error, WorkItemLockLost):
+                    log.error("Committing activity %s failed: %r", item.task.name, error)
+
+    def _renewer(self) -> None:
+        """Renew the locks of activities that run long (every third of ``lock_timeout``)."""
+        interval = max(self.lock_timeout.total_seconds() / 3, 0.05)
+        while not self._stopped.wait(interval / 2):
+            now = time.monotonic()
+            with self._guard:
+                due = [r for r in self._activities.values() if now - r.renewed >= interval / 2]
+            for running in due:
                 try:
-                    results = await self._call(self.provider.complete_activity_work_items, batch)
+                    self.provider.renew_activity_work_item_lock(running.item, self.lock_timeout)
+                    running.renewed = now
+                except WorkItemLockLost:
+                    running.renewed = float("inf")  # never again: the result will be refused
+                    log.warning(
+                        "Lost the lock of activity %s; its result will be dropped",
+                        running.item.task.name,
+                    )
                 except Exception:
-                    log.exception("Committing activity results failed; they will be redelivered")
-                    results = []
-                for (item, _), error in zip(batch, results, strict=False):
-                    if error is not None and not isinstance(error, WorkItemLockLost):
-                        log.error("Committing activity %s failed: %r", item.task.name, error)
-            if (
-                self._stopping.is_set()
-                and not self._activity_results
-                and not self._activities_in_flight
-            ):
-                return
+                    log.exception("Renewing the lock of activity %s failed", running.item.task.name)
 
 
 class Worker:
