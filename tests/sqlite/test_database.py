@@ -16,7 +16,7 @@ from ostinato.errors import ConfigurationError, ProviderError
 from ostinato.relational.schema import LATEST_VERSION, MIGRATIONS, SCHEMA_TABLE, render
 from ostinato.sqlite import SqliteDialect, SqliteProvider
 
-from .helpers import create
+from .helpers import create, event
 
 
 def test_schema_sql_is_the_toolkit_schema_rendered_for_sqlite() -> None:
@@ -196,15 +196,17 @@ def test_errors_are_one_line_without_a_sqlite_traceback(tmp_path: Path) -> None:
 def test_group_commit_shares_syncs_between_concurrent_commits(db_path: Path) -> None:
     provider = SqliteProvider(db_path)  # FULL with group commit, the default
     provider.setup()
+    for n in range(16):
+        create(provider, f"t{n}")
     before_commits, before_syncs = provider._commit_seq, provider.wal_syncs
     barrier = threading.Barrier(16)
 
-    def starts(n: int) -> None:
+    def sends(n: int) -> None:
         barrier.wait()
-        for i in range(10):
-            create(provider, f"t{n}-{i}")
+        for i in range(10):  # (sends, not creates: concurrent creates share a transaction)
+            provider.send_message(event(f"t{n}", data=str(i)))
 
-    threads = [threading.Thread(target=starts, args=(n,)) for n in range(16)]
+    threads = [threading.Thread(target=sends, args=(n,)) for n in range(16)]
     for t in threads:
         t.start()
     for t in threads:

@@ -58,6 +58,8 @@ Item = TypeVar("Item")
 #: Statements to run, in order, with their parameters.
 Script = list[tuple[str, Sequence[Any]]]
 _Completion = tuple[OrchestrationWorkItem, OrchestrationCheckpoint]
+#: The arguments of one :meth:`RelationalProvider.create_instance` call.
+CreateRequest = tuple[InstanceRecord, OrchestrationMessage, ReuseIdPolicy]
 
 
 def _micros(delta: timedelta) -> int:
@@ -75,7 +77,9 @@ class RelationalProvider(StorageProvider):
 
     # -- what an engine supplies ----------------------------------------------------------
     @abstractmethod
-    def _write(self, durable: bool = True) -> AbstractContextManager[Cursor]:
+    def _write(
+        self, durable: bool = True, *, notify: bool = False
+    ) -> AbstractContextManager[Cursor]:
         """A cursor inside a write transaction: committed on exit, rolled back on error.
 
         ``durable=False`` marks a transaction whose loss in a crash is harmless (claiming,
@@ -83,6 +87,12 @@ class RelationalProvider(StorageProvider):
         then skip forcing its commit to disk (SQLite's ``synchronous``, PostgreSQL's
         ``synchronous_commit``). Commits are ordered, so a later durable commit makes it
         durable too.
+
+        ``notify=True``: once the transaction has committed, call ``self.changes.notify()``
+        (work may be waiting for it). An engine whose commit becomes visible before it is
+        durable (SQLite's group commit) notifies at visibility, so that the next step runs
+        while this call still waits for the disk: commits are ordered, so whatever that
+        step commits can only be durable together with this.
         """
 
     @abstractmethod
@@ -168,32 +178,18 @@ class RelationalProvider(StorageProvider):
     def create_instance(
         self, record: InstanceRecord, start: OrchestrationMessage, policy: ReuseIdPolicy
     ) -> None:
-        s, hub, iid = self._sql, self.task_hub, record.instance_id
-        row = [(hub, *instance_row(record))]
-        # A new id is a plain insert, so two creates that both saw no row can't both win;
-        # replacing an existing instance is an upsert under the status check's row lock.
-        insert: Script = []
-        self._rows(insert, s.instances_insert, row)
-        replace: Script = []
-        self._rows(replace, s.instances_upsert, row)
-        messages: Script = []
-        self._enqueue(messages, [start], self._now_micros())
+        self._create_one(record, start, policy)
+
+    def _create_one(
+        self, record: InstanceRecord, start: OrchestrationMessage, policy: ReuseIdPolicy
+    ) -> None:
+        """One create in its own transaction."""
+        scripts = self._create_scripts(record, start)
         for attempt in range(3):
             try:
-                with self._write() as cur:
-                    cur.execute(s.instance_status, (hub, iid))
-                    rows = cur.fetchall()
-                    if rows:
-                        status = OrchestrationStatus(rows[0][0])
-                        if status not in policy.replaceable_statuses:
-                            raise InstanceAlreadyExistsError(iid, status)
-                        # The replaced instance's history, messages and lock go with it (its
-                        # lock holder, if any, then gets WorkItemLockLost).
-                        cur.execute(s.history_delete, (hub, iid))
-                        cur.execute(s.inbox_delete, (hub, iid))
-                        cur.execute(s.queue_reset, (hub, iid))
-                    self._run(cur, (replace if rows else insert) + messages)
-                break
+                with self._write(notify=True) as cur:
+                    self._create_in(cur, record.instance_id, policy, scripts)
+                return
             except InstanceAlreadyExistsError:
                 raise
             except Exception as exc:
@@ -202,14 +198,94 @@ class RelationalProvider(StorageProvider):
                 if attempt < 2 and self.dialect.is_unique_violation(exc):
                     continue
                 raise
-        self.changes.notify()
+
+    def _create_scripts(
+        self, record: InstanceRecord, start: OrchestrationMessage
+    ) -> tuple[Script, Script]:
+        """The statements that create ``record`` with its start message: for a new id (a
+        plain insert, so two creates that both saw no row can't both win), and replacing an
+        existing instance (an upsert under the status check's row lock)."""
+        s, row = self._sql, [(self.task_hub, *instance_row(record))]
+        messages: Script = []
+        self._enqueue(messages, [start], self._now_micros())
+        insert: Script = []
+        self._rows(insert, s.instances_insert, row)
+        replace: Script = []
+        self._rows(replace, s.instances_upsert, row)
+        return insert + messages, replace + messages
+
+    def _create_in(
+        self, cur: Cursor, instance_id: str, policy: ReuseIdPolicy, scripts: tuple[Script, Script]
+    ) -> None:
+        """Check-and-create one instance inside the caller's write transaction."""
+        s, hub = self._sql, self.task_hub
+        cur.execute(s.instance_status, (hub, instance_id))
+        rows = cur.fetchall()
+        if rows:
+            status = OrchestrationStatus(rows[0][0])
+            if status not in policy.replaceable_statuses:
+                raise InstanceAlreadyExistsError(instance_id, status)
+            # The replaced instance's history, messages and lock go with it (its lock
+            # holder, if any, then gets WorkItemLockLost).
+            cur.execute(s.history_delete, (hub, instance_id))
+            cur.execute(s.inbox_delete, (hub, instance_id))
+            cur.execute(s.queue_reset, (hub, instance_id))
+        self._run(cur, scripts[1] if rows else scripts[0])
+
+    def _create_many(self, requests: Sequence[CreateRequest]) -> list[Exception | None]:
+        """Several creates in one transaction, each under its own savepoint; per request,
+        the exception it failed with or ``None``.
+
+        For an engine that serializes writes, to run concurrent creates together (see
+        :class:`~ostinato.relational.grouping.CallGroup`). A request that hits a key
+        violation is tried again on its own.
+        """
+        if len(requests) == 1:
+            try:
+                self._create_one(*requests[0])
+            except Exception as exc:  # noqa: BLE001 - reported to its caller
+                return [exc]
+            return [None]
+        results: list[Exception | None] = [None] * len(requests)
+        scripts: list[tuple[Script, Script] | None] = []
+        for index, (record, start, _) in enumerate(requests):
+            try:
+                scripts.append(self._create_scripts(record, start))
+            except Exception as exc:  # noqa: BLE001 - an unencodable request fails alone
+                scripts.append(None)
+                results[index] = exc
+        d = self.dialect
+        try:
+            with self._write(notify=True) as cur:
+                for index, (record, _, policy) in enumerate(requests):
+                    prepared = scripts[index]
+                    if prepared is None:
+                        continue
+                    cur.execute(d.savepoint("ostinato_create"))
+                    try:
+                        self._create_in(cur, record.instance_id, policy, prepared)
+                    except Exception as exc:  # noqa: BLE001 - reported for this request only
+                        cur.execute(d.rollback_to_savepoint("ostinato_create"))
+                        results[index] = exc
+                    release = d.release_savepoint("ostinato_create")
+                    if release:
+                        cur.execute(release)
+        except Exception as exc:  # noqa: BLE001 - nothing was committed
+            return [exc if r is None else r for r in results]
+        for index, error in enumerate(results):
+            if error is not None and self.dialect.is_unique_violation(error):
+                try:
+                    self._create_one(*requests[index])
+                    results[index] = None
+                except Exception as exc:  # noqa: BLE001 - reported to its caller
+                    results[index] = exc
+        return results
 
     def send_message(self, message: OrchestrationMessage) -> None:
         script: Script = []
         self._enqueue(script, [message], self._now_micros())
-        with self._write() as cur:
+        with self._write(notify=True) as cur:
             self._run(cur, script)
-        self.changes.notify()
 
     def get_instance(self, instance_id: str) -> InstanceRecord | None:
         with self._read() as cur:
@@ -295,7 +371,7 @@ class RelationalProvider(StorageProvider):
         for careful in (True,) if prepared is None else (False, True):
             results = [None] * len(batch)
             try:
-                with self._write() as cur:
+                with self._write(notify=True) as cur:
                     locked = held(cur, self._now_micros())
                     entries: list[tuple[int, Item]] = []
                     for index, item in enumerate(batch):
@@ -313,7 +389,6 @@ class RelationalProvider(StorageProvider):
             except Exception as exc:  # noqa: BLE001 - reported per item
                 if careful:
                     return [exc if r is None else r for r in results]
-        self.changes.notify()
         return results
 
     def _apply_each(
@@ -477,7 +552,7 @@ class RelationalProvider(StorageProvider):
         self, item: OrchestrationWorkItem, delay: timedelta | None = None
     ) -> None:
         s, hub = self._sql, self.task_hub
-        with self._write(durable=False) as cur:
+        with self._write(durable=False, notify=True) as cur:
             now = self._now_micros()
             if delay:
                 # Keep the instance locked (by nobody) until the delay passes.
@@ -499,7 +574,6 @@ class RelationalProvider(StorageProvider):
                 if not rows or rows[0][1] != item.lock_token or (rows[0][2] or 0) <= now:
                     raise _lock_lost(item)
                 self._run(cur, self._release([item.instance_id], now))
-        self.changes.notify()
 
     def renew_orchestration_work_item_lock(
         self, item: OrchestrationWorkItem, lock_timeout: timedelta
@@ -588,7 +662,7 @@ class RelationalProvider(StorageProvider):
     def abandon_activity_work_item(
         self, item: ActivityWorkItem, delay: timedelta | None = None
     ) -> None:
-        with self._write(durable=False) as cur:
+        with self._write(durable=False, notify=True) as cur:
             now = self._now_micros()
             visible = now + (_micros(delay) if delay else 0)
             cur.execute(
@@ -597,7 +671,6 @@ class RelationalProvider(StorageProvider):
             )
             if cur.rowcount != 1:
                 raise _activity_lock_lost(item)
-        self.changes.notify()
 
     def renew_activity_work_item_lock(
         self, item: ActivityWorkItem, lock_timeout: timedelta

@@ -29,11 +29,17 @@ import threading
 from collections.abc import Iterator
 
 from ostinato.errors import ConfigurationError, ProviderError
-from ostinato.provider import ProviderCapabilities
+from ostinato.provider import (
+    InstanceRecord,
+    OrchestrationMessage,
+    ProviderCapabilities,
+    ReuseIdPolicy,
+)
 from ostinato.relational.connection import Cursor
 from ostinato.relational.dialect import ColumnType, Dialect
+from ostinato.relational.grouping import CallGroup
 from ostinato.relational.migrations import migrate, table_names
-from ostinato.relational.provider import RelationalProvider
+from ostinato.relational.provider import CreateRequest, RelationalProvider
 from ostinato.relational.schema import SCHEMA_TABLE
 
 SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
@@ -182,6 +188,7 @@ class SqliteProvider(RelationalProvider):
         self._wal = False
         self._ready = False
         self._setup_guard = threading.Lock()
+        self._creates: CallGroup[CreateRequest] = CallGroup(self._create_many)
 
     def __repr__(self) -> str:
         return f"SqliteProvider({self.path!r}, task_hub={self.task_hub!r})"
@@ -293,6 +300,13 @@ class SqliteProvider(RelationalProvider):
             if self.in_memory:
                 self._ready = False
 
+    # -- client side ----------------------------------------------------------------------
+    def create_instance(
+        self, record: InstanceRecord, start: OrchestrationMessage, policy: ReuseIdPolicy
+    ) -> None:
+        # Writers take turns anyway: concurrent creates share one transaction and one sync.
+        self._creates((record, start, policy))
+
     # -- error mapping --------------------------------------------------------------------
     @contextlib.contextmanager
     def _errors(self) -> Iterator[None]:
@@ -322,7 +336,8 @@ class SqliteProvider(RelationalProvider):
 
     # -- transactions ---------------------------------------------------------------------
     @contextlib.contextmanager
-    def _transaction(self, durable: bool = True) -> Iterator[sqlite3.Cursor]:
+    def _transaction(self, durable: bool = True, notify: bool = False) -> Iterator[sqlite3.Cursor]:
+        seq: int | None = None
         with self._mutex, self._errors():
             cursor = self._writer()
             if self._toggle_sync and durable != self._durable:
@@ -340,14 +355,16 @@ class SqliteProvider(RelationalProvider):
                 raise
             cursor.execute("COMMIT")
             self._commits_pending.set()
-            if not (durable and self._group_sync):
-                return
-            self._commit_seq += 1
-            seq = self._commit_seq
-        # Durable: the write lock is free again; wait for a sync of the WAL that covers this
-        # commit (one sync covers every commit written before it: group commit).
-        with self._errors():
-            self._sync_wal(seq)
+            if durable and self._group_sync:
+                self._commit_seq += 1
+                seq = self._commit_seq
+        if notify:  # visible now: the next step may start while this one waits for the disk
+            self.changes.notify()
+        if seq is not None:
+            # Durable: the write lock is free again; wait for a sync of the WAL that covers
+            # this commit (one sync covers every commit written before it: group commit).
+            with self._errors():
+                self._sync_wal(seq)
 
     def _sync_wal(self, seq: int) -> None:
         """Return once the WAL is on disk up to at least commit ``seq`` (see ``synchronous``)."""
@@ -372,10 +389,10 @@ class SqliteProvider(RelationalProvider):
             self._synced_seq = max(self._synced_seq, covered)
 
     @contextlib.contextmanager
-    def _write(self, durable: bool = True) -> Iterator[Cursor]:
+    def _write(self, durable: bool = True, *, notify: bool = False) -> Iterator[Cursor]:
         if not self._ready:
             self.setup()
-        with self._transaction(durable) as cursor:
+        with self._transaction(durable, notify) as cursor:
             yield cursor
 
     @contextlib.contextmanager

@@ -193,7 +193,7 @@ class SqlServerProvider(RetriesTransientErrors, RelationalProvider):
                 raise
 
     @contextlib.contextmanager
-    def _write(self, durable: bool = True) -> Iterator[Cursor]:
+    def _write(self, durable: bool = True, *, notify: bool = False) -> Iterator[Cursor]:
         if not self._ready:
             self.setup()
         try:
@@ -205,6 +205,8 @@ class SqlServerProvider(RetriesTransientErrors, RelationalProvider):
         # Only the last transaction's outcome decides whether a call is retried (a batch
         # whose first attempt failed may have been committed by the toolkit's second).
         self._record_transaction(None)
+        if notify:
+            self.changes.notify()
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[Cursor]:
