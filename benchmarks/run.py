@@ -56,6 +56,7 @@ from peers.protocol import (  # noqa: E402
     latency_result,
     rate_result,
     rss_bytes,
+    start_at_once,
     sweep_waves,
     tree_bytes,
 )
@@ -167,24 +168,39 @@ def running(
 
 
 # -- workloads (results as in peers/protocol.py) ---------------------------------------------
+def _start(client: ot.Client, k: int) -> list[str]:
+    """Start ``k`` HelloCities at once (``start_at_once``: from several client threads)."""
+    return start_at_once(lambda: client.schedule_new_orchestration(hello_cities), k)
+
+
 def _wave(client: ot.Client, k: int) -> None:
-    _await_all(client, [client.schedule_new_orchestration(hello_cities) for _ in range(k)])
+    _await_all(client, _start(client, k))
 
 
 def bench_hello_cities(name: str, n: int) -> dict[str, Any]:
-    """``n`` HelloCities started at once (one by one from one thread, as the peers do);
-    orchestrations/s. Also how long the starts took, and, in a second fresh store, the
-    worker alone: ``n`` instances created first, then timed from the worker's start."""
+    """``n`` HelloCities started at once; orchestrations/s. Also how long the starts took,
+    and, each in a fresh store, the same with the ``n`` starts made one by one from one
+    thread, and the worker alone (``n`` instances created first, timed from its start)."""
     with running(name) as (client, _):
         _wave(client, 1)
         started = time.perf_counter()
-        ids = [client.schedule_new_orchestration(hello_cities) for _ in range(n)]
+        ids = _start(client, n)
         starts = time.perf_counter() - started
         _await_all(client, ids)
         result = rate_result(n, time.perf_counter() - started)
     result["starts_seconds"] = starts
+    result["one_thread_per_s"] = _hello_cities_one_thread(name, n)
     result["worker_only_per_s"] = _hello_cities_worker_only(name, n)
     return result
+
+
+def _hello_cities_one_thread(name: str, n: int) -> float:
+    """HelloCities/s when the ``n`` starts are made one by one from one thread."""
+    with running(name) as (client, _):
+        _wave(client, 1)
+        started = time.perf_counter()
+        _await_all(client, [client.schedule_new_orchestration(hello_cities) for _ in range(n)])
+        return n / (time.perf_counter() - started)
 
 
 def _await_all(client: ot.Client, ids: list[str]) -> None:

@@ -12,7 +12,7 @@ others), and prints one JSON document on the last line of stdout::
 Workloads and the keys of their results (identical for ostinato, see ``benchmarks/run.py``):
 
 * ``hello_cities(n)``: ``n`` HelloCities orchestrations (3 sequential activities) started at
-  once, then all awaited -> ``{"n", "seconds", "per_s"}``;
+  once (:func:`start_at_once`), then all awaited -> ``{"n", "seconds", "per_s"}``;
 * ``latency(runs)``: one HelloCities at a time, start to result -> ``{"runs", "p50_ms",
   "p99_ms"}``;
 * ``fan_out(n)``: one orchestration fanning out to ``n`` activities and summing the results ->
@@ -38,10 +38,17 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 ROUND_TRIPS = 20
 """Round trips measured per history length in the ``replay`` workload."""
+
+START_THREADS = 16
+"""Client threads that start a wave's instances "at once" (a peer whose client is asyncio
+native starts them with ``asyncio.gather`` instead)."""
 
 WORKLOADS = ("hello_cities", "latency", "fan_out", "replay", "idle", "sweep")
 
@@ -87,6 +94,15 @@ def tree_bytes(path: str) -> int:
             except OSError:
                 continue
     return total
+
+
+def start_at_once(start: Callable[[], T], k: int) -> list[T]:
+    """``k`` calls of ``start`` made concurrently from :data:`START_THREADS` client threads
+    (a single call is made inline); their results in order."""
+    if k == 1:
+        return [start()]
+    with ThreadPoolExecutor(min(START_THREADS, k), thread_name_prefix="bench-start") as pool:
+        return list(pool.map(lambda _: start(), range(k)))
 
 
 def sweep_waves(level: int, total: int, wave: Callable[[int], None]) -> float:

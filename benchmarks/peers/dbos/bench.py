@@ -28,6 +28,7 @@ from protocol import (
     main,
     rate_result,
     rss_bytes,
+    start_at_once,
     sweep_waves,
     tree_bytes,
 )
@@ -103,7 +104,7 @@ class DbosBench(PeerBench):
         DBOS.destroy(destroy_registry=True)
 
     def _wave(self, k: int) -> None:
-        handles = [DBOS.start_workflow(hello_cities) for _ in range(k)]
+        handles = start_at_once(lambda: DBOS.start_workflow(hello_cities), k)
         for handle in handles:
             assert handle.get_result(polling_interval_sec=POLL)[0] == "Hello Tokyo!"
 

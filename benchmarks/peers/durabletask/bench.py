@@ -31,6 +31,7 @@ from protocol import (
     main,
     rate_result,
     rss_bytes,
+    start_at_once,
     sweep_waves,
 )
 
@@ -104,7 +105,7 @@ class DurableTaskBench(PeerBench):
         self.backend.stop()
 
     def _wave(self, k: int) -> None:
-        ids = [self.client.schedule_new_orchestration(hello_cities) for _ in range(k)]
+        ids = start_at_once(lambda: self.client.schedule_new_orchestration(hello_cities), k)
         for instance_id in ids:
             state = self.client.wait_for_orchestration_completion(instance_id, timeout=600)
             assert state is not None
