@@ -181,6 +181,14 @@ def bench_hello_cities(name: str, n: int) -> dict[str, Any]:
     """``n`` HelloCities started at once; orchestrations/s. Also how long the starts took,
     and, each in a fresh store, the same with the ``n`` starts made one by one from one
     thread, and the worker alone (``n`` instances created first, timed from its start)."""
+    result = _hello_cities_at_once(name, n)
+    result["one_thread_per_s"] = _hello_cities_one_thread(name, n)
+    result["worker_only_per_s"] = _hello_cities_worker_only(name, n)
+    return result
+
+
+def _hello_cities_at_once(name: str, n: int) -> dict[str, Any]:
+    """The workload itself: ``n`` started at once, orchestrations/s and the starts' time."""
     with running(name) as (client, _):
         _wave(client, 1)
         started = time.perf_counter()
@@ -189,8 +197,6 @@ def bench_hello_cities(name: str, n: int) -> dict[str, Any]:
         _await_all(client, ids)
         result = rate_result(n, time.perf_counter() - started)
     result["starts_seconds"] = starts
-    result["one_thread_per_s"] = _hello_cities_one_thread(name, n)
-    result["worker_only_per_s"] = _hello_cities_worker_only(name, n)
     return result
 
 
@@ -560,7 +566,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(result), flush=True)
         return 0
     if args.profile_target:  # the process py-spy records (see profiling.py)
-        bench_hello_cities(args.profile_target, sizes["hello"])
+        _hello_cities_at_once(args.profile_target, sizes["hello"])
         return 0
 
     def log(message: str) -> None:

@@ -24,7 +24,9 @@ class _Waiter(Generic[R]):
         self.request = request
         self.error: BaseException | None = None
         self.done = False
-        self.wake = threading.Event()
+        # Held until the waiter is woken (a bare lock: cheaper to make than an Event).
+        self.wake = threading.Lock()
+        self.wake.acquire()
 
 
 class CallGroup(Generic[R]):
@@ -48,7 +50,7 @@ class CallGroup(Generic[R]):
             follower = self._busy
             self._busy = True
         if follower:
-            me.wake.wait()
+            me.wake.acquire()
         if not me.done:  # our turn to lead: run everything waiting, ourselves included
             self._lead()
         if me.error is not None:
@@ -67,8 +69,8 @@ class CallGroup(Generic[R]):
             waiter.done = True
         with self._guard:
             if self._waiting:
-                self._waiting[0].wake.set()  # the next batch's leader
+                self._waiting[0].wake.release()  # the next batch's leader
             else:
                 self._busy = False
         for waiter in batch:
-            waiter.wake.set()
+            waiter.wake.release()

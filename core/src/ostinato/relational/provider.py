@@ -232,9 +232,27 @@ class RelationalProvider(StorageProvider):
             cur.execute(s.queue_reset, (hub, instance_id))
         self._run(cur, scripts[1] if rows else scripts[0])
 
+    def _fresh_creates(self, requests: Sequence[CreateRequest]) -> Script | None:
+        """Multi-row inserts creating every request, for the usual case of new, distinct ids;
+        ``None`` if two requests share an id or one can't be encoded."""
+        if len({record.instance_id for record, _, _ in requests}) < len(requests):
+            return None
+        script: Script = []
+        try:
+            self._rows(
+                script,
+                self._sql.instances_insert,
+                [(self.task_hub, *instance_row(record)) for record, _, _ in requests],
+            )
+            self._enqueue(script, [start for _, start, _ in requests], self._now_micros())
+        except Exception:  # noqa: BLE001 - the per-request path reports it to its caller
+            return None
+        return script
+
     def _create_many(self, requests: Sequence[CreateRequest]) -> list[Exception | None]:
-        """Several creates in one transaction, each under its own savepoint; per request,
-        the exception it failed with or ``None``.
+        """Several creates in one transaction; per request, the exception it failed with or
+        ``None``. New, distinct ids (the usual case) take a few multi-row inserts; otherwise
+        each request runs under its own savepoint.
 
         For an engine that serializes writes, to run concurrent creates together (see
         :class:`~ostinato.relational.grouping.CallGroup`). A request that hits a key
@@ -246,6 +264,14 @@ class RelationalProvider(StorageProvider):
             except Exception as exc:  # noqa: BLE001 - reported to its caller
                 return [exc]
             return [None]
+        fresh = self._fresh_creates(requests)
+        if fresh is not None:
+            ids = [record.instance_id for record, _, _ in requests]
+            with self._write(notify=True) as cur:
+                if not self._fetch(cur, self._in(self._sql.instance_ids_in, (self.task_hub,), ids)):
+                    self._run(cur, fresh)
+                    return [None] * len(requests)
+        # Some id exists already (or a request can't be encoded): one savepoint per request.
         results: list[Exception | None] = [None] * len(requests)
         scripts: list[tuple[Script, Script] | None] = []
         for index, (record, start, _) in enumerate(requests):

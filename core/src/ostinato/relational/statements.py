@@ -82,6 +82,10 @@ class Statements:
         self.instances_in = in_list(
             f"SELECT {columns} FROM {INSTANCES} WHERE task_hub = {p} AND", "instance_id"
         )
+        #: hub, ids
+        self.instance_ids_in = in_list(
+            f"SELECT instance_id FROM {INSTANCES} WHERE task_hub = {p} AND", "instance_id"
+        )
         #: n rows of INSTANCE_ROW_COLUMNS
         #: A plain insert: a concurrent create of the same id fails with a key violation.
         self.instances_insert = cache(lambda n: d.insert(INSTANCES, INSTANCE_ROW_COLUMNS, n))
