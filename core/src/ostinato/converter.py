@@ -37,6 +37,9 @@ from typing import Any, Protocol
 
 from ostinato.errors import SerializationError
 
+#: One encoder for every payload (``json.dumps`` with options builds a new one per call).
+_ENCODE = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+
 
 class DataConverter(Protocol):
     """Turns values into payload text and back. ``None`` means "no payload"."""
@@ -64,12 +67,7 @@ class JsonDataConverter:
         if value is None:
             return None
         try:
-            return json.dumps(
-                self.to_json_value(value, "$"),
-                ensure_ascii=False,
-                allow_nan=False,
-                separators=(",", ":"),
-            )
+            return _ENCODE(self.to_json_value(value, "$"))
         except ValueError as exc:  # NaN / infinity
             raise SerializationError(f"Cannot serialize payload: {exc}") from None
 

@@ -452,9 +452,14 @@ def from_dict(data: dict[str, Any]) -> HistoryEvent:
     return cls(**kwargs)
 
 
+#: Compact JSON text, non-ASCII kept as is: the form ostinato stores. One encoder serves every
+#: call (``json.dumps`` with options builds a new encoder each time).
+compact_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
 def dumps(event: HistoryEvent) -> str:
     """The event's serialized form, for a provider to store as opaque text."""
-    return json.dumps(to_dict(event), ensure_ascii=False, separators=(",", ":"))
+    return compact_json(to_dict(event))
 
 
 def loads(text: str) -> HistoryEvent:

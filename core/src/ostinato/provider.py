@@ -133,7 +133,7 @@ class OrchestrationMessage:
             data["execution_id"] = self.execution_id
         if self.visible_at is not None:
             data["visible_at"] = self.visible_at.isoformat()
-        return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+        return history.compact_json(data)
 
     @classmethod
     def from_json(cls, text: str) -> OrchestrationMessage:
@@ -164,16 +164,14 @@ class ActivityTask:
         return f"{self.instance_id}\x1f{self.execution_id}\x1f{self.task_id}"
 
     def to_json(self) -> str:
-        return json.dumps(
+        return history.compact_json(
             {
                 "instance_id": self.instance_id,
                 "execution_id": self.execution_id,
                 "task_id": self.task_id,
                 "name": self.name,
                 "input": self.input,
-            },
-            ensure_ascii=False,
-            separators=(",", ":"),
+            }
         )
 
     @classmethod
