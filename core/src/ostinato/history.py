@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import enum
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any, ClassVar, TypeAlias
@@ -389,25 +390,28 @@ _FIELDS: dict[type[HistoryEvent], tuple[str, ...]] = {
 }
 
 
-def _encode(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, FailureDetails):
-        return value.to_dict()
-    if isinstance(value, ParentInstance):
-        return {
-            "instance_id": value.instance_id,
-            "execution_id": value.execution_id,
-            "task_id": value.task_id,
-            "name": value.name,
-        }
-    if isinstance(value, OrchestrationStatus):
-        return value.value
-    return value
+def _encode_parent(value: ParentInstance) -> dict[str, Any]:
+    return {
+        "instance_id": value.instance_id,
+        "execution_id": value.execution_id,
+        "task_id": value.task_id,
+        "name": value.name,
+    }
 
 
 _DATETIME_FIELDS = frozenset({"timestamp", "fire_at", "scheduled_start_at", "scheduled_at"})
 _TUPLE_FIELDS = frozenset({"entity_ids", "lock_set"})
+#: How a field is turned into JSON data, by field name (as :func:`_decode` reads it back);
+#: fields not named here hold JSON data already.
+_ENCODERS: dict[str, Callable[[Any], Any]] = {
+    **{name: datetime.isoformat for name in _DATETIME_FIELDS},
+    "failure": FailureDetails.to_dict,
+    "parent": _encode_parent,
+    "status": lambda status: status.value,
+}
+_CODECS: dict[type[HistoryEvent], tuple[tuple[str, Callable[[Any], Any] | None], ...]] = {
+    cls: tuple((name, _ENCODERS.get(name)) for name in names) for cls, names in _FIELDS.items()
+}
 
 
 def _decode(name: str, value: Any) -> Any:
@@ -429,10 +433,10 @@ def _decode(name: str, value: Any) -> Any:
 def to_dict(event: HistoryEvent) -> dict[str, Any]:
     """The event as plain JSON data (with ``v`` and ``type``)."""
     data: dict[str, Any] = {"v": FORMAT_VERSION, "type": event.event_type.value}
-    for name in _FIELDS[type(event)]:
+    for name, encode in _CODECS[type(event)]:
         value = getattr(event, name)
         if value is not None:
-            data[name] = _encode(value)
+            data[name] = value if encode is None else encode(value)
     return data
 
 
