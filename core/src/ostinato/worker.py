@@ -393,12 +393,15 @@ class AsyncWorker:
                 self._begin_activity(item)
 
     def _begin_activity(self, item: ActivityWorkItem) -> None:
+        pool, loop = self._pool, self._loop
+        if pool is None:  # stopped while this item was being locked: give it back
+            with contextlib.suppress(Exception):
+                self.provider.abandon_activity_work_item(item, None)
+            return
         running = _RunningActivity(item)
         with self._guard:
             self._activities[id(running)] = running
         registration = self.app.activities.get(item.task.name)
-        pool, loop = self._pool, self._loop
-        assert pool is not None
         if registration is not None and registration.is_async and loop is not None:
             future = asyncio.run_coroutine_threadsafe(self._run_async(item), loop)
             running.future = future
