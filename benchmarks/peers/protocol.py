@@ -97,12 +97,15 @@ def tree_bytes(path: str) -> int:
 
 
 def start_at_once(start: Callable[[], T], k: int) -> list[T]:
-    """``k`` calls of ``start`` made concurrently from :data:`START_THREADS` client threads
-    (a single call is made inline); their results in order."""
+    """``k`` calls of ``start`` made concurrently from :data:`START_THREADS` client threads,
+    each making its share one after another (a single call is made inline)."""
     if k == 1:
         return [start()]
-    with ThreadPoolExecutor(min(START_THREADS, k), thread_name_prefix="bench-start") as pool:
-        return list(pool.map(lambda _: start(), range(k)))
+    threads = min(START_THREADS, k)
+    shares = [k // threads + (1 if n < k % threads else 0) for n in range(threads)]
+    with ThreadPoolExecutor(threads, thread_name_prefix="bench-start") as pool:
+        chunks = list(pool.map(lambda share: [start() for _ in range(share)], shares))
+    return [result for chunk in chunks for result in chunk]
 
 
 def sweep_waves(level: int, total: int, wave: Callable[[int], None]) -> float:

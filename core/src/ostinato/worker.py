@@ -56,6 +56,11 @@ ORCHESTRATION_THREADS = 4
 MIN_POLL_DELAY = 0.001
 
 
+#: Kinds of work a commit can make claimable, for waking only the threads that take it.
+_ORCHESTRATIONS = 1
+_ACTIVITIES = 2
+
+
 class _Signal:
     """A wake-up with a version: waiters sleep only if nothing happened since they looked."""
 
@@ -201,12 +206,18 @@ class AsyncWorker:
         self._poll_turn = threading.Lock()
         self._orchestration_backoff = _Backoff(max_poll_interval)
         self._capacity_wanted = False
+        #: The signal version before the last orchestration poll, if it came back short.
+        self._short_poll_seen: int | None = None
         self._guard = threading.Lock()
         self._settled = threading.Condition(self._guard)
         self._orchestrations_in_flight = 0
         self._activities: dict[int, _RunningActivity] = {}
         self._results: list[tuple[ActivityWorkItem, OrchestrationMessage]] = []
         self._committing = False
+        self._activity_capacity_wanted = False
+        #: ``committing``: while a worker thread commits, the kinds of work its commit can
+        #: make claimable (the provider signals the change from the committing thread).
+        self._local = threading.local()
 
     # -- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
@@ -283,7 +294,16 @@ class AsyncWorker:
 
     # -- signals --------------------------------------------------------------------------
     def _on_change(self) -> None:
-        self._wake()
+        # The worker's own commits say what work they can make (see _committing); any other
+        # change (a client, another worker's provider thread) may make any kind.
+        kinds = getattr(self._local, "committing", None)
+        if kinds is None:
+            self._wake()
+            return
+        if kinds & _ORCHESTRATIONS:
+            self._orchestration_signal.bump()
+        if kinds & _ACTIVITIES:
+            self._activity_signal.bump()
 
     def _wake(self) -> None:
         self._orchestration_signal.bump()
@@ -311,15 +331,20 @@ class AsyncWorker:
         """Lock the next batch of orchestration work items (waiting while there is none)."""
         signal, backoff = self._orchestration_signal, self._orchestration_backoff
         while not self._stopping.is_set():
+            short = self._short_poll_seen
+            if short is not None:  # the last poll got all there was: wait for news first
+                self._short_poll_seen = None
+                signal.wait(short, backoff.empty())
             seen = signal.version
             free = self.max_concurrent_orchestrations - self._orchestrations_in_flight
             if free <= 0:
                 self._capacity_wanted = True
                 signal.wait(seen, 0.05)
                 continue
+            wanted = min(free, self.batch_size)
             try:
                 items = self.provider.lock_next_orchestration_work_items(
-                    self.worker_id, self.lock_timeout, min(free, self.batch_size)
+                    self.worker_id, self.lock_timeout, wanted
                 )
             except Exception:
                 log.exception("Locking orchestration work items failed; retrying")
@@ -327,6 +352,8 @@ class AsyncWorker:
                 continue
             if items:
                 backoff.found()
+                if len(items) < wanted:
+                    self._short_poll_seen = seen
                 with self._guard:
                     self._orchestrations_in_flight += len(items)
                 return items
@@ -346,11 +373,18 @@ class AsyncWorker:
         if not steps:
             return
         results: list[Exception | None] | None = None
+        # Instances are released (new messages may be waiting) and messages sent: always
+        # orchestration work; activity work only if some step scheduled an activity.
+        kinds = _ORCHESTRATIONS
+        if any(step.checkpoint.activity_tasks for step in steps):
+            kinds |= _ACTIVITIES
+        self._local.committing = kinds
         try:
             results = self.provider.complete_orchestration_work_items(
                 [(step.item, step.checkpoint) for step in steps]
             )
         finally:  # every step is settled, even when the commit call itself raised
+            self._local.committing = None
             for index, step in enumerate(steps):
                 if results is not None and results[index] is None:
                     self.processor.committed(step)
@@ -375,6 +409,7 @@ class AsyncWorker:
             seen = signal.version
             free = self.max_concurrent_activities - len(self._activities)
             if free <= 0:
+                self._activity_capacity_wanted = True
                 signal.wait(seen, 0.05)
                 continue
             try:
@@ -391,6 +426,10 @@ class AsyncWorker:
             backoff.found()
             for item in items:
                 self._begin_activity(item)
+            if len(items) < min(free, self.batch_size):
+                # It got all there was: poll again once something changed (or after the
+                # back-off), not at once.
+                signal.wait(seen, backoff.empty())
 
     def _begin_activity(self, item: ActivityWorkItem) -> None:
         pool, loop = self._pool, self._loop
@@ -472,8 +511,11 @@ class AsyncWorker:
             self._results.append((running.item, message))
             leader = not self._committing
             self._committing = True
-            self._settled.notify_all()
-        self._activity_signal.bump()  # a slot is free
+            if self._stopping.is_set():
+                self._settled.notify_all()  # stop() waits for the last activities
+        if self._activity_capacity_wanted:  # the dispatcher waits for a free slot
+            self._activity_capacity_wanted = False
+            self._activity_signal.bump()
         if leader:
             self._commit_results()
 
@@ -486,11 +528,14 @@ class AsyncWorker:
                     self._committing = False
                     self._settled.notify_all()
                     return
+            self._local.committing = _ORCHESTRATIONS  # results wake orchestrations only
             try:
                 errors: list[Exception | None] = self.provider.complete_activity_work_items(batch)
             except Exception:
                 log.exception("Committing activity results failed; they will be redelivered")
                 errors = []
+            finally:
+                self._local.committing = None
             for (item, _), error in zip(batch, errors, strict=False):
                 if error is not None and not isinstance(error, WorkItemLockLost):
                     log.error("Committing activity %s failed: %r", item.task.name, error)
