@@ -64,6 +64,11 @@ WAITING = (
     ("wait (", "threading.py"),
     ("_wait_for_tstate_lock (", "threading.py"),
     ("get (", "queue.py"),
+    # ostinato's own waits: an idle activity thread (SimpleQueue.get), an orchestration
+    # thread waiting for its turn to poll, a create waiting for its batch's leader.
+    ("_Threads._run (", "ostinato/worker.py"),
+    ("AsyncWorker._orchestration_thread (", "ostinato/worker.py"),
+    ("CallGroup.__call__ (", "ostinato/relational/grouping.py"),
 )
 
 

@@ -134,6 +134,9 @@ INSERT INTO [ostinato].[ostinato_inbox] (task_hub, instance_id, visible_at, body
 -- toolkit: inbox_visible_in (2 rows or ids)
 SELECT id, instance_id, body FROM [ostinato].[ostinato_inbox] WHERE task_hub = ? AND visible_at <= ? AND instance_id IN (?, ?) ORDER BY id;
 
+-- toolkit: instance_ids_in (2 rows or ids)
+SELECT instance_id FROM [ostinato].[ostinato_instances] WHERE task_hub = ? AND instance_id IN (?, ?);
+
 -- toolkit: instance_select
 SELECT instance_id, name, execution_id, runtime_status, created_at, last_updated_at, input, output, custom_status, failure_details, parent_instance_id, history_size FROM [ostinato].[ostinato_instances] WHERE task_hub = ? AND instance_id = ?;
 
