@@ -130,11 +130,10 @@ class _Threads:
 class _RunningActivity:
     """An activity work item this worker holds, from lock to committed result."""
 
-    __slots__ = ("abandoned", "future", "item", "renewed")
+    __slots__ = ("future", "item", "renewed")
 
     def __init__(self, item: ActivityWorkItem) -> None:
         self.item = item
-        self.abandoned = False
         self.future: concurrent.futures.Future[Any] | None = None
         #: When the lock was last taken or renewed (``time.monotonic()``).
         self.renewed = time.monotonic()
@@ -205,7 +204,7 @@ class AsyncWorker:
         #: Held by the orchestration thread whose turn it is to poll.
         self._poll_turn = threading.Lock()
         self._orchestration_backoff = _Backoff(max_poll_interval)
-        self._capacity_wanted = False
+        self._orchestration_capacity_wanted = False
         #: The signal version before the last orchestration poll, if it came back short.
         self._short_poll_seen: int | None = None
         self._guard = threading.Lock()
@@ -270,10 +269,9 @@ class AsyncWorker:
         with self._guard:
             while self._activities and self._settled.wait(max(deadline - time.monotonic(), 0)):
                 pass
+            # Out of the table, a leftover's late result is dropped (_activity_finished).
             leftovers = list(self._activities.values())
             self._activities.clear()
-            for running in leftovers:
-                running.abandoned = True
         for running in leftovers:
             if running.future is not None:
                 running.future.cancel()
@@ -323,8 +321,8 @@ class AsyncWorker:
             finally:
                 with self._guard:
                     self._orchestrations_in_flight -= len(items)
-                if self._capacity_wanted:
-                    self._capacity_wanted = False
+                if self._orchestration_capacity_wanted:
+                    self._orchestration_capacity_wanted = False
                     self._orchestration_signal.bump()
 
     def _poll_orchestrations(self) -> list[Any]:
@@ -338,7 +336,7 @@ class AsyncWorker:
             seen = signal.version
             free = self.max_concurrent_orchestrations - self._orchestrations_in_flight
             if free <= 0:
-                self._capacity_wanted = True
+                self._orchestration_capacity_wanted = True
                 signal.wait(seen, 0.05)
                 continue
             wanted = min(free, self.batch_size)

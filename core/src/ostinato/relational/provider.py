@@ -232,6 +232,10 @@ class RelationalProvider(StorageProvider):
             cur.execute(s.queue_reset, (hub, instance_id))
         self._run(cur, scripts[1] if rows else scripts[0])
 
+    def _create_request(self, cur: Cursor, request: CreateRequest) -> None:
+        record, start, policy = request
+        self._create_in(cur, record.instance_id, policy, self._create_scripts(record, start))
+
     def _fresh_creates(self, requests: Sequence[CreateRequest]) -> Script | None:
         """Multi-row inserts creating every request, for the usual case of new, distinct ids;
         ``None`` if two requests share an id or one can't be encoded."""
@@ -265,37 +269,17 @@ class RelationalProvider(StorageProvider):
                 return [exc]
             return [None]
         fresh = self._fresh_creates(requests)
-        if fresh is not None:
-            ids = [record.instance_id for record, _, _ in requests]
-            with self._write(notify=True) as cur:
-                if not self._fetch(cur, self._in(self._sql.instance_ids_in, (self.task_hub,), ids)):
-                    self._run(cur, fresh)
-                    return [None] * len(requests)
-        # Some id exists already (or a request can't be encoded): one savepoint per request.
+        ids = [record.instance_id for record, _, _ in requests]
         results: list[Exception | None] = [None] * len(requests)
-        scripts: list[tuple[Script, Script] | None] = []
-        for index, (record, start, _) in enumerate(requests):
-            try:
-                scripts.append(self._create_scripts(record, start))
-            except Exception as exc:  # noqa: BLE001 - an unencodable request fails alone
-                scripts.append(None)
-                results[index] = exc
-        d = self.dialect
         try:
             with self._write(notify=True) as cur:
-                for index, (record, _, policy) in enumerate(requests):
-                    prepared = scripts[index]
-                    if prepared is None:
-                        continue
-                    cur.execute(d.savepoint("ostinato_create"))
-                    try:
-                        self._create_in(cur, record.instance_id, policy, prepared)
-                    except Exception as exc:  # noqa: BLE001 - reported for this request only
-                        cur.execute(d.rollback_to_savepoint("ostinato_create"))
-                        results[index] = exc
-                    release = d.release_savepoint("ostinato_create")
-                    if release:
-                        cur.execute(release)
+                check = self._in(self._sql.instance_ids_in, (self.task_hub,), ids)
+                if fresh is not None and not self._fetch(cur, check):
+                    self._run(cur, fresh)
+                    return results
+                # Some id exists already, repeats or can't be encoded: a savepoint each.
+                for index, request in enumerate(requests):
+                    results[index] = self._under_savepoint(cur, self._create_request, cur, request)
         except Exception as exc:  # noqa: BLE001 - nothing was committed
             return [exc if r is None else r for r in results]
         for index, error in enumerate(results):
@@ -425,17 +409,28 @@ class RelationalProvider(StorageProvider):
         results: list[Exception | None],
     ) -> None:
         """Apply each entry under its own savepoint, recording each failure in ``results``."""
-        d = self.dialect
         for index, entry in entries:
-            cur.execute(d.savepoint("ostinato_item"))
-            try:
-                self._run(cur, prepare([entry]))
-            except Exception as exc:  # noqa: BLE001 - reported for this item only
-                cur.execute(d.rollback_to_savepoint("ostinato_item"))
-                results[index] = exc
-            release = d.release_savepoint("ostinato_item")
-            if release:
-                cur.execute(release)
+            results[index] = self._under_savepoint(cur, self._apply_one, cur, prepare, entry)
+
+    def _apply_one(self, cur: Cursor, prepare: Callable[[list[Item]], Script], entry: Item) -> None:
+        self._run(cur, prepare([entry]))
+
+    def _under_savepoint(
+        self, cur: Cursor, apply: Callable[..., None], *args: Any
+    ) -> Exception | None:
+        """``apply(*args)`` under a savepoint; on failure roll back to it, return the error."""
+        d = self.dialect
+        error: Exception | None = None
+        cur.execute(d.savepoint("ostinato_item"))
+        try:
+            apply(*args)
+        except Exception as exc:  # noqa: BLE001 - reported for this item only
+            cur.execute(d.rollback_to_savepoint("ostinato_item"))
+            error = exc
+        release = d.release_savepoint("ostinato_item")
+        if release:
+            cur.execute(release)
+        return error
 
     def _anything_claimable(self, peek: str) -> bool:
         """A read-only look before a claim, so idle polls never take the write lock."""
