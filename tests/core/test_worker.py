@@ -5,9 +5,12 @@ from __future__ import annotations
 import threading
 import time
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import ostinato as ot
+import pytest
+from ostinato.sqlite import SqliteProvider
 
 app = ot.App()
 running = 0
@@ -132,3 +135,46 @@ def test_small_cache_evicts_and_stays_correct() -> None:
         assert len(worker.processor.cache) <= 2
         assert worker.processor.cache.misses > 0
     assert [s.output for s in states] == [sum(range(5))] * 6
+
+
+SLOW = 2.5  # seconds: long enough for an idle thread's poll back-off to pass a second
+marks: dict[str, float] = {}
+
+
+@app.activity
+def slow_marked(ctx: ot.ActivityContext, _: Any) -> str:
+    marks["activity_started"] = time.monotonic()
+    time.sleep(SLOW)
+    marks["activity_finished"] = time.monotonic()
+    return "done"
+
+
+@app.orchestrator
+def one_slow_marked(ctx: ot.OrchestrationContext, _: Any) -> Any:
+    return (yield ctx.call_activity(slow_marked))
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite-file"])
+def test_each_step_is_woken_by_the_commit_before_it_not_by_a_poll(
+    kind: str, tmp_path: Path
+) -> None:
+    """With polls seconds apart, every hand-off still happens at once: a client's start wakes
+    the orchestration threads, a checkpoint that schedules an activity wakes the activity
+    dispatcher, and an activity's result wakes the orchestration threads."""
+    provider: ot.StorageProvider = (
+        ot.InMemoryProvider() if kind == "memory" else SqliteProvider(tmp_path / "wake.db")
+    )
+    client = ot.Client(provider)
+    try:
+        with ot.Worker(app, provider, max_poll_interval=30):
+            time.sleep(SLOW)  # both dispatchers idle: their back-off is past a second now
+            marks.clear()
+            started = time.monotonic()
+            instance_id = client.schedule_new_orchestration(one_slow_marked)
+            state = client.wait_for_orchestration_completion(instance_id, timeout=60)
+            finished = time.monotonic()
+    finally:
+        provider.close()
+    assert state.output == "done"
+    assert marks["activity_started"] - started < 0.8
+    assert finished - marks["activity_finished"] < 0.8
