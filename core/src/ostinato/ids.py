@@ -45,6 +45,14 @@ def validate_instance_id(instance_id: object) -> str:
     return instance_id
 
 
+def random_id() -> str:
+    """128 random bits as 32 hex digits: message ids, lock tokens, execution ids.
+
+    As unique as a UUID4's hex form, at a fifth of its cost (no ``UUID`` object).
+    """
+    return os.urandom(16).hex()
+
+
 def new_instance_id() -> str:
     """A fresh random instance id: a UUID version 7 in hex form (RFC 9562).
 

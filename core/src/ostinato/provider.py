@@ -32,7 +32,6 @@ from __future__ import annotations
 import enum
 import json
 import threading
-import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
@@ -42,6 +41,7 @@ from typing import Any, Generic, TypeVar
 from ostinato import history
 from ostinato.errors import FailureDetails
 from ostinato.history import HistoryEvent, utcnow
+from ostinato.ids import random_id
 from ostinato.status import TERMINAL_STATUSES, OrchestrationStatus
 
 T = TypeVar("T")
@@ -104,7 +104,7 @@ def decode_failure(text: str | None) -> FailureDetails | None:
 
 
 def new_message_id() -> str:
-    return uuid.uuid4().hex
+    return random_id()
 
 
 @dataclass(frozen=True)
@@ -520,4 +520,4 @@ class StorageProvider(ABC):
 
 
 def new_lock_token() -> str:
-    return uuid.uuid4().hex
+    return random_id()

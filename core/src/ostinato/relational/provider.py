@@ -15,6 +15,10 @@ gone get ``WorkItemLockLost`` and the others are applied together. If that fails
 reason, the transaction is redone with each item under its own savepoint, so that one item's
 error never undoes another's success.
 
+Idle polls don't take the write lock: after a claim that found nothing, a claim first looks
+with a read, until this provider writes something itself (then work is likely, and the look
+would be one statement more on every step of a busy worker).
+
 Claims, renewals and abandons are not forced to disk (``_write(durable=False)``): losing one
 in a crash only means a lock that was never taken, and the next durable commit syncs them.
 """
@@ -74,6 +78,8 @@ class RelationalProvider(StorageProvider):
         self.task_hub = task_hub
         self._sql = Statements(dialect)
         self._largest: dict[int, int] = {}
+        #: Per peek statement: the change-signal version when a claim last found nothing.
+        self._found_nothing_at: dict[str, int] = {}
 
     # -- what an engine supplies ----------------------------------------------------------
     @abstractmethod
@@ -432,11 +438,24 @@ class RelationalProvider(StorageProvider):
             cur.execute(release)
         return error
 
-    def _anything_claimable(self, peek: str) -> bool:
-        """A read-only look before a claim, so idle polls never take the write lock."""
+    def _worth_claiming(self, peek: str) -> bool:
+        """Whether a claim should run: after one that found nothing, and with no write by this
+        provider since, only if a read-only look finds work (so idle polls never take the write
+        lock); otherwise (this provider wrote since: work is likely) claim straight away."""
+        since = self._found_nothing_at.get(peek)
+        if since is None or since != self.changes.version:
+            return True
         with self._read() as cur:
             cur.execute(peek, (self.task_hub, self._now_micros(), 1))
             return bool(cur.fetchall())
+
+    def _claimed(self, peek: str, version: int, found: bool) -> None:
+        """Record a claim's outcome for :meth:`_worth_claiming` (``version``: the change
+        signal's before the claim)."""
+        if found:
+            self._found_nothing_at.pop(peek, None)
+        else:
+            self._found_nothing_at[peek] = version
 
     # -- orchestration work items ---------------------------------------------------------
     def lock_next_orchestration_work_item(
@@ -448,9 +467,18 @@ class RelationalProvider(StorageProvider):
     def lock_next_orchestration_work_items(
         self, worker_id: str, lock_timeout: timedelta, max_count: int
     ) -> list[OrchestrationWorkItem]:
-        s, hub = self._sql, self.task_hub
-        if max_count < 1 or not self._anything_claimable(s.queue_peek):
+        peek = self._sql.queue_peek
+        if max_count < 1 or not self._worth_claiming(peek):
             return []
+        version = self.changes.version
+        items = self._lock_orchestrations(worker_id, lock_timeout, max_count)
+        self._claimed(peek, version, bool(items))
+        return items
+
+    def _lock_orchestrations(
+        self, worker_id: str, lock_timeout: timedelta, max_count: int
+    ) -> list[OrchestrationWorkItem]:
+        s, hub = self._sql, self.task_hub
         # One token for the batch: a lock is (instance, token), and a batch holds each
         # instance once.
         token = new_lock_token()
@@ -620,9 +648,18 @@ class RelationalProvider(StorageProvider):
     def lock_next_activity_work_items(
         self, worker_id: str, lock_timeout: timedelta, max_count: int
     ) -> list[ActivityWorkItem]:
-        s = self._sql
-        if max_count < 1 or not self._anything_claimable(s.activity_peek):
+        peek = self._sql.activity_peek
+        if max_count < 1 or not self._worth_claiming(peek):
             return []
+        version = self.changes.version
+        items = self._lock_activities(worker_id, lock_timeout, max_count)
+        self._claimed(peek, version, bool(items))
+        return items
+
+    def _lock_activities(
+        self, worker_id: str, lock_timeout: timedelta, max_count: int
+    ) -> list[ActivityWorkItem]:
+        s = self._sql
         token = new_lock_token()
         with self._write(durable=False) as cur:
             now = self._now_micros()

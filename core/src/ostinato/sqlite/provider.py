@@ -338,22 +338,25 @@ class SqliteProvider(RelationalProvider):
     @contextlib.contextmanager
     def _transaction(self, durable: bool = True, notify: bool = False) -> Iterator[sqlite3.Cursor]:
         seq: int | None = None
-        with self._mutex, self._errors():
-            cursor = self._writer()
-            if self._toggle_sync and durable != self._durable:
-                # Without group commit: claims and releases need not reach the disk (see
-                # RelationalProvider._write); the next durable commit syncs them with it.
-                mode = self.synchronous if durable else "NORMAL"
-                cursor.execute(f"PRAGMA synchronous = {mode}").fetchall()
-                self._durable = durable
-            cursor.execute("BEGIN IMMEDIATE")
+        with self._mutex:
             try:
-                yield cursor
-            except BaseException:
-                if cursor.connection.in_transaction:
-                    cursor.execute("ROLLBACK")
-                raise
-            cursor.execute("COMMIT")
+                cursor = self._writer()
+                if self._toggle_sync and durable != self._durable:
+                    # Without group commit: claims and releases need not reach the disk (see
+                    # RelationalProvider._write); the next durable commit syncs them with it.
+                    mode = self.synchronous if durable else "NORMAL"
+                    cursor.execute(f"PRAGMA synchronous = {mode}").fetchall()
+                    self._durable = durable
+                cursor.execute("BEGIN IMMEDIATE")
+                try:
+                    yield cursor
+                except BaseException:
+                    if cursor.connection.in_transaction:
+                        cursor.execute("ROLLBACK")
+                    raise
+                cursor.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise self._map_error(exc) from exc
             self._commits_pending.set()
             if durable and self._group_sync:
                 self._commit_seq += 1
@@ -363,8 +366,7 @@ class SqliteProvider(RelationalProvider):
         if seq is not None:
             # Durable: the write lock is free again; wait for a sync of the WAL that covers
             # this commit (one sync covers every commit written before it: group commit).
-            with self._errors():
-                self._sync_wal(seq)
+            self._sync_wal(seq)
 
     def _sync_wal(self, seq: int) -> None:
         """Return once the WAL is on disk up to at least commit ``seq`` (see ``synchronous``)."""
@@ -388,12 +390,12 @@ class SqliteProvider(RelationalProvider):
                 ) from exc
             self._synced_seq = max(self._synced_seq, covered)
 
-    @contextlib.contextmanager
-    def _write(self, durable: bool = True, *, notify: bool = False) -> Iterator[Cursor]:
+    def _write(
+        self, durable: bool = True, *, notify: bool = False
+    ) -> contextlib.AbstractContextManager[Cursor]:
         if not self._ready:
             self.setup()
-        with self._transaction(durable, notify) as cursor:
-            yield cursor
+        return self._transaction(durable, notify)
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[Cursor]:
