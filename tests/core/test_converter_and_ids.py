@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import enum
+import os
 import re
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -14,7 +16,7 @@ from typing import Any
 import ostinato as ot
 import pytest
 from ostinato.converter import input_type_of, return_type_of
-from ostinato.ids import new_instance_id, validate_instance_id
+from ostinato.ids import new_instance_id, unique_id, validate_instance_id
 
 
 class Color(enum.Enum):
@@ -163,3 +165,23 @@ def test_default_instance_ids_are_uuid7_unique_and_time_ordered() -> None:
     assert all(value < later for value in first)
     millis = int(later[:12], 16)
     assert abs(millis - time.time() * 1000) < 60_000
+
+
+def test_unique_ids_differ_across_threads_and_forked_processes() -> None:
+    with ThreadPoolExecutor(8) as pool:
+        batches = list(pool.map(lambda _: [unique_id() for _ in range(2000)], range(8)))
+    ids = [value for batch in batches for value in batch]
+    assert len(set(ids)) == len(ids)
+    assert all(re.fullmatch(r"[0-9a-f]{32}", value) for value in ids)
+    # A forked child draws a new prefix: its ids never repeat the parent's.
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.write(write, " ".join(unique_id() for _ in range(100)).encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    with os.fdopen(read) as pipe:
+        child = pipe.read().split()
+    parent = [unique_id() for _ in range(100)]
+    assert len(child) == 100 and not set(child) & set(parent) and not set(child) & set(ids)

@@ -37,7 +37,7 @@ from ostinato.history import (
     SubOrchestrationInstanceCreated,
     utcnow,
 )
-from ostinato.ids import new_instance_id, random_id, validate_instance_id
+from ostinato.ids import new_instance_id, unique_id, validate_instance_id
 from ostinato.provider import (
     InstanceQuery,
     InstanceRecord,
@@ -146,7 +146,7 @@ class Client:
         if start_at is not None and start_at.tzinfo is None:
             raise ValueError("start_at needs an aware datetime (e.g. with tzinfo=timezone.utc)")
         now = utcnow()
-        execution_id = random_id()
+        execution_id = unique_id()
         record = InstanceRecord(
             instance_id=instance_id,
             name=name,
@@ -311,7 +311,7 @@ class Client:
         if scheduled_time is not None and scheduled_time.tzinfo is None:
             raise ValueError("scheduled_time needs an aware datetime")
         payload = self._payload(input, "entity operation input")
-        request = EntityRequest(request_id=random_id(), operation=operation, input=payload)
+        request = EntityRequest(request_id=unique_id(), operation=operation, input=payload)
         self._provider().send_message(
             OrchestrationMessage(
                 instance_id=entity_id.instance_id, event=request, visible_at=scheduled_time

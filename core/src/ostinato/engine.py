@@ -63,7 +63,7 @@ from ostinato.history import (
     TimerFired,
 )
 from ostinato.httpcall import HttpRequest, HttpResponse, HttpTask
-from ostinato.ids import random_id
+from ostinato.ids import unique_id
 from ostinato.provider import ActivityTask, OrchestrationMessage
 from ostinato.retry import RetryPolicy
 from ostinato.status import OrchestrationStatus
@@ -488,7 +488,7 @@ class OrchestrationRun:
             self._close_generator()
             self.status = OrchestrationStatus.CONTINUED_AS_NEW
             self.ended = ContinueAsNew(
-                timestamp=self.current_time, input=new_input, new_execution_id=random_id()
+                timestamp=self.current_time, input=new_input, new_execution_id=unique_id()
             )
             return
         try:
@@ -814,7 +814,7 @@ class OrchestrationRun:
                     event=ExecutionStarted(
                         timestamp=self.current_time,
                         name=action.name,
-                        execution_id=random_id(),
+                        execution_id=unique_id(),
                         input=action.input,
                         parent=ParentInstance(
                             instance_id=self.instance_id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 import unicodedata
@@ -45,12 +46,25 @@ def validate_instance_id(instance_id: object) -> str:
     return instance_id
 
 
-def random_id() -> str:
-    """128 random bits as 32 hex digits: message ids, lock tokens, execution ids.
+class _UniqueIds:
+    """32-hex-digit ids unique across processes: a random 64-bit prefix drawn once per
+    process (again in a forked child), then a 64-bit counter. No system call per id."""
 
-    As unique as a UUID4's hex form, at a fifth of its cost (no ``UUID`` object).
-    """
-    return os.urandom(16).hex()
+    def __init__(self) -> None:
+        self._reseed()
+        os.register_at_fork(after_in_child=self._reseed)
+
+    def _reseed(self) -> None:
+        self._prefix = os.urandom(8).hex()
+        self._counter = itertools.count(int.from_bytes(os.urandom(4), "big"))
+
+    def __call__(self) -> str:
+        return f"{self._prefix}{next(self._counter) & 0xFFFF_FFFF_FFFF_FFFF:016x}"
+
+
+#: A new id of 32 hex digits (the length of a UUID's hex form): message ids, lock tokens,
+#: execution ids. Unique, not secret: the prefix is random, the rest counts up.
+unique_id = _UniqueIds()
 
 
 def new_instance_id() -> str:

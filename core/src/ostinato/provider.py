@@ -41,7 +41,7 @@ from typing import Any, Generic, TypeVar
 from ostinato import history
 from ostinato.errors import FailureDetails
 from ostinato.history import HistoryEvent, utcnow
-from ostinato.ids import random_id
+from ostinato.ids import unique_id
 from ostinato.status import TERMINAL_STATUSES, OrchestrationStatus
 
 T = TypeVar("T")
@@ -104,7 +104,7 @@ def decode_failure(text: str | None) -> FailureDetails | None:
 
 
 def new_message_id() -> str:
-    return random_id()
+    return unique_id()
 
 
 @dataclass(frozen=True)
@@ -520,4 +520,4 @@ class StorageProvider(ABC):
 
 
 def new_lock_token() -> str:
-    return random_id()
+    return unique_id()

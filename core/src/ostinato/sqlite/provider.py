@@ -357,7 +357,8 @@ class SqliteProvider(RelationalProvider):
                 cursor.execute("COMMIT")
             except sqlite3.Error as exc:
                 raise self._map_error(exc) from exc
-            self._commits_pending.set()
+            if not self._commits_pending.is_set():
+                self._commits_pending.set()
             if durable and self._group_sync:
                 self._commit_seq += 1
                 seq = self._commit_seq
