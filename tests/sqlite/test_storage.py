@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import random
+import sqlite3
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from ostinato import history
 from ostinato.history import EventRaised, ExecutionStarted, OrchestratorStarted, utcnow
 from ostinato.provider import (
     ActivityTask,
@@ -111,7 +113,8 @@ def test_purge_checks_the_status_atomically(provider: SqliteProvider, db_path: P
     assert provider.purge_instance("busy", TERMINAL_STATUSES) is False
     assert provider.purge_instance("busy", []) is False
     assert provider.get_instance("busy") is not None
-    assert count_rows(db_path, HISTORY, "busy") == 2
+    assert count_rows(db_path, HISTORY, "busy") == 1  # the step's two events share a row
+    assert len(provider.get_history("busy")) == 2
     assert provider.purge_instance("busy", {OrchestrationStatus.RUNNING}) is True
     assert all(count_rows(db_path, t, "busy") == 0 for t in TABLES)
 
@@ -271,3 +274,24 @@ def test_unicode_instance_ids_round_trip(provider: SqliteProvider) -> None:
     for iid in UNICODE_IDS:
         assert provider.purge_instance(iid, TERMINAL_STATUSES)
     assert provider.query_instances(InstanceQuery()).items == []
+
+
+# -- history rows -----------------------------------------------------------------------------
+def test_history_rows_of_one_event_or_of_a_step_read_back_in_order(
+    provider: SqliteProvider, db_path: Path
+) -> None:
+    create(provider, "mixed")
+    _run_step(provider, "mixed", OrchestrationStatus.RUNNING)  # one row, two events
+    # A row of one event, as an earlier ostinato wrote every event.
+    with sqlite3.connect(db_path) as conn:
+        conn.execute(
+            f"INSERT INTO {HISTORY} (task_hub, instance_id, event) VALUES (?, ?, ?)",
+            ("default", "mixed", history.dumps(EventRaised(name="late", input='"x"'))),
+        )
+    events = provider.get_history("mixed")
+    assert [type(e).__name__ for e in events] == [
+        "ExecutionStarted",
+        "OrchestratorStarted",
+        "EventRaised",
+    ]
+    assert count_rows(db_path, HISTORY, "mixed") == 2

@@ -1,8 +1,9 @@
 """The history model: the Durable Task event types and their versioned serialized form.
 
 An orchestration's history is an append-only list of these events. Providers store each event
-as the opaque text of :func:`dumps` and give it back through :func:`loads`; they never look
-inside. The serialized form is a JSON object ``{"v": 1, "type": "TaskScheduled", ...}``; ``v``
+as the opaque text of :func:`dumps` and give it back through :func:`loads` (or a run of
+consecutive events as the text of :func:`dumps_many`, read with :func:`loads_many`); they never
+look inside. The serialized form is a JSON object ``{"v": 1, "type": "TaskScheduled", ...}``; ``v``
 is :data:`FORMAT_VERSION` and readers accept every version up to theirs.
 
 Scheduling events (``TaskScheduled``, ``TimerCreated``, ``SubOrchestrationInstanceCreated``,
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any, ClassVar, TypeAlias
@@ -473,3 +474,22 @@ def loads(text: str) -> HistoryEvent:
     except json.JSONDecodeError as exc:
         raise SerializationError(f"Corrupt history event: {exc}") from None
     return from_dict(data)
+
+
+def dumps_many(events: Sequence[HistoryEvent]) -> str:
+    """Consecutive events as one opaque text (a provider may store a step's events in one
+    row); :func:`loads_many` reads it back, and reads :func:`dumps` text too."""
+    if len(events) == 1:
+        return dumps(events[0])
+    return compact_json([to_dict(event) for event in events])
+
+
+def loads_many(text: str) -> list[HistoryEvent]:
+    """The events of a :func:`dumps_many` (or :func:`dumps`) text, in order."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SerializationError(f"Corrupt history event: {exc}") from None
+    if isinstance(data, list):
+        return [from_dict(item) for item in data]
+    return [from_dict(data)]

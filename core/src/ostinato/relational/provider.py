@@ -313,7 +313,7 @@ class RelationalProvider(StorageProvider):
         with self._read() as cur:
             cur.execute(self._sql.history_select, (self.task_hub, instance_id))
             rows = cur.fetchall()
-        return [history.loads(row[0]) for row in rows]
+        return [event for (text,) in rows for event in history.loads_many(text)]
 
     def query_instances(self, query: InstanceQuery) -> Page[InstanceRecord]:
         statuses = sorted(s.value for s in query.runtime_status or ())
@@ -571,9 +571,9 @@ class RelationalProvider(StorageProvider):
             script,
             s.history_insert,
             [
-                (hub, item.instance_id, history.dumps(event))
+                (hub, item.instance_id, history.dumps_many(cp.new_history))
                 for item, cp in pairs
-                for event in cp.new_history
+                if cp.new_history
             ],
         )
         self._rows(

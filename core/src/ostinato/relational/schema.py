@@ -220,6 +220,9 @@ MIGRATIONS: tuple[Migration, ...] = (
             Index("ostinato_activities_instance", ACTIVITIES, ("task_hub", "instance_id")),
         ),
     ),
+    # No DDL: a history row may now hold a step's run of events (history.dumps_many), which an
+    # older ostinato could not read. The version makes an older ostinato refuse the database.
+    Migration(2, "history rows hold a run of events"),
 )
 
 #: The schema version this code reads and writes.

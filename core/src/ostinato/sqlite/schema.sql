@@ -72,3 +72,5 @@ CREATE INDEX ostinato_orchestration_queue_visible ON ostinato_orchestration_queu
 CREATE INDEX ostinato_activities_visible ON ostinato_activities (task_hub, visible_at);
 
 CREATE INDEX ostinato_activities_instance ON ostinato_activities (task_hub, instance_id);
+
+-- migration 2: history rows hold a run of events
