@@ -19,8 +19,12 @@ Idle polls don't take the write lock: after a claim that found nothing, a claim 
 with a read, until this provider writes something itself (then work is likely, and the look
 would be one statement more on every step of a busy worker).
 
-Claims, renewals and abandons are not forced to disk (``_write(durable=False)``): losing one
-in a crash only means a lock that was never taken, and the next durable commit syncs them.
+Claims, renewals, abandons and activity results are not forced to disk
+(``_write(durable=False)``): losing a claim, renewal or abandon in a crash only means a lock
+that was never taken or released, and losing an activity result means the activity runs again,
+as it would after a crash just before the result's commit (activities run at least once).
+Commits are ordered, so the next durable commit, such as the checkpoint of the step that
+consumes the result, syncs them too.
 """
 
 from __future__ import annotations
@@ -89,8 +93,9 @@ class RelationalProvider(StorageProvider):
         """A cursor inside a write transaction: committed on exit, rolled back on error.
 
         ``durable=False`` marks a transaction whose loss in a crash is harmless (claiming,
-        renewing or releasing a lock: a lost claim is a lock never taken); the engine may
-        then skip forcing its commit to disk (SQLite's ``synchronous``, PostgreSQL's
+        renewing or releasing a lock: a lost claim is a lock never taken; an activity
+        result: the activity runs again, which at-least-once allows); the engine may then
+        skip forcing its commit to disk (SQLite's ``synchronous``, PostgreSQL's
         ``synchronous_commit``). Commits are ordered, so a later durable commit makes it
         durable too.
 
@@ -370,11 +375,13 @@ class RelationalProvider(StorageProvider):
         key: Callable[[Item], tuple[Any, str]],
         lost: Callable[[Item], Exception],
         prepare: Callable[[list[Item]], Script],
+        durable: bool = True,
     ) -> list[Exception | None]:
         """Check every item's lock, then apply the held ones in one transaction.
 
         ``held(cursor, now)`` gives the (key, token) pairs still locked; ``key(item)`` an
         item's pair. ``prepare`` builds an item list's statements outside the transaction.
+        ``durable``: as for :meth:`_write`.
         If applying the whole batch fails, the transaction is retried with each item under
         its own savepoint, so one bad item never undoes the others.
         """
@@ -387,7 +394,7 @@ class RelationalProvider(StorageProvider):
         for careful in (True,) if prepared is None else (False, True):
             results = [None] * len(batch)
             try:
-                with self._write(notify=True) as cur:
+                with self._write(durable, notify=True) as cur:
                     locked = held(cur, self._now_micros())
                     entries: list[tuple[int, Item]] = []
                     for index, item in enumerate(batch):
@@ -715,6 +722,10 @@ class RelationalProvider(StorageProvider):
             lambda pair: (pair[0].provider_data, pair[0].lock_token),
             lambda pair: _activity_lock_lost(pair[0]),
             prepare,
+            # An activity result need not wait for the disk: losing it in a crash only runs
+            # the activity again (at least once, as after a crash before its commit), and the
+            # step that consumes it commits durably, which takes the result to the disk too.
+            durable=False,
         )
 
     def abandon_activity_work_item(

@@ -265,7 +265,8 @@ class PostgresProvider(RetriesTransientErrors, RelationalProvider):
                 connection.cursor() as cursor,
             ):
                 if not durable:
-                    # A lost claim or lock renewal is harmless: don't wait for the WAL.
+                    # Its loss is harmless (see RelationalProvider._write): don't wait
+                    # for the WAL.
                     cursor.execute("SET LOCAL synchronous_commit = off")
                 key = getattr(self._local, "create_key", None)
                 if key is not None:
