@@ -10,6 +10,7 @@ from typing import Any
 
 import ostinato as ot
 import pytest
+from ostinato.provider import ChangeSignal
 
 from .conftest import WorkerFactory, run_to_completion
 
@@ -226,3 +227,17 @@ def test_async_client_has_the_same_methods(provider: ot.InMemoryProvider) -> Non
 
     state = asyncio.run(scenario())
     assert state.output == "async"
+
+
+def test_change_signal_wakes_the_watchers_of_a_changed_status_only() -> None:
+    signal = ChangeSignal()
+    with signal.watching("a") as a, signal.watching("b") as b:
+        signal.notify(status_changed=())  # a write that changes no status
+        assert not a.is_set() and not b.is_set()
+        signal.notify(status_changed=["b", "c"])
+        assert not a.is_set() and b.is_set()
+        b.clear()
+        signal.notify()  # unknown: every watcher looks
+        assert a.is_set() and b.is_set()
+    signal.notify(status_changed=["a"])  # no watcher left: nothing to do
+    assert signal._watchers == {}

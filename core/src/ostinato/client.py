@@ -235,19 +235,22 @@ class Client:
         provider = self._provider()
         deadline = time.monotonic() + timeout
         backoff = _Backoff()
-        while True:
-            version = provider.changes.version
-            record = provider.get_instance(instance_id)
-            if record is not None:
-                state = state_from_record(record)
-                if done(state):
-                    return state
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError(
-                    f"Timed out after {timeout}s waiting for orchestration '{instance_id}'"
-                )
-            provider.changes.wait(version, min(backoff.next(), remaining))
+        # Woken only when this instance's status may have changed (other writes in this
+        # process don't cost a read); other processes' writes are seen by polling.
+        with provider.changes.watching(instance_id) as changed:
+            while True:
+                changed.clear()
+                record = provider.get_instance(instance_id)
+                if record is not None:
+                    state = state_from_record(record)
+                    if done(state):
+                        return state
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(
+                        f"Timed out after {timeout}s waiting for orchestration '{instance_id}'"
+                    )
+                changed.wait(min(backoff.next(), remaining))
 
     def wait_for_orchestration_start(
         self, instance_id: str, *, timeout: float = 60

@@ -33,7 +33,8 @@ import enum
 import json
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
@@ -285,13 +286,16 @@ class ChangeSignal:
     """An in-process wake-up: providers ``notify()`` after each write that others may await.
 
     Workers and clients in the same process wait on it instead of polling; across
-    processes they fall back to polling at the wait's timeout.
+    processes they fall back to polling at the wait's timeout. A provider that knows which
+    instances' runtime status a write changed says so (``notify(status_changed=ids)``), so a
+    client waiting for one instance's status wakes only for it (:meth:`watching`).
     """
 
     def __init__(self) -> None:
         self._condition = threading.Condition()
         self._version = 0
         self._listeners: list[Callable[[], None]] = []
+        self._watchers: dict[str, list[threading.Event]] = {}
 
     def subscribe(self, listener: Callable[[], None]) -> None:
         """Call ``listener()`` (from the notifying thread) after every change."""
@@ -306,11 +310,22 @@ class ChangeSignal:
     def version(self) -> int:
         return self._version
 
-    def notify(self) -> None:
+    def notify(self, status_changed: Collection[str] | None = None) -> None:
+        """Signal a change. ``status_changed``: the instances whose runtime status it may have
+        changed (empty: none); ``None``, the default, when the provider does not know."""
         with self._condition:
             self._version += 1
             self._condition.notify_all()
             listeners = self._listeners
+            watchers = self._watchers
+            if not watchers:
+                woken: list[threading.Event] = []
+            elif status_changed is None:
+                woken = [event for events in watchers.values() for event in events]
+            else:
+                woken = [event for iid in status_changed for event in watchers.get(iid, ())]
+        for event in woken:
+            event.set()
         for listener in listeners:
             listener()
 
@@ -320,6 +335,25 @@ class ChangeSignal:
             if self._version == since:
                 self._condition.wait(timeout)
             return self._version
+
+    @contextmanager
+    def watching(self, instance_id: str) -> Iterator[threading.Event]:
+        """An event that is set whenever ``instance_id``'s runtime status may have changed.
+
+        Clear it before reading the instance, then wait on it: a change made in between
+        sets it again.
+        """
+        event = threading.Event()
+        with self._condition:
+            self._watchers.setdefault(instance_id, []).append(event)
+        try:
+            yield event
+        finally:
+            with self._condition:
+                events = self._watchers[instance_id]
+                events.remove(event)
+                if not events:
+                    del self._watchers[instance_id]
 
 
 class StorageProvider(ABC):

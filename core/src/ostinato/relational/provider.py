@@ -88,7 +88,11 @@ class RelationalProvider(StorageProvider):
     # -- what an engine supplies ----------------------------------------------------------
     @abstractmethod
     def _write(
-        self, durable: bool = True, *, notify: bool = False
+        self,
+        durable: bool = True,
+        *,
+        notify: bool = False,
+        status_changed: Collection[str] | None = None,
     ) -> AbstractContextManager[Cursor]:
         """A cursor inside a write transaction: committed on exit, rolled back on error.
 
@@ -99,8 +103,10 @@ class RelationalProvider(StorageProvider):
         ``synchronous_commit``). Commits are ordered, so a later durable commit makes it
         durable too.
 
-        ``notify=True``: once the transaction has committed, call ``self.changes.notify()``
-        (work may be waiting for it). An engine whose commit becomes visible before it is
+        ``notify=True``: once the transaction has committed, call
+        ``self.changes.notify(status_changed)`` (work may be waiting for it;
+        ``status_changed`` names the instances whose runtime status the transaction may
+        change, ``None`` if unknown). An engine whose commit becomes visible before it is
         durable (SQLite's group commit) notifies at visibility, so that the next step runs
         while this call still waits for the disk: commits are ordered, so whatever that
         step commits can only be durable together with this.
@@ -198,7 +204,7 @@ class RelationalProvider(StorageProvider):
         scripts = self._create_scripts(record, start)
         for attempt in range(3):
             try:
-                with self._write(notify=True) as cur:
+                with self._write(notify=True, status_changed=(record.instance_id,)) as cur:
                     self._create_in(cur, record.instance_id, policy, scripts)
                 return
             except InstanceAlreadyExistsError:
@@ -283,7 +289,7 @@ class RelationalProvider(StorageProvider):
         ids = [record.instance_id for record, _, _ in requests]
         results: list[Exception | None] = [None] * len(requests)
         try:
-            with self._write(notify=True) as cur:
+            with self._write(notify=True, status_changed=ids) as cur:
                 check = self._in(self._sql.instance_ids_in, (self.task_hub,), ids)
                 if fresh is not None and not self._fetch(cur, check):
                     self._run(cur, fresh)
@@ -305,7 +311,8 @@ class RelationalProvider(StorageProvider):
     def send_message(self, message: OrchestrationMessage) -> None:
         script: Script = []
         self._enqueue(script, [message], self._now_micros())
-        with self._write(notify=True) as cur:
+        # A message changes no status itself; the step that consumes it may (and says so).
+        with self._write(notify=True, status_changed=()) as cur:
             self._run(cur, script)
 
     def get_instance(self, instance_id: str) -> InstanceRecord | None:
@@ -376,12 +383,13 @@ class RelationalProvider(StorageProvider):
         lost: Callable[[Item], Exception],
         prepare: Callable[[list[Item]], Script],
         durable: bool = True,
+        status_changed: Collection[str] | None = None,
     ) -> list[Exception | None]:
         """Check every item's lock, then apply the held ones in one transaction.
 
         ``held(cursor, now)`` gives the (key, token) pairs still locked; ``key(item)`` an
         item's pair. ``prepare`` builds an item list's statements outside the transaction.
-        ``durable``: as for :meth:`_write`.
+        ``durable`` and ``status_changed``: as for :meth:`_write`.
         If applying the whole batch fails, the transaction is retried with each item under
         its own savepoint, so one bad item never undoes the others.
         """
@@ -394,7 +402,7 @@ class RelationalProvider(StorageProvider):
         for careful in (True,) if prepared is None else (False, True):
             results = [None] * len(batch)
             try:
-                with self._write(durable, notify=True) as cur:
+                with self._write(durable, notify=True, status_changed=status_changed) as cur:
                     locked = held(cur, self._now_micros())
                     entries: list[tuple[int, Item]] = []
                     for index, item in enumerate(batch):
@@ -561,6 +569,15 @@ class RelationalProvider(StorageProvider):
             lambda pair: (pair[0].instance_id, pair[0].lock_token),
             lambda pair: _lock_lost(pair[0]),
             self._checkpoint_script,
+            status_changed=[
+                item.instance_id
+                for item, checkpoint in batch
+                if checkpoint.instance is not None
+                and (
+                    item.instance is None
+                    or item.instance.runtime_status is not checkpoint.instance.runtime_status
+                )
+            ],
         )
 
     def _checkpoint_script(self, pairs: list[_Completion]) -> Script:
@@ -608,7 +625,7 @@ class RelationalProvider(StorageProvider):
         self, item: OrchestrationWorkItem, delay: timedelta | None = None
     ) -> None:
         s, hub = self._sql, self.task_hub
-        with self._write(durable=False, notify=True) as cur:
+        with self._write(durable=False, notify=True, status_changed=()) as cur:
             now = self._now_micros()
             if delay:
                 # Keep the instance locked (by nobody) until the delay passes.
@@ -726,12 +743,13 @@ class RelationalProvider(StorageProvider):
             # the activity again (at least once, as after a crash before its commit), and the
             # step that consumes it commits durably, which takes the result to the disk too.
             durable=False,
+            status_changed=(),  # results change no instance record
         )
 
     def abandon_activity_work_item(
         self, item: ActivityWorkItem, delay: timedelta | None = None
     ) -> None:
-        with self._write(durable=False, notify=True) as cur:
+        with self._write(durable=False, notify=True, status_changed=()) as cur:
             now = self._now_micros()
             visible = now + (_micros(delay) if delay else 0)
             cur.execute(

@@ -26,7 +26,7 @@ import contextlib
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 
 from ostinato.errors import ConfigurationError, ProviderError
 from ostinato.provider import (
@@ -336,7 +336,12 @@ class SqliteProvider(RelationalProvider):
 
     # -- transactions ---------------------------------------------------------------------
     @contextlib.contextmanager
-    def _transaction(self, durable: bool = True, notify: bool = False) -> Iterator[sqlite3.Cursor]:
+    def _transaction(
+        self,
+        durable: bool = True,
+        notify: bool = False,
+        status_changed: Collection[str] | None = None,
+    ) -> Iterator[sqlite3.Cursor]:
         seq: int | None = None
         with self._mutex:
             try:
@@ -363,7 +368,7 @@ class SqliteProvider(RelationalProvider):
                 self._commit_seq += 1
                 seq = self._commit_seq
         if notify:  # visible now: the next step may start while this one waits for the disk
-            self.changes.notify()
+            self.changes.notify(status_changed)
         if seq is not None:
             # Durable: the write lock is free again; wait for a sync of the WAL that covers
             # this commit (one sync covers every commit written before it: group commit).
@@ -392,11 +397,15 @@ class SqliteProvider(RelationalProvider):
             self._synced_seq = max(self._synced_seq, covered)
 
     def _write(
-        self, durable: bool = True, *, notify: bool = False
+        self,
+        durable: bool = True,
+        *,
+        notify: bool = False,
+        status_changed: Collection[str] | None = None,
     ) -> contextlib.AbstractContextManager[Cursor]:
         if not self._ready:
             self.setup()
-        return self._transaction(durable, notify)
+        return self._transaction(durable, notify, status_changed)
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[Cursor]:

@@ -21,7 +21,7 @@ import contextlib
 import logging
 import re
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from typing import Any, TypeVar
 
 from ostinato.errors import ConfigurationError, OstinatoError, ProviderError
@@ -193,7 +193,13 @@ class SqlServerProvider(RetriesTransientErrors, RelationalProvider):
                 raise
 
     @contextlib.contextmanager
-    def _write(self, durable: bool = True, *, notify: bool = False) -> Iterator[Cursor]:
+    def _write(
+        self,
+        durable: bool = True,
+        *,
+        notify: bool = False,
+        status_changed: Collection[str] | None = None,
+    ) -> Iterator[Cursor]:
         if not self._ready:
             self.setup()
         try:
@@ -206,7 +212,7 @@ class SqlServerProvider(RetriesTransientErrors, RelationalProvider):
         # whose first attempt failed may have been committed by the toolkit's second).
         self._record_transaction(None)
         if notify:
-            self.changes.notify()
+            self.changes.notify(status_changed)
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[Cursor]:

@@ -255,7 +255,13 @@ class PostgresProvider(RetriesTransientErrors, RelationalProvider):
             yield connection
 
     @contextlib.contextmanager
-    def _write(self, durable: bool = True, *, notify: bool = False) -> Iterator[Cursor]:
+    def _write(
+        self,
+        durable: bool = True,
+        *,
+        notify: bool = False,
+        status_changed: Collection[str] | None = None,
+    ) -> Iterator[Cursor]:
         if not self._ready:
             self.setup()
         try:
@@ -280,7 +286,7 @@ class PostgresProvider(RetriesTransientErrors, RelationalProvider):
         # whose first attempt failed may have been committed by the toolkit's second).
         self._record_transaction(None)
         if notify:
-            self.changes.notify()
+            self.changes.notify(status_changed)
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[Cursor]:
