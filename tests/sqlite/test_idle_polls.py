@@ -1,4 +1,5 @@
-"""Idle polls don't take the write lock; polls after this provider's own writes claim at once."""
+"""Idle polls don't take the write lock; polls after this provider's own writes that add work
+of their kind claim at once."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from ostinato.history import ExecutionStarted
+from ostinato.provider import ActivityTask, OrchestrationCheckpoint
 from ostinato.sqlite import SqliteProvider
 
 from .helpers import LONG, create
@@ -72,3 +75,31 @@ def test_work_written_by_another_provider_is_found_by_looking(db_path: Path) -> 
     finally:
         poller.close()
         writer.close()
+
+
+def test_a_write_skips_the_look_only_for_the_kind_of_work_it_adds(db_path: Path) -> None:
+    provider = SqliteProvider(db_path)
+    try:
+        rec = create(provider, "inst")
+        item = provider.lock_next_orchestration_work_item("w", LONG)
+        assert item is not None
+        assert provider.lock_next_orchestration_work_items("w", LONG, 10) == []
+        assert provider.lock_next_activity_work_items("w", LONG, 10) == []
+        reads: list[str] = []
+        provider._reader().connection.set_trace_callback(reads.append)
+        # A step that schedules an activity and sends no message: activity work, likely;
+        # orchestration work, not.
+        provider.complete_orchestration_work_item(
+            item,
+            OrchestrationCheckpoint(
+                instance=rec.with_changes(history_size=1),
+                new_history=[ExecutionStarted(name=rec.name, execution_id=rec.execution_id)],
+                activity_tasks=[ActivityTask("inst", rec.execution_id, 0, "act")],
+            ),
+        )
+        assert provider.lock_next_orchestration_work_items("w", LONG, 10) == []
+        assert len(reads) == 1  # the orchestration poll looked first ...
+        (task,) = provider.lock_next_activity_work_items("w", LONG, 10)
+        assert task.task.name == "act" and len(reads) == 1  # ... the activity claim did not
+    finally:
+        provider.close()

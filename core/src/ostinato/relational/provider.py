@@ -16,8 +16,9 @@ reason, the transaction is redone with each item under its own savepoint, so tha
 error never undoes another's success.
 
 Idle polls don't take the write lock: after a claim that found nothing, a claim first looks
-with a read, until this provider writes something itself (then work is likely, and the look
-would be one statement more on every step of a busy worker).
+with a read, until this provider writes something that may add work of that kind (a message
+for an instance, an activity task): then work is likely, and the look would be one statement
+more on every step of a busy worker.
 
 Claims, renewals, abandons and activity results are not forced to disk
 (``_write(durable=False)``): losing a claim, renewal or abandon in a crash only means a lock
@@ -82,7 +83,10 @@ class RelationalProvider(StorageProvider):
         self.task_hub = task_hub
         self._sql = Statements(dialect)
         self._largest: dict[int, int] = {}
-        #: Per peek statement: the change-signal version when a claim last found nothing.
+        #: Per kind of work (named by its peek statement): how many of this provider's writes
+        #: may have added some (messages enqueued, activities scheduled), and that count when
+        #: a claim last found nothing.
+        self._work_added: dict[str, int] = {}
         self._found_nothing_at: dict[str, int] = {}
 
     # -- what an engine supplies ----------------------------------------------------------
@@ -167,6 +171,7 @@ class RelationalProvider(StorageProvider):
         """Append the statements that enqueue ``messages`` (immediate ones visible at ``now``)."""
         if not messages:
             return
+        self._work_may_be_added(self._sql.queue_peek)
         hub = self.task_hub
         rows = []
         earliest: dict[str, int] = {}
@@ -453,24 +458,31 @@ class RelationalProvider(StorageProvider):
             cur.execute(release)
         return error
 
-    def _worth_claiming(self, peek: str) -> bool:
-        """Whether a claim should run: after one that found nothing, and with no write by this
-        provider since, only if a read-only look finds work (so idle polls never take the write
-        lock); otherwise (this provider wrote since: work is likely) claim straight away."""
-        since = self._found_nothing_at.get(peek)
-        if since is None or since != self.changes.version:
-            return True
+    def _work_may_be_added(self, peek: str) -> None:
+        """Note a write that may add work of ``peek``'s kind (see :meth:`_worth_claiming`)."""
+        self._work_added[peek] = self._work_added.get(peek, 0) + 1
+
+    def _worth_claiming(self, peek: str) -> tuple[bool, int]:
+        """Whether a claim should run, and the count to hand to :meth:`_claimed`.
+
+        After a claim that found nothing, and with no write by this provider since that may
+        add work of this kind, only if a read-only look finds some (so idle polls never take
+        the write lock, and neither do polls woken by writes that add no such work);
+        otherwise work is likely, and the claim runs straight away.
+        """
+        added = self._work_added.get(peek, 0)
+        if self._found_nothing_at.get(peek) != added:
+            return True, added
         with self._read() as cur:
             cur.execute(peek, (self.task_hub, self._now_micros(), 1))
-            return bool(cur.fetchall())
+            return bool(cur.fetchall()), added
 
-    def _claimed(self, peek: str, version: int, found: bool) -> None:
-        """Record a claim's outcome for :meth:`_worth_claiming` (``version``: the change
-        signal's before the claim)."""
+    def _claimed(self, peek: str, added: int, found: bool) -> None:
+        """Record a claim's outcome for :meth:`_worth_claiming`."""
         if found:
             self._found_nothing_at.pop(peek, None)
         else:
-            self._found_nothing_at[peek] = version
+            self._found_nothing_at[peek] = added
 
     # -- orchestration work items ---------------------------------------------------------
     def lock_next_orchestration_work_item(
@@ -483,11 +495,13 @@ class RelationalProvider(StorageProvider):
         self, worker_id: str, lock_timeout: timedelta, max_count: int
     ) -> list[OrchestrationWorkItem]:
         peek = self._sql.queue_peek
-        if max_count < 1 or not self._worth_claiming(peek):
+        if max_count < 1:
             return []
-        version = self.changes.version
+        worth, added = self._worth_claiming(peek)
+        if not worth:
+            return []
         items = self._lock_orchestrations(worker_id, lock_timeout, max_count)
-        self._claimed(peek, version, bool(items))
+        self._claimed(peek, added, bool(items))
         return items
 
     def _lock_orchestrations(
@@ -609,6 +623,8 @@ class RelationalProvider(StorageProvider):
                 if cp.instance is not None
             ],
         )
+        if any(cp.activity_tasks for _, cp in pairs):
+            self._work_may_be_added(s.activity_peek)
         self._rows(
             script,
             s.activity_insert,
@@ -673,11 +689,13 @@ class RelationalProvider(StorageProvider):
         self, worker_id: str, lock_timeout: timedelta, max_count: int
     ) -> list[ActivityWorkItem]:
         peek = self._sql.activity_peek
-        if max_count < 1 or not self._worth_claiming(peek):
+        if max_count < 1:
             return []
-        version = self.changes.version
+        worth, added = self._worth_claiming(peek)
+        if not worth:
+            return []
         items = self._lock_activities(worker_id, lock_timeout, max_count)
-        self._claimed(peek, version, bool(items))
+        self._claimed(peek, added, bool(items))
         return items
 
     def _lock_activities(
