@@ -66,8 +66,8 @@ class Step:
     item: OrchestrationWorkItem
     checkpoint: OrchestrationCheckpoint
     run: OrchestrationRun | None
-    #: Set when this step is committed or dropped (see the module doc).
-    settled: threading.Event | None = None
+    #: While the step is in flight: the thread that processed it (see the module doc).
+    thread: int | None = None
 
 
 class RunCache:
@@ -120,8 +120,11 @@ class OrchestrationProcessor:
         self.converter = converter
         self.cache = RunCache(cache_size)
         self.entities = EntityProcessor(app, converter)
-        self._in_flight: dict[str, tuple[int, threading.Event]] = {}
-        self._in_flight_mutex = threading.Lock()
+        #: Steps in flight (processed, not yet committed or dropped) by instance id.
+        self._in_flight: dict[str, Step] = {}
+        #: Guards ``_in_flight``; notified when a step that another thread waits for settles.
+        self._settled = threading.Condition(threading.Lock())
+        self._waiters = 0
 
     def process(self, item: OrchestrationWorkItem) -> Step:
         """Compute the checkpoint for ``item`` (reads history only on a cache miss).
@@ -130,9 +133,9 @@ class OrchestrationProcessor:
         """
         step = self._process(item)
         if step.run is not None:
-            step.settled = threading.Event()
-            with self._in_flight_mutex:
-                self._in_flight[item.instance_id] = (threading.get_ident(), step.settled)
+            step.thread = threading.get_ident()
+            with self._settled:
+                self._in_flight[item.instance_id] = step
         return step
 
     def committed(self, step: Step) -> None:
@@ -146,20 +149,27 @@ class OrchestrationProcessor:
         self._settle(step)
 
     def _settle(self, step: Step) -> None:
-        if step.settled is None:
+        if step.thread is None:
             return
-        with self._in_flight_mutex:
-            entry = self._in_flight.get(step.item.instance_id)
-            if entry is not None and entry[1] is step.settled:
+        with self._settled:
+            step.thread = None
+            if self._in_flight.get(step.item.instance_id) is step:
                 del self._in_flight[step.item.instance_id]
-        step.settled.set()
+            if self._waiters:
+                self._settled.notify_all()
 
     def _await_step_in_flight(self, instance_id: str) -> None:
         """Wait until another thread's step of this instance is committed or dropped."""
-        with self._in_flight_mutex:
-            entry = self._in_flight.get(instance_id)
-        if entry is not None and entry[0] != threading.get_ident():
-            entry[1].wait(HANDOFF_WAIT)
+        me = threading.get_ident()
+        with self._settled:
+            step = self._in_flight.get(instance_id)
+            if step is None or step.thread == me:
+                return
+            self._waiters += 1
+            try:
+                self._settled.wait_for(lambda: step.thread is None, HANDOFF_WAIT)
+            finally:
+                self._waiters -= 1
 
     def _process(self, item: OrchestrationWorkItem) -> Step:
         if is_entity_instance(item.instance_id):
