@@ -178,3 +178,36 @@ def test_each_step_is_woken_by_the_commit_before_it_not_by_a_poll(
     assert state.output == "done"
     assert marks["activity_started"] - started < 0.8
     assert finished - marks["activity_finished"] < 0.8
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite-file"])
+def test_a_step_that_only_schedules_an_activity_does_not_wake_the_orchestration_threads(
+    kind: str, tmp_path: Path
+) -> None:
+    """Waking a poller for nothing costs the next step time (it competes for the GIL): of the
+    four commits of a one-activity orchestration, only the start and the activity's result
+    may wake the orchestration threads (the steps send no message)."""
+    provider: ot.StorageProvider = (
+        ot.InMemoryProvider() if kind == "memory" else SqliteProvider(tmp_path / "wake.db")
+    )
+    client = ot.Client(provider)
+    try:
+        with ot.Worker(app, provider, max_poll_interval=30) as worker:
+            time.sleep(SLOW)  # idle: the pollers' back-off is past a second, they only wake
+            signal = worker._async_worker._orchestration_signal
+            bumps: list[float] = []
+            bump = signal.bump
+
+            def recording_bump() -> None:
+                bumps.append(time.monotonic())
+                bump()
+
+            signal.bump = recording_bump  # type: ignore[method-assign]
+            started = time.monotonic()
+            instance_id = client.schedule_new_orchestration(one_slow_marked)
+            state = client.wait_for_orchestration_completion(instance_id, timeout=60)
+            finished = time.monotonic()
+    finally:
+        provider.close()
+    assert state.output == "done"
+    assert len([t for t in bumps if started <= t <= finished]) == 2, bumps

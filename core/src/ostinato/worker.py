@@ -316,11 +316,11 @@ class AsyncWorker:
     def _orchestration_thread(self) -> None:
         while not self._stopping.is_set():
             with self._poll_turn:
-                items = self._poll_orchestrations()
+                items, seen = self._poll_orchestrations()
             if not items:
                 continue
             try:
-                self._process_and_commit(items)
+                self._process_and_commit(items, seen)
             except Exception:
                 log.exception("Processing orchestration work items failed")
             finally:
@@ -330,8 +330,9 @@ class AsyncWorker:
                     self._orchestration_capacity_wanted = False
                     self._orchestration_signal.bump()
 
-    def _poll_orchestrations(self) -> list[Any]:
-        """Lock the next batch of orchestration work items (waiting while there is none)."""
+    def _poll_orchestrations(self) -> tuple[list[Any], int]:
+        """Lock the next batch of orchestration work items (waiting while there is none), and
+        the orchestration signal's version before the poll that locked them."""
         signal, backoff = self._orchestration_signal, self._orchestration_backoff
         while not self._stopping.is_set():
             short = self._short_poll_seen
@@ -359,12 +360,13 @@ class AsyncWorker:
                     self._short_poll_seen = seen
                 with self._guard:
                     self._orchestrations_in_flight += len(items)
-                return items
+                return items, seen
             signal.wait(seen, backoff.empty())
-        return []
+        return [], signal.version
 
-    def _process_and_commit(self, items: list[Any]) -> None:
-        """Process a batch of work items and commit their checkpoints."""
+    def _process_and_commit(self, items: list[Any], seen: int) -> None:
+        """Process a batch of work items and commit their checkpoints (``seen``: the
+        orchestration signal's version before they were locked)."""
         steps: list[Step] = []
         for item in items:
             try:
@@ -376,9 +378,15 @@ class AsyncWorker:
         if not steps:
             return
         results: list[Exception | None] | None = None
-        # Instances are released (new messages may be waiting) and messages sent: always
-        # orchestration work; activity work only if some step scheduled an activity.
-        kinds = _ORCHESTRATIONS
+        # Orchestration work if some step sends a message, or if a message may have come for
+        # an instance while it was locked (the signal moved since the lock: the poller that
+        # woke then found the instance locked, and its release makes it claimable); activity
+        # work if some step scheduled an activity.
+        kinds = 0
+        if self._orchestration_signal.version != seen or any(
+            step.checkpoint.messages for step in steps
+        ):
+            kinds |= _ORCHESTRATIONS
         if any(step.checkpoint.activity_tasks for step in steps):
             kinds |= _ACTIVITIES
         self._local.committing = kinds
