@@ -108,6 +108,21 @@ def start_at_once(start: Callable[[], T], k: int) -> list[T]:
     return [result for chunk in chunks for result in chunk]
 
 
+#: How many times the HelloCities workload runs; the median run is reported (the machines
+#: are shared: one unlucky run should not decide a row), for every system alike.
+HELLO_REPEATS = 3
+
+
+def median_run(run: Callable[[], dict[str, Any]], repeats: int = HELLO_REPEATS) -> dict[str, Any]:
+    """Run a rate workload ``repeats`` times; the result of the median run (by ``per_s``),
+    with every run's rate under ``runs_per_s``."""
+    results = [run() for _ in range(repeats)]
+    ranked = sorted(results, key=lambda r: float(r["per_s"]))
+    median = dict(ranked[len(ranked) // 2])
+    median["runs_per_s"] = [float(r["per_s"]) for r in results]
+    return median
+
+
 def sweep_waves(level: int, total: int, wave: Callable[[int], None]) -> float:
     """Run waves of ``level`` instances until ``max(level, total)`` are done; returns per second.
 
@@ -185,7 +200,7 @@ def main(bench: PeerBench, argv: list[str] | None = None) -> int:
     parser.add_argument("--workloads", nargs="*", default=list(WORKLOADS), choices=WORKLOADS)
     args = parser.parse_args(argv)
     calls: dict[str, Callable[[], dict[str, Any]]] = {
-        "hello_cities": lambda: bench.hello_cities(args.hello),
+        "hello_cities": lambda: median_run(lambda: bench.hello_cities(args.hello)),
         "latency": lambda: bench.latency(args.latency),
         "fan_out": lambda: bench.fan_out(args.fan_out),
         "replay": lambda: bench.replay(args.history),

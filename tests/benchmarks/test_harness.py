@@ -62,6 +62,8 @@ def test_quick_run_writes_the_table(
         "sweep",
     }
     assert system["results"]["hello_cities"]["n"] == 10
+    runs = system["results"]["hello_cities"]["runs_per_s"]  # the median of three runs
+    assert len(runs) == 3 and system["results"]["hello_cities"]["per_s"] == sorted(runs)[1]
     assert system["results"]["replay"]["history_events"] >= 60
     assert set(system["results"]["sweep"]) == {"1", "4"}
 
