@@ -1,16 +1,20 @@
 """Where time goes: a py-spy profile of the HelloCities workload, summarised for the report.
 
 py-spy (from ``benchmarks/.venvs/tools``) starts ``run.py --profile-target <provider>`` as its
-child and samples every active thread's Python stack; the raw (collapsed) stacks are folded
-here into
+child and samples the Python stack of the thread that holds the GIL (``--gil``), without
+pausing the process (``--nonblocking``, so the run is not slowed down by the sampling); the
+raw (collapsed) stacks are folded here into
 
 * categories, each sample going to the innermost frame that belongs to a known part (the
   SQLite driver calls, the relational toolkit, the replay engine, serialization, the worker,
   the client, asyncio and thread pools, ...), and
 * the functions with the most samples at the top of the stack (self time).
 
-Threads blocked in a system call (``fsync``, waiting on a lock) count as idle for py-spy and
-are not sampled; the profile is CPU time across threads.
+The profile is where the interpreter's time goes, which on CPython is the resource the
+worker's threads share. Work done without the GIL does not appear: SQLite's own C code
+inside a statement, the kernel's WAL syncs, threads waiting for a lock. (An earlier version
+sampled every thread that was not idle, and counted threads waiting for SQLite's write
+mutex or a sync as busy.)
 """
 
 from __future__ import annotations
@@ -141,6 +145,8 @@ def profile_hello_cities(provider: str, n: int, log: Callable[[str], None]) -> d
             "record",
             "--rate",
             "250",
+            "--gil",
+            "--nonblocking",
             "--format",
             "raw",
             "--output",
@@ -160,7 +166,7 @@ def profile_hello_cities(provider: str, n: int, log: Callable[[str], None]) -> d
         summary = summarise(out.read_text(encoding="utf-8", errors="replace"))
     if summary["samples"] < 50:
         return {"error": f"py-spy recorded only {summary['samples']} samples (did the run fail?)"}
-    summary.update(provider=provider, n=n, tool="py-spy 250 Hz, all active threads")
+    summary.update(provider=provider, n=n, tool="py-spy 250 Hz, the thread holding the GIL")
     return summary
 
 

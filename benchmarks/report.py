@@ -424,13 +424,17 @@ def _calls_table(calls: dict[str, Any]) -> list[str]:
     return lines
 
 
+#: The provider calls that wait for the disk (activity results, claims and abandons don't).
+DURABLE_WRITES = ("create_", "complete_orchestration_", "send_")
+
+
 def _writes(calls: dict[str, Any]) -> float:
-    """Durable writes per orchestration (creates, completions, messages)."""
+    """Durable writes per orchestration (creates, checkpoints, messages)."""
     return float(
         sum(
             c["per_orchestration"]
             for method, c in calls["calls"].items()
-            if method.startswith(("create_", "complete_", "send_"))
+            if method.startswith(DURABLE_WRITES)
         )
     )
 
@@ -441,7 +445,7 @@ def _write_ms(calls: dict[str, Any]) -> float:
         sum(
             c["ms_per_orchestration"]
             for method, c in calls["calls"].items()
-            if method.startswith(("create_", "complete_", "send_"))
+            if method.startswith(DURABLE_WRITES)
         )
     )
 
@@ -467,7 +471,8 @@ def _calls_section(data: dict[str, Any]) -> list[str]:
         lines += [
             "",
             f"**Latency.** One HelloCities makes {writes:.0f} durable writes one after another "
-            "(the create, each orchestration step, each activity result). At the "
+            "(the create and each orchestration step; activity results and claims don't wait "
+            "for the disk). At the "
             f"micro-benchmark's {cost['FULL']:.2f} ms per commit, waiting for each would take "
             f"{writes * cost['FULL']:.1f} ms. Only the create's sync is waited for on the "
             "critical path: each later commit wakes the worker as soon as it is visible, and "
@@ -483,7 +488,7 @@ def _calls_section(data: dict[str, Any]) -> list[str]:
         per_call = [
             c["ms_per_call"]
             for method, c in batched["calls"].items()
-            if method.startswith(("create_", "complete_", "send_"))
+            if method.startswith(DURABLE_WRITES)
         ]
         profile = data.get("profile") or {}
         storage = sum(
@@ -505,14 +510,14 @@ def _calls_section(data: dict[str, Any]) -> list[str]:
             )
         if storage >= 0.5:
             text += (
-                f"The profile puts {storage:.0%} of the sampled time in the storage layer, "
-                f"`{top[0]}` alone {top[1]:.0%}: durable writes, not Python work, bound the "
-                "throughput in this run."
+                f"The profile puts {storage:.0%} of the interpreter's time in the storage "
+                f"layer, `{top[0]}` alone {top[1]:.0%}: the Python side of the storage calls "
+                "bounds the throughput in this run."
             )
         elif profile:
             text += (
-                f"The profile puts only {storage:.0%} of the sampled time in the storage "
-                "layer: the rest is Python work per message, broken down above."
+                f"The profile puts {storage:.0%} of the interpreter's time in the storage "
+                "layer: the rest is the core's Python work per message, broken down above."
             )
         lines += ["", text]
     return lines
@@ -535,10 +540,11 @@ def _explanations(data: dict[str, Any], checks: list[tuple[str, str, bool | None
     return [
         f'**Missed:** {"; ".join(missed)}. Why, from the measurements below ("Where time '
         f'goes"): in the HelloCities profile the largest parts are {parts}; the single '
-        f"hottest frame is `{function}` ({share:.0%}). Storage (the SQLite driver calls, "
-        f"which include each commit's fsync, plus the relational toolkit) takes {storage:.0%} "
-        "of the sampled time. The latency floor and throughput paragraphs turn the provider "
-        "call counts and this disk's commit cost into the bound each target runs into.",
+        f"hottest frame is `{function}` ({share:.0%}). Storage (the SQLite driver calls and "
+        f"the relational toolkit) takes {storage:.0%} of the interpreter's time (samples of "
+        "the thread holding the GIL). The latency floor and throughput paragraphs turn the "
+        "provider call counts and this disk's commit cost into the bound each target runs "
+        "into.",
     ]
 
 
