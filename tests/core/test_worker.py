@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -154,20 +155,22 @@ def one_slow_marked(ctx: ot.OrchestrationContext, _: Any) -> Any:
     return (yield ctx.call_activity(slow_marked))
 
 
-@pytest.mark.parametrize("kind", ["memory", "sqlite-file"])
-def test_each_step_is_woken_by_the_commit_before_it_not_by_a_poll(
-    kind: str, tmp_path: Path
-) -> None:
-    """With polls seconds apart, every hand-off still happens at once: a client's start wakes
-    the orchestration threads, a checkpoint that schedules an activity wakes the activity
-    dispatcher, and an activity's result wakes the orchestration threads."""
+def run_one_slow_marked(
+    kind: str, tmp_path: Path, when_idle: Callable[[ot.Worker], None] | None = None
+) -> tuple[ot.OrchestrationState, float, float]:
+    """Run ``one_slow_marked`` on a worker that has been idle long enough for its pollers'
+    back-off to pass a second (polls 30 s apart at most); ``when_idle(worker)`` runs just
+    before the start. The final state, and when the start and the wait for it began and ended.
+    """
     provider: ot.StorageProvider = (
         ot.InMemoryProvider() if kind == "memory" else SqliteProvider(tmp_path / "wake.db")
     )
     client = ot.Client(provider)
     try:
-        with ot.Worker(app, provider, max_poll_interval=30):
-            time.sleep(SLOW)  # both dispatchers idle: their back-off is past a second now
+        with ot.Worker(app, provider, max_poll_interval=30) as worker:
+            time.sleep(SLOW)
+            if when_idle is not None:
+                when_idle(worker)
             marks.clear()
             started = time.monotonic()
             instance_id = client.schedule_new_orchestration(one_slow_marked)
@@ -176,6 +179,17 @@ def test_each_step_is_woken_by_the_commit_before_it_not_by_a_poll(
     finally:
         provider.close()
     assert state.output == "done"
+    return state, started, finished
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite-file"])
+def test_each_step_is_woken_by_the_commit_before_it_not_by_a_poll(
+    kind: str, tmp_path: Path
+) -> None:
+    """With polls seconds apart, every hand-off still happens at once: a client's start wakes
+    the orchestration threads, a checkpoint that schedules an activity wakes the activity
+    dispatcher, and an activity's result wakes the orchestration threads."""
+    _, started, finished = run_one_slow_marked(kind, tmp_path)
     assert marks["activity_started"] - started < 0.8
     assert finished - marks["activity_finished"] < 0.8
 
@@ -187,27 +201,17 @@ def test_a_step_that_only_schedules_an_activity_does_not_wake_the_orchestration_
     """Waking a poller for nothing costs the next step time (it competes for the GIL): of the
     four commits of a one-activity orchestration, only the start and the activity's result
     may wake the orchestration threads (the steps send no message)."""
-    provider: ot.StorageProvider = (
-        ot.InMemoryProvider() if kind == "memory" else SqliteProvider(tmp_path / "wake.db")
-    )
-    client = ot.Client(provider)
-    try:
-        with ot.Worker(app, provider, max_poll_interval=30) as worker:
-            time.sleep(SLOW)  # idle: the pollers' back-off is past a second, they only wake
-            signal = worker._async_worker._orchestration_signal
-            bumps: list[float] = []
-            bump = signal.bump
+    bumps: list[float] = []
 
-            def recording_bump() -> None:
-                bumps.append(time.monotonic())
-                bump()
+    def record_bumps(worker: ot.Worker) -> None:
+        signal = worker._async_worker._orchestration_signal
+        bump = signal.bump
 
-            signal.bump = recording_bump  # type: ignore[method-assign]
-            started = time.monotonic()
-            instance_id = client.schedule_new_orchestration(one_slow_marked)
-            state = client.wait_for_orchestration_completion(instance_id, timeout=60)
-            finished = time.monotonic()
-    finally:
-        provider.close()
-    assert state.output == "done"
+        def recording_bump() -> None:
+            bumps.append(time.monotonic())
+            bump()
+
+        signal.bump = recording_bump  # type: ignore[method-assign]
+
+    _, started, finished = run_one_slow_marked(kind, tmp_path, record_bumps)
     assert len([t for t in bumps if started <= t <= finished]) == 2, bumps

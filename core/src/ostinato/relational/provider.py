@@ -64,6 +64,7 @@ from ostinato.relational.statements import (
 from ostinato.status import OrchestrationStatus
 
 Item = TypeVar("Item")
+Claimed = TypeVar("Claimed")
 #: Statements to run, in order, with their parameters.
 Script = list[tuple[str, Sequence[Any]]]
 _Completion = tuple[OrchestrationWorkItem, OrchestrationCheckpoint]
@@ -459,30 +460,31 @@ class RelationalProvider(StorageProvider):
         return error
 
     def _work_may_be_added(self, peek: str) -> None:
-        """Note a write that may add work of ``peek``'s kind (see :meth:`_worth_claiming`)."""
+        """Note a write that may add work of ``peek``'s kind (see :meth:`_claim`)."""
         self._work_added[peek] = self._work_added.get(peek, 0) + 1
 
-    def _worth_claiming(self, peek: str) -> tuple[bool, int]:
-        """Whether a claim should run, and the count to hand to :meth:`_claimed`.
+    def _claim(self, peek: str, max_count: int, lock: Callable[[], list[Claimed]]) -> list[Claimed]:
+        """Run the claim ``lock`` of the kind of work ``peek`` looks for, if it is worth it.
 
         After a claim that found nothing, and with no write by this provider since that may
         add work of this kind, only if a read-only look finds some (so idle polls never take
         the write lock, and neither do polls woken by writes that add no such work);
         otherwise work is likely, and the claim runs straight away.
         """
+        if max_count < 1:
+            return []
         added = self._work_added.get(peek, 0)
-        if self._found_nothing_at.get(peek) != added:
-            return True, added
-        with self._read() as cur:
-            cur.execute(peek, (self.task_hub, self._now_micros(), 1))
-            return bool(cur.fetchall()), added
-
-    def _claimed(self, peek: str, added: int, found: bool) -> None:
-        """Record a claim's outcome for :meth:`_worth_claiming`."""
-        if found:
+        if self._found_nothing_at.get(peek) == added:
+            with self._read() as cur:
+                cur.execute(peek, (self.task_hub, self._now_micros(), 1))
+                if not cur.fetchall():
+                    return []
+        items = lock()
+        if items:
             self._found_nothing_at.pop(peek, None)
         else:
             self._found_nothing_at[peek] = added
+        return items
 
     # -- orchestration work items ---------------------------------------------------------
     def lock_next_orchestration_work_item(
@@ -494,15 +496,11 @@ class RelationalProvider(StorageProvider):
     def lock_next_orchestration_work_items(
         self, worker_id: str, lock_timeout: timedelta, max_count: int
     ) -> list[OrchestrationWorkItem]:
-        peek = self._sql.queue_peek
-        if max_count < 1:
-            return []
-        worth, added = self._worth_claiming(peek)
-        if not worth:
-            return []
-        items = self._lock_orchestrations(worker_id, lock_timeout, max_count)
-        self._claimed(peek, added, bool(items))
-        return items
+        return self._claim(
+            self._sql.queue_peek,
+            max_count,
+            lambda: self._lock_orchestrations(worker_id, lock_timeout, max_count),
+        )
 
     def _lock_orchestrations(
         self, worker_id: str, lock_timeout: timedelta, max_count: int
@@ -688,15 +686,11 @@ class RelationalProvider(StorageProvider):
     def lock_next_activity_work_items(
         self, worker_id: str, lock_timeout: timedelta, max_count: int
     ) -> list[ActivityWorkItem]:
-        peek = self._sql.activity_peek
-        if max_count < 1:
-            return []
-        worth, added = self._worth_claiming(peek)
-        if not worth:
-            return []
-        items = self._lock_activities(worker_id, lock_timeout, max_count)
-        self._claimed(peek, added, bool(items))
-        return items
+        return self._claim(
+            self._sql.activity_peek,
+            max_count,
+            lambda: self._lock_activities(worker_id, lock_timeout, max_count),
+        )
 
     def _lock_activities(
         self, worker_id: str, lock_timeout: timedelta, max_count: int
