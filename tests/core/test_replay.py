@@ -384,3 +384,20 @@ def test_messages_between_executions_wait_for_the_next_start() -> None:
     (kept,) = step.checkpoint.messages
     assert isinstance(kept.event, ExecutionTerminated)
     assert kept.visible_at is not None and kept.visible_at > utcnow()
+
+
+def test_a_step_s_events_round_trip_as_one_text_and_corrupt_rows_raise_clearly() -> None:
+    from ostinato import history as events_format
+
+    events = [
+        events_format.TaskCompleted(task_scheduled_id=0, result='"x"'),
+        events_format.OrchestratorStarted(),
+        events_format.TaskScheduled(task_id=1, name="act", input=None),
+        events_format.OrchestratorCompleted(),
+    ]
+    assert events_format.loads_many(events_format.dumps_many(events)) == events
+    assert events_format.loads_many(events_format.dumps_many(events[:1])) == events[:1]
+    assert events_format.loads_many(events_format.dumps(events[0])) == events[:1]
+    for corrupt in ("{broken", "[1, 2]", "42", '[{"v": 1, "type": "NoSuchEvent"}]'):
+        with pytest.raises(ot.SerializationError):
+            events_format.loads_many(corrupt)

@@ -490,6 +490,7 @@ def loads_many(text: str) -> list[HistoryEvent]:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise SerializationError(f"Corrupt history event: {exc}") from None
-    if isinstance(data, list):
-        return [from_dict(item) for item in data]
-    return [from_dict(data)]
+    items = data if isinstance(data, list) else [data]
+    if not all(isinstance(item, dict) for item in items):
+        raise SerializationError("Corrupt history: a row holds something other than events")
+    return [from_dict(item) for item in items]
