@@ -32,6 +32,8 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
+#: Samples per second (``--nonblocking`` sampling costs the profiled run little).
+RATE = 500
 
 CATEGORIES: list[tuple[str, tuple[str, ...]]] = [
     ("SQLite provider: driver calls (execute, commit)", ("ostinato/sqlite/",)),
@@ -129,8 +131,11 @@ def summarise(raw: str) -> dict[str, Any]:
     }
 
 
-def profile_hello_cities(provider: str, n: int, log: Callable[[str], None]) -> dict[str, Any]:
-    """Profile ``n`` HelloCities on ``provider`` with py-spy; a summary, or the reason not."""
+def profile_hello_cities(
+    provider: str, n: int, runs: int, log: Callable[[str], None]
+) -> dict[str, Any]:
+    """Profile ``runs`` runs of ``n`` HelloCities on ``provider`` (``run.py --profile-target``
+    makes them) with py-spy; a summary, or the reason not."""
     from peers.runner import ensure_environment
 
     try:
@@ -144,7 +149,7 @@ def profile_hello_cities(provider: str, n: int, log: Callable[[str], None]) -> d
             str(py_spy),
             "record",
             "--rate",
-            "250",
+            str(RATE),
             "--gil",
             "--nonblocking",
             "--format",
@@ -158,7 +163,7 @@ def profile_hello_cities(provider: str, n: int, log: Callable[[str], None]) -> d
             provider,
         ]
         command += [] if n >= 1000 else ["--quick"]
-        log(f"Profiling {n:,} HelloCities on {provider} with py-spy ...")
+        log(f"Profiling {runs} runs of {n:,} HelloCities on {provider} with py-spy ...")
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         if done.returncode != 0 or not out.exists():
             lines = (done.stderr or done.stdout).strip().splitlines()
@@ -166,7 +171,8 @@ def profile_hello_cities(provider: str, n: int, log: Callable[[str], None]) -> d
         summary = summarise(out.read_text(encoding="utf-8", errors="replace"))
     if summary["samples"] < 50:
         return {"error": f"py-spy recorded only {summary['samples']} samples (did the run fail?)"}
-    summary.update(provider=provider, n=n, tool="py-spy 250 Hz, the thread holding the GIL")
+    tool = f"py-spy {RATE} Hz, the thread holding the GIL"
+    summary.update(provider=provider, n=n, runs=runs, tool=tool)
     return summary
 
 

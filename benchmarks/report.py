@@ -378,7 +378,8 @@ def _profile_section(data: dict[str, Any]) -> list[str]:
     if "error" in profile:
         return [f"No profile: {profile['error']}."]
     lines = [
-        f"{profile['n']:,} HelloCities on `{profile['provider']}` recorded with "
+        f"{profile.get('runs', 1)} runs of {profile['n']:,} HelloCities on "
+        f"`{profile['provider']}` recorded with "
         f"{profile['tool']} ({profile['samples']:,} samples). Each sample counts for the "
         "innermost frame that belongs to a known part; "
         + ", ".join(f"{n:,} samples of {k}" for k, n in profile.get("excluded", {}).items())

@@ -462,6 +462,9 @@ PEER_LIMITS: dict[str, dict[str, int]] = {
     "durabletask": {"idle": 1000},
     "temporal": {"idle": 1000, "fan_out": 2000},
 }
+#: HelloCities runs recorded by the profile: one lasts about a second, and py-spy's --gil
+#: samples only while a thread holds the GIL, so one run gives too few samples.
+PROFILED_RUNS = 3
 PEER_WORKLOADS = ["hello_cities", "latency", "fan_out", "replay", "idle", "sweep"]
 
 
@@ -568,7 +571,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(result), flush=True)
         return 0
     if args.profile_target:  # the process py-spy records (see profiling.py)
-        _hello_cities_at_once(args.profile_target, sizes["hello"])
+        for _ in range(PROFILED_RUNS):
+            _hello_cities_at_once(args.profile_target, sizes["hello"])
         return 0
 
     def log(message: str) -> None:
@@ -627,7 +631,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.write and not args.no_profile and "sqlite" in providers:
         import profiling
 
-        data["profile"] = profiling.profile_hello_cities("sqlite", sizes["hello"], log)
+        data["profile"] = profiling.profile_hello_cities(
+            "sqlite", sizes["hello"], PROFILED_RUNS, log
+        )
         data["provider_calls"] = bench_provider_calls("sqlite", 100 if not args.quick else 20)
         data["provider_calls_at_once"] = bench_provider_calls("sqlite", sizes["hello"], True)
         with tempfile.TemporaryDirectory() as tmp:
