@@ -467,13 +467,16 @@ def dumps(event: HistoryEvent) -> str:
     return compact_json(to_dict(event))
 
 
-def loads(text: str) -> HistoryEvent:
-    """Rebuild an event from the text :func:`dumps` gave."""
+def _parse(text: str) -> Any:
     try:
-        data = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise SerializationError(f"Corrupt history event: {exc}") from None
-    return from_dict(data)
+
+
+def loads(text: str) -> HistoryEvent:
+    """Rebuild an event from the text :func:`dumps` gave."""
+    return from_dict(_parse(text))
 
 
 def dumps_many(events: Sequence[HistoryEvent]) -> str:
@@ -486,10 +489,7 @@ def dumps_many(events: Sequence[HistoryEvent]) -> str:
 
 def loads_many(text: str) -> list[HistoryEvent]:
     """The events of a :func:`dumps_many` (or :func:`dumps`) text, in order."""
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise SerializationError(f"Corrupt history event: {exc}") from None
+    data = _parse(text)
     items = data if isinstance(data, list) else [data]
     if not all(isinstance(item, dict) for item in items):
         raise SerializationError("Corrupt history: a row holds something other than events")

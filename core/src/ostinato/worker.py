@@ -297,7 +297,7 @@ class AsyncWorker:
 
     # -- signals --------------------------------------------------------------------------
     def _on_change(self) -> None:
-        # The worker's own commits say what work they can make (see _committing); any other
+        # The worker's own commits say what work they can make (``_local.committing``); any other
         # change (a client, another worker's provider thread) may make any kind.
         kinds = getattr(self._local, "committing", None)
         if kinds is None:
