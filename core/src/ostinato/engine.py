@@ -421,7 +421,7 @@ class OrchestrationRun:
         try:
             value = self.converter.loads(event.input, registration.input_type)
             result = registration.fn(self.ctx, value)
-        except Exception as exc:  # noqa: BLE001 - orchestrator failures are recorded
+        except BaseException as exc:  # noqa: BLE001 - user code never stops the worker's thread
             self._fail(exc)
             return
         if inspect.isgenerator(result):
@@ -454,7 +454,7 @@ class OrchestrationRun:
             return
         except NonDeterminismError:
             raise
-        except Exception as exc:  # noqa: BLE001 - orchestrator failures are recorded
+        except BaseException as exc:  # noqa: BLE001 - user code never stops the worker's thread
             self._fail(exc)
             return
         if self._continue_as_new is not None:
@@ -479,7 +479,7 @@ class OrchestrationRun:
             self._closing = True
             try:
                 gen.close()
-            except Exception:  # noqa: BLE001 - code after termination is not ours to run
+            except BaseException:  # noqa: BLE001 - code after termination is not ours to run
                 pass
 
     def _finish(self, value: Any) -> None:

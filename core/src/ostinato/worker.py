@@ -321,7 +321,7 @@ class AsyncWorker:
                 continue
             try:
                 self._process_and_commit(items, seen)
-            except Exception:
+            except BaseException:  # this thread must keep running
                 log.exception("Processing orchestration work items failed")
             finally:
                 with self._guard:
@@ -371,7 +371,7 @@ class AsyncWorker:
         for item in items:
             try:
                 steps.append(self.processor.process(item))
-            except Exception:
+            except BaseException:  # one step's failure is that step's alone
                 log.exception("Orchestration step for '%s' failed; abandoning", item.instance_id)
                 with contextlib.suppress(Exception):
                     self.provider.abandon_orchestration_work_item(item, timedelta(seconds=1))
@@ -479,7 +479,7 @@ class AsyncWorker:
         )
 
     @staticmethod
-    def _failure(item: ActivityWorkItem, exc: Exception) -> OrchestrationMessage:
+    def _failure(item: ActivityWorkItem, exc: BaseException) -> OrchestrationMessage:
         task = item.task
         event = TaskFailed(
             task_scheduled_id=task.task_id, failure=FailureDetails.from_exception(exc)
@@ -493,7 +493,7 @@ class AsyncWorker:
         try:
             fn, ctx, value = self._context(item)
             message = self._outcome(item, fn(ctx, value))
-        except Exception as exc:  # noqa: BLE001 - activity failures go back to the orchestration
+        except BaseException as exc:  # noqa: BLE001 - even SystemExit only fails the task
             message = self._failure(item, exc)
         self._activity_finished(running, message)
 
@@ -501,7 +501,9 @@ class AsyncWorker:
         try:
             fn, ctx, value = self._context(item)
             return self._outcome(item, await fn(ctx, value))
-        except Exception as exc:  # noqa: BLE001 - activity failures go back to the orchestration
+        except asyncio.CancelledError:
+            raise  # the worker stopped: the activity is abandoned, not failed
+        except BaseException as exc:  # noqa: BLE001 - even SystemExit only fails the task
             return self._failure(item, exc)
 
     def _async_done(
