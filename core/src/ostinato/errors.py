@@ -44,14 +44,14 @@ class FailureDetails:
             # A failure that bubbles up from a task keeps the original cause as ``inner``.
             return cls(
                 error_type=type(exc).__name__,
-                message=str(exc),
-                stack_trace="".join(traceback.format_exception(exc)),
+                message=_storable(str(exc)),
+                stack_trace=_storable("".join(traceback.format_exception(exc))),
                 inner=exc.details,
             )
         return cls(
             error_type=type(exc).__name__,
-            message=str(exc),
-            stack_trace="".join(traceback.format_exception(exc)),
+            message=_storable(str(exc)),
+            stack_trace=_storable("".join(traceback.format_exception(exc))),
         )
 
     def to_dict(self) -> dict[str, object]:
@@ -82,6 +82,14 @@ class FailureDetails:
                 return True
             details = details.inner
         return False
+
+
+def _storable(text: str) -> str:
+    """``text`` with lone surrogates (e.g. an ``os.fsdecode``d path in an error message)
+    written as ``\\udcff`` escapes, so every store can encode it."""
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 class OrchestrationError(OstinatoError):
@@ -149,3 +157,9 @@ class ProviderError(OstinatoError):
 
 class WorkItemLockLost(ProviderError):
     """The work item's lock is no longer held by this worker; its work must be dropped."""
+
+
+def unstorable(error: BaseException) -> bool:
+    """True if ``error`` says a value could not be encoded for storage (a lone surrogate the
+    store's driver refuses, or a value the data converter refuses): retrying cannot help."""
+    return isinstance(error, UnicodeError | SerializationError)

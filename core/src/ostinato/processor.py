@@ -33,6 +33,7 @@ from datetime import timedelta
 
 from ostinato.app import App
 from ostinato.converter import DataConverter
+from ostinato.ending import starts_new_execution
 from ostinato.engine import OrchestrationRun
 from ostinato.entities import EntityProcessor, is_entity_instance
 from ostinato.errors import FailureDetails
@@ -186,7 +187,7 @@ class OrchestrationProcessor:
         for message in starts:
             event = message.event
             assert isinstance(event, ExecutionStarted)
-            if start is None and _starts_new_execution(record, event):
+            if start is None and starts_new_execution(record, event):
                 start = event
             else:
                 replies.extend(_refuse_start(item.instance_id, record, event))
@@ -290,17 +291,6 @@ def _deferred(messages: list[OrchestrationMessage]) -> list[OrchestrationMessage
         )
         for m in messages
     ]
-
-
-def _starts_new_execution(record: InstanceRecord | None, start: ExecutionStarted) -> bool:
-    if record is None:
-        return True
-    status = record.runtime_status
-    if status is OrchestrationStatus.PENDING:
-        return record.execution_id == start.execution_id and record.history_size == 0
-    if status is OrchestrationStatus.CONTINUED_AS_NEW or status.is_terminal:
-        return record.execution_id != start.execution_id
-    return False
 
 
 def _refuse_start(

@@ -40,10 +40,16 @@ from typing import Any
 from ostinato.app import App
 from ostinato.context import ActivityContext
 from ostinato.converter import DataConverter, default_converter
-from ostinato.errors import FailureDetails, WorkItemLockLost
+from ostinato.ending import failing_checkpoint
+from ostinato.errors import FailureDetails, SerializationError, WorkItemLockLost, unstorable
 from ostinato.history import TaskCompleted, TaskFailed
 from ostinato.processor import OrchestrationProcessor, Step
-from ostinato.provider import ActivityWorkItem, OrchestrationMessage, StorageProvider
+from ostinato.provider import (
+    ActivityWorkItem,
+    OrchestrationMessage,
+    OrchestrationWorkItem,
+    StorageProvider,
+)
 
 log = logging.getLogger("ostinato.worker")
 
@@ -404,6 +410,13 @@ class AsyncWorker:
         for step, error in zip(steps, results, strict=True):
             if isinstance(error, WorkItemLockLost):
                 log.warning("Lock on '%s' was lost; its work is dropped", step.item.instance_id)
+            elif error is not None and unstorable(error):
+                self._fail_instance(
+                    step.item,
+                    FailureDetails(
+                        "SerializationError", f"The step's changes cannot be stored: {error}"
+                    ),
+                )
             elif error is not None:
                 log.error(
                     "Committing the step of '%s' failed: %r; it will be retried",
@@ -412,6 +425,26 @@ class AsyncWorker:
                 )
                 with contextlib.suppress(Exception):
                     self.provider.abandon_orchestration_work_item(step.item, timedelta(seconds=1))
+
+    def _fail_instance(self, item: OrchestrationWorkItem, failure: FailureDetails) -> None:
+        """End ``item``'s instance FAILED with ``failure`` without running its code."""
+        log.error("Failing orchestration '%s': %s", item.instance_id, failure.message)
+        history = item.history
+        if history is None:
+            try:
+                history = self.provider.get_history(item.instance_id)
+            except Exception:  # noqa: BLE001 - a corrupt history: the parent is not told
+                history = None
+        try:
+            self.provider.complete_orchestration_work_item(
+                item, failing_checkpoint(item, history, failure)
+            )
+        except WorkItemLockLost:
+            log.warning("Lock on '%s' was lost; its work is dropped", item.instance_id)
+        except Exception:
+            log.exception("Failing orchestration '%s' failed; retrying", item.instance_id)
+            with contextlib.suppress(Exception):
+                self.provider.abandon_orchestration_work_item(item, timedelta(seconds=1))
 
     # -- activities -----------------------------------------------------------------------
     def _activity_dispatcher(self) -> None:
@@ -549,9 +582,17 @@ class AsyncWorker:
                 errors = []
             finally:
                 self._local.committing = None
+            retry: list[tuple[ActivityWorkItem, OrchestrationMessage]] = []
             for (item, _), error in zip(batch, errors, strict=False):
-                if error is not None and not isinstance(error, WorkItemLockLost):
+                if error is not None and unstorable(error):
+                    # The result cannot be stored: the task fails (it does not run again).
+                    failure = SerializationError(f"The activity's result cannot be stored: {error}")
+                    retry.append((item, self._failure(item, failure)))
+                elif error is not None and not isinstance(error, WorkItemLockLost):
                     log.error("Committing activity %s failed: %r", item.task.name, error)
+            if retry:
+                with self._guard:
+                    self._results.extend(retry)
 
     def _renewer(self) -> None:
         """Renew the locks of activities that run long (every third of ``lock_timeout``)."""
