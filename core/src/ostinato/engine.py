@@ -18,6 +18,7 @@ suspend/resume that change nothing are ignored. Ignored events are not written t
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import uuid
 from collections import deque
@@ -267,7 +268,8 @@ class OrchestrationRun:
                         self.current_time = step_time
                     self._apply(event)
         except NonDeterminismError as exc:
-            self._fail(exc)
+            if not self._failed_by_code():
+                self._fail(exc)  # else the code's own exception is the cause: keep it
             self._pending.clear()
         finally:
             self.is_replaying = False
@@ -503,9 +505,19 @@ class OrchestrationRun:
             timestamp=self.current_time, status=OrchestrationStatus.COMPLETED, result=output
         )
 
+    def _failed_by_code(self) -> bool:
+        """Whether the code raised in this replay (its end not recorded in the history yet)."""
+        return (
+            self.ended is not None
+            and not self.end_recorded
+            and self.status is OrchestrationStatus.FAILED
+            and self.failure is not None
+            and self.failure.error_type != NonDeterminismError.__name__
+        )
+
     def _fail(self, exc: BaseException) -> None:
         self._close_generator()
-        self.failure = FailureDetails.from_exception(exc)
+        self.failure = _with_yield_hint(FailureDetails.from_exception(exc))
         self.status = OrchestrationStatus.FAILED
         self.ended = ExecutionCompleted(
             timestamp=self.current_time, status=OrchestrationStatus.FAILED, failure=self.failure
@@ -950,6 +962,27 @@ class OrchestrationRun:
                 instance_id=parent.instance_id, execution_id=parent.execution_id, event=event
             )
         )
+
+
+#: Names of the task types, as they appear in the messages of errors about using one as a value.
+_TASK_TYPE_NAMES = ("Task", "CompletableTask", "WhenAllTask", "WhenAnyTask", "CompositeTask")
+YIELD_HINT = (
+    "hint: a task was used as a value; did you forget `yield`? Write "
+    "`result = yield ctx.call_activity(...)`"
+)
+
+
+def _with_yield_hint(details: FailureDetails) -> FailureDetails:
+    """``details`` with :data:`YIELD_HINT` added when the error is about a task used as a value
+    (returned, serialized, added to, subscripted...) instead of being yielded."""
+    if details.error_type not in ("TypeError", "AttributeError", "SerializationError"):
+        return details
+    if not any(
+        f"'{name}'" in details.message or f"type {name} " in details.message
+        for name in _TASK_TYPE_NAMES
+    ):
+        return details
+    return dataclasses.replace(details, message=f"{details.message} ({YIELD_HINT})")
 
 
 def _identity(event: HistoryEvent) -> tuple[Any, ...]:
