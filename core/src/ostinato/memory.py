@@ -231,6 +231,7 @@ class InMemoryProvider(StorageProvider):
                 self._add_activity(task)
             for message in checkpoint.messages:
                 self._enqueue(message)
+            inbox.dequeue_count = 0  # delivered and completed: the next delivery is a first
             self._release(item.instance_id, inbox)
         self.changes.notify()
 

@@ -25,6 +25,11 @@ Guarantees every provider gives (the conformance suite checks each one):
   :class:`~ostinato.errors.InstanceAlreadyExistsError`.
 * **Purge removes everything** of an instance: record, history, inbox and activity tasks.
 * Payloads of any size up to ``ProviderCapabilities.max_payload_bytes`` round-trip unchanged.
+* **Delivery counts.** Every work item carries ``dequeue_count``: how many times it has been
+  handed out, this time included, without being completed. It is per item (an activity task;
+  an instance's messages since its last completed step), never per batch: abandoning or a lock
+  expiry adds one at the next hand-out, a completion starts the instance's count again. The
+  core's poison policy (``max_delivery_attempts``) reads it; providers apply no policy.
 """
 
 from __future__ import annotations
@@ -187,7 +192,9 @@ class OrchestrationWorkItem:
     ``instance`` is the stored record (``None`` if the instance has none yet, e.g. a
     sub-orchestration whose start message is among ``messages``). ``history`` is ``None``
     unless the provider chose to prefetch it; the worker then reads it with ``get_history``
-    only if its cache doesn't already hold it. ``provider_data`` is the provider's own.
+    only if its cache doesn't already hold it. ``dequeue_count``: deliveries of the instance's
+    messages since its last completed step, this one included (see the module doc).
+    ``provider_data`` is the provider's own.
     """
 
     instance_id: str
@@ -202,7 +209,8 @@ class OrchestrationWorkItem:
 
 @dataclass
 class ActivityWorkItem:
-    """One activity task, locked for one worker."""
+    """One activity task, locked for one worker; ``dequeue_count``: its deliveries so far,
+    this one included."""
 
     task: ActivityTask
     lock_token: str

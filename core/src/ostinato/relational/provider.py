@@ -633,7 +633,9 @@ class RelationalProvider(StorageProvider):
             ],
         )
         self._enqueue(script, [m for _, cp in pairs for m in cp.messages], now)
-        return script + self._release([item.instance_id for item, _ in pairs], now)
+        return script + self._in(
+            s.queue_release_completed, (hub,), [item.instance_id for item, _ in pairs]
+        )
 
     def abandon_orchestration_work_item(
         self, item: OrchestrationWorkItem, delay: timedelta | None = None

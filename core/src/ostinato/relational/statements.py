@@ -176,6 +176,13 @@ class Statements:
             f"AND i.visible_at <= {p}) THEN dequeue_count ELSE 0 END WHERE task_hub = {p} AND",
             "instance_id",
         )
+        #: hub, ids: unlock after a completion (the next delivery counts from 1 again)
+        self.queue_release_completed = in_list(
+            f"UPDATE {q} SET visible_at = (SELECT MIN(i.visible_at) FROM {INBOX} i "
+            f"WHERE {inbox_of_row}), locked_by = NULL, lock_token = NULL, "
+            f"dequeue_count = 0 WHERE task_hub = {p} AND",
+            "instance_id",
+        )
         #: expires, hub, id, token, now
         self.queue_renew = (
             f"UPDATE {q} SET visible_at = {p} "

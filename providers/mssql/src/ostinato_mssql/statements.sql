@@ -173,6 +173,9 @@ SELECT 1 FROM [ostinato].[ostinato_orchestration_queue] WITH (READCOMMITTEDLOCK,
 -- toolkit: queue_release (2 rows or ids)
 UPDATE [ostinato].[ostinato_orchestration_queue] SET visible_at = (SELECT MIN(i.visible_at) FROM [ostinato].[ostinato_inbox] i WHERE i.task_hub = ostinato_orchestration_queue.task_hub AND i.instance_id = ostinato_orchestration_queue.instance_id), locked_by = NULL, lock_token = NULL, dequeue_count = CASE WHEN EXISTS (SELECT 1 FROM [ostinato].[ostinato_inbox] i WHERE i.task_hub = ostinato_orchestration_queue.task_hub AND i.instance_id = ostinato_orchestration_queue.instance_id AND i.visible_at <= ?) THEN dequeue_count ELSE 0 END WHERE task_hub = ? AND instance_id IN (?, ?);
 
+-- toolkit: queue_release_completed (2 rows or ids)
+UPDATE [ostinato].[ostinato_orchestration_queue] SET visible_at = (SELECT MIN(i.visible_at) FROM [ostinato].[ostinato_inbox] i WHERE i.task_hub = ostinato_orchestration_queue.task_hub AND i.instance_id = ostinato_orchestration_queue.instance_id), locked_by = NULL, lock_token = NULL, dequeue_count = 0 WHERE task_hub = ? AND instance_id IN (?, ?);
+
 -- toolkit: queue_renew
 UPDATE [ostinato].[ostinato_orchestration_queue] SET visible_at = ? WHERE task_hub = ? AND instance_id = ? AND lock_token = ? AND visible_at > ?;
 
