@@ -314,6 +314,7 @@ class FileProvider(StorageProvider):
     ) -> None:
         with self._hub():
             data = self._held(item)
+            data["deliveries"] -= 1  # an abandoned delivery is given back, not counted
             if delay:
                 # Keep the instance locked (by no one) until the delay is over.
                 data["lock"] = {
@@ -397,6 +398,7 @@ class FileProvider(StorageProvider):
         with self._hub():
             path, data = self._held_activity(item)
             data["lock"] = None
+            data["deliveries"] -= 1  # an abandoned delivery is given back, not counted
             data["visible_at"] = (self.now() + delay).isoformat() if delay else None
             self._write(path, data)
         self.changes.notify()

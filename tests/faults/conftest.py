@@ -12,7 +12,8 @@ from typing import Any
 
 import ostinato as ot
 import pytest
-from ostinato.sqlite import SqliteProvider
+
+from .stores import open_store
 
 _RUN = uuid.uuid4().hex[:6]
 _COUNTER = itertools.count()
@@ -48,33 +49,31 @@ def store_kind(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def make_store(
-    store_kind: str, tmp_path: Path, request: pytest.FixtureRequest
-) -> Iterator[StoreFactory]:
+def store_spec(store_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> dict[str, Any]:
+    """Where the test's store is (see :func:`stores.open_store`), for worker processes too."""
+    if store_kind == "postgres":
+        dsn = request.getfixturevalue("postgres_dsn")
+        return {"kind": "postgres", "dsn": dsn, "task_hub": new_hub()}
+    return {"kind": "sqlite", "path": str(tmp_path / "store.db")}
+
+
+@pytest.fixture
+def make_store(store_spec: dict[str, Any]) -> Iterator[StoreFactory]:
     made: list[ot.StorageProvider] = []
-    dsn = request.getfixturevalue("postgres_dsn") if store_kind == "postgres" else None
-    hub = new_hub()
 
     def factory(**settings: Any) -> ot.StorageProvider:
-        provider: ot.StorageProvider
-        if dsn is not None:
-            from ostinato_postgres import PostgresProvider
-
-            provider = PostgresProvider(dsn, task_hub=settings.pop("task_hub", hub), **settings)
-        else:
-            provider = SqliteProvider(tmp_path / "store.db", synchronous="NORMAL", **settings)
-        provider.setup()
+        provider = open_store(store_spec, **settings)
         made.append(provider)
         return provider
 
     yield factory
     for provider in made:
         provider.close()
-    if dsn is not None:
+    if store_spec["kind"] == "postgres":
         import psycopg
         from psycopg import sql
 
-        with psycopg.connect(dsn, autocommit=True) as connection:
+        with psycopg.connect(store_spec["dsn"], autocommit=True) as connection:
             for schema in sorted({p.schema for p in made}):  # type: ignore[attr-defined]
                 connection.execute(
                     sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema))

@@ -261,16 +261,19 @@ class ProviderContractTests(ConformanceTestBase):
                 OrchestrationMessage(instance_id="act", event=TaskCompleted(task_scheduled_id=0)),
             )
 
+    @requires("lock_expiry")
     def test_activity_delivery_count_counts_each_hand_out_of_the_task(
         self, provider: StorageProvider
     ) -> None:
         """``dequeue_count`` is the item's own delivery count (the core's poison policy reads
-        it): 1 on first delivery, one more after each abandon, per task, not per batch."""
+        it): 1 on first delivery, one more after each expired lock, per task, not per batch;
+        an abandoned delivery is given back."""
         self._running_with_activities(provider, 2)
-        first = provider.lock_next_activity_work_items("worker-1", LONG_LOCK, 2)
+        first = provider.lock_next_activity_work_items("worker-1", SHORT_LOCK, 2)
         assert sorted(item.dequeue_count for item in first) == [1, 1]
         crashed, fine = first
-        provider.abandon_activity_work_item(crashed)
+        provider.renew_activity_work_item_lock(fine, LONG_LOCK)
+        time.sleep(PAST_SHORT_LOCK)  # crashed's lock expires
         provider.complete_activity_work_item(
             fine,
             OrchestrationMessage(
@@ -284,19 +287,27 @@ class ProviderContractTests(ConformanceTestBase):
         assert again.dequeue_count == 2, "the second delivery of a task must count 2"
         provider.abandon_activity_work_item(again)
         third = lock_activity(provider, "worker-3")
-        assert third is not None and third.dequeue_count == 3
+        assert third is not None and third.dequeue_count == 2, "an abandon must not count"
 
+    @requires("lock_expiry")
     def test_orchestration_delivery_count_restarts_after_a_completion(
         self, provider: StorageProvider
     ) -> None:
         """An instance's work item counts deliveries since its last completed step: abandons
-        and expiries add one, a completion starts again from 1."""
+        and expiries add one, an abandon gives its delivery back, a completion starts again from
+        1."""
         create(provider, "i1")
-        item = lock_orchestration(provider)
+        item = lock_orchestration(provider, "crashed-worker", SHORT_LOCK)
         assert item is not None and item.dequeue_count == 1
-        provider.abandon_orchestration_work_item(item)
+        time.sleep(PAST_SHORT_LOCK)
         again = lock_orchestration(provider, "worker-2")
         assert again is not None and again.dequeue_count == 2
+        provider.abandon_orchestration_work_item(again)
+        again = lock_orchestration(provider, "worker-2")
+        assert again is not None and again.dequeue_count == 2, "an abandon must not count"
+        provider.abandon_orchestration_work_item(again, timedelta(milliseconds=10))
+        again = lock_orchestration(provider, "worker-2")
+        assert again is not None and again.dequeue_count == 2, "an abandon must not count"
         provider.send_message(event_message("i1", 1))  # arrives while locked
         consume(provider, again)
         after = lock_orchestration(provider, "worker-3")

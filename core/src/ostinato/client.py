@@ -351,17 +351,23 @@ class Client:
         )
 
     # -- purging -------------------------------------------------------------------------
-    def purge_orchestration(self, instance_id: str, *, recursive: bool = True) -> PurgeResult:
+    def purge_orchestration(
+        self, instance_id: str, *, recursive: bool = True, force: bool = False
+    ) -> PurgeResult:
         """Delete a finished instance and everything stored for it.
 
         Only COMPLETED, FAILED and TERMINATED instances are purged; for others (or a missing
-        id) nothing is deleted and the count is 0. With ``recursive`` its sub-orchestrations
-        are purged too.
+        id) nothing is deleted and the count is 0, unless ``force`` (any status: its pending
+        messages and activity tasks go too, and a worker still running a step of it loses
+        its lock). With ``recursive`` its sub-orchestrations are purged too.
         """
         validate_instance_id(instance_id)
-        return PurgeResult(self._purge(instance_id, recursive))
+        statuses = frozenset(OrchestrationStatus) if force else TERMINAL_STATUSES
+        return PurgeResult(self._purge(instance_id, recursive, statuses))
 
-    def _purge(self, instance_id: str, recursive: bool) -> int:
+    def _purge(
+        self, instance_id: str, recursive: bool, statuses: frozenset[OrchestrationStatus]
+    ) -> int:
         provider = self._provider()
         children: list[str] = []
         if recursive:
@@ -370,10 +376,10 @@ class Client:
                 for e in provider.get_history(instance_id)
                 if isinstance(e, SubOrchestrationInstanceCreated)
             ]
-        deleted = int(provider.purge_instance(instance_id, TERMINAL_STATUSES))
+        deleted = int(provider.purge_instance(instance_id, statuses))
         if deleted:
             for child in dict.fromkeys(children):
-                deleted += self._purge(child, recursive)
+                deleted += self._purge(child, recursive, statuses)
         return deleted
 
     def purge_orchestrations_by(
@@ -539,9 +545,13 @@ class AsyncClient:
         """See :meth:`Client.query_entities` (same keyword filters)."""
         return await self._run(self._client.query_entities, **filters)
 
-    async def purge_orchestration(self, instance_id: str, *, recursive: bool = True) -> PurgeResult:
+    async def purge_orchestration(
+        self, instance_id: str, *, recursive: bool = True, force: bool = False
+    ) -> PurgeResult:
         """See :meth:`Client.purge_orchestration`."""
-        return await self._run(self._client.purge_orchestration, instance_id, recursive=recursive)
+        return await self._run(
+            self._client.purge_orchestration, instance_id, recursive=recursive, force=force
+        )
 
     async def purge_orchestrations_by(
         self,

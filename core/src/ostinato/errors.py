@@ -10,6 +10,7 @@ The tree::
     │   └── InvalidInstanceIdError          the id breaks the instance-id rules
     ├── TaskFailedError                     raised inside orchestrator code
     ├── NonDeterminismError                 orchestrator code diverged from its history
+    ├── PoisonMessageError                  a work item kept failing to finish (its failure)
     ├── SerializationError (also TypeError) a payload the data converter cannot encode/decode
     ├── PayloadTooLargeError                a payload above the provider's limit
     ├── ConfigurationError                  bad or missing configuration
@@ -137,6 +138,12 @@ class TaskFailedError(OstinatoError):
 
 class NonDeterminismError(OstinatoError):
     """The orchestrator's actions on replay differ from the ones recorded in its history."""
+
+
+class PoisonMessageError(OstinatoError):
+    """A work item was delivered ``max_delivery_attempts`` times without finishing (its worker
+    crashed or hung each time): the core failed it instead of running it again. Delivered to
+    the orchestration as the failure of the activity, or recorded as the instance's failure."""
 
 
 class SerializationError(OstinatoError, TypeError):

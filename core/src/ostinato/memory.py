@@ -240,6 +240,7 @@ class InMemoryProvider(StorageProvider):
     ) -> None:
         with self._mutex:
             inbox = self._held_inbox(item)
+            inbox.dequeue_count -= 1  # an abandoned delivery is given back, not counted
             if delay:
                 inbox.lock = _Lock(new_lock_token(), self.now() + delay)
                 heapq.heappush(
@@ -332,6 +333,7 @@ class InMemoryProvider(StorageProvider):
         with self._mutex:
             activity = self._held_activity(item)
             activity.lock = None
+            activity.dequeue_count -= 1  # an abandoned delivery is given back, not counted
             if delay:
                 activity.visible_at = self.now() + delay
                 heapq.heappush(

@@ -27,8 +27,9 @@ Guarantees every provider gives (the conformance suite checks each one):
 * Payloads of any size up to ``ProviderCapabilities.max_payload_bytes`` round-trip unchanged.
 * **Delivery counts.** Every work item carries ``dequeue_count``: how many times it has been
   handed out, this time included, without being completed. It is per item (an activity task;
-  an instance's messages since its last completed step), never per batch: abandoning or a lock
-  expiry adds one at the next hand-out, a completion starts the instance's count again. The
+  an instance's messages since its last completed step), never per batch: a lock
+  expiry adds one at the next hand-out (a crash is counted), abandoning gives the delivery back
+  (the next hand-out has the same count), a completion starts the instance's count again. The
   core's poison policy (``max_delivery_attempts``) reads it; providers apply no policy.
 """
 

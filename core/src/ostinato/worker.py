@@ -40,9 +40,11 @@ from typing import Any
 from ostinato.app import App
 from ostinato.context import ActivityContext
 from ostinato.converter import DataConverter, default_converter
-from ostinato.ending import failing_checkpoint
+from ostinato.ending import failing_checkpoint, terminating_checkpoint
+from ostinato.entities import is_entity_instance
 from ostinato.errors import FailureDetails, SerializationError, WorkItemLockLost, unstorable
-from ostinato.history import TaskCompleted, TaskFailed
+from ostinato.history import ExecutionTerminated, TaskCompleted, TaskFailed
+from ostinato.poison import DEFAULT_MAX_DELIVERY_ATTEMPTS, Isolation, poison_failure
 from ostinato.processor import OrchestrationProcessor, Step
 from ostinato.provider import (
     ActivityWorkItem,
@@ -162,7 +164,9 @@ class AsyncWorker:
     :param activity_threads: threads running synchronous activities (default: the smaller of
         ``max_concurrent_activities`` and the standard library's thread-pool default, the
         number of CPUs plus 4, at most 32).
-    :param lock_timeout: how long a work item's lock lasts; renewed while an activity runs.
+    :param lock_timeout: how long a work item's lock lasts; renewed while the item is held.
+    :param max_delivery_attempts: deliveries of one work item before the core fails it instead
+        of running it again (see :mod:`ostinato.poison`).
     :param max_poll_interval: longest wait between polls when no change signal arrives
         (writes by other processes are seen by polling).
     :param grace_period: seconds :meth:`stop` lets in-flight work finish.
@@ -181,6 +185,7 @@ class AsyncWorker:
         lock_timeout: timedelta = timedelta(minutes=1),
         max_poll_interval: float = 1.0,
         grace_period: float = 30.0,
+        max_delivery_attempts: int = DEFAULT_MAX_DELIVERY_ATTEMPTS,
         cache_size: int = 1000,
         batch_size: int = 50,
         converter: DataConverter | None = None,
@@ -192,6 +197,8 @@ class AsyncWorker:
             activity_threads = min(max_concurrent_activities, DEFAULT_ACTIVITY_THREADS)
         if activity_threads < 1:
             raise ValueError("activity_threads must be at least 1")
+        if max_delivery_attempts < 1:
+            raise ValueError("max_delivery_attempts must be at least 1")
         self.app = app
         self.provider = provider
         self.converter = converter or default_converter
@@ -201,6 +208,7 @@ class AsyncWorker:
         self.lock_timeout = lock_timeout
         self.max_poll_interval = max_poll_interval
         self.grace_period = grace_period
+        self.max_delivery_attempts = max_delivery_attempts
         self.batch_size = batch_size
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.processor = OrchestrationProcessor(app, provider, self.converter, cache_size)
@@ -218,6 +226,9 @@ class AsyncWorker:
         self._orchestration_capacity_wanted = False
         #: The signal version before the last orchestration poll, if it came back short.
         self._short_poll_seen: int | None = None
+        self._isolation = Isolation()
+        #: Orchestration work items held, by id(): the item and when its lock was last renewed.
+        self._held: dict[int, tuple[OrchestrationWorkItem, float]] = {}
         self._guard = threading.Lock()
         self._settled = threading.Condition(self._guard)
         self._orchestrations_in_flight = 0
@@ -252,6 +263,7 @@ class AsyncWorker:
         self.provider.setup()
         self._stopping.clear()
         self._stopped.clear()
+        self._isolation = Isolation()
         self._pool = _Threads(self.activity_threads, "ostinato-activity")
         self.provider.changes.subscribe(self._on_change)
         loops: list[tuple[Callable[[], None], str]] = [
@@ -326,7 +338,7 @@ class AsyncWorker:
             if not items:
                 continue
             try:
-                self._process_and_commit(items, seen)
+                self._handle_orchestrations(items, seen)
             except BaseException:  # this thread must keep running
                 log.exception("Processing orchestration work items failed")
             finally:
@@ -351,7 +363,10 @@ class AsyncWorker:
                 self._orchestration_capacity_wanted = True
                 signal.wait(seen, 0.05)
                 continue
-            wanted = min(free, self.batch_size)
+            wanted = self._isolation.before_poll(min(free, self.batch_size), self._stopping)
+            if not wanted:
+                continue
+            items = []
             try:
                 items = self.provider.lock_next_orchestration_work_items(
                     self.worker_id, self.lock_timeout, wanted
@@ -360,6 +375,10 @@ class AsyncWorker:
                 log.exception("Locking orchestration work items failed; retrying")
                 signal.wait(seen, backoff.empty())
                 continue
+            finally:
+                self._isolation.after_poll(
+                    len(items), any(item.dequeue_count <= 1 for item in items)
+                )
             if items:
                 backoff.found()
                 if len(items) < wanted:
@@ -369,6 +388,64 @@ class AsyncWorker:
                 return items, seen
             signal.wait(seen, backoff.empty())
         return [], signal.version
+
+    def _handle_orchestrations(self, items: list[OrchestrationWorkItem], seen: int) -> None:
+        """Run a locked batch: fresh items together, poison ones failed without running,
+        at most one suspect alone afterwards (see :mod:`ostinato.poison`)."""
+        isolation = self._isolation
+        fresh: list[OrchestrationWorkItem] = []
+        suspect: OrchestrationWorkItem | None = None
+        now = time.monotonic()
+        with self._guard:
+            for item in items:
+                self._held[id(item)] = (item, now)
+        try:
+            for item in items:
+                terminate = next(
+                    (m.event for m in item.messages if isinstance(m.event, ExecutionTerminated)),
+                    None,
+                )
+                if item.dequeue_count <= 1 or is_entity_instance(item.instance_id):
+                    fresh.append(item)
+                elif terminate is not None:  # applied without running the (suspect) code
+                    self._end_instance(item, terminate=terminate)
+                elif item.dequeue_count > self.max_delivery_attempts:
+                    what = f"The step of orchestration '{item.instance_id}'"
+                    failure = poison_failure(what, item.dequeue_count, self.max_delivery_attempts)
+                    self._end_instance(item, failure=failure)
+                elif suspect is None and isolation.claim_suspect():
+                    suspect = item
+                else:  # another suspect is held: give this one back for later
+                    with contextlib.suppress(Exception):
+                        self.provider.abandon_orchestration_work_item(item, None)
+            if fresh:
+                self._process_and_commit(fresh, seen)
+        finally:
+            isolation.finished(len(items) - (suspect is not None))
+            self._unhold([item for item in items if item is not suspect])
+        if suspect is None:
+            return
+        try:
+            if isolation.wait_alone(self._stopping):
+                log.warning(
+                    "Running the step of '%s' alone: delivery %d of at most %d",
+                    suspect.instance_id,
+                    suspect.dequeue_count,
+                    self.max_delivery_attempts,
+                )
+                self._process_and_commit([suspect], seen)
+            else:
+                with contextlib.suppress(Exception):
+                    self.provider.abandon_orchestration_work_item(suspect, None)
+        finally:
+            isolation.finished(1)
+            self._unhold([suspect])
+            isolation.release_suspect()
+
+    def _unhold(self, items: list[OrchestrationWorkItem]) -> None:
+        with self._guard:
+            for item in items:
+                self._held.pop(id(item), None)
 
     def _process_and_commit(self, items: list[Any], seen: int) -> None:
         """Process a batch of work items and commit their checkpoints (``seen``: the
@@ -428,17 +505,33 @@ class AsyncWorker:
 
     def _fail_instance(self, item: OrchestrationWorkItem, failure: FailureDetails) -> None:
         """End ``item``'s instance FAILED with ``failure`` without running its code."""
-        log.error("Failing orchestration '%s': %s", item.instance_id, failure.message)
+        self._end_instance(item, failure=failure)
+
+    def _end_instance(
+        self,
+        item: OrchestrationWorkItem,
+        *,
+        failure: FailureDetails | None = None,
+        terminate: ExecutionTerminated | None = None,
+    ) -> None:
+        """End ``item``'s instance without running its code: TERMINATED as ``terminate``
+        asks, else FAILED with ``failure``."""
+        if terminate is None:
+            assert failure is not None
+            log.error("Failing orchestration '%s': %s", item.instance_id, failure.message)
         history = item.history
         if history is None:
             try:
                 history = self.provider.get_history(item.instance_id)
             except Exception:  # noqa: BLE001 - a corrupt history: the parent is not told
                 history = None
+        if terminate is not None:
+            checkpoint = terminating_checkpoint(item, history, terminate)
+        else:
+            assert failure is not None
+            checkpoint = failing_checkpoint(item, history, failure)
         try:
-            self.provider.complete_orchestration_work_item(
-                item, failing_checkpoint(item, history, failure)
-            )
+            self.provider.complete_orchestration_work_item(item, checkpoint)
         except WorkItemLockLost:
             log.warning("Lock on '%s' was lost; its work is dropped", item.instance_id)
         except Exception:
@@ -456,21 +549,29 @@ class AsyncWorker:
                 self._activity_capacity_wanted = True
                 signal.wait(seen, 0.05)
                 continue
+            wanted = self._isolation.before_poll(min(free, self.batch_size), self._stopping)
+            if not wanted:
+                continue
+            items = []
             try:
                 items = self.provider.lock_next_activity_work_items(
-                    self.worker_id, self.lock_timeout, min(free, self.batch_size)
+                    self.worker_id, self.lock_timeout, wanted
                 )
             except Exception:
                 log.exception("Locking activity work items failed; retrying")
                 signal.wait(seen, backoff.empty())
                 continue
+            finally:
+                self._isolation.after_poll(
+                    len(items), any(item.dequeue_count <= 1 for item in items)
+                )
             if not items:
                 signal.wait(seen, backoff.empty())
                 continue
             backoff.found()
             for item in items:
                 self._begin_activity(item)
-            if len(items) < min(free, self.batch_size):
+            if len(items) < wanted:
                 # It got all there was: poll again once something changed (or after the
                 # back-off), not at once.
                 signal.wait(seen, backoff.empty())
@@ -478,12 +579,14 @@ class AsyncWorker:
     def _begin_activity(self, item: ActivityWorkItem) -> None:
         pool, loop = self._pool, self._loop
         if pool is None:  # stopped while this item was being locked: give it back
-            with contextlib.suppress(Exception):
-                self.provider.abandon_activity_work_item(item, None)
+            self._give_back(item)
             return
         running = _RunningActivity(item)
         with self._guard:
             self._activities[id(running)] = running
+        if item.dequeue_count > 1:
+            self._begin_suspect(running, pool)
+            return
         registration = self.app.activities.get(item.task.name)
         if registration is not None and registration.is_async and loop is not None:
             future = asyncio.run_coroutine_threadsafe(self._run_async(item), loop)
@@ -491,6 +594,69 @@ class AsyncWorker:
             future.add_done_callback(lambda f: self._async_done(running, f))
         else:
             pool.submit(self._run_sync, running)
+
+    def _give_back(self, item: ActivityWorkItem) -> None:
+        with contextlib.suppress(Exception):
+            self.provider.abandon_activity_work_item(item, None)
+        self._isolation.finished(1)
+
+    def _begin_suspect(self, running: _RunningActivity, pool: _Threads) -> None:
+        """An activity delivered before: fail it if poison, drop it if its instance moved on,
+        else run it alone (see :mod:`ostinato.poison`)."""
+        item = running.item
+        task = item.task
+        if item.dequeue_count > self.max_delivery_attempts:
+            what = f"Activity {task.name!r} (task {task.task_id} of '{task.instance_id}')"
+            failure = poison_failure(what, item.dequeue_count, self.max_delivery_attempts)
+            self._activity_finished(running, self._failed(item, failure))
+            return
+        try:
+            record = self.provider.get_instance(task.instance_id)
+        except Exception:  # noqa: BLE001 - unknown: run it as a suspect
+            record = None
+        else:
+            if (
+                record is None
+                or record.runtime_status.is_terminal
+                or record.execution_id != task.execution_id
+            ):  # nobody waits for it: end the task without running it
+                failure = FailureDetails(
+                    "ActivityNotRun", f"Instance '{task.instance_id}' no longer waits for it"
+                )
+                self._activity_finished(running, self._failed(item, failure))
+                return
+        if not self._isolation.claim_suspect():
+            with self._guard:
+                self._activities.pop(id(running), None)
+            self._give_back(item)
+            return
+        pool.submit(self._run_suspect, running)
+
+    def _run_suspect(self, running: _RunningActivity) -> None:
+        item = running.item
+        try:
+            if not self._isolation.wait_alone(self._stopping):
+                return  # stop() abandons it
+            log.warning(
+                "Running activity %s of '%s' alone: delivery %d of at most %d",
+                item.task.name,
+                item.task.instance_id,
+                item.dequeue_count,
+                self.max_delivery_attempts,
+            )
+            registration = self.app.activities.get(item.task.name)
+            loop = self._loop
+            if registration is not None and registration.is_async and loop is not None:
+                future = asyncio.run_coroutine_threadsafe(self._run_async(item), loop)
+                try:
+                    message = future.result()
+                except concurrent.futures.CancelledError:
+                    return
+                self._activity_finished(running, message)
+            else:
+                self._run_sync(running)
+        finally:
+            self._isolation.release_suspect()
 
     def _context(self, item: ActivityWorkItem) -> tuple[Any, ActivityContext, Any]:
         """The activity's function, context and decoded input (raises if unregistered)."""
@@ -511,12 +677,14 @@ class AsyncWorker:
             instance_id=task.instance_id, execution_id=task.execution_id, event=event
         )
 
+    @classmethod
+    def _failure(cls, item: ActivityWorkItem, exc: BaseException) -> OrchestrationMessage:
+        return cls._failed(item, FailureDetails.from_exception(exc))
+
     @staticmethod
-    def _failure(item: ActivityWorkItem, exc: BaseException) -> OrchestrationMessage:
+    def _failed(item: ActivityWorkItem, failure: FailureDetails) -> OrchestrationMessage:
         task = item.task
-        event = TaskFailed(
-            task_scheduled_id=task.task_id, failure=FailureDetails.from_exception(exc)
-        )
+        event = TaskFailed(task_scheduled_id=task.task_id, failure=failure)
         return OrchestrationMessage(
             instance_id=task.instance_id, execution_id=task.execution_id, event=event
         )
@@ -554,6 +722,7 @@ class AsyncWorker:
         with self._guard:
             if self._activities.pop(id(running), None) is None:
                 return  # abandoned by stop(): another worker runs it again
+            self._isolation.finished(1)
             self._results.append((running.item, message))
             leader = not self._committing
             self._committing = True
@@ -595,12 +764,27 @@ class AsyncWorker:
                     self._results.extend(retry)
 
     def _renewer(self) -> None:
-        """Renew the locks of activities that run long (every third of ``lock_timeout``)."""
+        """Renew the locks of work held long (every third of ``lock_timeout``): running
+        activities, and orchestration steps (a suspect waiting to run alone, a slow step)."""
         interval = max(self.lock_timeout.total_seconds() / 3, 0.05)
         while not self._stopped.wait(interval / 2):
             now = time.monotonic()
             with self._guard:
                 due = [r for r in self._activities.values() if now - r.renewed >= interval / 2]
+                held = [
+                    item for item, renewed in self._held.values() if now - renewed >= interval / 2
+                ]
+            for item in held:
+                try:
+                    self.provider.renew_orchestration_work_item_lock(item, self.lock_timeout)
+                except WorkItemLockLost:
+                    if id(item) in self._held:  # else its step ended meanwhile
+                        log.warning("Lost the lock of '%s'; its step is dropped", item.instance_id)
+                except Exception:
+                    log.exception("Renewing the lock of '%s' failed", item.instance_id)
+                with self._guard:
+                    if id(item) in self._held:
+                        self._held[id(item)] = (item, now)
             for running in due:
                 try:
                     self.provider.renew_activity_work_item_lock(running.item, self.lock_timeout)

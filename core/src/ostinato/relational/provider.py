@@ -662,6 +662,7 @@ class RelationalProvider(StorageProvider):
                 rows = self._fetch(cur, self._in(s.queue_locks_in, (hub,), [item.instance_id]))
                 if not rows or rows[0][1] != item.lock_token or (rows[0][2] or 0) <= now:
                     raise _lock_lost(item)
+                cur.execute(s.queue_uncount, (hub, item.instance_id))
                 self._run(cur, self._release([item.instance_id], now))
 
     def renew_orchestration_work_item_lock(

@@ -190,8 +190,14 @@ class Statements:
         )
         #: until, new token, hub, id, token, now
         self.queue_hold = (
-            f"UPDATE {q} SET visible_at = {p}, locked_by = NULL, lock_token = {p} "
+            f"UPDATE {q} SET visible_at = {p}, locked_by = NULL, lock_token = {p}, "
+            "dequeue_count = dequeue_count - 1 "
             f"WHERE {hub_and_id} AND lock_token = {p} AND visible_at > {p}"
+        )
+        #: hub, id: an abandoned delivery is given back, not counted
+        self.queue_uncount = (
+            f"UPDATE {q} SET dequeue_count = dequeue_count - 1 "
+            f"WHERE {hub_and_id} AND dequeue_count > 0"
         )
         #: hub, id
         self.queue_reset = (
@@ -236,7 +242,8 @@ class Statements:
         )
         #: visible at, hub, row id, token, now
         self.activity_abandon = (
-            f"UPDATE {a} SET visible_at = {p}, locked_by = NULL, lock_token = NULL "
+            f"UPDATE {a} SET visible_at = {p}, locked_by = NULL, lock_token = NULL, "
+            "dequeue_count = dequeue_count - 1 "
             f"WHERE task_hub = {p} AND id = {p} AND lock_token = {p} AND visible_at > {p}"
         )
         #: hub, id

@@ -84,7 +84,7 @@ CREATE INDEX ostinato_activities_visible ON [ostinato].[ostinato_activities] (ta
 CREATE INDEX ostinato_activities_instance ON [ostinato].[ostinato_activities] (task_hub, instance_id);
 
 -- toolkit: activity_abandon
-UPDATE [ostinato].[ostinato_activities] SET visible_at = ?, locked_by = NULL, lock_token = NULL WHERE task_hub = ? AND id = ? AND lock_token = ? AND visible_at > ?;
+UPDATE [ostinato].[ostinato_activities] SET visible_at = ?, locked_by = NULL, lock_token = NULL, dequeue_count = dequeue_count - 1 WHERE task_hub = ? AND id = ? AND lock_token = ? AND visible_at > ?;
 
 -- toolkit: activity_claim
 SELECT id, instance_id, execution_id, task_id, name, input, dequeue_count FROM [ostinato].[ostinato_activities] WITH (UPDLOCK, READPAST, ROWLOCK) WHERE task_hub = ? AND visible_at <= ? ORDER BY visible_at, id OFFSET 0 ROWS FETCH NEXT ? ROWS ONLY;
@@ -159,7 +159,7 @@ SELECT instance_id, dequeue_count FROM [ostinato].[ostinato_orchestration_queue]
 DELETE FROM [ostinato].[ostinato_orchestration_queue] WHERE task_hub = ? AND instance_id = ?;
 
 -- toolkit: queue_hold
-UPDATE [ostinato].[ostinato_orchestration_queue] SET visible_at = ?, locked_by = NULL, lock_token = ? WHERE task_hub = ? AND instance_id = ? AND lock_token = ? AND visible_at > ?;
+UPDATE [ostinato].[ostinato_orchestration_queue] SET visible_at = ?, locked_by = NULL, lock_token = ?, dequeue_count = dequeue_count - 1 WHERE task_hub = ? AND instance_id = ? AND lock_token = ? AND visible_at > ?;
 
 -- toolkit: queue_lock (2 rows or ids)
 UPDATE [ostinato].[ostinato_orchestration_queue] SET visible_at = ?, locked_by = ?, lock_token = ?, dequeue_count = dequeue_count + 1 WHERE task_hub = ? AND instance_id IN (?, ?);
@@ -181,6 +181,9 @@ UPDATE [ostinato].[ostinato_orchestration_queue] SET visible_at = ? WHERE task_h
 
 -- toolkit: queue_reset
 UPDATE [ostinato].[ostinato_orchestration_queue] SET visible_at = NULL, locked_by = NULL, lock_token = NULL, dequeue_count = 0 WHERE task_hub = ? AND instance_id = ?;
+
+-- toolkit: queue_uncount
+UPDATE [ostinato].[ostinato_orchestration_queue] SET dequeue_count = dequeue_count - 1 WHERE task_hub = ? AND instance_id = ? AND dequeue_count > 0;
 
 -- toolkit: queue_upsert (2 rows or ids)
 MERGE [ostinato].[ostinato_orchestration_queue] WITH (HOLDLOCK) AS target USING (VALUES (?, ?, ?, ?), (?, ?, ?, ?)) AS excluded (task_hub, instance_id, visible_at, dequeue_count) ON target.task_hub = excluded.task_hub AND target.instance_id = excluded.instance_id WHEN MATCHED THEN UPDATE SET visible_at = CASE WHEN target.lock_token IS NULL AND (target.visible_at IS NULL OR excluded.visible_at < target.visible_at) THEN excluded.visible_at ELSE target.visible_at END WHEN NOT MATCHED THEN INSERT (task_hub, instance_id, visible_at, dequeue_count) VALUES (excluded.task_hub, excluded.instance_id, excluded.visible_at, excluded.dequeue_count);
