@@ -49,3 +49,16 @@ class RestartingWorker:
             proc.wait()
             if not self._stop.is_set():
                 self.crashes += 1
+
+
+def start_worker(spec: dict[str, Any]) -> subprocess.Popen[str]:
+    """One ``worker_process.py``; returns once it prints ``ready``."""
+    proc = subprocess.Popen(
+        [sys.executable, str(HERE / "worker_process.py"), json.dumps(spec)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert line.strip() == "ready", f"the worker process did not start: {line!r}"
+    return proc

@@ -4,8 +4,8 @@ usage: worker_process.py SPEC_JSON
 
 SPEC_JSON: the store spec (see ``stores.open_store``) plus ``marks`` (a directory: every run
 of a crashing activity or orchestrator step appends a line to a file there before it kills
-this process with ``os._exit``), ``lock_timeout`` and ``max_delivery_attempts``. Prints
-``ready`` once it takes work; runs until SIGTERM.
+this process with ``os._exit``), ``lock_timeout`` and ``max_delivery_attempts`` (left out or
+``None``: the worker's defaults). Prints ``ready`` once it takes work; runs until SIGTERM.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,19 @@ def crashes(ctx: ot.OrchestrationContext, _: Any) -> Any:
     mark_and_die("crash_orchestrator")
 
 
+@app.activity
+def slow(ctx: ot.ActivityContext, seconds: float) -> str:
+    with open(MARKS / "slow_started", "a") as f:
+        f.write(f"{os.getpid()}\n")
+    time.sleep(seconds)
+    return "slept"
+
+
+@app.orchestrator
+def sleeps(ctx: ot.OrchestrationContext, seconds: float) -> Any:
+    return (yield ctx.call_activity(slow, input=seconds))
+
+
 @app.orchestrator
 def bystander(ctx: ot.OrchestrationContext, n: int) -> Any:
     first = yield ctx.call_activity(echo, input=n)
@@ -72,13 +86,12 @@ def main() -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     provider = open_store(SPEC)
-    with ot.Worker(
-        app,
-        provider,
-        lock_timeout=timedelta(seconds=SPEC["lock_timeout"]),
-        max_delivery_attempts=SPEC["max_delivery_attempts"],
-        max_poll_interval=0.05,
-    ):
+    options: dict[str, Any] = {}
+    if SPEC.get("lock_timeout") is not None:  # else the default
+        options["lock_timeout"] = timedelta(seconds=SPEC["lock_timeout"])
+    if SPEC.get("max_delivery_attempts") is not None:
+        options["max_delivery_attempts"] = SPEC["max_delivery_attempts"]
+    with ot.Worker(app, provider, max_poll_interval=0.05, **options):
         print("ready", flush=True)
         stop.wait()
     provider.close()

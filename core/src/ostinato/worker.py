@@ -64,6 +64,9 @@ DEFAULT_ACTIVITY_THREADS = min(32, (os.cpu_count() or 1) + 4)
 #: polls while the other processes and commits (processing is Python, so more threads would
 #: only take turns on the GIL; measured: two did more HelloCities per second than four).
 ORCHESTRATION_THREADS = 2
+#: How long a work item's lock lasts unless renewed (the worker renews held items' locks
+#: every third of it): a crashed worker's items are handed out again after about this long.
+DEFAULT_LOCK_TIMEOUT = timedelta(seconds=15)
 #: The first poll delay after an empty poll; it doubles up to ``max_poll_interval``.
 MIN_POLL_DELAY = 0.001
 
@@ -182,7 +185,7 @@ class AsyncWorker:
         max_concurrent_orchestrations: int = 100,
         max_concurrent_activities: int = 100,
         activity_threads: int | None = None,
-        lock_timeout: timedelta = timedelta(minutes=1),
+        lock_timeout: timedelta = DEFAULT_LOCK_TIMEOUT,
         max_poll_interval: float = 1.0,
         grace_period: float = 30.0,
         max_delivery_attempts: int = DEFAULT_MAX_DELIVERY_ATTEMPTS,

@@ -34,6 +34,7 @@ from ostinato.history import HistoryEvent
 from ostinato.provider import StorageProvider
 from ostinato.status import OrchestrationState, OrchestrationStatus
 from ostinato.worker import Worker
+from ostinato.worker_settings import load_worker_settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -377,6 +378,20 @@ def _takes_no_arguments(fn: Callable[..., Any]) -> bool:
     help="Seconds in-flight work gets to finish on stop.",
 )
 @click.option(
+    "--lock-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Seconds a work item's lock lasts unless renewed (a dead worker's work comes back "
+    "after it) [default: [worker] lock_timeout in the config, else 15].",
+)
+@click.option(
+    "--max-delivery-attempts",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Deliveries of one work item before it is failed as poison "
+    "[default: [worker] max_delivery_attempts in the config, else 5].",
+)
+@click.option(
     "--log-level",
     type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
     default="info",
@@ -390,6 +405,8 @@ def worker(
     max_concurrent_orchestrations: int,
     max_concurrent_activities: int,
     grace_period: float,
+    lock_timeout: float | None,
+    max_delivery_attempts: int | None,
     log_level: str,
     as_json: bool,
 ) -> None:
@@ -403,6 +420,11 @@ def worker(
     state = _state(ctx)
     config = state.config()
     provider = state.provider()
+    worker_settings = load_worker_settings(
+        config.config_file,
+        lock_timeout=lock_timeout,
+        max_delivery_attempts=max_delivery_attempts,
+    )
     _configure_logging(log_level)
     stop = threading.Event()
 
@@ -420,6 +442,7 @@ def worker(
             max_concurrent_orchestrations=max_concurrent_orchestrations,
             max_concurrent_activities=max_concurrent_activities,
             grace_period=grace_period,
+            **worker_settings.options(),
         )
         w.start()
         info = {
