@@ -49,7 +49,7 @@ def test_40_worker_starts_beside_a_busy_worker_all_succeed(
                     provider = make_store(pool_min_size=0)
                     with ot.Worker(ot.App(), provider, grace_period=1):
                         started += 1
-                except Exception as exc:  # noqa: BLE001 - counted and reported below
+                except Exception as exc:
                     failures.append(exc)
         finally:
             stop.set()
