@@ -41,7 +41,14 @@ from ostinato.errors import (
 )
 from ostinato.httpcall import HttpResponse
 from ostinato.memory import InMemoryProvider
-from ostinato.provider import Page, ProviderCapabilities, ReuseIdPolicy, StorageProvider
+from ostinato.provider import (
+    DeadLetter,
+    DeadLetterKind,
+    Page,
+    ProviderCapabilities,
+    ReuseIdPolicy,
+    StorageProvider,
+)
 from ostinato.retry import RetryPolicy
 from ostinato.status import OrchestrationState, OrchestrationStatus
 from ostinato.task import Task, when_all, when_any
@@ -57,6 +64,8 @@ __all__ = [
     "Client",
     "ConfigurationError",
     "DataConverter",
+    "DeadLetter",
+    "DeadLetterKind",
     "EntityContext",
     "EntityId",
     "EntityLock",

@@ -39,6 +39,7 @@ from ostinato.history import (
 )
 from ostinato.ids import new_instance_id, unique_id, validate_instance_id
 from ostinato.provider import (
+    DeadLetter,
     InstanceQuery,
     InstanceRecord,
     OrchestrationMessage,
@@ -382,6 +383,27 @@ class Client:
                 deleted += self._purge(child, recursive, statuses)
         return deleted
 
+    # -- dead letters ---------------------------------------------------------------------
+    def list_dead_letters(
+        self, *, instance_id: str | None = None, limit: int = 100
+    ) -> list[DeadLetter]:
+        """Records the provider moved aside because they could not be decoded, oldest first
+        (of one instance, if given)."""
+        return self._provider().list_dead_letters(instance_id, limit)
+
+    def get_dead_letter(self, dead_letter_id: str) -> DeadLetter | None:
+        """One dead letter (with the record as it was stored), or ``None``."""
+        return self._provider().get_dead_letter(dead_letter_id)
+
+    def retry_dead_letter(self, dead_letter_id: str) -> bool:
+        """Put a dead letter back where it came from (e.g. after upgrading the code that
+        could not read it); returns whether it existed."""
+        return self._provider().retry_dead_letter(dead_letter_id)
+
+    def delete_dead_letter(self, dead_letter_id: str) -> bool:
+        """Delete a dead letter for good; returns whether it existed."""
+        return self._provider().delete_dead_letter(dead_letter_id)
+
     def purge_orchestrations_by(
         self,
         created_time_from: datetime | None = None,
@@ -544,6 +566,24 @@ class AsyncClient:
     async def query_entities(self, **filters: Any) -> Page[EntityMetadata]:
         """See :meth:`Client.query_entities` (same keyword filters)."""
         return await self._run(self._client.query_entities, **filters)
+
+    async def list_dead_letters(
+        self, *, instance_id: str | None = None, limit: int = 100
+    ) -> list[DeadLetter]:
+        """See :meth:`Client.list_dead_letters`."""
+        return await self._run(self._client.list_dead_letters, instance_id=instance_id, limit=limit)
+
+    async def get_dead_letter(self, dead_letter_id: str) -> DeadLetter | None:
+        """See :meth:`Client.get_dead_letter`."""
+        return await self._run(self._client.get_dead_letter, dead_letter_id)
+
+    async def retry_dead_letter(self, dead_letter_id: str) -> bool:
+        """See :meth:`Client.retry_dead_letter`."""
+        return await self._run(self._client.retry_dead_letter, dead_letter_id)
+
+    async def delete_dead_letter(self, dead_letter_id: str) -> bool:
+        """See :meth:`Client.delete_dead_letter`."""
+        return await self._run(self._client.delete_dead_letter, dead_letter_id)
 
     async def purge_orchestration(
         self, instance_id: str, *, recursive: bool = True, force: bool = False

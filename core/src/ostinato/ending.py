@@ -40,9 +40,17 @@ def failing_checkpoint(
     history: Sequence[HistoryEvent] | None,
     failure: FailureDetails,
     now: datetime | None = None,
+    *,
+    history_lost: bool = False,
 ) -> OrchestrationCheckpoint:
-    """A checkpoint that fails ``item``'s instance with ``failure`` and consumes its messages."""
-    return _ending(item, history, OrchestrationStatus.FAILED, failure, None, now or utcnow())
+    """A checkpoint that fails ``item``'s instance with ``failure`` and consumes its messages.
+
+    ``history_lost``: the stored history was moved aside (a dead letter); the checkpoint
+    starts the history again with the failure.
+    """
+    return _ending(
+        item, history, OrchestrationStatus.FAILED, failure, None, now or utcnow(), history_lost
+    )
 
 
 def terminating_checkpoint(
@@ -62,6 +70,7 @@ def _ending(
     failure: FailureDetails | None,
     terminate: ExecutionTerminated | None,
     now: datetime,
+    history_lost: bool = False,
 ) -> OrchestrationCheckpoint:
     record = item.instance
     events = list(history or [])
@@ -97,7 +106,8 @@ def _ending(
         size = 0
     else:
         assert record is not None
-        base, size = record, record.history_size
+        base, size = record, 0 if history_lost else record.history_size
+        reset = history_lost
     output = terminate.output if terminate is not None else None
     new_history += [
         OrchestratorStarted(timestamp=now),

@@ -36,7 +36,7 @@ from ostinato.converter import DataConverter
 from ostinato.ending import starts_new_execution
 from ostinato.engine import OrchestrationRun
 from ostinato.entities import EntityProcessor, is_entity_instance
-from ostinato.errors import FailureDetails
+from ostinato.errors import FailureDetails, SerializationError
 from ostinato.history import (
     ExecutionStarted,
     ExecutionTerminated,
@@ -58,6 +58,10 @@ DEFER_DELAY = timedelta(seconds=1)
 #: Seconds a step waits for another thread's step of the same instance to be committed or
 #: dropped before it replays the history instead.
 HANDOFF_WAIT = 1.0
+
+
+class CorruptHistory(Exception):
+    """The instance's stored history cannot be decoded (the message says why)."""
 
 
 @dataclass
@@ -252,7 +256,10 @@ class OrchestrationProcessor:
     def _rebuild(self, item: OrchestrationWorkItem, record: InstanceRecord) -> OrchestrationRun:
         history = item.history
         if history is None:
-            history = self.provider.get_history(item.instance_id)
+            try:
+                history = self.provider.get_history(item.instance_id)
+            except SerializationError as exc:
+                raise CorruptHistory(str(exc)) from exc
         run = OrchestrationRun(self.app, item.instance_id, self.converter)
         run.replay(history)
         return run

@@ -31,6 +31,12 @@ Guarantees every provider gives (the conformance suite checks each one):
   expiry adds one at the next hand-out (a crash is counted), abandoning gives the delivery back
   (the next hand-out has the same count), a completion starts the instance's count again. The
   core's poison policy (``max_delivery_attempts``) reads it; providers apply no policy.
+* **Dead letters.** A stored record the provider cannot decode (an inbox message while
+  locking; an instance's history when the core asks, :meth:`StorageProvider.dead_letter_history`)
+  is moved aside, as it was stored, into the provider's dead-letter store, never handed out
+  again nor dropped; a work item names what was moved aside while locking it
+  (``OrchestrationWorkItem.dead_letters``) so the core can fail the instance. Dead letters are
+  listed, shown, put back (``retry``) and deleted through the provider.
 """
 
 from __future__ import annotations
@@ -186,6 +192,42 @@ class ActivityTask:
         return cls(**json.loads(text))
 
 
+class DeadLetterKind(enum.Enum):
+    """What kind of stored record a dead letter holds."""
+
+    #: One inbox message (its stored text, which could not be decoded).
+    MESSAGE = "message"
+    #: An instance's whole current history (its stored rows as a JSON array of their texts).
+    HISTORY = "history"
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A stored record moved aside because it could not be decoded.
+
+    ``body`` is the record exactly as it was stored (for ``HISTORY``: the rows as a JSON array
+    of their texts); ``reason`` says why it was moved. ``id`` is the provider's.
+    """
+
+    id: str
+    kind: DeadLetterKind
+    instance_id: str
+    body: str
+    reason: str
+    created_at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly form (CLI, HTTP)."""
+        return {
+            "id": self.id,
+            "kind": self.kind.value,
+            "instance_id": self.instance_id,
+            "reason": self.reason,
+            "created_at": self.created_at.isoformat(),
+            "body": self.body,
+        }
+
+
 @dataclass
 class OrchestrationWorkItem:
     """One instance's pending visible messages, locked for one worker.
@@ -195,7 +237,8 @@ class OrchestrationWorkItem:
     unless the provider chose to prefetch it; the worker then reads it with ``get_history``
     only if its cache doesn't already hold it. ``dequeue_count``: deliveries of the instance's
     messages since its last completed step, this one included (see the module doc).
-    ``provider_data`` is the provider's own.
+    ``dead_letters``: messages of the instance that could not be decoded and were moved aside
+    while locking (they are not in ``messages``). ``provider_data`` is the provider's own.
     """
 
     instance_id: str
@@ -205,6 +248,7 @@ class OrchestrationWorkItem:
     locked_until: datetime
     history: list[HistoryEvent] | None = None
     dequeue_count: int = 1
+    dead_letters: list[DeadLetter] = field(default_factory=list)
     provider_data: Any = None
 
 
@@ -554,6 +598,41 @@ class StorageProvider(ABC):
         self, item: ActivityWorkItem, lock_timeout: timedelta
     ) -> None:
         """Extend the task's lock. Raises ``WorkItemLockLost`` if it is no longer held."""
+
+    # -- dead letters ---------------------------------------------------------------------
+    # A provider that can hold undecodable records overrides all five; the defaults describe
+    # a provider that never has any (every record it stores decodes).
+    def dead_letter_history(self, item: OrchestrationWorkItem, reason: str) -> DeadLetter | None:
+        """Move the locked instance's current history aside (it cannot be decoded).
+
+        Afterwards ``get_history`` returns ``[]`` and the instance record is unchanged (the
+        core then fails the instance with a checkpoint that resets the history). Returns the
+        dead letter, or ``None`` if there was nothing to move. Raises ``WorkItemLockLost``
+        (changing nothing) if the lock is no longer held.
+        """
+        return None
+
+    def list_dead_letters(
+        self, instance_id: str | None = None, limit: int = 100
+    ) -> list[DeadLetter]:
+        """Dead letters, oldest first (of one instance, if given), at most ``limit``."""
+        return []
+
+    def get_dead_letter(self, dead_letter_id: str) -> DeadLetter | None:
+        """One dead letter, or ``None``."""
+        return None
+
+    def retry_dead_letter(self, dead_letter_id: str) -> bool:
+        """Put a dead letter back where it came from, as it was, and delete it, atomically.
+
+        A message goes back into its instance's inbox; a history replaces the instance's
+        current history. Returns whether it existed.
+        """
+        return False
+
+    def delete_dead_letter(self, dead_letter_id: str) -> bool:
+        """Delete a dead letter for good; returns whether it existed."""
+        return False
 
     # -- helpers for implementers ---------------------------------------------------------
     @staticmethod

@@ -45,7 +45,7 @@ from ostinato.entities import is_entity_instance
 from ostinato.errors import FailureDetails, SerializationError, WorkItemLockLost, unstorable
 from ostinato.history import ExecutionTerminated, TaskCompleted, TaskFailed
 from ostinato.poison import DEFAULT_MAX_DELIVERY_ATTEMPTS, Isolation, poison_failure
-from ostinato.processor import OrchestrationProcessor, Step
+from ostinato.processor import CorruptHistory, OrchestrationProcessor, Step
 from ostinato.provider import (
     ActivityWorkItem,
     OrchestrationMessage,
@@ -404,6 +404,9 @@ class AsyncWorker:
                 self._held[id(item)] = (item, now)
         try:
             for item in items:
+                if item.dead_letters and not is_entity_instance(item.instance_id):
+                    self._end_instance(item, failure=_dead_letter_failure(item))
+                    continue
                 terminate = next(
                     (m.event for m in item.messages if isinstance(m.event, ExecutionTerminated)),
                     None,
@@ -445,6 +448,31 @@ class AsyncWorker:
             self._unhold([suspect])
             isolation.release_suspect()
 
+    def _dead_letter_history(self, item: OrchestrationWorkItem, reason: str) -> None:
+        """Move an undecodable history aside and fail its instance."""
+        try:
+            letter = self.provider.dead_letter_history(item, f"undecodable history: {reason}")
+        except WorkItemLockLost:
+            log.warning("Lock on '%s' was lost; its work is dropped", item.instance_id)
+            return
+        except Exception:
+            log.exception("Moving the history of '%s' aside failed; retrying", item.instance_id)
+            with contextlib.suppress(Exception):
+                self.provider.abandon_orchestration_work_item(item, timedelta(seconds=1))
+            return
+        where = (
+            f"; it was moved to the dead letters as {letter.id} "
+            f"(ostinato dead-letters show {letter.id})"
+            if letter is not None
+            else ""
+        )
+        failure = FailureDetails(
+            "SerializationError",
+            f"The history of orchestration '{item.instance_id}' cannot be decoded "
+            f"({reason}){where}",
+        )
+        self._end_instance(item, failure=failure, history_lost=letter is not None)
+
     def _unhold(self, items: list[OrchestrationWorkItem]) -> None:
         with self._guard:
             for item in items:
@@ -457,6 +485,8 @@ class AsyncWorker:
         for item in items:
             try:
                 steps.append(self.processor.process(item))
+            except CorruptHistory as exc:
+                self._dead_letter_history(item, str(exc))
             except BaseException:  # one step's failure is that step's alone
                 log.exception("Orchestration step for '%s' failed; abandoning", item.instance_id)
                 with contextlib.suppress(Exception):
@@ -516,6 +546,7 @@ class AsyncWorker:
         *,
         failure: FailureDetails | None = None,
         terminate: ExecutionTerminated | None = None,
+        history_lost: bool = False,
     ) -> None:
         """End ``item``'s instance without running its code: TERMINATED as ``terminate``
         asks, else FAILED with ``failure``."""
@@ -523,7 +554,7 @@ class AsyncWorker:
             assert failure is not None
             log.error("Failing orchestration '%s': %s", item.instance_id, failure.message)
         history = item.history
-        if history is None:
+        if history is None and not history_lost:
             try:
                 history = self.provider.get_history(item.instance_id)
             except Exception:  # noqa: BLE001 - a corrupt history: the parent is not told
@@ -532,7 +563,7 @@ class AsyncWorker:
             checkpoint = terminating_checkpoint(item, history, terminate)
         else:
             assert failure is not None
-            checkpoint = failing_checkpoint(item, history, failure)
+            checkpoint = failing_checkpoint(item, history, failure, history_lost=history_lost)
         try:
             self.provider.complete_orchestration_work_item(item, checkpoint)
         except WorkItemLockLost:
@@ -800,6 +831,18 @@ class AsyncWorker:
                     )
                 except Exception:
                     log.exception("Renewing the lock of activity %s failed", running.item.task.name)
+
+
+def _dead_letter_failure(item: OrchestrationWorkItem) -> FailureDetails:
+    """The failure of an instance some of whose messages could not be decoded."""
+    ids = ", ".join(letter.id or "?" for letter in item.dead_letters)
+    reasons = "; ".join(dict.fromkeys(letter.reason for letter in item.dead_letters))
+    return FailureDetails(
+        "SerializationError",
+        f"{len(item.dead_letters)} message(s) for orchestration '{item.instance_id}' could "
+        f"not be decoded ({reasons}) and were moved to the dead letters: {ids} "
+        "(see `ostinato dead-letters list`)",
+    )
 
 
 class Worker:

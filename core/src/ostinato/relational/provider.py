@@ -30,6 +30,8 @@ consumes the result, syncs them too.
 
 from __future__ import annotations
 
+import json
+import logging
 from abc import abstractmethod
 from collections.abc import Callable, Collection, Sequence
 from contextlib import AbstractContextManager
@@ -38,10 +40,12 @@ from typing import Any, TypeVar
 
 from ostinato import history
 from ostinato.errors import InstanceAlreadyExistsError, WorkItemLockLost
-from ostinato.history import HistoryEvent
+from ostinato.history import HistoryEvent, utcnow
 from ostinato.provider import (
     ActivityTask,
     ActivityWorkItem,
+    DeadLetter,
+    DeadLetterKind,
     InstanceQuery,
     InstanceRecord,
     OrchestrationCheckpoint,
@@ -67,6 +71,7 @@ Item = TypeVar("Item")
 Claimed = TypeVar("Claimed")
 #: Statements to run, in order, with their parameters.
 Script = list[tuple[str, Sequence[Any]]]
+log = logging.getLogger("ostinato.relational")
 _Completion = tuple[OrchestrationWorkItem, OrchestrationCheckpoint]
 #: The arguments of one :meth:`RelationalProvider.create_instance` call.
 CreateRequest = tuple[InstanceRecord, OrchestrationMessage, ReuseIdPolicy]
@@ -537,18 +542,131 @@ class RelationalProvider(StorageProvider):
             if found is None:
                 continue
             row = records.get(iid)
+            decoded, undecodable = _decode_messages(found)
             items.append(
                 OrchestrationWorkItem(
                     instance_id=iid,
-                    messages=[OrchestrationMessage.from_json(body) for _, body in found],
+                    messages=[message for _, message in decoded],
                     instance=None if row is None else instance_record(row),
                     lock_token=token,
                     locked_until=locked_until,
                     dequeue_count=dequeue_count + 1,
-                    provider_data=[message_id for message_id, _ in found],
+                    dead_letters=self._move_aside(iid, undecodable),
+                    provider_data=[message_id for message_id, _ in decoded],
                 )
             )
         return items
+
+    def _move_aside(
+        self, instance_id: str, undecodable: list[tuple[int, str, str]]
+    ) -> list[DeadLetter]:
+        """Move undecodable inbox messages (row id, body, reason) of a locked instance into
+        the dead letters; the ones that could not be moved stay in the inbox (and are
+        reported again on the next lock)."""
+        if not undecodable:
+            return []
+        s, hub = self._sql, self.task_hub
+        moved: list[DeadLetter] = []
+        try:
+            with self._write(durable=True) as cur:
+                now = self._now_micros()
+                for _, body, reason in undecodable:
+                    cur.execute(
+                        s.dead_letter_insert,
+                        (hub, instance_id, DeadLetterKind.MESSAGE.value, body, reason, now),
+                    )
+                    moved.append(self._last_dead_letter(cur, instance_id))
+                self._run(cur, self._in(s.inbox_delete_ids, (), [r[0] for r in undecodable]))
+        except Exception:
+            log.exception("Moving undecodable messages of '%s' aside failed", instance_id)
+            return [
+                DeadLetter("", DeadLetterKind.MESSAGE, instance_id, body, reason, utcnow())
+                for _, body, reason in undecodable
+            ]
+        return moved
+
+    def _last_dead_letter(self, cur: Cursor, instance_id: str) -> DeadLetter:
+        """The newest dead letter of ``instance_id`` (the one just inserted, in this
+        transaction, which holds the instance's lock)."""
+        cur.execute(self._sql.dead_letters_newest, (self.task_hub, instance_id, 1))
+        return _dead_letter(cur.fetchall()[0])
+
+    # -- dead letters ---------------------------------------------------------------------
+    def dead_letter_history(self, item: OrchestrationWorkItem, reason: str) -> DeadLetter | None:
+        s, hub = self._sql, self.task_hub
+        with self._write(durable=True) as cur:
+            rows = self._fetch(cur, self._in(s.queue_locks_in, (hub,), [item.instance_id]))
+            now = self._now_micros()
+            if not rows or rows[0][1] != item.lock_token or (rows[0][2] or 0) <= now:
+                raise _lock_lost(item)
+            cur.execute(s.history_rows, (hub, item.instance_id))
+            texts = [text for _, text in cur.fetchall()]
+            if not texts:
+                return None
+            body = json.dumps(texts, ensure_ascii=False)
+            cur.execute(
+                s.dead_letter_insert,
+                (hub, item.instance_id, DeadLetterKind.HISTORY.value, body, reason, now),
+            )
+            cur.execute(s.history_delete, (hub, item.instance_id))
+            return self._last_dead_letter(cur, item.instance_id)
+
+    def list_dead_letters(
+        self, instance_id: str | None = None, limit: int = 100
+    ) -> list[DeadLetter]:
+        with self._read() as cur:
+            if instance_id is None:
+                cur.execute(self._sql.dead_letters_select, (self.task_hub, limit))
+            else:
+                cur.execute(self._sql.dead_letters_of, (self.task_hub, instance_id, limit))
+            return [_dead_letter(row) for row in cur.fetchall()]
+
+    def get_dead_letter(self, dead_letter_id: str) -> DeadLetter | None:
+        key = _dead_letter_key(dead_letter_id)
+        if key is None:
+            return None
+        with self._read() as cur:
+            cur.execute(self._sql.dead_letter_select, (self.task_hub, key))
+            rows = cur.fetchall()
+        return _dead_letter(rows[0]) if rows else None
+
+    def retry_dead_letter(self, dead_letter_id: str) -> bool:
+        key = _dead_letter_key(dead_letter_id)
+        if key is None:
+            return False
+        s, hub = self._sql, self.task_hub
+        script: Script
+        with self._write(durable=True, notify=True) as cur:
+            cur.execute(s.dead_letter_select + self.dialect.lock_suffix(), (hub, key))
+            rows = cur.fetchall()
+            if not rows:
+                return False
+            letter = _dead_letter(rows[0])
+            now = self._now_micros()
+            iid = letter.instance_id
+            if letter.kind is DeadLetterKind.HISTORY:
+                cur.execute(s.history_delete, (hub, iid))
+                script = []
+                self._rows(
+                    script, s.history_insert, [(hub, iid, t) for t in json.loads(letter.body)]
+                )
+                self._run(cur, script)
+            else:
+                script = []
+                self._rows(script, s.inbox_insert, [(hub, iid, now, letter.body)])
+                self._rows(script, s.queue_upsert, [(hub, iid, now, 0)])
+                self._work_may_be_added(s.queue_peek)
+                self._run(cur, script)
+            cur.execute(s.dead_letter_delete, (hub, key))
+        return True
+
+    def delete_dead_letter(self, dead_letter_id: str) -> bool:
+        key = _dead_letter_key(dead_letter_id)
+        if key is None:
+            return False
+        with self._write(durable=True) as cur:
+            cur.execute(self._sql.dead_letter_delete, (self.task_hub, key))
+            return bool(cur.rowcount)
 
     def complete_orchestration_work_item(
         self, item: OrchestrationWorkItem, checkpoint: OrchestrationCheckpoint
@@ -787,6 +905,33 @@ class RelationalProvider(StorageProvider):
             if cur.rowcount != 1:
                 raise _activity_lock_lost(item)
         item.locked_until = from_micros(expires)
+
+
+def _decode_messages(
+    found: list[tuple[int, str]],
+) -> tuple[list[tuple[int, OrchestrationMessage]], list[tuple[int, str, str]]]:
+    """Split stored inbox rows into decoded messages and undecodable (id, body, reason)."""
+    decoded: list[tuple[int, OrchestrationMessage]] = []
+    undecodable: list[tuple[int, str, str]] = []
+    for message_id, body in found:
+        try:
+            decoded.append((message_id, OrchestrationMessage.from_json(body)))
+        except Exception as exc:  # noqa: BLE001 - any decoding failure: moved aside
+            undecodable.append(
+                (message_id, body, f"undecodable message: {type(exc).__name__}: {exc}")
+            )
+    return decoded, undecodable
+
+
+def _dead_letter(row: Sequence[Any]) -> DeadLetter:
+    row_id, kind, instance_id, body, reason, created_at = row
+    return DeadLetter(
+        str(row_id), DeadLetterKind(kind), instance_id, body, reason, from_micros(created_at)
+    )
+
+
+def _dead_letter_key(dead_letter_id: str) -> int | None:
+    return int(dead_letter_id) if dead_letter_id.isdigit() else None
 
 
 def _lock_lost(item: OrchestrationWorkItem) -> WorkItemLockLost:

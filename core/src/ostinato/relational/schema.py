@@ -22,6 +22,9 @@ quoting or validation). Tables:
     timer or for an expired lock.
 ``ostinato_activities``
     The activity queue; the same ``visible_at``/lock convention per task.
+``ostinato_dead_letters``
+    Records moved aside because they could not be decoded (``kind``: ``message`` or
+    ``history``), as they were stored, with the ``reason``.
 
 Times are 64-bit integers: microseconds since the Unix epoch, UTC. Migrations only ever add:
 a database is brought forward by applying every migration newer than its version, in one
@@ -41,6 +44,7 @@ HISTORY = "ostinato_history"
 INBOX = "ostinato_inbox"
 ORCHESTRATION_QUEUE = "ostinato_orchestration_queue"
 ACTIVITIES = "ostinato_activities"
+DEAD_LETTERS = "ostinato_dead_letters"
 
 #: The instance-record columns, in the order the statements read and write them.
 INSTANCE_COLUMNS: tuple[str, ...] = (
@@ -223,6 +227,27 @@ MIGRATIONS: tuple[Migration, ...] = (
     # No DDL: a history row may now hold a step's run of events (history.dumps_many), which an
     # older ostinato could not read. The version makes an older ostinato refuse the database.
     Migration(2, "history rows hold a run of events"),
+    Migration(
+        3,
+        "dead letters: undecodable records moved aside",
+        tables=(
+            Table(
+                DEAD_LETTERS,
+                (
+                    _c("id", ColumnType.IDENTITY, False),
+                    _c("task_hub", _K, False),
+                    _c("instance_id", _K, False),
+                    _c("kind", _K, False),
+                    _c("body", _T, False),
+                    _c("reason", _T, False),
+                    _c("created_at", _B, False),
+                ),
+            ),
+        ),
+        indexes=(
+            Index("ostinato_dead_letters_instance", DEAD_LETTERS, ("task_hub", "instance_id")),
+        ),
+    ),
 )
 
 #: The schema version this code reads and writes.

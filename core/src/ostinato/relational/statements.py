@@ -16,6 +16,7 @@ from functools import cache
 from ostinato.relational.dialect import Dialect
 from ostinato.relational.schema import (
     ACTIVITIES,
+    DEAD_LETTERS,
     HISTORY,
     INBOX,
     INSTANCE_COLUMNS,
@@ -206,6 +207,33 @@ class Statements:
         )
         #: hub, id
         self.queue_delete = f"DELETE FROM {q} WHERE {hub_and_id}"
+
+        # -- dead letters -------------------------------------------------------------------
+        dl = DEAD_LETTERS
+        dl_columns = "id, kind, instance_id, body, reason, created_at"
+        #: hub, instance id, kind, body, reason, created at
+        self.dead_letter_insert = (
+            f"INSERT INTO {dl} (task_hub, instance_id, kind, body, reason, created_at) "
+            f"VALUES ({p}, {p}, {p}, {p}, {p}, {p})"
+        )
+        #: hub, limit
+        self.dead_letters_select = d.select(
+            dl_columns, dl, f"task_hub = {p}", order_by="id", limit=True
+        )
+        #: hub, instance id, limit
+        self.dead_letters_of = d.select(
+            dl_columns, dl, f"task_hub = {p} AND instance_id = {p}", order_by="id", limit=True
+        )
+        #: hub, instance id, 1
+        self.dead_letters_newest = d.select(
+            dl_columns, dl, f"task_hub = {p} AND instance_id = {p}", order_by="id DESC", limit=True
+        )
+        #: hub, id
+        self.dead_letter_select = d.select(dl_columns, dl, f"task_hub = {p} AND id = {p}")
+        #: hub, id
+        self.dead_letter_delete = f"DELETE FROM {dl} WHERE task_hub = {p} AND id = {p}"
+        #: hub, id: the history rows of one instance, with their ids
+        self.history_rows = f"SELECT id, event FROM {HISTORY} WHERE {hub_and_id} ORDER BY id"
 
         # -- activities ---------------------------------------------------------------------
         #: n rows of ACTIVITY_INSERT_COLUMNS

@@ -74,3 +74,17 @@ CREATE INDEX ostinato_activities_visible ON ostinato_activities (task_hub, visib
 CREATE INDEX ostinato_activities_instance ON ostinato_activities (task_hub, instance_id);
 
 -- migration 2: history rows hold a run of events
+
+-- migration 3: dead letters: undecodable records moved aside
+
+CREATE TABLE ostinato_dead_letters (
+    id INTEGER PRIMARY KEY,
+    task_hub TEXT NOT NULL,
+    instance_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    body TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+
+CREATE INDEX ostinato_dead_letters_instance ON ostinato_dead_letters (task_hub, instance_id);

@@ -18,6 +18,7 @@ DELETE FROM [ostinato].[ostinato_inbox] WHERE task_hub = ?;
 DELETE FROM [ostinato].[ostinato_orchestration_queue] WHERE task_hub = ?;
 DELETE FROM [ostinato].[ostinato_activities] WHERE task_hub = ?;
 DELETE FROM [ostinato].[ostinato_instances] WHERE task_hub = ?;
+DELETE FROM [ostinato].[ostinato_dead_letters] WHERE task_hub = ?;
 
 -- schema (toolkit migrations)
 CREATE TABLE [ostinato].[ostinato_schema] (
@@ -82,6 +83,16 @@ CREATE INDEX ostinato_inbox_instance ON [ostinato].[ostinato_inbox] (task_hub, i
 CREATE INDEX ostinato_orchestration_queue_visible ON [ostinato].[ostinato_orchestration_queue] (task_hub, visible_at);
 CREATE INDEX ostinato_activities_visible ON [ostinato].[ostinato_activities] (task_hub, visible_at);
 CREATE INDEX ostinato_activities_instance ON [ostinato].[ostinato_activities] (task_hub, instance_id);
+CREATE TABLE [ostinato].[ostinato_dead_letters] (
+    id BIGINT IDENTITY(1,1) PRIMARY KEY,
+    task_hub NVARCHAR(200) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    instance_id NVARCHAR(200) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    kind NVARCHAR(200) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    body NVARCHAR(MAX) NOT NULL,
+    reason NVARCHAR(MAX) NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX ostinato_dead_letters_instance ON [ostinato].[ostinato_dead_letters] (task_hub, instance_id);
 
 -- toolkit: activity_abandon
 UPDATE [ostinato].[ostinato_activities] SET visible_at = ?, locked_by = NULL, lock_token = NULL, dequeue_count = dequeue_count - 1 WHERE task_hub = ? AND id = ? AND lock_token = ? AND visible_at > ?;
@@ -110,6 +121,24 @@ SELECT 1 FROM [ostinato].[ostinato_activities] WITH (READCOMMITTEDLOCK, READPAST
 -- toolkit: activity_renew
 UPDATE [ostinato].[ostinato_activities] SET visible_at = ? WHERE task_hub = ? AND id = ? AND lock_token = ? AND visible_at > ?;
 
+-- toolkit: dead_letter_delete
+DELETE FROM [ostinato].[ostinato_dead_letters] WHERE task_hub = ? AND id = ?;
+
+-- toolkit: dead_letter_insert
+INSERT INTO [ostinato].[ostinato_dead_letters] (task_hub, instance_id, kind, body, reason, created_at) VALUES (?, ?, ?, ?, ?, ?);
+
+-- toolkit: dead_letter_select
+SELECT id, kind, instance_id, body, reason, created_at FROM [ostinato].[ostinato_dead_letters] WHERE task_hub = ? AND id = ?;
+
+-- toolkit: dead_letters_newest
+SELECT id, kind, instance_id, body, reason, created_at FROM [ostinato].[ostinato_dead_letters] WHERE task_hub = ? AND instance_id = ? ORDER BY id DESC OFFSET 0 ROWS FETCH NEXT ? ROWS ONLY;
+
+-- toolkit: dead_letters_of
+SELECT id, kind, instance_id, body, reason, created_at FROM [ostinato].[ostinato_dead_letters] WHERE task_hub = ? AND instance_id = ? ORDER BY id OFFSET 0 ROWS FETCH NEXT ? ROWS ONLY;
+
+-- toolkit: dead_letters_select
+SELECT id, kind, instance_id, body, reason, created_at FROM [ostinato].[ostinato_dead_letters] WHERE task_hub = ? ORDER BY id OFFSET 0 ROWS FETCH NEXT ? ROWS ONLY;
+
 -- toolkit: histories_delete (2 rows or ids)
 DELETE FROM [ostinato].[ostinato_history] WHERE task_hub = ? AND instance_id IN (?, ?);
 
@@ -118,6 +147,9 @@ DELETE FROM [ostinato].[ostinato_history] WHERE task_hub = ? AND instance_id = ?
 
 -- toolkit: history_insert (2 rows or ids)
 INSERT INTO [ostinato].[ostinato_history] (task_hub, instance_id, event) VALUES (?, ?, ?), (?, ?, ?);
+
+-- toolkit: history_rows
+SELECT id, event FROM [ostinato].[ostinato_history] WHERE task_hub = ? AND instance_id = ? ORDER BY id;
 
 -- toolkit: history_select
 SELECT event FROM [ostinato].[ostinato_history] WHERE task_hub = ? AND instance_id = ? ORDER BY id;
