@@ -10,8 +10,8 @@ from typing import Any
 
 import ostinato as ot
 import pytest
-from ostinato.entities import EntityProcessor
 from ostinato.history import EntityRequest
+from ostinato.orchestration.entities import EntityProcessor
 from ostinato.provider import OrchestrationMessage
 
 from .conftest import WorkerFactory, run_to_completion

@@ -18,9 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from ostinato.app import name_of
+from ostinato.clock import utcnow
 from ostinato.converter import DataConverter, default_converter
-from ostinato.entities import EntityId, EntityMetadata, is_entity_instance, metadata_from_record
 from ostinato.errors import (
     InstanceNotFoundError,
     OrchestrationFailedError,
@@ -35,9 +34,15 @@ from ostinato.history import (
     ExecutionTerminated,
     HistoryEvent,
     SubOrchestrationInstanceCreated,
-    utcnow,
 )
 from ostinato.ids import new_instance_id, unique_id, validate_instance_id
+from ostinato.orchestration.app import name_of
+from ostinato.orchestration.entities import (
+    EntityId,
+    EntityMetadata,
+    is_entity_instance,
+    metadata_from_record,
+)
 from ostinato.provider import (
     InstanceQuery,
     InstanceRecord,

@@ -17,9 +17,10 @@ import enum
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, ClassVar, TypeAlias
 
+from ostinato.clock import utcnow
 from ostinato.errors import FailureDetails, SerializationError
 from ostinato.status import OrchestrationStatus
 
@@ -56,11 +57,6 @@ class EventType(enum.Enum):
     ENTITY_UNLOCK_SENT = "EntityUnlockSent"
     ENTITY_REQUEST = "EntityRequest"
     ENTITY_UNLOCK = "EntityUnlock"
-
-
-def utcnow() -> datetime:
-    """The current time as an aware UTC datetime."""
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)

@@ -40,8 +40,9 @@ from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 from ostinato import history
+from ostinato.clock import utcnow
 from ostinato.errors import FailureDetails
-from ostinato.history import HistoryEvent, utcnow
+from ostinato.history import HistoryEvent
 from ostinato.ids import unique_id
 from ostinato.status import TERMINAL_STATUSES, OrchestrationStatus
 

@@ -24,16 +24,16 @@ from typing import Any, NoReturn, TypeVar
 import click
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from ostinato.app import App
 from ostinato.cli import render
 from ostinato.client import Client
 from ostinato.config import ProviderConfig, load_config
 from ostinato.discovery import installed_providers
 from ostinato.errors import InstanceNotFoundError, OrchestrationFailedError, OstinatoError
 from ostinato.history import HistoryEvent
+from ostinato.orchestration.app import App
 from ostinato.provider import StorageProvider
+from ostinato.runtime.worker import Worker
 from ostinato.status import OrchestrationState, OrchestrationStatus
-from ostinato.worker import Worker
 
 F = TypeVar("F", bound=Callable[..., Any])
 

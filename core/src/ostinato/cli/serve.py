@@ -19,7 +19,7 @@ from typing import Any
 import click
 
 from ostinato.cli.commands import EXIT_ERROR, _configure_logging, _say, _state, fail, load_app
-from ostinato.worker import Worker
+from ostinato.runtime.worker import Worker
 
 
 def _import_server() -> Any:

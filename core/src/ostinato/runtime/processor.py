@@ -31,18 +31,18 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import timedelta
 
-from ostinato.app import App
+from ostinato.clock import utcnow
 from ostinato.converter import DataConverter
-from ostinato.engine import OrchestrationRun
-from ostinato.entities import EntityProcessor, is_entity_instance
 from ostinato.errors import FailureDetails
 from ostinato.history import (
     ExecutionStarted,
     ExecutionTerminated,
     HistoryEvent,
     SubOrchestrationInstanceFailed,
-    utcnow,
 )
+from ostinato.orchestration.app import App
+from ostinato.orchestration.engine import OrchestrationRun
+from ostinato.orchestration.entities import EntityProcessor, is_entity_instance
 from ostinato.provider import (
     InstanceRecord,
     OrchestrationCheckpoint,

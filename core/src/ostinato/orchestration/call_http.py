@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin
 
 from ostinato.converter import JsonDataConverter
-from ostinato.task import CompletableTask, Continuation, Task
+from ostinato.orchestration.task import CompletableTask, Continuation, Task
 
 if TYPE_CHECKING:
-    from ostinato.app import App
-    from ostinato.engine import OrchestrationRun
+    from ostinato.orchestration.app import App
+    from ostinato.orchestration.engine import OrchestrationRun
     from ostinato.retry import RetryPolicy
 
 HTTP_ACTIVITY = "ostinato.http"

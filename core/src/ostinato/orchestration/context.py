@@ -7,13 +7,13 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from ostinato.orchestration.task import CompletableTask, Task
 from ostinato.retry import RetryPolicy
-from ostinato.task import CompletableTask, Task
 
 if TYPE_CHECKING:
-    from ostinato.engine import EntityLock, OrchestrationRun
-    from ostinato.entities import EntityId
-    from ostinato.httpcall import HttpResponse
+    from ostinato.orchestration.call_http import HttpResponse
+    from ostinato.orchestration.engine import EntityLock, OrchestrationRun
+    from ostinato.orchestration.entities import EntityId
 
 
 class OrchestrationContext:

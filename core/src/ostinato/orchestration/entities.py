@@ -26,6 +26,7 @@ from datetime import datetime
 from typing import Any
 
 from ostinato import history
+from ostinato.clock import utcnow
 from ostinato.converter import DataConverter
 from ostinato.errors import FailureDetails, SerializationError
 from ostinato.history import (
@@ -35,7 +36,6 @@ from ostinato.history import (
     EntityRequest,
     EntityUnlock,
     HistoryEvent,
-    utcnow,
 )
 from ostinato.ids import FORBIDDEN_CHARACTERS
 from ostinato.provider import InstanceRecord, OrchestrationCheckpoint, OrchestrationMessage

@@ -26,10 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ostinato.app import App, name_of
-from ostinato.context import OrchestrationContext
 from ostinato.converter import DataConverter
-from ostinato.entities import EntityId, as_entity_id
 from ostinato.errors import FailureDetails, NonDeterminismError, SerializationError
 from ostinato.history import (
     ContinueAsNew,
@@ -62,12 +59,15 @@ from ostinato.history import (
     TimerCreated,
     TimerFired,
 )
-from ostinato.httpcall import HttpRequest, HttpResponse, HttpTask
 from ostinato.ids import unique_id
+from ostinato.orchestration.app import App, name_of
+from ostinato.orchestration.call_http import HttpRequest, HttpResponse, HttpTask
+from ostinato.orchestration.context import OrchestrationContext
+from ostinato.orchestration.entities import EntityId, as_entity_id
+from ostinato.orchestration.task import CompletableTask, Continuation, Task, failed_error
 from ostinato.provider import ActivityTask, OrchestrationMessage
 from ostinato.retry import RetryPolicy
 from ostinato.status import OrchestrationStatus
-from ostinato.task import CompletableTask, Continuation, Task, failed_error
 
 #: Namespace of the deterministic UUIDs of ``ctx.new_uuid()`` and generated sub-orchestration ids.
 UUID_NAMESPACE = uuid.UUID("9e8a4b64-3c1f-4c2a-a1d5-7f0f3c8e9b21")

@@ -49,7 +49,7 @@ class App:
         self.activities: dict[str, Registration] = {}
         self.entities: dict[str, Registration] = {}
         self.token_providers: dict[str, Callable[[], str]] = {}
-        from ostinato.httpcall import HTTP_ACTIVITY, make_http_activity
+        from ostinato.orchestration.call_http import HTTP_ACTIVITY, make_http_activity
 
         self._register(self.activities, "activity", make_http_activity(self), HTTP_ACTIVITY)
 

@@ -37,15 +37,15 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from ostinato.app import App
-from ostinato.context import ActivityContext
 from ostinato.converter import DataConverter, default_converter
 from ostinato.errors import FailureDetails, WorkItemLockLost
 from ostinato.history import TaskCompleted, TaskFailed
-from ostinato.processor import OrchestrationProcessor, Step
+from ostinato.orchestration.app import App
+from ostinato.orchestration.context import ActivityContext
 from ostinato.provider import ActivityWorkItem, OrchestrationMessage, StorageProvider
+from ostinato.runtime.processor import OrchestrationProcessor, Step
 
-log = logging.getLogger("ostinato.worker")
+log = logging.getLogger("ostinato.runtime.worker")
 
 #: Threads that run synchronous activities when ``activity_threads`` is not given: the
 #: standard library's thread-pool default (``ThreadPoolExecutor``), a few more than the CPUs.
