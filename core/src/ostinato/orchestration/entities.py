@@ -27,7 +27,7 @@ from typing import Any
 
 from ostinato import history
 from ostinato.clock import utcnow
-from ostinato.converter import DataConverter
+from ostinato.converter import DataConverter, default_converter
 from ostinato.errors import FailureDetails, SerializationError
 from ostinato.history import (
     EntityLockGranted,
@@ -102,13 +102,30 @@ class EntityMetadata:
     @property
     def state(self) -> Any:
         """The entity's state decoded from JSON (``None`` if it has none)."""
-        from ostinato.converter import default_converter
-
         return default_converter.loads(self.serialized_state)
 
     @property
     def includes_state(self) -> bool:
         return self.serialized_state is not None
+
+
+class EntityLock:
+    """The context manager ``yield ctx.lock_entities(...)`` gives: leaving it releases the locks."""
+
+    def __init__(self, entity_ids: tuple[str, ...], release: Callable[[], None]) -> None:
+        self._entity_ids = entity_ids
+        self._release = release
+
+    @property
+    def entity_ids(self) -> tuple[str, ...]:
+        """The locked entities' instance ids, in lock order."""
+        return self._entity_ids
+
+    def __enter__(self) -> EntityLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._release()
 
 
 class EntityContext:
