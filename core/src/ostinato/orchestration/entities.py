@@ -224,9 +224,6 @@ def metadata_from_record(record: InstanceRecord) -> EntityMetadata:
     )
 
 
-EntityFunctions = Callable[[str], Any]
-
-
 class EntityProcessor:
     """Applies an entity's inbox messages in order and builds its checkpoint."""
 
@@ -381,3 +378,18 @@ class EntityProcessor:
                     event=reply,
                 )
             )
+
+
+__all__ = [
+    "ENTITY_EXECUTION_ID",
+    "ENTITY_PREFIX",
+    "RECENT_REQUESTS",
+    "EntityContext",
+    "EntityId",
+    "EntityLock",
+    "EntityMetadata",
+    "EntityProcessor",
+    "as_entity_id",
+    "is_entity_instance",
+    "metadata_from_record",
+]

@@ -638,3 +638,12 @@ class Worker:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+__all__ = [
+    "DEFAULT_ACTIVITY_THREADS",
+    "MIN_POLL_DELAY",
+    "ORCHESTRATION_THREADS",
+    "AsyncWorker",
+    "Worker",
+]
