@@ -76,3 +76,10 @@ class OrchestrationState:
     @property
     def is_running(self) -> bool:
         return self.runtime_status.is_active
+
+
+__all__ = [
+    "TERMINAL_STATUSES",
+    "OrchestrationState",
+    "OrchestrationStatus",
+]

@@ -159,3 +159,11 @@ class App:
         if reg is not None:
             return reg.output_type
         return None if isinstance(fn_or_name, str) else return_type_of(fn_or_name)
+
+
+__all__ = [
+    "NAME_ATTRIBUTE",
+    "App",
+    "Registration",
+    "name_of",
+]

@@ -153,3 +153,13 @@ class HttpTask(CompletableTask[HttpResponse]):
             timer.add_done_callback(lambda _: self._send(poll))
             return
         self._set_result(response)
+
+
+__all__ = [
+    "HTTP_ACTIVITY",
+    "HttpRequest",
+    "HttpResponse",
+    "HttpTask",
+    "make_http_activity",
+    "retry_after",
+]

@@ -749,3 +749,10 @@ def _start_first(events: Sequence[HistoryEvent]) -> list[HistoryEvent]:
     if not starts:
         return list(events)
     return starts + [e for e in events if not isinstance(e, ExecutionStarted)]
+
+
+__all__ = [
+    "UUID_NAMESPACE",
+    "OrchestrationRun",
+    "describe",
+]

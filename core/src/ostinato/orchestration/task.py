@@ -153,3 +153,16 @@ class Scheduler(Protocol):
 
 def failed_error(name: str, details: Any) -> TaskFailedError:
     return TaskFailedError(f"{name} failed: {details.error_type}: {details.message}", details)
+
+
+__all__ = [
+    "CompletableTask",
+    "CompositeTask",
+    "Scheduler",
+    "Task",
+    "WhenAllTask",
+    "WhenAnyTask",
+    "failed_error",
+    "when_all",
+    "when_any",
+]

@@ -35,7 +35,7 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from ostinato.converter import DataConverter, default_converter
 from ostinato.errors import FailureDetails, WorkItemLockLost
@@ -572,14 +572,36 @@ class AsyncWorker:
                     log.exception("Renewing the lock of activity %s failed", running.item.task.name)
 
 
+class WorkerOptions(TypedDict, total=False):
+    """The keyword arguments of :class:`AsyncWorker`, typed, for :class:`Worker` to pass on.
+
+    A test checks that these are exactly :class:`AsyncWorker`'s keyword parameters with the
+    same annotations, so the two faces cannot drift apart.
+    """
+
+    max_concurrent_orchestrations: int
+    max_concurrent_activities: int
+    activity_threads: int | None
+    lock_timeout: timedelta
+    max_poll_interval: float
+    grace_period: float
+    cache_size: int
+    batch_size: int
+    converter: DataConverter | None
+    worker_id: str | None
+
+
 class Worker:
     """A synchronous face for :class:`AsyncWorker`: runs it on a background thread.
 
     Use as a context manager (``with ot.Worker(app, provider): ...``) or call ``start()`` and
-    ``stop()``. Takes the same keyword arguments as :class:`AsyncWorker`.
+    ``stop()``. Takes the same keyword arguments as :class:`AsyncWorker`
+    (:class:`WorkerOptions`).
     """
 
-    def __init__(self, app: App, provider: StorageProvider, **options: Any) -> None:
+    def __init__(
+        self, app: App, provider: StorageProvider, **options: Unpack[WorkerOptions]
+    ) -> None:
         self._async_worker = AsyncWorker(app, provider, **options)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -638,3 +660,13 @@ class Worker:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+__all__ = [
+    "DEFAULT_ACTIVITY_THREADS",
+    "MIN_POLL_DELAY",
+    "ORCHESTRATION_THREADS",
+    "AsyncWorker",
+    "Worker",
+    "WorkerOptions",
+]
