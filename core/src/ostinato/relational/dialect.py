@@ -15,11 +15,11 @@ and asks the dialect only for what engines spell differently:
 * an upsert (``INSERT ... ON CONFLICT DO UPDATE`` versus ``MERGE``);
 * multi-row ``VALUES`` and the parameter limit (SQLite before 3.32: 999; SQL Server: 2,100),
   so a group commit is a handful of statements whatever its size;
-* savepoint statements, the statement that starts a write transaction, and how to recognise a
-  unique-key violation from the driver.
+* savepoint statements, and how to recognise a unique-key violation from the driver.
 
-A provider for a new engine subclasses :class:`Dialect`, overrides what differs, and supplies
-connections; the schema, the statements and the contract logic are shared.
+A provider for a new engine subclasses :class:`Dialect`, overrides what differs, and
+implements the connection hooks of :class:`~ostinato.relational.provider.RelationalProvider`;
+the schema, the statements and the contract logic are shared.
 """
 
 from __future__ import annotations
@@ -61,8 +61,6 @@ class RowLock(enum.Enum):
 class Dialect:
     """The defaults here are standard SQL as SQLite and PostgreSQL accept it."""
 
-    #: The engine's name, for messages.
-    name: str = "standard"
     #: The driver's placeholder for one positional parameter.
     placeholder: str = "?"
     #: Type names for each :class:`ColumnType`.
@@ -73,8 +71,6 @@ class Dialect:
         ColumnType.KEY: "TEXT",
         ColumnType.TEXT: "TEXT",
     }
-    #: The statement that opens a write transaction (``None``: the driver opens one itself).
-    begin_write: str | None = "BEGIN"
     #: The most parameters one statement may carry.
     max_parameters: int = 999
 

@@ -80,7 +80,6 @@ def _file_mutex(path: str) -> threading.RLock:
 class SqliteDialect(Dialect):
     """SQLite 3.24+ (UPSERT); write transactions are exclusive, so no row-locking hints."""
 
-    name = "sqlite"
     placeholder = "?"
     type_names = {
         ColumnType.IDENTITY: "INTEGER PRIMARY KEY",
@@ -89,7 +88,6 @@ class SqliteDialect(Dialect):
         ColumnType.KEY: "TEXT",
         ColumnType.TEXT: "TEXT",
     }
-    begin_write = "BEGIN IMMEDIATE"
 
     def table_suffix(self, clustered: bool) -> str:
         return " WITHOUT ROWID" if clustered else ""

@@ -104,7 +104,6 @@ SERVER_VERSION = "SELECT CAST(SERVERPROPERTY('ProductVersion') AS NVARCHAR(128))
 class SqlServerDialect(Dialect):
     """T-SQL for SQL Server 2016+ / Azure SQL through pyodbc."""
 
-    name = "sqlserver"
     placeholder = "?"
     type_names = {
         ColumnType.IDENTITY: "BIGINT IDENTITY(1,1) PRIMARY KEY",
@@ -113,7 +112,6 @@ class SqlServerDialect(Dialect):
         ColumnType.KEY: KEY_TYPE,
         ColumnType.TEXT: "NVARCHAR(MAX)",
     }
-    begin_write = None
     #: SQL Server allows 2,100 parameters per request.
     max_parameters = 2000
 

@@ -77,7 +77,6 @@ _TRANSIENT_SQLSTATES = frozenset(
 class PostgresDialect(Dialect):
     """PostgreSQL 12+ through psycopg 3."""
 
-    name = "postgresql"
     placeholder = "%s"
     type_names = {
         ColumnType.IDENTITY: "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
@@ -87,7 +86,6 @@ class PostgresDialect(Dialect):
         ColumnType.KEY: 'TEXT COLLATE "C"',
         ColumnType.TEXT: "TEXT",
     }
-    begin_write = None
     max_parameters = 30000
 
     def lock_clause(self, lock: RowLock) -> str:
