@@ -36,10 +36,11 @@ consumes the result, syncs them too.
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Callable, Collection, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable, Collection, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import timedelta
+from types import TracebackType
 from typing import Any, TypeVar
 
 from ostinato import history
@@ -148,23 +149,17 @@ class RelationalProvider(StorageProvider):
         """
 
     # -- the toolkit's transactions -------------------------------------------------------
-    @contextmanager
     def _write(
         self,
         durable: bool = True,
         *,
         notify: bool = False,
         status_changed: Collection[str] | None = None,
-    ) -> Iterator[Cursor]:
+    ) -> AbstractContextManager[Cursor]:
         """A cursor inside :meth:`transaction`; ``notify=True``: once the transaction has
         committed, call ``self.changes.notify(status_changed)`` (``status_changed`` names the
         instances whose runtime status it may change, ``None`` if unknown)."""
-        with self.transaction(durable) as transaction:
-            yield transaction.cursor
-        if notify:
-            self.changes.notify(status_changed)
-        if transaction.wait_durable is not None:
-            transaction.wait_durable()
+        return _Write(self, durable, notify, status_changed)
 
     def _read(self) -> AbstractContextManager[Cursor]:
         return self.read()
@@ -845,6 +840,45 @@ class RelationalProvider(StorageProvider):
             if cur.rowcount != 1:
                 raise _activity_lock_lost(item)
         item.locked_until = from_micros(expires)
+
+
+class _Write:
+    """:meth:`RelationalProvider._write`: the engine's transaction, then the wake-up and the
+    wait for the disk (a class, not a generator: it runs for every transaction)."""
+
+    __slots__ = ("_context", "_durable", "_notify", "_provider", "_status_changed", "_transaction")
+
+    def __init__(
+        self,
+        provider: RelationalProvider,
+        durable: bool,
+        notify: bool,
+        status_changed: Collection[str] | None,
+    ) -> None:
+        self._provider = provider
+        self._durable = durable
+        self._notify = notify
+        self._status_changed = status_changed
+
+    def __enter__(self) -> Cursor:
+        self._context = self._provider.transaction(self._durable)
+        self._transaction = self._context.__enter__()
+        return self._transaction.cursor
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._context.__exit__(exc_type, exc, traceback)  # commits, or rolls back and raises
+        if exc_type is not None:
+            return
+        if self._notify:
+            self._provider.changes.notify(self._status_changed)
+        wait_durable = self._transaction.wait_durable
+        if wait_durable is not None:
+            wait_durable()
 
 
 def _lock_lost(item: OrchestrationWorkItem) -> WorkItemLockLost:
