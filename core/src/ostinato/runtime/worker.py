@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import enum
 import logging
 import os
 import queue
@@ -60,9 +61,12 @@ ORCHESTRATION_THREADS = 2
 MIN_POLL_DELAY = 0.001
 
 
-#: Kinds of work a commit can make claimable, for waking only the threads that take it.
-_ORCHESTRATIONS = 1
-_ACTIVITIES = 2
+class _Work(enum.Flag):
+    """Kinds of work a commit can make claimable, for waking only the threads that take it."""
+
+    NONE = 0
+    ORCHESTRATIONS = enum.auto()
+    ACTIVITIES = enum.auto()
 
 
 class _Signal:
@@ -303,9 +307,9 @@ class AsyncWorker:
         if kinds is None:
             self._wake()
             return
-        if kinds & _ORCHESTRATIONS:
+        if _Work.ORCHESTRATIONS in kinds:
             self._orchestration_signal.bump()
-        if kinds & _ACTIVITIES:
+        if _Work.ACTIVITIES in kinds:
             self._activity_signal.bump()
 
     def _wake(self) -> None:
@@ -382,13 +386,13 @@ class AsyncWorker:
         # an instance while it was locked (the signal moved since the lock: the poller that
         # woke then found the instance locked, and its release makes it claimable); activity
         # work if some step scheduled an activity.
-        kinds = 0
+        kinds = _Work.NONE
         if self._orchestration_signal.version != seen or any(
             step.checkpoint.messages for step in steps
         ):
-            kinds |= _ORCHESTRATIONS
+            kinds |= _Work.ORCHESTRATIONS
         if any(step.checkpoint.activity_tasks for step in steps):
-            kinds |= _ACTIVITIES
+            kinds |= _Work.ACTIVITIES
         self._local.committing = kinds
         try:
             results = self.provider.complete_orchestration_work_items(
@@ -539,7 +543,7 @@ class AsyncWorker:
                     self._committing = False
                     self._settled.notify_all()
                     return
-            self._local.committing = _ORCHESTRATIONS  # results wake orchestrations only
+            self._local.committing = _Work.ORCHESTRATIONS  # results wake orchestrations only
             try:
                 errors: list[Exception | None] = self.provider.complete_activity_work_items(batch)
             except Exception:
