@@ -319,3 +319,12 @@ def _encodes(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+__all__ = [
+    "DataConverter",
+    "JsonDataConverter",
+    "default_converter",
+    "input_type_of",
+    "return_type_of",
+]

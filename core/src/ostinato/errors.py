@@ -170,3 +170,23 @@ def unstorable(error: BaseException) -> bool:
     """True if ``error`` says a value could not be encoded for storage (a lone surrogate the
     store's driver refuses, or a value the data converter refuses): retrying cannot help."""
     return isinstance(error, UnicodeError | SerializationError)
+
+
+__all__ = [
+    "ConfigurationError",
+    "FailureDetails",
+    "InstanceAlreadyExistsError",
+    "InstanceNotFoundError",
+    "InvalidInstanceIdError",
+    "NonDeterminismError",
+    "OrchestrationError",
+    "OrchestrationFailedError",
+    "OstinatoError",
+    "PayloadTooLargeError",
+    "PoisonMessageError",
+    "ProviderError",
+    "SerializationError",
+    "TaskFailedError",
+    "WorkItemLockLost",
+    "unstorable",
+]

@@ -20,8 +20,8 @@ from typing import Any
 
 from ostinato.config import find_config_file, read_config_file
 from ostinato.errors import ConfigurationError
-from ostinato.poison import DEFAULT_MAX_DELIVERY_ATTEMPTS
-from ostinato.worker import DEFAULT_LOCK_TIMEOUT
+from ostinato.runtime.poison import DEFAULT_MAX_DELIVERY_ATTEMPTS
+from ostinato.runtime.worker import DEFAULT_LOCK_TIMEOUT
 
 WORKER_TABLE = "worker"
 ENV_LOCK_TIMEOUT = "OSTINATO_WORKER_LOCK_TIMEOUT"
@@ -119,3 +119,6 @@ def _pick(
             raise ConfigurationError(f"{key} in {where} must be a whole number, not {value!r}")
         return kind(value)
     return None
+
+
+__all__ = ["WorkerSettings", "load_worker_settings"]

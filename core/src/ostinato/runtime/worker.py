@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import enum
 import logging
 import os
 import queue
@@ -35,25 +36,25 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
-from ostinato.app import App
-from ostinato.context import ActivityContext
 from ostinato.converter import DataConverter, default_converter
-from ostinato.ending import failing_checkpoint, terminating_checkpoint
-from ostinato.entities import is_entity_instance
 from ostinato.errors import FailureDetails, SerializationError, WorkItemLockLost, unstorable
 from ostinato.history import ExecutionTerminated, TaskCompleted, TaskFailed
-from ostinato.poison import DEFAULT_MAX_DELIVERY_ATTEMPTS, Isolation, poison_failure
-from ostinato.processor import CorruptHistory, OrchestrationProcessor, Step
+from ostinato.orchestration.app import App
+from ostinato.orchestration.context import ActivityContext
+from ostinato.orchestration.entities import is_entity_instance
 from ostinato.provider import (
     ActivityWorkItem,
     OrchestrationMessage,
     OrchestrationWorkItem,
     StorageProvider,
 )
+from ostinato.runtime.ending import failing_checkpoint, terminating_checkpoint
+from ostinato.runtime.poison import DEFAULT_MAX_DELIVERY_ATTEMPTS, Isolation, poison_failure
+from ostinato.runtime.processor import CorruptHistory, OrchestrationProcessor, Step
 
-log = logging.getLogger("ostinato.worker")
+log = logging.getLogger("ostinato.runtime.worker")
 
 #: Threads that run synchronous activities when ``activity_threads`` is not given: the
 #: standard library's thread-pool default (``ThreadPoolExecutor``), a few more than the CPUs.
@@ -71,9 +72,12 @@ DEFAULT_LOCK_TIMEOUT = timedelta(seconds=15)
 MIN_POLL_DELAY = 0.001
 
 
-#: Kinds of work a commit can make claimable, for waking only the threads that take it.
-_ORCHESTRATIONS = 1
-_ACTIVITIES = 2
+class _Work(enum.Flag):
+    """Kinds of work a commit can make claimable, for waking only the threads that take it."""
+
+    NONE = 0
+    ORCHESTRATIONS = enum.auto()
+    ACTIVITIES = enum.auto()
 
 
 class _Signal:
@@ -324,9 +328,9 @@ class AsyncWorker:
         if kinds is None:
             self._wake()
             return
-        if kinds & _ORCHESTRATIONS:
+        if _Work.ORCHESTRATIONS in kinds:
             self._orchestration_signal.bump()
-        if kinds & _ACTIVITIES:
+        if _Work.ACTIVITIES in kinds:
             self._activity_signal.bump()
 
     def _wake(self) -> None:
@@ -498,13 +502,13 @@ class AsyncWorker:
         # an instance while it was locked (the signal moved since the lock: the poller that
         # woke then found the instance locked, and its release makes it claimable); activity
         # work if some step scheduled an activity.
-        kinds = 0
+        kinds = _Work.NONE
         if self._orchestration_signal.version != seen or any(
             step.checkpoint.messages for step in steps
         ):
-            kinds |= _ORCHESTRATIONS
+            kinds |= _Work.ORCHESTRATIONS
         if any(step.checkpoint.activity_tasks for step in steps):
-            kinds |= _ACTIVITIES
+            kinds |= _Work.ACTIVITIES
         self._local.committing = kinds
         try:
             results = self.provider.complete_orchestration_work_items(
@@ -553,8 +557,8 @@ class AsyncWorker:
         if terminate is None:
             assert failure is not None
             log.error("Failing orchestration '%s': %s", item.instance_id, failure.message)
-        history = item.history
-        if history is None and not history_lost:
+        history = None
+        if not history_lost:
             try:
                 history = self.provider.get_history(item.instance_id)
             except Exception:  # noqa: BLE001 - a corrupt history: the parent is not told
@@ -777,7 +781,7 @@ class AsyncWorker:
                     self._committing = False
                     self._settled.notify_all()
                     return
-            self._local.committing = _ORCHESTRATIONS  # results wake orchestrations only
+            self._local.committing = _Work.ORCHESTRATIONS  # results wake orchestrations only
             try:
                 errors: list[Exception | None] = self.provider.complete_activity_work_items(batch)
             except Exception:
@@ -845,14 +849,37 @@ def _dead_letter_failure(item: OrchestrationWorkItem) -> FailureDetails:
     )
 
 
+class WorkerOptions(TypedDict, total=False):
+    """The keyword arguments of :class:`AsyncWorker`, typed, for :class:`Worker` to pass on.
+
+    A test checks that these are exactly :class:`AsyncWorker`'s keyword parameters with the
+    same annotations, so the two faces cannot drift apart.
+    """
+
+    max_concurrent_orchestrations: int
+    max_concurrent_activities: int
+    activity_threads: int | None
+    lock_timeout: timedelta
+    max_poll_interval: float
+    grace_period: float
+    max_delivery_attempts: int
+    cache_size: int
+    batch_size: int
+    converter: DataConverter | None
+    worker_id: str | None
+
+
 class Worker:
     """A synchronous face for :class:`AsyncWorker`: runs it on a background thread.
 
     Use as a context manager (``with ot.Worker(app, provider): ...``) or call ``start()`` and
-    ``stop()``. Takes the same keyword arguments as :class:`AsyncWorker`.
+    ``stop()``. Takes the same keyword arguments as :class:`AsyncWorker`
+    (:class:`WorkerOptions`).
     """
 
-    def __init__(self, app: App, provider: StorageProvider, **options: Any) -> None:
+    def __init__(
+        self, app: App, provider: StorageProvider, **options: Unpack[WorkerOptions]
+    ) -> None:
         self._async_worker = AsyncWorker(app, provider, **options)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -911,3 +938,14 @@ class Worker:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+__all__ = [
+    "DEFAULT_ACTIVITY_THREADS",
+    "DEFAULT_LOCK_TIMEOUT",
+    "MIN_POLL_DELAY",
+    "ORCHESTRATION_THREADS",
+    "AsyncWorker",
+    "Worker",
+    "WorkerOptions",
+]

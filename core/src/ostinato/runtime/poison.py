@@ -110,3 +110,6 @@ class Isolation:
         with self._condition:
             self._suspect = False
             self._condition.notify_all()
+
+
+__all__ = ["DEFAULT_MAX_DELIVERY_ATTEMPTS", "Isolation", "poison_failure"]

@@ -31,19 +31,18 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import timedelta
 
-from ostinato.app import App
+from ostinato.clock import utcnow
 from ostinato.converter import DataConverter
-from ostinato.ending import starts_new_execution
-from ostinato.engine import OrchestrationRun
-from ostinato.entities import EntityProcessor, is_entity_instance
 from ostinato.errors import FailureDetails, SerializationError
 from ostinato.history import (
     ExecutionStarted,
     ExecutionTerminated,
     HistoryEvent,
     SubOrchestrationInstanceFailed,
-    utcnow,
 )
+from ostinato.orchestration.app import App
+from ostinato.orchestration.engine import OrchestrationRun
+from ostinato.orchestration.entities import EntityProcessor, is_entity_instance
 from ostinato.provider import (
     InstanceRecord,
     OrchestrationCheckpoint,
@@ -51,6 +50,7 @@ from ostinato.provider import (
     OrchestrationWorkItem,
     StorageProvider,
 )
+from ostinato.runtime.ending import starts_new_execution
 from ostinato.status import OrchestrationStatus
 
 #: How long messages for a not-yet-started instance wait before they are looked at again.
@@ -254,12 +254,10 @@ class OrchestrationProcessor:
         return Step(item, checkpoint, None if run.ended is not None else run)
 
     def _rebuild(self, item: OrchestrationWorkItem, record: InstanceRecord) -> OrchestrationRun:
-        history = item.history
-        if history is None:
-            try:
-                history = self.provider.get_history(item.instance_id)
-            except SerializationError as exc:
-                raise CorruptHistory(str(exc)) from exc
+        try:
+            history = self.provider.get_history(item.instance_id)
+        except SerializationError as exc:
+            raise CorruptHistory(str(exc)) from exc
         run = OrchestrationRun(self.app, item.instance_id, self.converter)
         run.replay(history)
         return run
@@ -319,3 +317,13 @@ def _refuse_start(
             event=SubOrchestrationInstanceFailed(task_scheduled_id=parent.task_id, failure=failure),
         )
     ]
+
+
+__all__ = [
+    "DEFER_DELAY",
+    "HANDOFF_WAIT",
+    "CorruptHistory",
+    "OrchestrationProcessor",
+    "RunCache",
+    "Step",
+]

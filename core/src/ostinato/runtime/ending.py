@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+from ostinato.clock import utcnow
 from ostinato.errors import FailureDetails
 from ostinato.history import (
     ExecutionCompleted,
@@ -24,7 +25,6 @@ from ostinato.history import (
     SubOrchestrationInstanceCompleted,
     SubOrchestrationInstanceCreated,
     SubOrchestrationInstanceFailed,
-    utcnow,
 )
 from ostinato.provider import (
     InstanceRecord,
@@ -180,3 +180,6 @@ def _open_children(events: Sequence[HistoryEvent]) -> list[str]:
         elif isinstance(event, SubOrchestrationInstanceCompleted | SubOrchestrationInstanceFailed):
             children.pop(event.task_scheduled_id, None)
     return list(children.values())
+
+
+__all__ = ["failing_checkpoint", "starts_new_execution", "terminating_checkpoint"]
