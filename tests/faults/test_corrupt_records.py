@@ -5,10 +5,14 @@ letters can be listed, shown, retried and deleted."""
 
 from __future__ import annotations
 
+import json
 import threading
 from typing import Any
 
 import ostinato as ot
+import pytest
+from click.testing import CliRunner
+from ostinato.cli.commands import cli
 
 from .conftest import WorkerFactory
 from .stores import raw_execute
@@ -159,3 +163,39 @@ def test_an_undecodable_activity_input_fails_only_its_task(
     assert state.runtime_status is ot.OrchestrationStatus.FAILED
     assert state.failure_details is not None
     assert state.failure_details.is_caused_by("SerializationError")
+
+
+@pytest.mark.parametrize("store_kind", ["sqlite"], indirect=True)
+def test_dead_letters_from_the_command_line(
+    client: ot.Client, worker: WorkerFactory, store_spec: dict[str, Any]
+) -> None:
+    (victim,) = _start_waiting(client, worker, 1)
+    client.raise_orchestration_event(victim, "go", data=1)
+    raw_execute(
+        store_spec, "UPDATE ostinato_inbox SET body = ? WHERE instance_id = ?", "{x", victim
+    )
+    with worker(_app()):
+        client.wait_for_orchestration_completion(victim, timeout=30)
+    base = ["--provider", "sqlite", "--set", f"path={store_spec['path']}", "dead-letters"]
+    runner = CliRunner()
+
+    def run(*args: str) -> Any:
+        result = runner.invoke(cli, [*base, *args, "--json"])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.output)
+
+    (listed,) = run("list")["dead_letters"]
+    assert listed["instance_id"] == victim and listed["kind"] == "message"
+    assert run("show", listed["id"])["body"] == "{x"
+    assert run("retry", listed["id"])["ok"]
+    assert client.list_dead_letters() == []  # back in the inbox
+    with worker(_app()):  # moved aside again: still undecodable
+        for _ in range(300):
+            if client.list_dead_letters():
+                break
+            threading.Event().wait(0.05)
+    (again,) = run("list")["dead_letters"]
+    assert run("delete", again["id"])["ok"]
+    assert run("list")["dead_letters"] == []
+    missing = runner.invoke(cli, [*base, "show", "12345"])
+    assert missing.exit_code == 1 and "No dead letter" in missing.output

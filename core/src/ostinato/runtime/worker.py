@@ -648,21 +648,8 @@ class AsyncWorker:
             failure = poison_failure(what, item.dequeue_count, self.max_delivery_attempts)
             self._activity_finished(running, self._failed(item, failure))
             return
-        try:
-            record = self.provider.get_instance(task.instance_id)
-        except Exception:  # noqa: BLE001 - unknown: run it as a suspect
-            record = None
-        else:
-            if (
-                record is None
-                or record.runtime_status.is_terminal
-                or record.execution_id != task.execution_id
-            ):  # nobody waits for it: end the task without running it
-                failure = FailureDetails(
-                    "ActivityNotRun", f"Instance '{task.instance_id}' no longer waits for it"
-                )
-                self._activity_finished(running, self._failed(item, failure))
-                return
+        if self._end_unwanted(running):
+            return
         if not self._isolation.claim_suspect():
             with self._guard:
                 self._activities.pop(id(running), None)
@@ -670,11 +657,33 @@ class AsyncWorker:
             return
         pool.submit(self._run_suspect, running)
 
+    def _end_unwanted(self, running: _RunningActivity) -> bool:
+        """End a suspect activity's task without running it if its instance has ended or
+        moved on to another execution (nobody waits for it); whether it did."""
+        task = running.item.task
+        try:
+            record = self.provider.get_instance(task.instance_id)
+        except Exception:  # noqa: BLE001 - unknown: run it as a suspect
+            return False
+        if (
+            record is not None
+            and not record.runtime_status.is_terminal
+            and record.execution_id == task.execution_id
+        ):
+            return False
+        failure = FailureDetails(
+            "ActivityNotRun", f"Instance '{task.instance_id}' no longer waits for it"
+        )
+        self._activity_finished(running, self._failed(running.item, failure))
+        return True
+
     def _run_suspect(self, running: _RunningActivity) -> None:
         item = running.item
         try:
             if not self._isolation.wait_alone(self._stopping):
                 return  # stop() abandons it
+            if self._end_unwanted(running):  # its instance may have ended while it waited
+                return
             log.warning(
                 "Running activity %s of '%s' alone: delivery %d of at most %d",
                 item.task.name,
