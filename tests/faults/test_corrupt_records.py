@@ -199,3 +199,40 @@ def test_dead_letters_from_the_command_line(
     assert run("list")["dead_letters"] == []
     missing = runner.invoke(cli, [*base, "show", "12345"])
     assert missing.exit_code == 1 and "No dead letter" in missing.output
+
+
+@pytest.mark.parametrize("store_kind", ["sqlite"], indirect=True)
+def test_dead_letters_over_http(
+    client: ot.Client, worker: WorkerFactory, store_spec: dict[str, Any], store: ot.StorageProvider
+) -> None:
+    from ostinato.http import create_app
+    from starlette.testclient import TestClient
+
+    (victim,) = _start_waiting(client, worker, 1)
+    client.raise_orchestration_event(victim, "go", data=1)
+    raw_execute(
+        store_spec, "UPDATE ostinato_inbox SET body = ? WHERE instance_id = ?", "{x", victim
+    )
+    with worker(_app()):
+        client.wait_for_orchestration_completion(victim, timeout=30)
+    with TestClient(create_app(store)) as http:
+        listed = http.get("/deadLetters", params={"instanceId": victim}).json()["deadLetters"]
+        assert [(d["instanceId"], d["kind"], d["body"]) for d in listed] == [
+            (victim, "message", "{x")
+        ]
+        letter_id = listed[0]["id"]
+        assert http.get(f"/deadLetters/{letter_id}").json()["reason"] == listed[0]["reason"]
+        assert http.get("/deadLetters", params={"limit": "0"}).status_code == 400
+        assert http.post(f"/deadLetters/{letter_id}/retry").status_code == 200
+        assert http.get(f"/deadLetters/{letter_id}").status_code == 404
+        assert client.list_dead_letters() == []
+        with worker(_app()):  # moved aside again
+            for _ in range(300):
+                if client.list_dead_letters():
+                    break
+                threading.Event().wait(0.05)
+        (again,) = http.get("/deadLetters").json()["deadLetters"]
+        assert http.delete(f"/deadLetters/{again['id']}").status_code == 204
+        assert http.delete(f"/deadLetters/{again['id']}").status_code == 404
+        paths = http.get("/openapi.json").json()["paths"]
+        assert {"/deadLetters", "/deadLetters/{id}", "/deadLetters/{id}/retry"} <= set(paths)

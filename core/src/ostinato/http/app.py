@@ -24,6 +24,7 @@ from ostinato.errors import (
     SerializationError,
 )
 from ostinato.http import params, wire
+from ostinato.http.dead_letters import DeadLetterRoutes
 from ostinato.http.openapi import openapi_schema
 from ostinato.http.params import ApiError
 from ostinato.ids import validate_instance_id
@@ -222,7 +223,7 @@ class _Api:
         return [
             Route(path, endpoint, methods=[method], name=name)
             for path, endpoint, method, name in table
-        ]
+        ] + DeadLetterRoutes(self.client, b).routes()
 
     # -- URLs -----------------------------------------------------------------------------
     def instance_url(self, request: Request, instance_id: str) -> str:

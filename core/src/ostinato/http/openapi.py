@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ostinato.http.dead_letters import dead_letter_paths
 from ostinato.http.params import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from ostinato.http.wire import STATUS_NAMES
 
@@ -493,7 +494,7 @@ def openapi_schema(
             "description": "Start, inspect, signal and purge durable orchestration instances.",
         },
         "servers": [{"url": server_url}],
-        "paths": paths,
+        "paths": paths | dead_letter_paths(b),
         "components": _components(),
     }
     if requires_api_key:
