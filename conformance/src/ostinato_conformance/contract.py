@@ -289,6 +289,41 @@ class ProviderContractTests(ConformanceTestBase):
         third = lock_activity(provider, "worker-3")
         assert third is not None and third.dequeue_count == 2, "an abandon must not count"
 
+    def test_dead_letters_keep_a_moved_history_and_put_it_back(
+        self, provider: StorageProvider
+    ) -> None:
+        """``dead_letter_history`` moves a locked instance's history aside as a dead letter
+        (listed, shown, put back by ``retry_dead_letter``, removed by ``delete``)."""
+        create(provider, "i1")
+        first = lock_orchestration(provider)
+        assert first is not None
+        consume(provider, first)
+        provider.send_message(event_message("i1", 1))
+        item = lock_orchestration(provider)
+        assert item is not None
+        before = dumped(provider.get_history("i1"))
+        letter = provider.dead_letter_history(item, "the conformance suite's reason")
+        if letter is None:
+            assert provider.list_dead_letters() == []
+            pytest.skip("the provider keeps no dead letters (it never holds undecodable records)")
+        assert (letter.kind, letter.instance_id) == (ot.DeadLetterKind.HISTORY, "i1")
+        assert letter.reason == "the conformance suite's reason"
+        assert provider.get_history("i1") == [], "the moved history is still there"
+        assert provider.list_dead_letters() == [letter]
+        assert provider.list_dead_letters("other") == []
+        assert provider.get_dead_letter(letter.id) == letter
+        assert provider.retry_dead_letter(letter.id)
+        assert dumped(provider.get_history("i1")) == before, "retry did not restore the history"
+        assert provider.get_dead_letter(letter.id) is None
+        assert not provider.retry_dead_letter(letter.id)
+        assert not provider.delete_dead_letter(letter.id)
+        again = provider.dead_letter_history(item, "again")
+        assert again is not None and provider.delete_dead_letter(again.id)
+        assert provider.list_dead_letters() == []
+        consume(provider, item)
+        with pytest.raises(WorkItemLockLost):
+            provider.dead_letter_history(item, "after the lock was released")
+
     @requires("lock_expiry")
     def test_orchestration_delivery_count_restarts_after_a_completion(
         self, provider: StorageProvider
