@@ -20,8 +20,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 DEFAULT_MAX_BODY_SIZE = 16 * 1024 * 1024
 
 
-def _error(status_code: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status_code)
+def _error(status_code: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status_code, headers=headers)
 
 
 def url_problem(raw_path: bytes, query_string: bytes) -> str | None:
@@ -76,8 +76,12 @@ class RequestLimitMiddleware:
 
 
 def too_large(max_body_size: int) -> JSONResponse:
-    """The ``413`` answer for a body over ``max_body_size`` bytes."""
-    return _error(413, f"The request body is larger than {max_body_size:,} bytes")
+    """The ``413`` answer for a body over ``max_body_size`` bytes.
+
+    It closes the connection, so the server stops receiving the rest of the body.
+    """
+    message = f"The request body is larger than {max_body_size:,} bytes"
+    return _error(413, message, {"Connection": "close"})
 
 
 __all__ = ["DEFAULT_MAX_BODY_SIZE", "RequestLimitMiddleware", "too_large", "url_problem"]
