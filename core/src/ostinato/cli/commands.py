@@ -32,6 +32,7 @@ from ostinato.discovery import installed_providers
 from ostinato.errors import InstanceNotFoundError, OrchestrationFailedError, OstinatoError
 from ostinato.history import HistoryEvent
 from ostinato.provider import StorageProvider
+from ostinato.redaction import redact_setting, redact_settings
 from ostinato.status import OrchestrationState, OrchestrationStatus
 from ostinato.worker import Worker
 
@@ -301,15 +302,17 @@ def config_command(ctx: click.Context, as_json: bool) -> None:
     """
     config = _state(ctx).config()
     data = config.to_dict() | {"installed_providers": installed_providers()}
+    data["settings"], data["defaults"] = map(redact_settings, (data["settings"], data["defaults"]))
     if as_json:
         _echo_json(data)
         return
     lines = [f"Provider: {config.provider}  (from {config.sources.get('provider', 'default')})"]
     lines.append(f"Config file: {config.config_file or 'none'}")
     for key, value in config.settings.items():
-        lines.append(f"  {key} = {value!r}  (from {config.sources.get(key, '?')})")
+        shown = redact_setting(key, value)
+        lines.append(f"  {key} = {shown!r}  (from {config.sources.get(key, '?')})")
     for key, value in config.defaults().items():
-        lines.append(f"  {key} = {value!r}  (default)")
+        lines.append(f"  {key} = {redact_setting(key, value)!r}  (default)")
     lines.append(f"Installed providers: {', '.join(installed_providers())}")
     click.echo("\n".join(lines))
 
