@@ -55,6 +55,7 @@ def create_app(
     base_path: str = "",
     app: App | None = None,
     retry_after: int = 10,
+    dashboard: bool = True,
 ) -> Starlette:
     """The HTTP management API for the instances of ``client`` (or of a provider).
 
@@ -73,6 +74,8 @@ def create_app(
     :param base_path: a prefix for every route, e.g. ``"/runtime/webhooks/durabletask"``.
     :param app: when given, starting an orchestrator it doesn't register answers ``404``.
     :param retry_after: the ``Retry-After`` seconds sent with ``202`` answers.
+    :param dashboard: serve the web dashboard at ``{base_path}/`` (see docs/dashboard.md),
+        behind the same keys.
 
     The result is an ordinary ASGI app: serve it with uvicorn, or mount it in your own
     Starlette/FastAPI app (``Mount("/durable", create_app(client))``).
@@ -96,12 +99,23 @@ def create_app(
     base = normalize_base_path(base_path)
     api = _Api(client, base, app, retry_after, access)
     routes = api.routes()
-    public: list[str] = []
+    public: tuple[list[str], list[str]] = ([], [])
+    if dashboard:
+        from ostinato.http.dashboard import Dashboard
+
+        ui = Dashboard(client, access, base)
+        routes = [*routes, *ui.routes()]
+        public = ui.public_paths()
     return Starlette(
         routes=routes,
         middleware=[
             Middleware(RequestLimitMiddleware, max_body_size=max_body_size),
-            Middleware(SecurityMiddleware, policy=access, public_paths=public),
+            Middleware(
+                SecurityMiddleware,
+                policy=access,
+                public_paths=public[0],
+                public_prefixes=public[1],
+            ),
         ],
         exception_handlers={
             ApiError: _api_error,

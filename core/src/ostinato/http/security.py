@@ -107,6 +107,9 @@ class Principal:
 #: The caller when no keys are configured (local development).
 ANONYMOUS = Principal("anonymous", ALL_SCOPES)
 
+#: A caller without credentials on a public path (the dashboard's login page): no scope.
+NOBODY = Principal("nobody", frozenset())
+
 
 def parse_scopes(values: Iterable[str], where: str) -> frozenset[Scope]:
     """Scope names (``read``, ``start``, ``manage``) as :class:`Scope` values."""
@@ -290,16 +293,23 @@ def _is_json(content_type: str) -> bool:
 class SecurityMiddleware:
     """Host, Origin, content type and key checks (see the module docstring).
 
-    ``public_paths`` (relative to the app's mount) need no key: the dashboard's login page and
-    its static files. The caller's :class:`Principal` is left in ``scope["state"]``.
+    ``public_paths`` (exact paths) and ``public_prefixes`` (everything below them), relative
+    to the app's mount, pass without a key, as :data:`NOBODY`: the dashboard's pages, which
+    send such callers to the login page. The caller's :class:`Principal` is left in
+    ``scope["state"]``.
     """
 
     def __init__(
-        self, app: ASGIApp, policy: AccessPolicy, public_paths: Sequence[str] = ()
+        self,
+        app: ASGIApp,
+        policy: AccessPolicy,
+        public_paths: Sequence[str] = (),
+        public_prefixes: Sequence[str] = (),
     ) -> None:
         self.app = app
         self.policy = policy
-        self.public_paths = tuple(public_paths)
+        self.public_exact = frozenset(public_paths)
+        self.public_prefixes = tuple(public_prefixes)
 
     async def __call__(self, scope: AsgiScope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -337,9 +347,9 @@ class SecurityMiddleware:
                     f"(got {content_type or 'none'})",
                 )
         principal = self._principal(headers)
+        if principal is None and self._is_public(scope):
+            principal = NOBODY
         if principal is None:
-            if self._is_public(scope):
-                return None
             return _error(
                 401,
                 "Missing API key: send it in the 'x-api-key' header or as "
@@ -359,7 +369,7 @@ class SecurityMiddleware:
 
     def _is_public(self, scope: AsgiScope) -> bool:
         path = scope["path"][len(scope.get("root_path", "")) :]
-        return any(path == p or path.startswith(p.rstrip("/") + "/") for p in self.public_paths)
+        return path in self.public_exact or path.startswith(self.public_prefixes)
 
     def _principal(self, headers: Headers) -> Principal | str | None:
         """The caller, an error message for a wrong key, or None when no key was sent."""
@@ -392,7 +402,7 @@ def _cookie(headers: Headers, name: str) -> str | None:
 def principal(request: Request) -> Principal:
     """The caller of ``request`` (set by :class:`SecurityMiddleware`)."""
     found = request.scope.get("state", {}).get("ostinato.principal")
-    return found if isinstance(found, Principal) else ANONYMOUS
+    return found if isinstance(found, Principal) else NOBODY
 
 
 def audit(request: Request, action: str, status_code: int, detail: str = "") -> None:
@@ -466,6 +476,7 @@ __all__ = [
     "ALL_SCOPES",
     "ANONYMOUS",
     "LOOPBACK_HOSTS",
+    "NOBODY",
     "SESSION_COOKIE",
     "AccessPolicy",
     "ApiKey",
