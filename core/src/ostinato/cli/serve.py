@@ -20,16 +20,16 @@ from typing import Any
 
 import click
 
-from ostinato.cli.commands import (
+from ostinato.cli.base import (
     EXIT_ERROR,
     EXIT_USAGE,
-    _configure_logging,
-    _say,
-    _state,
+    configure_logging,
     fail,
     load_app,
+    say,
+    state_of,
 )
-from ostinato.worker import Worker
+from ostinato.runtime.worker import Worker
 
 
 def _import_server() -> None:
@@ -255,10 +255,10 @@ def serve(
             EXIT_USAGE,
         )
     app = load_app(target)
-    state = _state(ctx)
+    state = state_of(ctx)
     config = state.config()
     provider = state.provider()
-    _configure_logging(log_level)
+    configure_logging(log_level)
     hosts = allowed_hosts or bound_host_names(host, LOOPBACK_HOSTS)
     api = create_app(
         provider,
@@ -283,7 +283,7 @@ def serve(
                 grace_period=grace_period,
             )
             await asyncio.to_thread(worker.start)
-            _say(
+            say(
                 f"Worker {worker.worker_id} serving {len(app.orchestrators)} orchestrators and"
                 f" {len(app.activities)} activities from {target} on {config.provider}."
             )
@@ -291,9 +291,9 @@ def serve(
             yield
         finally:
             if worker is not None:
-                _say("Stopping the worker: finishing in-flight work...")
+                say("Stopping the worker: finishing in-flight work...")
                 await asyncio.to_thread(worker.stop)
-                _say("Worker stopped.")
+                say("Worker stopped.")
 
     server_app = Starlette(routes=[Mount("", app=api)], lifespan=lifespan)
     defaults = ServerLimits()
@@ -314,14 +314,14 @@ def serve(
         )
     )
     if keys:
-        _say(f"API keys: {', '.join(k.name for k in keys)}")
+        say(f"API keys: {', '.join(k.name for k in keys)}")
     elif insecure_no_auth and not loopback:
-        _say(_INSECURE_BANNER.format(host=host))
+        say(_INSECURE_BANNER.format(host=host))
     else:
-        _say("No API keys: serving loopback only, for local development.")
-    _say(f"Allowed Host names: {', '.join(hosts)}")
+        say("No API keys: serving loopback only, for local development.")
+    say(f"Allowed Host names: {', '.join(hosts)}")
     schema_path = f"{normalize_base_path(base_path)}/openapi.json"
-    _say(f"HTTP API for {target} (pid {os.getpid()}); OpenAPI schema at {schema_path}")
+    say(f"HTTP API for {target} (pid {os.getpid()}); OpenAPI schema at {schema_path}")
     server.run()
     if not server.started:
         fail(f"The HTTP server could not start on {host}:{port}")

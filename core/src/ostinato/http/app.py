@@ -13,9 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from ostinato.app import App
 from ostinato.client import AsyncClient, Client
-from ostinato.entities import EntityId, EntityMetadata
 from ostinato.errors import (
     InstanceAlreadyExistsError,
     InstanceNotFoundError,
@@ -37,6 +35,8 @@ from ostinato.http.security import (
     Scope as ApiScope,
 )
 from ostinato.ids import validate_instance_id
+from ostinato.orchestration.app import App
+from ostinato.orchestration.entities import EntityId, EntityMetadata
 from ostinato.provider import StorageProvider
 from ostinato.status import TERMINAL_STATUSES, OrchestrationState
 

@@ -163,7 +163,7 @@ class Dashboard:
             return self._error_page(request, exc)
         except ValueError:
             return self._error_page(request, params.bad_request("size must be a number"))
-        filters = {
+        filters: dict[str, Any] = {
             "name_prefix": params.text(query, "name"),
             "instance_id_prefix": params.text(query, "id"),
             "created_from": created_from,
