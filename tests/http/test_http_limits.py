@@ -206,3 +206,12 @@ def test_connections_beyond_the_limit_get_503_until_others_leave(served: Served)
     finally:
         for sock in held:
             sock.close()
+
+
+def test_an_oversized_request_head_is_refused(served: Served) -> None:
+    with socket.create_connection(address(served), timeout=30) as sock:
+        sock.sendall(b"GET /instances HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * 100_000)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:100]

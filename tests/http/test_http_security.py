@@ -308,3 +308,17 @@ def test_serve_with_a_keys_file(tmp_path: Path) -> None:
     assert code == 0, stderr
     assert "API keys: dash, ops" in stderr
     assert "dash-key-0123" not in stderr and "ops-key-0123" not in stderr
+
+
+def test_the_schema_names_each_operations_scope(scoped_api: str) -> None:
+    from openapi_spec_validator import validate
+
+    schema = _call(scoped_api, READ, "GET", "/openapi.json").json()
+    validate(schema)
+    paths = schema["paths"]
+    assert paths["/orchestrators/{name}"]["post"]["x-ostinato-scope"] == "start"
+    assert paths["/instances"]["get"]["x-ostinato-scope"] == "read"
+    assert paths["/instances"]["delete"]["x-ostinato-scope"] == "manage"
+    assert paths["/instances/{instance_id}/terminate"]["post"]["x-ostinato-scope"] == "manage"
+    assert "415" in paths["/orchestrators/{name}"]["post"]["responses"]
+    assert "403" in paths["/instances/{instance_id}"]["get"]["responses"]

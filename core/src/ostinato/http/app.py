@@ -206,6 +206,7 @@ class _Api:
     ) -> None:
         self.client = client
         self.access = access
+        self.scopes: dict[tuple[str, str], str] = {}
         self.base = base
         self.app = app
         self.retry_after = retry_after
@@ -260,6 +261,9 @@ class _Api:
             (f"{b}/entities/{{name}}/{{key}}", self.get_entity, "GET", "get_entity", read, False),
             (f"{b}/openapi.json", self.openapi, "GET", "openapi", read, False),
         ]
+        self.scopes = {
+            (path, method.lower()): scope.value for path, _, method, _, scope, _ in table
+        }
         return [
             Route(path, security.guarded(endpoint, scope, audited), methods=[method], name=name)
             for path, endpoint, method, name, scope, audited in table
@@ -495,7 +499,10 @@ class _Api:
         root = request.scope.get("root_path", "")
         return JSONResponse(
             openapi_schema(
-                self.base, server_url=root or "/", requires_api_key=self.access.requires_key
+                self.base,
+                server_url=root or "/",
+                requires_api_key=self.access.requires_key,
+                scopes=self.scopes,
             )
         )
 
