@@ -146,3 +146,11 @@ def test_timeline_places_activities_timers_and_sub_orchestrations() -> None:
         (SpanKind.ACTIVITY, "retry", Outcome.OPEN, 80, 20, 2),  # still running: until now
     ]
     assert timeline([], now=t0) is None
+
+
+@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/", "/\\evil.example"])
+def test_sign_in_only_returns_to_this_sites_pages(url: str, target: str) -> None:
+    page = httpx.get(f"{url}/ui/login", params={"next": target})
+    assert page.status_code == 200
+    assert 'data-next="/durable/"' in page.text
+    assert "evil.example" not in page.text

@@ -272,7 +272,7 @@ class Dashboard:
     # -- signing in -----------------------------------------------------------------------
     async def login_page(self, request: Request) -> Response:
         target = request.query_params.get("next") or f"{self._root(request)}/"
-        if not target.startswith("/") or target.startswith("//"):
+        if not target.startswith("/") or target.startswith("//") or "\\" in target:
             target = f"{self._root(request)}/"  # only this site's pages
         return self._render(
             request, "login.html", target=target, needs_key=self.access.requires_key

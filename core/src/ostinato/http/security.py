@@ -364,8 +364,10 @@ class SecurityMiddleware:
     def _origin_allowed(self, origin: str, scope: AsgiScope, host: str) -> bool:
         if origin in self.policy.allowed_origins:
             return True
+        # The same host and port as the request's Host: this server's own pages. The scheme is
+        # not compared, so a TLS-terminating proxy in front needs no extra setting.
         parts = urlsplit(origin)
-        return parts.scheme == scope.get("scheme", "http") and parts.netloc.lower() == host.lower()
+        return parts.scheme in ("http", "https") and parts.netloc.lower() == host.lower()
 
     def _is_public(self, scope: AsgiScope) -> bool:
         path = scope["path"][len(scope.get("root_path", "")) :]
