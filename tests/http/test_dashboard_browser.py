@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -68,8 +69,16 @@ def provider() -> Iterator[ot.InMemoryProvider]:
                 "background_job", input={"batch": n}, instance_id=f"job-{n}"
             )
         client.schedule_new_orchestration("count_to", input="visits", instance_id="count-1")
+        client.signal_entity(ot.EntityId("counter", "signups"), "add", 41)
+        client.signal_entity(ot.EntityId("counter", "errors"), "add", 3)
         for instance_id in ("cities-0", "cities-1", "cities-2", "report-1", "import-7", "count-1"):
             client.wait_for_orchestration_completion(instance_id, timeout=60)
+        deadline = time.monotonic() + 60
+        while any(
+            client.get_entity(ot.EntityId("counter", key)) is None for key in ("signups", "errors")
+        ):
+            assert time.monotonic() < deadline, "the entity signals were not processed"
+            time.sleep(0.05)
         yield provider
 
 
@@ -251,9 +260,10 @@ def test_live_refresh_shows_new_instances(page: Page, server: str) -> None:
 def test_entity_browser(page: Page, server: str) -> None:
     sign_in(page, server, OPS_KEY, "/ui/entities")
     rows = page.locator("#entities tbody tr")
-    expect(rows).to_have_count(1)
-    expect(rows.first).to_contain_text("counter")
-    expect(rows.first).to_contain_text("visits")
+    expect(rows).to_have_count(3)  # ordered by key: errors, signups, visits
+    expect(rows.nth(1)).to_contain_text("signups")
+    expect(rows.nth(1).locator("summary")).to_have_text("41")
+    expect(rows.nth(2)).to_contain_text("visits")
     page.fill("input[name=name]", "counter")
     page.fill("input[name=key]", "nope")
     page.click("#entity-filters button")
