@@ -331,7 +331,7 @@ class SecurityMiddleware:
                 "--allowed-host / allowed_hosts)",
             )
         origin = headers.get("origin")
-        if origin is not None and not self._origin_allowed(origin, scope, host):
+        if origin is not None and not self._origin_allowed(origin, host):
             return _error(
                 403,
                 f"Cross-origin request from {origin!r} refused: only this server's own pages "
@@ -361,7 +361,7 @@ class SecurityMiddleware:
         scope.setdefault("state", {})["ostinato.principal"] = principal
         return None
 
-    def _origin_allowed(self, origin: str, scope: AsgiScope, host: str) -> bool:
+    def _origin_allowed(self, origin: str, host: str) -> bool:
         if origin in self.policy.allowed_origins:
             return True
         # The same host and port as the request's Host: this server's own pages. The scheme is
