@@ -215,7 +215,7 @@ def test_dead_letters_over_http(
     )
     with worker(_app()):
         client.wait_for_orchestration_completion(victim, timeout=30)
-    with TestClient(create_app(store)) as http:
+    with TestClient(create_app(store), base_url="http://localhost") as http:
         listed = http.get("/deadLetters", params={"instanceId": victim}).json()["deadLetters"]
         assert [(d["instanceId"], d["kind"], d["body"]) for d in listed] == [
             (victim, "message", "{x")
@@ -236,3 +236,5 @@ def test_dead_letters_over_http(
         assert http.delete(f"/deadLetters/{again['id']}").status_code == 404
         paths = http.get("/openapi.json").json()["paths"]
         assert {"/deadLetters", "/deadLetters/{id}", "/deadLetters/{id}/retry"} <= set(paths)
+        assert paths["/deadLetters/{id}/retry"]["post"]["x-ostinato-scope"] == "manage"
+        assert paths["/deadLetters"]["get"]["x-ostinato-scope"] == "read"

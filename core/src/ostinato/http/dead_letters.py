@@ -11,10 +11,10 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
 
 from ostinato.client import AsyncClient
 from ostinato.http.params import ApiError
+from ostinato.http.security import Endpoint, Scope
 
 
 class DeadLetterRoutes:
@@ -24,13 +24,15 @@ class DeadLetterRoutes:
         self.client = client
         self.base = base
 
-    def routes(self) -> list[BaseRoute]:
+    def table(self) -> list[tuple[str, Endpoint, str, str, Scope, bool]]:
+        """The routes as the API's table rows: path, handler, method, name, key scope, and
+        whether calls are audit-logged."""
         one = f"{self.base}/deadLetters/{{id}}"
         return [
-            Route(f"{self.base}/deadLetters", self.list, methods=["GET"], name="list_dead_letters"),
-            Route(one, self.show, methods=["GET"], name="dead_letter"),
-            Route(f"{one}/retry", self.retry, methods=["POST"], name="retry_dead_letter"),
-            Route(one, self.delete, methods=["DELETE"], name="delete_dead_letter"),
+            (f"{self.base}/deadLetters", self.list, "GET", "list_dead_letters", Scope.READ, False),
+            (one, self.show, "GET", "dead_letter", Scope.READ, False),
+            (f"{one}/retry", self.retry, "POST", "retry_dead_letter", Scope.MANAGE, True),
+            (one, self.delete, "DELETE", "delete_dead_letter", Scope.MANAGE, True),
         ]
 
     async def list(self, request: Request) -> Response:
