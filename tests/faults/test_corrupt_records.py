@@ -81,7 +81,7 @@ def test_an_undecodable_inbox_message_fails_only_its_instance(
         victim,
         "{oops",
     )
-    assert letter.id in state.failure_details.message
+    assert f"dead-letters list --instance {victim}" in state.failure_details.message
     assert "JSONDecodeError" in letter.reason
     assert client.get_dead_letter(letter.id) == letter
     # Retry puts it back as it was; a worker moves it aside again (still undecodable), and

@@ -31,12 +31,13 @@ Guarantees every provider gives (the conformance suite checks each one):
   expiry adds one at the next hand-out (a crash is counted), abandoning gives the delivery back
   (the next hand-out has the same count), a completion starts the instance's count again. The
   core's poison policy (``max_delivery_attempts``) reads it; providers apply no policy.
-* **Dead letters.** A stored record the provider cannot decode (an inbox message while
-  locking; an instance's history when the core asks, :meth:`StorageProvider.dead_letter_history`)
-  is moved aside, as it was stored, into the provider's dead-letter store, never handed out
-  again nor dropped; a work item names what was moved aside while locking it
-  (``OrchestrationWorkItem.dead_letters``) so the core can fail the instance. Dead letters are
-  listed, shown, put back (``retry``) and deleted through the provider.
+* **Dead letters.** A stored record the provider cannot decode is moved aside, as it was
+  stored, into the provider's dead-letter store, never dropped nor handed out again: an inbox
+  message found undecodable while locking is named in the work item
+  (``OrchestrationWorkItem.dead_letters``, not in ``messages``) and moved by the same atomic
+  step that completes the item (so a crash in between loses nothing); an instance's history
+  when the core asks (:meth:`StorageProvider.dead_letter_history`). Dead letters are listed,
+  shown, put back (``retry``) and deleted through the provider.
 """
 
 from __future__ import annotations
@@ -238,7 +239,8 @@ class OrchestrationWorkItem:
     history with ``get_history`` only if its cache doesn't already hold it.
     ``dequeue_count``: deliveries of the instance's messages since its last completed step,
     this one included (see the module doc). ``dead_letters``: messages of the instance that
-    could not be decoded and were moved aside while locking (they are not in ``messages``).
+    could not be decoded (not in ``messages``; their ``id`` is empty until completing the item
+    moves them into the dead letters).
     ``provider_data`` is the provider's own.
     """
 

@@ -46,7 +46,6 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from ostinato import history
-from ostinato.clock import utcnow
 from ostinato.errors import InstanceAlreadyExistsError, WorkItemLockLost
 from ostinato.history import HistoryEvent
 from ostinato.provider import (
@@ -598,39 +597,17 @@ class RelationalProvider(StorageProvider):
                     lock_token=token,
                     locked_until=locked_until,
                     dequeue_count=dequeue_count + 1,
-                    dead_letters=self._move_aside(iid, undecodable),
-                    provider_data=[message_id for message_id, _ in decoded],
+                    # Undecodable messages are consumed with the item and moved into the dead
+                    # letters by the same transaction that completes it.
+                    dead_letters=[
+                        DeadLetter("", DeadLetterKind.MESSAGE, iid, body, reason, locked_until)
+                        for _, body, reason in undecodable
+                    ],
+                    provider_data=[message_id for message_id, _ in decoded]
+                    + [message_id for message_id, _, _ in undecodable],
                 )
             )
         return items
-
-    def _move_aside(
-        self, instance_id: str, undecodable: list[tuple[int, str, str]]
-    ) -> list[DeadLetter]:
-        """Move undecodable inbox messages (row id, body, reason) of a locked instance into
-        the dead letters; the ones that could not be moved stay in the inbox (and are
-        reported again on the next lock)."""
-        if not undecodable:
-            return []
-        s, hub = self._sql, self.task_hub
-        moved: list[DeadLetter] = []
-        try:
-            with self._write(durable=True) as cur:
-                now = self._now_micros()
-                for _, body, reason in undecodable:
-                    cur.execute(
-                        s.dead_letter_insert,
-                        (hub, instance_id, DeadLetterKind.MESSAGE.value, body, reason, now),
-                    )
-                    moved.append(self._last_dead_letter(cur, instance_id))
-                self._run(cur, self._in(s.inbox_delete_ids, (), [r[0] for r in undecodable]))
-        except Exception:
-            log.exception("Moving undecodable messages of '%s' aside failed", instance_id)
-            return [
-                DeadLetter("", DeadLetterKind.MESSAGE, instance_id, body, reason, utcnow())
-                for _, body, reason in undecodable
-            ]
-        return moved
 
     def _last_dead_letter(self, cur: Cursor, instance_id: str) -> DeadLetter:
         """The newest dead letter of ``instance_id`` (the one just inserted, in this
@@ -770,6 +747,14 @@ class RelationalProvider(StorageProvider):
         s, hub, now = self._sql, self.task_hub, self._now_micros()
         script: Script = []
         consumed = [message_id for item, _ in pairs for message_id in item.provider_data]
+        script += [
+            (
+                s.dead_letter_insert,
+                (hub, item.instance_id, letter.kind.value, letter.body, letter.reason, now),
+            )
+            for item, _ in pairs
+            for letter in item.dead_letters
+        ]
         if consumed:
             script += self._in(s.inbox_delete_ids, (), consumed)
         resets = [item.instance_id for item, cp in pairs if cp.reset_history]

@@ -848,13 +848,12 @@ class AsyncWorker:
 
 def _dead_letter_failure(item: OrchestrationWorkItem) -> FailureDetails:
     """The failure of an instance some of whose messages could not be decoded."""
-    ids = ", ".join(letter.id or "?" for letter in item.dead_letters)
     reasons = "; ".join(dict.fromkeys(letter.reason for letter in item.dead_letters))
     return FailureDetails(
         "SerializationError",
         f"{len(item.dead_letters)} message(s) for orchestration '{item.instance_id}' could "
-        f"not be decoded ({reasons}) and were moved to the dead letters: {ids} "
-        "(see `ostinato dead-letters list`)",
+        f"not be decoded ({reasons}); they are kept in the dead letters "
+        f"(ostinato dead-letters list --instance {item.instance_id})",
     )
 
 
