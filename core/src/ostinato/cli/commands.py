@@ -644,11 +644,12 @@ def list_command(
             }
         )
         return
+    if not states and token is None:
+        click.echo("No instances.")
+        return
     _print(render.instances_table(states))
     if token is not None:
         _say(f"More instances: pass --continuation-token {token}")
-    elif not states:
-        _say("No instances.")
 
 
 # -- signalling ------------------------------------------------------------------------------
