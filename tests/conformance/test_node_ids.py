@@ -18,13 +18,14 @@ HERE = Path(__file__).resolve().parent
 
 def test_failures_of_the_bundled_suite_have_a_path_in_their_name(tmp_path: Path) -> None:
     shutil.copy(HERE / "broken_providers.py", tmp_path)
+    command = [
+        sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
+        "--pyargs", "ostinato_conformance.cli",
+        "--ostinato-provider=broken_providers:FiresTimersEarly",
+        "-k", "test_delayed_message_is_not_handed_out_before_visible_at",
+    ]  # fmt: skip
     result = subprocess.run(
-        [
-            sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
-            "--pyargs", "ostinato_conformance.cli",
-            "--ostinato-provider=broken_providers:FiresTimersEarly",
-            "-k", "test_delayed_message_is_not_handed_out_before_visible_at",
-        ],  # fmt: skip
+        command,
         cwd=tmp_path,
         env=os.environ | {"PYTHONPATH": str(tmp_path)},
         capture_output=True,
