@@ -16,6 +16,8 @@ history and rebuilt by deterministic replay::
         return [(yield ctx.call_activity(say_hello, input=c)) for c in ("Tokyo", "London")]
 """
 
+from importlib import metadata as _metadata
+
 from ostinato.app import App
 from ostinato.client import AsyncClient, Client, PurgeResult, raise_if_failed
 from ostinato.config import provider_from_config
@@ -43,10 +45,11 @@ from ostinato.memory import InMemoryProvider
 from ostinato.provider import Page, ProviderCapabilities, ReuseIdPolicy, StorageProvider
 from ostinato.retry import RetryPolicy
 from ostinato.status import OrchestrationState, OrchestrationStatus
-from ostinato.task import Task, when_all, when_any
+from ostinato.task import Orchestration, Task, when_all, when_any
 from ostinato.worker import AsyncWorker, Worker
 
-__version__ = "0.1.0"
+#: The installed distribution's version (the repository's VERSION file at build time).
+__version__ = _metadata.version("ostinato")
 
 __all__ = [
     "ActivityContext",
@@ -68,6 +71,7 @@ __all__ = [
     "InvalidInstanceIdError",
     "JsonDataConverter",
     "NonDeterminismError",
+    "Orchestration",
     "OrchestrationContext",
     "OrchestrationFailedError",
     "OrchestrationState",

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Generator
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from ostinato.retry import RetryPolicy
 from ostinato.task import CompletableTask, Task
@@ -14,6 +14,8 @@ if TYPE_CHECKING:
     from ostinato.engine import EntityLock, OrchestrationRun
     from ostinato.entities import EntityId
     from ostinato.httpcall import HttpResponse
+
+R = TypeVar("R")
 
 
 class OrchestrationContext:
@@ -57,6 +59,29 @@ class OrchestrationContext:
         """True while the code is re-running steps already recorded in history."""
         return self._run.is_replaying
 
+    # The task's type follows the activity's return annotation (an ``async def`` activity's
+    # awaited result); by name it is ``Task[Any]``. See docs/typing.md for what ``yield`` gives.
+    @overload
+    def call_activity(
+        self,
+        activity: Callable[..., Coroutine[Any, Any, R]],
+        *,
+        input: Any = None,
+        retry_policy: RetryPolicy | None = None,
+    ) -> Task[R]: ...
+    @overload
+    def call_activity(
+        self,
+        activity: Callable[..., R],
+        *,
+        input: Any = None,
+        retry_policy: RetryPolicy | None = None,
+    ) -> Task[R]: ...
+    @overload
+    def call_activity(
+        self, activity: str, *, input: Any = None, retry_policy: RetryPolicy | None = None
+    ) -> Task[Any]: ...
+
     def call_activity(
         self,
         activity: Callable[..., Any] | str,
@@ -66,6 +91,34 @@ class OrchestrationContext:
     ) -> Task[Any]:
         """Schedule an activity; ``yield`` the task for its result."""
         return self._run.call_activity(activity, input, retry_policy)
+
+    @overload
+    def call_sub_orchestrator(
+        self,
+        orchestrator: Callable[..., Generator[Any, Any, R]],
+        *,
+        input: Any = None,
+        instance_id: str | None = None,
+        retry_policy: RetryPolicy | None = None,
+    ) -> Task[R]: ...
+    @overload
+    def call_sub_orchestrator(
+        self,
+        orchestrator: Callable[..., R],
+        *,
+        input: Any = None,
+        instance_id: str | None = None,
+        retry_policy: RetryPolicy | None = None,
+    ) -> Task[R]: ...
+    @overload
+    def call_sub_orchestrator(
+        self,
+        orchestrator: str,
+        *,
+        input: Any = None,
+        instance_id: str | None = None,
+        retry_policy: RetryPolicy | None = None,
+    ) -> Task[Any]: ...
 
     def call_sub_orchestrator(
         self,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import Any, Generic, TypeVar
+from collections.abc import Callable, Generator, Iterable
+from typing import Any, Generic, TypeAlias, TypeVar
 
 from ostinato.errors import TaskFailedError
 
@@ -120,6 +120,11 @@ class WhenAnyTask(CompositeTask[Task[Any]]):
     def _on_child_completed(self, child: Task[Any]) -> None:
         if not self.is_complete:
             self._set_result(child)
+
+
+#: The return annotation of an orchestrator that returns ``R``: a generator that yields
+#: tasks and is sent their results (``Any``: a ``yield`` cannot be typed per task).
+Orchestration: TypeAlias = Generator[Task[Any], Any, T]
 
 
 class Continuation:
