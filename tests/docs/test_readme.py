@@ -23,6 +23,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 TYPING = ROOT / "docs" / "typing.md"
+#: The long description of the ``ostinato`` distribution (its PyPI page).
+CORE_README = ROOT / "core" / "README.md"
 VENV_BIN = Path(sys.executable).parent
 
 
@@ -155,12 +157,15 @@ def test_the_cli_session_runs_as_written(env: dict[str, str]) -> None:
             worker.wait()
 
 
-def test_the_readme_example_prints_what_it_says(tmp_path: Path) -> None:
-    (example,) = blocks(README, "python")
+@pytest.mark.parametrize("readme", [README, CORE_README], ids=["README", "core-README"])
+def test_the_readme_example_prints_what_it_says(readme: Path, tmp_path: Path) -> None:
+    (example,) = blocks(readme, "python")
     (tmp_path / "readme_example.py").write_text(example, encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OSTINATO_")}
     result = subprocess.run(
         [sys.executable, "readme_example.py"],
         cwd=tmp_path,
+        env=env,
         capture_output=True,
         text=True,
         timeout=120,
@@ -192,7 +197,12 @@ def wrong(ctx: ot.OrchestrationContext, _input: None) -> ot.Orchestration[int]:
 def test_the_examples_pass_mypy_strict_and_types_are_carried(tmp_path: Path) -> None:
     (readme_example,) = blocks(README, "python")
     (typing_example,) = blocks(TYPING, "python")
-    files = {"readme_example.py": readme_example, "typing_example.py": typing_example}
+    (core_example,) = blocks(CORE_README, "python")
+    files = {
+        "readme_example.py": readme_example,
+        "typing_example.py": typing_example,
+        "core_readme_example.py": core_example,
+    }
     files["wrong.py"] = WRONG
     for name, text in files.items():
         (tmp_path / name).write_text(text, encoding="utf-8")
