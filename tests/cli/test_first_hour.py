@@ -35,9 +35,9 @@ def ostinato(
     )
 
 
-def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
+def one_line_error(result: subprocess.CompletedProcess[str], code: int = 1) -> str:
     """The single ``Error: ...`` line of a failed command (asserting there is nothing else)."""
-    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert result.returncode == code, (result.stdout, result.stderr)
     assert "Traceback" not in result.stderr, result.stderr
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
@@ -62,6 +62,20 @@ def test_an_impossible_busy_timeout_is_one_line(tmp_path: Path, value: str) -> N
 def test_an_instance_id_that_is_not_utf8_is_one_line(tmp_path: Path) -> None:
     line = one_line_error(ostinato(tmp_path, "start", "hello_cities", "--id", b"job-\xff\xfe"))
     assert "lone surrogate" in line
+    assert ostinato(tmp_path, "list").stdout == "No instances.\n"
+
+
+@requires_sqlite
+@pytest.mark.parametrize(
+    "args",
+    [(b"hello_\xff",), ("hello_cities", "--input", b'"caf\xe9"')],
+    ids=["name", "input"],
+)
+def test_other_arguments_that_are_not_utf8_are_one_line(
+    tmp_path: Path, args: tuple[str | bytes, ...]
+) -> None:
+    line = one_line_error(ostinato(tmp_path, "start", *args), code=2)
+    assert "is not valid UTF-8 text" in line
     assert ostinato(tmp_path, "list").stdout == "No instances.\n"
 
 

@@ -72,6 +72,7 @@ class OrchestrationDriver(Scheduler, Protocol):
 
     def new_uuid(self) -> str: ...
 
+
 R = TypeVar("R")
 
 
