@@ -48,6 +48,7 @@ PUBLIC: dict[str, list[str]] = {
         "TaskFailedError",
         "WorkItemLockLost",
         "Worker",
+        "WorkerSupervisor",
         "__version__",
         "provider_from_config",
         "raise_if_failed",

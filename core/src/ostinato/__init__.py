@@ -42,6 +42,7 @@ from ostinato.orchestration.entities import EntityContext, EntityId, EntityLock,
 from ostinato.orchestration.task import Task, when_all, when_any
 from ostinato.provider import Page, ProviderCapabilities, ReuseIdPolicy, StorageProvider
 from ostinato.retry import RetryPolicy
+from ostinato.runtime.supervisor import WorkerSupervisor
 from ostinato.runtime.worker import AsyncWorker, Worker
 from ostinato.status import OrchestrationState, OrchestrationStatus
 
@@ -85,6 +86,7 @@ __all__ = [
     "TaskFailedError",
     "WorkItemLockLost",
     "Worker",
+    "WorkerSupervisor",
     "__version__",
     "provider_from_config",
     "raise_if_failed",
