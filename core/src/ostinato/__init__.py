@@ -16,7 +16,15 @@ history and rebuilt by deterministic replay::
         return [(yield ctx.call_activity(say_hello, input=c)) for c in ("Tokyo", "London")]
 """
 
-from ostinato.client import AsyncClient, Client, PurgeResult, raise_if_failed
+from ostinato.client import (
+    AsyncClient,
+    Client,
+    NewOrchestration,
+    PurgeResult,
+    StartOutcome,
+    StartResult,
+    raise_if_failed,
+)
 from ostinato.config import provider_from_config
 from ostinato.converter import DataConverter, JsonDataConverter
 from ostinato.errors import (
@@ -67,6 +75,7 @@ __all__ = [
     "InstanceNotFoundError",
     "InvalidInstanceIdError",
     "JsonDataConverter",
+    "NewOrchestration",
     "NonDeterminismError",
     "OrchestrationContext",
     "OrchestrationFailedError",
@@ -81,6 +90,8 @@ __all__ = [
     "RetryPolicy",
     "ReuseIdPolicy",
     "SerializationError",
+    "StartOutcome",
+    "StartResult",
     "StorageProvider",
     "Task",
     "TaskFailedError",
