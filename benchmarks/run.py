@@ -557,6 +557,8 @@ PROFILED_RUNS = 3
 PEER_WORKLOADS = ["hello_cities", "latency", "fan_out", "replay", "idle", "sweep"]
 #: Workloads only ostinato runs, and the providers they run on.
 OSTINATO_WORKLOADS = {"processes": ("sqlite", "postgres")}
+#: Sizes of those workloads (not passed to the peers).
+OSTINATO_SIZES = {"processes"}
 
 
 def run_ostinato(
@@ -722,7 +724,7 @@ def main(argv: list[str] | None = None) -> int:
 
         chosen = args.peers or [p for p in PEERS if p != "dbos-postgres" or "postgres" in providers]
         for peer in chosen:
-            peer_sizes = dict(sizes)
+            peer_sizes = {k: v for k, v in sizes.items() if k not in OSTINATO_SIZES}
             peer_sizes["idle"] = min(sizes["idle"], FULL["idle"])
             if not args.peer_full:
                 for key, limit in PEER_LIMITS.get(peer, {}).items():
