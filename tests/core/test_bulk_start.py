@@ -54,11 +54,13 @@ def test_each_item_gets_its_result_and_the_valid_ones_run(provider: ot.StoragePr
     items[9] = ot.NewOrchestration("double", input=9, instance_id="twice")
     items[10] = ot.NewOrchestration("double", input=10, instance_id="twice")
     items[11] = "double"  # not a NewOrchestration
+    items[12] = ot.NewOrchestration(double, input=12, reuse_id_policy="error_if_exists")  # type: ignore[arg-type]
 
     results = client.schedule_new_orchestrations(items)
 
     outcomes = [r.outcome for r in results]
     assert outcomes[5:8] == [ot.StartOutcome.INVALID] * 3
+    assert outcomes[12] is ot.StartOutcome.INVALID and isinstance(results[12].error, TypeError)
     assert results[5].instance_id == "bad\x00id" and results[5].error is not None
     assert outcomes[8] is ot.StartOutcome.ALREADY_EXISTS and results[8].instance_id == "taken"
     assert outcomes[9:12] == [
@@ -67,7 +69,7 @@ def test_each_item_gets_its_result_and_the_valid_ones_run(provider: ot.StoragePr
         ot.StartOutcome.INVALID,
     ]
     created = [r for r in results if r.created]
-    assert len(created) == 200 - 6
+    assert len(created) == 200 - 7
     assert len({r.instance_id for r in created}) == len(created)
     with ot.Worker(app, provider, max_poll_interval=0.05):
         for result in created:

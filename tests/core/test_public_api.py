@@ -31,6 +31,7 @@ PUBLIC: dict[str, list[str]] = {
         "JsonDataConverter",
         "NewOrchestration",
         "NonDeterminismError",
+        "Orchestration",
         "OrchestrationContext",
         "OrchestrationFailedError",
         "OrchestrationState",

@@ -188,12 +188,10 @@ class Client:
         finished instance, raise ``InstanceAlreadyExistsError`` for an active one); the check
         and the create are one atomic step in the provider.
         """
-        record, start = self._new_instance(
+        record, start, policy = self._new_instance(
             NewOrchestration(orchestrator, input, instance_id, start_at, reuse_id_policy)
         )
-        self._provider().create_instance(
-            record, start, reuse_id_policy or ReuseIdPolicy.REPLACE_TERMINAL
-        )
+        self._provider().create_instance(record, start, policy)
         return record.instance_id
 
     def schedule_new_orchestrations(
@@ -214,7 +212,7 @@ class Client:
             try:
                 if not isinstance(item, NewOrchestration):
                     raise TypeError(f"Expected a NewOrchestration, got {type(item).__name__}")
-                record, start = self._new_instance(item)
+                request = self._new_instance(item)
             except Exception as exc:  # noqa: BLE001 - reported for this item only
                 given = getattr(item, "instance_id", None)
                 results.append(
@@ -224,18 +222,22 @@ class Client:
                 )
                 continue
             results.append(None)
-            requests.append((record, start, item.reuse_id_policy or ReuseIdPolicy.REPLACE_TERMINAL))
+            requests.append(request)
         errors = self._provider().create_instances(requests) if requests else []
         outcomes = iter(zip(requests, errors, strict=True))
         return [result or _start_result(*next(outcomes)) for result in results]
 
-    def _new_instance(self, item: NewOrchestration) -> tuple[InstanceRecord, OrchestrationMessage]:
-        """The record and start message for ``item`` (raises for an invalid item)."""
+    def _new_instance(
+        self, item: NewOrchestration
+    ) -> tuple[InstanceRecord, OrchestrationMessage, ReuseIdPolicy]:
+        """The record, start message and reuse policy for ``item`` (raises for an invalid
+        item)."""
         instance_id = (
             new_instance_id()
             if item.instance_id is None
             else validate_instance_id(item.instance_id)
         )
+        policy = _reuse_id_policy(item.reuse_id_policy)
         name = name_of(item.orchestrator)
         payload = self._payload(item.input, "orchestration input")
         start_at = item.start_at
@@ -264,7 +266,7 @@ class Client:
                 scheduled_start_at=start_at,
             ),
         )
-        return record, start
+        return record, start, policy
 
     # -- reading --------------------------------------------------------------------------
     def get_orchestration_state(
@@ -503,6 +505,22 @@ class Client:
             if token is None:
                 break
         return PurgeResult(deleted)
+
+
+def _reuse_id_policy(policy: object) -> ReuseIdPolicy:
+    """``policy`` checked at the call (``None``: the default); anything else raises TypeError."""
+    if policy is None:
+        return ReuseIdPolicy.REPLACE_TERMINAL
+    if isinstance(policy, ReuseIdPolicy):
+        return policy
+    members = ", ".join(f"ReuseIdPolicy.{m.name}" for m in ReuseIdPolicy)
+    hint = ""
+    if isinstance(policy, str) and policy.upper() in ReuseIdPolicy.__members__:
+        hint = f" (use ot.ReuseIdPolicy.{policy.upper()})"
+    raise TypeError(
+        f"reuse_id_policy must be one of {members} or None, not {policy!r}"
+        f" ({type(policy).__name__}){hint}"
+    )
 
 
 def _has_started(state: OrchestrationState) -> bool:
