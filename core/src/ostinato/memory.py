@@ -132,6 +132,9 @@ class InMemoryProvider(StorageProvider):
         with self._mutex:
             return self._dead_letters.pop(dead_letter_id, None) is not None
 
+    def __repr__(self) -> str:
+        return f"InMemoryProvider(this process's memory, {len(self._instances)} instances)"
+
     # -- client side ----------------------------------------------------------------------
     def create_instance(
         self, record: InstanceRecord, start: OrchestrationMessage, policy: ReuseIdPolicy
