@@ -180,6 +180,24 @@ class ActivityTask:
         return cls(**json.loads(text))
 
 
+@dataclass(frozen=True)
+class InstanceSnapshot:
+    """Everything a task hub holds for one instance id, as export and import move it.
+
+    ``record`` is ``None`` for an id that has only pending messages (an event raised, or an
+    entity signalled, before its instance exists). ``messages`` are the pending inbox
+    messages, delayed ones (timers, scheduled starts) with their ``visible_at``;
+    ``activity_tasks`` are the activities scheduled and not yet completed. Locks are not
+    part of a snapshot: an imported instance is unlocked and all of it is deliverable.
+    """
+
+    instance_id: str
+    record: InstanceRecord | None
+    history: list[HistoryEvent] = field(default_factory=list)
+    messages: list[OrchestrationMessage] = field(default_factory=list)
+    activity_tasks: list[ActivityTask] = field(default_factory=list)
+
+
 @dataclass
 class OrchestrationWorkItem:
     """One instance's pending visible messages, locked for one worker.
