@@ -564,6 +564,35 @@ class StorageProvider(ABC):
     ) -> None:
         """Extend the task's lock. Raises ``WorkItemLockLost`` if it is no longer held."""
 
+    # -- state transfer (export, import, migrate) ------------------------------------------
+    def export_state(self) -> Iterator[InstanceSnapshot]:
+        """The state of every instance id that has a record, a pending message or an
+        activity task, in instance-id order, read a page at a time. Locks are ignored:
+        export a quiesced task hub (see :meth:`active_workers`).
+
+        A provider that cannot read a delayed message before it is due (a queue's hidden
+        timers) leaves it out; the core's export adds the timers and activity tasks that a
+        history shows pending and a snapshot lacks (:mod:`ostinato.transfer.pending`).
+        The default raises ``NotImplementedError``: only the provider can read its inboxes.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot export its state")
+
+    def import_snapshot(self, snapshot: InstanceSnapshot) -> None:
+        """Write ``snapshot`` as it is: the record, the history, the pending messages
+        (keeping their ids and ``visible_at``) and the activity tasks, all unlocked and
+        deliverable. Atomic on transactional providers.
+
+        Raises ``InstanceAlreadyExistsError`` (writing nothing) if the task hub already holds
+        state under that id. The default raises ``NotImplementedError``.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot import state")
+
+    def active_workers(self) -> list[str] | None:
+        """Ids of the workers this provider sees running now (holding a lock or a lease, or
+        with a live heartbeat); ``None`` if it cannot tell. Export and migrate use it to
+        refuse a task hub that is not quiesced."""
+        return None
+
     # -- helpers for implementers ---------------------------------------------------------
     @staticmethod
     def now() -> datetime:
