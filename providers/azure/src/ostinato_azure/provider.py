@@ -60,6 +60,7 @@ from ostinato.provider import (
     ActivityWorkItem,
     InstanceQuery,
     InstanceRecord,
+    InstanceSnapshot,
     OrchestrationCheckpoint,
     OrchestrationMessage,
     OrchestrationWorkItem,
@@ -73,6 +74,7 @@ from ostinato.provider import (
 )
 from ostinato.status import OrchestrationStatus
 
+from ostinato_azure import _transfer
 from ostinato_azure._names import MAX_PARTITIONS, HubNames, validate_task_hub
 from ostinato_azure._partitions import PartitionManager
 from ostinato_azure._payloads import (
@@ -1722,6 +1724,19 @@ class AzureStorageProvider(StorageProvider):
         lock.queue_expires = now + timedelta(seconds=seconds) - _MARGIN
         lock.expires = now + lock_timeout
         item.locked_until = lock.expires
+
+    # -- state transfer (see ._transfer) --------------------------------------------------
+    def export_state(self) -> Iterator[InstanceSnapshot]:
+        with _mapped_errors("export the task hub"):
+            yield from _transfer.export_state(self)
+
+    def import_snapshot(self, snapshot: InstanceSnapshot) -> None:
+        with _mapped_errors("import an instance"):
+            _transfer.import_snapshot(self, snapshot)
+
+    def active_workers(self) -> list[str]:
+        with _mapped_errors("list the running workers"):
+            return _transfer.active_workers(self)
 
 
 __all__ = ["AzureStorageProvider"]
