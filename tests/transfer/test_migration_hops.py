@@ -4,6 +4,7 @@ complete on the last hub with the right results."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -34,7 +35,7 @@ def test_four_hops_complete_every_in_flight_instance(
     first = make_sqlite("first")
     scenario.start_in_flight(first)
     hubs = [first, make_postgres(), make_azure(), make_sqlite("last")]
-    for source, destination in zip(hubs, hubs[1:], strict=False):
+    for source, destination in itertools.pairwise(hubs):
         _hop(source, destination)
     assert scenario.finish(hubs[-1]) == scenario.EXPECTED
 
