@@ -863,5 +863,7 @@ def demo(ctx: click.Context, timeout: float, as_json: bool) -> None:
 
 
 cli.add_command(importlib.import_module("ostinato.cli.serve").serve)  # ostinato serve (HTTP API)
+for _command in importlib.import_module("ostinato.cli.transfer").COMMANDS:
+    cli.add_command(_command)  # ostinato export, import, migrate
 
 __all__ = ["CliState", "cli", "load_app"]

@@ -224,9 +224,9 @@ class MigrationReport:
 
     @property
     def ok(self) -> bool:
-        if self.dry_run:
-            return not self.conflicts
-        return (
+        if self.conflicts:
+            return False
+        return self.dry_run or (
             self.imported is not None
             and not self.imported.failed
             and self.verification is not None
