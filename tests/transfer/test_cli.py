@@ -98,6 +98,11 @@ def test_migrate_dry_run_then_for_real(source: Path, tmp_path: Path) -> None:
         is None
     )
     real = run("migrate", "--from", str(source), "--to", str(destination))
+    # docs/migration.md shows this output.
+    assert (
+        "Source: 6 instances, 1 entities, 30 history events, 0 messages, 1 timers, "
+        "1 activity tasks." in real.stderr
+    )
     assert "Verified: every instance's history digest and pending work match." in real.stderr
     _finish(tmp_path, "destination")
     again = run("migrate", "--from", str(source), "--to", str(destination), code=1)
