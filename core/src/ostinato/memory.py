@@ -76,6 +76,7 @@ class InMemoryProvider(StorageProvider):
         self._activities: dict[int, _Activity] = {}
         self._ready_activities: OrderedDict[int, None] = OrderedDict()
         self._activity_wakeups: list[tuple[datetime, int, int]] = []
+        self._leases: dict[str, tuple[str, datetime]] = {}
 
     # -- client side ----------------------------------------------------------------------
     def create_instance(
@@ -418,3 +419,18 @@ class InMemoryProvider(StorageProvider):
             locks = [i.lock for i in self._inboxes.values()]
             locks += [a.lock for a in self._activities.values()]
         return sorted({lock.owner for lock in locks if lock and lock.owner and lock.expires > now})
+
+    # -- leases -----------------------------------------------------------------------------
+    def acquire_lease(self, name: str, owner: str, duration: timedelta) -> bool:
+        now = self.now()
+        with self._mutex:
+            holder = self._leases.get(name)
+            if holder is not None and holder[0] != owner and holder[1] > now:
+                return False
+            self._leases[name] = (owner, now + duration)
+            return True
+
+    def release_lease(self, name: str, owner: str) -> None:
+        with self._mutex:
+            if self._leases.get(name, ("",))[0] == owner:
+                del self._leases[name]

@@ -593,6 +593,23 @@ class StorageProvider(ABC):
         refuse a task hub that is not quiesced."""
         return None
 
+    # -- housekeeping (retention) ---------------------------------------------------------
+    def acquire_lease(self, name: str, owner: str, duration: timedelta) -> bool:
+        """Take or renew the task hub's lease ``name`` for ``owner`` until now + ``duration``
+        if it is free, expired or already ``owner``'s; return whether ``owner`` holds it.
+
+        Elects one worker per task hub for background jobs (retention). The default lets
+        every caller through: what a lease guards must stay correct when run concurrently.
+        """
+        return True
+
+    def release_lease(self, name: str, owner: str) -> None:
+        """Give the lease up if ``owner`` holds it (the default has nothing to release)."""
+
+    def reclaim_space(self) -> None:
+        """Give storage freed by purges back to the system, a bounded amount at a time, or
+        nothing where the store does that itself (the default)."""
+
     # -- helpers for implementers ---------------------------------------------------------
     @staticmethod
     def now() -> datetime:

@@ -44,6 +44,7 @@ from ostinato.errors import FailureDetails, WorkItemLockLost
 from ostinato.history import TaskCompleted, TaskFailed
 from ostinato.processor import OrchestrationProcessor, Step
 from ostinato.provider import ActivityWorkItem, OrchestrationMessage, StorageProvider
+from ostinato.retention import RetentionPolicy, RetentionSweeper
 
 log = logging.getLogger("ostinato.worker")
 
@@ -162,6 +163,8 @@ class AsyncWorker:
     :param grace_period: seconds :meth:`stop` lets in-flight work finish.
     :param cache_size: runs of busy instances kept in memory between steps.
     :param batch_size: most work items locked in one provider call.
+    :param retention: purge finished instances older than this policy allows, in the
+        background (one worker per task hub at a time; see :mod:`ostinato.retention`).
     """
 
     def __init__(
@@ -179,6 +182,7 @@ class AsyncWorker:
         batch_size: int = 50,
         converter: DataConverter | None = None,
         worker_id: str | None = None,
+        retention: RetentionPolicy | None = None,
     ) -> None:
         if max_concurrent_orchestrations < 1 or max_concurrent_activities < 1:
             raise ValueError("Concurrency limits must be at least 1")
@@ -202,6 +206,9 @@ class AsyncWorker:
         self._pool: _Threads | None = None
         self._threads: list[threading.Thread] = []
         self._renewer_thread: threading.Thread | None = None
+        self.retention = (
+            None if retention is None else RetentionSweeper(provider, retention, self.worker_id)
+        )
         self._stopping = threading.Event()
         self._stopped = threading.Event()
         self._orchestration_signal = _Signal()
@@ -261,6 +268,8 @@ class AsyncWorker:
             target=self._renewer, name="ostinato-lock-renewer", daemon=True
         )
         self._renewer_thread.start()
+        if self.retention is not None:
+            self.retention.start()
         log.info("Worker %s started", self.worker_id)
 
     def _stop(self) -> None:
@@ -286,6 +295,8 @@ class AsyncWorker:
             while self._results or self._committing:
                 self._settled.wait(1.0)
         self._stopped.set()
+        if self.retention is not None:
+            self.retention.stop()
         if self._renewer_thread is not None:
             self._renewer_thread.join()
         self.provider.changes.unsubscribe(self._on_change)

@@ -55,6 +55,7 @@ from ostinato.provider import (
 )
 from ostinato.relational.connection import Cursor
 from ostinato.relational.dialect import Dialect
+from ostinato.relational.leases import LeaseStatements
 from ostinato.relational.migrations import migrate
 from ostinato.relational.rows import from_micros, instance_record, instance_row, to_micros
 from ostinato.relational.statements import (
@@ -86,6 +87,7 @@ class RelationalProvider(StorageProvider):
         self.task_hub = task_hub
         self._sql = Statements(dialect)
         self._transfer_sql = TransferStatements(dialect)
+        self._lease_sql = LeaseStatements(dialect)
         self._largest: dict[int, int] = {}
         #: Per kind of work (named by its peek statement): how many of this provider's writes
         #: may have added some (messages enqueued, activities scheduled), and that count when
@@ -454,6 +456,32 @@ class RelationalProvider(StorageProvider):
         with self._read() as cur:
             cur.execute(self._transfer_sql.lock_owners, (self.task_hub, now) * 2)
             return sorted({row[0] for row in cur.fetchall()})
+
+    # -- leases ---------------------------------------------------------------------------
+    def acquire_lease(self, name: str, owner: str, duration: timedelta) -> bool:
+        sql, hub = self._lease_sql, self.task_hub
+        try:
+            with self._write(durable=False) as cur:
+                now = self._now_micros()
+                expires = now + _micros(duration)
+                cur.execute(sql.select, (hub, name))
+                rows = cur.fetchall()
+                if not rows:
+                    cur.execute(sql.insert, (hub, name, owner, expires))
+                    return True
+                holder, held_until = rows[0]
+                if holder != owner and held_until > now:
+                    return False
+                cur.execute(sql.update, (owner, expires, hub, name))
+                return True
+        except Exception as exc:
+            if self.dialect.is_unique_violation(exc):
+                return False  # another worker created it first
+            raise
+
+    def release_lease(self, name: str, owner: str) -> None:
+        with self._write(durable=False) as cur:
+            cur.execute(self._lease_sql.delete, (self.task_hub, name, owner))
 
     # -- group commit ---------------------------------------------------------------------
     def _commit_batch(

@@ -74,7 +74,7 @@ from ostinato.provider import (
 )
 from ostinato.status import OrchestrationStatus
 
-from ostinato_azure import _transfer
+from ostinato_azure import _leases, _transfer
 from ostinato_azure._names import MAX_PARTITIONS, HubNames, validate_task_hub
 from ostinato_azure._partitions import PartitionManager
 from ostinato_azure._payloads import (
@@ -1737,6 +1737,19 @@ class AzureStorageProvider(StorageProvider):
     def active_workers(self) -> list[str]:
         with _mapped_errors("list the running workers"):
             return _transfer.active_workers(self)
+
+    # -- leases (see ._leases) ------------------------------------------------------------
+    def acquire_lease(self, name: str, owner: str, duration: timedelta) -> bool:
+        with _mapped_errors("take a lease"):
+            self.setup()
+            self.count("table.update")
+            return _leases.acquire(self._partitions_table, name, owner, duration)
+
+    def release_lease(self, name: str, owner: str) -> None:
+        with _mapped_errors("release a lease"):
+            self.setup()
+            self.count("table.delete")
+            _leases.release(self._partitions_table, name, owner)
 
 
 __all__ = ["AzureStorageProvider"]

@@ -42,6 +42,7 @@ from ostinato.relational.schema import (
     HISTORY,
     INBOX,
     INSTANCES,
+    LEASES,
     MIGRATIONS,
     ORCHESTRATION_QUEUE,
     SCHEMA_TABLE,
@@ -51,7 +52,7 @@ from ostinato.relational.schema import (
 from ostinato.relational.statements import Statements
 
 #: The toolkit's tables; every occurrence of these names is qualified with the schema.
-TABLES = (SCHEMA_TABLE, INSTANCES, HISTORY, INBOX, ORCHESTRATION_QUEUE, ACTIVITIES)
+TABLES = (SCHEMA_TABLE, INSTANCES, HISTORY, INBOX, ORCHESTRATION_QUEUE, ACTIVITIES, LEASES)
 # A table reference, not a column qualifier (``ostinato_inbox.id`` stays: T-SQL exposes a
 # schema-qualified table under its bare name).
 _TABLE_NAME = re.compile(r"\b(" + "|".join(sorted(TABLES, key=len, reverse=True)) + r")\b(?!\.)")
@@ -92,7 +93,7 @@ SERVER_VERSION = "SELECT CAST(SERVERPROPERTY('ProductVersion') AS NVARCHAR(128))
 #: Drops the task hub's rows (not the schema: other hubs may share it). Parameter: the hub.
 DELETE_HUB_ROWS = tuple(
     f"DELETE FROM {table} WHERE task_hub = ?"
-    for table in (HISTORY, INBOX, ORCHESTRATION_QUEUE, ACTIVITIES, INSTANCES)
+    for table in (HISTORY, INBOX, ORCHESTRATION_QUEUE, ACTIVITIES, INSTANCES, LEASES)
 )
 
 

@@ -1,5 +1,6 @@
-"""Real back ends for the transfer tests: SQLite files, a PostgreSQL server and Azurite,
-each started by the tests (and reported skipped, with the reason, where one cannot run)."""
+"""Real back ends for the operations tests (transfer, retention): SQLite files, a PostgreSQL
+server and Azurite, each started by the tests (and reported skipped, with the reason, where
+one cannot run)."""
 
 from __future__ import annotations
 
