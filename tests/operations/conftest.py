@@ -113,3 +113,14 @@ def make_azure(azurite_connection_string: str) -> Iterator[Factory]:
     yield make
     for provider in made:
         provider.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres", "azure"])
+def make(
+    request: pytest.FixtureRequest, make_sqlite: Callable[..., SqliteProvider]
+) -> Iterator[Factory]:
+    """A factory of set-up providers: SQLite, PostgreSQL and Azure Storage in turn."""
+    if request.param == "sqlite":
+        yield make_sqlite
+    else:
+        yield request.getfixturevalue(f"make_{request.param}")

@@ -7,7 +7,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -29,16 +29,6 @@ from .conftest import Factory
 
 DAY = timedelta(days=1)
 POLICY = RetentionPolicy(completed=7 * DAY, failed=30 * DAY, interval=0.2, batch_size=2)
-
-
-@pytest.fixture(params=["sqlite", "postgres", "azure"])
-def make(
-    request: pytest.FixtureRequest, make_sqlite: Callable[..., SqliteProvider]
-) -> Iterator[Factory]:
-    if request.param == "sqlite":
-        yield make_sqlite
-    else:
-        yield request.getfixturevalue(f"make_{request.param}")
 
 
 def _instance(

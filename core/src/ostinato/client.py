@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
+from ostinato import telemetry
 from ostinato.app import name_of
 from ostinato.converter import DataConverter, default_converter
 from ostinato.entities import EntityId, EntityMetadata, is_entity_instance, metadata_from_record
@@ -166,6 +167,7 @@ class Client:
                 execution_id=execution_id,
                 input=payload,
                 scheduled_start_at=start_at,
+                trace_context=telemetry.current().orchestration_scheduled(name, instance_id),
             ),
         )
         self._provider().create_instance(

@@ -209,6 +209,9 @@ class OrchestrationRun:
         self.execution_id = ""
         self.input: str | None = None
         self.parent: ParentInstance | None = None
+        #: The W3C traceparent its ExecutionStarted carried (OpenTelemetry), passed on to the
+        #: sub-orchestrations it starts and the execution it continues as.
+        self.trace_context: str | None = None
         self.status = OrchestrationStatus.PENDING
         self.custom_status: str | None = None
         self.output: str | None = None
@@ -407,6 +410,7 @@ class OrchestrationRun:
 
     def _start(self, event: ExecutionStarted) -> None:
         self.started = True
+        self.trace_context = event.trace_context
         self.name = event.name
         self.execution_id = event.execution_id
         self.input = event.input
@@ -822,6 +826,7 @@ class OrchestrationRun:
                             task_id=action.task_id,
                             name=self.name,
                         ),
+                        trace_context=self.trace_context,
                     ),
                 )
             )
@@ -913,6 +918,7 @@ class OrchestrationRun:
                         execution_id=ended.new_execution_id,
                         input=ended.input,
                         parent=self.parent,
+                        trace_context=self.trace_context,
                     ),
                 )
             )

@@ -434,3 +434,19 @@ class InMemoryProvider(StorageProvider):
         with self._mutex:
             if self._leases.get(name, ("",))[0] == owner:
                 del self._leases[name]
+
+    def backlog(self) -> dict[str, int]:
+        now = self.now()
+        with self._mutex:
+            orchestrations = sum(
+                1
+                for inbox in self._inboxes.values()
+                if (inbox.lock is None or inbox.lock.expires <= now) and self._visible(inbox, now)
+            )
+            activities = sum(
+                1
+                for a in self._activities.values()
+                if (a.lock is None or a.lock.expires <= now)
+                and (a.visible_at is None or a.visible_at <= now)
+            )
+        return {"orchestrations": orchestrations, "activities": activities}

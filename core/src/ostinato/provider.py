@@ -593,6 +593,13 @@ class StorageProvider(ABC):
         refuse a task hub that is not quiesced."""
         return None
 
+    # -- monitoring -----------------------------------------------------------------------
+    def backlog(self) -> dict[str, int] | None:
+        """Work ready and waiting now, by kind (``orchestrations``: instances with a visible
+        message; ``activities``: visible activity tasks); ``None`` if the provider cannot
+        count it cheaply (the default). Read when metrics are exported."""
+        return None
+
     # -- housekeeping (retention) ---------------------------------------------------------
     def acquire_lease(self, name: str, owner: str, duration: timedelta) -> bool:
         """Take or renew the task hub's lease ``name`` for ``owner`` until now + ``duration``

@@ -37,6 +37,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+from ostinato import telemetry
 from ostinato.app import App
 from ostinato.context import ActivityContext
 from ostinato.converter import DataConverter, default_converter
@@ -270,6 +271,7 @@ class AsyncWorker:
         self._renewer_thread.start()
         if self.retention is not None:
             self.retention.start()
+        telemetry.current().watch(self.provider)
         log.info("Worker %s started", self.worker_id)
 
     def _stop(self) -> None:
@@ -297,6 +299,7 @@ class AsyncWorker:
         self._stopped.set()
         if self.retention is not None:
             self.retention.stop()
+        telemetry.current().unwatch(self.provider)
         if self._renewer_thread is not None:
             self._renewer_thread.join()
         self.provider.changes.unsubscribe(self._on_change)
@@ -378,8 +381,11 @@ class AsyncWorker:
     def _process_and_commit(self, items: list[Any], seen: int) -> None:
         """Process a batch of work items and commit their checkpoints (``seen``: the
         orchestration signal's version before they were locked)."""
+        observer = telemetry.current()
+        began = time.monotonic()
         steps: list[Step] = []
         for item in items:
+            observer.delivered("orchestration", item.dequeue_count)
             try:
                 steps.append(self.processor.process(item))
             except Exception:
@@ -410,6 +416,7 @@ class AsyncWorker:
             for index, step in enumerate(steps):
                 if results is not None and results[index] is None:
                     self.processor.committed(step)
+                    observer.step_committed(time.monotonic() - began)
                 else:
                     self.processor.dropped(step)
         for step, error in zip(steps, results, strict=True):
@@ -459,6 +466,7 @@ class AsyncWorker:
             with contextlib.suppress(Exception):
                 self.provider.abandon_activity_work_item(item, None)
             return
+        telemetry.current().delivered("activity", item.dequeue_count)
         running = _RunningActivity(item)
         with self._guard:
             self._activities[id(running)] = running
@@ -501,19 +509,25 @@ class AsyncWorker:
 
     def _run_sync(self, running: _RunningActivity) -> None:
         item = running.item
-        try:
-            fn, ctx, value = self._context(item)
-            message = self._outcome(item, fn(ctx, value))
-        except Exception as exc:  # noqa: BLE001 - activity failures go back to the orchestration
-            message = self._failure(item, exc)
+        with telemetry.current().activity(item, self.provider) as observed:
+            try:
+                fn, ctx, value = self._context(item)
+                message = self._outcome(item, fn(ctx, value))
+            except Exception as exc:  # noqa: BLE001 - failures go back to the orchestration
+                if observed is not None:
+                    observed.failed(exc)
+                message = self._failure(item, exc)
         self._activity_finished(running, message)
 
     async def _run_async(self, item: ActivityWorkItem) -> OrchestrationMessage:
-        try:
-            fn, ctx, value = self._context(item)
-            return self._outcome(item, await fn(ctx, value))
-        except Exception as exc:  # noqa: BLE001 - activity failures go back to the orchestration
-            return self._failure(item, exc)
+        with telemetry.current().activity(item, self.provider) as observed:
+            try:
+                fn, ctx, value = self._context(item)
+                return self._outcome(item, await fn(ctx, value))
+            except Exception as exc:  # noqa: BLE001 - failures go back to the orchestration
+                if observed is not None:
+                    observed.failed(exc)
+                return self._failure(item, exc)
 
     def _async_done(
         self, running: _RunningActivity, future: concurrent.futures.Future[OrchestrationMessage]

@@ -63,7 +63,7 @@ from ostinato.relational.statements import (
     chunk_sizes,
     largest_chunk,
 )
-from ostinato.relational.transfer import TransferStatements
+from ostinato.relational.transfer import BacklogStatements, TransferStatements
 from ostinato.status import OrchestrationStatus
 
 Item = TypeVar("Item")
@@ -88,6 +88,7 @@ class RelationalProvider(StorageProvider):
         self._sql = Statements(dialect)
         self._transfer_sql = TransferStatements(dialect)
         self._lease_sql = LeaseStatements(dialect)
+        self._backlog_sql = BacklogStatements(dialect)
         self._largest: dict[int, int] = {}
         #: Per kind of work (named by its peek statement): how many of this provider's writes
         #: may have added some (messages enqueued, activities scheduled), and that count when
@@ -456,6 +457,18 @@ class RelationalProvider(StorageProvider):
         with self._read() as cur:
             cur.execute(self._transfer_sql.lock_owners, (self.task_hub, now) * 2)
             return sorted({row[0] for row in cur.fetchall()})
+
+    def backlog(self) -> dict[str, int]:
+        sql, params = self._backlog_sql, (self.task_hub, self._now_micros())
+        counts: dict[str, int] = {}
+        with self._read() as cur:
+            for kind, statement in (
+                ("orchestrations", sql.orchestrations),
+                ("activities", sql.activities),
+            ):
+                cur.execute(statement, params)
+                counts[kind] = int(cur.fetchall()[0][0])
+        return counts
 
     # -- leases ---------------------------------------------------------------------------
     def acquire_lease(self, name: str, owner: str, duration: timedelta) -> bool:

@@ -60,3 +60,15 @@ class TransferStatements:
             f"UNION SELECT locked_by FROM {ACTIVITIES} WHERE task_hub = {p} "
             f"AND locked_by IS NOT NULL AND visible_at > {p}"
         )
+
+
+class BacklogStatements:
+    """Counts of the work ready now, for the ``ostinato.backlog`` metric."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        p = dialect.placeholder
+        ready = f"task_hub = {p} AND visible_at <= {p}"
+        #: hub, now: instances that can be claimed
+        self.orchestrations = f"SELECT COUNT(*) FROM {ORCHESTRATION_QUEUE} WHERE {ready}"
+        #: hub, now: activity tasks that can be claimed
+        self.activities = f"SELECT COUNT(*) FROM {ACTIVITIES} WHERE {ready}"

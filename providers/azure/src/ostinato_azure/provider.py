@@ -1738,6 +1738,19 @@ class AzureStorageProvider(StorageProvider):
         with _mapped_errors("list the running workers"):
             return _transfer.active_workers(self)
 
+    # -- monitoring -----------------------------------------------------------------------
+    def backlog(self) -> dict[str, int]:
+        """Approximate message counts of the queues (hidden timers included): orchestration
+        messages in the control queues, activity tasks in the work-item queue."""
+        with _mapped_errors("count the backlog"):
+            self.setup()
+            self.count("queue.properties", len(self._control) + 1)
+            control = sum(
+                q.get_queue_properties().approximate_message_count or 0 for q in self._control
+            )
+            tasks = self._activity_queue.get_queue_properties().approximate_message_count or 0
+        return {"orchestrations": control, "activities": tasks}
+
     # -- leases (see ._leases) ------------------------------------------------------------
     def acquire_lease(self, name: str, owner: str, duration: timedelta) -> bool:
         with _mapped_errors("take a lease"):
