@@ -14,13 +14,14 @@ from pathlib import Path
 import ostinato as ot
 import pytest
 from click.testing import CliRunner
-from ostinato.history import ExecutionCompleted, ExecutionStarted, utcnow
+from ostinato.clock import utcnow
+from ostinato.config import retention_from_config
+from ostinato.history import ExecutionCompleted, ExecutionStarted
 from ostinato.provider import InstanceRecord, InstanceSnapshot
-from ostinato.retention import (
+from ostinato.runtime.retention import (
     RetentionPolicy,
     parse_duration,
     purge_expired,
-    retention_from_config,
 )
 from ostinato.sqlite import SqliteProvider
 from ostinato.status import OrchestrationStatus as S

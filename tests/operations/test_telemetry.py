@@ -16,7 +16,7 @@ from typing import Any
 
 import ostinato as ot
 import pytest
-from ostinato import telemetry
+from ostinato.runtime import telemetry
 from ostinato.sqlite import SqliteProvider
 from ostinato.status import OrchestrationStatus
 
@@ -240,10 +240,10 @@ def test_without_opentelemetry_the_hooks_do_nothing() -> None:
     code = (
         "import sys; sys.modules['opentelemetry'] = None\n"
         "import ostinato as ot\n"
-        "from ostinato import telemetry\n"
+        "from ostinato.runtime import telemetry\n"
         "t = telemetry.current()\n"
         "assert type(t) is telemetry.Telemetry, t\n"
-        "assert 'ostinato.telemetry.otel' not in sys.modules\n"
+        "assert 'ostinato.runtime.telemetry.otel' not in sys.modules\n"
         "p = ot.InMemoryProvider(); c = ot.Client(p)\n"
         "iid = c.schedule_new_orchestration('x')\n"
         "assert p.get_instance(iid) is not None\n"
@@ -261,3 +261,32 @@ def test_backlog_counts_ready_work(make: Factory) -> None:
     for n in range(3):
         client.schedule_new_orchestration("job", instance_id=f"b-{n}")
     assert provider.backlog() == {"orchestrations": 3, "activities": 0}
+
+
+def test_the_docs_trace_picture_is_what_the_example_records() -> None:
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    from examples import tracing
+
+    rows = tracing.waterfall_rows(tracing.record_trace(ot.InMemoryProvider()))
+    names = Counter(name for _, name, _, _, _ in rows)
+    assert names == {
+        "create_orchestration:tour": 1,
+        "orchestration:tour": 1,
+        "sub_orchestration:hello_cities": 2,
+        "orchestration:hello_cities": 2,
+        "activity:say_hello": 6,
+        "activity:book_hotel": 2,
+        "timer": 2,
+    }
+    assert [depth for depth, *_ in rows].count(0) == 1  # one root: the client's span
+    svg = tracing.render_svg(rows)
+    shipped = (root / "docs" / "trace.svg").read_text(encoding="utf-8")
+    label = re.compile(r'<text x="\d+" y="\d+">([a-z_:]+)</text>')
+    assert Counter(label.findall(shipped)) == Counter(label.findall(svg)) == names, (
+        "regenerate it: python examples/tracing.py docs/trace.svg"
+    )

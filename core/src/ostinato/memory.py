@@ -450,3 +450,8 @@ class InMemoryProvider(StorageProvider):
                 and (a.visible_at is None or a.visible_at <= now)
             )
         return {"orchestrations": orchestrations, "activities": activities}
+
+
+__all__ = [
+    "InMemoryProvider",
+]

@@ -16,7 +16,7 @@ from typing import IO, Any
 import click
 
 from ostinato.cli import render
-from ostinato.cli.commands import STATUS, _flatten, _state, fail, json_option
+from ostinato.cli.base import STATUS, fail, flatten_statuses, json_option, state_of
 from ostinato.config import load_config
 from ostinato.provider import StorageProvider
 from ostinato.transfer import Counts, TransferReader, TransferWriter
@@ -97,8 +97,8 @@ def export_command(
     """
     if as_json and to_path in (None, "-"):
         fail("--json prints a summary on stdout; give --to FILE for the export itself", 2)
-    provider = _state(ctx).provider()
-    wanted = _flatten(statuses)
+    provider = state_of(ctx).provider()
+    wanted = flatten_statuses(statuses)
     with _output(to_path) as stream, TransferWriter(stream, export_header(provider)) as writer:
         report = export_hub(provider, writer, statuses=wanted, force=force)
     if as_json:
@@ -131,7 +131,7 @@ def import_command(ctx: click.Context, path: str, skip_existing: bool, as_json: 
     Run it before starting the hub's workers. Every instance is tried: one that fails is
     reported and the rest are imported.
     """
-    provider = _state(ctx).provider()
+    provider = state_of(ctx).provider()
     provider.setup()
     try:
         stream: IO[str] = sys.stdin if path == "-" else open(path, encoding="utf-8")  # noqa: SIM115
@@ -245,4 +245,4 @@ def migrate_command(
         fail("The migration did not complete cleanly (see above)")
 
 
-COMMANDS = (export_command, import_command, migrate_command)
+__all__ = ["export_command", "import_command", "migrate_command"]

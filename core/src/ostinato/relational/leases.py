@@ -21,3 +21,6 @@ class LeaseStatements:
         self.update = f"UPDATE {LEASES} SET owner = {p}, expires_at = {p} WHERE {key}"
         #: hub, name, owner
         self.delete = f"DELETE FROM {LEASES} WHERE {key} AND owner = {p}"
+
+
+__all__ = ["LeaseStatements"]

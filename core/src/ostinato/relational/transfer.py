@@ -72,3 +72,6 @@ class BacklogStatements:
         self.orchestrations = f"SELECT COUNT(*) FROM {ORCHESTRATION_QUEUE} WHERE {ready}"
         #: hub, now: activity tasks that can be claimed
         self.activities = f"SELECT COUNT(*) FROM {ACTIVITIES} WHERE {ready}"
+
+
+__all__ = ["BacklogStatements", "TransferStatements"]

@@ -281,3 +281,22 @@ def snapshot_from_dict(data: Mapping[str, Any]) -> InstanceSnapshot:
         messages=messages,
         activity_tasks=[task_from_dict(instance_id, t) for t in data.get("activity_tasks", [])],
     )
+
+
+__all__ = [
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "Counts",
+    "Header",
+    "TransferFormatError",
+    "history_digest",
+    "is_entity_id",
+    "message_from_dict",
+    "message_to_dict",
+    "record_from_dict",
+    "record_to_dict",
+    "snapshot_from_dict",
+    "snapshot_to_dict",
+    "task_from_dict",
+    "task_to_dict",
+]

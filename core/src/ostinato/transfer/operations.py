@@ -17,8 +17,8 @@ from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from ostinato.clock import utcnow
 from ostinato.errors import InstanceAlreadyExistsError, OstinatoError
-from ostinato.history import utcnow
 from ostinato.provider import InstanceSnapshot, StorageProvider
 from ostinato.status import OrchestrationStatus
 from ostinato.transfer.format import Counts, Header, history_digest
@@ -270,3 +270,20 @@ def migrate(
     report.verification = verify(expected, destination)
     report.verification.expected = expected_counts
     return report
+
+
+__all__ = [
+    "ExportReport",
+    "Fingerprint",
+    "ImportReport",
+    "MigrationReport",
+    "NotQuiescedError",
+    "Verification",
+    "check_quiesced",
+    "export_header",
+    "export_hub",
+    "import_hub",
+    "migrate",
+    "snapshots_of",
+    "verify",
+]

@@ -75,3 +75,6 @@ def complete_pending(snapshot: InstanceSnapshot) -> tuple[InstanceSnapshot, int]
         activity_tasks=[*snapshot.activity_tasks, *added_tasks],
     )
     return completed, len(added_messages) + len(added_tasks)
+
+
+__all__ = ["complete_pending"]

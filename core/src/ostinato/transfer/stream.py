@@ -150,3 +150,6 @@ def read_file(path: str | Path) -> tuple[Header, list[InstanceSnapshot]]:
     with open(path, encoding="utf-8") as stream:
         reader = TransferReader(stream)
         return reader.header, list(reader)
+
+
+__all__ = ["TransferReader", "TransferWriter", "read_file", "write_file"]

@@ -24,8 +24,8 @@ from azure.core.exceptions import ResourceExistsError
 from azure.data.tables import UpdateMode
 from azure.storage.queue import QueueClient, QueueMessage
 from ostinato import history
+from ostinato.clock import utcnow
 from ostinato.errors import InstanceAlreadyExistsError, ProviderError
-from ostinato.history import utcnow
 from ostinato.provider import (
     ActivityTask,
     InstanceRecord,

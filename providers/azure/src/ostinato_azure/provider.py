@@ -47,6 +47,7 @@ from azure.data.tables import TableServiceClient, TableTransactionError, UpdateM
 from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueClient, QueueMessage, QueueServiceClient
 from ostinato import history
+from ostinato.clock import utcnow
 from ostinato.errors import (
     ConfigurationError,
     FailureDetails,
@@ -54,7 +55,7 @@ from ostinato.errors import (
     ProviderError,
     WorkItemLockLost,
 )
-from ostinato.history import ExecutionStarted, HistoryEvent, TaskFailed, utcnow
+from ostinato.history import ExecutionStarted, HistoryEvent, TaskFailed
 from ostinato.provider import (
     ActivityTask,
     ActivityWorkItem,
@@ -72,6 +73,7 @@ from ostinato.provider import (
     encode_failure,
     new_lock_token,
 )
+from ostinato.runtime import telemetry
 from ostinato.status import OrchestrationStatus
 
 from ostinato_azure import _leases, _transfer
@@ -905,6 +907,8 @@ class AzureStorageProvider(StorageProvider):
         put_property(entity, "Body", str(raw.content), iid or "poison", self.blobs)
         self.count("table.upsert")
         self._poison.upsert_entity(entity, mode=UpdateMode.REPLACE)
+        kind = "activity" if queue_name == self.names.activity_queue else "orchestration"
+        telemetry.current().dead_lettered(kind, queue_name)
 
     def list_poison_messages(self) -> list[dict[str, Any]]:
         """Messages moved to the poison table: id, queue, instance, dequeue count, reason."""
@@ -1069,7 +1073,6 @@ class AzureStorageProvider(StorageProvider):
             instance=record,
             lock_token=lock.token,
             locked_until=lock.expires,
-            history=None,
             dequeue_count=max((r.dequeue_count for r in lock.received), default=0),
             provider_data=lock,
         )

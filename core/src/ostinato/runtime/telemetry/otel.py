@@ -1,8 +1,9 @@
-"""The OpenTelemetry implementation of the hooks (see :mod:`ostinato.telemetry`)."""
+"""The OpenTelemetry implementation of the hooks (see :mod:`ostinato.runtime.telemetry`)."""
 
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import logging
 import threading
 import time
@@ -28,12 +29,12 @@ from ostinato.history import (
     TimerCreated,
     TimerFired,
 )
-from ostinato.httpcall import HTTP_ACTIVITY
+from ostinato.orchestration.call_http import HTTP_ACTIVITY
 from ostinato.provider import ActivityWorkItem, StorageProvider
+from ostinato.runtime.telemetry import Telemetry
 from ostinato.status import OrchestrationStatus
-from ostinato.telemetry import Telemetry
 
-log = logging.getLogger("ostinato.telemetry")
+log = logging.getLogger("ostinato.runtime.telemetry")
 
 _PROPAGATOR = TraceContextTextMapPropagator()
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -48,6 +49,13 @@ KIND = "ostinato.kind"
 
 
 _COMPLETIONS = (TimerFired, SubOrchestrationInstanceCompleted, SubOrchestrationInstanceFailed)
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("ostinato")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def _ns(moment: datetime) -> int:
@@ -90,10 +98,9 @@ class OtelTelemetry(Telemetry):
     enabled = True
 
     def __init__(self, tracer_provider: Any = None, meter_provider: Any = None) -> None:
-        from ostinato import __version__
-
-        self.tracer = trace.get_tracer("ostinato", __version__, tracer_provider=tracer_provider)
-        meter = metrics.get_meter("ostinato", __version__, meter_provider=meter_provider)
+        version = _version()
+        self.tracer = trace.get_tracer("ostinato", version, tracer_provider=tracer_provider)
+        meter = metrics.get_meter("ostinato", version, meter_provider=meter_provider)
         self.counters = {
             "started": meter.create_counter(
                 "ostinato.orchestrations.started", "{instance}", "Orchestration executions started"
@@ -293,8 +300,8 @@ class OtelTelemetry(Telemetry):
     def step_committed(self, seconds: float) -> None:
         self.step_duration.record(seconds)
 
-    def dead_lettered(self, kind: str, name: str) -> None:
-        self.dead_letters.add(1, {KIND: kind, "ostinato.name": name})
+    def dead_lettered(self, kind: str, source: str) -> None:
+        self.dead_letters.add(1, {KIND: kind, "ostinato.source": source})
 
     def watch(self, provider: StorageProvider) -> None:
         with self._mutex:
@@ -359,3 +366,6 @@ def _completion_span(
             error,
         )
     ]
+
+
+__all__ = ["ActivityObservation", "OtelTelemetry"]

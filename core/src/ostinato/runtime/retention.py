@@ -11,24 +11,19 @@ runs the same purge once, from the command line.
 
 Policies come from code (``Worker(..., retention=RetentionPolicy(...))``) or from the config
 file's ``[retention]`` table (``completed = "7d"``) and ``OSTINATO_RETENTION_<STATUS>``
-variables (:func:`retention_from_config`).
+variables (:func:`ostinato.config.retention_from_config`).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import re
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
-from typing import Any
 
-from ostinato.config import ENV_CONFIG, find_config_file, read_config_file
-from ostinato.errors import ConfigurationError
-from ostinato.history import utcnow
+from ostinato.clock import utcnow
 from ostinato.provider import InstanceQuery, StorageProvider
 from ostinato.status import TERMINAL_STATUSES, OrchestrationStatus
 
@@ -39,8 +34,8 @@ LEASE_NAME = "retention"
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.IGNORECASE)
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-_STATUS_KEYS = {s.value.lower(): s for s in TERMINAL_STATUSES}
-_OPTION_KEYS = ("interval", "batch_size")
+RETENTION_STATUS_KEYS = {s.value.lower(): s for s in TERMINAL_STATUSES}
+RETENTION_OPTION_KEYS = ("interval", "batch_size")
 
 
 def parse_duration(text: str) -> timedelta:
@@ -191,50 +186,4 @@ class RetentionSweeper:
         return total
 
 
-def retention_from_config(
-    path: str | os.PathLike[str] | None = None,
-    *,
-    environ: Mapping[str, str] | None = None,
-    cwd: str | os.PathLike[str] | None = None,
-) -> RetentionPolicy | None:
-    """The policy of the config file's ``[retention]`` table and ``OSTINATO_RETENTION_*``
-    variables (which win), or ``None`` if neither sets anything. Keys: ``completed``,
-    ``failed``, ``terminated`` (durations such as ``"7d"``), ``interval`` (seconds) and
-    ``batch_size``."""
-    env = os.environ if environ is None else environ
-    config_path = path if path is not None else env.get(ENV_CONFIG) or None
-    config_file = (
-        read_config_file(Path(cwd or ".") / Path(config_path).expanduser())
-        if config_path is not None
-        else find_config_file(cwd)
-    )
-    values: dict[str, tuple[Any, str]] = {}
-    table = (config_file.data if config_file else {}).get("retention", {})
-    if not isinstance(table, dict):
-        raise ConfigurationError("'retention' in the config file must be a table")
-    for key, value in table.items():
-        values[key] = (value, f"{config_file.label if config_file else ''} [retention]")
-    for key in [*_STATUS_KEYS, *_OPTION_KEYS]:
-        name = f"OSTINATO_RETENTION_{key.upper()}"
-        if name in env:
-            values[key] = (env[name], name)
-    if not values:
-        return None
-    settings: dict[str, Any] = {}
-    for key, (value, source) in values.items():
-        try:
-            if key in _STATUS_KEYS:
-                settings[key] = parse_duration(str(value))
-            elif key == "interval":
-                settings[key] = float(value)
-            elif key == "batch_size":
-                settings[key] = int(value)
-            else:
-                choices = ", ".join([*_STATUS_KEYS, *_OPTION_KEYS])
-                raise ValueError(f"unknown key {key!r}; the keys are {choices}")
-        except ValueError as exc:
-            raise ConfigurationError(f"Retention setting {key!r} (from {source}): {exc}") from None
-    try:
-        return RetentionPolicy(**settings)
-    except ValueError as exc:
-        raise ConfigurationError(f"Retention settings: {exc}") from None
+__all__ = ["LEASE_NAME", "RetentionPolicy", "RetentionSweeper", "parse_duration", "purge_expired"]

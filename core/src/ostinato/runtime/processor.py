@@ -32,19 +32,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from ostinato import telemetry
-from ostinato.app import App
+from ostinato.clock import utcnow
 from ostinato.converter import DataConverter
-from ostinato.engine import OrchestrationRun
-from ostinato.entities import EntityProcessor, is_entity_instance
 from ostinato.errors import FailureDetails
 from ostinato.history import (
     ExecutionStarted,
     ExecutionTerminated,
     HistoryEvent,
     SubOrchestrationInstanceFailed,
-    utcnow,
 )
+from ostinato.orchestration.app import App
+from ostinato.orchestration.engine import OrchestrationRun
+from ostinato.orchestration.entities import EntityProcessor, is_entity_instance
 from ostinato.provider import (
     InstanceRecord,
     OrchestrationCheckpoint,
@@ -52,6 +51,7 @@ from ostinato.provider import (
     OrchestrationWorkItem,
     StorageProvider,
 )
+from ostinato.runtime import telemetry
 from ostinato.status import OrchestrationStatus
 
 #: How long messages for a not-yet-started instance wait before they are looked at again.
@@ -261,9 +261,7 @@ class OrchestrationProcessor:
         return Step(item, checkpoint, None if run.ended is not None else run, on_commit=on_commit)
 
     def _rebuild(self, item: OrchestrationWorkItem, record: InstanceRecord) -> OrchestrationRun:
-        history = item.history
-        if history is None:
-            history = self.provider.get_history(item.instance_id)
+        history = self.provider.get_history(item.instance_id)
         run = OrchestrationRun(self.app, item.instance_id, self.converter)
         run.replay(history)
         return run
@@ -334,3 +332,12 @@ def _refuse_start(
             event=SubOrchestrationInstanceFailed(task_scheduled_id=parent.task_id, failure=failure),
         )
     ]
+
+
+__all__ = [
+    "DEFER_DELAY",
+    "HANDOFF_WAIT",
+    "OrchestrationProcessor",
+    "RunCache",
+    "Step",
+]

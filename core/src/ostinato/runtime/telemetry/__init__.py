@@ -2,8 +2,8 @@
 
 The client, the processor and the worker call the hooks of :func:`current`. Without the
 ``ostinato[otel]`` extra (``opentelemetry-api``) that is a :class:`Telemetry` whose hooks do
-nothing and cost a method call; with it, :class:`ostinato.telemetry.otel.OtelTelemetry`, using
-the global tracer and meter providers (or those given to :func:`configure`).
+nothing and cost a method call; with it, :class:`~ostinato.runtime.telemetry.otel.OtelTelemetry`
+on the global tracer and meter providers (or those given to :func:`configure`).
 
 What is recorded (docs/observability.md shows a trace):
 
@@ -28,7 +28,6 @@ What is recorded (docs/observability.md shows a trace):
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -74,8 +73,9 @@ class Telemetry:
     def step_committed(self, seconds: float) -> None:
         """A step's latency: from its work item's lock to its commit."""
 
-    def dead_lettered(self, kind: str, name: str) -> None:
-        """A message or work item was moved to a dead-letter store."""
+    def dead_lettered(self, kind: str, source: str) -> None:
+        """A message or work item of ``kind`` was moved from ``source`` (a queue or store
+        name) to a dead-letter store."""
 
     def watch(self, provider: StorageProvider) -> None:
         """Report ``provider``'s backlog while a worker runs on it."""
@@ -89,10 +89,10 @@ _current: Telemetry | None = None
 
 
 def _default() -> Telemetry:
-    if importlib.util.find_spec("opentelemetry") is None:
+    try:
+        from ostinato.runtime.telemetry.otel import OtelTelemetry
+    except ImportError:  # no opentelemetry-api: the ostinato[otel] extra is not installed
         return _NOOP
-    from ostinato.telemetry.otel import OtelTelemetry
-
     return OtelTelemetry()
 
 
@@ -113,7 +113,7 @@ def configure(
     if not enabled:
         _current = _NOOP
         return _current
-    from ostinato.telemetry.otel import OtelTelemetry
+    from ostinato.runtime.telemetry.otel import OtelTelemetry
 
     _current = OtelTelemetry(tracer_provider, meter_provider)
     return _current
