@@ -82,6 +82,9 @@ def test_a_cut_file_imports_what_it_holds_and_fails_clearly(source: Path, tmp_pa
     (tmp_path / "cut.jsonl").write_text("".join(lines[:-1]), encoding="utf-8")
     result = run("-c", str(_config(tmp_path, "destination")), "import", "cut.jsonl", code=1)
     assert "ends without its trailer line" in result.stderr
+    # Everything before the cut was imported, and the output says so.
+    assert "Imported 6 instances, 1 entities" in result.stderr
+    assert SqliteProvider(tmp_path / "destination.db").get_instance("timer") is not None
     (tmp_path / "other.jsonl").write_text('{"format": "x", "version": 1}\n', encoding="utf-8")
     result = run("-c", str(_config(tmp_path, "d2")), "import", "other.jsonl", code=1)
     assert "Not an ostinato transfer file" in result.stderr

@@ -19,8 +19,9 @@ from ostinato.cli import render
 from ostinato.cli.base import STATUS, fail, flatten_statuses, json_option, state_of
 from ostinato.config import load_config
 from ostinato.provider import StorageProvider
-from ostinato.transfer import Counts, TransferReader, TransferWriter
+from ostinato.transfer import Counts, TransferFormatError, TransferReader, TransferWriter
 from ostinato.transfer.operations import (
+    ImportReport,
     MigrationReport,
     export_header,
     export_hub,
@@ -137,9 +138,13 @@ def import_command(ctx: click.Context, path: str, skip_existing: bool, as_json: 
         stream: IO[str] = sys.stdin if path == "-" else open(path, encoding="utf-8")  # noqa: SIM115
     except OSError as exc:
         fail(f"Cannot read {path}: {exc.strerror}")
+    report = ImportReport()
     with stream:
-        reader = TransferReader(stream)
-        report = import_hub(provider, reader, skip_existing=skip_existing)
+        try:
+            import_hub(provider, TransferReader(stream), skip_existing=skip_existing, report=report)
+        except TransferFormatError as exc:
+            _say(f"Imported {_counts_text(report.imported)} before the error.")
+            fail(f"{path}: {exc}")
     if as_json:
         click.echo(
             render.dumps_json(

@@ -122,11 +122,13 @@ def import_hub(
     *,
     skip_existing: bool = False,
     on_instance: Callable[[InstanceSnapshot], None] | None = None,
+    report: ImportReport | None = None,
 ) -> ImportReport:
     """Write every snapshot to ``provider``. An id the destination already holds is an error
     (listed in ``failed``), or with ``skip_existing`` left as it is (listed in ``existing``);
-    one instance's failure never stops the others."""
-    report = ImportReport()
+    one instance's failure never stops the others. Pass ``report`` to keep what was done
+    when reading ``snapshots`` raises (a damaged file)."""
+    report = report if report is not None else ImportReport()
     for snapshot in snapshots:
         try:
             provider.import_snapshot(snapshot)
