@@ -3,7 +3,7 @@ rendered once per dialect. Parameters are listed beside each statement."""
 
 from __future__ import annotations
 
-from ostinato.relational.dialect import Dialect
+from ostinato.relational.dialect import Dialect, RowLock
 from ostinato.relational.schema import LEASES
 
 
@@ -11,16 +11,16 @@ class LeaseStatements:
     """The lease statements in one dialect."""
 
     def __init__(self, dialect: Dialect) -> None:
-        p = dialect.placeholder
+        p, leases = dialect.placeholder, dialect.table(LEASES)
         key = f"task_hub = {p} AND name = {p}"
-        #: hub, name
-        self.select = f"SELECT owner, expires_at FROM {LEASES} WHERE {key}{dialect.lock_suffix()}"
+        #: hub, name (held: the row the take-over decision relies on)
+        self.select = dialect.select("owner, expires_at", leases, key, lock=RowLock.HOLD)
         #: hub, name, owner, expires
-        self.insert = dialect.insert(LEASES, ("task_hub", "name", "owner", "expires_at"), 1)
+        self.insert = dialect.insert(leases, ("task_hub", "name", "owner", "expires_at"), 1)
         #: owner, expires, hub, name
-        self.update = f"UPDATE {LEASES} SET owner = {p}, expires_at = {p} WHERE {key}"
+        self.update = f"UPDATE {leases} SET owner = {p}, expires_at = {p} WHERE {key}"
         #: hub, name, owner
-        self.delete = f"DELETE FROM {LEASES} WHERE {key} AND owner = {p}"
+        self.delete = f"DELETE FROM {leases} WHERE {key} AND owner = {p}"
 
 
 __all__ = ["LeaseStatements"]

@@ -18,7 +18,6 @@ DELETE FROM [ostinato].[ostinato_inbox] WHERE task_hub = ?;
 DELETE FROM [ostinato].[ostinato_orchestration_queue] WHERE task_hub = ?;
 DELETE FROM [ostinato].[ostinato_activities] WHERE task_hub = ?;
 DELETE FROM [ostinato].[ostinato_instances] WHERE task_hub = ?;
-DELETE FROM [ostinato].[ostinato_leases] WHERE task_hub = ?;
 
 -- schema (toolkit migrations)
 CREATE TABLE [ostinato].[ostinato_schema] (
