@@ -110,3 +110,18 @@ def test_migrate_dry_run_then_for_real(source: Path, tmp_path: Path) -> None:
     _finish(tmp_path, "destination")
     again = run("migrate", "--from", str(source), "--to", str(destination), code=1)
     assert "7 ids already exist in the destination" in again.stderr
+
+
+def test_a_provider_without_export_fails_in_one_line(tmp_path: Path) -> None:
+    config = tmp_path / "fake.toml"
+    config.write_text('provider = "memory"\n', encoding="utf-8")
+    from ostinato.memory import InMemoryProvider
+
+    original = InMemoryProvider.export_state
+    try:
+        del InMemoryProvider.export_state  # the contract's default: not supported
+        result = run("-c", str(config), "export", "--to", "x.jsonl", code=1)
+    finally:
+        InMemoryProvider.export_state = original  # type: ignore[method-assign]
+    assert "InMemoryProvider cannot export its state" in result.stderr
+    assert not (tmp_path / "x.jsonl").exists()

@@ -34,6 +34,15 @@ def _say(message: str) -> None:
     click.echo(message, err=True)
 
 
+@contextlib.contextmanager
+def _unsupported() -> Iterator[None]:
+    """A provider without export/import support: one line, not a traceback."""
+    try:
+        yield
+    except NotImplementedError as exc:
+        fail(f"{exc} (the provider does not implement export_state/import_snapshot)")
+
+
 def _quiesced_note(quiesced: bool | None) -> str:
     if quiesced is None:
         return (
@@ -100,7 +109,11 @@ def export_command(
         fail("--json prints a summary on stdout; give --to FILE for the export itself", 2)
     provider = state_of(ctx).provider()
     wanted = flatten_statuses(statuses)
-    with _output(to_path) as stream, TransferWriter(stream, export_header(provider)) as writer:
+    with (
+        _unsupported(),
+        _output(to_path) as stream,
+        TransferWriter(stream, export_header(provider)) as writer,
+    ):
         report = export_hub(provider, writer, statuses=wanted, force=force)
     if as_json:
         click.echo(
@@ -139,7 +152,7 @@ def import_command(ctx: click.Context, path: str, skip_existing: bool, as_json: 
     except OSError as exc:
         fail(f"Cannot read {path}: {exc.strerror}")
     report = ImportReport()
-    with stream:
+    with stream, _unsupported():
         try:
             import_hub(provider, TransferReader(stream), skip_existing=skip_existing, report=report)
         except TransferFormatError as exc:
@@ -215,7 +228,8 @@ def migrate_command(
         destination = _provider_from(to_path)
         try:
             destination.setup()
-            report = migrate(source, destination, dry_run=dry_run, force=force)
+            with _unsupported():
+                report = migrate(source, destination, dry_run=dry_run, force=force)
         finally:
             destination.close()
     finally:
