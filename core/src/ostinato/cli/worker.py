@@ -20,6 +20,7 @@ from ostinato.cli.base import (
     state_of,
     task_hub_of,
 )
+from ostinato.config import retention_from_config
 from ostinato.runtime.supervisor import WorkerSupervisor, default_processes
 from ostinato.runtime.worker import Worker, WorkerOptions
 
@@ -95,6 +96,7 @@ def worker(
         "max_concurrent_orchestrations": max_concurrent_orchestrations,
         "max_concurrent_activities": max_concurrent_activities,
         "grace_period": grace_period,
+        "retention": retention_from_config(state.config_path),
     }
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
