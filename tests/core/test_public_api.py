@@ -70,6 +70,7 @@ PUBLIC: dict[str, list[str]] = {
         "DeadLetterKind",
         "InstanceQuery",
         "InstanceRecord",
+        "InstanceSnapshot",
         "OrchestrationCheckpoint",
         "OrchestrationMessage",
         "OrchestrationWorkItem",

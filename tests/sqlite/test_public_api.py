@@ -16,6 +16,7 @@ PUBLIC: dict[str, list[str]] = {
     "ostinato.relational": [
         "ACTIVITIES",
         "ACTIVITY_INSERT_COLUMNS",
+        "BacklogStatements",
         "BatchOutcome",
         "CallGroup",
         "Column",
@@ -33,6 +34,8 @@ PUBLIC: dict[str, list[str]] = {
         "INSTANCE_ROW_COLUMNS",
         "Index",
         "LATEST_VERSION",
+        "LEASES",
+        "LeaseStatements",
         "MAX_ROWS",
         "MIGRATIONS",
         "Migration",
@@ -48,6 +51,7 @@ PUBLIC: dict[str, list[str]] = {
         "TABLES",
         "Table",
         "Transaction",
+        "TransferStatements",
         "TransientDatabaseError",
         "chunk_sizes",
         "create_index",
@@ -74,6 +78,7 @@ PUBLIC: dict[str, list[str]] = {
     "ostinato.relational.grouping": [
         "CallGroup",
     ],
+    "ostinato.relational.leases": ["LeaseStatements"],
     "ostinato.relational.migrations": [
         "current_version",
         "migrate",
@@ -105,6 +110,7 @@ PUBLIC: dict[str, list[str]] = {
         "INSTANCE_COLUMNS",
         "Index",
         "LATEST_VERSION",
+        "LEASES",
         "MIGRATIONS",
         "Migration",
         "ORCHESTRATION_QUEUE",
@@ -127,6 +133,7 @@ PUBLIC: dict[str, list[str]] = {
         "chunk_sizes",
         "largest_chunk",
     ],
+    "ostinato.relational.transfer": ["BacklogStatements", "TransferStatements"],
     "ostinato.sqlite": [
         "SYNCHRONOUS_MODES",
         "SqliteDialect",

@@ -54,6 +54,7 @@ from ostinato.provider import (
     ReuseIdPolicy,
     StorageProvider,
 )
+from ostinato.runtime import telemetry
 from ostinato.status import TERMINAL_STATUSES, OrchestrationState, OrchestrationStatus
 
 T = TypeVar("T")
@@ -265,6 +266,7 @@ class Client:
                 execution_id=execution_id,
                 input=payload,
                 scheduled_start_at=start_at,
+                trace_context=telemetry.current().orchestration_scheduled(name, instance_id),
             ),
         )
         return record, start, policy

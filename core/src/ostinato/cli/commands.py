@@ -10,6 +10,7 @@ from ostinato.cli.dead_letters import dead_letters
 from ostinato.cli.demo_command import demo
 from ostinato.cli.instances import history, list_command, start, status, wait_command
 from ostinato.cli.serve import serve
+from ostinato.cli.transfer import export_command, import_command, migrate_command
 from ostinato.cli.worker import worker
 
 for command in (
@@ -28,6 +29,9 @@ for command in (
     dead_letters,
     demo,
     serve,
+    export_command,
+    import_command,
+    migrate_command,
 ):
     cli.add_command(command)
 

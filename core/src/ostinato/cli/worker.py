@@ -20,6 +20,7 @@ from ostinato.cli.base import (
     state_of,
     task_hub_of,
 )
+from ostinato.config import retention_from_config
 from ostinato.runtime.supervisor import WorkerSupervisor, default_processes
 from ostinato.runtime.worker import Worker, WorkerOptions
 from ostinato.worker_settings import load_worker_settings
@@ -117,6 +118,7 @@ def worker(
         "grace_period": grace_period,
         "lock_timeout": settings.lock_timeout,
         "max_delivery_attempts": settings.max_delivery_attempts,
+        "retention": retention_from_config(state.config_path),
     }
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:

@@ -22,6 +22,9 @@ quoting or validation). Tables:
     timer or for an expired lock.
 ``ostinato_activities``
     The activity queue; the same ``visible_at``/lock convention per task.
+``ostinato_leases``
+    Named leases of a task hub (``owner`` until ``expires_at``), electing one worker for
+    background jobs such as retention.
 ``ostinato_dead_letters``
     Records moved aside because they could not be decoded (``kind``: ``message`` or
     ``history``), as they were stored, with the ``reason``.
@@ -45,6 +48,7 @@ __all__ = [
     "INSTANCES",
     "INSTANCE_COLUMNS",
     "LATEST_VERSION",
+    "LEASES",
     "MIGRATIONS",
     "ORCHESTRATION_QUEUE",
     "SCHEMA_TABLE",
@@ -66,6 +70,7 @@ INBOX = "ostinato_inbox"
 ORCHESTRATION_QUEUE = "ostinato_orchestration_queue"
 ACTIVITIES = "ostinato_activities"
 DEAD_LETTERS = "ostinato_dead_letters"
+LEASES = "ostinato_leases"
 #: Every table of the schema.
 TABLES = (
     SCHEMA_TABLE,
@@ -74,6 +79,7 @@ TABLES = (
     INBOX,
     ORCHESTRATION_QUEUE,
     ACTIVITIES,
+    LEASES,
     DEAD_LETTERS,
 )
 
@@ -264,6 +270,22 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "history rows hold a run of events"),
     Migration(
         3,
+        "leases",
+        tables=(
+            Table(
+                LEASES,
+                (
+                    _c("task_hub", _K, False),
+                    _c("name", _K, False),
+                    _c("owner", _K, False),
+                    _c("expires_at", _B, False),
+                ),
+                primary_key=("task_hub", "name"),
+            ),
+        ),
+    ),
+    Migration(
+        4,
         "dead letters: undecodable records moved aside",
         tables=(
             Table(
