@@ -46,6 +46,7 @@ from ostinato.status import TERMINAL_STATUSES, OrchestrationStatus
 
 from ostinato_conformance.base import ConformanceTestBase
 from ostinato_conformance.faults import (
+    AmbiguousCommit,
     FaultInjectingProvider,
     FaultKind,
     FaultPlan,
@@ -653,6 +654,52 @@ class ProviderContractTests(ConformanceTestBase):
         assert after.runtime_status is before.runtime_status
         assert after.serialized_output == before.serialized_output
         assert dumped(provider.get_history(iid)) == events, "a finished instance ran again"
+
+    # -- ambiguous commits: the write committed, the call raised --------------------------------
+    def test_ambiguous_client_writes_change_no_result(self, provider: StorageProvider) -> None:
+        """A create and an event whose calls committed and then raised (a connection reset
+        after the commit): the caller's retry of the create is refused as a duplicate, the
+        event is delivered once, and the result is what it would have been."""
+        faulty = FaultInjectingProvider(
+            provider, FaultPlan(ambiguous_client_writes=frozenset({1, 3}))
+        )
+        client = ot.Client(faulty)
+        with running_worker(faulty):
+            with pytest.raises(AmbiguousCommit):
+                client.schedule_new_orchestration(wait_for_go, instance_id="ambiguous")
+            with pytest.raises(InstanceAlreadyExistsError):
+                client.schedule_new_orchestration(wait_for_go, instance_id="ambiguous")
+            with pytest.raises(AmbiguousCommit):
+                client.raise_orchestration_event("ambiguous", "go", data=7)
+            state = client.wait_for_orchestration_completion(
+                "ambiguous", timeout=COMPLETION_TIMEOUT
+            )
+        assert state.runtime_status is ot.OrchestrationStatus.COMPLETED, describe_injected(faulty)
+        assert state.output == 7
+        kinds = Counter(type(e).__name__ for e in provider.get_history("ambiguous"))
+        assert (kinds["ExecutionStarted"], kinds["EventRaised"]) == (1, 1), kinds
+
+    @requires("lock_expiry")
+    def test_ambiguous_completions_change_no_result(self, provider: StorageProvider) -> None:
+        """Every kind of worker call commits and then raises once (lock claims stay held by
+        nobody until they expire): HelloCities still gives its result, each step once."""
+        plans = [FaultPlan({n: FaultKind.AMBIGUOUS_COMMIT}) for n in (1, 2, 3, 5, 8)]
+        client = ot.Client(provider)
+        ids = []
+        for n, plan in enumerate(plans):
+            faulty = FaultInjectingProvider(provider, plan)
+            with running_worker(faulty, lock_timeout=timedelta(milliseconds=300)):
+                iid = ot.Client(faulty).schedule_new_orchestration(
+                    hello_cities, instance_id=f"ambiguous-{n}"
+                )
+                state = client.wait_for_orchestration_completion(iid, timeout=COMPLETION_TIMEOUT)
+            assert state.output == HELLO_RESULT, describe_injected(faulty)
+            assert faulty.injected, "no fault was injected"
+            ids.append(iid)
+        for iid in ids:
+            kinds = Counter(type(e).__name__ for e in provider.get_history(iid))
+            assert (kinds["TaskScheduled"], kinds["TaskCompleted"]) == (3, 3), (iid, kinds)
+            assert kinds["ExecutionCompleted"] == 1, (iid, kinds)
 
     # -- events for missing or finished instances -------------------------------------------------
     def test_event_for_a_missing_instance_raises_instance_not_found(
