@@ -20,7 +20,8 @@ Public API (stable): the suite classes :class:`ProviderConformanceTests`,
 :class:`OrchestrationProgramTests`, :class:`ScenarioTests` (DESIGN §5 end to end);
 fault injection :class:`FaultInjectingProvider`,
 :class:`FaultPlan`, :class:`FaultKind`, :class:`InjectedFault`, :class:`AmbiguousCommit`;
-capability requirements :func:`requires`, :data:`REQUIREMENTS`; profiles :class:`Profile`, :func:`current_profile`;
+capability requirements :func:`requires`, :data:`REQUIREMENTS`; profiles :class:`Profile`,
+:func:`current_profile`;
 program generation :func:`programs`, :func:`interpret`, :data:`program_app`.
 
 Names are loaded lazily so that importing the pytest plugin stays cheap.
