@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (the zoo quotes code exactly; some quotes are longer than a line)
 """The mutant zoo: realistic single-change bugs in the real providers' code, and their runner.
 
 Usage (from the repository root)::
