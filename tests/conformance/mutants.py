@@ -46,13 +46,12 @@ FILE = "examples/custom_provider/file_provider.py"
 MUTANTS: list[Mutant] = [
     # -- relational toolkit (run on SQLite) -------------------------------------------------
     Mutant(
-        "R01",
-        "sqlite",
-        STATEMENTS,
-        'f"AND visible_at <= {p} AND",\n            "instance_id",\n            " ORDER BY id",',
-        'f"AND",\n            "instance_id",\n            " ORDER BY id",',
-        "The claim already checked the queue row's visible_at, so filtering the inbox by time "
-        "looks redundant; but future timers of a claimed instance then ride along (early).",
+        "R01", "sqlite", RELATIONAL,
+        "visible = self._fetch(cur, self._in(s.inbox_visible_in, (hub, now), ids))",
+        "visible = self._fetch(cur, self._in(s.inbox_visible_in, (hub, now + _micros(lock_timeout)), ids))",
+        "The messages handed out are those visible before the lock expires (its end, not "
+        "its start): timers due within the lock's timeout fire early, as in Azure/durabletask "
+        "#636 (a timer consumed with an event that arrived before it was due).",
     ),
     Mutant(
         "R02",
@@ -73,13 +72,11 @@ MUTANTS: list[Mutant] = [
         "visible_at (the lock's expiry) to now, so another worker claims a locked instance.",
     ),
     Mutant(
-        "R04",
-        "sqlite",
-        STATEMENTS,
-        'self.history_select = f"SELECT event FROM {HISTORY} WHERE {hub_and_id} ORDER BY id"',
-        'self.history_select = f"SELECT event FROM {HISTORY} WHERE {hub_and_id}"',
-        "ORDER BY dropped because rows 'come back in insertion order anyway' (they don't "
-        "after deletes and page reuse, and on other engines never promised).",
+        "R04", "sqlite", STATEMENTS,
+        'f"UPDATE {q} SET visible_at = (SELECT MIN(i.visible_at) FROM {INBOX} i "',
+        'f"UPDATE {q} SET visible_at = (SELECT MAX(i.visible_at) FROM {INBOX} i "',
+        "MIN/MAX mix-up when releasing an instance: it becomes claimable at its latest "
+        "remaining message (a far timer), so the events before it wait for the timer.",
     ),
     Mutant(
         "R05",
@@ -206,13 +203,11 @@ MUTANTS: list[Mutant] = [
         "Column index off by one after a column was inserted in the middle of the list.",
     ),
     Mutant(
-        "R19",
-        "sqlite",
-        ROWS,
-        "    return (moment - _EPOCH) // _MICROSECOND",
-        "    return int((moment - _EPOCH).total_seconds() * 1_000_000)",
-        "Float arithmetic for timestamps: at today's epoch offsets a microsecond is below a "
-        "double's resolution, so times round, and a stored time can come back earlier.",
+        "R19", "sqlite", ROWS,
+        "    return _EPOCH + timedelta(microseconds=micros)",
+        "    return datetime.utcfromtimestamp(micros / 1_000_000)",
+        "The classic naive-UTC conversion: the datetime read back has no time zone (and "
+        "float seconds), so it can't be compared with the aware times the contract uses.",
     ),
     # -- SQLite -----------------------------------------------------------------------------
     Mutant(
@@ -244,15 +239,14 @@ MUTANTS: list[Mutant] = [
         "and activity results are acknowledged but never committed.",
     ),
     Mutant(
-        "S04",
-        "sqlite",
-        SQLITE,
-        '        connection.execute(f"PRAGMA synchronous = {self._connection_synchronous}")'
-        ".fetchall()\n",
-        '        connection.execute(f"PRAGMA synchronous = {self._connection_synchronous}")'
-        '.fetchall()\n        connection.execute("PRAGMA journal_mode = MEMORY").fetchall()\n',
-        "A journal mode chosen for speed: the rollback journal lives in memory, so a process "
-        "killed mid-transaction leaves a database that may be corrupt or half-written.",
+        "S04", "sqlite", SQLITE,
+        "                except BaseException:\n"
+        "                    if cursor.connection.in_transaction:\n"
+        "                        cursor.execute(\"ROLLBACK\")\n"
+        "                    raise",
+        "                except BaseException:\n                    raise",
+        "No rollback when the body raises (InstanceAlreadyExistsError, WorkItemLockLost): the "
+        "write connection stays inside the failed transaction and every later write fails.",
     ),
     # -- PostgreSQL -------------------------------------------------------------------------
     Mutant(
@@ -274,13 +268,13 @@ MUTANTS: list[Mutant] = [
         "its own, so a claim's SELECT ... FOR UPDATE holds nothing by the time it updates.",
     ),
     Mutant(
-        "G03",
-        "postgres",
-        POSTGRES,
-        "        ColumnType.KEY: 'TEXT COLLATE \"C\"',",
-        '        ColumnType.KEY: "TEXT",',
-        "The database's default collation for keys: ORDER BY instance_id and keyset paging "
-        "then follow the locale, not the code-point order the contract promises.",
+        "G03", "postgres", POSTGRES,
+        '        ColumnType.BIGINT: "BIGINT",\n        ColumnType.INTEGER: "INTEGER",\n'
+        "        # Code-point order",
+        '        ColumnType.BIGINT: "INTEGER",\n        ColumnType.INTEGER: "INTEGER",\n'
+        "        # Code-point order",
+        "INTEGER copied from the SQLite dialect, where it is 64 bits; in PostgreSQL it is 32, "
+        "and timestamps in microseconds don't fit.",
     ),
     Mutant(
         "G04",

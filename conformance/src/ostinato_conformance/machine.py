@@ -165,6 +165,7 @@ def _fields(record: InstanceRecord) -> tuple[Any, ...]:
         record.output,
         record.custom_status,
         record.parent_instance_id,
+        record.failure_details,
         _millis(record.created_at),
         _millis(record.last_updated_at),
     )
@@ -304,6 +305,12 @@ class ProviderMachine(RuleBasedStateMachine):
             history_size=(0 if restart else record.history_size) + len(events),
             last_updated_at=utcnow(),
             custom_status=f'"{status.value}"',
+            output='"done"' if status.is_terminal else None,
+            failure_details=(
+                FailureDetails("MachineError", f"failed in {item.instance_id}")
+                if status is OrchestrationStatus.FAILED
+                else None
+            ),
         )
         if restart:
             new_record = new_record.with_changes(execution_id=f"x{next(self._names)}")
@@ -370,7 +377,9 @@ class ProviderMachine(RuleBasedStateMachine):
 
     @rule(instance_id=st.sampled_from(INSTANCE_IDS), policy=st.sampled_from(list(ReuseIdPolicy)))
     def create_instance(self, instance_id: str, policy: ReuseIdPolicy) -> None:
-        record = new_record(instance_id)
+        record = new_record(instance_id, input=f'"input of {instance_id}"')
+        if instance_id == INSTANCE_IDS[1]:  # a sub-orchestration of the first
+            record = record.with_changes(parent_instance_id=INSTANCE_IDS[0])
         start = start_message(record)
         existing = self.instances.get(instance_id)
         refused = existing is not None and (

@@ -62,8 +62,8 @@ WORKERS, INSTANCES, EVENTS = 3, 12, 3
 DOOMED_LOCK = timedelta(seconds=2)
 
 
-def _compete(opener: Opener, go: Any, out: Any, idle_seconds: float) -> None:
-    """A worker process: lock, complete and report until no work comes for ``idle_seconds``.
+def _compete(opener: Opener, go: Any, stop: Any, out: Any) -> None:
+    """A worker process: lock, complete and report until ``stop`` is set.
 
     Each orchestration step appends its messages to history and schedules one activity per
     message that is not an activity result; each activity's result goes back to its instance.
@@ -72,13 +72,11 @@ def _compete(opener: Opener, go: Any, out: Any, idle_seconds: float) -> None:
     provider = opener()
     worker = f"proc-{os.getpid()}"
     go.wait(60)
-    last_work = time.monotonic()
     task_ids = iter(range(os.getpid() * 1000, os.getpid() * 1000 + 1000))
     try:
-        while time.monotonic() - last_work < idle_seconds:
+        while not stop.is_set():
             item = provider.lock_next_orchestration_work_item(worker, LONG_LOCK)
             if item is not None:
-                last_work = time.monotonic()
                 record = item.instance
                 assert record is not None
                 tasks = [
@@ -101,7 +99,6 @@ def _compete(opener: Opener, go: Any, out: Any, idle_seconds: float) -> None:
                     out.put(("message", m.message_id))
             task = provider.lock_next_activity_work_item(worker, LONG_LOCK)
             if task is not None:
-                last_work = time.monotonic()
                 provider.complete_activity_work_item(
                     task,
                     OrchestrationMessage(
@@ -113,6 +110,9 @@ def _compete(opener: Opener, go: Any, out: Any, idle_seconds: float) -> None:
                 out.put(("task", task.task.key))
             if item is None and task is None:
                 time.sleep(0.01)
+    except Exception as exc:
+        out.put(("error", f"{worker}: {exc!r}"))
+        raise
     finally:
         provider.close()
         out.put(("done", worker))
@@ -203,15 +203,16 @@ class ProviderProcessTests(ConformanceTestBase):
                     message = event_message(record.instance_id, e)
                     provider.send_message(message)
                     expected.append(message.message_id)
-            go, out = _PROCESSES.Event(), _PROCESSES.Queue()
+            go, stop, out = _PROCESSES.Event(), _PROCESSES.Event(), _PROCESSES.Queue()
             children = [
-                _PROCESSES.Process(target=_compete, args=(opener, go, out, 1.0 + PROMPTLY / 5))
+                _PROCESSES.Process(target=_compete, args=(opener, go, stop, out))
                 for _ in range(WORKERS)
             ]
             for child in children:
                 child.start()
             time.sleep(0.2)
             go.set()
+            per_instance = INSTANCES * (1 + EVENTS)
             reports: list[tuple[str, str]] = []
             done = 0
             deadline = time.monotonic() + 60 + 12 * PROMPTLY
@@ -224,8 +225,17 @@ class ProviderProcessTests(ConformanceTestBase):
                     continue
                 done += report[0] == "done"
                 reports.append(report)
+                kinds = Counter(kind for kind, _ in reports)
+                if kinds["message"] >= 2 * per_instance and kinds["task"] >= per_instance:
+                    time.sleep(0.2)  # (a double commit would be reported by now)
+                    stop.set()
+            stop.set()
             for child in children:
-                child.join(10)
+                child.join(30)
+            reports += _drain_queue(out, 0.2)
+            done = sum(kind == "done" for kind, _ in reports)
+            errors = [value for kind, value in reports if kind == "error"]
+            assert not errors, f"a worker process failed: {errors}"
             assert done == WORKERS, f"worker processes died: {[c.exitcode for c in children]}"
             messages = Counter(value for kind, value in reports if kind == "message")
             tasks = Counter(value for kind, value in reports if kind == "task")
@@ -235,7 +245,6 @@ class ProviderProcessTests(ConformanceTestBase):
             assert not tasks_twice, f"activity tasks completed more than once: {tasks_twice}"
             missing = [m for m in expected if m not in messages]
             assert not missing, f"{len(missing)} messages never committed: {missing[:5]}"
-            per_instance = INSTANCES * (1 + EVENTS)
             assert len(tasks) == per_instance, (len(tasks), per_instance)
             assert len(messages) == 2 * per_instance, (len(messages), 2 * per_instance)
             for n in range(INSTANCES):
