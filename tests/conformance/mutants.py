@@ -46,7 +46,9 @@ FILE = "examples/custom_provider/file_provider.py"
 MUTANTS: list[Mutant] = [
     # -- relational toolkit (run on SQLite) -------------------------------------------------
     Mutant(
-        "R01", "sqlite", RELATIONAL,
+        "R01",
+        "sqlite",
+        RELATIONAL,
         "visible = self._fetch(cur, self._in(s.inbox_visible_in, (hub, now), ids))",
         "visible = self._fetch(cur, self._in(s.inbox_visible_in, (hub, now + _micros(lock_timeout)), ids))",
         "The messages handed out are those visible before the lock expires (its end, not "
@@ -72,7 +74,9 @@ MUTANTS: list[Mutant] = [
         "visible_at (the lock's expiry) to now, so another worker claims a locked instance.",
     ),
     Mutant(
-        "R04", "sqlite", STATEMENTS,
+        "R04",
+        "sqlite",
+        STATEMENTS,
         'f"UPDATE {q} SET visible_at = (SELECT MIN(i.visible_at) FROM {INBOX} i "',
         'f"UPDATE {q} SET visible_at = (SELECT MAX(i.visible_at) FROM {INBOX} i "',
         "MIN/MAX mix-up when releasing an instance: it becomes claimable at its latest "
@@ -203,7 +207,9 @@ MUTANTS: list[Mutant] = [
         "Column index off by one after a column was inserted in the middle of the list.",
     ),
     Mutant(
-        "R19", "sqlite", ROWS,
+        "R19",
+        "sqlite",
+        ROWS,
         "    return _EPOCH + timedelta(microseconds=micros)",
         "    return datetime.utcfromtimestamp(micros / 1_000_000)",
         "The classic naive-UTC conversion: the datetime read back has no time zone (and "
@@ -239,10 +245,12 @@ MUTANTS: list[Mutant] = [
         "and activity results are acknowledged but never committed.",
     ),
     Mutant(
-        "S04", "sqlite", SQLITE,
+        "S04",
+        "sqlite",
+        SQLITE,
         "                except BaseException:\n"
         "                    if cursor.connection.in_transaction:\n"
-        "                        cursor.execute(\"ROLLBACK\")\n"
+        '                        cursor.execute("ROLLBACK")\n'
         "                    raise",
         "                except BaseException:\n                    raise",
         "No rollback when the body raises (InstanceAlreadyExistsError, WorkItemLockLost): the "
@@ -268,7 +276,9 @@ MUTANTS: list[Mutant] = [
         "its own, so a claim's SELECT ... FOR UPDATE holds nothing by the time it updates.",
     ),
     Mutant(
-        "G03", "postgres", POSTGRES,
+        "G03",
+        "postgres",
+        POSTGRES,
         '        ColumnType.BIGINT: "BIGINT",\n        ColumnType.INTEGER: "INTEGER",\n'
         "        # Code-point order",
         '        ColumnType.BIGINT: "INTEGER",\n        ColumnType.INTEGER: "INTEGER",\n'
