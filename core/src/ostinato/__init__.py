@@ -38,8 +38,7 @@ from ostinato.memory import InMemoryProvider
 from ostinato.orchestration.app import App
 from ostinato.orchestration.call_http import HttpResponse
 from ostinato.orchestration.context import ActivityContext, OrchestrationContext
-from ostinato.orchestration.engine import EntityLock
-from ostinato.orchestration.entities import EntityContext, EntityId, EntityMetadata
+from ostinato.orchestration.entities import EntityContext, EntityId, EntityLock, EntityMetadata
 from ostinato.orchestration.task import Task, when_all, when_any
 from ostinato.provider import Page, ProviderCapabilities, ReuseIdPolicy, StorageProvider
 from ostinato.retry import RetryPolicy

@@ -249,9 +249,7 @@ class OrchestrationProcessor:
         return Step(item, checkpoint, None if run.ended is not None else run)
 
     def _rebuild(self, item: OrchestrationWorkItem, record: InstanceRecord) -> OrchestrationRun:
-        history = item.history
-        if history is None:
-            history = self.provider.get_history(item.instance_id)
+        history = self.provider.get_history(item.instance_id)
         run = OrchestrationRun(self.app, item.instance_id, self.converter)
         run.replay(history)
         return run
@@ -322,3 +320,12 @@ def _refuse_start(
             event=SubOrchestrationInstanceFailed(task_scheduled_id=parent.task_id, failure=failure),
         )
     ]
+
+
+__all__ = [
+    "DEFER_DELAY",
+    "HANDOFF_WAIT",
+    "OrchestrationProcessor",
+    "RunCache",
+    "Step",
+]

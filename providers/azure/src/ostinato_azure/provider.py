@@ -1068,7 +1068,6 @@ class AzureStorageProvider(StorageProvider):
             instance=record,
             lock_token=lock.token,
             locked_until=lock.expires,
-            history=None,
             dequeue_count=max((r.dequeue_count for r in lock.received), default=0),
             provider_data=lock,
         )
