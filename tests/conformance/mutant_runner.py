@@ -38,6 +38,20 @@ SOURCE_FOLDERS = (
     "providers/mssql/src",
     ".",
 )
+#: Written into the copy: the run takes the suite's parts in this order (the ones that catch
+#: most bugs soonest first), so that ``-x`` stops early; every test still runs for a survivor.
+_ORDER_CONFTEST = '''"""Written by the mutant runner (tests/conformance/mutant_runner.py)."""
+
+RANK = {"machine": 0, "contract": 1, "processes": 2, "programs": 3, "scenarios": 4}
+
+
+def pytest_collection_modifyitems(items):
+    def rank(item):
+        module = getattr(getattr(item, "obj", None), "__module__", "") or ""
+        return RANK.get(module.rsplit(".", 1)[-1], 5)
+
+    items.sort(key=rank)
+'''
 _COPIED = ("core", "conformance", "providers", "examples", "tests", "azurite", "pyproject.toml")
 _IGNORED = shutil.ignore_patterns(
     "__pycache__", "node_modules", ".hypothesis", ".pytest_cache", "*.pyc", "*.db"
@@ -96,6 +110,7 @@ def copy_tree(destination: Path) -> None:
             shutil.copytree(source, destination / name, ignore=_IGNORED, symlinks=True)
         elif source.exists():
             shutil.copy2(source, destination / name)
+    (destination / "conftest.py").write_text(_ORDER_CONFTEST, "utf-8")
     modules = ROOT / "azurite" / "node_modules"
     if modules.exists():
         (destination / "azurite" / "node_modules").symlink_to(modules)

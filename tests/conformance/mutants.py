@@ -498,6 +498,10 @@ def _short(text: str, limit: int = 90) -> str:
     return one if len(one) <= limit else one[: limit - 1] + "…"
 
 
+def _indent(text: str) -> str:
+    return "\n".join("    " + line for line in text.splitlines()[-8:])
+
+
 def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
@@ -592,8 +596,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{outcome.killed_by[:1] or ''} ({outcome.seconds:.0f}s)",
                 flush=True,
             )
-            if outcome.status != "killed":
-                print(outcome.detail, flush=True)
+            print(_indent(outcome.detail), flush=True)
     for b in baselines:
         print(f"baseline {b.mutant.provider}: {b.status} ({b.passed} passed)")
         if b.status != "survived":

@@ -336,6 +336,28 @@ class ProviderContractTests(ConformanceTestBase):
         assert later is not None, "a message that arrived during the lock was consumed"
         assert event_names(later.messages) == ["e1"]
 
+    @pytest.mark.parametrize("release", ["complete", "abandon"])
+    def test_message_behind_a_later_timer_is_handed_out_once_the_lock_is_released(
+        self, provider: StorageProvider, release: str
+    ) -> None:
+        """An event and a far timer arrive while the instance is locked: once the lock is
+        released (completed or abandoned), the event is handed out at once, not with the
+        timer (an instance becomes claimable at its *earliest* remaining message)."""
+        create(provider, "i1")
+        item = lock_orchestration(provider)
+        assert item is not None
+        far = utcnow() + timedelta(hours=1)
+        provider.send_message(event_message("i1", "timer", visible_at=far))
+        provider.send_message(event_message("i1", "now"))
+        if release == "complete":
+            consume(provider, item, runtime_status=OrchestrationStatus.RUNNING)
+        else:
+            provider.abandon_orchestration_work_item(item)
+        later = lock_orchestration(provider)
+        assert later is not None, f"after {release}, the event waits behind the far timer"
+        names = event_names(later.messages)
+        assert "enow" in names and "etimer" not in names, names
+
     def test_completing_twice_raises_lock_lost_and_changes_nothing(
         self, provider: StorageProvider
     ) -> None:
