@@ -38,6 +38,7 @@ from ostinato.provider import (
     InstanceRecord,
     OrchestrationCheckpoint,
     OrchestrationMessage,
+    OrchestrationWorkItem,
     ProviderCapabilities,
     ReuseIdPolicy,
     StorageProvider,
@@ -561,6 +562,77 @@ class ProviderContractTests(ConformanceTestBase):
         provider.complete_activity_work_item(fresh, result)
         results = lock_orchestration(provider)
         assert results is not None and len(results.messages) == 1, "both workers committed"
+
+    # -- batches mixing held and lost locks ------------------------------------------------------
+    @requires("lock_expiry")
+    def test_mixed_activity_batch_applies_only_the_items_still_locked(
+        self, provider: StorageProvider
+    ) -> None:
+        """A batch with a task whose lock expired and was taken over, and a task still held:
+        the first gets WorkItemLockLost, the second is applied, and the worker that took the
+        first over still holds it (the batch touched nothing of it)."""
+        record = self._running_with_activities(provider, 2)
+        stale = lock_activity(provider, "slow-worker", SHORT_LOCK)
+        held = lock_activity(provider, "slow-worker")
+        assert stale is not None and held is not None
+        time.sleep(PAST_SHORT_LOCK)
+        fresh = lock_activity(provider, "worker-2")
+        assert fresh is not None and fresh.task == stale.task
+
+        def result(task_id: int) -> OrchestrationMessage:
+            return OrchestrationMessage(
+                instance_id=record.instance_id,
+                execution_id=record.execution_id,
+                event=TaskCompleted(task_scheduled_id=task_id, result=json.dumps(task_id)),
+            )
+
+        outcomes = provider.complete_activity_work_items(
+            [(stale, result(stale.task.task_id)), (held, result(held.task.task_id))]
+        )
+        assert len(outcomes) == 2 and isinstance(outcomes[0], WorkItemLockLost), outcomes
+        assert outcomes[1] is None, outcomes
+        provider.complete_activity_work_item(fresh, result(fresh.task.task_id))
+        item = lock_orchestration(provider)
+        assert item is not None
+        ids = sorted(m.event.task_scheduled_id for m in item.messages)  # type: ignore[attr-defined]
+        assert ids == [0, 1], f"results delivered: {ids} (each task once)"
+
+    @requires("lock_expiry")
+    def test_mixed_orchestration_batch_applies_only_the_items_still_locked(
+        self, provider: StorageProvider
+    ) -> None:
+        """A batch with an instance whose lock expired and was taken over, and one still
+        held: the first gets WorkItemLockLost and changes nothing, the second is applied."""
+        create(provider, "i1")
+        create(provider, "i2")
+        stale = provider.lock_next_orchestration_work_items("slow-worker", SHORT_LOCK, 1)[0]
+        held = lock_orchestration(provider, "slow-worker")
+        assert held is not None and held.instance_id != stale.instance_id
+        time.sleep(PAST_SHORT_LOCK)
+        fresh = lock_orchestration(provider, "worker-2")
+        assert fresh is not None and fresh.instance_id == stale.instance_id
+
+        def checkpoint(item: OrchestrationWorkItem, status: str) -> OrchestrationCheckpoint:
+            assert item.instance is not None
+            return OrchestrationCheckpoint(
+                instance=item.instance.with_changes(
+                    runtime_status=OrchestrationStatus.RUNNING,
+                    history_size=len(item.messages),
+                    custom_status=json.dumps(status),
+                ),
+                new_history=[m.event for m in item.messages],
+            )
+
+        outcomes = provider.complete_orchestration_work_items(
+            [(stale, checkpoint(stale, "stale")), (held, checkpoint(held, "held"))]
+        )
+        assert len(outcomes) == 2 and isinstance(outcomes[0], WorkItemLockLost), outcomes
+        assert outcomes[1] is None, outcomes
+        provider.complete_orchestration_work_item(fresh, checkpoint(fresh, "fresh"))
+        for item, status in ((fresh, "fresh"), (held, "held")):
+            stored = provider.get_instance(item.instance_id)
+            assert stored is not None and stored.custom_status == json.dumps(status), stored
+            assert len(provider.get_history(item.instance_id)) == 1
 
     @requires("lock_expiry")
     def test_renewed_lock_outlives_its_first_timeout(self, provider: StorageProvider) -> None:
