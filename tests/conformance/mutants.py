@@ -217,13 +217,11 @@ MUTANTS: list[Mutant] = [
     ),
     # -- SQLite -----------------------------------------------------------------------------
     Mutant(
-        "S01",
-        "sqlite",
-        SQLITE,
-        '                cursor.execute("BEGIN IMMEDIATE")\n                try:',
-        '                cursor.execute("BEGIN")\n                try:',
-        "Deferred transactions: two processes both read, then both try to upgrade to a write "
-        "lock, and one fails with 'database is locked' instead of waiting.",
+        "S01", "sqlite", SQLITE,
+        "                check_same_thread=False,",
+        "                check_same_thread=True,",
+        "sqlite3's thread check left on (its default; 'safer'): the one write connection is "
+        "shared by the worker's threads, and every write from a second thread fails.",
     ),
     Mutant(
         "S02",
