@@ -185,7 +185,9 @@ def run_conformance(
                 failed.append(case.get("name", "?"))
             elif case.find("skipped") is None:
                 passed += 1
-    tail = "\n".join(output.strip().splitlines()[-15:])
+    lines = output.strip().splitlines()
+    reasons = [line for line in lines if line.startswith("E   ")][:4]
+    tail = "\n".join([*reasons, *lines[-6:]])
     return failed, passed, tail
 
 
