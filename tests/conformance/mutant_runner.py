@@ -122,6 +122,8 @@ def environment(root: Path) -> dict[str, str]:
         **os.environ,
         "PYTHONPATH": os.pathsep.join(paths),
         "OSTINATO_CONFORMANCE_NO_SHRINK": "1",
+        # Generous waits: the runs share a busy machine, and a kill must come from a bug.
+        "OSTINATO_CONFORMANCE_PROMPTLY": os.environ.get("OSTINATO_CONFORMANCE_PROMPTLY", "15"),
         "PYTHONDONTWRITEBYTECODE": "1",
     }
 

@@ -77,8 +77,8 @@ MUTANTS: list[Mutant] = [
         "R04",
         "sqlite",
         STATEMENTS,
-        'f"UPDATE {q} SET visible_at = (SELECT MIN(i.visible_at) FROM {INBOX} i "',
-        'f"UPDATE {q} SET visible_at = (SELECT MAX(i.visible_at) FROM {INBOX} i "',
+        'f"UPDATE {q} SET visible_at = (SELECT MIN(i.visible_at) FROM {inbox} i "',
+        'f"UPDATE {q} SET visible_at = (SELECT MAX(i.visible_at) FROM {inbox} i "',
         "MIN/MAX mix-up when releasing an instance: it becomes claimable at its latest "
         "remaining message (a far timer), so the events before it wait for the timer.",
     ),
@@ -217,7 +217,9 @@ MUTANTS: list[Mutant] = [
     ),
     # -- SQLite -----------------------------------------------------------------------------
     Mutant(
-        "S01", "sqlite", SQLITE,
+        "S01",
+        "sqlite",
+        SQLITE,
         "                check_same_thread=False,",
         "                check_same_thread=True,",
         "sqlite3's thread check left on (its default; 'safer'): the one write connection is "
@@ -268,7 +270,7 @@ MUTANTS: list[Mutant] = [
         "G02",
         "postgres",
         POSTGRES,
-        "                connection.transaction(),\n",
+        "            connection.transaction(),\n",
         "",
         "No transaction around a call on an autocommit connection: every statement commits on "
         "its own, so a claim's SELECT ... FOR UPDATE holds nothing by the time it updates.",
@@ -288,10 +290,12 @@ MUTANTS: list[Mutant] = [
         "G04",
         "postgres",
         STATEMENTS,
-        '            f"SELECT instance_id, lock_token, visible_at FROM {q} WHERE task_hub = {p} AND",\n'
-        '            "instance_id",\n            d.lock_suffix(),',
-        '            f"SELECT instance_id, lock_token, visible_at FROM {q} WHERE task_hub = {p} AND",\n'
-        '            "instance_id",',
+        '                "instance_id, lock_token, visible_at",\n                q,\n'
+        '                f"task_hub = {p} AND instance_id IN ({d.params(n)})",\n'
+        "                lock=RowLock.HOLD,",
+        '                "instance_id, lock_token, visible_at",\n                q,\n'
+        '                f"task_hub = {p} AND instance_id IN ({d.params(n)})",\n'
+        "                lock=RowLock.NONE,",
         "Lock check without FOR UPDATE: between reading its lock and writing, a completion "
         "can lose the row to a claimer that saw the lock expire.",
     ),
