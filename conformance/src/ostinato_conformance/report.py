@@ -142,11 +142,13 @@ class ConformanceReport:
 
     def data(self, config: pytest.Config) -> dict[str, Any]:
         from ostinato_conformance.profiles import current_profile
+        from ostinato_conformance.support import PROMPTLY
 
         return {
             "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "profile": current_profile().name,
             "python": platform.python_version(),
+            "promptly_seconds": PROMPTLY,
             "selection": config.getoption("keyword", default="") or "",
             "providers": [
                 {
@@ -176,7 +178,8 @@ def render_markdown(data: dict[str, Any]) -> str:
     """The sheet as Markdown, from the JSON form."""
     lines = ["# ostinato conformance report", ""]
     lines.append(
-        f"Profile `{data['profile']}`, Python {data['python']}"
+        f"Profile `{data['profile']}`, Python {data['python']}, "
+        f"`OSTINATO_CONFORMANCE_PROMPTLY={data['promptly_seconds']:g}`"
         + (f", selection `-k {data['selection']}`" if data["selection"] else "")
         + "."
     )
