@@ -552,6 +552,24 @@ def render(baselines: list[Outcome], outcomes: list[Outcome]) -> str:
     return "\n".join(lines)
 
 
+def update_rows(doc: str, partial: str) -> str:
+    """``doc`` with the mutant rows of ``partial`` (a rendering of some mutants) replaced, and
+    its count of killed mutants recomputed."""
+    fresh = {line.split(" | ")[0]: line for line in partial.splitlines() if _is_row(line)}
+    lines = [
+        fresh.get(line.split(" | ")[0], line) if _is_row(line) else line
+        for line in doc.splitlines()
+    ]
+    rows = [line for line in lines if _is_row(line)]
+    killed = sum(line.rsplit(" | ", 2)[1].startswith("`test") for line in rows)
+    count = f"**{killed} of {len(rows)} mutants killed.**"
+    return "\n".join(count if line.endswith("mutants killed.**") else line for line in lines) + "\n"
+
+
+def _is_row(line: str) -> bool:
+    return line.startswith("| ") and line[2:3].isupper() and line[3:5].isdigit()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", help="comma-separated mutant ids (prints; writes nothing)")
@@ -560,6 +578,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time (default 2)")
     parser.add_argument("--timeout", type=float, default=900, help="seconds per test")
     parser.add_argument("--no-baseline", action="store_true", help="skip the baseline runs")
+    parser.add_argument(
+        "--update",
+        action="store_true",
+        help="with --only: replace those mutants' rows in the doc (and its count) instead of "
+        "printing",
+    )
     args = parser.parse_args(argv)
     ids = [m.id for m in MUTANTS]
     duplicates = {i for i in ids if ids.count(i) > 1}
@@ -604,7 +628,10 @@ def main(argv: list[str] | None = None) -> int:
         if b.status != "survived":
             print(b.detail)
     text = render(baselines, outcomes)
-    if args.only or args.provider:
+    if args.update and args.only:
+        DOC.write_text(update_rows(DOC.read_text("utf-8"), text), encoding="utf-8")
+        print(f"updated {DOC.relative_to(ROOT)}")
+    elif args.only or args.provider:
         print(text)
     else:
         DOC.write_text(text, encoding="utf-8")

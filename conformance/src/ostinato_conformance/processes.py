@@ -47,6 +47,7 @@ from ostinato_conformance.support import (
     create,
     event_message,
     new_record,
+    payload_of_size,
     start_message,
 )
 
@@ -58,12 +59,17 @@ OpenerFactory = Callable[[], Opener]
 _PROCESSES = multiprocessing.get_context("spawn")
 #: Competing worker processes, instances, and events per instance.
 WORKERS, INSTANCES, EVENTS = 3, 12, 3
+#: The custom status each competing step stores (long write transactions).
+STATUS_BYTES = 512 * 1024
 #: The lock the killed process takes: when it dies holding one, it expires this soon.
 DOOMED_LOCK = timedelta(seconds=2)
 
 
-def _compete(opener: Opener, go: Any, stop: Any, out: Any) -> None:
+def _compete(opener: Opener, go: Any, stop: Any, out: Any, status_bytes: int) -> None:
     """A worker process: lock, complete and report until ``stop`` is set.
+
+    Each step also stores a custom status of ``status_bytes`` (large: long write
+    transactions, so the processes really wait for each other's).
 
     Each orchestration step appends its messages to history and schedules one activity per
     message that is not an activity result; each activity's result goes back to its instance.
@@ -73,6 +79,7 @@ def _compete(opener: Opener, go: Any, stop: Any, out: Any) -> None:
     worker = f"proc-{os.getpid()}"
     go.wait(60)
     task_ids = iter(range(os.getpid() * 1000, os.getpid() * 1000 + 1000))
+    big_status = payload_of_size(status_bytes)
     try:
         while not stop.is_set():
             item = provider.lock_next_orchestration_work_item(worker, LONG_LOCK)
@@ -90,6 +97,7 @@ def _compete(opener: Opener, go: Any, stop: Any, out: Any) -> None:
                         instance=record.with_changes(
                             runtime_status=OrchestrationStatus.RUNNING,
                             history_size=record.history_size + len(item.messages),
+                            custom_status=big_status,
                         ),
                         new_history=[m.event for m in item.messages],
                         activity_tasks=tasks,
@@ -203,9 +211,11 @@ class ProviderProcessTests(ConformanceTestBase):
                     message = event_message(record.instance_id, e)
                     provider.send_message(message)
                     expected.append(message.message_id)
+            limit = provider.capabilities.max_payload_bytes
+            status_bytes = min(STATUS_BYTES, limit) if limit is not None else STATUS_BYTES
             go, stop, out = _PROCESSES.Event(), _PROCESSES.Event(), _PROCESSES.Queue()
             children = [
-                _PROCESSES.Process(target=_compete, args=(opener, go, stop, out))
+                _PROCESSES.Process(target=_compete, args=(opener, go, stop, out, status_bytes))
                 for _ in range(WORKERS)
             ]
             for child in children:
