@@ -289,7 +289,8 @@ def test_list_filters_and_paging() -> None:
     text = run("list", "--page-size", "2")
     assert "Instance ID" in text.stdout and "alpha-2" in text.stdout and "beta-1" not in text.stdout
     assert f"--continuation-token {token}" in text.stderr
-    assert "No instances." in run("list", "--name-prefix", "zzz").stderr
+    empty = run("list", "--name-prefix", "zzz")
+    assert (empty.stdout, empty.stderr) == ("No instances.\n", "")
 
 
 # -- purge -----------------------------------------------------------------------------------
@@ -427,6 +428,13 @@ def test_an_app_module_that_imports_something_missing(isolated: Path) -> None:
     (isolated / "needs_missing.py").write_text("import ostinato_not_installed_anywhere\n")
     message = run_error("worker", "needs_missing", code=1)
     assert "Importing 'needs_missing' failed: ModuleNotFoundError" in message
+
+
+def test_several_processes_need_a_provider_that_shares_its_task_hub() -> None:
+    message = run_error(
+        "--provider", "memory", "worker", "examples.hello_cities:app", "--processes", "2", code=1
+    )
+    assert message.startswith("Error: Provider InMemoryProvider cannot share a task hub")
 
 
 def test_wait_times_out_with_one_line() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ostinato_conformance.contract import ProviderContractTests
 from ostinato_conformance.machine import ProviderStateMachineTests
+from ostinato_conformance.operations import ProviderOperationsTests
 from ostinato_conformance.processes import ProviderProcessTests
 from ostinato_conformance.programs import OrchestrationProgramTests
 from ostinato_conformance.scenarios import ScenarioTests
@@ -11,6 +12,7 @@ from ostinato_conformance.scenarios import ScenarioTests
 
 class ProviderConformanceTests(
     ProviderContractTests,
+    ProviderOperationsTests,
     ProviderStateMachineTests,
     OrchestrationProgramTests,
     ScenarioTests,

@@ -16,7 +16,17 @@ history and rebuilt by deterministic replay::
         return [(yield ctx.call_activity(say_hello, input=c)) for c in ("Tokyo", "London")]
 """
 
-from ostinato.client import AsyncClient, Client, PurgeResult, raise_if_failed
+from importlib import metadata as _metadata
+
+from ostinato.client import (
+    AsyncClient,
+    Client,
+    NewOrchestration,
+    PurgeResult,
+    StartOutcome,
+    StartResult,
+    raise_if_failed,
+)
 from ostinato.config import provider_from_config
 from ostinato.converter import DataConverter, JsonDataConverter
 from ostinato.errors import (
@@ -39,13 +49,15 @@ from ostinato.orchestration.app import App
 from ostinato.orchestration.call_http import HttpResponse
 from ostinato.orchestration.context import ActivityContext, OrchestrationContext
 from ostinato.orchestration.entities import EntityContext, EntityId, EntityLock, EntityMetadata
-from ostinato.orchestration.task import Task, when_all, when_any
+from ostinato.orchestration.task import Orchestration, Task, when_all, when_any
 from ostinato.provider import Page, ProviderCapabilities, ReuseIdPolicy, StorageProvider
 from ostinato.retry import RetryPolicy
+from ostinato.runtime.supervisor import WorkerSupervisor
 from ostinato.runtime.worker import AsyncWorker, Worker
 from ostinato.status import OrchestrationState, OrchestrationStatus
 
-__version__ = "0.1.0"
+#: The installed distribution's version (the repository's VERSION file at build time).
+__version__ = _metadata.version("ostinato")
 
 __all__ = [
     "ActivityContext",
@@ -66,7 +78,9 @@ __all__ = [
     "InstanceNotFoundError",
     "InvalidInstanceIdError",
     "JsonDataConverter",
+    "NewOrchestration",
     "NonDeterminismError",
+    "Orchestration",
     "OrchestrationContext",
     "OrchestrationFailedError",
     "OrchestrationState",
@@ -80,11 +94,14 @@ __all__ = [
     "RetryPolicy",
     "ReuseIdPolicy",
     "SerializationError",
+    "StartOutcome",
+    "StartResult",
     "StorageProvider",
     "Task",
     "TaskFailedError",
     "WorkItemLockLost",
     "Worker",
+    "WorkerSupervisor",
     "__version__",
     "provider_from_config",
     "raise_if_failed",
