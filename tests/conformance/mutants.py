@@ -549,7 +549,7 @@ def render(baselines: list[Outcome], outcomes: list[Outcome]) -> str:
             f"| {_cell(_short(m.why, 160))} | {_cell(verdict)} | {o.seconds:.0f} |"
         )
     lines.append("")
-    return "\n".join(lines)
+    return "\n".join(_recount(lines))
 
 
 def update_rows(doc: str, partial: str) -> str:
@@ -560,10 +560,27 @@ def update_rows(doc: str, partial: str) -> str:
         fresh.get(line.split(" | ")[0], line) if _is_row(line) else line
         for line in doc.splitlines()
     ]
+    return "\n".join(_recount(lines)) + "\n"
+
+
+def _recount(lines: list[str]) -> list[str]:
+    """The count line recomputed from the rows; a provider whose baseline run fails has its
+    kills not counted (its suite fails without any mutant)."""
+    baseline = next((line for line in lines if line.startswith("Baselines")), "")
+    runs = baseline.split(": ", 1)[-1].split(", ")
+    broken = {run.split()[0] for run in runs if "**" in run}
     rows = [line for line in lines if _is_row(line)]
-    killed = sum(line.rsplit(" | ", 2)[1].startswith("`test") for line in rows)
+    killed = sum(
+        line.rsplit(" | ", 2)[1].startswith("`test") and line.split(" | ")[1] not in broken
+        for line in rows
+    )
     count = f"**{killed} of {len(rows)} mutants killed.**"
-    return "\n".join(count if line.endswith("mutants killed.**") else line for line in lines) + "\n"
+    if broken:
+        count += (
+            f" Not counted: the mutants of {', '.join(sorted(broken))}, whose unmutated "
+            "conformance run fails (see the baselines), so their kills prove nothing."
+        )
+    return [count if "mutants killed.**" in line else line for line in lines]
 
 
 def _is_row(line: str) -> bool:
