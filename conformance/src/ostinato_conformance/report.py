@@ -134,7 +134,9 @@ class ConformanceReport:
             entry.reason = reason.removeprefix("Skipped: ")
         elif report.failed:
             entry.outcome = "failed"
-            entry.reason = (report.longreprtext.strip().splitlines() or ["failed"])[-1][:300]
+            crash = getattr(report.longrepr, "reprcrash", None)
+            message = getattr(crash, "message", None) or report.longreprtext.strip()
+            entry.reason = (message.splitlines() or ["failed"])[0][:300]
 
     @pytest.hookimpl
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
