@@ -526,7 +526,7 @@ def render(baselines: list[Outcome], outcomes: list[Outcome]) -> str:
         "",
         "Baselines (the unmutated copy, whole conformance run): "
         + ", ".join(
-            f"{b.mutant.provider} {'passes' if b.status == 'survived' else '**' + b.status + '**'}"
+            f"{b.mutant.provider} {'passes' if b.status == 'survived' else '**fails**'}"
             f" ({b.passed} passed, {b.seconds:.0f}s)"
             for b in baselines
         )

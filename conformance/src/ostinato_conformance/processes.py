@@ -60,7 +60,7 @@ _PROCESSES = multiprocessing.get_context("spawn")
 #: Competing worker processes, instances, and events per instance.
 WORKERS, INSTANCES, EVENTS = 3, 12, 3
 #: The custom status each competing step stores (long write transactions).
-STATUS_BYTES = 512 * 1024
+STATUS_BYTES = 1024 * 1024
 #: The lock the killed process takes: when it dies holding one, it expires this soon.
 DOOMED_LOCK = timedelta(seconds=2)
 
