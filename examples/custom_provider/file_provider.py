@@ -256,6 +256,8 @@ class FileProvider(StorageProvider):
                     "expires": (now + lock_timeout).isoformat(),
                     "seqs": [m["seq"] for m in visible],
                 }
+                # Deliveries since the last completed step (the core's poison policy reads it).
+                data["deliveries"] = data.get("deliveries", 0) + 1
                 self._save(data)
                 record = data["record"]
                 return OrchestrationWorkItem(
@@ -264,6 +266,7 @@ class FileProvider(StorageProvider):
                     instance=_record_from_json(record) if record else None,
                     lock_token=token,
                     locked_until=now + lock_timeout,
+                    dequeue_count=data["deliveries"],
                 )
         return None
 
@@ -287,6 +290,7 @@ class FileProvider(StorageProvider):
             consumed = set(data["lock"]["seqs"])
             data["inbox"] = [m for m in data["inbox"] if m["seq"] not in consumed]
             data["lock"] = None
+            data["deliveries"] = 0
             if checkpoint.reset_history:
                 data["history"] = []
             data["history"].extend(history.dumps(e) for e in checkpoint.new_history)
@@ -310,6 +314,7 @@ class FileProvider(StorageProvider):
     ) -> None:
         with self._hub():
             data = self._held(item)
+            data["deliveries"] -= 1  # an abandoned delivery is given back, not counted
             if delay:
                 # Keep the instance locked (by no one) until the delay is over.
                 data["lock"] = {
@@ -352,11 +357,13 @@ class FileProvider(StorageProvider):
                     continue
                 token = new_lock_token()
                 data["lock"] = {"token": token, "expires": (now + lock_timeout).isoformat()}
+                data["deliveries"] = data.get("deliveries", 0) + 1
                 self._write(path, data)
                 return ActivityWorkItem(
                     task=ActivityTask.from_json(data["task"]),
                     lock_token=token,
                     locked_until=now + lock_timeout,
+                    dequeue_count=data["deliveries"],
                     provider_data=path.name,
                 )
         return None
@@ -391,6 +398,7 @@ class FileProvider(StorageProvider):
         with self._hub():
             path, data = self._held_activity(item)
             data["lock"] = None
+            data["deliveries"] -= 1  # an abandoned delivery is given back, not counted
             data["visible_at"] = (self.now() + delay).isoformat() if delay else None
             self._write(path, data)
         self.changes.notify()

@@ -23,6 +23,7 @@ PUBLIC: dict[str, list[str]] = {
         "ColumnType",
         "CreateRequest",
         "Cursor",
+        "DEAD_LETTERS",
         "Dialect",
         "HISTORY",
         "HISTORY_COLUMNS",
@@ -102,6 +103,7 @@ PUBLIC: dict[str, list[str]] = {
     "ostinato.relational.schema": [
         "ACTIVITIES",
         "Column",
+        "DEAD_LETTERS",
         "HISTORY",
         "INBOX",
         "INSTANCES",

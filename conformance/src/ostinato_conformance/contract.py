@@ -263,6 +263,94 @@ class ProviderContractTests(ConformanceTestBase):
                 OrchestrationMessage(instance_id="act", event=TaskCompleted(task_scheduled_id=0)),
             )
 
+    @requires("lock_expiry")
+    def test_activity_delivery_count_counts_each_hand_out_of_the_task(
+        self, provider: StorageProvider
+    ) -> None:
+        """``dequeue_count`` is the item's own delivery count (the core's poison policy reads
+        it): 1 on first delivery, one more after each expired lock, per task, not per batch;
+        an abandoned delivery is given back."""
+        self._running_with_activities(provider, 2)
+        first = provider.lock_next_activity_work_items("worker-1", SHORT_LOCK, 2)
+        assert sorted(item.dequeue_count for item in first) == [1, 1]
+        crashed, fine = first
+        provider.renew_activity_work_item_lock(fine, LONG_LOCK)
+        time.sleep(PAST_SHORT_LOCK)  # crashed's lock expires
+        provider.complete_activity_work_item(
+            fine,
+            OrchestrationMessage(
+                instance_id=fine.task.instance_id,
+                execution_id=fine.task.execution_id,
+                event=TaskCompleted(task_scheduled_id=fine.task.task_id),
+            ),
+        )
+        again = lock_activity(provider, "worker-2")
+        assert again is not None and again.task == crashed.task
+        assert again.dequeue_count == 2, "the second delivery of a task must count 2"
+        provider.abandon_activity_work_item(again)
+        third = lock_activity(provider, "worker-3")
+        assert third is not None and third.dequeue_count == 2, "an abandon must not count"
+
+    def test_dead_letters_keep_a_moved_history_and_put_it_back(
+        self, provider: StorageProvider
+    ) -> None:
+        """``dead_letter_history`` moves a locked instance's history aside as a dead letter
+        (listed, shown, put back by ``retry_dead_letter``, removed by ``delete``)."""
+        create(provider, "i1")
+        first = lock_orchestration(provider)
+        assert first is not None
+        consume(provider, first)
+        provider.send_message(event_message("i1", 1))
+        item = lock_orchestration(provider)
+        assert item is not None
+        before = dumped(provider.get_history("i1"))
+        letter = provider.dead_letter_history(item, "the conformance suite's reason")
+        if letter is None:
+            assert provider.list_dead_letters() == []
+            pytest.skip("the provider keeps no dead letters (it never holds undecodable records)")
+        assert (letter.kind, letter.instance_id) == (ot.DeadLetterKind.HISTORY, "i1")
+        assert letter.reason == "the conformance suite's reason"
+        assert provider.get_history("i1") == [], "the moved history is still there"
+        assert provider.list_dead_letters() == [letter]
+        assert provider.list_dead_letters("other") == []
+        assert provider.get_dead_letter(letter.id) == letter
+        assert provider.retry_dead_letter(letter.id)
+        assert dumped(provider.get_history("i1")) == before, "retry did not restore the history"
+        assert provider.get_dead_letter(letter.id) is None
+        assert not provider.retry_dead_letter(letter.id)
+        assert not provider.delete_dead_letter(letter.id)
+        again = provider.dead_letter_history(item, "again")
+        assert again is not None and provider.delete_dead_letter(again.id)
+        assert provider.list_dead_letters() == []
+        consume(provider, item)
+        with pytest.raises(WorkItemLockLost):
+            provider.dead_letter_history(item, "after the lock was released")
+
+    @requires("lock_expiry")
+    def test_orchestration_delivery_count_restarts_after_a_completion(
+        self, provider: StorageProvider
+    ) -> None:
+        """An instance's work item counts deliveries since its last completed step: abandons
+        and expiries add one, an abandon gives its delivery back, a completion starts again from
+        1."""
+        create(provider, "i1")
+        item = lock_orchestration(provider, "crashed-worker", SHORT_LOCK)
+        assert item is not None and item.dequeue_count == 1
+        time.sleep(PAST_SHORT_LOCK)
+        again = lock_orchestration(provider, "worker-2")
+        assert again is not None and again.dequeue_count == 2
+        provider.abandon_orchestration_work_item(again)
+        again = lock_orchestration(provider, "worker-2")
+        assert again is not None and again.dequeue_count == 2, "an abandon must not count"
+        provider.abandon_orchestration_work_item(again, timedelta(milliseconds=10))
+        again = lock_orchestration(provider, "worker-2")
+        assert again is not None and again.dequeue_count == 2, "an abandon must not count"
+        provider.send_message(event_message("i1", 1))  # arrives while locked
+        consume(provider, again)
+        after = lock_orchestration(provider, "worker-3")
+        assert after is not None and event_names(after.messages) == ["e1"]
+        assert after.dequeue_count == 1, "a completed step must not count against the next"
+
     def test_every_activity_task_is_handed_out(self, provider: StorageProvider) -> None:
         self._running_with_activities(provider, 20)
         seen = []

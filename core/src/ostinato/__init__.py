@@ -39,6 +39,7 @@ from ostinato.errors import (
     OrchestrationFailedError,
     OstinatoError,
     PayloadTooLargeError,
+    PoisonMessageError,
     ProviderError,
     SerializationError,
     TaskFailedError,
@@ -50,7 +51,14 @@ from ostinato.orchestration.call_http import HttpResponse
 from ostinato.orchestration.context import ActivityContext, OrchestrationContext
 from ostinato.orchestration.entities import EntityContext, EntityId, EntityLock, EntityMetadata
 from ostinato.orchestration.task import Orchestration, Task, when_all, when_any
-from ostinato.provider import Page, ProviderCapabilities, ReuseIdPolicy, StorageProvider
+from ostinato.provider import (
+    DeadLetter,
+    DeadLetterKind,
+    Page,
+    ProviderCapabilities,
+    ReuseIdPolicy,
+    StorageProvider,
+)
 from ostinato.retry import RetryPolicy
 from ostinato.runtime.supervisor import WorkerSupervisor
 from ostinato.runtime.worker import AsyncWorker, Worker
@@ -67,6 +75,8 @@ __all__ = [
     "Client",
     "ConfigurationError",
     "DataConverter",
+    "DeadLetter",
+    "DeadLetterKind",
     "EntityContext",
     "EntityId",
     "EntityLock",
@@ -88,6 +98,7 @@ __all__ = [
     "OstinatoError",
     "Page",
     "PayloadTooLargeError",
+    "PoisonMessageError",
     "ProviderCapabilities",
     "ProviderError",
     "PurgeResult",

@@ -46,6 +46,7 @@ from ostinato.orchestration.entities import (
     metadata_from_record,
 )
 from ostinato.provider import (
+    DeadLetter,
     InstanceQuery,
     InstanceRecord,
     OrchestrationMessage,
@@ -448,17 +449,23 @@ class Client:
         )
 
     # -- purging -------------------------------------------------------------------------
-    def purge_orchestration(self, instance_id: str, *, recursive: bool = True) -> PurgeResult:
+    def purge_orchestration(
+        self, instance_id: str, *, recursive: bool = True, force: bool = False
+    ) -> PurgeResult:
         """Delete a finished instance and everything stored for it.
 
         Only COMPLETED, FAILED and TERMINATED instances are purged; for others (or a missing
-        id) nothing is deleted and the count is 0. With ``recursive`` its sub-orchestrations
-        are purged too.
+        id) nothing is deleted and the count is 0, unless ``force`` (any status: its pending
+        messages and activity tasks go too, and a worker still running a step of it loses
+        its lock). With ``recursive`` its sub-orchestrations are purged too.
         """
         validate_instance_id(instance_id)
-        return PurgeResult(self._purge(instance_id, recursive))
+        statuses = frozenset(OrchestrationStatus) if force else TERMINAL_STATUSES
+        return PurgeResult(self._purge(instance_id, recursive, statuses))
 
-    def _purge(self, instance_id: str, recursive: bool) -> int:
+    def _purge(
+        self, instance_id: str, recursive: bool, statuses: frozenset[OrchestrationStatus]
+    ) -> int:
         provider = self._provider()
         children: list[str] = []
         if recursive:
@@ -467,11 +474,32 @@ class Client:
                 for e in provider.get_history(instance_id)
                 if isinstance(e, SubOrchestrationInstanceCreated)
             ]
-        deleted = int(provider.purge_instance(instance_id, TERMINAL_STATUSES))
+        deleted = int(provider.purge_instance(instance_id, statuses))
         if deleted:
             for child in dict.fromkeys(children):
-                deleted += self._purge(child, recursive)
+                deleted += self._purge(child, recursive, statuses)
         return deleted
+
+    # -- dead letters ---------------------------------------------------------------------
+    def list_dead_letters(
+        self, *, instance_id: str | None = None, limit: int = 100
+    ) -> list[DeadLetter]:
+        """Records the provider moved aside because they could not be decoded, oldest first
+        (of one instance, if given)."""
+        return self._provider().list_dead_letters(instance_id, limit)
+
+    def get_dead_letter(self, dead_letter_id: str) -> DeadLetter | None:
+        """One dead letter (with the record as it was stored), or ``None``."""
+        return self._provider().get_dead_letter(dead_letter_id)
+
+    def retry_dead_letter(self, dead_letter_id: str) -> bool:
+        """Put a dead letter back where it came from (e.g. after upgrading the code that
+        could not read it); returns whether it existed."""
+        return self._provider().retry_dead_letter(dead_letter_id)
+
+    def delete_dead_letter(self, dead_letter_id: str) -> bool:
+        """Delete a dead letter for good; returns whether it existed."""
+        return self._provider().delete_dead_letter(dead_letter_id)
 
     def purge_orchestrations_by(
         self,
@@ -589,6 +617,10 @@ class AsyncClient:
     query_entities = _in_thread(Client.query_entities)
     purge_orchestration = _in_thread(Client.purge_orchestration)
     purge_orchestrations_by = _in_thread(Client.purge_orchestrations_by)
+    list_dead_letters = _in_thread(Client.list_dead_letters)
+    get_dead_letter = _in_thread(Client.get_dead_letter)
+    retry_dead_letter = _in_thread(Client.retry_dead_letter)
+    delete_dead_letter = _in_thread(Client.delete_dead_letter)
 
 
 __all__ = [

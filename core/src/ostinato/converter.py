@@ -2,8 +2,9 @@
 
 Encoding (``dumps``) is value-driven and always gives plain JSON:
 
-* ``None``, ``bool``, ``int``, ``float`` (finite), ``str``, ``list`` and ``dict`` with ``str``
-  keys are written as themselves;
+* ``None``, ``bool``, ``int``, ``float`` (finite), ``str`` (valid Unicode: no lone surrogates
+  such as ``os.fsdecode`` makes of undecodable bytes), ``list`` and ``dict`` with ``str`` keys
+  are written as themselves;
 * ``tuple``, ``set`` and ``frozenset`` become arrays (sets sorted when their items allow it);
 * dataclass instances become objects of their fields; pydantic models use ``model_dump``;
 * ``datetime``, ``date`` and ``time`` become ISO 8601 strings, ``UUID`` and ``Decimal`` strings,
@@ -69,11 +70,18 @@ class JsonDataConverter:
         if value is None:
             return None
         try:
-            return _ENCODE(self.to_json_value(value, "$"))
+            plain = self.to_json_value(value, "$")
+            text = _ENCODE(plain)
         except ValueError as exc:  # NaN / infinity
             raise SerializationError(f"Cannot serialize payload: {exc}") from None
         except RecursionError:
             raise SerializationError(_TOO_DEEP) from None
+        if not text.isascii():
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise SerializationError(_surrogate_message(plain, exc)) from None
+        return text
 
     def to_json_value(self, value: Any, path: str = "$") -> Any:
         """Turn ``value`` into plain JSON data (dicts, lists, strings, numbers, bools, None)."""
@@ -282,6 +290,43 @@ def return_type_of(fn: Callable[..., Any]) -> Any:
 
 
 default_converter = JsonDataConverter()
+
+
+def _surrogate_message(plain: Any, error: UnicodeEncodeError) -> str:
+    """Why a value with a lone surrogate is refused, naming where the first one is."""
+    char = error.object[error.start]
+    where = _surrogate_path(plain, "$") or "$"
+    return (
+        f"Cannot serialize the string at {where}: it contains the lone surrogate "
+        f"U+{ord(char):04X}, which is not valid Unicode (bytes decoded with "
+        "'surrogateescape', e.g. by os.fsdecode?); pass bytes, or decode with errors='replace'"
+    )
+
+
+def _surrogate_path(value: Any, path: str) -> str | None:
+    if isinstance(value, str):
+        return None if value.isascii() or _encodes(value) else path
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not _encodes(key):
+                return f"{path} (a key)"
+            found = _surrogate_path(item, f"{path}.{key}")
+            if found:
+                return found
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _surrogate_path(item, f"{path}[{index}]")
+            if found:
+                return found
+    return None
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 __all__ = [

@@ -10,6 +10,7 @@ The tree::
     │   └── InvalidInstanceIdError          the id breaks the instance-id rules
     ├── TaskFailedError                     raised inside orchestrator code
     ├── NonDeterminismError                 orchestrator code diverged from its history
+    ├── PoisonMessageError                  a work item kept failing to finish (its failure)
     ├── SerializationError (also TypeError) a payload the data converter cannot encode/decode
     ├── PayloadTooLargeError                a payload above the provider's limit
     ├── ConfigurationError                  bad or missing configuration
@@ -44,14 +45,14 @@ class FailureDetails:
             # A failure that bubbles up from a task keeps the original cause as ``inner``.
             return cls(
                 error_type=type(exc).__name__,
-                message=str(exc),
-                stack_trace="".join(traceback.format_exception(exc)),
+                message=_storable(str(exc)),
+                stack_trace=_storable("".join(traceback.format_exception(exc))),
                 inner=exc.details,
             )
         return cls(
             error_type=type(exc).__name__,
-            message=str(exc),
-            stack_trace="".join(traceback.format_exception(exc)),
+            message=_storable(str(exc)),
+            stack_trace=_storable("".join(traceback.format_exception(exc))),
         )
 
     def to_dict(self) -> dict[str, object]:
@@ -82,6 +83,14 @@ class FailureDetails:
                 return True
             details = details.inner
         return False
+
+
+def _storable(text: str) -> str:
+    """``text`` with lone surrogates (e.g. an ``os.fsdecode``d path in an error message)
+    written as ``\\udcff`` escapes, so every store can encode it."""
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 class OrchestrationError(OstinatoError):
@@ -131,6 +140,12 @@ class NonDeterminismError(OstinatoError):
     """The orchestrator's actions on replay differ from the ones recorded in its history."""
 
 
+class PoisonMessageError(OstinatoError):
+    """A work item was delivered ``max_delivery_attempts`` times without finishing (its worker
+    crashed or hung each time): the core failed it instead of running it again. Delivered to
+    the orchestration as the failure of the activity, or recorded as the instance's failure."""
+
+
 class SerializationError(OstinatoError, TypeError):
     """A value could not be encoded or decoded by the data converter."""
 
@@ -151,6 +166,12 @@ class WorkItemLockLost(ProviderError):
     """The work item's lock is no longer held by this worker; its work must be dropped."""
 
 
+def unstorable(error: BaseException) -> bool:
+    """True if ``error`` says a value could not be encoded for storage (a lone surrogate the
+    store's driver refuses, or a value the data converter refuses): retrying cannot help."""
+    return isinstance(error, UnicodeError | SerializationError)
+
+
 __all__ = [
     "ConfigurationError",
     "FailureDetails",
@@ -162,8 +183,10 @@ __all__ = [
     "OrchestrationFailedError",
     "OstinatoError",
     "PayloadTooLargeError",
+    "PoisonMessageError",
     "ProviderError",
     "SerializationError",
     "TaskFailedError",
     "WorkItemLockLost",
+    "unstorable",
 ]

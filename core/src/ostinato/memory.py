@@ -8,17 +8,21 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import json
 import threading
 from collections import OrderedDict
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from ostinato import history
 from ostinato.errors import InstanceAlreadyExistsError, WorkItemLockLost
 from ostinato.history import HistoryEvent
 from ostinato.provider import (
     ActivityTask,
     ActivityWorkItem,
+    DeadLetter,
+    DeadLetterKind,
     InstanceQuery,
     InstanceRecord,
     InstanceSnapshot,
@@ -76,7 +80,60 @@ class InMemoryProvider(StorageProvider):
         self._activities: dict[int, _Activity] = {}
         self._ready_activities: OrderedDict[int, None] = OrderedDict()
         self._activity_wakeups: list[tuple[datetime, int, int]] = []
+        self._dead_letters: dict[str, DeadLetter] = {}
         self._leases: dict[str, tuple[str, datetime]] = {}
+
+    # -- dead letters (its messages always decode; a history can be moved aside on request) --
+    def dead_letter_history(self, item: OrchestrationWorkItem, reason: str) -> DeadLetter | None:
+        with self._mutex:
+            self._held_inbox(item)
+            events = self._history.pop(item.instance_id, [])
+            if not events:
+                return None
+            body = json.dumps([history.dumps(e) for e in events], ensure_ascii=False)
+            letter = DeadLetter(
+                str(next(self._seq)),
+                DeadLetterKind.HISTORY,
+                item.instance_id,
+                body,
+                reason,
+                self.now(),
+            )
+            self._dead_letters[letter.id] = letter
+            return letter
+
+    def list_dead_letters(
+        self, instance_id: str | None = None, limit: int = 100
+    ) -> list[DeadLetter]:
+        with self._mutex:
+            letters = [
+                d
+                for d in self._dead_letters.values()
+                if instance_id is None or d.instance_id == instance_id
+            ]
+        return letters[:limit]
+
+    def get_dead_letter(self, dead_letter_id: str) -> DeadLetter | None:
+        with self._mutex:
+            return self._dead_letters.get(dead_letter_id)
+
+    def retry_dead_letter(self, dead_letter_id: str) -> bool:
+        with self._mutex:
+            letter = self._dead_letters.get(dead_letter_id)
+            if letter is None:
+                return False
+            if letter.kind is DeadLetterKind.HISTORY:
+                texts = json.loads(letter.body)
+                self._history[letter.instance_id] = [history.loads(t) for t in texts]
+            else:
+                self._enqueue(OrchestrationMessage.from_json(letter.body))
+            del self._dead_letters[dead_letter_id]
+        self.changes.notify()
+        return True
+
+    def delete_dead_letter(self, dead_letter_id: str) -> bool:
+        with self._mutex:
+            return self._dead_letters.pop(dead_letter_id, None) is not None
 
     def __repr__(self) -> str:
         return f"InMemoryProvider(this process's memory, {len(self._instances)} instances)"
@@ -237,6 +294,7 @@ class InMemoryProvider(StorageProvider):
                 self._add_activity(task)
             for message in checkpoint.messages:
                 self._enqueue(message)
+            inbox.dequeue_count = 0  # delivered and completed: the next delivery is a first
             self._release(item.instance_id, inbox)
         self.changes.notify()
 
@@ -245,6 +303,7 @@ class InMemoryProvider(StorageProvider):
     ) -> None:
         with self._mutex:
             inbox = self._held_inbox(item)
+            inbox.dequeue_count -= 1  # an abandoned delivery is given back, not counted
             if delay:
                 inbox.lock = _Lock(new_lock_token(), self.now() + delay)
                 heapq.heappush(
@@ -337,6 +396,7 @@ class InMemoryProvider(StorageProvider):
         with self._mutex:
             activity = self._held_activity(item)
             activity.lock = None
+            activity.dequeue_count -= 1  # an abandoned delivery is given back, not counted
             if delay:
                 activity.visible_at = self.now() + delay
                 heapq.heappush(

@@ -25,6 +25,19 @@ Guarantees every provider gives (the conformance suite checks each one):
   :class:`~ostinato.errors.InstanceAlreadyExistsError`.
 * **Purge removes everything** of an instance: record, history, inbox and activity tasks.
 * Payloads of any size up to ``ProviderCapabilities.max_payload_bytes`` round-trip unchanged.
+* **Delivery counts.** Every work item carries ``dequeue_count``: how many times it has been
+  handed out, this time included, without being completed. It is per item (an activity task;
+  an instance's messages since its last completed step), never per batch: a lock
+  expiry adds one at the next hand-out (a crash is counted), abandoning gives the delivery back
+  (the next hand-out has the same count), a completion starts the instance's count again. The
+  core's poison policy (``max_delivery_attempts``) reads it; providers apply no policy.
+* **Dead letters.** A stored record the provider cannot decode is moved aside, as it was
+  stored, into the provider's dead-letter store, never dropped nor handed out again: an inbox
+  message found undecodable while locking is named in the work item
+  (``OrchestrationWorkItem.dead_letters``, not in ``messages``) and moved by the same atomic
+  step that completes the item (so a crash in between loses nothing); an instance's history
+  when the core asks (:meth:`StorageProvider.dead_letter_history`). Dead letters are listed,
+  shown, put back (``retry``) and deleted through the provider.
 """
 
 from __future__ import annotations
@@ -181,6 +194,42 @@ class ActivityTask:
         return cls(**json.loads(text))
 
 
+class DeadLetterKind(enum.Enum):
+    """What kind of stored record a dead letter holds."""
+
+    #: One inbox message (its stored text, which could not be decoded).
+    MESSAGE = "message"
+    #: An instance's whole current history (its stored rows as a JSON array of their texts).
+    HISTORY = "history"
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A stored record moved aside because it could not be decoded.
+
+    ``body`` is the record exactly as it was stored (for ``HISTORY``: the rows as a JSON array
+    of their texts); ``reason`` says why it was moved. ``id`` is the provider's.
+    """
+
+    id: str
+    kind: DeadLetterKind
+    instance_id: str
+    body: str
+    reason: str
+    created_at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly form (CLI, HTTP)."""
+        return {
+            "id": self.id,
+            "kind": self.kind.value,
+            "instance_id": self.instance_id,
+            "reason": self.reason,
+            "created_at": self.created_at.isoformat(),
+            "body": self.body,
+        }
+
+
 @dataclass(frozen=True)
 class InstanceSnapshot:
     """Everything a task hub holds for one instance id, as export and import move it.
@@ -206,6 +255,10 @@ class OrchestrationWorkItem:
     ``instance`` is the stored record (``None`` if the instance has none yet, e.g. a
     sub-orchestration whose start message is among ``messages``). The worker reads the
     history with ``get_history`` only if its cache doesn't already hold it.
+    ``dequeue_count``: deliveries of the instance's messages since its last completed step,
+    this one included (see the module doc). ``dead_letters``: messages of the instance that
+    could not be decoded (not in ``messages``; their ``id`` is empty until completing the item
+    moves them into the dead letters).
     ``provider_data`` is the provider's own.
     """
 
@@ -215,12 +268,14 @@ class OrchestrationWorkItem:
     lock_token: str
     locked_until: datetime
     dequeue_count: int = 1
+    dead_letters: list[DeadLetter] = field(default_factory=list)
     provider_data: Any = None
 
 
 @dataclass
 class ActivityWorkItem:
-    """One activity task, locked for one worker."""
+    """One activity task, locked for one worker; ``dequeue_count``: its deliveries so far,
+    this one included."""
 
     task: ActivityTask
     lock_token: str
@@ -592,6 +647,41 @@ class StorageProvider(ABC):
     ) -> None:
         """Extend the task's lock. Raises ``WorkItemLockLost`` if it is no longer held."""
 
+    # -- dead letters ---------------------------------------------------------------------
+    # A provider that can hold undecodable records overrides all five; the defaults describe
+    # a provider that never has any (every record it stores decodes).
+    def dead_letter_history(self, item: OrchestrationWorkItem, reason: str) -> DeadLetter | None:
+        """Move the locked instance's current history aside (it cannot be decoded).
+
+        Afterwards ``get_history`` returns ``[]`` and the instance record is unchanged (the
+        core then fails the instance with a checkpoint that resets the history). Returns the
+        dead letter, or ``None`` if there was nothing to move. Raises ``WorkItemLockLost``
+        (changing nothing) if the lock is no longer held.
+        """
+        return None
+
+    def list_dead_letters(
+        self, instance_id: str | None = None, limit: int = 100
+    ) -> list[DeadLetter]:
+        """Dead letters, oldest first (of one instance, if given), at most ``limit``."""
+        return []
+
+    def get_dead_letter(self, dead_letter_id: str) -> DeadLetter | None:
+        """One dead letter, or ``None``."""
+        return None
+
+    def retry_dead_letter(self, dead_letter_id: str) -> bool:
+        """Put a dead letter back where it came from, as it was, and delete it, atomically.
+
+        A message goes back into its instance's inbox; a history replaces the instance's
+        current history. Returns whether it existed.
+        """
+        return False
+
+    def delete_dead_letter(self, dead_letter_id: str) -> bool:
+        """Delete a dead letter for good; returns whether it existed."""
+        return False
+
     # -- state transfer (export, import, migrate) ------------------------------------------
     def export_state(self) -> Iterator[InstanceSnapshot]:
         """The state of every instance id that has a record, a pending message or an
@@ -660,6 +750,8 @@ __all__ = [
     "ActivityTask",
     "ActivityWorkItem",
     "ChangeSignal",
+    "DeadLetter",
+    "DeadLetterKind",
     "InstanceQuery",
     "InstanceRecord",
     "InstanceSnapshot",

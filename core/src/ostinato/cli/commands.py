@@ -6,6 +6,7 @@ from __future__ import annotations
 from ostinato.cli.base import cli, load_app
 from ostinato.cli.config_command import config_command
 from ostinato.cli.control import purge, raise_event, resume, suspend, terminate
+from ostinato.cli.dead_letters import dead_letters
 from ostinato.cli.demo_command import demo
 from ostinato.cli.instances import history, list_command, start, status, wait_command
 from ostinato.cli.serve import serve
@@ -25,6 +26,7 @@ for command in (
     suspend,
     resume,
     purge,
+    dead_letters,
     demo,
     serve,
     export_command,

@@ -132,6 +132,11 @@ def resume(ctx: click.Context, instance_id: str, reason: str | None, as_json: bo
     show_default=True,
     help="With ID: purge its sub-orchestrations too.",
 )
+@click.option(
+    "--force",
+    is_flag=True,
+    help="With ID: purge it whatever its status (e.g. one whose step keeps crashing workers).",
+)
 @json_option
 @click.pass_context
 def purge(
@@ -143,13 +148,14 @@ def purge(
     older_than: timedelta | None,
     purge_all: bool,
     recursive: bool,
+    force: bool,
     as_json: bool,
 ) -> None:
     """Delete finished instances, one by ID or in bulk.
 
     Bulk purges take filters and show a progress bar.
 
-    Only COMPLETED, FAILED and TERMINATED instances are ever purged.
+    Only COMPLETED, FAILED and TERMINATED instances are purged, unless --force names one.
     """
     bulk = (
         bool(statuses)
@@ -160,6 +166,8 @@ def purge(
     )
     if instance_id is not None and bulk:
         fail("Give an instance ID or bulk filters, not both", EXIT_USAGE)
+    if force and instance_id is None:
+        fail("--force purges one instance: give its ID", EXIT_USAGE)
     if instance_id is None and not bulk:
         fail(
             "Give an instance ID, or filters for a bulk purge"
@@ -168,7 +176,7 @@ def purge(
         )
     client = state_of(ctx).client()
     if instance_id is not None:
-        deleted = client.purge_orchestration(instance_id, recursive=recursive)
+        deleted = client.purge_orchestration(instance_id, recursive=recursive, force=force)
         count = deleted.deleted_instance_count
     else:
         wanted = flatten_statuses(statuses)

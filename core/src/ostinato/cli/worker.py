@@ -23,6 +23,7 @@ from ostinato.cli.base import (
 from ostinato.config import retention_from_config
 from ostinato.runtime.supervisor import WorkerSupervisor, default_processes
 from ostinato.runtime.worker import Worker, WorkerOptions
+from ostinato.worker_settings import load_worker_settings
 
 
 @click.command()
@@ -48,6 +49,20 @@ from ostinato.runtime.worker import Worker, WorkerOptions
     " provider that cannot share a task hub between processes].",
 )
 @click.option(
+    "--lock-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Seconds a work item's lock lasts unless renewed (a dead worker's work comes back "
+    "after it) [default: [worker] lock_timeout in the config, else 15].",
+)
+@click.option(
+    "--max-delivery-attempts",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Deliveries of one work item before it is failed as poison "
+    "[default: [worker] max_delivery_attempts in the config, else 5].",
+)
+@click.option(
     "--log-level",
     type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
     default="info",
@@ -62,6 +77,8 @@ def worker(
     max_concurrent_activities: int,
     grace_period: float,
     processes: int | None,
+    lock_timeout: float | None,
+    max_delivery_attempts: int | None,
     log_level: str,
     as_json: bool,
 ) -> None:
@@ -80,6 +97,9 @@ def worker(
     provider = state.provider()
     if processes is None:
         processes = default_processes() if provider.capabilities.multi_process else 1
+    settings = load_worker_settings(
+        config.config_file, lock_timeout=lock_timeout, max_delivery_attempts=max_delivery_attempts
+    )
     configure_logging(log_level)
     stop = threading.Event()
     w: Worker | WorkerSupervisor | None = None
@@ -96,6 +116,8 @@ def worker(
         "max_concurrent_orchestrations": max_concurrent_orchestrations,
         "max_concurrent_activities": max_concurrent_activities,
         "grace_period": grace_period,
+        "lock_timeout": settings.lock_timeout,
+        "max_delivery_attempts": settings.max_delivery_attempts,
         "retention": retention_from_config(state.config_path),
     }
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}

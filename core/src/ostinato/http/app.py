@@ -22,6 +22,7 @@ from ostinato.errors import (
     SerializationError,
 )
 from ostinato.http import batch, limits, params, security, wire
+from ostinato.http.dead_letters import DeadLetterRoutes
 from ostinato.http.limits import DEFAULT_MAX_BODY_SIZE, RequestLimitMiddleware
 from ostinato.http.openapi import openapi_schema
 from ostinato.http.params import ApiError
@@ -261,6 +262,7 @@ class _Api:
             ),
             (f"{b}/entities/{{name}}/{{key}}", self.get_entity, "GET", "get_entity", read, False),
             (f"{b}/openapi.json", self.openapi, "GET", "openapi", read, False),
+            *DeadLetterRoutes(self.client, b).table(),
         ]
         self.scopes = {
             (path, method.lower()): scope.value for path, _, method, _, scope, _ in table

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ostinato.http import batch
+from ostinato.http.dead_letters import dead_letter_paths
 from ostinato.http.params import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from ostinato.http.wire import STATUS_NAMES
 
@@ -507,6 +508,7 @@ def openapi_schema(
         },
     }
     paths |= batch.openapi_paths(b)
+    paths |= dead_letter_paths(b)
     schema: dict[str, Any] = {
         "openapi": OPENAPI_VERSION,
         "info": {

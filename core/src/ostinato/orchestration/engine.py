@@ -186,7 +186,8 @@ class OrchestrationRun:
                         self.current_time = step_time
                     self._apply(event)
         except NonDeterminismError as exc:
-            self._fail(exc)
+            if not self._failed_by_code():
+                self._fail(exc)  # else the code's own exception is the cause: keep it
             self._pending.clear()
         finally:
             self.is_replaying = False
@@ -350,7 +351,7 @@ class OrchestrationRun:
         try:
             value = self.converter.loads(event.input, registration.input_type)
             result = registration.fn(self.ctx, value)
-        except Exception as exc:  # noqa: BLE001 - orchestrator failures are recorded
+        except BaseException as exc:  # noqa: BLE001 - user code never stops the worker's thread
             self._fail(exc)
             return
         if inspect.isgenerator(result):
@@ -383,7 +384,7 @@ class OrchestrationRun:
             return
         except NonDeterminismError:
             raise
-        except Exception as exc:  # noqa: BLE001 - orchestrator failures are recorded
+        except BaseException as exc:  # noqa: BLE001 - user code never stops the worker's thread
             self._fail(exc)
             return
         if self._continue_as_new is not None:
@@ -408,7 +409,7 @@ class OrchestrationRun:
             self._closing = True
             try:
                 gen.close()
-            except Exception:  # noqa: BLE001 - code after termination is not ours to run
+            except BaseException:  # noqa: BLE001 - code after termination is not ours to run
                 pass
 
     def _finish(self, value: Any) -> None:
@@ -432,9 +433,19 @@ class OrchestrationRun:
             timestamp=self.current_time, status=OrchestrationStatus.COMPLETED, result=output
         )
 
+    def _failed_by_code(self) -> bool:
+        """Whether the code raised in this replay (its end not recorded in the history yet)."""
+        return (
+            self.ended is not None
+            and not self.end_recorded
+            and self.status is OrchestrationStatus.FAILED
+            and self.failure is not None
+            and self.failure.error_type != NonDeterminismError.__name__
+        )
+
     def _fail(self, exc: BaseException) -> None:
         self._close_generator()
-        self.failure = FailureDetails.from_exception(exc)
+        self.failure = _with_yield_hint(FailureDetails.from_exception(exc))
         self.status = OrchestrationStatus.FAILED
         self.ended = ExecutionCompleted(
             timestamp=self.current_time, status=OrchestrationStatus.FAILED, failure=self.failure
@@ -730,6 +741,27 @@ class OrchestrationRun:
             carried_over=self._carried_over,
             buffered_events=buffered,
         )
+
+
+#: Names of the task types, as they appear in the messages of errors about using one as a value.
+_TASK_TYPE_NAMES = ("Task", "CompletableTask", "WhenAllTask", "WhenAnyTask", "CompositeTask")
+YIELD_HINT = (
+    "hint: a task was used as a value; did you forget `yield`? Write "
+    "`result = yield ctx.call_activity(...)`"
+)
+
+
+def _with_yield_hint(details: FailureDetails) -> FailureDetails:
+    """``details`` with :data:`YIELD_HINT` added when the error is about a task used as a value
+    (returned, serialized, added to, subscripted...) instead of being yielded."""
+    if details.error_type not in ("TypeError", "AttributeError", "SerializationError"):
+        return details
+    if not any(
+        f"'{name}'" in details.message or f"type {name} " in details.message
+        for name in _TASK_TYPE_NAMES
+    ):
+        return details
+    return dataclasses.replace(details, message=f"{details.message} ({YIELD_HINT})")
 
 
 def _identity(event: HistoryEvent) -> tuple[Any, ...]:

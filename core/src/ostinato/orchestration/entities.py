@@ -28,7 +28,7 @@ from typing import Any
 from ostinato import history
 from ostinato.clock import utcnow
 from ostinato.converter import DataConverter, default_converter
-from ostinato.errors import FailureDetails, SerializationError
+from ostinato.errors import FailureDetails
 from ostinato.history import (
     EntityLockGranted,
     EntityOperationCompleted,
@@ -375,7 +375,7 @@ class _EntityStep:
                 )
                 for n, (target, operation, data) in enumerate(ctx._signals)
             ]
-        except (Exception, SerializationError) as exc:  # noqa: BLE001 - reported to the caller
+        except BaseException as exc:  # noqa: BLE001 - reported to the caller
             failure = FailureDetails.from_exception(exc)
             reply = EntityOperationFailed(
                 task_scheduled_id=request.caller_task_id or 0, failure=failure

@@ -30,6 +30,7 @@ from ostinato.relational.retry import RetriesTransientErrors, TransientDatabaseE
 from ostinato.relational.rows import from_micros, instance_record, instance_row, to_micros
 from ostinato.relational.schema import (
     ACTIVITIES,
+    DEAD_LETTERS,
     HISTORY,
     INBOX,
     INSTANCE_COLUMNS,
@@ -65,6 +66,7 @@ from ostinato.relational.transfer import BacklogStatements, TransferStatements
 __all__ = [
     "ACTIVITIES",
     "ACTIVITY_INSERT_COLUMNS",
+    "DEAD_LETTERS",
     "HISTORY",
     "HISTORY_COLUMNS",
     "INBOX",

@@ -35,6 +35,8 @@ consumes the result, syncs them too.
 
 from __future__ import annotations
 
+import json
+import logging
 from abc import abstractmethod
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import AbstractContextManager
@@ -49,6 +51,8 @@ from ostinato.history import HistoryEvent
 from ostinato.provider import (
     ActivityTask,
     ActivityWorkItem,
+    DeadLetter,
+    DeadLetterKind,
     InstanceQuery,
     InstanceRecord,
     InstanceSnapshot,
@@ -79,6 +83,7 @@ Item = TypeVar("Item")
 Claimed = TypeVar("Claimed")
 #: Statements to run, in order, with their parameters.
 Script = list[tuple[str, Sequence[Any]]]
+log = logging.getLogger("ostinato.relational")
 _Completion = tuple[OrchestrationWorkItem, OrchestrationCheckpoint]
 #: The arguments of one :meth:`RelationalProvider.create_instance` call.
 CreateRequest = tuple[InstanceRecord, OrchestrationMessage, ReuseIdPolicy]
@@ -709,18 +714,111 @@ class RelationalProvider(StorageProvider):
             if found is None:
                 continue
             row = records.get(iid)
+            decoded, undecodable = _decode_messages(found)
             items.append(
                 OrchestrationWorkItem(
                     instance_id=iid,
-                    messages=[OrchestrationMessage.from_json(body) for _, body in found],
+                    messages=[message for _, message in decoded],
                     instance=None if row is None else instance_record(row),
                     lock_token=token,
                     locked_until=locked_until,
                     dequeue_count=dequeue_count + 1,
-                    provider_data=[message_id for message_id, _ in found],
+                    # Undecodable messages are consumed with the item and moved into the dead
+                    # letters by the same transaction that completes it.
+                    dead_letters=[
+                        DeadLetter("", DeadLetterKind.MESSAGE, iid, body, reason, locked_until)
+                        for _, body, reason in undecodable
+                    ],
+                    provider_data=[message_id for message_id, _ in decoded]
+                    + [message_id for message_id, _, _ in undecodable],
                 )
             )
         return items
+
+    def _last_dead_letter(self, cur: Cursor, instance_id: str) -> DeadLetter:
+        """The newest dead letter of ``instance_id`` (the one just inserted, in this
+        transaction, which holds the instance's lock)."""
+        cur.execute(self._sql.dead_letters_newest, (self.task_hub, instance_id, 1))
+        return _dead_letter(cur.fetchall()[0])
+
+    # -- dead letters ---------------------------------------------------------------------
+    def dead_letter_history(self, item: OrchestrationWorkItem, reason: str) -> DeadLetter | None:
+        s, hub = self._sql, self.task_hub
+        with self._write(durable=True) as cur:
+            rows = self._fetch(cur, self._in(s.queue_locks_in, (hub,), [item.instance_id]))
+            now = self._now_micros()
+            if not rows or rows[0][1] != item.lock_token or (rows[0][2] or 0) <= now:
+                raise _lock_lost(item)
+            cur.execute(s.history_rows, (hub, item.instance_id))
+            texts = [text for _, text in cur.fetchall()]
+            if not texts:
+                return None
+            body = json.dumps(texts, ensure_ascii=False)
+            cur.execute(
+                s.dead_letter_insert,
+                (hub, item.instance_id, DeadLetterKind.HISTORY.value, body, reason, now),
+            )
+            cur.execute(s.history_delete, (hub, item.instance_id))
+            return self._last_dead_letter(cur, item.instance_id)
+
+    def list_dead_letters(
+        self, instance_id: str | None = None, limit: int = 100
+    ) -> list[DeadLetter]:
+        with self._read() as cur:
+            if instance_id is None:
+                cur.execute(self._sql.dead_letters_select, (self.task_hub, limit))
+            else:
+                cur.execute(self._sql.dead_letters_of, (self.task_hub, instance_id, limit))
+            return [_dead_letter(row) for row in cur.fetchall()]
+
+    def get_dead_letter(self, dead_letter_id: str) -> DeadLetter | None:
+        key = _dead_letter_key(dead_letter_id)
+        if key is None:
+            return None
+        with self._read() as cur:
+            cur.execute(self._sql.dead_letter_select, (self.task_hub, key))
+            rows = cur.fetchall()
+        return _dead_letter(rows[0]) if rows else None
+
+    def retry_dead_letter(self, dead_letter_id: str) -> bool:
+        key = _dead_letter_key(dead_letter_id)
+        if key is None:
+            return False
+        s, hub = self._sql, self.task_hub
+        script: Script
+        with self._write(durable=True, notify=True) as cur:
+            cur.execute(s.dead_letter_select, (hub, key))
+            rows = cur.fetchall()
+            if not rows:
+                return False
+            cur.execute(s.dead_letter_delete, (hub, key))
+            if cur.rowcount != 1:  # another retry or delete took it meanwhile
+                return False
+            letter = _dead_letter(rows[0])
+            now = self._now_micros()
+            iid = letter.instance_id
+            if letter.kind is DeadLetterKind.HISTORY:
+                cur.execute(s.history_delete, (hub, iid))
+                script = []
+                self._rows(
+                    script, s.history_insert, [(hub, iid, t) for t in json.loads(letter.body)]
+                )
+                self._run(cur, script)
+            else:
+                script = []
+                self._rows(script, s.inbox_insert, [(hub, iid, now, letter.body)])
+                self._rows(script, s.queue_upsert, [(hub, iid, now, 0)])
+                self._work_may_be_added(s.queue_peek)
+                self._run(cur, script)
+        return True
+
+    def delete_dead_letter(self, dead_letter_id: str) -> bool:
+        key = _dead_letter_key(dead_letter_id)
+        if key is None:
+            return False
+        with self._write(durable=True) as cur:
+            cur.execute(self._sql.dead_letter_delete, (self.task_hub, key))
+            return bool(cur.rowcount)
 
     def complete_orchestration_work_item(
         self, item: OrchestrationWorkItem, checkpoint: OrchestrationCheckpoint
@@ -775,6 +873,14 @@ class RelationalProvider(StorageProvider):
         s, hub, now = self._sql, self.task_hub, self._now_micros()
         script: Script = []
         consumed = [message_id for item, _ in pairs for message_id in item.provider_data]
+        script += [
+            (
+                s.dead_letter_insert,
+                (hub, item.instance_id, letter.kind.value, letter.body, letter.reason, now),
+            )
+            for item, _ in pairs
+            for letter in item.dead_letters
+        ]
         if consumed:
             script += self._in(s.inbox_delete_ids, (), consumed)
         resets = [item.instance_id for item, cp in pairs if cp.reset_history]
@@ -810,7 +916,9 @@ class RelationalProvider(StorageProvider):
             ],
         )
         self._enqueue(script, [m for _, cp in pairs for m in cp.messages], now)
-        return script + self._release([item.instance_id for item, _ in pairs], now)
+        return script + self._in(
+            s.queue_release_completed, (hub,), [item.instance_id for item, _ in pairs]
+        )
 
     def abandon_orchestration_work_item(
         self, item: OrchestrationWorkItem, delay: timedelta | None = None
@@ -837,6 +945,7 @@ class RelationalProvider(StorageProvider):
                 rows = self._fetch(cur, self._in(s.queue_locks_in, (hub,), [item.instance_id]))
                 if not rows or rows[0][1] != item.lock_token or (rows[0][2] or 0) <= now:
                     raise _lock_lost(item)
+                cur.execute(s.queue_uncount, (hub, item.instance_id))
                 self._run(cur, self._release([item.instance_id], now))
 
     def renew_orchestration_work_item_lock(
@@ -966,6 +1075,33 @@ class RelationalProvider(StorageProvider):
             if cur.rowcount != 1:
                 raise _activity_lock_lost(item)
         item.locked_until = from_micros(expires)
+
+
+def _decode_messages(
+    found: list[tuple[int, str]],
+) -> tuple[list[tuple[int, OrchestrationMessage]], list[tuple[int, str, str]]]:
+    """Split stored inbox rows into decoded messages and undecodable (id, body, reason)."""
+    decoded: list[tuple[int, OrchestrationMessage]] = []
+    undecodable: list[tuple[int, str, str]] = []
+    for message_id, body in found:
+        try:
+            decoded.append((message_id, OrchestrationMessage.from_json(body)))
+        except Exception as exc:  # noqa: BLE001 - any decoding failure: moved aside
+            undecodable.append(
+                (message_id, body, f"undecodable message: {type(exc).__name__}: {exc}")
+            )
+    return decoded, undecodable
+
+
+def _dead_letter(row: Sequence[Any]) -> DeadLetter:
+    row_id, kind, instance_id, body, reason, created_at = row
+    return DeadLetter(
+        str(row_id), DeadLetterKind(kind), instance_id, body, reason, from_micros(created_at)
+    )
+
+
+def _dead_letter_key(dead_letter_id: str) -> int | None:
+    return int(dead_letter_id) if dead_letter_id.isdigit() else None
 
 
 class _Write:

@@ -25,6 +25,9 @@ quoting or validation). Tables:
 ``ostinato_leases``
     Named leases of a task hub (``owner`` until ``expires_at``), electing one worker for
     background jobs such as retention.
+``ostinato_dead_letters``
+    Records moved aside because they could not be decoded (``kind``: ``message`` or
+    ``history``), as they were stored, with the ``reason``.
 
 Times are 64-bit integers: microseconds since the Unix epoch, UTC. Migrations only ever add:
 a database is brought forward by applying every migration newer than its version, in one
@@ -39,6 +42,7 @@ from ostinato.relational.dialect import ColumnType, Dialect
 
 __all__ = [
     "ACTIVITIES",
+    "DEAD_LETTERS",
     "HISTORY",
     "INBOX",
     "INSTANCES",
@@ -65,9 +69,19 @@ HISTORY = "ostinato_history"
 INBOX = "ostinato_inbox"
 ORCHESTRATION_QUEUE = "ostinato_orchestration_queue"
 ACTIVITIES = "ostinato_activities"
+DEAD_LETTERS = "ostinato_dead_letters"
 LEASES = "ostinato_leases"
 #: Every table of the schema.
-TABLES = (SCHEMA_TABLE, INSTANCES, HISTORY, INBOX, ORCHESTRATION_QUEUE, ACTIVITIES, LEASES)
+TABLES = (
+    SCHEMA_TABLE,
+    INSTANCES,
+    HISTORY,
+    INBOX,
+    ORCHESTRATION_QUEUE,
+    ACTIVITIES,
+    LEASES,
+    DEAD_LETTERS,
+)
 
 #: The instance-record columns, in the order the statements read and write them.
 INSTANCE_COLUMNS: tuple[str, ...] = (
@@ -268,6 +282,27 @@ MIGRATIONS: tuple[Migration, ...] = (
                 ),
                 primary_key=("task_hub", "name"),
             ),
+        ),
+    ),
+    Migration(
+        4,
+        "dead letters: undecodable records moved aside",
+        tables=(
+            Table(
+                DEAD_LETTERS,
+                (
+                    _c("id", ColumnType.IDENTITY, False),
+                    _c("task_hub", _K, False),
+                    _c("instance_id", _K, False),
+                    _c("kind", _K, False),
+                    _c("body", _T, False),
+                    _c("reason", _T, False),
+                    _c("created_at", _B, False),
+                ),
+            ),
+        ),
+        indexes=(
+            Index("ostinato_dead_letters_instance", DEAD_LETTERS, ("task_hub", "instance_id")),
         ),
     ),
 )

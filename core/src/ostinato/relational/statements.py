@@ -19,6 +19,7 @@ from functools import cache
 from ostinato.relational.dialect import Dialect, RowLock
 from ostinato.relational.schema import (
     ACTIVITIES,
+    DEAD_LETTERS,
     HISTORY,
     INBOX,
     INSTANCE_COLUMNS,
@@ -199,6 +200,13 @@ class Statements:
             f"AND i.visible_at <= {p}) THEN dequeue_count ELSE 0 END WHERE task_hub = {p} AND",
             "instance_id",
         )
+        #: hub, ids: unlock after a completion (the next delivery counts from 1 again)
+        self.queue_release_completed = in_list(
+            f"UPDATE {q} SET visible_at = (SELECT MIN(i.visible_at) FROM {inbox} i "
+            f"WHERE {inbox_of_row}), locked_by = NULL, lock_token = NULL, "
+            f"dequeue_count = 0 WHERE task_hub = {p} AND",
+            "instance_id",
+        )
         #: expires, hub, id, token, now
         self.queue_renew = (
             f"UPDATE {q} SET visible_at = {p} "
@@ -206,8 +214,14 @@ class Statements:
         )
         #: until, new token, hub, id, token, now
         self.queue_hold = (
-            f"UPDATE {q} SET visible_at = {p}, locked_by = NULL, lock_token = {p} "
+            f"UPDATE {q} SET visible_at = {p}, locked_by = NULL, lock_token = {p}, "
+            "dequeue_count = dequeue_count - 1 "
             f"WHERE {hub_and_id} AND lock_token = {p} AND visible_at > {p}"
+        )
+        #: hub, id: an abandoned delivery is given back, not counted
+        self.queue_uncount = (
+            f"UPDATE {q} SET dequeue_count = dequeue_count - 1 "
+            f"WHERE {hub_and_id} AND dequeue_count > 0"
         )
         #: hub, id
         self.queue_reset = (
@@ -216,6 +230,33 @@ class Statements:
         )
         #: hub, id
         self.queue_delete = f"DELETE FROM {q} WHERE {hub_and_id}"
+
+        # -- dead letters -------------------------------------------------------------------
+        dl = t(DEAD_LETTERS)
+        dl_columns = "id, kind, instance_id, body, reason, created_at"
+        #: hub, instance id, kind, body, reason, created at
+        self.dead_letter_insert = (
+            f"INSERT INTO {dl} (task_hub, instance_id, kind, body, reason, created_at) "
+            f"VALUES ({p}, {p}, {p}, {p}, {p}, {p})"
+        )
+        #: hub, limit
+        self.dead_letters_select = d.select(
+            dl_columns, dl, f"task_hub = {p}", order_by="id", limit=True
+        )
+        #: hub, instance id, limit
+        self.dead_letters_of = d.select(
+            dl_columns, dl, f"task_hub = {p} AND instance_id = {p}", order_by="id", limit=True
+        )
+        #: hub, instance id, 1
+        self.dead_letters_newest = d.select(
+            dl_columns, dl, f"task_hub = {p} AND instance_id = {p}", order_by="id DESC", limit=True
+        )
+        #: hub, id
+        self.dead_letter_select = d.select(dl_columns, dl, f"task_hub = {p} AND id = {p}")
+        #: hub, id
+        self.dead_letter_delete = f"DELETE FROM {dl} WHERE task_hub = {p} AND id = {p}"
+        #: hub, id: the history rows of one instance, with their ids
+        self.history_rows = f"SELECT id, event FROM {history} WHERE {hub_and_id} ORDER BY id"
 
         # -- activities ---------------------------------------------------------------------
         #: n rows of ACTIVITY_INSERT_COLUMNS
@@ -257,7 +298,8 @@ class Statements:
         )
         #: visible at, hub, row id, token, now
         self.activity_abandon = (
-            f"UPDATE {a} SET visible_at = {p}, locked_by = NULL, lock_token = NULL "
+            f"UPDATE {a} SET visible_at = {p}, locked_by = NULL, lock_token = NULL, "
+            "dequeue_count = dequeue_count - 1 "
             f"WHERE task_hub = {p} AND id = {p} AND lock_token = {p} AND visible_at > {p}"
         )
         #: hub, id

@@ -34,7 +34,7 @@ from datetime import timedelta
 
 from ostinato.clock import utcnow
 from ostinato.converter import DataConverter
-from ostinato.errors import FailureDetails
+from ostinato.errors import FailureDetails, SerializationError
 from ostinato.history import (
     ExecutionStarted,
     ExecutionTerminated,
@@ -52,6 +52,7 @@ from ostinato.provider import (
     StorageProvider,
 )
 from ostinato.runtime import telemetry
+from ostinato.runtime.ending import starts_new_execution
 from ostinato.status import OrchestrationStatus
 
 #: How long messages for a not-yet-started instance wait before they are looked at again.
@@ -59,6 +60,10 @@ DEFER_DELAY = timedelta(seconds=1)
 #: Seconds a step waits for another thread's step of the same instance to be committed or
 #: dropped before it replays the history instead.
 HANDOFF_WAIT = 1.0
+
+
+class CorruptHistory(Exception):
+    """The instance's stored history cannot be decoded (the message says why)."""
 
 
 @dataclass
@@ -192,7 +197,7 @@ class OrchestrationProcessor:
         for message in starts:
             event = message.event
             assert isinstance(event, ExecutionStarted)
-            if start is None and _starts_new_execution(record, event):
+            if start is None and starts_new_execution(record, event):
                 start = event
             else:
                 replies.extend(_refuse_start(item.instance_id, record, event))
@@ -261,7 +266,10 @@ class OrchestrationProcessor:
         return Step(item, checkpoint, None if run.ended is not None else run, on_commit=on_commit)
 
     def _rebuild(self, item: OrchestrationWorkItem, record: InstanceRecord) -> OrchestrationRun:
-        history = self.provider.get_history(item.instance_id)
+        try:
+            history = self.provider.get_history(item.instance_id)
+        except SerializationError as exc:
+            raise CorruptHistory(str(exc)) from exc
         run = OrchestrationRun(self.app, item.instance_id, self.converter)
         run.replay(history)
         return run
@@ -302,17 +310,6 @@ def _deferred(messages: list[OrchestrationMessage]) -> list[OrchestrationMessage
     ]
 
 
-def _starts_new_execution(record: InstanceRecord | None, start: ExecutionStarted) -> bool:
-    if record is None:
-        return True
-    status = record.runtime_status
-    if status is OrchestrationStatus.PENDING:
-        return record.execution_id == start.execution_id and record.history_size == 0
-    if status is OrchestrationStatus.CONTINUED_AS_NEW or status.is_terminal:
-        return record.execution_id != start.execution_id
-    return False
-
-
 def _refuse_start(
     instance_id: str, record: InstanceRecord | None, start: ExecutionStarted
 ) -> list[OrchestrationMessage]:
@@ -337,6 +334,7 @@ def _refuse_start(
 __all__ = [
     "DEFER_DELAY",
     "HANDOFF_WAIT",
+    "CorruptHistory",
     "OrchestrationProcessor",
     "RunCache",
     "Step",

@@ -39,13 +39,21 @@ from datetime import timedelta
 from typing import Any, TypedDict, Unpack
 
 from ostinato.converter import DataConverter, default_converter
-from ostinato.errors import FailureDetails, WorkItemLockLost
-from ostinato.history import TaskCompleted, TaskFailed
+from ostinato.errors import FailureDetails, SerializationError, WorkItemLockLost, unstorable
+from ostinato.history import ExecutionTerminated, TaskCompleted, TaskFailed
 from ostinato.orchestration.app import App
 from ostinato.orchestration.context import ActivityContext
-from ostinato.provider import ActivityWorkItem, OrchestrationMessage, StorageProvider
+from ostinato.orchestration.entities import is_entity_instance
+from ostinato.provider import (
+    ActivityWorkItem,
+    OrchestrationMessage,
+    OrchestrationWorkItem,
+    StorageProvider,
+)
 from ostinato.runtime import telemetry
-from ostinato.runtime.processor import OrchestrationProcessor, Step
+from ostinato.runtime.ending import failing_checkpoint, terminating_checkpoint
+from ostinato.runtime.poison import DEFAULT_MAX_DELIVERY_ATTEMPTS, Isolation, poison_failure
+from ostinato.runtime.processor import CorruptHistory, OrchestrationProcessor, Step
 from ostinato.runtime.retention import RetentionPolicy, RetentionSweeper
 
 log = logging.getLogger("ostinato.runtime.worker")
@@ -59,6 +67,9 @@ DEFAULT_ACTIVITY_THREADS = min(32, (os.cpu_count() or 1) + 4)
 #: polls while the other processes and commits (processing is Python, so more threads would
 #: only take turns on the GIL; measured: two did more HelloCities per second than four).
 ORCHESTRATION_THREADS = 2
+#: How long a work item's lock lasts unless renewed (the worker renews held items' locks
+#: every third of it): a crashed worker's items are handed out again after about this long.
+DEFAULT_LOCK_TIMEOUT = timedelta(seconds=15)
 #: The first poll delay after an empty poll; it doubles up to ``max_poll_interval``.
 MIN_POLL_DELAY = 0.001
 
@@ -162,7 +173,9 @@ class AsyncWorker:
     :param activity_threads: threads running synchronous activities (default: the smaller of
         ``max_concurrent_activities`` and the standard library's thread-pool default, the
         number of CPUs plus 4, at most 32).
-    :param lock_timeout: how long a work item's lock lasts; renewed while an activity runs.
+    :param lock_timeout: how long a work item's lock lasts; renewed while the item is held.
+    :param max_delivery_attempts: deliveries of one work item before the core fails it instead
+        of running it again (see :mod:`ostinato.poison`).
     :param max_poll_interval: longest wait between polls when no change signal arrives
         (writes by other processes are seen by polling).
     :param grace_period: seconds :meth:`stop` lets in-flight work finish.
@@ -180,9 +193,10 @@ class AsyncWorker:
         max_concurrent_orchestrations: int = 100,
         max_concurrent_activities: int = 100,
         activity_threads: int | None = None,
-        lock_timeout: timedelta = timedelta(minutes=1),
+        lock_timeout: timedelta = DEFAULT_LOCK_TIMEOUT,
         max_poll_interval: float = 1.0,
         grace_period: float = 30.0,
+        max_delivery_attempts: int = DEFAULT_MAX_DELIVERY_ATTEMPTS,
         cache_size: int = 1000,
         batch_size: int = 50,
         converter: DataConverter | None = None,
@@ -195,6 +209,8 @@ class AsyncWorker:
             activity_threads = min(max_concurrent_activities, DEFAULT_ACTIVITY_THREADS)
         if activity_threads < 1:
             raise ValueError("activity_threads must be at least 1")
+        if max_delivery_attempts < 1:
+            raise ValueError("max_delivery_attempts must be at least 1")
         self.app = app
         self.provider = provider
         self.converter = converter or default_converter
@@ -204,6 +220,7 @@ class AsyncWorker:
         self.lock_timeout = lock_timeout
         self.max_poll_interval = max_poll_interval
         self.grace_period = grace_period
+        self.max_delivery_attempts = max_delivery_attempts
         self.batch_size = batch_size
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.processor = OrchestrationProcessor(app, provider, self.converter, cache_size)
@@ -224,6 +241,9 @@ class AsyncWorker:
         self._orchestration_capacity_wanted = False
         #: The signal version before the last orchestration poll, if it came back short.
         self._short_poll_seen: int | None = None
+        self._isolation = Isolation()
+        #: Orchestration work items held, by id(): the item and when its lock was last renewed.
+        self._held: dict[int, tuple[OrchestrationWorkItem, float]] = {}
         self._guard = threading.Lock()
         self._settled = threading.Condition(self._guard)
         self._orchestrations_in_flight = 0
@@ -258,6 +278,7 @@ class AsyncWorker:
         self.provider.setup()
         self._stopping.clear()
         self._stopped.clear()
+        self._isolation = Isolation()
         self._pool = _Threads(self.activity_threads, "ostinato-activity")
         self.provider.changes.subscribe(self._on_change)
         loops: list[tuple[Callable[[], None], str]] = [
@@ -338,8 +359,8 @@ class AsyncWorker:
             if not items:
                 continue
             try:
-                self._process_and_commit(items, seen)
-            except Exception:
+                self._handle_orchestrations(items, seen)
+            except BaseException:  # this thread must keep running
                 log.exception("Processing orchestration work items failed")
             finally:
                 with self._guard:
@@ -363,7 +384,10 @@ class AsyncWorker:
                 self._orchestration_capacity_wanted = True
                 signal.wait(seen, 0.05)
                 continue
-            wanted = min(free, self.batch_size)
+            wanted = self._isolation.before_poll(min(free, self.batch_size), self._stopping)
+            if not wanted:
+                continue
+            items = []
             try:
                 items = self.provider.lock_next_orchestration_work_items(
                     self.worker_id, self.lock_timeout, wanted
@@ -372,6 +396,10 @@ class AsyncWorker:
                 log.exception("Locking orchestration work items failed; retrying")
                 signal.wait(seen, backoff.empty())
                 continue
+            finally:
+                self._isolation.after_poll(
+                    len(items), any(item.dequeue_count <= 1 for item in items)
+                )
             if items:
                 backoff.found()
                 if len(items) < wanted:
@@ -381,6 +409,92 @@ class AsyncWorker:
                 return items, seen
             signal.wait(seen, backoff.empty())
         return [], signal.version
+
+    def _handle_orchestrations(self, items: list[OrchestrationWorkItem], seen: int) -> None:
+        """Run a locked batch: fresh items together, poison ones failed without running,
+        at most one suspect alone afterwards (see :mod:`ostinato.poison`)."""
+        isolation = self._isolation
+        fresh: list[OrchestrationWorkItem] = []
+        suspect: OrchestrationWorkItem | None = None
+        now = time.monotonic()
+        with self._guard:
+            for item in items:
+                self._held[id(item)] = (item, now)
+        try:
+            for item in items:
+                if item.dead_letters and not is_entity_instance(item.instance_id):
+                    self._end_instance(item, failure=_dead_letter_failure(item))
+                    continue
+                terminate = next(
+                    (m.event for m in item.messages if isinstance(m.event, ExecutionTerminated)),
+                    None,
+                )
+                if item.dequeue_count <= 1 or is_entity_instance(item.instance_id):
+                    fresh.append(item)
+                elif terminate is not None:  # applied without running the (suspect) code
+                    self._end_instance(item, terminate=terminate)
+                elif item.dequeue_count > self.max_delivery_attempts:
+                    what = f"The step of orchestration '{item.instance_id}'"
+                    failure = poison_failure(what, item.dequeue_count, self.max_delivery_attempts)
+                    self._end_instance(item, failure=failure)
+                elif suspect is None and isolation.claim_suspect():
+                    suspect = item
+                else:  # another suspect is held: give this one back for later
+                    with contextlib.suppress(Exception):
+                        self.provider.abandon_orchestration_work_item(item, None)
+            if fresh:
+                self._process_and_commit(fresh, seen)
+        finally:
+            isolation.finished(len(items) - (suspect is not None))
+            self._unhold([item for item in items if item is not suspect])
+        if suspect is None:
+            return
+        try:
+            if isolation.wait_alone(self._stopping):
+                log.warning(
+                    "Running the step of '%s' alone: delivery %d of at most %d",
+                    suspect.instance_id,
+                    suspect.dequeue_count,
+                    self.max_delivery_attempts,
+                )
+                self._process_and_commit([suspect], seen)
+            else:
+                with contextlib.suppress(Exception):
+                    self.provider.abandon_orchestration_work_item(suspect, None)
+        finally:
+            isolation.finished(1)
+            self._unhold([suspect])
+            isolation.release_suspect()
+
+    def _dead_letter_history(self, item: OrchestrationWorkItem, reason: str) -> None:
+        """Move an undecodable history aside and fail its instance."""
+        try:
+            letter = self.provider.dead_letter_history(item, f"undecodable history: {reason}")
+        except WorkItemLockLost:
+            log.warning("Lock on '%s' was lost; its work is dropped", item.instance_id)
+            return
+        except Exception:
+            log.exception("Moving the history of '%s' aside failed; retrying", item.instance_id)
+            with contextlib.suppress(Exception):
+                self.provider.abandon_orchestration_work_item(item, timedelta(seconds=1))
+            return
+        where = (
+            f"; it was moved to the dead letters as {letter.id} "
+            f"(ostinato dead-letters show {letter.id})"
+            if letter is not None
+            else ""
+        )
+        failure = FailureDetails(
+            "SerializationError",
+            f"The history of orchestration '{item.instance_id}' cannot be decoded "
+            f"({reason}){where}",
+        )
+        self._end_instance(item, failure=failure, history_lost=letter is not None)
+
+    def _unhold(self, items: list[OrchestrationWorkItem]) -> None:
+        with self._guard:
+            for item in items:
+                self._held.pop(id(item), None)
 
     def _process_and_commit(self, items: list[Any], seen: int) -> None:
         """Process a batch of work items and commit their checkpoints (``seen``: the
@@ -392,7 +506,9 @@ class AsyncWorker:
             observer.delivered("orchestration", item.dequeue_count)
             try:
                 steps.append(self.processor.process(item))
-            except Exception:
+            except CorruptHistory as exc:
+                self._dead_letter_history(item, str(exc))
+            except BaseException:  # one step's failure is that step's alone
                 log.exception("Orchestration step for '%s' failed; abandoning", item.instance_id)
                 with contextlib.suppress(Exception):
                     self.provider.abandon_orchestration_work_item(item, timedelta(seconds=1))
@@ -426,6 +542,13 @@ class AsyncWorker:
         for step, error in zip(steps, results, strict=True):
             if isinstance(error, WorkItemLockLost):
                 log.warning("Lock on '%s' was lost; its work is dropped", step.item.instance_id)
+            elif error is not None and unstorable(error):
+                self._fail_instance(
+                    step.item,
+                    FailureDetails(
+                        "SerializationError", f"The step's changes cannot be stored: {error}"
+                    ),
+                )
             elif error is not None:
                 log.error(
                     "Committing the step of '%s' failed: %r; it will be retried",
@@ -434,6 +557,43 @@ class AsyncWorker:
                 )
                 with contextlib.suppress(Exception):
                     self.provider.abandon_orchestration_work_item(step.item, timedelta(seconds=1))
+
+    def _fail_instance(self, item: OrchestrationWorkItem, failure: FailureDetails) -> None:
+        """End ``item``'s instance FAILED with ``failure`` without running its code."""
+        self._end_instance(item, failure=failure)
+
+    def _end_instance(
+        self,
+        item: OrchestrationWorkItem,
+        *,
+        failure: FailureDetails | None = None,
+        terminate: ExecutionTerminated | None = None,
+        history_lost: bool = False,
+    ) -> None:
+        """End ``item``'s instance without running its code: TERMINATED as ``terminate``
+        asks, else FAILED with ``failure``."""
+        if terminate is None:
+            assert failure is not None
+            log.error("Failing orchestration '%s': %s", item.instance_id, failure.message)
+        history = None
+        if not history_lost:
+            try:
+                history = self.provider.get_history(item.instance_id)
+            except Exception:  # noqa: BLE001 - a corrupt history: the parent is not told
+                history = None
+        if terminate is not None:
+            checkpoint = terminating_checkpoint(item, history, terminate)
+        else:
+            assert failure is not None
+            checkpoint = failing_checkpoint(item, history, failure, history_lost=history_lost)
+        try:
+            self.provider.complete_orchestration_work_item(item, checkpoint)
+        except WorkItemLockLost:
+            log.warning("Lock on '%s' was lost; its work is dropped", item.instance_id)
+        except Exception:
+            log.exception("Failing orchestration '%s' failed; retrying", item.instance_id)
+            with contextlib.suppress(Exception):
+                self.provider.abandon_orchestration_work_item(item, timedelta(seconds=1))
 
     # -- activities -----------------------------------------------------------------------
     def _activity_dispatcher(self) -> None:
@@ -445,21 +605,29 @@ class AsyncWorker:
                 self._activity_capacity_wanted = True
                 signal.wait(seen, 0.05)
                 continue
+            wanted = self._isolation.before_poll(min(free, self.batch_size), self._stopping)
+            if not wanted:
+                continue
+            items = []
             try:
                 items = self.provider.lock_next_activity_work_items(
-                    self.worker_id, self.lock_timeout, min(free, self.batch_size)
+                    self.worker_id, self.lock_timeout, wanted
                 )
             except Exception:
                 log.exception("Locking activity work items failed; retrying")
                 signal.wait(seen, backoff.empty())
                 continue
+            finally:
+                self._isolation.after_poll(
+                    len(items), any(item.dequeue_count <= 1 for item in items)
+                )
             if not items:
                 signal.wait(seen, backoff.empty())
                 continue
             backoff.found()
             for item in items:
                 self._begin_activity(item)
-            if len(items) < min(free, self.batch_size):
+            if len(items) < wanted:
                 # It got all there was: poll again once something changed (or after the
                 # back-off), not at once.
                 signal.wait(seen, backoff.empty())
@@ -467,13 +635,15 @@ class AsyncWorker:
     def _begin_activity(self, item: ActivityWorkItem) -> None:
         pool, loop = self._pool, self._loop
         if pool is None:  # stopped while this item was being locked: give it back
-            with contextlib.suppress(Exception):
-                self.provider.abandon_activity_work_item(item, None)
+            self._give_back(item)
             return
         telemetry.current().delivered("activity", item.dequeue_count)
         running = _RunningActivity(item)
         with self._guard:
             self._activities[id(running)] = running
+        if item.dequeue_count > 1:
+            self._begin_suspect(running, pool)
+            return
         registration = self.app.activities.get(item.task.name)
         if registration is not None and registration.is_async and loop is not None:
             future = asyncio.run_coroutine_threadsafe(self._run_async(item), loop)
@@ -481,6 +651,78 @@ class AsyncWorker:
             future.add_done_callback(lambda f: self._async_done(running, f))
         else:
             pool.submit(self._run_sync, running)
+
+    def _give_back(self, item: ActivityWorkItem) -> None:
+        with contextlib.suppress(Exception):
+            self.provider.abandon_activity_work_item(item, None)
+        self._isolation.finished(1)
+
+    def _begin_suspect(self, running: _RunningActivity, pool: _Threads) -> None:
+        """An activity delivered before: fail it if poison, drop it if its instance moved on,
+        else run it alone (see :mod:`ostinato.poison`)."""
+        item = running.item
+        task = item.task
+        if item.dequeue_count > self.max_delivery_attempts:
+            what = f"Activity {task.name!r} (task {task.task_id} of '{task.instance_id}')"
+            failure = poison_failure(what, item.dequeue_count, self.max_delivery_attempts)
+            self._activity_finished(running, self._failed(item, failure))
+            return
+        if self._end_unwanted(running):
+            return
+        if not self._isolation.claim_suspect():
+            with self._guard:
+                self._activities.pop(id(running), None)
+            self._give_back(item)
+            return
+        pool.submit(self._run_suspect, running)
+
+    def _end_unwanted(self, running: _RunningActivity) -> bool:
+        """End a suspect activity's task without running it if its instance has ended or
+        moved on to another execution (nobody waits for it); whether it did."""
+        task = running.item.task
+        try:
+            record = self.provider.get_instance(task.instance_id)
+        except Exception:  # noqa: BLE001 - unknown: run it as a suspect
+            return False
+        if (
+            record is not None
+            and not record.runtime_status.is_terminal
+            and record.execution_id == task.execution_id
+        ):
+            return False
+        failure = FailureDetails(
+            "ActivityNotRun", f"Instance '{task.instance_id}' no longer waits for it"
+        )
+        self._activity_finished(running, self._failed(running.item, failure))
+        return True
+
+    def _run_suspect(self, running: _RunningActivity) -> None:
+        item = running.item
+        try:
+            if not self._isolation.wait_alone(self._stopping):
+                return  # stop() abandons it
+            if self._end_unwanted(running):  # its instance may have ended while it waited
+                return
+            log.warning(
+                "Running activity %s of '%s' alone: delivery %d of at most %d",
+                item.task.name,
+                item.task.instance_id,
+                item.dequeue_count,
+                self.max_delivery_attempts,
+            )
+            registration = self.app.activities.get(item.task.name)
+            loop = self._loop
+            if registration is not None and registration.is_async and loop is not None:
+                future = asyncio.run_coroutine_threadsafe(self._run_async(item), loop)
+                try:
+                    message = future.result()
+                except concurrent.futures.CancelledError:
+                    return
+                self._activity_finished(running, message)
+            else:
+                self._run_sync(running)
+        finally:
+            self._isolation.release_suspect()
 
     def _context(self, item: ActivityWorkItem) -> tuple[Any, ActivityContext, Any]:
         """The activity's function, context and decoded input (raises if unregistered)."""
@@ -501,12 +743,14 @@ class AsyncWorker:
             instance_id=task.instance_id, execution_id=task.execution_id, event=event
         )
 
+    @classmethod
+    def _failure(cls, item: ActivityWorkItem, exc: BaseException) -> OrchestrationMessage:
+        return cls._failed(item, FailureDetails.from_exception(exc))
+
     @staticmethod
-    def _failure(item: ActivityWorkItem, exc: Exception) -> OrchestrationMessage:
+    def _failed(item: ActivityWorkItem, failure: FailureDetails) -> OrchestrationMessage:
         task = item.task
-        event = TaskFailed(
-            task_scheduled_id=task.task_id, failure=FailureDetails.from_exception(exc)
-        )
+        event = TaskFailed(task_scheduled_id=task.task_id, failure=failure)
         return OrchestrationMessage(
             instance_id=task.instance_id, execution_id=task.execution_id, event=event
         )
@@ -517,7 +761,7 @@ class AsyncWorker:
             try:
                 fn, ctx, value = self._context(item)
                 message = self._outcome(item, fn(ctx, value))
-            except Exception as exc:  # noqa: BLE001 - failures go back to the orchestration
+            except BaseException as exc:  # noqa: BLE001 - even SystemExit only fails the task
                 if observed is not None:
                     observed.failed(exc)
                 message = self._failure(item, exc)
@@ -528,7 +772,9 @@ class AsyncWorker:
             try:
                 fn, ctx, value = self._context(item)
                 return self._outcome(item, await fn(ctx, value))
-            except Exception as exc:  # noqa: BLE001 - failures go back to the orchestration
+            except asyncio.CancelledError:
+                raise  # the worker stopped: the activity is abandoned, not failed
+            except BaseException as exc:  # noqa: BLE001 - even SystemExit only fails the task
                 if observed is not None:
                     observed.failed(exc)
                 return self._failure(item, exc)
@@ -548,6 +794,7 @@ class AsyncWorker:
         with self._guard:
             if self._activities.pop(id(running), None) is None:
                 return  # abandoned by stop(): another worker runs it again
+            self._isolation.finished(1)
             self._results.append((running.item, message))
             leader = not self._committing
             self._committing = True
@@ -576,17 +823,40 @@ class AsyncWorker:
                 errors = []
             finally:
                 self._local.committing = None
+            retry: list[tuple[ActivityWorkItem, OrchestrationMessage]] = []
             for (item, _), error in zip(batch, errors, strict=False):
-                if error is not None and not isinstance(error, WorkItemLockLost):
+                if error is not None and unstorable(error):
+                    # The result cannot be stored: the task fails (it does not run again).
+                    failure = SerializationError(f"The activity's result cannot be stored: {error}")
+                    retry.append((item, self._failure(item, failure)))
+                elif error is not None and not isinstance(error, WorkItemLockLost):
                     log.error("Committing activity %s failed: %r", item.task.name, error)
+            if retry:
+                with self._guard:
+                    self._results.extend(retry)
 
     def _renewer(self) -> None:
-        """Renew the locks of activities that run long (every third of ``lock_timeout``)."""
+        """Renew the locks of work held long (every third of ``lock_timeout``): running
+        activities, and orchestration steps (a suspect waiting to run alone, a slow step)."""
         interval = max(self.lock_timeout.total_seconds() / 3, 0.05)
         while not self._stopped.wait(interval / 2):
             now = time.monotonic()
             with self._guard:
                 due = [r for r in self._activities.values() if now - r.renewed >= interval / 2]
+                held = [
+                    item for item, renewed in self._held.values() if now - renewed >= interval / 2
+                ]
+            for item in held:
+                try:
+                    self.provider.renew_orchestration_work_item_lock(item, self.lock_timeout)
+                except WorkItemLockLost:
+                    if id(item) in self._held:  # else its step ended meanwhile
+                        log.warning("Lost the lock of '%s'; its step is dropped", item.instance_id)
+                except Exception:
+                    log.exception("Renewing the lock of '%s' failed", item.instance_id)
+                with self._guard:
+                    if id(item) in self._held:
+                        self._held[id(item)] = (item, now)
             for running in due:
                 try:
                     self.provider.renew_activity_work_item_lock(running.item, self.lock_timeout)
@@ -599,6 +869,17 @@ class AsyncWorker:
                     )
                 except Exception:
                     log.exception("Renewing the lock of activity %s failed", running.item.task.name)
+
+
+def _dead_letter_failure(item: OrchestrationWorkItem) -> FailureDetails:
+    """The failure of an instance some of whose messages could not be decoded."""
+    reasons = "; ".join(dict.fromkeys(letter.reason for letter in item.dead_letters))
+    return FailureDetails(
+        "SerializationError",
+        f"{len(item.dead_letters)} message(s) for orchestration '{item.instance_id}' could "
+        f"not be decoded ({reasons}); they are kept in the dead letters "
+        f"(ostinato dead-letters list --instance {item.instance_id})",
+    )
 
 
 class WorkerOptions(TypedDict, total=False):
@@ -614,6 +895,7 @@ class WorkerOptions(TypedDict, total=False):
     lock_timeout: timedelta
     max_poll_interval: float
     grace_period: float
+    max_delivery_attempts: int
     cache_size: int
     batch_size: int
     converter: DataConverter | None
@@ -694,6 +976,7 @@ class Worker:
 
 __all__ = [
     "DEFAULT_ACTIVITY_THREADS",
+    "DEFAULT_LOCK_TIMEOUT",
     "MIN_POLL_DELAY",
     "ORCHESTRATION_THREADS",
     "AsyncWorker",

@@ -84,3 +84,17 @@ CREATE TABLE ostinato_leases (
     expires_at INTEGER NOT NULL,
     PRIMARY KEY (task_hub, name)
 );
+
+-- migration 4: dead letters: undecodable records moved aside
+
+CREATE TABLE ostinato_dead_letters (
+    id INTEGER PRIMARY KEY,
+    task_hub TEXT NOT NULL,
+    instance_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    body TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+
+CREATE INDEX ostinato_dead_letters_instance ON ostinato_dead_letters (task_hub, instance_id);

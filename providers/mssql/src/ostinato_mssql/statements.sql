@@ -89,9 +89,19 @@ CREATE TABLE [ostinato].[ostinato_leases] (
     expires_at BIGINT NOT NULL,
     PRIMARY KEY (task_hub, name)
 );
+CREATE TABLE [ostinato].[ostinato_dead_letters] (
+    id BIGINT IDENTITY(1,1) PRIMARY KEY,
+    task_hub NVARCHAR(200) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    instance_id NVARCHAR(200) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    kind NVARCHAR(200) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    body NVARCHAR(MAX) NOT NULL,
+    reason NVARCHAR(MAX) NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX ostinato_dead_letters_instance ON [ostinato].[ostinato_dead_letters] (task_hub, instance_id);
 
 -- toolkit: activity_abandon
-UPDATE [ostinato].[ostinato_activities] SET visible_at = ?, locked_by = NULL, lock_token = NULL WHERE task_hub = ? AND id = ? AND lock_token = ? AND visible_at > ?;
+UPDATE [ostinato].[ostinato_activities] SET visible_at = ?, locked_by = NULL, lock_token = NULL, dequeue_count = dequeue_count - 1 WHERE task_hub = ? AND id = ? AND lock_token = ? AND visible_at > ?;
 
 -- toolkit: activity_claim
 SELECT id, instance_id, execution_id, task_id, name, input, dequeue_count FROM [ostinato].[ostinato_activities] WITH (UPDLOCK, READPAST, ROWLOCK) WHERE task_hub = ? AND visible_at <= ? ORDER BY visible_at, id OFFSET 0 ROWS FETCH NEXT ? ROWS ONLY;
@@ -117,6 +127,24 @@ SELECT 1 FROM [ostinato].[ostinato_activities] WITH (READCOMMITTEDLOCK, READPAST
 -- toolkit: activity_renew
 UPDATE [ostinato].[ostinato_activities] SET visible_at = ? WHERE task_hub = ? AND id = ? AND lock_token = ? AND visible_at > ?;
 
+-- toolkit: dead_letter_delete
+DELETE FROM [ostinato].[ostinato_dead_letters] WHERE task_hub = ? AND id = ?;
+
+-- toolkit: dead_letter_insert
+INSERT INTO [ostinato].[ostinato_dead_letters] (task_hub, instance_id, kind, body, reason, created_at) VALUES (?, ?, ?, ?, ?, ?);
+
+-- toolkit: dead_letter_select
+SELECT id, kind, instance_id, body, reason, created_at FROM [ostinato].[ostinato_dead_letters] WHERE task_hub = ? AND id = ?;
+
+-- toolkit: dead_letters_newest
+SELECT id, kind, instance_id, body, reason, created_at FROM [ostinato].[ostinato_dead_letters] WHERE task_hub = ? AND instance_id = ? ORDER BY id DESC OFFSET 0 ROWS FETCH NEXT ? ROWS ONLY;
+
+-- toolkit: dead_letters_of
+SELECT id, kind, instance_id, body, reason, created_at FROM [ostinato].[ostinato_dead_letters] WHERE task_hub = ? AND instance_id = ? ORDER BY id OFFSET 0 ROWS FETCH NEXT ? ROWS ONLY;
+
+-- toolkit: dead_letters_select
+SELECT id, kind, instance_id, body, reason, created_at FROM [ostinato].[ostinato_dead_letters] WHERE task_hub = ? ORDER BY id OFFSET 0 ROWS FETCH NEXT ? ROWS ONLY;
+
 -- toolkit: histories_delete (2 rows or ids)
 DELETE FROM [ostinato].[ostinato_history] WHERE task_hub = ? AND instance_id IN (?, ?);
 
@@ -125,6 +153,9 @@ DELETE FROM [ostinato].[ostinato_history] WHERE task_hub = ? AND instance_id = ?
 
 -- toolkit: history_insert (2 rows or ids)
 INSERT INTO [ostinato].[ostinato_history] (task_hub, instance_id, event) VALUES (?, ?, ?), (?, ?, ?);
+
+-- toolkit: history_rows
+SELECT id, event FROM [ostinato].[ostinato_history] WHERE task_hub = ? AND instance_id = ? ORDER BY id;
 
 -- toolkit: history_select
 SELECT event FROM [ostinato].[ostinato_history] WHERE task_hub = ? AND instance_id = ? ORDER BY id;
@@ -166,7 +197,7 @@ SELECT instance_id, dequeue_count FROM [ostinato].[ostinato_orchestration_queue]
 DELETE FROM [ostinato].[ostinato_orchestration_queue] WHERE task_hub = ? AND instance_id = ?;
 
 -- toolkit: queue_hold
-UPDATE [ostinato].[ostinato_orchestration_queue] SET visible_at = ?, locked_by = NULL, lock_token = ? WHERE task_hub = ? AND instance_id = ? AND lock_token = ? AND visible_at > ?;
+UPDATE [ostinato].[ostinato_orchestration_queue] SET visible_at = ?, locked_by = NULL, lock_token = ?, dequeue_count = dequeue_count - 1 WHERE task_hub = ? AND instance_id = ? AND lock_token = ? AND visible_at > ?;
 
 -- toolkit: queue_lock (2 rows or ids)
 UPDATE [ostinato].[ostinato_orchestration_queue] SET visible_at = ?, locked_by = ?, lock_token = ?, dequeue_count = dequeue_count + 1 WHERE task_hub = ? AND instance_id IN (?, ?);
@@ -180,11 +211,17 @@ SELECT 1 FROM [ostinato].[ostinato_orchestration_queue] WITH (READCOMMITTEDLOCK,
 -- toolkit: queue_release (2 rows or ids)
 UPDATE [ostinato].[ostinato_orchestration_queue] SET visible_at = (SELECT MIN(i.visible_at) FROM [ostinato].[ostinato_inbox] i WHERE i.task_hub = ostinato_orchestration_queue.task_hub AND i.instance_id = ostinato_orchestration_queue.instance_id), locked_by = NULL, lock_token = NULL, dequeue_count = CASE WHEN EXISTS (SELECT 1 FROM [ostinato].[ostinato_inbox] i WHERE i.task_hub = ostinato_orchestration_queue.task_hub AND i.instance_id = ostinato_orchestration_queue.instance_id AND i.visible_at <= ?) THEN dequeue_count ELSE 0 END WHERE task_hub = ? AND instance_id IN (?, ?);
 
+-- toolkit: queue_release_completed (2 rows or ids)
+UPDATE [ostinato].[ostinato_orchestration_queue] SET visible_at = (SELECT MIN(i.visible_at) FROM [ostinato].[ostinato_inbox] i WHERE i.task_hub = ostinato_orchestration_queue.task_hub AND i.instance_id = ostinato_orchestration_queue.instance_id), locked_by = NULL, lock_token = NULL, dequeue_count = 0 WHERE task_hub = ? AND instance_id IN (?, ?);
+
 -- toolkit: queue_renew
 UPDATE [ostinato].[ostinato_orchestration_queue] SET visible_at = ? WHERE task_hub = ? AND instance_id = ? AND lock_token = ? AND visible_at > ?;
 
 -- toolkit: queue_reset
 UPDATE [ostinato].[ostinato_orchestration_queue] SET visible_at = NULL, locked_by = NULL, lock_token = NULL, dequeue_count = 0 WHERE task_hub = ? AND instance_id = ?;
+
+-- toolkit: queue_uncount
+UPDATE [ostinato].[ostinato_orchestration_queue] SET dequeue_count = dequeue_count - 1 WHERE task_hub = ? AND instance_id = ? AND dequeue_count > 0;
 
 -- toolkit: queue_upsert (2 rows or ids)
 MERGE [ostinato].[ostinato_orchestration_queue] WITH (HOLDLOCK) AS target USING (VALUES (?, ?, ?, ?), (?, ?, ?, ?)) AS excluded (task_hub, instance_id, visible_at, dequeue_count) ON target.task_hub = excluded.task_hub AND target.instance_id = excluded.instance_id WHEN MATCHED THEN UPDATE SET visible_at = CASE WHEN target.lock_token IS NULL AND (target.visible_at IS NULL OR excluded.visible_at < target.visible_at) THEN excluded.visible_at ELSE target.visible_at END WHEN NOT MATCHED THEN INSERT (task_hub, instance_id, visible_at, dequeue_count) VALUES (excluded.task_hub, excluded.instance_id, excluded.visible_at, excluded.dequeue_count);

@@ -9,8 +9,9 @@ contract logic):
   order, the same as Python's, for paging and prefixes);
 * **a schema per task hub** (``ostinato_<hub>`` unless named): each hub's tables, triggers
   and notification channel live in their own PostgreSQL schema, reached through the
-  connections' ``search_path``; creating it is idempotent and serialized between processes
-  by a transaction-scoped advisory lock, so any number of workers may start at once;
+  connections' ``search_path``; creating it is idempotent, versioned and serialized between
+  processes by a transaction-scoped advisory lock, and a current hub is only read (no DDL,
+  no table lock), so any number of workers may start beside busy ones;
 * **LISTEN/NOTIFY**: statement-level triggers on the inbox, the activity queue and the
   instance table ``pg_notify`` the hub's channel when they commit; a listener thread on a
   dedicated connection turns each notification into ``self.changes.notify()``, so an idle
@@ -29,12 +30,15 @@ contract logic):
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import math
 import os
+import random
 import re
 import select
 import threading
+import time
 import zlib
 from collections.abc import Collection, Iterator, Sequence
 from typing import Any
@@ -47,6 +51,8 @@ from ostinato.relational import (
     ACTIVITIES,
     INBOX,
     INSTANCES,
+    LATEST_VERSION,
+    SCHEMA_TABLE,
     ColumnType,
     Cursor,
     Dialect,
@@ -55,6 +61,7 @@ from ostinato.relational import (
     RowLock,
     Transaction,
     TransientDatabaseError,
+    current_version,
     migrate,
     to_micros,
 )
@@ -149,6 +156,10 @@ def _first_line(exc: BaseException) -> str:
     """The driver's message on one line."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     return " ".join(lines) or type(exc).__name__
+
+
+#: The tables whose writes NOTIFY the hub's channel, and on which statements.
+_NOTIFY_TABLES = ((INBOX, "INSERT"), (ACTIVITIES, "INSERT"), (INSTANCES, "INSERT OR UPDATE"))
 
 
 def default_schema(task_hub: str) -> str:
@@ -391,44 +402,85 @@ class PostgresProvider(RetriesTransientErrors, RelationalProvider):
     def setup(self) -> None:
         """Create or migrate the hub's schema, tables and notify triggers (idempotent).
 
-        Concurrent callers, in any process, serialize on an advisory lock.
+        A hub that is already current costs a few catalog reads and no DDL, so workers start
+        beside busy ones without taking a lock their work needs. Otherwise concurrent callers,
+        in any process, serialize on an advisory lock, and each piece (schema, each migration,
+        the trigger function, each trigger) is created only if it is missing. A setup that
+        the server rolls back (deadlock, serialization failure) is run again.
         """
         with self._guard:
             if self._ready:
                 return
-            schema = sql.Identifier(self.schema)
-            lock_key = _int4(f"ostinato:{self.schema}")
-            with self._connection() as connection, connection.transaction():
-                cur = connection.cursor()
-                cur.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key,))
-                cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(schema))
-                migrate(cur, self.dialect, to_micros(self.now()))
-                for statement in self._notify_ddl():
-                    cur.execute(statement)
+            for attempt in itertools.count():
+                try:
+                    self._set_up()
+                    break
+                except TransientDatabaseError:
+                    if attempt >= self.max_retries:
+                        raise
+                    log.info("Setting up schema %r was rolled back; retrying", self.schema)
+                    time.sleep(min(0.05 * 2**attempt, 2.0) * random.uniform(0.5, 1.0))
             self._ready = True
 
-    def _notify_ddl(self) -> list[sql.Composed]:
-        """The trigger function and statement-level triggers that NOTIFY the hub's channel."""
-        statements: list[sql.Composed] = [
-            sql.SQL(
-                "CREATE OR REPLACE FUNCTION ostinato_notify() RETURNS trigger "
-                "LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_notify({}, ''); RETURN NULL; END $$"
-            ).format(sql.Literal(self.channel))
-        ]
-        for table, events in (
-            (INBOX, "INSERT"),
-            (ACTIVITIES, "INSERT"),
-            (INSTANCES, "INSERT OR UPDATE"),
-        ):
-            trigger = sql.Identifier(f"{table}_notify")
+    def _set_up(self) -> None:
+        with self._connection() as connection:
+            cur = connection.cursor()
+            if self._is_current(cur):
+                return
+            with connection.transaction():
+                cur.execute("SELECT pg_advisory_xact_lock(%s)", (_int4(f"ostinato:{self.schema}"),))
+                cur.execute(
+                    sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema))
+                )
+                migrate(cur, self.dialect, to_micros(self.now()))
+                function, triggers = self._notify_objects(cur)
+                for statement in self._notify_ddl(function, triggers):
+                    cur.execute(statement)
+
+    def _is_current(self, cur: Cursor) -> bool:
+        """Whether the hub has the latest schema version and all its notify triggers."""
+        cur.execute("SELECT to_regclass(%s)", (f"{self.schema}.{SCHEMA_TABLE}",))
+        rows = cur.fetchall()
+        if not rows or rows[0][0] is None or current_version(cur, self.dialect) != LATEST_VERSION:
+            return False
+        function, triggers = self._notify_objects(cur)
+        return function and len(triggers) == len(_NOTIFY_TABLES)
+
+    def _notify_objects(self, cur: Cursor) -> tuple[bool, set[str]]:
+        """Whether the hub's notify function exists, and the names of its notify triggers."""
+        cur.execute(
+            "SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+            "WHERE n.nspname = %s AND p.proname = 'ostinato_notify'",
+            (self.schema,),
+        )
+        function = bool(cur.fetchall())
+        cur.execute(
+            "SELECT t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s",
+            (self.schema,),
+        )
+        return function, {str(r[0]) for r in cur.fetchall()}
+
+    def _notify_ddl(self, function: bool, triggers: set[str]) -> list[sql.Composed]:
+        """What is missing of the trigger function and the statement-level triggers that
+        NOTIFY the hub's channel."""
+        statements: list[sql.Composed] = []
+        if not function:
             statements.append(
-                sql.SQL("DROP TRIGGER IF EXISTS {} ON {}").format(trigger, sql.Identifier(table))
+                sql.SQL(
+                    "CREATE OR REPLACE FUNCTION ostinato_notify() RETURNS trigger "
+                    "LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_notify({}, ''); RETURN NULL; END $$"
+                ).format(sql.Literal(self.channel))
             )
+        for table, events in _NOTIFY_TABLES:
+            name = f"{table}_notify"
+            if name in triggers:
+                continue
             statements.append(
                 sql.SQL(
                     "CREATE TRIGGER {} AFTER " + events + " ON {} "
                     "FOR EACH STATEMENT EXECUTE FUNCTION ostinato_notify()"
-                ).format(trigger, sql.Identifier(table))
+                ).format(sql.Identifier(name), sql.Identifier(table))
             )
         return statements
 

@@ -1,0 +1,115 @@
+"""The core's poison policy, the same for every provider.
+
+Providers count deliveries per work item (``dequeue_count``); the worker reads the count:
+
+* a **fresh** item (first delivery) runs as usual, in batches, beside other work;
+* a **suspect** (delivered before: its last delivery may have crashed or hung its worker) runs
+  **alone** in its worker: the worker stops taking work, lets what it holds finish, then runs
+  the suspect with nothing else locked, and takes work one item at a time until it meets a
+  fresh item again. So when a suspect crashes its worker, only the suspect's count grows:
+  innocents locked beside a poison item in an earlier batch are never charged again for it;
+* a **poison** item (more deliveries than ``max_delivery_attempts``) does not run again: an
+  activity fails its task with :class:`~ostinato.errors.PoisonMessageError` (the orchestration
+  may catch it), an orchestration step fails the instance with that failure.
+
+A suspect activity whose instance has ended or moved on is not run at all, and a suspect
+orchestration step that carries a terminate is applied without running the code: terminating
+a poison instance never waits for its poison step.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from ostinato.errors import FailureDetails, PoisonMessageError
+
+#: Deliveries of one work item before the core fails it instead of running it again.
+DEFAULT_MAX_DELIVERY_ATTEMPTS = 5
+
+
+def poison_failure(what: str, deliveries: int, max_delivery_attempts: int) -> FailureDetails:
+    """The failure recorded for a poison work item (``what``: e.g. "Activity 'x' of 'y'")."""
+    return FailureDetails(
+        PoisonMessageError.__name__,
+        f"{what} was delivered {deliveries} times without finishing "
+        f"(max_delivery_attempts={max_delivery_attempts}): each delivery crashed or hung its "
+        "worker (os._exit, a crashing extension, the OOM killer, a lock that expired), so it "
+        "is failed instead of run again",
+    )
+
+
+class Isolation:
+    """Lets a worker run one suspect work item with nothing else held (see the module doc).
+
+    Every work item the worker holds counts as in flight, from the poll that locks it to its
+    end. Pollers call :meth:`before_poll` / :meth:`after_poll`; whoever ends an item calls
+    :meth:`finished`. A suspect is claimed with :meth:`claim_suspect`, run after
+    :meth:`wait_alone`, and let go with :meth:`release_suspect`.
+    """
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._in_flight = 0
+        self._suspect = False
+        #: Take one item at a time (at start, and after a suspect, until a fresh item).
+        self.careful = True
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    def before_poll(self, wanted: int, stopping: threading.Event) -> int:
+        """Wait until a poll may lock work; how many items it may lock (0: stopping).
+
+        While a suspect is held nothing new is locked; a careful worker polls only when it
+        holds nothing. Every call that returns more than 0 must be followed by
+        :meth:`after_poll`.
+        """
+        with self._condition:
+            while not stopping.is_set() and (
+                self._suspect or (self.careful and self._in_flight > 0)
+            ):
+                self._condition.wait(0.1)
+            if stopping.is_set():
+                return 0
+            self._in_flight += 1  # the poll itself, until it says what it locked
+            return 1 if self.careful else wanted
+
+    def after_poll(self, locked: int, fresh: bool) -> None:
+        """The poll locked ``locked`` items; ``fresh``: one of them was a first delivery."""
+        with self._condition:
+            self._in_flight += locked - 1
+            if fresh and not self._suspect:
+                self.careful = False
+            self._condition.notify_all()
+
+    def finished(self, count: int = 1) -> None:
+        """``count`` held items ended (committed, failed, abandoned or dropped)."""
+        if count:
+            with self._condition:
+                self._in_flight -= count
+                self._condition.notify_all()
+
+    def claim_suspect(self) -> bool:
+        """Claim the right to run a suspect (False: another is held; give this one back)."""
+        with self._condition:
+            if self._suspect:
+                return False
+            self._suspect = True
+            self.careful = True
+            return True
+
+    def wait_alone(self, stopping: threading.Event) -> bool:
+        """Wait until the claimed suspect is the only item held (False: stopping)."""
+        with self._condition:
+            while self._in_flight > 1 and not stopping.is_set():
+                self._condition.wait(0.1)
+            return not stopping.is_set()
+
+    def release_suspect(self) -> None:
+        with self._condition:
+            self._suspect = False
+            self._condition.notify_all()
+
+
+__all__ = ["DEFAULT_MAX_DELIVERY_ATTEMPTS", "Isolation", "poison_failure"]
