@@ -35,7 +35,6 @@ from ostinato.history import (
     ExecutionTerminated,
     HistoryEvent,
     SubOrchestrationInstanceCreated,
-    utcnow,
 )
 from ostinato.ids import new_instance_id, unique_id, validate_instance_id
 from ostinato.provider import (
@@ -145,7 +144,7 @@ class Client:
         payload = self._payload(input, "orchestration input")
         if start_at is not None and start_at.tzinfo is None:
             raise ValueError("start_at needs an aware datetime (e.g. with tzinfo=timezone.utc)")
-        now = utcnow()
+        now = self.provider.now()
         execution_id = unique_id()
         record = InstanceRecord(
             instance_id=instance_id,

@@ -29,7 +29,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from ostinato.app import App
 from ostinato.converter import DataConverter
@@ -41,7 +41,6 @@ from ostinato.history import (
     ExecutionTerminated,
     HistoryEvent,
     SubOrchestrationInstanceFailed,
-    utcnow,
 )
 from ostinato.provider import (
     InstanceRecord,
@@ -175,7 +174,7 @@ class OrchestrationProcessor:
         if is_entity_instance(item.instance_id):
             checkpoint = self.entities.process(item.instance_id, item.instance, item.messages)
             return Step(item, checkpoint, None)
-        now = utcnow()
+        now = self.provider.now()
         record = item.instance
         messages = item.messages
         starts = [m for m in messages if isinstance(m.event, ExecutionStarted)]
@@ -211,7 +210,7 @@ class OrchestrationProcessor:
             kept = [m for m in others if m.execution_id != record.execution_id]
             return Step(
                 item,
-                OrchestrationCheckpoint(instance=None, messages=_deferred(kept) + replies),
+                OrchestrationCheckpoint(instance=None, messages=_deferred(kept, now) + replies),
                 None,
             )
         else:
@@ -261,7 +260,7 @@ class OrchestrationProcessor:
         record: InstanceRecord,
         others: list[OrchestrationMessage],
         replies: list[OrchestrationMessage],
-        now: object,
+        now: datetime,
     ) -> OrchestrationCheckpoint:
         """Messages for an instance whose start message is not visible yet."""
         terminate = next(
@@ -272,15 +271,15 @@ class OrchestrationProcessor:
             ended = record.with_changes(
                 runtime_status=OrchestrationStatus.TERMINATED,
                 output=terminate.output,
-                last_updated_at=utcnow(),
+                last_updated_at=now,
             )
             return OrchestrationCheckpoint(instance=ended, messages=replies)
-        return OrchestrationCheckpoint(instance=None, messages=_deferred(others) + replies)
+        return OrchestrationCheckpoint(instance=None, messages=_deferred(others, now) + replies)
 
 
-def _deferred(messages: list[OrchestrationMessage]) -> list[OrchestrationMessage]:
-    """``messages`` again, visible after :data:`DEFER_DELAY`."""
-    visible_at = utcnow() + DEFER_DELAY
+def _deferred(messages: list[OrchestrationMessage], now: datetime) -> list[OrchestrationMessage]:
+    """``messages`` again, visible :data:`DEFER_DELAY` after ``now``."""
+    visible_at = now + DEFER_DELAY
     return [  # new messages (new ids): the originals are consumed with the work item
         OrchestrationMessage(
             instance_id=m.instance_id,
