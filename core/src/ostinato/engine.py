@@ -234,6 +234,8 @@ class OrchestrationRun:
         self._held_locks: EntityLockRequested | None = None
         self._carried_over: list[HistoryEvent] = []
         self._closing = False
+        #: The divergence that :meth:`replay` found between the code and the history, if any.
+        self.divergence: NonDeterminismError | None = None
 
     # -- replay ---------------------------------------------------------------------------
     def replay(self, history: Sequence[HistoryEvent]) -> None:
@@ -267,6 +269,7 @@ class OrchestrationRun:
                         self.current_time = step_time
                     self._apply(event)
         except NonDeterminismError as exc:
+            self.divergence = exc
             self._fail(exc)
             self._pending.clear()
         finally:

@@ -863,5 +863,6 @@ def demo(ctx: click.Context, timeout: float, as_json: bool) -> None:
 
 
 cli.add_command(importlib.import_module("ostinato.cli.serve").serve)  # ostinato serve (HTTP API)
+cli.add_command(importlib.import_module("ostinato.cli.replay").replay)  # ostinato replay
 
 __all__ = ["CliState", "cli", "load_app"]
