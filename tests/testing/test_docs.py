@@ -9,7 +9,7 @@ import pytest
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.MULTILINE | re.DOTALL)
-PAGES = ["testing.md"]
+PAGES = ["testing.md", "versioning.md"]
 
 
 @pytest.mark.parametrize("page", PAGES)

@@ -44,6 +44,12 @@ from ostinato.provider import Page, ProviderCapabilities, ReuseIdPolicy, Storage
 from ostinato.retry import RetryPolicy
 from ostinato.status import OrchestrationState, OrchestrationStatus
 from ostinato.task import Task, when_all, when_any
+from ostinato.versioning import (
+    VersionFailure,
+    VersioningOptions,
+    VersionMatch,
+    VersionMismatchError,
+)
 from ostinato.worker import AsyncWorker, Worker
 
 __version__ = "0.1.0"
@@ -84,6 +90,10 @@ __all__ = [
     "StorageProvider",
     "Task",
     "TaskFailedError",
+    "VersionFailure",
+    "VersionMatch",
+    "VersionMismatchError",
+    "VersioningOptions",
     "WorkItemLockLost",
     "Worker",
     "__version__",

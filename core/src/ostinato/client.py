@@ -130,12 +130,14 @@ class Client:
         instance_id: str | None = None,
         start_at: datetime | None = None,
         reuse_id_policy: ReuseIdPolicy | None = None,
+        version: str | None = None,
     ) -> str:
         """Start an orchestration and return its instance id.
 
         With an existing ``instance_id`` the ``reuse_id_policy`` decides (default: replace a
         finished instance, raise ``InstanceAlreadyExistsError`` for an active one); the check
-        and the create are one atomic step in the provider.
+        and the create are one atomic step in the provider. ``version`` is the orchestration
+        version the instance runs as (``ctx.version``; see ``ot.VersioningOptions``).
         """
         instance_id = (
             new_instance_id() if instance_id is None else validate_instance_id(instance_id)
@@ -165,6 +167,7 @@ class Client:
                 execution_id=execution_id,
                 input=payload,
                 scheduled_start_at=start_at,
+                version=version,
             ),
         )
         self._provider().create_instance(
@@ -439,6 +442,7 @@ class AsyncClient:
         instance_id: str | None = None,
         start_at: datetime | None = None,
         reuse_id_policy: ReuseIdPolicy | None = None,
+        version: str | None = None,
     ) -> str:
         """See :meth:`Client.schedule_new_orchestration`."""
         return await self._run(
@@ -448,6 +452,7 @@ class AsyncClient:
             instance_id=instance_id,
             start_at=start_at,
             reuse_id_policy=reuse_id_policy,
+            version=version,
         )
 
     async def get_orchestration_state(

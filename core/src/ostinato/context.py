@@ -48,6 +48,21 @@ class OrchestrationContext:
         return self._run.name
 
     @property
+    def version(self) -> str | None:
+        """The version the instance was started with (``None``: unversioned)."""
+        return self._run.version
+
+    def is_patched(self, name: str) -> bool:
+        """Whether this execution takes the new code path named ``name``.
+
+        True when the code reaches the check for the first time (the answer is recorded in
+        history); false when replaying a step that ran before the check existed, so instances
+        already past that point keep taking the old path. The answer stays the same for the
+        rest of the execution.
+        """
+        return self._run.is_patched(name)
+
+    @property
     def current_utc_datetime(self) -> datetime:
         """The current time as recorded in history (deterministic on replay)."""
         return self._run.current_time
@@ -74,12 +89,16 @@ class OrchestrationContext:
         input: Any = None,
         instance_id: str | None = None,
         retry_policy: RetryPolicy | None = None,
+        version: str | None = None,
     ) -> Task[Any]:
         """Start a sub-orchestration; ``yield`` the task for its output.
 
-        Without ``instance_id`` a deterministic id derived from this instance is used.
+        Without ``instance_id`` a deterministic id derived from this instance is used. The
+        child runs as ``version``, by default this instance's version.
         """
-        return self._run.call_sub_orchestrator(orchestrator, input, instance_id, retry_policy)
+        return self._run.call_sub_orchestrator(
+            orchestrator, input, instance_id, retry_policy, version
+        )
 
     def create_timer(self, fire_at: datetime | timedelta) -> Task[None]:
         """A durable timer: ``yield`` it to sleep until ``fire_at`` (or for a duration)."""

@@ -207,6 +207,9 @@ class OrchestrationRun:
         self.history: list[HistoryEvent] = []
         self.name = ""
         self.execution_id = ""
+        self.version: str | None = None
+        #: Version for sub-orchestrations when neither the call nor this instance has one.
+        self.default_version: str | None = None
         self.input: str | None = None
         self.parent: ParentInstance | None = None
         self.status = OrchestrationStatus.PENDING
@@ -236,20 +239,34 @@ class OrchestrationRun:
         self._closing = False
         #: The divergence that :meth:`replay` found between the code and the history, if any.
         self.divergence: NonDeterminismError | None = None
+        #: ``is_patched`` answers given in this execution, by patch name.
+        self._patches: dict[str, bool] = {}
+        #: Patches recorded in the history up to the end of the step being replayed.
+        self._recorded_patches: frozenset[str] = frozenset()
+        #: Patches first answered true in the current step (recorded at its end).
+        self._new_patches: list[str] = []
+        self._refusal: Exception | None = None
 
     # -- replay ---------------------------------------------------------------------------
     def replay(self, history: Sequence[HistoryEvent]) -> None:
         """Re-run the code against ``history`` (a committed history of this execution)."""
         step_times: list[datetime | None] = [None] * len(history)
+        step_ends: list[int] = [len(history)] * len(history)
         upcoming: datetime | None = None
+        end = len(history)
         for i in range(len(history) - 1, -1, -1):
             event = history[i]
             if isinstance(event, OrchestratorStarted):
                 upcoming = event.timestamp
+            elif isinstance(event, OrchestratorCompleted):
+                end = i
             step_times[i] = upcoming
+            step_ends[i] = end
+        patches_until = _patches_until(history)
         self.is_replaying = True
         try:
-            for event, step_time in zip(history, step_times, strict=True):
+            for index, (event, step_time) in enumerate(zip(history, step_times, strict=True)):
+                self._recorded_patches = patches_until[step_ends[index]]
                 if isinstance(event, OrchestratorStarted):
                     self.current_time = event.timestamp
                 elif isinstance(event, SCHEDULING_EVENTS):
@@ -329,7 +346,11 @@ class OrchestrationRun:
             result.new_events.append(action)
             self._emit(action, result)
         self._pending.clear()
-        result.new_events.append(OrchestratorCompleted(timestamp=self.current_time))
+        patches = tuple(self._new_patches) or None
+        self._new_patches.clear()
+        result.new_events.append(
+            OrchestratorCompleted(timestamp=self.current_time, patches=patches)
+        )
         if self.ended is not None and not self.end_recorded:
             self.end_recorded = True
             result.new_events.append(self.ended)
@@ -414,7 +435,11 @@ class OrchestrationRun:
         self.execution_id = event.execution_id
         self.input = event.input
         self.parent = event.parent
+        self.version = event.version
         self.status = OrchestrationStatus.RUNNING
+        if self._refusal is not None:
+            self._fail(self._refusal)
+            return
         registration = self.app.orchestrators.get(event.name)
         if registration is None:
             self._fail(
@@ -514,6 +539,28 @@ class OrchestrationRun:
             timestamp=self.current_time, status=OrchestrationStatus.FAILED, failure=self.failure
         )
 
+    def fail(self, exc: Exception) -> None:
+        """Fail this execution with ``exc`` instead of running more of its code (at its start,
+        if it has not started yet); the next step records the failure."""
+        if self.ended is not None:
+            return
+        if self.started:
+            self._fail(exc)
+        else:
+            self._refusal = exc
+
+    def is_patched(self, name: str) -> bool:
+        """True if this execution takes the patched path named ``name`` (see the context)."""
+        decided = self._patches.get(name)
+        if decided is None:
+            if self.is_replaying:
+                decided = name in self._recorded_patches
+            else:
+                decided = True
+                self._new_patches.append(name)
+            self._patches[name] = decided
+        return decided
+
     def _terminate(self, event: ExecutionTerminated) -> None:
         self._close_generator()
         self._pending.clear()
@@ -584,10 +631,12 @@ class OrchestrationRun:
         input: Any,
         instance_id: str | None,
         retry_policy: RetryPolicy | None,
+        version: str | None = None,
     ) -> Task[Any]:
         from ostinato.ids import validate_instance_id
 
         name = name_of(orchestrator)
+        child_version = version or self.version or self.default_version
         payload = self._encode(input, f"sub-orchestration {name!r}")
         hint = self.app.output_type_of_orchestrator(orchestrator)
         if instance_id is not None:
@@ -606,6 +655,7 @@ class OrchestrationRun:
                 name=name,
                 instance_id=child_id,
                 input=payload,
+                version=child_version,
             )
             self._sub_orchestrations[task_id] = child_id
             return self._open_task(
@@ -819,6 +869,7 @@ class OrchestrationRun:
                         name=action.name,
                         execution_id=unique_id(),
                         input=action.input,
+                        version=action.version,
                         parent=ParentInstance(
                             instance_id=self.instance_id,
                             execution_id=self.execution_id,
@@ -916,6 +967,7 @@ class OrchestrationRun:
                         execution_id=ended.new_execution_id,
                         input=ended.input,
                         parent=self.parent,
+                        version=self.version,
                     ),
                 )
             )
@@ -953,6 +1005,21 @@ class OrchestrationRun:
                 instance_id=parent.instance_id, execution_id=parent.execution_id, event=event
             )
         )
+
+
+def _patches_until(history: Sequence[HistoryEvent]) -> list[frozenset[str]]:
+    """For each index ``i`` (and ``len(history)``): the patches recorded by the
+    ``OrchestratorCompleted`` events at indexes up to ``i``."""
+    found: set[str] = set()
+    until: list[frozenset[str]] = []
+    current: frozenset[str] = frozenset()
+    for event in history:
+        if isinstance(event, OrchestratorCompleted) and event.patches:
+            found.update(event.patches)
+            current = frozenset(found)
+        until.append(current)
+    until.append(current)
+    return until
 
 
 def _identity(event: HistoryEvent) -> tuple[Any, ...]:

@@ -50,6 +50,7 @@ from ostinato.provider import (
     StorageProvider,
 )
 from ostinato.status import OrchestrationStatus
+from ostinato.versioning import VersionFailure, VersioningOptions
 
 #: How long messages for a not-yet-started instance wait before they are looked at again.
 DEFER_DELAY = timedelta(seconds=1)
@@ -112,9 +113,15 @@ class OrchestrationProcessor:
     """Runs orchestration steps for one app against one provider."""
 
     def __init__(
-        self, app: App, provider: StorageProvider, converter: DataConverter, cache_size: int
+        self,
+        app: App,
+        provider: StorageProvider,
+        converter: DataConverter,
+        cache_size: int,
+        versioning: VersioningOptions | None = None,
     ) -> None:
         self.app = app
+        self.versioning = versioning
         self.provider = provider
         self.converter = converter
         self.cache = RunCache(cache_size)
@@ -221,6 +228,8 @@ class OrchestrationProcessor:
             events = [m.event for m in others if m.execution_id in (None, execution_id)]
             created_at = record.created_at
 
+        if self.versioning is not None:
+            self._check_version(item.instance_id, run, start)
         result = run.step(events, now)
         if not result.new_events:
             return Step(item, OrchestrationCheckpoint(instance=None, messages=replies), run)
@@ -246,6 +255,22 @@ class OrchestrationProcessor:
             messages=result.messages + replies,
         )
         return Step(item, checkpoint, None if run.ended is not None else run)
+
+    def _check_version(
+        self, instance_id: str, run: OrchestrationRun, start: ExecutionStarted | None
+    ) -> None:
+        """Apply the worker's versioning to the step: raise ``VersionMismatchError`` to give the
+        work back (``REJECT``), or fail the instance (``FAIL``)."""
+        versioning = self.versioning
+        assert versioning is not None
+        run.default_version = versioning.default_version
+        version = start.version if start is not None else run.version
+        if versioning.accepts(version):
+            return
+        error = versioning.mismatch(instance_id, version)
+        if versioning.on_mismatch is VersionFailure.REJECT:
+            raise error
+        run.fail(error)
 
     def _rebuild(self, item: OrchestrationWorkItem, record: InstanceRecord) -> OrchestrationRun:
         history = item.history

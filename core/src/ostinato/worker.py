@@ -44,6 +44,7 @@ from ostinato.errors import FailureDetails, WorkItemLockLost
 from ostinato.history import TaskCompleted, TaskFailed
 from ostinato.processor import OrchestrationProcessor, Step
 from ostinato.provider import ActivityWorkItem, OrchestrationMessage, StorageProvider
+from ostinato.versioning import VersioningOptions, VersionMismatchError
 
 log = logging.getLogger("ostinato.worker")
 
@@ -56,6 +57,9 @@ DEFAULT_ACTIVITY_THREADS = min(32, (os.cpu_count() or 1) + 4)
 #: polls while the other processes and commits (processing is Python, so more threads would
 #: only take turns on the GIL; measured: two did more HelloCities per second than four).
 ORCHESTRATION_THREADS = 2
+#: How long an orchestration whose version this worker does not run waits before it is
+#: handed out again (to any worker).
+REJECT_DELAY = timedelta(seconds=1)
 #: The first poll delay after an empty poll; it doubles up to ``max_poll_interval``.
 MIN_POLL_DELAY = 0.001
 
@@ -162,6 +166,7 @@ class AsyncWorker:
     :param grace_period: seconds :meth:`stop` lets in-flight work finish.
     :param cache_size: runs of busy instances kept in memory between steps.
     :param batch_size: most work items locked in one provider call.
+    :param versioning: which orchestration versions this worker runs (default: all).
     """
 
     def __init__(
@@ -179,6 +184,7 @@ class AsyncWorker:
         batch_size: int = 50,
         converter: DataConverter | None = None,
         worker_id: str | None = None,
+        versioning: VersioningOptions | None = None,
     ) -> None:
         if max_concurrent_orchestrations < 1 or max_concurrent_activities < 1:
             raise ValueError("Concurrency limits must be at least 1")
@@ -197,7 +203,9 @@ class AsyncWorker:
         self.grace_period = grace_period
         self.batch_size = batch_size
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self.processor = OrchestrationProcessor(app, provider, self.converter, cache_size)
+        self.processor = OrchestrationProcessor(
+            app, provider, self.converter, cache_size, versioning
+        )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pool: _Threads | None = None
         self._threads: list[threading.Thread] = []
@@ -371,6 +379,10 @@ class AsyncWorker:
         for item in items:
             try:
                 steps.append(self.processor.process(item))
+            except VersionMismatchError as exc:  # for a worker that runs its version
+                log.debug("%s; giving the work back", exc)
+                with contextlib.suppress(Exception):
+                    self.provider.abandon_orchestration_work_item(item, REJECT_DELAY)
             except Exception:
                 log.exception("Orchestration step for '%s' failed; abandoning", item.instance_id)
                 with contextlib.suppress(Exception):
