@@ -30,6 +30,7 @@ from ostinato.history import (
     EntityRequest,
     EventRaised,
     ExecutionResumed,
+    ExecutionRewound,
     ExecutionStarted,
     ExecutionSuspended,
     ExecutionTerminated,
@@ -131,21 +132,46 @@ class Client:
         start_at: datetime | None = None,
         reuse_id_policy: ReuseIdPolicy | None = None,
         version: str | None = None,
+        tags: dict[str, str] | None = None,
     ) -> str:
         """Start an orchestration and return its instance id.
 
         With an existing ``instance_id`` the ``reuse_id_policy`` decides (default: replace a
         finished instance, raise ``InstanceAlreadyExistsError`` for an active one); the check
         and the create are one atomic step in the provider. ``version`` is the orchestration
-        version the instance runs as (``ctx.version``; see ``ot.VersioningOptions``).
+        version the instance runs as (``ctx.version``; see ``ot.VersioningOptions``); ``tags``
+        are string labels the orchestration reads as ``ctx.tags``.
         """
+        if tags is not None and not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in tags.items()
+        ):
+            raise TypeError("tags must map strings to strings")
         instance_id = (
             new_instance_id() if instance_id is None else validate_instance_id(instance_id)
         )
-        name = name_of(orchestrator)
         payload = self._payload(input, "orchestration input")
         if start_at is not None and start_at.tzinfo is None:
             raise ValueError("start_at needs an aware datetime (e.g. with tzinfo=timezone.utc)")
+        return self._create(
+            name_of(orchestrator),
+            instance_id,
+            payload,
+            start_at,
+            reuse_id_policy or ReuseIdPolicy.REPLACE_TERMINAL,
+            version,
+            dict(tags) if tags else None,
+        )
+
+    def _create(
+        self,
+        name: str,
+        instance_id: str,
+        payload: str | None,
+        start_at: datetime | None,
+        policy: ReuseIdPolicy,
+        version: str | None,
+        tags: dict[str, str] | None,
+    ) -> str:
         now = self.provider.now()
         execution_id = unique_id()
         record = InstanceRecord(
@@ -168,12 +194,63 @@ class Client:
                 input=payload,
                 scheduled_start_at=start_at,
                 version=version,
+                tags=tags,
             ),
         )
-        self._provider().create_instance(
-            record, start, reuse_id_policy or ReuseIdPolicy.REPLACE_TERMINAL
-        )
+        self._provider().create_instance(record, start, policy)
         return instance_id
+
+    def restart_orchestration(
+        self, instance_id: str, *, restart_with_new_instance_id: bool = True
+    ) -> str:
+        """Start the instance's orchestration again, with the input (and version and tags) its
+        current execution started with; returns the new instance's id.
+
+        With ``restart_with_new_instance_id=False`` the instance is replaced under its own id,
+        which needs it to be finished (else ``InstanceAlreadyExistsError``).
+        """
+        validate_instance_id(instance_id)
+        record = self._provider().get_instance(instance_id)
+        if record is None or is_entity_instance(instance_id):
+            raise InstanceNotFoundError(instance_id)
+        started = next(
+            (e for e in self.provider.get_history(instance_id) if isinstance(e, ExecutionStarted)),
+            None,
+        )
+        return self._create(
+            record.name,
+            new_instance_id() if restart_with_new_instance_id else instance_id,
+            started.input if started is not None else record.input,
+            None,
+            ReuseIdPolicy.REPLACE_TERMINAL,
+            started.version if started is not None else None,
+            started.tags if started is not None else None,
+        )
+
+    def rewind_orchestration(self, instance_id: str, *, reason: str | None = None) -> None:
+        """Run a FAILED instance again from its last step that did not fail.
+
+        The failed step is dropped from its history; activities and sub-orchestrations whose
+        failure made it fail run again (failed sub-orchestrations are rewound in turn), and the
+        code continues from there, typically after a fix was deployed. Raises ``ValueError``
+        for an instance that is not FAILED.
+        """
+        validate_instance_id(instance_id)
+        record = self._provider().get_instance(instance_id)
+        if record is None:
+            raise InstanceNotFoundError(instance_id)
+        if record.runtime_status is not OrchestrationStatus.FAILED:
+            raise ValueError(
+                f"Only a FAILED instance can be rewound; '{instance_id}' is "
+                f"{record.runtime_status.value}"
+            )
+        self.provider.send_message(
+            OrchestrationMessage(
+                instance_id=instance_id,
+                execution_id=record.execution_id,
+                event=ExecutionRewound(reason=reason),
+            )
+        )
 
     # -- reading --------------------------------------------------------------------------
     def get_orchestration_state(
@@ -443,6 +520,7 @@ class AsyncClient:
         start_at: datetime | None = None,
         reuse_id_policy: ReuseIdPolicy | None = None,
         version: str | None = None,
+        tags: dict[str, str] | None = None,
     ) -> str:
         """See :meth:`Client.schedule_new_orchestration`."""
         return await self._run(
@@ -453,7 +531,22 @@ class AsyncClient:
             start_at=start_at,
             reuse_id_policy=reuse_id_policy,
             version=version,
+            tags=tags,
         )
+
+    async def restart_orchestration(
+        self, instance_id: str, *, restart_with_new_instance_id: bool = True
+    ) -> str:
+        """See :meth:`Client.restart_orchestration`."""
+        return await self._run(
+            self._client.restart_orchestration,
+            instance_id,
+            restart_with_new_instance_id=restart_with_new_instance_id,
+        )
+
+    async def rewind_orchestration(self, instance_id: str, *, reason: str | None = None) -> None:
+        """See :meth:`Client.rewind_orchestration`."""
+        await self._run(self._client.rewind_orchestration, instance_id, reason=reason)
 
     async def get_orchestration_state(
         self, instance_id: str, *, fetch_payloads: bool = True

@@ -52,6 +52,11 @@ class OrchestrationContext:
         """The version the instance was started with (``None``: unversioned)."""
         return self._run.version
 
+    @property
+    def tags(self) -> dict[str, str]:
+        """The tags the instance was started with (kept across ``continue_as_new``)."""
+        return dict(self._run.tags or {})
+
     def is_patched(self, name: str) -> bool:
         """Whether this execution takes the new code path named ``name``.
 
@@ -78,9 +83,14 @@ class OrchestrationContext:
         *,
         input: Any = None,
         retry_policy: RetryPolicy | None = None,
+        return_type: Any = None,
     ) -> Task[Any]:
-        """Schedule an activity; ``yield`` the task for its result."""
-        return self._run.call_activity(activity, input, retry_policy)
+        """Schedule an activity; ``yield`` the task for its result.
+
+        The result is decoded as ``return_type`` if given (a dataclass, a pydantic model,
+        ``list[X]``, ...), else as the registered activity's return annotation.
+        """
+        return self._run.call_activity(activity, input, retry_policy, return_type)
 
     def call_sub_orchestrator(
         self,
@@ -90,14 +100,16 @@ class OrchestrationContext:
         instance_id: str | None = None,
         retry_policy: RetryPolicy | None = None,
         version: str | None = None,
+        return_type: Any = None,
     ) -> Task[Any]:
         """Start a sub-orchestration; ``yield`` the task for its output.
 
         Without ``instance_id`` a deterministic id derived from this instance is used. The
-        child runs as ``version``, by default this instance's version.
+        child runs as ``version``, by default this instance's version. The output is decoded
+        as ``return_type`` if given, else as the orchestrator's return annotation.
         """
         return self._run.call_sub_orchestrator(
-            orchestrator, input, instance_id, retry_policy, version
+            orchestrator, input, instance_id, retry_policy, version, return_type
         )
 
     def create_timer(self, fire_at: datetime | timedelta) -> Task[None]:

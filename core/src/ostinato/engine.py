@@ -46,6 +46,7 @@ from ostinato.history import (
     EventSent,
     ExecutionCompleted,
     ExecutionResumed,
+    ExecutionRewound,
     ExecutionStarted,
     ExecutionSuspended,
     ExecutionTerminated,
@@ -208,6 +209,7 @@ class OrchestrationRun:
         self.name = ""
         self.execution_id = ""
         self.version: str | None = None
+        self.tags: dict[str, str] | None = None
         #: Version for sub-orchestrations when neither the call nor this instance has one.
         self.default_version: str | None = None
         self.input: str | None = None
@@ -377,7 +379,7 @@ class OrchestrationRun:
             return not self._suspended
         if isinstance(event, ExecutionResumed):
             return self._suspended
-        return isinstance(event, EventRaised | ExecutionTerminated)
+        return isinstance(event, EventRaised | ExecutionTerminated | ExecutionRewound)
 
     def _is_open(self, task_id: int, kind: type[HistoryEvent]) -> bool:
         entry = self._open.get(task_id)
@@ -436,6 +438,7 @@ class OrchestrationRun:
         self.input = event.input
         self.parent = event.parent
         self.version = event.version
+        self.tags = event.tags
         self.status = OrchestrationStatus.RUNNING
         if self._refusal is not None:
             self._fail(self._refusal)
@@ -608,11 +611,15 @@ class OrchestrationRun:
             raise SerializationError(f"The input of {what} cannot be serialized: {exc}") from None
 
     def call_activity(
-        self, activity: Callable[..., Any] | str, input: Any, retry_policy: RetryPolicy | None
+        self,
+        activity: Callable[..., Any] | str,
+        input: Any,
+        retry_policy: RetryPolicy | None,
+        return_type: Any = None,
     ) -> Task[Any]:
         name = name_of(activity)
         payload = self._encode(input, f"activity {name!r}")
-        hint = self.app.output_type_of_activity(activity)
+        hint = return_type or self.app.output_type_of_activity(activity)
 
         def schedule() -> Task[Any]:
             task_id = self._next_task_id()
@@ -632,13 +639,14 @@ class OrchestrationRun:
         instance_id: str | None,
         retry_policy: RetryPolicy | None,
         version: str | None = None,
+        return_type: Any = None,
     ) -> Task[Any]:
         from ostinato.ids import validate_instance_id
 
         name = name_of(orchestrator)
         child_version = version or self.version or self.default_version
         payload = self._encode(input, f"sub-orchestration {name!r}")
-        hint = self.app.output_type_of_orchestrator(orchestrator)
+        hint = return_type or self.app.output_type_of_orchestrator(orchestrator)
         if instance_id is not None:
             validate_instance_id(instance_id)
 
@@ -968,6 +976,7 @@ class OrchestrationRun:
                         input=ended.input,
                         parent=self.parent,
                         version=self.version,
+                        tags=self.tags,
                     ),
                 )
             )

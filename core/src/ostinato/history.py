@@ -58,6 +58,7 @@ class EventType(enum.Enum):
     ENTITY_UNLOCK_SENT = "EntityUnlockSent"
     ENTITY_REQUEST = "EntityRequest"
     ENTITY_UNLOCK = "EntityUnlock"
+    EXECUTION_REWOUND = "ExecutionRewound"
 
 
 def utcnow() -> datetime:
@@ -93,6 +94,8 @@ class ExecutionStarted(HistoryEvent):
     scheduled_start_at: datetime | None = None
     #: The orchestration version the instance was started with (``None``: unversioned).
     version: str | None = None
+    #: Tags given at the start (``None``: none).
+    tags: dict[str, str] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -194,6 +197,14 @@ class ExecutionSuspended(HistoryEvent):
 @dataclass(frozen=True, kw_only=True)
 class ExecutionResumed(HistoryEvent):
     event_type: ClassVar[EventType] = EventType.EXECUTION_RESUMED
+    reason: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExecutionRewound(HistoryEvent):
+    """A FAILED execution was rewound: it runs again from its last step that did not fail."""
+
+    event_type: ClassVar[EventType] = EventType.EXECUTION_REWOUND
     reason: str | None = None
 
 
@@ -349,6 +360,7 @@ AnyEvent: TypeAlias = (
     | EventSent
     | ExecutionSuspended
     | ExecutionResumed
+    | ExecutionRewound
     | ExecutionTerminated
     | ExecutionCompleted
     | ContinueAsNew
@@ -381,6 +393,7 @@ EVENT_CLASSES: dict[str, type[HistoryEvent]] = {
         EventSent,
         ExecutionSuspended,
         ExecutionResumed,
+        ExecutionRewound,
         ExecutionTerminated,
         ExecutionCompleted,
         ContinueAsNew,

@@ -37,18 +37,21 @@ from ostinato.engine import OrchestrationRun
 from ostinato.entities import EntityProcessor, is_entity_instance
 from ostinato.errors import FailureDetails
 from ostinato.history import (
+    ExecutionRewound,
     ExecutionStarted,
     ExecutionTerminated,
     HistoryEvent,
     SubOrchestrationInstanceFailed,
 )
 from ostinato.provider import (
+    ActivityTask,
     InstanceRecord,
     OrchestrationCheckpoint,
     OrchestrationMessage,
     OrchestrationWorkItem,
     StorageProvider,
 )
+from ostinato.rewind import plan_rewind
 from ostinato.status import OrchestrationStatus
 from ostinato.versioning import VersionFailure, VersioningOptions
 
@@ -207,6 +210,9 @@ class OrchestrationProcessor:
                 m.event for m in others if m.execution_id in (None, execution_id)
             ]
             created_at = record.created_at if record is not None else now
+        elif _rewinds(record, others):
+            assert record is not None
+            return self._rewind(item, record, others, replies, now)
         elif record is None or record.runtime_status.is_terminal:
             return Step(item, OrchestrationCheckpoint(instance=None, messages=replies), None)
         elif record.history_size == 0:
@@ -233,8 +239,22 @@ class OrchestrationProcessor:
         result = run.step(events, now)
         if not result.new_events:
             return Step(item, OrchestrationCheckpoint(instance=None, messages=replies), run)
-        new_record = InstanceRecord(
-            instance_id=item.instance_id,
+        checkpoint = OrchestrationCheckpoint(
+            instance=self._record(item.instance_id, run, created_at, now),
+            new_history=result.new_events,
+            reset_history=reset,
+            activity_tasks=result.activity_tasks,
+            messages=result.messages + replies,
+        )
+        return Step(item, checkpoint, None if run.ended is not None else run)
+
+    @staticmethod
+    def _record(
+        instance_id: str, run: OrchestrationRun, created_at: datetime, now: datetime
+    ) -> InstanceRecord:
+        """The instance record after a step of ``run``."""
+        return InstanceRecord(
+            instance_id=instance_id,
             name=run.name,
             execution_id=run.execution_id,
             runtime_status=run.status,
@@ -247,14 +267,6 @@ class OrchestrationProcessor:
             parent_instance_id=run.parent.instance_id if run.parent else None,
             history_size=len(run.history),
         )
-        checkpoint = OrchestrationCheckpoint(
-            instance=new_record,
-            new_history=result.new_events,
-            reset_history=reset,
-            activity_tasks=result.activity_tasks,
-            messages=result.messages + replies,
-        )
-        return Step(item, checkpoint, None if run.ended is not None else run)
 
     def _check_version(
         self, instance_id: str, run: OrchestrationRun, start: ExecutionStarted | None
@@ -271,6 +283,41 @@ class OrchestrationProcessor:
         if versioning.on_mismatch is VersionFailure.REJECT:
             raise error
         run.fail(error)
+
+    def _rewind(
+        self,
+        item: OrchestrationWorkItem,
+        record: InstanceRecord,
+        others: list[OrchestrationMessage],
+        replies: list[OrchestrationMessage],
+        now: datetime,
+    ) -> Step:
+        """Run a FAILED execution again from its last step that did not fail."""
+        history = item.history
+        if history is None:
+            history = self.provider.get_history(item.instance_id)
+        plan = plan_rewind(history)
+        rewound = next(m.event for m in others if isinstance(m.event, ExecutionRewound))
+        run = OrchestrationRun(self.app, item.instance_id, self.converter)
+        run.replay(plan.kept)
+        result = run.step([*plan.redeliver, rewound], now)
+        execution_id = run.execution_id
+        rerun = [
+            ActivityTask(item.instance_id, execution_id, task.task_id, task.name, task.input)
+            for task in plan.rerun
+        ]
+        children = [
+            OrchestrationMessage(instance_id=child, event=ExecutionRewound(reason=rewound.reason))
+            for child in plan.children
+        ]
+        checkpoint = OrchestrationCheckpoint(
+            instance=self._record(item.instance_id, run, record.created_at, now),
+            new_history=run.history,
+            reset_history=True,
+            activity_tasks=result.activity_tasks + rerun,
+            messages=result.messages + children + replies,
+        )
+        return Step(item, checkpoint, None if run.ended is not None else run)
 
     def _rebuild(self, item: OrchestrationWorkItem, record: InstanceRecord) -> OrchestrationRun:
         history = item.history
@@ -314,6 +361,16 @@ def _deferred(messages: list[OrchestrationMessage], now: datetime) -> list[Orche
         )
         for m in messages
     ]
+
+
+def _rewinds(record: InstanceRecord | None, messages: list[OrchestrationMessage]) -> bool:
+    """True if ``messages`` rewind the FAILED execution ``record`` is of."""
+    if record is None or record.runtime_status is not OrchestrationStatus.FAILED:
+        return False
+    return any(
+        isinstance(m.event, ExecutionRewound) and m.execution_id in (None, record.execution_id)
+        for m in messages
+    )
 
 
 def _starts_new_execution(record: InstanceRecord | None, start: ExecutionStarted) -> bool:

@@ -37,6 +37,11 @@ class Task(Generic[T]):
             raise self._exception
         return self._result  # type: ignore[no-any-return]
 
+    @property
+    def result(self) -> T:
+        """The task's result (the same as :meth:`get_result`)."""
+        return self.get_result()
+
     def get_exception(self) -> BaseException | None:
         """The task's error, if it failed."""
         return self._exception
