@@ -151,3 +151,17 @@ def test_the_cli_replays_instances_of_the_task_hub(
     report = json.loads(result.stdout)
     assert [(r["instance_id"], r["ok"]) for r in report] == [("done", False), ("wait", False)]
     assert "call_activity('hold')" in report[0]["error"]
+
+
+def test_the_cli_replays_every_instance_with_a_status(
+    tmp_path: Path, recorded: tuple[Path, dict[str, list[Any]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path, _ = recorded
+    monkeypatch.chdir(tmp_path)
+    renamed, _ = load(tmp_path, RENAMED)
+    result = _cli(tmp_path, path, "replay", "--status", "running", "--app", renamed, "--json")
+    assert result.exit_code == 1
+    assert [(r["instance_id"], r["ok"]) for r in json.loads(result.stdout)] == [("wait", False)]
+    result = _cli(tmp_path, path, "replay", "--app", renamed)
+    assert result.exit_code == 2
+    assert "Give instance ids or --status" in result.stderr

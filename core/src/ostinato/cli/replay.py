@@ -6,7 +6,9 @@ from collections.abc import Sequence
 
 import click
 
-from ostinato.cli.commands import _echo_json, _state, fail, json_option, load_app
+from ostinato.cli.commands import STATUS, _echo_json, _flatten, _state, fail, json_option, load_app
+from ostinato.client import Client
+from ostinato.status import OrchestrationStatus
 from ostinato.testing.replayer import Replayer, ReplayOutcome
 
 EXIT_DIVERGED = 1
@@ -24,6 +26,13 @@ EXIT_DIVERGED = 1
     type=click.Path(exists=True, dir_okay=False),
     help="Replay the orchestrations of an export file (ostinato export) instead of the hub.",
 )
+@click.option(
+    "--status",
+    "statuses",
+    type=STATUS,
+    multiple=True,
+    help="Replay every instance of the hub with this status (e.g. running; repeatable).",
+)
 @json_option
 @click.pass_context
 def replay(
@@ -31,14 +40,15 @@ def replay(
     instance_ids: Sequence[str],
     target: str,
     source: str | None,
+    statuses: Sequence[list[OrchestrationStatus]],
     as_json: bool,
 ) -> None:
     """Replay recorded histories against the app's current code.
 
     Each instance's history is re-run as a worker would after a deployment; an instance whose
     code no longer matches its history is reported with the first divergence, and the exit
-    code is 1. Give instance ids to replay from the configured task hub, or --from FILE.jsonl
-    (optionally with ids, to pick some) to replay an export.
+    code is 1. Give instance ids (or --status) to replay from the configured task hub, or
+    --from FILE.jsonl (optionally with ids, to pick some) to replay an export.
     """
     replayer = Replayer(load_app(target))
     if source is not None:
@@ -50,15 +60,30 @@ def replay(
             if missing:
                 fail(f"{source} has no orchestration {', '.join(map(repr, sorted(missing)))}")
     else:
-        if not instance_ids:
-            fail("Give instance ids to replay, or --from FILE.jsonl", 2)
+        with_status = _flatten(statuses)
+        if not instance_ids and not with_status:
+            fail("Give instance ids or --status to replay, or --from FILE.jsonl", 2)
         client = _state(ctx).client()
+        ids = list(instance_ids) + (_ids_with_status(client, with_status) if with_status else [])
         outcomes = replayer.replay_all(
-            (iid, client.get_orchestration_history(iid)) for iid in instance_ids
+            (iid, client.get_orchestration_history(iid)) for iid in dict.fromkeys(ids)
         )
     _report(outcomes, as_json)
     if any(not o.ok for o in outcomes):
         ctx.exit(EXIT_DIVERGED)
+
+
+def _ids_with_status(client: Client, statuses: list[OrchestrationStatus]) -> list[str]:
+    ids: list[str] = []
+    token: str | None = None
+    while True:
+        page = client.query_instances(
+            runtime_status=statuses, continuation_token=token, fetch_payloads=False
+        )
+        ids.extend(state.instance_id for state in page.items)
+        token = page.continuation_token
+        if token is None:
+            return ids
 
 
 def _report(outcomes: list[ReplayOutcome], as_json: bool) -> None:

@@ -76,9 +76,12 @@ class SkippingProvider(StorageProvider):
             return self._wakeups[0] if self._wakeups else None
 
     def move_clock(self, when: datetime) -> None:
-        """Move the clock to ``when`` and wake the worker to look again."""
+        """Move the clock to ``when`` (if it is not there yet) and wake the worker to look
+        again."""
         self._write(orchestrations=True, activities=True)
-        self.clock.move_to(when)
+        with self._mutex:
+            if when > self.clock.now():
+                self.clock.move_to(when)
         self.inner.changes.notify()
 
     # -- bookkeeping ----------------------------------------------------------------------------
