@@ -162,3 +162,45 @@ def test_rewind_reruns_a_failed_sub_orchestration_and_a_failed_first_step() -> N
         assert wait_after(client, sid, failed[1].last_updated_at, 30).output == "fixed"
     child_state = client.get_orchestration_state("child-21")
     assert child_state is not None and child_state.output == 42
+
+
+def test_the_cli_rewinds_and_restarts(tmp_path: Path) -> None:
+    import json
+
+    from click.testing import CliRunner
+    from ostinato.cli.commands import cli
+
+    from examples import rewind_and_restart as example
+
+    path = tmp_path / "cli.db"
+
+    def run(*args: str) -> Any:
+        options = ["--provider", "sqlite", "--set", f"path={path}"]
+        return CliRunner().invoke(cli, [*options, *args], catch_exceptions=False)
+
+    provider = SqliteProvider(path)
+    client = ot.Client(provider)
+    example.payment_service_up.clear()
+    try:
+        with ot.Worker(example.app, provider, **WORKER):
+            iid = client.schedule_new_orchestration(example.place_order, input="cli-1")
+            failed = client.wait_for_orchestration_completion(iid, timeout=30)
+            assert failed.runtime_status is ot.OrchestrationStatus.FAILED
+            example.payment_service_up.set()
+            result = run("rewind", iid, "--reason", "fixed", "--json")
+            assert result.exit_code == 0, result.output
+            assert json.loads(result.stdout) == {"instance_id": iid, "action": "rewind", "ok": True}
+            rewound = wait_after(client, iid, failed.last_updated_at, 30)
+            assert rewound.output == ["reserved cli-1", "charged cli-1"]
+            result = run("restart", iid, "--json")
+            assert result.exit_code == 0, result.output
+            new_id = json.loads(result.stdout)["instance_id"]
+            assert new_id != iid
+            assert client.wait_for_orchestration_completion(new_id, timeout=30).output == (
+                rewound.output
+            )
+        result = run("rewind", iid)
+        assert result.exit_code == 1
+        assert "Only a FAILED instance can be rewound" in result.stderr
+    finally:
+        provider.close()

@@ -864,5 +864,8 @@ def demo(ctx: click.Context, timeout: float, as_json: bool) -> None:
 
 cli.add_command(importlib.import_module("ostinato.cli.serve").serve)  # ostinato serve (HTTP API)
 cli.add_command(importlib.import_module("ostinato.cli.replay").replay)  # ostinato replay
+_recovery = importlib.import_module("ostinato.cli.recovery")  # ostinato rewind / restart
+cli.add_command(_recovery.rewind)
+cli.add_command(_recovery.restart)
 
 __all__ = ["CliState", "cli", "load_app"]
