@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar, overload
 
+from ostinato.converter import default_converter
 from ostinato.errors import FailureDetails, OrchestrationFailedError
 
 T = TypeVar("T")
@@ -62,22 +63,16 @@ class OrchestrationState:
     @property
     def input(self) -> Any:
         """The instance's input, decoded from JSON."""
-        from ostinato.converter import default_converter
-
         return default_converter.loads(self.serialized_input)
 
     @property
     def output(self) -> Any:
         """The instance's output, decoded from JSON (``None`` while it runs)."""
-        from ostinato.converter import default_converter
-
         return default_converter.loads(self.serialized_output)
 
     @property
     def custom_status(self) -> Any:
         """The value last given to ``ctx.set_custom_status``, decoded from JSON."""
-        from ostinato.converter import default_converter
-
         return default_converter.loads(self.serialized_custom_status)
 
     @property
@@ -92,8 +87,6 @@ class OrchestrationState:
     def get_output(self, type_hint: Any = None) -> Any:
         """The output decoded as ``type_hint`` (a dataclass, a pydantic model, ``list[X]``,
         ...); ``None`` while there is none."""
-        from ostinato.converter import default_converter
-
         return default_converter.loads(self.serialized_output, type_hint)
 
     @overload
@@ -103,8 +96,6 @@ class OrchestrationState:
 
     def get_input(self, type_hint: Any = None) -> Any:
         """The input decoded as ``type_hint``."""
-        from ostinato.converter import default_converter
-
         return default_converter.loads(self.serialized_input, type_hint)
 
     def raise_if_failed(self) -> OrchestrationState:
@@ -112,3 +103,10 @@ class OrchestrationState:
         if self.runtime_status is OrchestrationStatus.FAILED:
             raise OrchestrationFailedError(self.instance_id, self.failure_details)
         return self
+
+
+__all__ = [
+    "TERMINAL_STATUSES",
+    "OrchestrationState",
+    "OrchestrationStatus",
+]

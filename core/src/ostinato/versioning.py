@@ -92,3 +92,12 @@ def _key(version: str) -> list[tuple[int, int, str]]:
         for number, text in _PART.findall(part):
             key.append((0, int(number), "") if number else (1, 0, text))
     return key
+
+
+__all__ = [
+    "VersionFailure",
+    "VersionMatch",
+    "VersionMismatchError",
+    "VersioningOptions",
+    "compare_versions",
+]

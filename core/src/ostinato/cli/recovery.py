@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import click
 
-from ostinato.cli.commands import _done, _state, fail, json_option
+from ostinato.cli.base import echo_json, fail, json_option, state_of
+
+
+def _done(as_json: bool, instance_id: str, action: str, message: str) -> None:
+    if as_json:
+        echo_json({"instance_id": instance_id, "action": action, "ok": True})
+    else:
+        click.echo(message)
 
 
 @click.command()
@@ -15,7 +22,7 @@ from ostinato.cli.commands import _done, _state, fail, json_option
 def rewind(ctx: click.Context, instance_id: str, reason: str | None, as_json: bool) -> None:
     """Run a FAILED instance again from its last step that did not fail (after a fix)."""
     try:
-        _state(ctx).client().rewind_orchestration(instance_id, reason=reason)
+        state_of(ctx).client().rewind_orchestration(instance_id, reason=reason)
     except ValueError as exc:
         fail(str(exc))
     _done(as_json, instance_id, "rewind", f"Rewinding {instance_id!r}.")
@@ -31,8 +38,11 @@ def rewind(ctx: click.Context, instance_id: str, reason: str | None, as_json: bo
 def restart(ctx: click.Context, instance_id: str, same_id: bool, as_json: bool) -> None:
     """Start an instance's orchestration again with the same input (a new id by default)."""
     new_id = (
-        _state(ctx)
+        state_of(ctx)
         .client()
         .restart_orchestration(instance_id, restart_with_new_instance_id=not same_id)
     )
     _done(as_json, new_id, "restart", f"Restarted {instance_id!r} as {new_id!r}.")
+
+
+__all__ = ["restart", "rewind"]

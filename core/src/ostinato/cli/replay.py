@@ -6,7 +6,15 @@ from collections.abc import Sequence
 
 import click
 
-from ostinato.cli.commands import STATUS, _echo_json, _flatten, _state, fail, json_option, load_app
+from ostinato.cli.base import (
+    STATUS,
+    echo_json,
+    fail,
+    flatten_statuses,
+    json_option,
+    load_app,
+    state_of,
+)
 from ostinato.client import Client
 from ostinato.status import OrchestrationStatus
 from ostinato.testing.replayer import Replayer, ReplayOutcome
@@ -60,10 +68,10 @@ def replay(
             if missing:
                 fail(f"{source} has no orchestration {', '.join(map(repr, sorted(missing)))}")
     else:
-        with_status = _flatten(statuses)
+        with_status = flatten_statuses(statuses)
         if not instance_ids and not with_status:
             fail("Give instance ids or --status to replay, or --from FILE.jsonl", 2)
-        client = _state(ctx).client()
+        client = state_of(ctx).client()
         ids = list(instance_ids) + (_ids_with_status(client, with_status) if with_status else [])
         outcomes = replayer.replay_all(
             (iid, client.get_orchestration_history(iid)) for iid in dict.fromkeys(ids)
@@ -88,7 +96,7 @@ def _ids_with_status(client: Client, statuses: list[OrchestrationStatus]) -> lis
 
 def _report(outcomes: list[ReplayOutcome], as_json: bool) -> None:
     if as_json:
-        _echo_json(
+        echo_json(
             [
                 {
                     "instance_id": o.instance_id,
@@ -107,3 +115,6 @@ def _report(outcomes: list[ReplayOutcome], as_json: bool) -> None:
             click.echo(f"DIVERGES  {outcome.instance_id} ({outcome.name}): {outcome.error}")
     diverged = sum(1 for o in outcomes if not o.ok)
     click.echo(f"{len(outcomes)} replayed, {diverged} diverged", err=True)
+
+
+__all__ = ["replay"]

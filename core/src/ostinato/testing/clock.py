@@ -6,7 +6,7 @@ import os
 import threading
 from datetime import datetime
 
-from ostinato.history import utcnow
+from ostinato.clock import utcnow
 from ostinato.memory import InMemoryProvider
 from ostinato.sqlite import SqliteProvider
 
@@ -65,3 +65,6 @@ class VirtualTimeSqliteProvider(SqliteProvider):
 
     def now(self) -> datetime:  # type: ignore[override]
         return self.clock.now()
+
+
+__all__ = ["VirtualClock", "VirtualTimeMemoryProvider", "VirtualTimeSqliteProvider"]

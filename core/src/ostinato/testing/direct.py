@@ -12,10 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ostinato.app import App, name_of
-from ostinato.context import ActivityContext
 from ostinato.converter import DataConverter, default_converter
-from ostinato.entities import EntityContext, EntityId
+from ostinato.orchestration.app import App, name_of
+from ostinato.orchestration.context import ActivityContext
+from ostinato.orchestration.entities import EntityContext, EntityId
 
 
 def run_activity(
@@ -85,3 +85,6 @@ def run_entity_operation(
         state=ctx.get_state(),
         signals=list(ctx._signals),
     )
+
+
+__all__ = ["EntityOperationResult", "run_activity", "run_entity_operation"]

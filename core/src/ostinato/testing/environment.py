@@ -10,9 +10,10 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-from ostinato.app import App
 from ostinato.client import Client
 from ostinato.converter import DataConverter
+from ostinato.orchestration.app import App
+from ostinato.runtime.worker import Worker
 from ostinato.status import OrchestrationState
 from ostinato.testing.clock import (
     VirtualClock,
@@ -20,7 +21,6 @@ from ostinato.testing.clock import (
     VirtualTimeSqliteProvider,
 )
 from ostinato.testing.skipping import SkippingProvider
-from ostinato.worker import Worker
 
 #: Seconds (real time) the environment waits for the worker to run out of work.
 DEFAULT_IDLE_TIMEOUT = 30.0
@@ -190,3 +190,6 @@ class TimeSkippingClient(Client):
     ) -> OrchestrationState:
         with self.env.skipping():
             return super().wait_for_orchestration_completion(instance_id, timeout=timeout)
+
+
+__all__ = ["DEFAULT_IDLE_TIMEOUT", "TimeSkippingClient", "TimeSkippingEnvironment"]

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ostinato.app import App
 from ostinato.converter import DataConverter, default_converter
-from ostinato.engine import OrchestrationRun
 from ostinato.errors import NonDeterminismError
 from ostinato.history import ContinueAsNew, ExecutionCompleted, ExecutionStarted, HistoryEvent
+from ostinato.orchestration.app import App
+from ostinato.orchestration.engine import OrchestrationRun
 from ostinato.status import OrchestrationStatus
 
 if TYPE_CHECKING:
@@ -156,3 +156,6 @@ def _describe_end(end: ExecutionCompleted | ContinueAsNew) -> str:
     if end.failure is not None:
         return f"{end.status.value} ({end.failure.error_type}: {end.failure.message})"
     return str(end.status.value)
+
+
+__all__ = ["ReplayOutcome", "ReplayResult", "Replayer"]

@@ -251,3 +251,6 @@ class SkippingProvider(StorageProvider):
         if name == "inner":
             raise AttributeError(name)
         return getattr(self.inner, name)
+
+
+__all__ = ["SkippingProvider"]

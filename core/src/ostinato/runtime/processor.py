@@ -31,10 +31,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from ostinato.app import App
 from ostinato.converter import DataConverter
-from ostinato.engine import OrchestrationRun
-from ostinato.entities import EntityProcessor, is_entity_instance
 from ostinato.errors import FailureDetails
 from ostinato.history import (
     ExecutionRewound,
@@ -43,6 +40,10 @@ from ostinato.history import (
     HistoryEvent,
     SubOrchestrationInstanceFailed,
 )
+from ostinato.orchestration.app import App
+from ostinato.orchestration.engine import OrchestrationRun
+from ostinato.orchestration.entities import EntityProcessor, is_entity_instance
+from ostinato.orchestration.rewind import plan_rewind
 from ostinato.provider import (
     ActivityTask,
     InstanceRecord,
@@ -51,7 +52,6 @@ from ostinato.provider import (
     OrchestrationWorkItem,
     StorageProvider,
 )
-from ostinato.rewind import plan_rewind
 from ostinato.status import OrchestrationStatus
 from ostinato.versioning import VersionFailure, VersioningOptions
 
@@ -293,10 +293,7 @@ class OrchestrationProcessor:
         now: datetime,
     ) -> Step:
         """Run a FAILED execution again from its last step that did not fail."""
-        history = item.history
-        if history is None:
-            history = self.provider.get_history(item.instance_id)
-        plan = plan_rewind(history)
+        plan = plan_rewind(self.provider.get_history(item.instance_id))
         rewound = next(m.event for m in others if isinstance(m.event, ExecutionRewound))
         run = OrchestrationRun(self.app, item.instance_id, self.converter)
         run.replay(plan.kept)
@@ -320,9 +317,7 @@ class OrchestrationProcessor:
         return Step(item, checkpoint, None if run.ended is not None else run)
 
     def _rebuild(self, item: OrchestrationWorkItem, record: InstanceRecord) -> OrchestrationRun:
-        history = item.history
-        if history is None:
-            history = self.provider.get_history(item.instance_id)
+        history = self.provider.get_history(item.instance_id)
         run = OrchestrationRun(self.app, item.instance_id, self.converter)
         run.replay(history)
         return run
@@ -403,3 +398,12 @@ def _refuse_start(
             event=SubOrchestrationInstanceFailed(task_scheduled_id=parent.task_id, failure=failure),
         )
     ]
+
+
+__all__ = [
+    "DEFER_DELAY",
+    "HANDOFF_WAIT",
+    "OrchestrationProcessor",
+    "RunCache",
+    "Step",
+]

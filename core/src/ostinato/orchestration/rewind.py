@@ -58,3 +58,6 @@ def plan_rewind(history: Sequence[HistoryEvent]) -> RewindPlan:
         else:
             plan.redeliver.append(event)
     return plan
+
+
+__all__ = ["RewindPlan", "plan_rewind"]
