@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import threading
 import time
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -146,3 +149,48 @@ def test_on_a_sqlite_file(tmp_path: Path) -> None:
     finally:
         provider.close()
     assert record is not None and record.runtime_status is ot.OrchestrationStatus.COMPLETED
+
+
+class _SlowJob(BaseHTTPRequestHandler):
+    """A job that answers 202 with ``Retry-After: 3600`` twice, then 200."""
+
+    polls = 0
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        type(self).polls += 1
+        done = type(self).polls >= 3
+        body = json.dumps({"polls": type(self).polls}).encode()
+        self.send_response(200 if done else 202)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        if not done:
+            self.send_header("Location", self.path)
+            self.send_header("Retry-After", "3600")
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@app.orchestrator
+def poll_job(ctx: ot.OrchestrationContext, url: str) -> Any:
+    response = yield ctx.call_http("GET", url)
+    return [response.status_code, ctx.current_utc_datetime.isoformat()]
+
+
+def test_call_http_polls_an_hour_apart_complete_at_once() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _SlowJob)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with TimeSkippingEnvironment(app, start=START) as env:
+            started = time.perf_counter()
+            instance_id = env.client.schedule_new_orchestration(
+                poll_job, input=f"http://127.0.0.1:{server.server_port}/job"
+            )
+            state = env.client.wait_for_orchestration_completion(instance_id, timeout=30)
+            elapsed = time.perf_counter() - started
+    finally:
+        server.shutdown()
+    assert state.output == [200, (START + timedelta(hours=2)).isoformat()]
+    assert elapsed < 5, f"took {elapsed:.2f}s"
