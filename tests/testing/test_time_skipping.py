@@ -104,6 +104,14 @@ def test_time_stands_still_until_moved() -> None:
         assert env.now() == START
 
 
+def test_auto_skip_jumps_without_a_wait() -> None:
+    with TimeSkippingEnvironment(app, start=START, auto_skip=True) as env:
+        instance_id = env.client.schedule_new_orchestration(sleeper, input=10)
+        plain = ot.Client(env.provider)  # its waits do not ask for skipping
+        state = plain.wait_for_orchestration_completion(instance_id, timeout=10)
+    assert state.output == (START + timedelta(days=10)).isoformat()
+
+
 def test_advance_lets_a_test_send_events_at_chosen_times() -> None:
     with TimeSkippingEnvironment(app, start=START) as env:
         early = env.client.schedule_new_orchestration(wait_or_timeout, input=24)

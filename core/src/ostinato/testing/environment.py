@@ -36,7 +36,8 @@ class TimeSkippingEnvironment:
     ``with env.skipping():``: whenever no work can run and something is due later (a timer,
     a retry delay, a scheduled start, a ``call_http`` poll), the clock jumps to it. Outside
     those, ``env.advance(timedelta)`` and ``env.sleep_until(datetime)`` move it, firing what
-    falls due on the way in order. ``ctx.current_utc_datetime`` is the virtual time.
+    falls due on the way in order. With ``auto_skip=True`` it jumps whenever the worker is
+    idle, waits or not. ``ctx.current_utc_datetime`` is the virtual time.
 
     The store is the in-memory provider, or SQLite in ``sqlite_path`` for tests that want a
     file. Use it as a context manager; other keyword arguments go to the :class:`Worker`.
@@ -50,6 +51,7 @@ class TimeSkippingEnvironment:
         sqlite_path: str | os.PathLike[str] | None = None,
         converter: DataConverter | None = None,
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+        auto_skip: bool = False,
         **worker_options: Any,
     ) -> None:
         self.app = app
@@ -65,7 +67,7 @@ class TimeSkippingEnvironment:
         worker_options.setdefault("max_poll_interval", 0.05)
         self.worker = Worker(app, self.provider, converter=converter, **worker_options)
         self.client = TimeSkippingClient(self, converter=converter)
-        self._skipping = 0
+        self._skipping = 1 if auto_skip else 0
         self._skipping_mutex = threading.Lock()
         self._stopping = threading.Event()
         self._driver: threading.Thread | None = None
