@@ -46,7 +46,8 @@ class SkippingProvider(StorageProvider):
         self.capabilities = inner.capabilities
         self._mutex = threading.Lock()
         #: Per kind of work (orchestrations, activities): moves before every write that may
-        #: add work of that kind, and before every clock move.
+        #: add work of that kind (and after it, for writes made while no work item is held:
+        #: a client's), and before every clock move.
         self._versions = {_ORCHESTRATIONS: 0, _ACTIVITIES: 0}
         #: Per kind: the version before the last poll that found all there was.
         self._drained_at = {_ORCHESTRATIONS: -1, _ACTIVITIES: -1}
@@ -131,12 +132,15 @@ class SkippingProvider(StorageProvider):
     def create_instance(
         self, record: InstanceRecord, start: OrchestrationMessage, policy: ReuseIdPolicy
     ) -> None:
+        # Before and after: a poll that ran in between may have missed the write.
         self._write(orchestrations=True, visible_at=[start.visible_at])
         self.inner.create_instance(record, start, policy)
+        self._write(orchestrations=True)
 
     def send_message(self, message: OrchestrationMessage) -> None:
         self._write(orchestrations=True, visible_at=[message.visible_at])
         self.inner.send_message(message)
+        self._write(orchestrations=True)
 
     def get_instance(self, instance_id: str) -> InstanceRecord | None:
         return self.inner.get_instance(instance_id)
