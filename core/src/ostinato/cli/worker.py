@@ -20,6 +20,7 @@ from ostinato.cli.base import (
     task_hub_of,
 )
 from ostinato.runtime.worker import Worker
+from ostinato.versioning import VersionFailure, VersioningOptions, VersionMatch
 
 
 @click.command()
@@ -37,6 +38,21 @@ from ostinato.runtime.worker import Worker
     show_default=True,
     help="Seconds in-flight work gets to finish on stop.",
 )
+@click.option("--version", "version", help="The orchestration version this app's code is.")
+@click.option(
+    "--version-match",
+    type=click.Choice(["any", "strict", "current-or-older"], case_sensitive=False),
+    default="any",
+    show_default=True,
+    help="Which instance versions to run (strict and current-or-older need --version).",
+)
+@click.option(
+    "--on-version-mismatch",
+    type=click.Choice(["reject", "fail"], case_sensitive=False),
+    default="reject",
+    show_default=True,
+    help="Give other versions back to the queue, or fail them.",
+)
 @click.option(
     "--log-level",
     type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
@@ -51,6 +67,9 @@ def worker(
     max_concurrent_orchestrations: int,
     max_concurrent_activities: int,
     grace_period: float,
+    version: str | None,
+    version_match: str,
+    on_version_mismatch: str,
     log_level: str,
     as_json: bool,
 ) -> None:
@@ -60,6 +79,14 @@ def worker(
     anything unfinished is handed to another worker. A second Ctrl-C stops at once (nothing is
     lost: unfinished work is retried when its lock expires).
     """
+    try:
+        versioning = VersioningOptions(
+            version=version,
+            match=VersionMatch(version_match.lower().replace("-", "_")),
+            on_mismatch=VersionFailure(on_version_mismatch.lower()),
+        )
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
     app = load_app(target)
     state = state_of(ctx)
     config = state.config()
@@ -81,6 +108,7 @@ def worker(
             max_concurrent_orchestrations=max_concurrent_orchestrations,
             max_concurrent_activities=max_concurrent_activities,
             grace_period=grace_period,
+            versioning=versioning,
         )
         w.start()
         info = {
@@ -91,6 +119,8 @@ def worker(
             "task_hub": task_hub_of(config),
             "orchestrators": sorted(app.orchestrators),
             "activities": sorted(app.activities),
+            "version": version,
+            "version_match": versioning.match.value,
             "pid": os.getpid(),
         }
         if as_json:
