@@ -29,7 +29,7 @@ def _every_statement(schema: str = "ostinato") -> list[tuple[str, str]]:
         ("applock", mssql_sql.APPLOCK),
         ("create schema", mssql_sql.CREATE_SCHEMA),
         ("session setup", mssql_sql.SESSION_SETUP),
-        *((f"delete hub {i}", rendered.render(s)) for i, s in enumerate(mssql_sql.DELETE_HUB_ROWS)),
+        *((f"delete hub {i}", s) for i, s in enumerate(rendered.delete_hub_rows)),
     ]
 
 

@@ -34,32 +34,34 @@ import re
 import select
 import threading
 import zlib
-from collections.abc import Collection, Iterator
-from typing import Any, TypeVar
+from collections.abc import Collection, Iterator, Sequence
+from typing import Any
 
 import psycopg
 import psycopg.errors
 from ostinato.errors import ConfigurationError, ProviderError
-from ostinato.provider import (
-    ChangeSignal,
-    InstanceRecord,
-    OrchestrationMessage,
-    ProviderCapabilities,
-    ReuseIdPolicy,
+from ostinato.provider import ChangeSignal, ProviderCapabilities
+from ostinato.relational import (
+    ACTIVITIES,
+    INBOX,
+    INSTANCES,
+    ColumnType,
+    Cursor,
+    Dialect,
+    RelationalProvider,
+    RetriesTransientErrors,
+    RowLock,
+    Transaction,
+    TransientDatabaseError,
+    migrate,
+    to_micros,
 )
-from ostinato.relational.connection import Cursor
-from ostinato.relational.dialect import ColumnType, Dialect
-from ostinato.relational.migrations import migrate
-from ostinato.relational.provider import RelationalProvider
-from ostinato.relational.retry import RetriesTransientErrors
-from ostinato.relational.retry import TransientDatabaseError as TransientDatabaseError
-from ostinato.relational.schema import ACTIVITIES, INBOX, INSTANCES
 from psycopg import sql
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-log = logging.getLogger("ostinato.postgres")
+__all__ = ["PostgresDialect", "PostgresProvider", "TransientDatabaseError", "default_schema"]
 
-T = TypeVar("T")
+log = logging.getLogger("ostinato.postgres")
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 #: SQLSTATEs whose transaction was rolled back by the server and may simply be run again.
@@ -75,7 +77,6 @@ _TRANSIENT_SQLSTATES = frozenset(
 class PostgresDialect(Dialect):
     """PostgreSQL 12+ through psycopg 3."""
 
-    name = "postgresql"
     placeholder = "%s"
     type_names = {
         ColumnType.IDENTITY: "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
@@ -85,14 +86,14 @@ class PostgresDialect(Dialect):
         ColumnType.KEY: 'TEXT COLLATE "C"',
         ColumnType.TEXT: "TEXT",
     }
-    begin_write = None
     max_parameters = 30000
 
-    def claim_suffix(self) -> str:
-        return " FOR UPDATE SKIP LOCKED"
-
-    def lock_suffix(self) -> str:
-        return " FOR UPDATE"
+    def lock_clause(self, lock: RowLock) -> str:
+        if lock is RowLock.CLAIM:
+            return " FOR UPDATE SKIP LOCKED"
+        if lock is RowLock.HOLD:
+            return " FOR UPDATE"
+        return ""
 
     def starts_with(self, column: str) -> str:
         return f"LEFT({column}, %s) = %s"
@@ -208,7 +209,7 @@ class PostgresProvider(RetriesTransientErrors, RelationalProvider):
         self._ready = False
         self._closed = False
         self._listener: _Listener | None = None
-        self._local = threading.local()
+        self._hub_key = _int4(f"hub:{schema}")
         self._own_pids: set[int] = set()
 
     def __repr__(self) -> str:
@@ -255,45 +256,36 @@ class PostgresProvider(RetriesTransientErrors, RelationalProvider):
             yield connection
 
     @contextlib.contextmanager
-    def _write(
-        self,
-        durable: bool = True,
-        *,
-        notify: bool = False,
-        status_changed: Collection[str] | None = None,
-    ) -> Iterator[Cursor]:
+    def transaction(self, durable: bool) -> Iterator[Transaction]:
+        """A transaction on a pooled connection (durable=False: ``synchronous_commit`` off)."""
         if not self._ready:
             self.setup()
-        try:
-            with (
-                self._connection() as connection,
-                connection.transaction(),
-                connection.cursor() as cursor,
-            ):
-                if not durable:
-                    # Its loss is harmless (see RelationalProvider._write): don't wait
-                    # for the WAL.
-                    cursor.execute("SET LOCAL synchronous_commit = off")
-                key = getattr(self._local, "create_key", None)
-                if key is not None:
-                    # Creates of one id serialize here: FOR UPDATE can't lock a missing row.
-                    cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", key)
-                yield cursor
-        except BaseException as exc:
-            self._record_transaction(exc)
-            raise
-        # Only the last transaction's outcome decides whether a call is retried (a batch
-        # whose first attempt failed may have been committed by the toolkit's second).
-        self._record_transaction(None)
-        if notify:
-            self.changes.notify(status_changed)
+        with (
+            self._connection() as connection,
+            connection.transaction(),
+            connection.cursor() as cursor,
+        ):
+            if not durable:
+                # Its loss is harmless (see RelationalProvider.transaction): don't wait for
+                # the WAL.
+                cursor.execute("SET LOCAL synchronous_commit = off")
+            yield Transaction(cursor)
 
     @contextlib.contextmanager
-    def _read(self) -> Iterator[Cursor]:
+    def read(self) -> Iterator[Cursor]:
+        """A cursor on a pooled connection in autocommit mode."""
         if not self._ready:
             self.setup()
         with self._connection() as connection, connection.cursor() as cursor:
             yield cursor
+
+    def guard_create(self, cursor: Cursor, instance_ids: Sequence[str]) -> None:
+        """Creates of one id serialize on an advisory lock (FOR UPDATE can't lock a missing
+        row), so N concurrent creates (any process) give one instance and N-1 conflicts."""
+        for instance_id in instance_ids:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(%s, %s)", (self._hub_key, _int4(instance_id))
+            )
 
     def close(self) -> None:
         """Stop the listener and close the pool (a later call reopens them)."""
@@ -334,8 +326,6 @@ class PostgresProvider(RetriesTransientErrors, RelationalProvider):
             )
         return ProviderError(f"PostgreSQL error ({state or 'no SQLSTATE'}): {message}")
 
-    # -- transient-error retries ----------------------------------------------------------
-
     # -- lifecycle ------------------------------------------------------------------------
     def setup(self) -> None:
         """Create or migrate the hub's schema, tables and notify triggers (idempotent).
@@ -351,7 +341,7 @@ class PostgresProvider(RetriesTransientErrors, RelationalProvider):
                 cur = connection.cursor()
                 cur.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key,))
                 cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(schema))
-                migrate(cur, self.dialect, self._now_micros())
+                migrate(cur, self.dialect, to_micros(self.now()))
                 for statement in self._notify_ddl():
                     cur.execute(statement)
             self._ready = True
@@ -412,18 +402,6 @@ class PostgresProvider(RetriesTransientErrors, RelationalProvider):
         _ = self.changes
         listener = self._listener
         return listener is not None and listener.listening.wait(timeout)
-
-    # -- the contract (RetriesTransientErrors retries every call) -----------------------
-    def create_instance(
-        self, record: InstanceRecord, start: OrchestrationMessage, policy: ReuseIdPolicy
-    ) -> None:
-        # The check-and-create is one transaction holding an advisory lock on the id, so N
-        # concurrent creates (any process) give one instance and N-1 conflicts.
-        self._local.create_key = (_int4(f"hub:{self.schema}"), _int4(record.instance_id))
-        try:
-            super().create_instance(record, start, policy)
-        finally:
-            self._local.create_key = None
 
 
 class _Listener:
