@@ -64,6 +64,7 @@ PUBLIC: dict[str, list[str]] = {
         "ChangeSignal",
         "InstanceQuery",
         "InstanceRecord",
+        "InstanceSnapshot",
         "OrchestrationCheckpoint",
         "OrchestrationMessage",
         "OrchestrationWorkItem",

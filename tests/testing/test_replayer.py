@@ -165,3 +165,48 @@ def test_the_cli_replays_every_instance_with_a_status(
     result = _cli(tmp_path, path, "replay", "--app", renamed)
     assert result.exit_code == 2
     assert "Give instance ids or --status" in result.stderr
+
+
+def _export(tmp_path: Path, path: Path) -> Path:
+    """Export the recorded hub with the CLI (``ostinato export --to``)."""
+    target = tmp_path / "sample.jsonl"
+    result = _cli(tmp_path, path, "export", "--to", str(target))
+    assert result.exit_code == 0, result.output
+    return target
+
+
+def test_the_replayer_checks_an_exported_file(
+    tmp_path: Path, recorded: tuple[Path, dict[str, list[Any]]]
+) -> None:
+    path, _ = recorded
+    exported = _export(tmp_path, path)
+    _, same = load(tmp_path, UNCHANGED)
+    outcomes = Replayer(same).replay_file(exported)
+    assert sorted((o.instance_id, o.ok) for o in outcomes) == [("done", True), ("wait", True)]
+    _, renamed = load(tmp_path, RENAMED)
+    outcomes = Replayer(renamed).replay_file(exported)
+    assert sorted((o.instance_id, o.ok) for o in outcomes) == [("done", False), ("wait", False)]
+    assert all("call_activity('hold')" in str(o.error) for o in outcomes)
+
+
+def test_the_cli_replays_an_exported_file(
+    tmp_path: Path, recorded: tuple[Path, dict[str, list[Any]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path, _ = recorded
+    exported = _export(tmp_path, path)
+    monkeypatch.chdir(tmp_path)
+    same, _ = load(tmp_path, UNCHANGED)
+    result = _cli(tmp_path, path, "replay", "--from", str(exported), "--app", same)
+    assert result.exit_code == 0, result.output
+    assert "ok        done (checkout)" in result.stdout
+    assert "ok        wait (checkout)" in result.stdout
+    renamed, _ = load(tmp_path, RENAMED)
+    result = _cli(tmp_path, path, "replay", "--from", str(exported), "--app", renamed, "wait")
+    assert result.exit_code == 1
+    assert "DIVERGES  wait (checkout)" in result.stdout and "done" not in result.stdout
+    result = _cli(tmp_path, path, "replay", "--from", str(exported), "--app", renamed, "nope")
+    assert result.exit_code == 1 and "has no orchestration 'nope'" in result.stderr
+    cut = tmp_path / "cut.jsonl"
+    cut.write_text("\n".join(exported.read_text().splitlines()[:-1]) + "\n")
+    result = _cli(tmp_path, path, "replay", "--from", str(cut), "--app", same)
+    assert result.exit_code == 1 and "incomplete" in result.stderr

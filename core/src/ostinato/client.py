@@ -51,6 +51,7 @@ from ostinato.provider import (
     ReuseIdPolicy,
     StorageProvider,
 )
+from ostinato.runtime import telemetry
 from ostinato.status import TERMINAL_STATUSES, OrchestrationState, OrchestrationStatus
 
 T = TypeVar("T")
@@ -201,6 +202,7 @@ class Client:
                 scheduled_start_at=start_at,
                 version=version,
                 tags=tags,
+                trace_context=telemetry.current().orchestration_scheduled(name, instance_id),
             ),
         )
         self._provider().create_instance(record, start, policy)

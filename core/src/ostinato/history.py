@@ -92,6 +92,8 @@ class ExecutionStarted(HistoryEvent):
     version: str | None = None
     #: Tags given at the start (``None``: none).
     tags: dict[str, str] | None = None
+    #: W3C ``traceparent`` of the trace the instance belongs to (set when OpenTelemetry is on).
+    trace_context: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

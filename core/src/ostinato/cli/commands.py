@@ -11,6 +11,7 @@ from ostinato.cli.instances import history, list_command, start, status, wait_co
 from ostinato.cli.recovery import restart, rewind
 from ostinato.cli.replay import replay
 from ostinato.cli.serve import serve
+from ostinato.cli.transfer import export_command, import_command, migrate_command
 from ostinato.cli.worker import worker
 
 for command in (
@@ -31,6 +32,9 @@ for command in (
     replay,
     rewind,
     restart,
+    export_command,
+    import_command,
+    migrate_command,
 ):
     cli.add_command(command)
 

@@ -19,6 +19,7 @@ from ostinato.cli.base import (
     state_of,
     task_hub_of,
 )
+from ostinato.config import retention_from_config
 from ostinato.runtime.worker import Worker
 from ostinato.versioning import VersionFailure, VersioningOptions, VersionMatch
 
@@ -109,6 +110,7 @@ def worker(
             max_concurrent_activities=max_concurrent_activities,
             grace_period=grace_period,
             versioning=versioning,
+            retention=retention_from_config(state.config_path),
         )
         w.start()
         info = {

@@ -98,6 +98,9 @@ class Origin:
     time: datetime
     version: str | None = None
     tags: dict[str, str] | None = None
+    #: The W3C traceparent of the execution's trace (OpenTelemetry), passed on to the
+    #: sub-orchestrations it starts and to the execution it continues as.
+    trace_context: str | None = None
 
 
 @dataclass(frozen=True)
@@ -153,6 +156,7 @@ def outbound(action: SchedulingEvent, origin: Origin, result: StepResult) -> Non
                         task_id=action.task_id,
                         name=origin.name,
                     ),
+                    trace_context=origin.trace_context,
                 ),
             )
         )
@@ -210,6 +214,7 @@ def ending_messages(origin: Origin, ending: Ending) -> list[OrchestrationMessage
                     parent=origin.parent,
                     version=origin.version,
                     tags=origin.tags,
+                    trace_context=origin.trace_context,
                 ),
             )
         )

@@ -129,6 +129,9 @@ class OrchestrationRun:
         self.default_version: str | None = None
         self.input: str | None = None
         self.parent: ParentInstance | None = None
+        #: The W3C traceparent its ExecutionStarted carried (OpenTelemetry), passed on to the
+        #: sub-orchestrations it starts and the execution it continues as.
+        self.trace_context: str | None = None
         self.status = OrchestrationStatus.PENDING
         self.custom_status: str | None = None
         self.output: str | None = None
@@ -348,6 +351,7 @@ class OrchestrationRun:
 
     def _start(self, event: ExecutionStarted) -> None:
         self.started = True
+        self.trace_context = event.trace_context
         self.name = event.name
         self.execution_id = event.execution_id
         self.input = event.input
@@ -762,6 +766,7 @@ class OrchestrationRun:
             time=self.current_time,
             version=self.version,
             tags=self.tags,
+            trace_context=self.trace_context,
         )
 
     def _ending(self, ended: ExecutionCompleted | ContinueAsNew) -> Ending:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -52,6 +53,7 @@ from ostinato.provider import (
     OrchestrationWorkItem,
     StorageProvider,
 )
+from ostinato.runtime import telemetry
 from ostinato.status import OrchestrationStatus
 from ostinato.versioning import VersionFailure, VersioningOptions
 
@@ -71,6 +73,8 @@ class Step:
     run: OrchestrationRun | None
     #: While the step is in flight: the thread that processed it (see the module doc).
     thread: int | None = None
+    #: Called once the checkpoint committed (telemetry: the spans and counts of the step).
+    on_commit: Callable[[], None] | None = None
 
 
 class RunCache:
@@ -152,6 +156,8 @@ class OrchestrationProcessor:
         if step.run is not None:
             self.cache.put(step.run)
         self._settle(step)
+        if step.on_commit is not None:
+            step.on_commit()
 
     def dropped(self, step: Step) -> None:
         """Record that ``step`` was not committed (lock lost, commit failed): its run is gone."""
@@ -236,7 +242,10 @@ class OrchestrationProcessor:
 
         if self.versioning is not None:
             self._check_version(item.instance_id, run, start)
-        result = run.step(events, now)
+        observer = telemetry.current()
+        trace_context = start.trace_context if start is not None else run.trace_context
+        with observer.step_context(trace_context):
+            result = run.step(events, now)
         if not result.new_events:
             return Step(item, OrchestrationCheckpoint(instance=None, messages=replies), run)
         checkpoint = OrchestrationCheckpoint(
@@ -246,7 +255,10 @@ class OrchestrationProcessor:
             activity_tasks=result.activity_tasks,
             messages=result.messages + replies,
         )
-        return Step(item, checkpoint, None if run.ended is not None else run)
+        on_commit = observer.step_finished(
+            item.instance_id, run.name, run.trace_context, run.history, result.new_events
+        )
+        return Step(item, checkpoint, None if run.ended is not None else run, on_commit=on_commit)
 
     @staticmethod
     def _record(
@@ -297,7 +309,9 @@ class OrchestrationProcessor:
         rewound = next(m.event for m in others if isinstance(m.event, ExecutionRewound))
         run = OrchestrationRun(self.app, item.instance_id, self.converter)
         run.replay(plan.kept)
-        result = run.step([*plan.redeliver, rewound], now)
+        observer = telemetry.current()
+        with observer.step_context(run.trace_context):
+            result = run.step([*plan.redeliver, rewound], now)
         execution_id = run.execution_id
         rerun = [
             ActivityTask(item.instance_id, execution_id, task.task_id, task.name, task.input)
@@ -314,7 +328,10 @@ class OrchestrationProcessor:
             activity_tasks=result.activity_tasks + rerun,
             messages=result.messages + children + replies,
         )
-        return Step(item, checkpoint, None if run.ended is not None else run)
+        on_commit = observer.step_finished(
+            item.instance_id, run.name, run.trace_context, run.history, result.new_events
+        )
+        return Step(item, checkpoint, None if run.ended is not None else run, on_commit=on_commit)
 
     def _rebuild(self, item: OrchestrationWorkItem, record: InstanceRecord) -> OrchestrationRun:
         history = self.provider.get_history(item.instance_id)
