@@ -140,3 +140,14 @@ def test_the_package_imports_without_pyodbc_and_says_what_is_missing() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert "pyodbc" in result.stdout and "unixodbc" in result.stdout.lower(), result
+
+
+def test_printing_the_statements_gives_no_python_warning() -> None:
+    result = subprocess.run(
+        [sys.executable, "-W", "error", "-m", "ostinato_mssql.sql"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout == mssql_sql.script()

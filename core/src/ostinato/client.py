@@ -156,15 +156,17 @@ class Client:
         instance_id = (
             new_instance_id() if instance_id is None else validate_instance_id(instance_id)
         )
+        policy = _reuse_id_policy(reuse_id_policy)
+        name = name_of(orchestrator)
         payload = self._payload(input, "orchestration input")
         if start_at is not None and start_at.tzinfo is None:
             raise ValueError("start_at needs an aware datetime (e.g. with tzinfo=timezone.utc)")
         return self._create(
-            name_of(orchestrator),
+            name,
             instance_id,
             payload,
             start_at,
-            reuse_id_policy or ReuseIdPolicy.REPLACE_TERMINAL,
+            policy,
             version,
             dict(tags) if tags else None,
         )
@@ -497,6 +499,22 @@ class Client:
             if token is None:
                 break
         return PurgeResult(deleted)
+
+
+def _reuse_id_policy(policy: object) -> ReuseIdPolicy:
+    """``policy`` checked at the call (``None``: the default); anything else raises TypeError."""
+    if policy is None:
+        return ReuseIdPolicy.REPLACE_TERMINAL
+    if isinstance(policy, ReuseIdPolicy):
+        return policy
+    members = ", ".join(f"ReuseIdPolicy.{m.name}" for m in ReuseIdPolicy)
+    hint = ""
+    if isinstance(policy, str) and policy.upper() in ReuseIdPolicy.__members__:
+        hint = f" (use ot.ReuseIdPolicy.{policy.upper()})"
+    raise TypeError(
+        f"reuse_id_policy must be one of {members} or None, not {policy!r}"
+        f" ({type(policy).__name__}){hint}"
+    )
 
 
 def _has_started(state: OrchestrationState) -> bool:

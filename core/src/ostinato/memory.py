@@ -78,6 +78,9 @@ class InMemoryProvider(StorageProvider):
         self._activity_wakeups: list[tuple[datetime, int, int]] = []
         self._leases: dict[str, tuple[str, datetime]] = {}
 
+    def __repr__(self) -> str:
+        return f"InMemoryProvider(this process's memory, {len(self._instances)} instances)"
+
     # -- client side ----------------------------------------------------------------------
     def create_instance(
         self, record: InstanceRecord, start: OrchestrationMessage, policy: ReuseIdPolicy

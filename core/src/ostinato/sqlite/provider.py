@@ -64,6 +64,9 @@ CHECKPOINT_INTERVAL = 0.02
 #: lock only briefly.
 RECLAIM_PAGES = 2048
 
+#: The longest busy timeout SQLite takes (its milliseconds are a 32-bit integer).
+MAX_BUSY_TIMEOUT = (2**31 - 1) // 1000
+
 _MUTEXES: dict[str, threading.RLock] = {}
 _MUTEXES_GUARD = threading.Lock()
 
@@ -152,9 +155,14 @@ class SqliteProvider(RelationalProvider):
                 f"SQLite setting 'synchronous' must be one of {', '.join(SYNCHRONOUS_MODES)}, "
                 f"not {synchronous!r}"
             )
-        if not isinstance(busy_timeout, int | float) or busy_timeout < 0:
+        if (
+            not isinstance(busy_timeout, int | float)
+            or isinstance(busy_timeout, bool)
+            or not 0 <= busy_timeout <= MAX_BUSY_TIMEOUT
+        ):
             raise ConfigurationError(
-                "SQLite setting 'busy_timeout' must be a non-negative number of seconds"
+                "SQLite setting 'busy_timeout' must be a number of seconds from 0 to"
+                f" {MAX_BUSY_TIMEOUT:,}, not {busy_timeout!r}"
             )
         super().__init__(SqliteDialect(), task_hub)
         self.path = path
@@ -206,6 +214,8 @@ class SqliteProvider(RelationalProvider):
 
     # -- connections ----------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
+        if not self.in_memory:
+            self._make_parent_directory()
         try:
             connection = sqlite3.connect(
                 self.path,
@@ -224,6 +234,18 @@ class SqliteProvider(RelationalProvider):
         with self._connections_guard:
             self._connections.append(connection)
         return connection
+
+    def _make_parent_directory(self) -> None:
+        """Create the database file's directory (``var/`` of ``var/app.db``) if missing."""
+        parent = os.path.dirname(os.path.abspath(self.path))
+        if os.path.isdir(parent):
+            return
+        try:
+            os.makedirs(parent, exist_ok=True)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"Cannot create the directory {parent!r} of the SQLite database: {exc.strerror}"
+            ) from exc
 
     def _writer(self) -> sqlite3.Cursor:
         """The provider's one write connection (call with the mutex held).

@@ -22,6 +22,7 @@ import contextlib
 import json
 import logging
 import math
+import re
 import threading
 import time
 import zlib
@@ -31,6 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import requests
 import requests.adapters
@@ -41,6 +43,7 @@ from azure.core.exceptions import (
     ResourceExistsError,
     ResourceModifiedError,
     ResourceNotFoundError,
+    ServiceRequestError,
 )
 from azure.core.pipeline.transport import RequestsTransport
 from azure.data.tables import TableServiceClient, TableTransactionError, UpdateMode
@@ -138,13 +141,16 @@ def _transport() -> RequestsTransport:
     return RequestsTransport(session=session, session_owner=True)
 
 
-@contextlib.contextmanager
-def _mapped_errors(what: str) -> Iterator[None]:
-    """Turn driver errors the core doesn't know into ``ProviderError`` (ours pass through)."""
-    try:
-        yield
-    except AzureError as exc:
-        raise ProviderError(f"Azure Storage failed to {what}: {exc}") from exc
+def _endpoint(url: str) -> str:
+    """A service URL without its query (a SAS token is a secret): scheme, host, path."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}".rstrip("/")
+
+
+def _reason(exc: BaseException) -> str:
+    """The innermost socket-level reason of a request that failed ("Connection refused")."""
+    found = re.findall(r"\[Errno -?\d+\] ([^'\")]+)", str(exc))
+    return found[-1].strip() if found else str(exc).splitlines()[0]
 
 
 @dataclass
@@ -312,6 +318,34 @@ class AzureStorageProvider(StorageProvider):
         self._set_up = False
         self._last_repair = 0.0
 
+    def __repr__(self) -> str:
+        return (
+            f"AzureStorageProvider(account {self._table_service.account_name!r} at"
+            f" {_endpoint(self._table_service.url)}, task_hub={self.task_hub!r})"
+        )
+
+    @contextlib.contextmanager
+    def _mapped_errors(self, what: str) -> Iterator[None]:
+        """Turn driver errors the core doesn't know into ``ProviderError`` (ours pass through).
+
+        A request that never reached the service says which endpoints it tried (no secrets).
+        """
+        try:
+            yield
+        except ServiceRequestError as exc:
+            endpoints = ", ".join(
+                dict.fromkeys(
+                    _endpoint(service.url)
+                    for service in (self._table_service, self._queue_service, self._blob_service)
+                )
+            )
+            raise ProviderError(
+                f"Cannot reach Azure Storage to {what} ({_reason(exc)}): is Azurite / the"
+                f" storage account reachable at {endpoints}?"
+            ) from exc
+        except AzureError as exc:
+            raise ProviderError(f"Azure Storage failed to {what}: {exc}") from exc
+
     # -- bookkeeping ----------------------------------------------------------------------
     def count(self, kind: str, n: int = 1) -> None:
         """Record ``n`` storage operations of ``kind`` (see :attr:`operations`)."""
@@ -330,7 +364,7 @@ class AzureStorageProvider(StorageProvider):
         """Create the hub's tables, queues and container if missing (idempotent)."""
         if self._set_up:
             return
-        with _mapped_errors("create the task hub"):
+        with self._mapped_errors("create the task hub"):
             for name in self.names.tables:
                 self.count("table.create")
                 self._table_service.create_table_if_not_exists(name)
@@ -533,7 +567,7 @@ class AzureStorageProvider(StorageProvider):
         """
         self.setup()
         instance_id = record.instance_id
-        with _mapped_errors("create an instance"):
+        with self._mapped_errors("create an instance"):
             body = self._encode_body(instance_id, start.to_json())
             ready_at = max(utcnow(), start.visible_at or utcnow())
             entity: dict[str, Any] = {"PartitionKey": instance_id, "RowKey": _SENTINEL}
@@ -637,19 +671,19 @@ class AzureStorageProvider(StorageProvider):
         return sum(self._repair_start(str(row["PartitionKey"]), row) for row in rows)
 
     def send_message(self, message: OrchestrationMessage) -> None:
-        with _mapped_errors("send a message"):
+        with self._mapped_errors("send a message"):
             self.setup()
             self._send_orchestration_message(message)
         self.changes.notify()
 
     def get_instance(self, instance_id: str) -> InstanceRecord | None:
-        with _mapped_errors("read an instance"):
+        with self._mapped_errors("read an instance"):
             self.setup()
             row = self._read_row(instance_id)
             return None if row is None else self._record_from(instance_id, row)
 
     def get_history(self, instance_id: str) -> list[HistoryEvent]:
-        with _mapped_errors("read a history"):
+        with self._mapped_errors("read a history"):
             self.setup()
             self.count("table.query")
             rows = list(
@@ -675,7 +709,7 @@ class AzureStorageProvider(StorageProvider):
             return [event for _, event in events]
 
     def query_instances(self, query: InstanceQuery) -> Page[InstanceRecord]:
-        with _mapped_errors("query instances"):
+        with self._mapped_errors("query instances"):
             self.setup()
             clauses = ["RowKey eq ''"]
             parameters: dict[str, Any] = {}
@@ -727,7 +761,7 @@ class AzureStorageProvider(StorageProvider):
         row (with its status) so purging again finishes the job. Messages still in the
         queues for a purged instance are consumed and dropped by the core when they arrive.
         """
-        with _mapped_errors("purge an instance"):
+        with self._mapped_errors("purge an instance"):
             self.setup()
             row = self._read_row(instance_id)
             if row is None or OrchestrationStatus(row["RuntimeStatus"]) not in only_if_status:
@@ -789,7 +823,7 @@ class AzureStorageProvider(StorageProvider):
         An instance already in a work item of this process keeps its new messages buffered
         until that item is done, so one instance is in one work item at a time.
         """
-        with _mapped_errors("lock orchestration work items"):
+        with self._mapped_errors("lock orchestration work items"):
             self.setup()
             partitions = self._ensure_partitions(worker_id)
             self._maybe_repair()
@@ -1337,7 +1371,7 @@ class AzureStorageProvider(StorageProvider):
         """
         lock = self._held(item, claim=True)
         try:
-            with _mapped_errors("complete an orchestration work item"):
+            with self._mapped_errors("complete an orchestration work item"):
                 self._complete(item, lock, checkpoint)
         except WorkItemLockLost:
             raise
@@ -1517,7 +1551,7 @@ class AzureStorageProvider(StorageProvider):
     ) -> None:
         lock = self._held(item)
         seconds = _visibility_seconds(lock_timeout)
-        with _mapped_errors("renew an orchestration lock"):
+        with self._mapped_errors("renew an orchestration lock"):
             for received in lock.received:
                 self.count("queue.update")
                 try:
@@ -1564,7 +1598,7 @@ class AzureStorageProvider(StorageProvider):
         if count <= 0:
             return items
         seconds = _visibility_seconds(lock_timeout)
-        with _mapped_errors("lock activity work items"):
+        with self._mapped_errors("lock activity work items"):
             self.setup()
             self.count("queue.receive")
             messages = list(
@@ -1664,7 +1698,7 @@ class AzureStorageProvider(StorageProvider):
     ) -> None:
         """Enqueue the result, then delete the task (a crash between: it runs again)."""
         lock = self._held_activity(item, claim=True)
-        with _mapped_errors("complete an activity work item"):
+        with self._mapped_errors("complete an activity work item"):
             self._send_orchestration_message(result)
             self.count("queue.delete")
             try:
@@ -1696,7 +1730,7 @@ class AzureStorageProvider(StorageProvider):
     ) -> None:
         lock = self._held_activity(item, claim=True)
         seconds = 0 if not delay else math.ceil(delay.total_seconds())
-        with _mapped_errors("abandon an activity work item"):
+        with self._mapped_errors("abandon an activity work item"):
             self.count("queue.update")
             try:
                 self._activity_queue.update_message(
@@ -1713,7 +1747,7 @@ class AzureStorageProvider(StorageProvider):
     ) -> None:
         lock = self._held_activity(item)
         seconds = _visibility_seconds(lock_timeout)
-        with _mapped_errors("renew an activity lock"):
+        with self._mapped_errors("renew an activity lock"):
             self.count("queue.update")
             try:
                 receipt = self._activity_queue.update_message(
@@ -1730,22 +1764,22 @@ class AzureStorageProvider(StorageProvider):
 
     # -- state transfer (see ._transfer) --------------------------------------------------
     def export_state(self) -> Iterator[InstanceSnapshot]:
-        with _mapped_errors("export the task hub"):
+        with self._mapped_errors("export the task hub"):
             yield from _transfer.export_state(self)
 
     def import_snapshot(self, snapshot: InstanceSnapshot) -> None:
-        with _mapped_errors("import an instance"):
+        with self._mapped_errors("import an instance"):
             _transfer.import_snapshot(self, snapshot)
 
     def active_workers(self) -> list[str]:
-        with _mapped_errors("list the running workers"):
+        with self._mapped_errors("list the running workers"):
             return _transfer.active_workers(self)
 
     # -- monitoring -----------------------------------------------------------------------
     def backlog(self) -> dict[str, int]:
         """Approximate message counts of the queues (hidden timers included): orchestration
         messages in the control queues, activity tasks in the work-item queue."""
-        with _mapped_errors("count the backlog"):
+        with self._mapped_errors("count the backlog"):
             self.setup()
             self.count("queue.properties", len(self._control) + 1)
             control = sum(
@@ -1756,13 +1790,13 @@ class AzureStorageProvider(StorageProvider):
 
     # -- leases (see ._leases) ------------------------------------------------------------
     def acquire_lease(self, name: str, owner: str, duration: timedelta) -> bool:
-        with _mapped_errors("take a lease"):
+        with self._mapped_errors("take a lease"):
             self.setup()
             self.count("table.update")
             return _leases.acquire(self._partitions_table, name, owner, duration)
 
     def release_lease(self, name: str, owner: str) -> None:
-        with _mapped_errors("release a lease"):
+        with self._mapped_errors("release a lease"):
             self.setup()
             self.count("table.delete")
             _leases.release(self._partitions_table, name, owner)

@@ -86,6 +86,18 @@ class _OdbcCursor:
         return list(self._cursor.fetchall())
 
 
+def server_of(connection_string: str) -> str:
+    """Where an ODBC connection string points, without credentials: ``server/database``."""
+    fields: dict[str, str] = {}
+    for part in connection_string.split(";"):
+        key, sep, value = part.partition("=")
+        if sep:
+            fields[key.strip().lower()] = value.strip().strip("{}")
+    server = fields.get("server") or fields.get("address") or fields.get("addr") or "?"
+    database = fields.get("database") or fields.get("initial catalog")
+    return server + (f"/{database}" if database else "")
+
+
 class SqlServerProvider(RetriesTransientErrors, RelationalProvider):
     """Stores task hubs in a SQL Server (2016+) or Azure SQL database.
 
@@ -142,7 +154,10 @@ class SqlServerProvider(RetriesTransientErrors, RelationalProvider):
         self._ready = False
 
     def __repr__(self) -> str:
-        return f"SqlServerProvider(schema={self.schema!r}, task_hub={self.task_hub!r})"
+        return (
+            f"SqlServerProvider({server_of(self.connection_string)!r}, schema={self.schema!r},"
+            f" task_hub={self.task_hub!r})"
+        )
 
     # -- connections ----------------------------------------------------------------------
     def _connect(self) -> Any:

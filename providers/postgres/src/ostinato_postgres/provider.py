@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
+import os
 import re
 import select
 import threading
@@ -57,6 +59,7 @@ from ostinato.relational import (
     to_micros,
 )
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 __all__ = ["PostgresDialect", "PostgresProvider", "TransientDatabaseError", "default_schema"]
@@ -131,6 +134,23 @@ def _check_connection(connection: psycopg.Connection[Any]) -> None:
         ConnectionPool.check_connection(connection)
 
 
+def server_of(dsn: str) -> str:
+    """Where ``dsn`` points, without credentials: ``host:port/dbname`` (libpq's defaults filled
+    in from ``PGHOST``/``PGPORT``/``PGDATABASE``). Raises ``psycopg.ProgrammingError`` if
+    ``dsn`` is not a connection string."""
+    params = conninfo_to_dict(dsn)
+    host = str(params.get("host") or os.environ.get("PGHOST") or "localhost")
+    port = str(params.get("port") or os.environ.get("PGPORT") or 5432)
+    dbname = params.get("dbname") or os.environ.get("PGDATABASE")
+    return f"{host}:{port}" + (f"/{dbname}" if dbname else "")
+
+
+def _first_line(exc: BaseException) -> str:
+    """The driver's message on one line."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return " ".join(lines) or type(exc).__name__
+
+
 def default_schema(task_hub: str) -> str:
     """The PostgreSQL schema of a task hub when none is configured: ``ostinato_<hub>``."""
     return f"ostinato_{task_hub}".lower()
@@ -150,7 +170,9 @@ class PostgresProvider(RetriesTransientErrors, RelationalProvider):
     :param listen: wake on LISTEN/NOTIFY (otherwise waiters in other processes poll).
     :param max_retries: how often a transaction rolled back by a deadlock or serialization
         failure is run again before the error is raised.
-    :param connect_timeout: seconds to wait for a connection (from the server or the pool).
+    :param connect_timeout: seconds to wait for the server when connecting (an unreachable
+        server fails after this, naming host, port and the driver's reason).
+    :param pool_timeout: seconds a call waits for a free connection from the pool.
     :param prepared_statements: let psycopg prepare frequent statements on the server (off
         for connection poolers in transaction mode, e.g. PgBouncer before 1.21; such poolers
         also don't pass LISTEN through: set ``listen=False`` there).
@@ -174,7 +196,8 @@ class PostgresProvider(RetriesTransientErrors, RelationalProvider):
         pool_max_size: int = 10,
         listen: bool = True,
         max_retries: int = 8,
-        connect_timeout: float = 30.0,
+        connect_timeout: float = 5.0,
+        pool_timeout: float = 30.0,
         prepared_statements: bool = True,
     ) -> None:
         if not isinstance(dsn, str) or not dsn.strip():
@@ -182,6 +205,18 @@ class PostgresProvider(RetriesTransientErrors, RelationalProvider):
                 "PostgreSQL setting 'dsn' is required: a libpq connection string such as "
                 "'postgresql://user:password@localhost:5432/dbname' (OSTINATO_POSTGRES_DSN)"
             )
+        try:
+            self.server = server_of(dsn)
+        except psycopg.ProgrammingError as exc:
+            raise ConfigurationError(
+                f"PostgreSQL setting 'dsn' is not a connection string: {_first_line(exc)}; "
+                "expected e.g. 'postgresql://user:password@localhost:5432/dbname'"
+            ) from None
+        for name, seconds in (("connect_timeout", connect_timeout), ("pool_timeout", pool_timeout)):
+            if not 0 < seconds < 10**6:
+                raise ConfigurationError(
+                    f"PostgreSQL setting {name!r} must be a positive number of seconds"
+                )
         if not isinstance(task_hub, str) or not task_hub:
             raise ConfigurationError("PostgreSQL setting 'task_hub' must be a non-empty string")
         schema = schema or default_schema(task_hub)
@@ -202,6 +237,7 @@ class PostgresProvider(RetriesTransientErrors, RelationalProvider):
         self.listen = listen
         self.max_retries = max(0, max_retries)
         self.connect_timeout = connect_timeout
+        self.pool_timeout = pool_timeout
         self._prepare_threshold: int | None = 5 if prepared_statements else None
         self._pool_sizes = (pool_min_size, pool_max_size)
         self._pool: ConnectionPool[psycopg.Connection[Any]] | None = None
@@ -213,7 +249,9 @@ class PostgresProvider(RetriesTransientErrors, RelationalProvider):
         self._own_pids: set[int] = set()
 
     def __repr__(self) -> str:
-        return f"PostgresProvider(schema={self.schema!r}, task_hub={self.task_hub!r})"
+        return (
+            f"PostgresProvider({self.server!r}, schema={self.schema!r}, task_hub={self.task_hub!r})"
+        )
 
     # -- connections ----------------------------------------------------------------------
     def _configure(self, connection: psycopg.Connection[Any]) -> None:
@@ -230,25 +268,47 @@ class PostgresProvider(RetriesTransientErrors, RelationalProvider):
             if self._pool is None:
                 self._closed = False
                 min_size, max_size = self._pool_sizes
+                self._probe()
                 pool = ConnectionPool(
                     self.dsn,
                     min_size=min_size,
                     max_size=max_size,
-                    kwargs={"autocommit": True, "prepare_threshold": self._prepare_threshold},
+                    kwargs={
+                        "autocommit": True,
+                        "prepare_threshold": self._prepare_threshold,
+                        "connect_timeout": self._libpq_connect_timeout,
+                    },
                     configure=self._configure,
                     check=_check_connection,
-                    timeout=self.connect_timeout,
+                    timeout=self.pool_timeout,
                     name=f"ostinato-{self.schema}",
                     open=False,
                 )
                 try:
                     with self._errors():
-                        pool.open(wait=min_size > 0, timeout=self.connect_timeout)
+                        pool.open(wait=min_size > 0, timeout=self.pool_timeout)
                 except BaseException:
                     pool.close()  # or its threads would keep trying to connect
                     raise
                 self._pool = pool
             return self._pool
+
+    @property
+    def _libpq_connect_timeout(self) -> int:
+        return max(1, math.ceil(self.connect_timeout))
+
+    def _probe(self) -> None:
+        """Connect once before opening the pool: an unreachable server, a wrong password or a
+        missing database fail at once with the driver's reason (the pool would retry)."""
+        try:
+            psycopg.connect(self.dsn, connect_timeout=self._libpq_connect_timeout).close()
+        except psycopg.Error as exc:
+            reason = _first_line(exc)
+            if isinstance(exc, psycopg.errors.ConnectionTimeout):
+                reason = f"no answer within {self.connect_timeout:g}s (connect_timeout)"
+            raise ProviderError(
+                f"Cannot connect to the PostgreSQL server at {self.server}: {reason}"
+            ) from exc
 
     @contextlib.contextmanager
     def _connection(self) -> Iterator[psycopg.Connection[Any]]:
@@ -308,8 +368,9 @@ class PostgresProvider(RetriesTransientErrors, RelationalProvider):
             raise self._map_error(exc) from exc
         except PoolTimeout as exc:
             raise ProviderError(
-                f"No PostgreSQL connection became available within {self.connect_timeout:g}s "
-                f"({exc}); check that the server is reachable and pool_max_size"
+                f"No connection to the PostgreSQL server at {self.server} became available"
+                f" within {self.pool_timeout:g}s ({exc}); check that the server is reachable"
+                " and pool_max_size"
             ) from exc
 
     def _map_error(self, exc: psycopg.Error) -> Exception:
@@ -318,7 +379,7 @@ class PostgresProvider(RetriesTransientErrors, RelationalProvider):
         if state in _TRANSIENT_SQLSTATES:
             return TransientDatabaseError(f"PostgreSQL rolled back a transaction: {message}")
         if isinstance(exc, psycopg.OperationalError) and not state:
-            return ProviderError(f"Cannot reach the PostgreSQL server: {message}")
+            return ProviderError(f"Cannot reach the PostgreSQL server at {self.server}: {message}")
         if state == "42501":
             return ConfigurationError(
                 f"The PostgreSQL user lacks a privilege ostinato needs (schema "
