@@ -414,6 +414,26 @@ class StorageProvider(ABC):
         lock (``WorkItemLockLost``). Check and write are one atomic step.
         """
 
+    def create_instances(
+        self, requests: Sequence[tuple[InstanceRecord, OrchestrationMessage, ReuseIdPolicy]]
+    ) -> list[Exception | None]:
+        """Create several instances, each as :meth:`create_instance` would; one result per
+        request: ``None`` (created) or the exception it failed with
+        (``InstanceAlreadyExistsError``, or a provider error).
+
+        Requests are applied in order (a repeated id meets the instance its first request
+        created). A provider may write them in one transaction; one request's failure must
+        not undo another's success.
+        """
+        results: list[Exception | None] = []
+        for record, start, policy in requests:
+            try:
+                self.create_instance(record, start, policy)
+                results.append(None)
+            except Exception as exc:  # noqa: BLE001 - reported per request
+                results.append(exc)
+        return results
+
     @abstractmethod
     def send_message(self, message: OrchestrationMessage) -> None:
         """Enqueue ``message`` for ``message.instance_id`` (whether or not it exists)."""

@@ -82,6 +82,8 @@ Script = list[tuple[str, Sequence[Any]]]
 _Completion = tuple[OrchestrationWorkItem, OrchestrationCheckpoint]
 #: The arguments of one :meth:`RelationalProvider.create_instance` call.
 CreateRequest = tuple[InstanceRecord, OrchestrationMessage, ReuseIdPolicy]
+#: Most creates one ``create_instances`` transaction writes (bounds a transaction's size).
+CREATE_BATCH = 1000
 
 
 def _micros(delta: timedelta) -> int:
@@ -363,6 +365,14 @@ class RelationalProvider(StorageProvider):
                     results[index] = None
                 except Exception as exc:  # noqa: BLE001 - reported to its caller
                     results[index] = exc
+        return results
+
+    def create_instances(self, requests: Sequence[CreateRequest]) -> list[Exception | None]:
+        """Creates in transactions of up to :data:`CREATE_BATCH` requests each (see
+        :meth:`_create_many`)."""
+        results: list[Exception | None] = []
+        for start in range(0, len(requests), CREATE_BATCH):
+            results += self._create_many(requests[start : start + CREATE_BATCH])
         return results
 
     def send_message(self, message: OrchestrationMessage) -> None:
