@@ -2,7 +2,7 @@
 
 They exist to prove the conformance suite has teeth: ``test_broken_providers.py`` runs the
 suite against each one and requires at least one failure, and ``kill_matrix.py`` reports
-which tests catch which variant (docs/conformance-kill-matrix.md).
+which tests catch which variant (docs/conformance-kill-matrix-memory.md).
 """
 
 from __future__ import annotations

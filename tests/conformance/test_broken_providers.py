@@ -1,7 +1,7 @@
 """The suite has teeth: every deliberately broken provider fails at least one test.
 
 Runs the fast contract tests against each variant of ``broken_providers.py`` (in
-subprocesses, see ``kill_matrix.py``); the full report is docs/conformance-kill-matrix.md.
+subprocesses, see ``kill_matrix.py``); the full report is docs/conformance-kill-matrix-memory.md.
 """
 
 from __future__ import annotations

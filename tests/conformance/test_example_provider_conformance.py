@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,3 +19,8 @@ class TestFileProvider(ProviderConformanceTests):
     def provider_factory(self, tmp_path: Path) -> ProviderFactory:
         hubs = itertools.count()
         return lambda: FileProvider(tmp_path / f"hub-{next(hubs)}")
+
+    @pytest.fixture
+    def provider_opener(self, tmp_path: Path) -> Callable[[], Callable[[], FileProvider]]:
+        hubs = itertools.count()
+        return lambda: functools.partial(FileProvider, tmp_path / f"shared-{next(hubs)}")

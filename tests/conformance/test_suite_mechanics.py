@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +17,7 @@ from ostinato_conformance.contract import ProviderContractTests
 from ostinato_conformance.profiles import PROFILES, select_profile
 from ostinato_conformance.programs import interpret
 from ostinato_conformance.requirements import payload_skip_reason, skip_reason
+from ostinato_conformance.stress import SWITCH_INTERVAL, Stress
 from ostinato_conformance.support import LONG_LOCK, create, lock_orchestration, payload_of_size
 
 HERE = Path(__file__).resolve().parent
@@ -132,3 +135,61 @@ def test_interpreter_computes_the_documented_results() -> None:
         ],
     ]
     assert interpret(program) == [11, [3, 5], "failed:1", ["timer"], 7]
+
+
+def test_report_lists_each_guarantee_with_capabilities_and_outcomes(tmp_path: Path) -> None:
+    path = tmp_path / "sheet"
+    run = _pytest(
+        "no_lock_expiry_suite.py", "-q", "-k", "expire or purge", f"--ostinato-report={path}"
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    data = json.loads(path.with_suffix(".json").read_text("utf-8"))
+    (sheet,) = data["providers"]
+    assert sheet["provider"].endswith("NoExpiryMemoryProvider")
+    assert sheet["capabilities"]["lock_expiry"] is False
+    outcomes = {g["test"]: g for g in sheet["guarantees"]}
+    skipped = outcomes["test_expired_lock_hands_the_messages_out_again"]
+    assert skipped["outcome"] == "skipped" and "lock_expiry" in skipped["reason"]
+    passed = outcomes["test_purge_removes_everything_of_the_instance"]
+    assert passed["outcome"] == "passed" and passed["section"] == "Contract"
+    assert sheet["counts"]["passed"] > 0 and sheet["counts"]["failed"] == 0
+    markdown = path.with_suffix(".md").read_text("utf-8")
+    assert "`lock_expiry`: `False`" in markdown
+    assert "| `test_expired_lock_hands_the_messages_out_again` | skipped: provider" in markdown
+
+
+def test_report_marks_failed_guarantees(tmp_path: Path) -> None:
+    path = tmp_path / "broken.md"
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "kill_matrix_suite.py",
+         "-q", "-k", "purge_removes_everything", f"--ostinato-report={path}"],
+        cwd=HERE, capture_output=True, text=True, check=False,
+        env={**os.environ, "OSTINATO_KILL_MATRIX_VARIANTS": "PurgeLeavesHistory"},
+    )  # fmt: skip
+    assert run.returncode == 1, run.stdout + run.stderr
+    data = json.loads(path.with_suffix(".json").read_text("utf-8"))
+    (sheet,) = data["providers"]
+    (outcome,) = sheet["guarantees"]
+    assert outcome["outcome"] == "failed", outcome
+    assert "| failed: " in path.read_text("utf-8")
+
+
+def test_stress_runs_cpu_hogs_and_switches_threads_often() -> None:
+    before = sys.getswitchinterval()
+    stress = Stress(hogs=2)
+    stress.start()
+    try:
+        assert stress.running == 2
+        assert sys.getswitchinterval() == pytest.approx(SWITCH_INTERVAL)
+    finally:
+        stress.stop()
+    assert stress.running == 0
+    assert sys.getswitchinterval() == pytest.approx(before)
+
+
+def test_stress_option_selects_the_stress_profile() -> None:
+    run = _pytest("test_memory_conformance.py", "--co", "--ostinato-stress")
+    assert "ostinato conformance: profile=stress (stress:" in run.stdout, run.stdout
+    stress = PROFILES["stress"]
+    assert stress.stress and stress.machine_examples > PROFILES["thorough"].machine_examples
+    select_profile("quick")

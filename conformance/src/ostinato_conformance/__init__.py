@@ -19,8 +19,9 @@ Public API (stable): the suite classes :class:`ProviderConformanceTests`,
 :class:`ProviderContractTests`, :class:`ProviderStateMachineTests`,
 :class:`OrchestrationProgramTests`, :class:`ScenarioTests` (DESIGN §5 end to end);
 fault injection :class:`FaultInjectingProvider`,
-:class:`FaultPlan`, :class:`FaultKind`, :class:`InjectedFault`; capability requirements
-:func:`requires`, :data:`REQUIREMENTS`; profiles :class:`Profile`, :func:`current_profile`;
+:class:`FaultPlan`, :class:`FaultKind`, :class:`InjectedFault`, :class:`AmbiguousCommit`;
+capability requirements :func:`requires`, :data:`REQUIREMENTS`; profiles :class:`Profile`,
+:func:`current_profile`;
 program generation :func:`programs`, :func:`interpret`, :data:`program_app`.
 
 Names are loaded lazily so that importing the pytest plugin stays cheap.
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from ostinato_conformance.base import ConformanceTestBase, ProviderFactory, load_factory
     from ostinato_conformance.contract import ProviderContractTests
     from ostinato_conformance.faults import (
+        AmbiguousCommit,
         FaultInjectingProvider,
         FaultKind,
         FaultPlan,
@@ -54,6 +56,7 @@ if TYPE_CHECKING:
     from ostinato_conformance.suite import ProviderConformanceTests
 
 _EXPORTS = {
+    "AmbiguousCommit": "faults",
     "ConformanceTestBase": "base",
     "ProviderFactory": "base",
     "load_factory": "base",
@@ -78,6 +81,7 @@ _EXPORTS = {
 
 __all__ = [
     "REQUIREMENTS",
+    "AmbiguousCommit",
     "ConformanceTestBase",
     "FaultInjectingProvider",
     "FaultKind",

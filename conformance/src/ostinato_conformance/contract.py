@@ -38,6 +38,7 @@ from ostinato.provider import (
     InstanceRecord,
     OrchestrationCheckpoint,
     OrchestrationMessage,
+    OrchestrationWorkItem,
     ProviderCapabilities,
     ReuseIdPolicy,
     StorageProvider,
@@ -46,6 +47,7 @@ from ostinato.status import TERMINAL_STATUSES, OrchestrationStatus
 
 from ostinato_conformance.base import ConformanceTestBase
 from ostinato_conformance.faults import (
+    AmbiguousCommit,
     FaultInjectingProvider,
     FaultKind,
     FaultPlan,
@@ -335,6 +337,28 @@ class ProviderContractTests(ConformanceTestBase):
         assert later is not None, "a message that arrived during the lock was consumed"
         assert event_names(later.messages) == ["e1"]
 
+    @pytest.mark.parametrize("release", ["complete", "abandon"])
+    def test_message_behind_a_later_timer_is_handed_out_once_the_lock_is_released(
+        self, provider: StorageProvider, release: str
+    ) -> None:
+        """An event and a far timer arrive while the instance is locked: once the lock is
+        released (completed or abandoned), the event is handed out at once, not with the
+        timer (an instance becomes claimable at its *earliest* remaining message)."""
+        create(provider, "i1")
+        item = lock_orchestration(provider)
+        assert item is not None
+        far = utcnow() + timedelta(hours=1)
+        provider.send_message(event_message("i1", "timer", visible_at=far))
+        provider.send_message(event_message("i1", "now"))
+        if release == "complete":
+            consume(provider, item, runtime_status=OrchestrationStatus.RUNNING)
+        else:
+            provider.abandon_orchestration_work_item(item)
+        later = lock_orchestration(provider)
+        assert later is not None, f"after {release}, the event waits behind the far timer"
+        names = event_names(later.messages)
+        assert "enow" in names and "etimer" not in names, names
+
     def test_completing_twice_raises_lock_lost_and_changes_nothing(
         self, provider: StorageProvider
     ) -> None:
@@ -539,6 +563,77 @@ class ProviderContractTests(ConformanceTestBase):
         results = lock_orchestration(provider)
         assert results is not None and len(results.messages) == 1, "both workers committed"
 
+    # -- batches mixing held and lost locks ------------------------------------------------------
+    @requires("lock_expiry")
+    def test_mixed_activity_batch_applies_only_the_items_still_locked(
+        self, provider: StorageProvider
+    ) -> None:
+        """A batch with a task whose lock expired and was taken over, and a task still held:
+        the first gets WorkItemLockLost, the second is applied, and the worker that took the
+        first over still holds it (the batch touched nothing of it)."""
+        record = self._running_with_activities(provider, 2)
+        stale = lock_activity(provider, "slow-worker", SHORT_LOCK)
+        held = lock_activity(provider, "slow-worker")
+        assert stale is not None and held is not None
+        time.sleep(PAST_SHORT_LOCK)
+        fresh = lock_activity(provider, "worker-2")
+        assert fresh is not None and fresh.task == stale.task
+
+        def result(task_id: int) -> OrchestrationMessage:
+            return OrchestrationMessage(
+                instance_id=record.instance_id,
+                execution_id=record.execution_id,
+                event=TaskCompleted(task_scheduled_id=task_id, result=json.dumps(task_id)),
+            )
+
+        outcomes = provider.complete_activity_work_items(
+            [(stale, result(stale.task.task_id)), (held, result(held.task.task_id))]
+        )
+        assert len(outcomes) == 2 and isinstance(outcomes[0], WorkItemLockLost), outcomes
+        assert outcomes[1] is None, outcomes
+        provider.complete_activity_work_item(fresh, result(fresh.task.task_id))
+        item = lock_orchestration(provider)
+        assert item is not None
+        ids = sorted(m.event.task_scheduled_id for m in item.messages)  # type: ignore[attr-defined]
+        assert ids == [0, 1], f"results delivered: {ids} (each task once)"
+
+    @requires("lock_expiry")
+    def test_mixed_orchestration_batch_applies_only_the_items_still_locked(
+        self, provider: StorageProvider
+    ) -> None:
+        """A batch with an instance whose lock expired and was taken over, and one still
+        held: the first gets WorkItemLockLost and changes nothing, the second is applied."""
+        create(provider, "i1")
+        create(provider, "i2")
+        stale = provider.lock_next_orchestration_work_items("slow-worker", SHORT_LOCK, 1)[0]
+        held = lock_orchestration(provider, "slow-worker")
+        assert held is not None and held.instance_id != stale.instance_id
+        time.sleep(PAST_SHORT_LOCK)
+        fresh = lock_orchestration(provider, "worker-2")
+        assert fresh is not None and fresh.instance_id == stale.instance_id
+
+        def checkpoint(item: OrchestrationWorkItem, status: str) -> OrchestrationCheckpoint:
+            assert item.instance is not None
+            return OrchestrationCheckpoint(
+                instance=item.instance.with_changes(
+                    runtime_status=OrchestrationStatus.RUNNING,
+                    history_size=len(item.messages),
+                    custom_status=json.dumps(status),
+                ),
+                new_history=[m.event for m in item.messages],
+            )
+
+        outcomes = provider.complete_orchestration_work_items(
+            [(stale, checkpoint(stale, "stale")), (held, checkpoint(held, "held"))]
+        )
+        assert len(outcomes) == 2 and isinstance(outcomes[0], WorkItemLockLost), outcomes
+        assert outcomes[1] is None, outcomes
+        provider.complete_orchestration_work_item(fresh, checkpoint(fresh, "fresh"))
+        for item, status in ((fresh, "fresh"), (held, "held")):
+            stored = provider.get_instance(item.instance_id)
+            assert stored is not None and stored.custom_status == json.dumps(status), stored
+            assert len(provider.get_history(item.instance_id)) == 1
+
     @requires("lock_expiry")
     def test_renewed_lock_outlives_its_first_timeout(self, provider: StorageProvider) -> None:
         create(provider, "i1")
@@ -653,6 +748,52 @@ class ProviderContractTests(ConformanceTestBase):
         assert after.runtime_status is before.runtime_status
         assert after.serialized_output == before.serialized_output
         assert dumped(provider.get_history(iid)) == events, "a finished instance ran again"
+
+    # -- ambiguous commits: the write committed, the call raised --------------------------------
+    def test_ambiguous_client_writes_change_no_result(self, provider: StorageProvider) -> None:
+        """A create and an event whose calls committed and then raised (a connection reset
+        after the commit): the caller's retry of the create is refused as a duplicate, the
+        event is delivered once, and the result is what it would have been."""
+        faulty = FaultInjectingProvider(
+            provider, FaultPlan(ambiguous_client_writes=frozenset({1, 3}))
+        )
+        client = ot.Client(faulty)
+        with running_worker(faulty):
+            with pytest.raises(AmbiguousCommit):
+                client.schedule_new_orchestration(wait_for_go, instance_id="ambiguous")
+            with pytest.raises(InstanceAlreadyExistsError):
+                client.schedule_new_orchestration(wait_for_go, instance_id="ambiguous")
+            with pytest.raises(AmbiguousCommit):
+                client.raise_orchestration_event("ambiguous", "go", data=7)
+            state = client.wait_for_orchestration_completion(
+                "ambiguous", timeout=COMPLETION_TIMEOUT
+            )
+        assert state.runtime_status is ot.OrchestrationStatus.COMPLETED, describe_injected(faulty)
+        assert state.output == 7
+        kinds = Counter(type(e).__name__ for e in provider.get_history("ambiguous"))
+        assert (kinds["ExecutionStarted"], kinds["EventRaised"]) == (1, 1), kinds
+
+    @requires("lock_expiry")
+    def test_ambiguous_completions_change_no_result(self, provider: StorageProvider) -> None:
+        """Every kind of worker call commits and then raises once (lock claims stay held by
+        nobody until they expire): HelloCities still gives its result, each step once."""
+        plans = [FaultPlan({n: FaultKind.AMBIGUOUS_COMMIT}) for n in (1, 2, 3, 5, 8)]
+        client = ot.Client(provider)
+        ids = []
+        for n, plan in enumerate(plans):
+            faulty = FaultInjectingProvider(provider, plan)
+            with running_worker(faulty, lock_timeout=timedelta(milliseconds=300)):
+                iid = ot.Client(faulty).schedule_new_orchestration(
+                    hello_cities, instance_id=f"ambiguous-{n}"
+                )
+                state = client.wait_for_orchestration_completion(iid, timeout=COMPLETION_TIMEOUT)
+            assert state.output == HELLO_RESULT, describe_injected(faulty)
+            assert faulty.injected, "no fault was injected"
+            ids.append(iid)
+        for iid in ids:
+            kinds = Counter(type(e).__name__ for e in provider.get_history(iid))
+            assert (kinds["TaskScheduled"], kinds["TaskCompleted"]) == (3, 3), (iid, kinds)
+            assert kinds["ExecutionCompleted"] == 1, (iid, kinds)
 
     # -- events for missing or finished instances -------------------------------------------------
     def test_event_for_a_missing_instance_raises_instance_not_found(

@@ -8,7 +8,14 @@ completing, abandoning, renewing, reading history) and, at the call numbers a
 * ``RAISE_AFTER``: call the provider, then raise (the call took effect, its answer was lost);
 * ``CRASH_BEFORE`` / ``CRASH_AFTER``: the same, and the worker "dies" holding the work item:
   every later call about that work item's lock fails too, so only lock expiry frees it;
-* ``HANG``: sleep past the lock timeout, then make the call (a stalled worker).
+* ``HANG``: sleep past the lock timeout, then make the call (a stalled worker);
+* ``AMBIGUOUS_COMMIT``: the call commits, then raises as a connection reset or a timeout
+  after the commit would: the caller can't tell whether it took effect. A lock call's claim
+  stays committed, so its work item is held by nobody until its lock expires.
+
+Client-side writes (``create_instance``, ``send_message``, ``purge_instance``) are counted
+separately: ``FaultPlan.ambiguous_client_writes`` names the client write numbers that commit
+and then raise.
 
 Lock calls count only when they return a work item, so call numbers are stable from run to
 run. It fails *between* whole provider calls; a non-transactional provider (one whose checkpoint
@@ -50,6 +57,10 @@ class InjectedFault(ProviderError):
     """The failure a :class:`FaultInjectingProvider` raises at a planned call."""
 
 
+class AmbiguousCommit(InjectedFault):
+    """An injected failure after the call committed (a connection reset after the commit)."""
+
+
 class FaultKind(enum.Enum):
     """What happens at a planned call (see the module docstring)."""
 
@@ -58,11 +69,17 @@ class FaultKind(enum.Enum):
     CRASH_BEFORE = "crash_before"
     CRASH_AFTER = "crash_after"
     HANG = "hang"
+    AMBIGUOUS_COMMIT = "ambiguous_commit"
 
     @property
     def needs_lock_expiry(self) -> bool:
         """True if recovering from this fault relies on locks expiring."""
-        return self in (FaultKind.CRASH_BEFORE, FaultKind.CRASH_AFTER, FaultKind.HANG)
+        return self in (
+            FaultKind.CRASH_BEFORE,
+            FaultKind.CRASH_AFTER,
+            FaultKind.HANG,
+            FaultKind.AMBIGUOUS_COMMIT,
+        )
 
     def __repr__(self) -> str:
         return f"FaultKind.{self.name}"
@@ -77,6 +94,8 @@ class FaultPlan:
 
     faults: Mapping[int, FaultKind] = field(default_factory=dict)
     hang_seconds: float = 0.3
+    #: Client write numbers (from 1) that commit and then raise.
+    ambiguous_client_writes: frozenset[int] = frozenset()
 
     @property
     def needs_lock_expiry(self) -> bool:
@@ -105,6 +124,7 @@ class FaultInjectingProvider(StorageProvider):
         self.capabilities: ProviderCapabilities = inner.capabilities
         self.injected: list[InjectedEvent] = []
         self.calls = 0
+        self.client_writes = 0
         self._mutex = threading.Lock()
         self._dead_tokens: set[str] = set()
 
@@ -138,11 +158,26 @@ class FaultInjectingProvider(StorageProvider):
         if kind is FaultKind.HANG:
             time.sleep(self.plan.hang_seconds)
             return fn()
+        if kind is FaultKind.AMBIGUOUS_COMMIT:
+            fn()
+            raise AmbiguousCommit(f"injected {kind.value} in {method}: connection reset")
         if kind in (FaultKind.RAISE_AFTER, FaultKind.CRASH_AFTER):
             fn()
         if token is not None and kind in (FaultKind.CRASH_BEFORE, FaultKind.CRASH_AFTER):
             self._kill(token)
         raise InjectedFault(f"injected {kind.value} in {method}")
+
+    def _client_write(self, method: str, fn: Callable[[], T]) -> T:
+        with self._mutex:
+            self.client_writes += 1
+            number = self.client_writes
+            ambiguous = number in self.plan.ambiguous_client_writes
+            if ambiguous:
+                self.injected.append(InjectedEvent(number, method, FaultKind.AMBIGUOUS_COMMIT))
+        value = fn()
+        if ambiguous:
+            raise AmbiguousCommit(f"injected ambiguous_commit in {method}: connection reset")
+        return value
 
     def _lock_call(
         self, method: str, fn: Callable[[], W | None], abandon: Callable[[W], None]
@@ -151,7 +186,8 @@ class FaultInjectingProvider(StorageProvider):
 
         ``RAISE_*``: the item is abandoned and the call fails (as if never locked);
         ``CRASH_*``: the call fails and the item stays locked by a dead worker;
-        ``HANG``: the item is returned only after ``hang_seconds``.
+        ``HANG``: the item is returned only after ``hang_seconds``;
+        ``AMBIGUOUS_COMMIT``: the claim stays committed, but the call fails.
         """
         item = fn()
         if item is None:
@@ -164,6 +200,8 @@ class FaultInjectingProvider(StorageProvider):
             return item
         if kind in (FaultKind.RAISE_BEFORE, FaultKind.RAISE_AFTER):
             abandon(item)
+        elif kind is FaultKind.AMBIGUOUS_COMMIT:
+            raise AmbiguousCommit(f"injected {kind.value} in {method}: connection reset")
         else:
             self._kill(item.lock_token)
         raise InjectedFault(f"injected {kind.value} in {method}")
@@ -178,10 +216,12 @@ class FaultInjectingProvider(StorageProvider):
     def create_instance(
         self, record: InstanceRecord, start: OrchestrationMessage, policy: ReuseIdPolicy
     ) -> None:
-        self.inner.create_instance(record, start, policy)
+        self._client_write(
+            "create_instance", lambda: self.inner.create_instance(record, start, policy)
+        )
 
     def send_message(self, message: OrchestrationMessage) -> None:
-        self.inner.send_message(message)
+        self._client_write("send_message", lambda: self.inner.send_message(message))
 
     def get_instance(self, instance_id: str) -> InstanceRecord | None:
         return self.inner.get_instance(instance_id)
@@ -192,7 +232,9 @@ class FaultInjectingProvider(StorageProvider):
     def purge_instance(
         self, instance_id: str, only_if_status: Collection[OrchestrationStatus]
     ) -> bool:
-        return self.inner.purge_instance(instance_id, only_if_status)
+        return self._client_write(
+            "purge_instance", lambda: self.inner.purge_instance(instance_id, only_if_status)
+        )
 
     # -- worker side: counted -------------------------------------------------------------
     def get_history(self, instance_id: str) -> list[HistoryEvent]:

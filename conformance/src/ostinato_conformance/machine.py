@@ -41,17 +41,25 @@ from hypothesis import note
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     Bundle,
+    MultipleResults,
     RuleBasedStateMachine,
     consumes,
     initialize,
     invariant,
+    multiple,
     rule,
     run_state_machine_as_test,
 )
 from ostinato import history
 from ostinato.clock import utcnow
-from ostinato.errors import InstanceAlreadyExistsError, WorkItemLockLost
-from ostinato.history import ExecutionTerminated, TaskCompleted, TaskFailed
+from ostinato.errors import FailureDetails, InstanceAlreadyExistsError, WorkItemLockLost
+from ostinato.history import (
+    ExecutionResumed,
+    ExecutionSuspended,
+    ExecutionTerminated,
+    TaskCompleted,
+    TaskFailed,
+)
 from ostinato.provider import (
     ActivityTask,
     ActivityWorkItem,
@@ -80,6 +88,18 @@ MARGIN = timedelta(milliseconds=5)
 
 LockState = Literal["live", "expired", "lost"]
 
+#: Every status an instance can be stored with: the model visits each, and every client
+#: operation (create under each reuse policy, purge, send, terminate, suspend, resume) meets
+#: every one.
+STATUSES = tuple(OrchestrationStatus)
+#: The status conditions purge is called with.
+PURGE_CONDITIONS: tuple[frozenset[OrchestrationStatus], ...] = (
+    TERMINAL_STATUSES,
+    frozenset(OrchestrationStatus),
+    frozenset({OrchestrationStatus.RUNNING, OrchestrationStatus.SUSPENDED}),
+    frozenset(),
+)
+
 
 @dataclass
 class Held:
@@ -98,6 +118,9 @@ class Held:
     worker: str
     item: OrchestrationWorkItem | ActivityWorkItem | None
     state: LockState
+    #: Its instance was purged while the item was held (an activity's result then goes to
+    #: an instance that no longer exists).
+    orphaned: bool = False
 
     @property
     def key(self) -> str:
@@ -129,6 +152,27 @@ class ModelInstance:
 def _sleep_until(moment: datetime) -> None:
     while (now := utcnow()) < moment:
         time.sleep(max((moment - now).total_seconds(), 0.001))
+
+
+def _fields(record: InstanceRecord) -> tuple[Any, ...]:
+    """What a stored record must give back exactly (timestamps to the millisecond)."""
+    return (
+        record.execution_id,
+        record.runtime_status.value,
+        record.history_size,
+        record.name,
+        record.input,
+        record.output,
+        record.custom_status,
+        record.parent_instance_id,
+        record.failure_details,
+        _millis(record.created_at),
+        _millis(record.last_updated_at),
+    )
+
+
+def _millis(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds")
 
 
 def _check(condition: bool, message: str) -> None:
@@ -234,35 +278,46 @@ class ProviderMachine(RuleBasedStateMachine):
             _check(item.instance is not None, f"work item of {iid!r} lacks its record")
             assert item.instance is not None
             _check(
-                (item.instance.execution_id, item.instance.runtime_status)
-                == (model.record.execution_id, model.record.runtime_status),
-                f"work item of {iid!r} has a stale record: {item.instance.runtime_status} "
-                f"instead of {model.record.runtime_status}",
+                _fields(item.instance) == _fields(model.record),
+                f"work item of {iid!r} has a stale record: {_fields(item.instance)} "
+                f"instead of {_fields(model.record)}",
             )
 
     def _checkpoint(
-        self, item: OrchestrationWorkItem, finish: bool, activities: int, send_to: str | None
-    ) -> tuple[OrchestrationCheckpoint, list[str]]:
-        """What a (minimal) core would commit for ``item``; and the new message names."""
+        self,
+        item: OrchestrationWorkItem,
+        status: OrchestrationStatus,
+        activities: int,
+        send_to: str | None,
+        restart: bool = False,
+    ) -> OrchestrationCheckpoint:
+        """What a (minimal) core would commit for ``item``: the record moves to ``status``
+        (TERMINATED if a terminate message is among the messages); ``restart`` begins a new
+        execution (history reset, as after continue-as-new)."""
         record = item.instance
         if record is None or record.runtime_status.is_terminal:
-            return OrchestrationCheckpoint(instance=None), []
+            return OrchestrationCheckpoint(instance=None)
         events = [m.event for m in item.messages]
         if any(isinstance(e, ExecutionTerminated) for e in events):
             status = OrchestrationStatus.TERMINATED
-        elif finish:
-            status = OrchestrationStatus.COMPLETED
-        else:
-            status = OrchestrationStatus.RUNNING
         new_record = record.with_changes(
             runtime_status=status,
-            history_size=record.history_size + len(events),
+            history_size=(0 if restart else record.history_size) + len(events),
             last_updated_at=utcnow(),
+            custom_status=f'"{status.value}"',
+            output='"done"' if status.is_terminal else None,
+            failure_details=(
+                FailureDetails("MachineError", f"failed in {item.instance_id}")
+                if status is OrchestrationStatus.FAILED
+                else None
+            ),
         )
+        if restart:
+            new_record = new_record.with_changes(execution_id=f"x{next(self._names)}")
         tasks = [
             ActivityTask(
                 instance_id=item.instance_id,
-                execution_id=record.execution_id,
+                execution_id=new_record.execution_id,
                 task_id=next(self._task_ids),
                 name="machine_activity",
                 input='"in"',
@@ -272,10 +327,13 @@ class ProviderMachine(RuleBasedStateMachine):
         messages = []
         if send_to is not None:
             messages.append(event_message(send_to, f"from-{item.instance_id}-{next(self._names)}"))
-        checkpoint = OrchestrationCheckpoint(
-            instance=new_record, new_history=events, activity_tasks=tasks, messages=messages
+        return OrchestrationCheckpoint(
+            instance=new_record,
+            new_history=events,
+            reset_history=restart,
+            activity_tasks=tasks,
+            messages=messages,
         )
-        return checkpoint, [m.event.name for m in messages]  # type: ignore[attr-defined]
 
     def _apply(self, item: OrchestrationWorkItem, checkpoint: OrchestrationCheckpoint) -> None:
         for m in item.messages:
@@ -285,6 +343,8 @@ class ProviderMachine(RuleBasedStateMachine):
         if checkpoint.instance is not None:
             model = self.instances[item.instance_id]
             model.record = checkpoint.instance
+            if checkpoint.reset_history:
+                model.history.clear()
             model.history.extend(history.dumps(e) for e in checkpoint.new_history)
             if checkpoint.instance.runtime_status.is_terminal:
                 self.terminal_executions.add((item.instance_id, checkpoint.instance.execution_id))
@@ -317,7 +377,9 @@ class ProviderMachine(RuleBasedStateMachine):
 
     @rule(instance_id=st.sampled_from(INSTANCE_IDS), policy=st.sampled_from(list(ReuseIdPolicy)))
     def create_instance(self, instance_id: str, policy: ReuseIdPolicy) -> None:
-        record = new_record(instance_id)
+        record = new_record(instance_id, input=f'"input of {instance_id}"')
+        if instance_id == INSTANCE_IDS[1]:  # a sub-orchestration of the first
+            record = record.with_changes(parent_instance_id=INSTANCE_IDS[0])
         start = start_message(record)
         existing = self.instances.get(instance_id)
         refused = existing is not None and (
@@ -344,12 +406,19 @@ class ProviderMachine(RuleBasedStateMachine):
 
     @rule(
         instance_id=st.sampled_from(INSTANCE_IDS),
-        kind=st.sampled_from(["event", "event", "timer_soon", "timer_far", "terminate"]),
+        kind=st.sampled_from(
+            ["event", "event", "timer_soon", "timer_far", "terminate", "suspend", "resume"]
+        ),
     )
     def send_message(self, instance_id: str, kind: str) -> None:
-        if kind == "terminate":
-            message = OrchestrationMessage(instance_id=instance_id, event=ExecutionTerminated())
-            name = "terminate"
+        controls = {
+            "terminate": ExecutionTerminated,
+            "suspend": ExecutionSuspended,
+            "resume": ExecutionResumed,
+        }
+        if kind in controls:
+            message = OrchestrationMessage(instance_id=instance_id, event=controls[kind]())
+            name = kind
         else:
             delay = {"event": None, "timer_soon": SOON, "timer_far": FAR}[kind]
             visible_at = utcnow() + delay if delay is not None else None
@@ -358,16 +427,17 @@ class ProviderMachine(RuleBasedStateMachine):
         self.provider.send_message(message)
         self.pending[message.message_id] = ModelMessage(instance_id, message.visible_at, name)
 
-    @rule(instance_id=st.sampled_from(INSTANCE_IDS))
-    def purge(self, instance_id: str) -> None:
-        if self._busy(instance_id):
-            note("skipped: a worker holds work of this instance")
-            return
+    @rule(instance_id=st.sampled_from(INSTANCE_IDS), condition=st.sampled_from(PURGE_CONDITIONS))
+    def purge(self, instance_id: str, condition: frozenset[OrchestrationStatus]) -> None:
+        """Purge, also while a worker holds the instance or one of its activity tasks: the
+        holder then loses its lock, and nothing it commits may bring the instance back."""
         model = self.instances.get(instance_id)
-        expected = model is not None and model.record.runtime_status.is_terminal
-        deleted = self.provider.purge_instance(instance_id, TERMINAL_STATUSES)
+        expected = model is not None and model.record.runtime_status in condition
+        deleted = self.provider.purge_instance(instance_id, condition)
         _check(
-            deleted == expected, f"purge of {instance_id!r} returned {deleted}, expected {expected}"
+            deleted == expected,
+            f"purge of {instance_id!r} ({model.record.runtime_status.value if model else 'none'}) "
+            f"if in {sorted(s.value for s in condition)} returned {deleted}, expected {expected}",
         )
         if deleted:
             del self.instances[instance_id]
@@ -378,6 +448,19 @@ class ProviderMachine(RuleBasedStateMachine):
             for key in [k for k, t in self.activities.items() if t.instance_id == instance_id]:
                 del self.activities[key]
             self.blocked_until.pop(instance_id, None)
+            for held in self.held:
+                if held.state == "lost":
+                    continue
+                if isinstance(held.item, OrchestrationWorkItem) and held.key == instance_id:
+                    held.state = "lost"
+                elif (
+                    isinstance(held.item, ActivityWorkItem)
+                    and held.item.task.instance_id == instance_id
+                ):
+                    # Its task is gone; completing it may fail or deliver a result that
+                    # nobody reads (an instance that no longer exists).
+                    held.state = "expired"
+                    held.orphaned = True
 
     @rule(milliseconds=st.sampled_from([40, 60]))
     def time_passes(self, milliseconds: int) -> None:
@@ -430,18 +513,24 @@ class ProviderMachine(RuleBasedStateMachine):
 
     @rule(
         held=consumes(orchestration_items),
-        finish=st.booleans(),
+        status=st.sampled_from(STATUSES),
         activities=st.integers(0, 2),
         send_to=st.none() | st.sampled_from(INSTANCE_IDS),
+        restart=st.booleans(),
     )
     def worker_completes(
-        self, held: Held, finish: bool, activities: int, send_to: str | None
+        self,
+        held: Held,
+        status: OrchestrationStatus,
+        activities: int,
+        send_to: str | None,
+        restart: bool,
     ) -> None:
         item = held.item
         if item is None:
             return
         assert isinstance(item, OrchestrationWorkItem)
-        checkpoint, _ = self._checkpoint(item, finish, activities, send_to)
+        checkpoint = self._checkpoint(item, status, activities, send_to, restart)
 
         def apply() -> None:
             self._apply(item, checkpoint)
@@ -450,6 +539,97 @@ class ProviderMachine(RuleBasedStateMachine):
         self._use(
             held, lambda: self.provider.complete_orchestration_work_item(item, checkpoint), apply
         )
+
+    # -- batches: several work items locked or completed in one call --------------------------
+    @rule(
+        target=orchestration_items,
+        worker=st.sampled_from(WORKERS),
+        count=st.integers(2, 3),
+        stalls=st.booleans(),
+    )
+    def worker_locks_orchestration_batch(
+        self, worker: str, count: int, stalls: bool
+    ) -> MultipleResults[Held]:
+        """``lock_next_orchestration_work_items``: up to ``count`` distinct instances."""
+        expired = stalls and self.capabilities.lock_expiry
+        timeout = TINY_LOCK if expired else LONG_LOCK
+        before = utcnow()
+        items = self.provider.lock_next_orchestration_work_items(worker, timeout, count)
+        if not items and self._visible_work(before - MARGIN):
+            before = utcnow()
+            items = (
+                poll(
+                    lambda: (
+                        self.provider.lock_next_orchestration_work_items(worker, timeout, count)
+                        or None
+                    )
+                )
+                or []
+            )
+        _check(len(items) <= count, f"asked for {count} work items, got {len(items)}")
+        ids = [item.instance_id for item in items]
+        _check(len(set(ids)) == len(ids), f"one batch holds an instance twice: {ids}")
+        for item in items:
+            self._check_orchestration_item(item, before)
+        if expired and items:
+            _sleep_until(utcnow() + timeout + MARGIN)
+        helds = [self._hold(worker, item, "expired" if expired else "live") for item in items]
+        note(f"{worker} locked {helds!r}")
+        helds += [self._nothing(worker, "orchestration") for _ in range(count - len(items))]
+        return multiple(*helds)
+
+    def _check_batch_results(self, helds: list[Held], results: list[Exception | None]) -> None:
+        _check(
+            len(results) == len(helds),
+            f"a batch of {len(helds)} got {len(results)} results: {results}",
+        )
+        for held, result in zip(helds, results, strict=True):
+            if result is None:
+                _check(
+                    held.state != "lost",
+                    f"{held!r} was taken over, purged, replaced or already used, yet its "
+                    "completion in a batch succeeded (two workers committed the same work)",
+                )
+            elif isinstance(result, WorkItemLockLost):
+                _check(held.state != "live", f"{held!r} had a live lock but got {result!r}")
+            else:
+                raise ConformanceViolation(
+                    f"{held!r}: its completion in a batch failed with {result!r}"
+                ) from result
+
+    @rule(
+        first=consumes(orchestration_items),
+        second=consumes(orchestration_items),
+        status=st.sampled_from(STATUSES),
+        send_to=st.none() | st.sampled_from(INSTANCE_IDS),
+        restart=st.booleans(),
+    )
+    def worker_completes_batch(
+        self,
+        first: Held,
+        second: Held,
+        status: OrchestrationStatus,
+        send_to: str | None,
+        restart: bool,
+    ) -> None:
+        """``complete_orchestration_work_items`` with items whose locks may be live, expired,
+        taken over, purged or replaced: each gets its own outcome, none undoes another."""
+        helds = [h for h in (first, second) if h.item is not None]
+        if not helds:
+            return
+        batch = []
+        for n, held in enumerate(helds):
+            assert isinstance(held.item, OrchestrationWorkItem)
+            checkpoint = self._checkpoint(
+                held.item, status, n + 1, send_to if n == 0 else None, restart and n == 0
+            )
+            batch.append((held.item, checkpoint))
+        results = self.provider.complete_orchestration_work_items(batch)
+        self._check_batch_results(helds, results)
+        for held, (item, checkpoint), result in zip(helds, batch, results, strict=True):
+            if result is None:
+                self._apply(item, checkpoint)
+            held.state = "lost"
 
     @rule(held=consumes(orchestration_items), delayed=st.booleans())
     def worker_abandons(self, held: Held, delayed: bool) -> None:
@@ -515,30 +695,106 @@ class ProviderMachine(RuleBasedStateMachine):
             return self._lock_activity(worker, TINY_LOCK, "expired")
         return self._lock_activity(worker, LONG_LOCK, "live")
 
+    def _result_for(self, item: ActivityWorkItem, fails: bool) -> OrchestrationMessage:
+        task = item.task
+        event: TaskCompleted | TaskFailed
+        if fails:
+            event = TaskFailed(task_scheduled_id=task.task_id, failure=FailureDetails("E", "boom"))
+        else:
+            event = TaskCompleted(task_scheduled_id=task.task_id, result='"out"')
+        return OrchestrationMessage(
+            instance_id=task.instance_id, execution_id=task.execution_id, event=event
+        )
+
+    def _apply_result(self, held: Held, result: OrchestrationMessage) -> None:
+        assert isinstance(held.item, ActivityWorkItem)
+        held.state = "lost"
+        self.activities.pop(held.item.task.key, None)
+        message = ModelMessage(result.instance_id, None, "result")
+        if held.orphaned:
+            self.maybe_pending[result.message_id] = message
+        else:
+            self.pending[result.message_id] = message
+
     @rule(held=consumes(activity_items), fails=st.booleans())
     def worker_completes_activity(self, held: Held, fails: bool) -> None:
         item = held.item
         if item is None:
             return
         assert isinstance(item, ActivityWorkItem)
-        task = item.task
-        event: TaskCompleted | TaskFailed
-        if fails:
-            from ostinato.errors import FailureDetails
-
-            event = TaskFailed(task_scheduled_id=task.task_id, failure=FailureDetails("E", "boom"))
-        else:
-            event = TaskCompleted(task_scheduled_id=task.task_id, result='"out"')
-        result = OrchestrationMessage(
-            instance_id=task.instance_id, execution_id=task.execution_id, event=event
+        result = self._result_for(item, fails)
+        self._use(
+            held,
+            lambda: self.provider.complete_activity_work_item(item, result),
+            lambda: self._apply_result(held, result),
         )
 
-        def apply() -> None:
-            held.state = "lost"
-            self.activities.pop(task.key, None)
-            self.pending[result.message_id] = ModelMessage(task.instance_id, None, "result")
+    @rule(
+        target=activity_items,
+        worker=st.sampled_from(WORKERS),
+        count=st.integers(2, 3),
+        stalls=st.booleans(),
+    )
+    def worker_locks_activity_batch(
+        self, worker: str, count: int, stalls: bool
+    ) -> MultipleResults[Held]:
+        """``lock_next_activity_work_items``: up to ``count`` distinct tasks."""
+        expired = stalls and self.capabilities.lock_expiry
+        timeout = TINY_LOCK if expired else LONG_LOCK
+        items = self.provider.lock_next_activity_work_items(worker, timeout, count)
+        live = self._live_keys()
+        if not items and any(key not in live for key in self.activities):
+            items = (
+                poll(
+                    lambda: (
+                        self.provider.lock_next_activity_work_items(worker, timeout, count) or None
+                    )
+                )
+                or []
+            )
+        _check(len(items) <= count, f"asked for {count} activity tasks, got {len(items)}")
+        keys = [item.task.key for item in items]
+        _check(len(set(keys)) == len(keys), f"one batch holds a task twice: {keys}")
+        for item in items:
+            _check(
+                item.task.key in self.activities,
+                f"activity task {item.task.task_id} of {item.task.instance_id!r} was handed "
+                "out after it was completed or purged",
+            )
+            _check(
+                item.task == self.activities[item.task.key], "the activity task changed in storage"
+            )
+        if expired and items:
+            _sleep_until(utcnow() + timeout + MARGIN)
+        helds = [self._hold(worker, item, "expired" if expired else "live") for item in items]
+        note(f"{worker} locked {helds!r}")
+        helds += [self._nothing(worker, "activity") for _ in range(count - len(items))]
+        return multiple(*helds)
 
-        self._use(held, lambda: self.provider.complete_activity_work_item(item, result), apply)
+    @rule(
+        first=consumes(activity_items),
+        second=consumes(activity_items),
+        third=consumes(activity_items),
+        fails=st.booleans(),
+    )
+    def worker_completes_activity_batch(
+        self, first: Held, second: Held, third: Held, fails: bool
+    ) -> None:
+        """``complete_activity_work_items`` with tasks whose locks may be live, expired, taken
+        over or purged: each gets its own outcome, none undoes another."""
+        helds = [h for h in (first, second, third) if h.item is not None]
+        if not helds:
+            return
+        batch = []
+        for held in helds:
+            assert isinstance(held.item, ActivityWorkItem)
+            batch.append((held.item, self._result_for(held.item, fails)))
+        results = self.provider.complete_activity_work_items(batch)
+        self._check_batch_results(helds, results)
+        for held, (_, message), result in zip(helds, batch, results, strict=True):
+            if result is None:
+                self._apply_result(held, message)
+            held.state = "lost"
 
     @rule(held=consumes(activity_items))
     def worker_abandons_activity(self, held: Held) -> None:
@@ -565,7 +821,7 @@ class ProviderMachine(RuleBasedStateMachine):
                 break
             self._check_orchestration_item(item, before)
             held = self._hold("drainer", item, "live")
-            checkpoint, _ = self._checkpoint(item, False, 0, None)
+            checkpoint = self._checkpoint(item, OrchestrationStatus.RUNNING, 0, None)
             self.provider.complete_orchestration_work_item(item, checkpoint)
             self._apply(item, checkpoint)
             held.state = "lost"
@@ -611,15 +867,9 @@ class ProviderMachine(RuleBasedStateMachine):
                     f"terminal instance {iid!r} became {stored.runtime_status.value} again",
                 )
             _check(
-                (stored.execution_id, stored.runtime_status, stored.history_size)
-                == (
-                    model.record.execution_id,
-                    model.record.runtime_status,
-                    model.record.history_size,
-                ),
-                f"{iid!r} is stored as {stored.runtime_status.value} with {stored.history_size} "
-                f"events; the last write was {model.record.runtime_status.value} with "
-                f"{model.record.history_size}",
+                _fields(stored) == _fields(model.record),
+                f"{iid!r} is stored as {_fields(stored)}; the last write was "
+                f"{_fields(model.record)}",
             )
             got = [history.dumps(e) for e in self.provider.get_history(iid)]
             _check(got == model.history, f"history of {iid!r} differs from what was committed")

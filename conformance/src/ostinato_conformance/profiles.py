@@ -1,9 +1,13 @@
-"""Run profiles of the conformance suite: ``quick`` (every CI run) and ``thorough``.
+"""Run profiles of the conformance suite: ``quick`` (every CI run), ``thorough`` and ``stress``.
 
 A profile sets how much hypothesis explores: examples per property, the length of state
 machine runs, and how many generated orchestration programs run end to end. Select one with
 ``--ostinato-profile=thorough`` or the environment variable ``OSTINATO_CONFORMANCE_PROFILE``;
 the default is ``quick``. The active profile is shown in pytest's report header.
+
+``stress`` (also ``--ostinato-stress``) explores more than ``thorough``'s state machines with
+more threads, and the plugin runs CPU hogs beside the suite and makes threads switch far more
+often (see :mod:`ostinato_conformance.stress`), to flush out races that need load.
 """
 
 from __future__ import annotations
@@ -27,7 +31,8 @@ class Profile:
     * ``program_examples``: generated orchestration programs run end to end;
     * ``fault_examples``: generated programs rerun under fault injection;
     * ``property_examples``: examples of the smaller property tests (queries, ids);
-    * ``concurrency``: threads used by the concurrency tests.
+    * ``concurrency``: threads used by the concurrency tests;
+    * ``stress``: run CPU hogs beside the suite and switch threads often.
     """
 
     name: str
@@ -37,6 +42,7 @@ class Profile:
     fault_examples: int
     property_examples: int
     concurrency: int
+    stress: bool = False
 
     def hypothesis_settings(self, max_examples: int, **overrides: object) -> settings:
         """Hypothesis settings for one test of this profile (no deadline, no database)."""
@@ -71,7 +77,17 @@ THOROUGH = Profile(
     property_examples=300,
     concurrency=16,
 )
-PROFILES: dict[str, Profile] = {p.name: p for p in (QUICK, THOROUGH)}
+STRESS = Profile(
+    name="stress",
+    machine_examples=400,
+    machine_steps=60,
+    program_examples=60,
+    fault_examples=60,
+    property_examples=100,
+    concurrency=24,
+    stress=True,
+)
+PROFILES: dict[str, Profile] = {p.name: p for p in (QUICK, THOROUGH, STRESS)}
 
 _selected: str | None = None
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ostinato_conformance.contract import ProviderContractTests
 from ostinato_conformance.machine import ProviderStateMachineTests
 from ostinato_conformance.operations import ProviderOperationsTests
+from ostinato_conformance.processes import ProviderProcessTests
 from ostinato_conformance.programs import OrchestrationProgramTests
 from ostinato_conformance.scenarios import ScenarioTests
 
@@ -15,6 +16,7 @@ class ProviderConformanceTests(
     ProviderStateMachineTests,
     OrchestrationProgramTests,
     ScenarioTests,
+    ProviderProcessTests,
 ):
     """Everything a provider must pass. Subclass it and override ``provider_factory``::
 

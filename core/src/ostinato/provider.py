@@ -479,13 +479,17 @@ class StorageProvider(ABC):
         self, worker_id: str, lock_timeout: timedelta, max_count: int
     ) -> list[OrchestrationWorkItem]:
         """Lock up to ``max_count`` work items (of distinct instances) at once."""
-        items: list[OrchestrationWorkItem] = []
+        items: dict[str, OrchestrationWorkItem] = {}
         while len(items) < max_count:
             item = self.lock_next_orchestration_work_item(worker_id, lock_timeout)
             if item is None:
                 break
-            items.append(item)
-        return items
+            if item.instance_id in items:
+                # An earlier item's lock expired and this one took it over: keep this one.
+                items[item.instance_id] = item
+                break
+            items[item.instance_id] = item
+        return list(items.values())
 
     @abstractmethod
     def complete_orchestration_work_item(
@@ -541,14 +545,18 @@ class StorageProvider(ABC):
     def lock_next_activity_work_items(
         self, worker_id: str, lock_timeout: timedelta, max_count: int
     ) -> list[ActivityWorkItem]:
-        """Lock up to ``max_count`` activity tasks at once."""
-        items: list[ActivityWorkItem] = []
+        """Lock up to ``max_count`` activity tasks (distinct tasks) at once."""
+        items: dict[str, ActivityWorkItem] = {}
         while len(items) < max_count:
             item = self.lock_next_activity_work_item(worker_id, lock_timeout)
             if item is None:
                 break
-            items.append(item)
-        return items
+            if item.task.key in items:
+                # An earlier item's lock expired and this one took it over: keep this one.
+                items[item.task.key] = item
+                break
+            items[item.task.key] = item
+        return list(items.values())
 
     @abstractmethod
     def complete_activity_work_item(

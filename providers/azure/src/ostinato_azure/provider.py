@@ -1586,18 +1586,35 @@ class AzureStorageProvider(StorageProvider):
         """
         now = utcnow()
         items: list[ActivityWorkItem] = []
+        expired: list[_ActivityLock] = []
         with self._mutex:
             for key, old in list(self._activity_locks.items()):
                 if old.done or old.queue_expires <= now + _MARGIN:
                     del self._activity_locks[key]
-                elif old.expires <= now and len(items) < max_count:
+                elif old.expires <= now and len(expired) < max_count:
                     old.done = True
                     old.dequeue_count += 1
+                    expired.append(old)
+        seconds = _visibility_seconds(lock_timeout)
+        with self._mapped_errors("lock activity work items"):
+            for old in expired:
+                # The queue hides it for the old lock's timeout only: extend that to the
+                # new lock's, else the new lock would end with the old one.
+                self.count("queue.update")
+                try:
+                    receipt = self._activity_queue.update_message(
+                        old.message_id, pop_receipt=old.pop_receipt, visibility_timeout=seconds
+                    )
+                except ResourceNotFoundError:
+                    continue  # another worker received it meanwhile
+                now = utcnow()
+                old.pop_receipt = str(receipt.pop_receipt)
+                old.queue_expires = now + timedelta(seconds=seconds) - _MARGIN
+                with self._mutex:
                     items.append(self._activity_item(old, lock_timeout, now, old.pop_receipt))
         count = min(32, max_count - len(items))
         if count <= 0:
             return items
-        seconds = _visibility_seconds(lock_timeout)
         with self._mapped_errors("lock activity work items"):
             self.setup()
             self.count("queue.receive")
