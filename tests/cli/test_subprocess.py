@@ -199,3 +199,35 @@ def test_without_the_cli_extra_the_message_says_how_to_install_it(env: dict[str,
         "Error: the ostinato command line needs 'click': install it with pip install"
         " 'ostinato[cli]'"
     )
+
+
+def test_a_strict_v2_worker_runs_v2_and_leaves_v1_to_a_v1_worker(env: dict[str, str]) -> None:
+    v2 = WorkerProcess(
+        env, "examples.hello_cities:app", "--version", "2", "--version-match", "strict"
+    )
+    try:
+        started = v2.next_event()
+        assert (started["version"], started["version_match"]) == ("2", "strict")
+        old = json.loads(ostinato(env, "start", "hello_cities", "--version", "1", "--json").stdout)
+        new = json.loads(
+            ostinato(
+                env, "start", "hello_cities", "--version", "2", "--tag", "t=x", "--json"
+            ).stdout
+        )
+        final = json.loads(ostinato(env, "wait", new["instance_id"], "--json").stdout)
+        assert final["runtime_status"] == "COMPLETED"
+        status = json.loads(ostinato(env, "status", old["instance_id"], "--json").stdout)
+        assert status["runtime_status"] == "PENDING"  # given back, never run by the v2 worker
+    finally:
+        v2.stop(signal.SIGTERM)
+    v1 = WorkerProcess(env, "examples.hello_cities:app", "--version", "1")
+    try:
+        v1.next_event()
+        final = json.loads(ostinato(env, "wait", old["instance_id"], "--json").stdout)
+        assert final["runtime_status"] == "COMPLETED"
+    finally:
+        v1.stop(signal.SIGTERM)
+    usage = ostinato(
+        env, "worker", "examples.hello_cities:app", "--version-match", "strict", code=2
+    )
+    assert "needs the worker's version" in usage.stderr

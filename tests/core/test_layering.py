@@ -43,6 +43,7 @@ MODEL_MODULES = {
     "ostinato.clock",
     "ostinato.history",
     "ostinato.provider",
+    "ostinato.versioning",
 }
 
 #: What each floor may import besides its own floor and the model.

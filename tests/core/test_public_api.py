@@ -53,6 +53,10 @@ PUBLIC: dict[str, list[str]] = {
         "StorageProvider",
         "Task",
         "TaskFailedError",
+        "VersionFailure",
+        "VersionMatch",
+        "VersionMismatchError",
+        "VersioningOptions",
         "WorkItemLockLost",
         "Worker",
         "WorkerSupervisor",
@@ -100,6 +104,7 @@ PUBLIC: dict[str, list[str]] = {
         "EventType",
         "ExecutionCompleted",
         "ExecutionResumed",
+        "ExecutionRewound",
         "ExecutionStarted",
         "ExecutionSuspended",
         "ExecutionTerminated",
@@ -159,6 +164,24 @@ PUBLIC: dict[str, list[str]] = {
         "validate_instance_id",
     ],
     "ostinato.retry": ["RetryPolicy"],
+    "ostinato.versioning": [
+        "VersionFailure",
+        "VersionMatch",
+        "VersionMismatchError",
+        "VersioningOptions",
+        "compare_versions",
+    ],
+    "ostinato.testing": [
+        "EntityOperationResult",
+        "ReplayOutcome",
+        "ReplayResult",
+        "Replayer",
+        "TimeSkippingClient",
+        "TimeSkippingEnvironment",
+        "VirtualClock",
+        "run_activity",
+        "run_entity_operation",
+    ],
 }
 
 

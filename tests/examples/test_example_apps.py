@@ -32,6 +32,7 @@ EXAMPLES = [
     "sub_orchestrations",
     "human_interaction",
     "retries",
+    "rewind_and_restart",
 ]
 
 

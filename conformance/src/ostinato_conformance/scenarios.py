@@ -3,8 +3,9 @@
 Every provider must run the user-visible patterns, not just the contract: function chaining
 (HelloCities), an eternal orchestration with bounded history, a critical section that many
 instances contend for, composite inputs through the data converter, fan-out/fan-in,
-sub-orchestrations, external events with a timeout, retries, the atomic singleton start, and
-``call_http`` (an error status is a response; ``202`` + ``Location`` is polled).
+sub-orchestrations, external events with a timeout, retries, the atomic singleton start,
+``call_http`` (an error status is a response; ``202`` + ``Location`` is polled), and rewinding
+a failed instance and restarting a finished one.
 """
 
 from __future__ import annotations
@@ -188,6 +189,29 @@ class _Site(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
+#: Keys whose ``scenario_flaky_charge`` succeeds (set by the rewind scenario after the failure).
+_charge_fixed: set[str] = set()
+
+
+@app.activity
+def scenario_reserve(ctx: ot.ActivityContext, key: str) -> str:
+    return f"reserved {key}"
+
+
+@app.activity
+def scenario_flaky_charge(ctx: ot.ActivityContext, key: str) -> str:
+    if key not in _charge_fixed:
+        raise ConnectionError("payment service unavailable")
+    return f"charged {key}"
+
+
+@app.orchestrator
+def scenario_order(ctx: ot.OrchestrationContext, key: str) -> Any:
+    reserved = yield ctx.call_activity(scenario_reserve, input=key)
+    charged = yield ctx.call_activity(scenario_flaky_charge, input=key)
+    return [reserved, charged]
+
+
 @contextmanager
 def _site() -> Iterator[str]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Site)
@@ -324,6 +348,30 @@ class ScenarioTests(ConformanceTestBase):
         for thread in threads:
             thread.join()
         assert sorted(outcomes) == ["conflict"] * 19 + ["started"]
+
+    def test_scenario_rewind_and_restart(self, provider: StorageProvider) -> None:
+        key = f"order-{time.monotonic_ns()}"
+        with _worker(provider) as client:
+            instance_id = client.schedule_new_orchestration(scenario_order, input=key)
+            failed = client.wait_for_orchestration_completion(instance_id, timeout=60)
+            assert failed.runtime_status is ot.OrchestrationStatus.FAILED
+            _charge_fixed.add(key)
+            client.rewind_orchestration(instance_id)
+            deadline = time.monotonic() + 60
+            while True:  # until the rewound run finished (the record changed)
+                state = client.wait_for_orchestration_completion(instance_id, timeout=60)
+                if state.last_updated_at != failed.last_updated_at:
+                    break
+                assert time.monotonic() < deadline, "the rewind was never applied"
+                time.sleep(0.01)
+            assert ot.raise_if_failed(state).output == [f"reserved {key}", f"charged {key}"]
+            kinds = [type(e).__name__ for e in client.get_orchestration_history(instance_id)]
+            assert "ExecutionRewound" in kinds and "TaskFailed" not in kinds
+            copy = client.restart_orchestration(instance_id)
+            same = client.restart_orchestration(instance_id, restart_with_new_instance_id=False)
+            assert same == instance_id != copy
+            assert _finish(client, copy).output == state.output
+            assert _finish(client, same).output == state.output
 
     def test_scenario_check_site_available(self, provider: StorageProvider) -> None:
         with _site() as site, _worker(provider) as client:

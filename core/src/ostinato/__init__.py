@@ -63,6 +63,12 @@ from ostinato.retry import RetryPolicy
 from ostinato.runtime.supervisor import WorkerSupervisor
 from ostinato.runtime.worker import AsyncWorker, Worker
 from ostinato.status import OrchestrationState, OrchestrationStatus
+from ostinato.versioning import (
+    VersionFailure,
+    VersioningOptions,
+    VersionMatch,
+    VersionMismatchError,
+)
 
 #: The installed distribution's version (the repository's VERSION file at build time).
 __version__ = _metadata.version("ostinato")
@@ -110,6 +116,10 @@ __all__ = [
     "StorageProvider",
     "Task",
     "TaskFailedError",
+    "VersionFailure",
+    "VersionMatch",
+    "VersionMismatchError",
+    "VersioningOptions",
     "WorkItemLockLost",
     "Worker",
     "WorkerSupervisor",

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from ostinato.clock import utcnow
 from ostinato.converter import DataConverter, default_converter
 from ostinato.errors import (
     InstanceAlreadyExistsError,
@@ -31,6 +30,7 @@ from ostinato.history import (
     EntityRequest,
     EventRaised,
     ExecutionResumed,
+    ExecutionRewound,
     ExecutionStarted,
     ExecutionSuspended,
     ExecutionTerminated,
@@ -78,6 +78,8 @@ class NewOrchestration:
     instance_id: str | None = None
     start_at: datetime | None = None
     reuse_id_policy: ReuseIdPolicy | None = None
+    version: str | None = None
+    tags: dict[str, str] | None = None
 
 
 class StartOutcome(enum.Enum):
@@ -183,15 +185,21 @@ class Client:
         instance_id: str | None = None,
         start_at: datetime | None = None,
         reuse_id_policy: ReuseIdPolicy | None = None,
+        version: str | None = None,
+        tags: dict[str, str] | None = None,
     ) -> str:
         """Start an orchestration and return its instance id.
 
         With an existing ``instance_id`` the ``reuse_id_policy`` decides (default: replace a
         finished instance, raise ``InstanceAlreadyExistsError`` for an active one); the check
-        and the create are one atomic step in the provider.
+        and the create are one atomic step in the provider. ``version`` is the orchestration
+        version the instance runs as (``ctx.version``; see ``ot.VersioningOptions``); ``tags``
+        are string labels the orchestration reads as ``ctx.tags``.
         """
         record, start, policy = self._new_instance(
-            NewOrchestration(orchestrator, input, instance_id, start_at, reuse_id_policy)
+            NewOrchestration(
+                orchestrator, input, instance_id, start_at, reuse_id_policy, version, tags
+            )
         )
         self._provider().create_instance(record, start, policy)
         return record.instance_id
@@ -245,7 +253,12 @@ class Client:
         start_at = item.start_at
         if start_at is not None and start_at.tzinfo is None:
             raise ValueError("start_at needs an aware datetime (e.g. with tzinfo=timezone.utc)")
-        now = utcnow()
+        tags = item.tags
+        if tags is not None and not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in tags.items()
+        ):
+            raise TypeError("tags must map strings to strings")
+        now = self.provider.now()
         execution_id = unique_id()
         record = InstanceRecord(
             instance_id=instance_id,
@@ -266,10 +279,66 @@ class Client:
                 execution_id=execution_id,
                 input=payload,
                 scheduled_start_at=start_at,
+                version=item.version,
+                tags=dict(tags) if tags else None,
                 trace_context=telemetry.current().orchestration_scheduled(name, instance_id),
             ),
         )
         return record, start, policy
+
+    def restart_orchestration(
+        self, instance_id: str, *, restart_with_new_instance_id: bool = True
+    ) -> str:
+        """Start the instance's orchestration again, with the input (and version and tags) its
+        current execution started with; returns the new instance's id.
+
+        With ``restart_with_new_instance_id=False`` the instance is replaced under its own id,
+        which needs it to be finished (else ``InstanceAlreadyExistsError``).
+        """
+        validate_instance_id(instance_id)
+        record = self._provider().get_instance(instance_id)
+        if record is None or is_entity_instance(instance_id):
+            raise InstanceNotFoundError(instance_id)
+        started = next(
+            (e for e in self.provider.get_history(instance_id) if isinstance(e, ExecutionStarted)),
+            None,
+        )
+        payload = started.input if started is not None else record.input
+        again = NewOrchestration(
+            record.name,
+            self.converter.loads(payload),
+            None if restart_with_new_instance_id else instance_id,
+            version=started.version if started is not None else None,
+            tags=started.tags if started is not None else None,
+        )
+        new_record, start, policy = self._new_instance(again)
+        self._provider().create_instance(new_record, start, policy)
+        return new_record.instance_id
+
+    def rewind_orchestration(self, instance_id: str, *, reason: str | None = None) -> None:
+        """Run a FAILED instance again from its last step that did not fail.
+
+        The failed step is dropped from its history; activities and sub-orchestrations whose
+        failure made it fail run again (failed sub-orchestrations are rewound in turn), and the
+        code continues from there, typically after a fix was deployed. Raises ``ValueError``
+        for an instance that is not FAILED.
+        """
+        validate_instance_id(instance_id)
+        record = self._provider().get_instance(instance_id)
+        if record is None:
+            raise InstanceNotFoundError(instance_id)
+        if record.runtime_status is not OrchestrationStatus.FAILED:
+            raise ValueError(
+                f"Only a FAILED instance can be rewound; '{instance_id}' is "
+                f"{record.runtime_status.value}"
+            )
+        self.provider.send_message(
+            OrchestrationMessage(
+                instance_id=instance_id,
+                execution_id=record.execution_id,
+                event=ExecutionRewound(reason=reason),
+            )
+        )
 
     # -- reading --------------------------------------------------------------------------
     def get_orchestration_state(
@@ -603,6 +672,8 @@ class AsyncClient:
 
     schedule_new_orchestration = _in_thread(Client.schedule_new_orchestration)
     schedule_new_orchestrations = _in_thread(Client.schedule_new_orchestrations)
+    restart_orchestration = _in_thread(Client.restart_orchestration)
+    rewind_orchestration = _in_thread(Client.rewind_orchestration)
     get_orchestration_state = _in_thread(Client.get_orchestration_state)
     get_orchestration_history = _in_thread(Client.get_orchestration_history)
     query_instances = _in_thread(Client.query_instances)

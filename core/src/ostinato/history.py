@@ -4,7 +4,9 @@ An orchestration's history is an append-only list of these events. Providers sto
 as the opaque text of :func:`dumps` and give it back through :func:`loads` (or a run of
 consecutive events as the text of :func:`dumps_many`, read with :func:`loads_many`); they never
 look inside. The serialized form is a JSON object ``{"v": 1, "type": "TaskScheduled", ...}``; ``v``
-is :data:`FORMAT_VERSION` and readers accept every version up to theirs.
+is :data:`FORMAT_VERSION` and readers accept every version up to theirs. Fields added later
+are optional (absent in older histories: their default), and readers ignore fields they do
+not know.
 
 Scheduling events (``TaskScheduled``, ``TimerCreated``, ``SubOrchestrationInstanceCreated``,
 ``EventSent``) carry the deterministic ``task_id`` that the orchestrator's n-th action gets;
@@ -57,6 +59,7 @@ class EventType(enum.Enum):
     ENTITY_UNLOCK_SENT = "EntityUnlockSent"
     ENTITY_REQUEST = "EntityRequest"
     ENTITY_UNLOCK = "EntityUnlock"
+    EXECUTION_REWOUND = "ExecutionRewound"
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,10 @@ class ExecutionStarted(HistoryEvent):
     input: str | None = None
     parent: ParentInstance | None = None
     scheduled_start_at: datetime | None = None
+    #: The orchestration version the instance was started with (``None``: unversioned).
+    version: str | None = None
+    #: Tags given at the start (``None``: none).
+    tags: dict[str, str] | None = None
     #: W3C ``traceparent`` of the trace the instance belongs to (set when OpenTelemetry is on).
     trace_context: str | None = None
 
@@ -96,7 +103,11 @@ class OrchestratorStarted(HistoryEvent):
 
 @dataclass(frozen=True, kw_only=True)
 class OrchestratorCompleted(HistoryEvent):
+    """The end of a step; ``patches`` names the ``ctx.is_patched`` checks first made (and
+    answered true) in it, so replays answer them the same way."""
+
     event_type: ClassVar[EventType] = EventType.ORCHESTRATOR_COMPLETED
+    patches: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -128,6 +139,7 @@ class SubOrchestrationInstanceCreated(HistoryEvent):
     name: str
     instance_id: str
     input: str | None = None
+    version: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -183,6 +195,14 @@ class ExecutionSuspended(HistoryEvent):
 @dataclass(frozen=True, kw_only=True)
 class ExecutionResumed(HistoryEvent):
     event_type: ClassVar[EventType] = EventType.EXECUTION_RESUMED
+    reason: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExecutionRewound(HistoryEvent):
+    """A FAILED execution was rewound: it runs again from its last step that did not fail."""
+
+    event_type: ClassVar[EventType] = EventType.EXECUTION_REWOUND
     reason: str | None = None
 
 
@@ -340,6 +360,7 @@ EVENT_CLASSES: dict[str, type[HistoryEvent]] = {
         EventSent,
         ExecutionSuspended,
         ExecutionResumed,
+        ExecutionRewound,
         ExecutionTerminated,
         ExecutionCompleted,
         ContinueAsNew,
@@ -369,7 +390,7 @@ def _encode_parent(value: ParentInstance) -> dict[str, Any]:
 
 
 _DATETIME_FIELDS = frozenset({"timestamp", "fire_at", "scheduled_start_at", "scheduled_at"})
-_TUPLE_FIELDS = frozenset({"entity_ids", "lock_set"})
+_TUPLE_FIELDS = frozenset({"entity_ids", "lock_set", "patches"})
 #: How a field is turned into JSON data, by field name (as :func:`_decode` reads it back);
 #: fields not named here hold JSON data already.
 _ENCODERS: dict[str, Callable[[Any], Any]] = {
@@ -482,6 +503,7 @@ __all__ = [
     "EventType",
     "ExecutionCompleted",
     "ExecutionResumed",
+    "ExecutionRewound",
     "ExecutionStarted",
     "ExecutionSuspended",
     "ExecutionTerminated",

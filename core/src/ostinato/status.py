@@ -5,10 +5,12 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar, overload
 
 from ostinato.converter import default_converter
-from ostinato.errors import FailureDetails
+from ostinato.errors import FailureDetails, OrchestrationFailedError
+
+T = TypeVar("T")
 
 
 class OrchestrationStatus(enum.Enum):
@@ -76,6 +78,31 @@ class OrchestrationState:
     @property
     def is_running(self) -> bool:
         return self.runtime_status.is_active
+
+    @overload
+    def get_output(self, type_hint: type[T]) -> T | None: ...
+    @overload
+    def get_output(self, type_hint: None = None) -> Any: ...
+
+    def get_output(self, type_hint: Any = None) -> Any:
+        """The output decoded as ``type_hint`` (a dataclass, a pydantic model, ``list[X]``,
+        ...); ``None`` while there is none."""
+        return default_converter.loads(self.serialized_output, type_hint)
+
+    @overload
+    def get_input(self, type_hint: type[T]) -> T | None: ...
+    @overload
+    def get_input(self, type_hint: None = None) -> Any: ...
+
+    def get_input(self, type_hint: Any = None) -> Any:
+        """The input decoded as ``type_hint``."""
+        return default_converter.loads(self.serialized_input, type_hint)
+
+    def raise_if_failed(self) -> OrchestrationState:
+        """Return this state, or raise ``OrchestrationFailedError`` if the instance FAILED."""
+        if self.runtime_status is OrchestrationStatus.FAILED:
+            raise OrchestrationFailedError(self.instance_id, self.failure_details)
+        return self
 
 
 __all__ = [

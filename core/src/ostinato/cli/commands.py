@@ -9,6 +9,8 @@ from ostinato.cli.control import purge, raise_event, resume, suspend, terminate
 from ostinato.cli.dead_letters import dead_letters
 from ostinato.cli.demo_command import demo
 from ostinato.cli.instances import history, list_command, start, status, wait_command
+from ostinato.cli.recovery import restart, rewind
+from ostinato.cli.replay import replay
 from ostinato.cli.serve import serve
 from ostinato.cli.transfer import export_command, import_command, migrate_command
 from ostinato.cli.worker import worker
@@ -29,6 +31,9 @@ for command in (
     dead_letters,
     demo,
     serve,
+    replay,
+    rewind,
+    restart,
     export_command,
     import_command,
     migrate_command,

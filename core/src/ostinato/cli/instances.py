@@ -54,6 +54,10 @@ def _finish_wait(state: OrchestrationState, as_json: bool) -> None:
 @click.option("--input", "input_", type=JSON, default=None, help="The input, as JSON.")
 @click.option("--id", "instance_id", metavar="ID", help="Instance id (default: a random UUID).")
 @click.option("--start-at", type=WHEN, default=None, help="Start later: ISO 8601 time.")
+@click.option("--version", "version", help="The orchestration version to run as.")
+@click.option(
+    "--tag", "tags", multiple=True, metavar="KEY=VALUE", help="A tag (ctx.tags; repeatable)."
+)
 @click.option("--wait", is_flag=True, help="Wait for the instance to finish (needs a worker).")
 @click.option(
     "--timeout",
@@ -70,6 +74,8 @@ def start(
     input_: Any,
     instance_id: str | None,
     start_at: datetime | None,
+    version: str | None,
+    tags: tuple[str, ...],
     wait: bool,
     timeout: float,
     as_json: bool,
@@ -81,8 +87,19 @@ def start(
     client = state_of(ctx).client()
     if start_at is not None and start_at <= datetime.now(UTC):
         start_at = None
+    tag_map: dict[str, str] = {}
+    for tag in tags:
+        key, sep, value = tag.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{tag!r} is not KEY=VALUE", param_hint="'--tag'")
+        tag_map[key] = value
     new_id = client.schedule_new_orchestration(
-        name, input=input_, instance_id=instance_id, start_at=start_at
+        name,
+        input=input_,
+        instance_id=instance_id,
+        start_at=start_at,
+        version=version,
+        tags=tag_map or None,
     )
     if wait:
         _finish_wait(client.wait_for_orchestration_completion(new_id, timeout=timeout), as_json)

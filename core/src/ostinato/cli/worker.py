@@ -23,6 +23,7 @@ from ostinato.cli.base import (
 from ostinato.config import retention_from_config
 from ostinato.runtime.supervisor import WorkerSupervisor, default_processes
 from ostinato.runtime.worker import Worker, WorkerOptions
+from ostinato.versioning import VersionFailure, VersioningOptions, VersionMatch
 from ostinato.worker_settings import load_worker_settings
 
 
@@ -40,6 +41,21 @@ from ostinato.worker_settings import load_worker_settings
     default=30.0,
     show_default=True,
     help="Seconds in-flight work gets to finish on stop.",
+)
+@click.option("--version", "version", help="The orchestration version this app's code is.")
+@click.option(
+    "--version-match",
+    type=click.Choice(["any", "strict", "current-or-older"], case_sensitive=False),
+    default="any",
+    show_default=True,
+    help="Which instance versions to run (strict and current-or-older need --version).",
+)
+@click.option(
+    "--on-version-mismatch",
+    type=click.Choice(["reject", "fail"], case_sensitive=False),
+    default="reject",
+    show_default=True,
+    help="Give other versions back to the queue, or fail them.",
 )
 @click.option(
     "--processes",
@@ -76,6 +92,9 @@ def worker(
     max_concurrent_orchestrations: int,
     max_concurrent_activities: int,
     grace_period: float,
+    version: str | None,
+    version_match: str,
+    on_version_mismatch: str,
     processes: int | None,
     lock_timeout: float | None,
     max_delivery_attempts: int | None,
@@ -91,6 +110,14 @@ def worker(
     With several --processes, this process supervises that many worker processes on the same
     task hub: it restarts one that dies and stops them all gracefully on Ctrl-C or SIGTERM.
     """
+    try:
+        versioning = VersioningOptions(
+            version=version,
+            match=VersionMatch(version_match.lower().replace("-", "_")),
+            on_mismatch=VersionFailure(on_version_mismatch.lower()),
+        )
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
     app = load_app(target)
     state = state_of(ctx)
     config = state.config()
@@ -119,6 +146,7 @@ def worker(
         "lock_timeout": settings.lock_timeout,
         "max_delivery_attempts": settings.max_delivery_attempts,
         "retention": retention_from_config(state.config_path),
+        "versioning": versioning,
     }
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -143,6 +171,8 @@ def worker(
             "task_hub": task_hub_of(config),
             "orchestrators": sorted(app.orchestrators),
             "activities": sorted(app.activities),
+            "version": version,
+            "version_match": versioning.match.value,
             "pid": os.getpid(),
             "processes": processes,
             "worker_pids": pids,

@@ -96,6 +96,8 @@ class Origin:
     name: str
     parent: ParentInstance | None
     time: datetime
+    version: str | None = None
+    tags: dict[str, str] | None = None
     #: The W3C traceparent of the execution's trace (OpenTelemetry), passed on to the
     #: sub-orchestrations it starts and to the execution it continues as.
     trace_context: str | None = None
@@ -147,6 +149,7 @@ def outbound(action: SchedulingEvent, origin: Origin, result: StepResult) -> Non
                     name=action.name,
                     execution_id=unique_id(),
                     input=action.input,
+                    version=action.version,
                     parent=ParentInstance(
                         instance_id=origin.instance_id,
                         execution_id=origin.execution_id,
@@ -209,6 +212,8 @@ def ending_messages(origin: Origin, ending: Ending) -> list[OrchestrationMessage
                     execution_id=ended.new_execution_id,
                     input=ended.input,
                     parent=origin.parent,
+                    version=origin.version,
+                    tags=origin.tags,
                     trace_context=origin.trace_context,
                 ),
             )

@@ -28,6 +28,10 @@ class OrchestrationDriver(Scheduler, Protocol):
     name: str
     parent: ParentInstance | None
     is_replaying: bool
+    version: str | None
+    tags: dict[str, str] | None
+
+    def is_patched(self, name: str) -> bool: ...
 
     def call_sub_orchestrator(
         self,
@@ -35,6 +39,8 @@ class OrchestrationDriver(Scheduler, Protocol):
         input: Any,
         instance_id: str | None,
         retry_policy: RetryPolicy | None,
+        version: str | None = None,
+        return_type: Any = None,
     ) -> Task[Any]: ...
 
     def wait_for_external_event(self, name: str) -> CompletableTask[Any]: ...
@@ -108,6 +114,26 @@ class OrchestrationContext:
         return self._run.name
 
     @property
+    def version(self) -> str | None:
+        """The version the instance was started with (``None``: unversioned)."""
+        return self._run.version
+
+    @property
+    def tags(self) -> dict[str, str]:
+        """The tags the instance was started with (kept across ``continue_as_new``)."""
+        return dict(self._run.tags or {})
+
+    def is_patched(self, name: str) -> bool:
+        """Whether this execution takes the new code path named ``name``.
+
+        True when the code reaches the check for the first time (the answer is recorded in
+        history); false when replaying a step that ran before the check existed, so instances
+        already past that point keep taking the old path. The answer stays the same for the
+        rest of the execution.
+        """
+        return self._run.is_patched(name)
+
+    @property
     def current_utc_datetime(self) -> datetime:
         """The current time as recorded in history (deterministic on replay)."""
         return self._run.current_time
@@ -146,9 +172,14 @@ class OrchestrationContext:
         *,
         input: Any = None,
         retry_policy: RetryPolicy | None = None,
+        return_type: Any = None,
     ) -> Task[Any]:
-        """Schedule an activity; ``yield`` the task for its result."""
-        return self._run.call_activity(activity, input, retry_policy)
+        """Schedule an activity; ``yield`` the task for its result.
+
+        The result is decoded as ``return_type`` if given (a dataclass, a pydantic model,
+        ``list[X]``, ...), else as the registered activity's return annotation.
+        """
+        return self._run.call_activity(activity, input, retry_policy, return_type)
 
     @overload
     def call_sub_orchestrator(
@@ -185,12 +216,18 @@ class OrchestrationContext:
         input: Any = None,
         instance_id: str | None = None,
         retry_policy: RetryPolicy | None = None,
+        version: str | None = None,
+        return_type: Any = None,
     ) -> Task[Any]:
         """Start a sub-orchestration; ``yield`` the task for its output.
 
-        Without ``instance_id`` a deterministic id derived from this instance is used.
+        Without ``instance_id`` a deterministic id derived from this instance is used. The
+        child runs as ``version``, by default this instance's version. The output is decoded
+        as ``return_type`` if given, else as the orchestrator's return annotation.
         """
-        return self._run.call_sub_orchestrator(orchestrator, input, instance_id, retry_policy)
+        return self._run.call_sub_orchestrator(
+            orchestrator, input, instance_id, retry_policy, version, return_type
+        )
 
     def create_timer(self, fire_at: datetime | timedelta) -> Task[None]:
         """A durable timer: ``yield`` it to sleep until ``fire_at`` (or for a duration)."""

@@ -42,6 +42,7 @@ from ostinato.history import (
     EventSent,
     ExecutionCompleted,
     ExecutionResumed,
+    ExecutionRewound,
     ExecutionStarted,
     ExecutionSuspended,
     ExecutionTerminated,
@@ -123,6 +124,10 @@ class OrchestrationRun:
         self.history: list[HistoryEvent] = []
         self.name = ""
         self.execution_id = ""
+        self.version: str | None = None
+        self.tags: dict[str, str] | None = None
+        #: Version for sub-orchestrations when neither the call nor this instance has one.
+        self.default_version: str | None = None
         self.input: str | None = None
         self.parent: ParentInstance | None = None
         #: The W3C traceparent its ExecutionStarted carried (OpenTelemetry), passed on to the
@@ -153,20 +158,36 @@ class OrchestrationRun:
         self._held_locks: EntityLockRequested | None = None
         self._carried_over: list[HistoryEvent] = []
         self._closing = False
+        #: The divergence that :meth:`replay` found between the code and the history, if any.
+        self.divergence: NonDeterminismError | None = None
+        #: ``is_patched`` answers given in this execution, by patch name.
+        self._patches: dict[str, bool] = {}
+        #: Patches recorded in the history up to the end of the step being replayed.
+        self._recorded_patches: frozenset[str] = frozenset()
+        #: Patches first answered true in the current step (recorded at its end).
+        self._new_patches: list[str] = []
+        self._refusal: Exception | None = None
 
     # -- replay ---------------------------------------------------------------------------
     def replay(self, history: Sequence[HistoryEvent]) -> None:
         """Re-run the code against ``history`` (a committed history of this execution)."""
         step_times: list[datetime | None] = [None] * len(history)
+        step_ends: list[int] = [len(history)] * len(history)
         upcoming: datetime | None = None
+        end = len(history)
         for i in range(len(history) - 1, -1, -1):
             event = history[i]
             if isinstance(event, OrchestratorStarted):
                 upcoming = event.timestamp
+            elif isinstance(event, OrchestratorCompleted):
+                end = i
             step_times[i] = upcoming
+            step_ends[i] = end
+        patches_until = _patches_until(history)
         self.is_replaying = True
         try:
-            for event, step_time in zip(history, step_times, strict=True):
+            for index, (event, step_time) in enumerate(zip(history, step_times, strict=True)):
+                self._recorded_patches = patches_until[step_ends[index]]
                 if isinstance(event, OrchestratorStarted):
                     self.current_time = event.timestamp
                 elif isinstance(event, SCHEDULING_EVENTS):
@@ -186,6 +207,7 @@ class OrchestrationRun:
                         self.current_time = step_time
                     self._apply(event)
         except NonDeterminismError as exc:
+            self.divergence = exc
             if not self._failed_by_code():
                 self._fail(exc)  # else the code's own exception is the cause: keep it
             self._pending.clear()
@@ -253,7 +275,11 @@ class OrchestrationRun:
             result.new_events.append(action)
             outbound(action, self._origin(), result)
         self._pending.clear()
-        result.new_events.append(OrchestratorCompleted(timestamp=self.current_time))
+        patches = tuple(self._new_patches) or None
+        self._new_patches.clear()
+        result.new_events.append(
+            OrchestratorCompleted(timestamp=self.current_time, patches=patches)
+        )
         if self.ended is not None and not self.end_recorded:
             self.end_recorded = True
             if self.ended.timestamp < self.current_time:  # decided in replay: record it now
@@ -282,7 +308,7 @@ class OrchestrationRun:
             return not self._suspended
         if isinstance(event, ExecutionResumed):
             return self._suspended
-        return isinstance(event, EventRaised | ExecutionTerminated)
+        return isinstance(event, EventRaised | ExecutionTerminated | ExecutionRewound)
 
     def _is_open(self, task_id: int, kind: type[HistoryEvent]) -> bool:
         entry = self._open.get(task_id)
@@ -341,7 +367,12 @@ class OrchestrationRun:
         self.execution_id = event.execution_id
         self.input = event.input
         self.parent = event.parent
+        self.version = event.version
+        self.tags = event.tags
         self.status = OrchestrationStatus.RUNNING
+        if self._refusal is not None:
+            self._fail(self._refusal)
+            return
         registration = self.app.orchestrators.get(event.name)
         if registration is None:
             self._fail(
@@ -451,6 +482,28 @@ class OrchestrationRun:
             timestamp=self.current_time, status=OrchestrationStatus.FAILED, failure=self.failure
         )
 
+    def fail(self, exc: Exception) -> None:
+        """Fail this execution with ``exc`` instead of running more of its code (at its start,
+        if it has not started yet); the next step records the failure."""
+        if self.ended is not None:
+            return
+        if self.started:
+            self._fail(exc)
+        else:
+            self._refusal = exc
+
+    def is_patched(self, name: str) -> bool:
+        """True if this execution takes the patched path named ``name`` (see the context)."""
+        decided = self._patches.get(name)
+        if decided is None:
+            if self.is_replaying:
+                decided = name in self._recorded_patches
+            else:
+                decided = True
+                self._new_patches.append(name)
+            self._patches[name] = decided
+        return decided
+
     def _terminate(self, event: ExecutionTerminated) -> None:
         self._close_generator()
         self._pending.clear()
@@ -498,11 +551,15 @@ class OrchestrationRun:
             raise SerializationError(f"The input of {what} cannot be serialized: {exc}") from None
 
     def call_activity(
-        self, activity: Callable[..., Any] | str, input: Any, retry_policy: RetryPolicy | None
+        self,
+        activity: Callable[..., Any] | str,
+        input: Any,
+        retry_policy: RetryPolicy | None,
+        return_type: Any = None,
     ) -> Task[Any]:
         name = name_of(activity)
         payload = self._encode(input, f"activity {name!r}")
-        hint = self.app.output_type_of_activity(activity)
+        hint = return_type or self.app.output_type_of_activity(activity)
 
         def schedule() -> Task[Any]:
             task_id = self._next_task_id()
@@ -521,12 +578,15 @@ class OrchestrationRun:
         input: Any,
         instance_id: str | None,
         retry_policy: RetryPolicy | None,
+        version: str | None = None,
+        return_type: Any = None,
     ) -> Task[Any]:
         from ostinato.ids import validate_instance_id
 
         name = name_of(orchestrator)
+        child_version = version or self.version or self.default_version
         payload = self._encode(input, f"sub-orchestration {name!r}")
-        hint = self.app.output_type_of_orchestrator(orchestrator)
+        hint = return_type or self.app.output_type_of_orchestrator(orchestrator)
         if instance_id is not None:
             validate_instance_id(instance_id)
 
@@ -543,6 +603,7 @@ class OrchestrationRun:
                 name=name,
                 instance_id=child_id,
                 input=payload,
+                version=child_version,
             )
             self._sub_orchestrations[task_id] = child_id
             return self._open_task(
@@ -724,6 +785,8 @@ class OrchestrationRun:
             name=self.name,
             parent=self.parent,
             time=self.current_time,
+            version=self.version,
+            tags=self.tags,
             trace_context=self.trace_context,
         )
 
@@ -762,6 +825,21 @@ def _with_yield_hint(details: FailureDetails) -> FailureDetails:
     ):
         return details
     return dataclasses.replace(details, message=f"{details.message} ({YIELD_HINT})")
+
+
+def _patches_until(history: Sequence[HistoryEvent]) -> list[frozenset[str]]:
+    """For each index ``i`` (and ``len(history)``): the patches recorded by the
+    ``OrchestratorCompleted`` events at indexes up to ``i``."""
+    found: set[str] = set()
+    until: list[frozenset[str]] = []
+    current: frozenset[str] = frozenset()
+    for event in history:
+        if isinstance(event, OrchestratorCompleted) and event.patches:
+            found.update(event.patches)
+            current = frozenset(found)
+        until.append(current)
+    until.append(current)
+    return until
 
 
 def _identity(event: HistoryEvent) -> tuple[Any, ...]:

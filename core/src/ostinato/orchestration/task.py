@@ -39,6 +39,11 @@ class Task(Generic[T]):
             raise self._exception
         return self._result  # type: ignore[no-any-return]
 
+    @property
+    def result(self) -> T:
+        """The task's result (the same as :meth:`get_result`)."""
+        return self.get_result()
+
     def get_exception(self) -> BaseException | None:
         """The task's error, if it failed."""
         return self._exception
@@ -150,7 +155,11 @@ class Scheduler(Protocol):
     def current_time(self) -> datetime: ...
 
     def call_activity(
-        self, activity: Callable[..., Any] | str, input: Any, retry_policy: RetryPolicy | None
+        self,
+        activity: Callable[..., Any] | str,
+        input: Any,
+        retry_policy: RetryPolicy | None,
+        return_type: Any = None,
     ) -> Task[Any]: ...
 
     def create_timer(self, fire_at: datetime | timedelta) -> Task[None]: ...

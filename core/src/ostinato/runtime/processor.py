@@ -30,12 +30,12 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from ostinato.clock import utcnow
 from ostinato.converter import DataConverter
 from ostinato.errors import FailureDetails, SerializationError
 from ostinato.history import (
+    ExecutionRewound,
     ExecutionStarted,
     ExecutionTerminated,
     HistoryEvent,
@@ -44,7 +44,9 @@ from ostinato.history import (
 from ostinato.orchestration.app import App
 from ostinato.orchestration.engine import OrchestrationRun
 from ostinato.orchestration.entities import EntityProcessor, is_entity_instance
+from ostinato.orchestration.rewind import plan_rewind
 from ostinato.provider import (
+    ActivityTask,
     InstanceRecord,
     OrchestrationCheckpoint,
     OrchestrationMessage,
@@ -54,6 +56,7 @@ from ostinato.provider import (
 from ostinato.runtime import telemetry
 from ostinato.runtime.ending import starts_new_execution
 from ostinato.status import OrchestrationStatus
+from ostinato.versioning import VersionFailure, VersioningOptions
 
 #: How long messages for a not-yet-started instance wait before they are looked at again.
 DEFER_DELAY = timedelta(seconds=1)
@@ -122,9 +125,15 @@ class OrchestrationProcessor:
     """Runs orchestration steps for one app against one provider."""
 
     def __init__(
-        self, app: App, provider: StorageProvider, converter: DataConverter, cache_size: int
+        self,
+        app: App,
+        provider: StorageProvider,
+        converter: DataConverter,
+        cache_size: int,
+        versioning: VersioningOptions | None = None,
     ) -> None:
         self.app = app
+        self.versioning = versioning
         self.provider = provider
         self.converter = converter
         self.cache = RunCache(cache_size)
@@ -186,7 +195,7 @@ class OrchestrationProcessor:
         if is_entity_instance(item.instance_id):
             checkpoint = self.entities.process(item.instance_id, item.instance, item.messages)
             return Step(item, checkpoint, None)
-        now = utcnow()
+        now = self.provider.now()
         record = item.instance
         messages = item.messages
         starts = [m for m in messages if isinstance(m.event, ExecutionStarted)]
@@ -212,6 +221,9 @@ class OrchestrationProcessor:
                 m.event for m in others if m.execution_id in (None, execution_id)
             ]
             created_at = record.created_at if record is not None else now
+        elif _rewinds(record, others):
+            assert record is not None
+            return self._rewind(item, record, others, replies, now)
         elif record is None or record.runtime_status.is_terminal:
             return Step(item, OrchestrationCheckpoint(instance=None, messages=replies), None)
         elif record.history_size == 0:
@@ -222,7 +234,7 @@ class OrchestrationProcessor:
             kept = [m for m in others if m.execution_id != record.execution_id]
             return Step(
                 item,
-                OrchestrationCheckpoint(instance=None, messages=_deferred(kept) + replies),
+                OrchestrationCheckpoint(instance=None, messages=_deferred(kept, now) + replies),
                 None,
             )
         else:
@@ -233,14 +245,33 @@ class OrchestrationProcessor:
             events = [m.event for m in others if m.execution_id in (None, execution_id)]
             created_at = record.created_at
 
+        if self.versioning is not None:
+            self._check_version(item.instance_id, run, start)
         observer = telemetry.current()
         trace_context = start.trace_context if start is not None else run.trace_context
         with observer.step_context(trace_context):
             result = run.step(events, now)
         if not result.new_events:
             return Step(item, OrchestrationCheckpoint(instance=None, messages=replies), run)
-        new_record = InstanceRecord(
-            instance_id=item.instance_id,
+        checkpoint = OrchestrationCheckpoint(
+            instance=self._record(item.instance_id, run, created_at, now),
+            new_history=result.new_events,
+            reset_history=reset,
+            activity_tasks=result.activity_tasks,
+            messages=result.messages + replies,
+        )
+        on_commit = observer.step_finished(
+            item.instance_id, run.name, run.trace_context, run.history, result.new_events
+        )
+        return Step(item, checkpoint, None if run.ended is not None else run, on_commit=on_commit)
+
+    @staticmethod
+    def _record(
+        instance_id: str, run: OrchestrationRun, created_at: datetime, now: datetime
+    ) -> InstanceRecord:
+        """The instance record after a step of ``run``."""
+        return InstanceRecord(
+            instance_id=instance_id,
             name=run.name,
             execution_id=run.execution_id,
             runtime_status=run.status,
@@ -253,12 +284,54 @@ class OrchestrationProcessor:
             parent_instance_id=run.parent.instance_id if run.parent else None,
             history_size=len(run.history),
         )
+
+    def _check_version(
+        self, instance_id: str, run: OrchestrationRun, start: ExecutionStarted | None
+    ) -> None:
+        """Apply the worker's versioning to the step: raise ``VersionMismatchError`` to give the
+        work back (``REJECT``), or fail the instance (``FAIL``)."""
+        versioning = self.versioning
+        assert versioning is not None
+        run.default_version = versioning.default_version
+        version = start.version if start is not None else run.version
+        if versioning.accepts(version):
+            return
+        error = versioning.mismatch(instance_id, version)
+        if versioning.on_mismatch is VersionFailure.REJECT:
+            raise error
+        run.fail(error)
+
+    def _rewind(
+        self,
+        item: OrchestrationWorkItem,
+        record: InstanceRecord,
+        others: list[OrchestrationMessage],
+        replies: list[OrchestrationMessage],
+        now: datetime,
+    ) -> Step:
+        """Run a FAILED execution again from its last step that did not fail."""
+        plan = plan_rewind(self.provider.get_history(item.instance_id))
+        rewound = next(m.event for m in others if isinstance(m.event, ExecutionRewound))
+        run = OrchestrationRun(self.app, item.instance_id, self.converter)
+        run.replay(plan.kept)
+        observer = telemetry.current()
+        with observer.step_context(run.trace_context):
+            result = run.step([*plan.redeliver, rewound], now)
+        execution_id = run.execution_id
+        rerun = [
+            ActivityTask(item.instance_id, execution_id, task.task_id, task.name, task.input)
+            for task in plan.rerun
+        ]
+        children = [
+            OrchestrationMessage(instance_id=child, event=ExecutionRewound(reason=rewound.reason))
+            for child in plan.children
+        ]
         checkpoint = OrchestrationCheckpoint(
-            instance=new_record,
-            new_history=result.new_events,
-            reset_history=reset,
-            activity_tasks=result.activity_tasks,
-            messages=result.messages + replies,
+            instance=self._record(item.instance_id, run, record.created_at, now),
+            new_history=run.history,
+            reset_history=True,
+            activity_tasks=result.activity_tasks + rerun,
+            messages=result.messages + children + replies,
         )
         on_commit = observer.step_finished(
             item.instance_id, run.name, run.trace_context, run.history, result.new_events
@@ -279,7 +352,7 @@ class OrchestrationProcessor:
         record: InstanceRecord,
         others: list[OrchestrationMessage],
         replies: list[OrchestrationMessage],
-        now: object,
+        now: datetime,
     ) -> OrchestrationCheckpoint:
         """Messages for an instance whose start message is not visible yet."""
         terminate = next(
@@ -290,15 +363,15 @@ class OrchestrationProcessor:
             ended = record.with_changes(
                 runtime_status=OrchestrationStatus.TERMINATED,
                 output=terminate.output,
-                last_updated_at=utcnow(),
+                last_updated_at=now,
             )
             return OrchestrationCheckpoint(instance=ended, messages=replies)
-        return OrchestrationCheckpoint(instance=None, messages=_deferred(others) + replies)
+        return OrchestrationCheckpoint(instance=None, messages=_deferred(others, now) + replies)
 
 
-def _deferred(messages: list[OrchestrationMessage]) -> list[OrchestrationMessage]:
-    """``messages`` again, visible after :data:`DEFER_DELAY`."""
-    visible_at = utcnow() + DEFER_DELAY
+def _deferred(messages: list[OrchestrationMessage], now: datetime) -> list[OrchestrationMessage]:
+    """``messages`` again, visible :data:`DEFER_DELAY` after ``now``."""
+    visible_at = now + DEFER_DELAY
     return [  # new messages (new ids): the originals are consumed with the work item
         OrchestrationMessage(
             instance_id=m.instance_id,
@@ -308,6 +381,16 @@ def _deferred(messages: list[OrchestrationMessage]) -> list[OrchestrationMessage
         )
         for m in messages
     ]
+
+
+def _rewinds(record: InstanceRecord | None, messages: list[OrchestrationMessage]) -> bool:
+    """True if ``messages`` rewind the FAILED execution ``record`` is of."""
+    if record is None or record.runtime_status is not OrchestrationStatus.FAILED:
+        return False
+    return any(
+        isinstance(m.event, ExecutionRewound) and m.execution_id in (None, record.execution_id)
+        for m in messages
+    )
 
 
 def _refuse_start(

@@ -55,6 +55,7 @@ from ostinato.runtime.ending import failing_checkpoint, terminating_checkpoint
 from ostinato.runtime.poison import DEFAULT_MAX_DELIVERY_ATTEMPTS, Isolation, poison_failure
 from ostinato.runtime.processor import CorruptHistory, OrchestrationProcessor, Step
 from ostinato.runtime.retention import RetentionPolicy, RetentionSweeper
+from ostinato.versioning import VersioningOptions, VersionMismatchError
 
 log = logging.getLogger("ostinato.runtime.worker")
 
@@ -70,6 +71,9 @@ ORCHESTRATION_THREADS = 2
 #: How long a work item's lock lasts unless renewed (the worker renews held items' locks
 #: every third of it): a crashed worker's items are handed out again after about this long.
 DEFAULT_LOCK_TIMEOUT = timedelta(seconds=15)
+#: How long an orchestration whose version this worker does not run waits before it is
+#: handed out again (to any worker).
+REJECT_DELAY = timedelta(seconds=1)
 #: The first poll delay after an empty poll; it doubles up to ``max_poll_interval``.
 MIN_POLL_DELAY = 0.001
 
@@ -181,6 +185,7 @@ class AsyncWorker:
     :param grace_period: seconds :meth:`stop` lets in-flight work finish.
     :param cache_size: runs of busy instances kept in memory between steps.
     :param batch_size: most work items locked in one provider call.
+    :param versioning: which orchestration versions this worker runs (default: all).
     :param retention: purge finished instances older than this policy allows, in the
         background (one worker per task hub at a time; see :mod:`ostinato.runtime.retention`).
     """
@@ -201,6 +206,7 @@ class AsyncWorker:
         batch_size: int = 50,
         converter: DataConverter | None = None,
         worker_id: str | None = None,
+        versioning: VersioningOptions | None = None,
         retention: RetentionPolicy | None = None,
     ) -> None:
         if max_concurrent_orchestrations < 1 or max_concurrent_activities < 1:
@@ -223,7 +229,9 @@ class AsyncWorker:
         self.max_delivery_attempts = max_delivery_attempts
         self.batch_size = batch_size
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self.processor = OrchestrationProcessor(app, provider, self.converter, cache_size)
+        self.processor = OrchestrationProcessor(
+            app, provider, self.converter, cache_size, versioning
+        )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pool: _Threads | None = None
         self._threads: list[threading.Thread] = []
@@ -508,6 +516,10 @@ class AsyncWorker:
                 steps.append(self.processor.process(item))
             except CorruptHistory as exc:
                 self._dead_letter_history(item, str(exc))
+            except VersionMismatchError as exc:  # for a worker that runs its version
+                log.debug("%s; giving the work back", exc)
+                with contextlib.suppress(Exception):
+                    self.provider.abandon_orchestration_work_item(item, REJECT_DELAY)
             except BaseException:  # one step's failure is that step's alone
                 log.exception("Orchestration step for '%s' failed; abandoning", item.instance_id)
                 with contextlib.suppress(Exception):
@@ -900,6 +912,7 @@ class WorkerOptions(TypedDict, total=False):
     batch_size: int
     converter: DataConverter | None
     worker_id: str | None
+    versioning: VersioningOptions | None
     retention: RetentionPolicy | None
 
 
