@@ -8,7 +8,11 @@ completing, abandoning, renewing, reading history) and, at the call numbers a
 * ``RAISE_AFTER``: call the provider, then raise (the call took effect, its answer was lost);
 * ``CRASH_BEFORE`` / ``CRASH_AFTER``: the same, and the worker "dies" holding the work item:
   every later call about that work item's lock fails too, so only lock expiry frees it;
-* ``HANG``: sleep past the lock timeout, then make the call (a stalled worker).
+* ``HANG``: sleep past the lock timeout, then make the call (a stalled worker);
+* ``SEND_THEN_RAISE`` (``complete_orchestration_work_item`` only; elsewhere ``RAISE_BEFORE``):
+  send the checkpoint's outbound messages, then raise without writing the rest: what a
+  non-transactional provider leaves behind when a write after its sends fails. (Its activity
+  tasks are not sent: the contract has no call that enqueues one alone.)
 
 Lock calls count only when they return a work item, so call numbers are stable from run to
 run. It fails *between* whole provider calls; a non-transactional provider (one whose checkpoint
@@ -58,6 +62,7 @@ class FaultKind(enum.Enum):
     CRASH_BEFORE = "crash_before"
     CRASH_AFTER = "crash_after"
     HANG = "hang"
+    SEND_THEN_RAISE = "send_then_raise"
 
     @property
     def needs_lock_expiry(self) -> bool:
@@ -107,6 +112,15 @@ class FaultInjectingProvider(StorageProvider):
         self.calls = 0
         self._mutex = threading.Lock()
         self._dead_tokens: set[str] = set()
+        self._partial_when: Callable[[OrchestrationCheckpoint], bool] | None = None
+
+    def send_then_raise_once(self, when: Callable[[OrchestrationCheckpoint], bool]) -> None:
+        """Fail the first completion whose checkpoint matches ``when`` after its sends.
+
+        The same as a planned ``SEND_THEN_RAISE``, chosen by what the checkpoint holds rather
+        than by call number (for tests whose call order depends on thread timing).
+        """
+        self._partial_when = when
 
     # -- plumbing -------------------------------------------------------------------------
     @property
@@ -129,7 +143,13 @@ class FaultInjectingProvider(StorageProvider):
         with self._mutex:
             self._dead_tokens.add(token)
 
-    def _call(self, method: str, fn: Callable[[], T], token: str | None = None) -> T:
+    def _call(
+        self,
+        method: str,
+        fn: Callable[[], T],
+        token: str | None = None,
+        partial: Callable[[], None] | None = None,
+    ) -> T:
         if token is not None:
             self._check_alive(method, token)
         kind = self._fault_for(method)
@@ -138,6 +158,8 @@ class FaultInjectingProvider(StorageProvider):
         if kind is FaultKind.HANG:
             time.sleep(self.plan.hang_seconds)
             return fn()
+        if kind is FaultKind.SEND_THEN_RAISE and partial is not None:
+            partial()
         if kind in (FaultKind.RAISE_AFTER, FaultKind.CRASH_AFTER):
             fn()
         if token is not None and kind in (FaultKind.CRASH_BEFORE, FaultKind.CRASH_AFTER):
@@ -162,7 +184,7 @@ class FaultInjectingProvider(StorageProvider):
         if kind is FaultKind.HANG:
             time.sleep(self.plan.hang_seconds)
             return item
-        if kind in (FaultKind.RAISE_BEFORE, FaultKind.RAISE_AFTER):
+        if kind in (FaultKind.RAISE_BEFORE, FaultKind.RAISE_AFTER, FaultKind.SEND_THEN_RAISE):
             abandon(item)
         else:
             self._kill(item.lock_token)
@@ -210,11 +232,31 @@ class FaultInjectingProvider(StorageProvider):
     def complete_orchestration_work_item(
         self, item: OrchestrationWorkItem, checkpoint: OrchestrationCheckpoint
     ) -> None:
+        with self._mutex:
+            when = self._partial_when
+            if when is not None and when(checkpoint):
+                self._partial_when = None
+                self.injected.append(
+                    InjectedEvent(
+                        self.calls, "complete_orchestration_work_item", FaultKind.SEND_THEN_RAISE
+                    )
+                )
+            else:
+                when = None
+        if when is not None:
+            self._check_alive("complete_orchestration_work_item", item.lock_token)
+            self._send_outbound(checkpoint)
+            raise InjectedFault("injected send_then_raise in complete_orchestration_work_item")
         self._call(
             "complete_orchestration_work_item",
             lambda: self.inner.complete_orchestration_work_item(item, checkpoint),
             token=item.lock_token,
+            partial=lambda: self._send_outbound(checkpoint),
         )
+
+    def _send_outbound(self, checkpoint: OrchestrationCheckpoint) -> None:
+        for message in checkpoint.messages:
+            self.inner.send_message(message)
 
     def abandon_orchestration_work_item(
         self, item: OrchestrationWorkItem, delay: timedelta | None = None

@@ -777,6 +777,15 @@ class OrchestrationRun:
         return str(uuid.uuid5(UUID_NAMESPACE, name))
 
     # -- outbound effects -----------------------------------------------------------------
+    def _child_execution_id(self, task_id: int) -> str:
+        """The execution id of the sub-orchestration this execution starts as ``task_id``.
+
+        Derived from (instance, execution, task id), so a step retried after its start message
+        went out sends the very same start, which the child drops as a duplicate.
+        """
+        key = f"{self.instance_id}\x1f{self.execution_id}\x1f{task_id}\x1fexecution"
+        return uuid.uuid5(UUID_NAMESPACE, key).hex
+
     def _emit(self, action: SchedulingEvent, result: StepResult) -> None:
         if isinstance(
             action,
@@ -814,7 +823,7 @@ class OrchestrationRun:
                     event=ExecutionStarted(
                         timestamp=self.current_time,
                         name=action.name,
-                        execution_id=unique_id(),
+                        execution_id=self._child_execution_id(action.task_id),
                         input=action.input,
                         parent=ParentInstance(
                             instance_id=self.instance_id,
