@@ -51,7 +51,6 @@ from ostinato.errors import (
     ConfigurationError,
     FailureDetails,
     InstanceAlreadyExistsError,
-    ProviderError,
     WorkItemLockLost,
 )
 from ostinato.history import ExecutionStarted, HistoryEvent, TaskFailed, utcnow
@@ -73,6 +72,7 @@ from ostinato.provider import (
 )
 from ostinato.status import OrchestrationStatus
 
+from ostinato_azure._errors import ignoring_lost_message, lost_message, mapped_errors
 from ostinato_azure._names import MAX_PARTITIONS, HubNames, validate_task_hub
 from ostinato_azure._partitions import PartitionManager
 from ostinato_azure._payloads import (
@@ -98,6 +98,8 @@ _MARGIN = timedelta(milliseconds=200)
 #: there, they are looked at again after this (doubling up to the maximum).
 _START_WAIT = timedelta(milliseconds=50)
 _START_WAIT_MAX = timedelta(seconds=1)
+#: Reads that race a concurrent write (a payload replaced under them) are tried this often.
+_READ_ATTEMPTS = 3
 
 
 def _visibility_seconds(lock_timeout: timedelta) -> int:
@@ -134,15 +136,6 @@ def _transport() -> RequestsTransport:
     return RequestsTransport(session=session, session_owner=True)
 
 
-@contextlib.contextmanager
-def _mapped_errors(what: str) -> Iterator[None]:
-    """Turn driver errors the core doesn't know into ``ProviderError`` (ours pass through)."""
-    try:
-        yield
-    except AzureError as exc:
-        raise ProviderError(f"Azure Storage failed to {what}: {exc}") from exc
-
-
 @dataclass
 class _Received:
     """A control-queue message this process holds invisible."""
@@ -177,6 +170,18 @@ class _OrchLock:
     #: Set (under the provider mutex) when ``complete``/``abandon`` took the item over: an
     #: expiring lock is then no longer reclaimed, so two callers never both commit it.
     claimed: bool = False
+
+    def untaken(self, now: datetime) -> bool:
+        """Whether its holder may still use it (the caller checked it is still registered).
+
+        A lock past its timeout that no one took yet (the provider hands its messages to
+        another work item only when asked for work, under the mutex) still holds: its
+        messages stay invisible on the queue until they expire there. On a loaded machine a
+        step may take longer than its lock; failing it then would only repeat it.
+        """
+        return self.expires > now or (
+            bool(self.received) and all(r.expires > now for r in self.received)
+        )
 
 
 @dataclass
@@ -326,7 +331,7 @@ class AzureStorageProvider(StorageProvider):
         """Create the hub's tables, queues and container if missing (idempotent)."""
         if self._set_up:
             return
-        with _mapped_errors("create the task hub"):
+        with mapped_errors("create the task hub"):
             for name in self.names.tables:
                 self.count("table.create")
                 self._table_service.create_table_if_not_exists(name)
@@ -498,23 +503,30 @@ class AzureStorageProvider(StorageProvider):
         """Change a held message's visibility; ``False`` if someone else holds it now."""
         self.count("queue.update")
         try:
-            self._control[received.queue].update_message(
+            receipt = self._control[received.queue].update_message(
                 received.message_id, pop_receipt=received.pop_receipt, visibility_timeout=seconds
             )
-        except ResourceNotFoundError:
-            return False
+        except HttpResponseError as exc:
+            if lost_message(exc):
+                return False
+            raise
+        received.pop_receipt = str(receipt.pop_receipt)
         return True
 
-    def _delete_received(self, received: _Received) -> None:
+    def _delete_received(self, received: _Received) -> bool:
+        """Delete a consumed message; ``False`` if another receiver took it meanwhile."""
         self.count("queue.delete")
         try:
             self._control[received.queue].delete_message(
                 received.message_id, pop_receipt=received.pop_receipt
             )
-        except ResourceNotFoundError:
-            # Its visibility lapsed and someone else holds it now: it is redelivered, and
-            # the core's deduplication drops it.
+        except HttpResponseError as exc:
+            if not lost_message(exc):
+                raise
+            # Its visibility lapsed and someone else holds it now: it is redelivered.
             log.debug("Control message %s was already taken or deleted", received.message_id)
+            return False
+        return True
 
     # -- client side ----------------------------------------------------------------------
     def create_instance(
@@ -529,7 +541,7 @@ class AzureStorageProvider(StorageProvider):
         """
         self.setup()
         instance_id = record.instance_id
-        with _mapped_errors("create an instance"):
+        with mapped_errors("create an instance"):
             body = self._encode_body(instance_id, start.to_json())
             ready_at = max(utcnow(), start.visible_at or utcnow())
             entity: dict[str, Any] = {"PartitionKey": instance_id, "RowKey": _SENTINEL}
@@ -633,19 +645,30 @@ class AzureStorageProvider(StorageProvider):
         return sum(self._repair_start(str(row["PartitionKey"]), row) for row in rows)
 
     def send_message(self, message: OrchestrationMessage) -> None:
-        with _mapped_errors("send a message"):
+        with mapped_errors("send a message"):
             self.setup()
             self._send_orchestration_message(message)
         self.changes.notify()
 
     def get_instance(self, instance_id: str) -> InstanceRecord | None:
-        with _mapped_errors("read an instance"):
+        """The instance row; read again if a payload it names was replaced meanwhile."""
+        with mapped_errors("read an instance"):
             self.setup()
-            row = self._read_row(instance_id)
-            return None if row is None else self._record_from(instance_id, row)
+            for attempt in range(_READ_ATTEMPTS):
+                row = self._read_row(instance_id)
+                if row is None:
+                    return None
+                try:
+                    return self._record_from(instance_id, row)
+                except ResourceNotFoundError:
+                    # A payload blob of that row version is gone (purged or replaced since
+                    # the row was read): the row has changed too.
+                    if attempt == _READ_ATTEMPTS - 1:
+                        raise
+            raise AssertionError("unreachable")
 
     def get_history(self, instance_id: str) -> list[HistoryEvent]:
-        with _mapped_errors("read a history"):
+        with mapped_errors("read a history"):
             self.setup()
             self.count("table.query")
             rows = list(
@@ -671,7 +694,7 @@ class AzureStorageProvider(StorageProvider):
             return [event for _, event in events]
 
     def query_instances(self, query: InstanceQuery) -> Page[InstanceRecord]:
-        with _mapped_errors("query instances"):
+        with mapped_errors("query instances"):
             self.setup()
             clauses = ["RowKey eq ''"]
             parameters: dict[str, Any] = {}
@@ -723,7 +746,7 @@ class AzureStorageProvider(StorageProvider):
         row (with its status) so purging again finishes the job. Messages still in the
         queues for a purged instance are consumed and dropped by the core when they arrive.
         """
-        with _mapped_errors("purge an instance"):
+        with mapped_errors("purge an instance"):
             self.setup()
             row = self._read_row(instance_id)
             if row is None or OrchestrationStatus(row["RuntimeStatus"]) not in only_if_status:
@@ -785,7 +808,7 @@ class AzureStorageProvider(StorageProvider):
         An instance already in a work item of this process keeps its new messages buffered
         until that item is done, so one instance is in one work item at a time.
         """
-        with _mapped_errors("lock orchestration work items"):
+        with mapped_errors("lock orchestration work items"):
             self.setup()
             partitions = self._ensure_partitions(worker_id)
             self._maybe_repair()
@@ -878,7 +901,7 @@ class AzureStorageProvider(StorageProvider):
     def _rearm(self, queue: int, raw: QueueMessage, message: OrchestrationMessage) -> None:
         self._send_orchestration_message(message)
         self.count("queue.delete")
-        with contextlib.suppress(ResourceNotFoundError):
+        with ignoring_lost_message():
             self._control[queue].delete_message(raw.id, pop_receipt=raw.pop_receipt)
 
     def _poison_message(
@@ -887,7 +910,7 @@ class AzureStorageProvider(StorageProvider):
         log.error("Moving control-queue message %s to the poison table: %s", raw.id, reason)
         self._store_poison(self.names.control_queue(queue), raw, reason, instance_id)
         self.count("queue.delete")
-        with contextlib.suppress(ResourceNotFoundError):
+        with ignoring_lost_message():
             self._control[queue].delete_message(raw.id, pop_receipt=raw.pop_receipt)
 
     def _store_poison(self, queue_name: str, raw: QueueMessage, reason: str, iid: str) -> None:
@@ -1284,7 +1307,7 @@ class AzureStorageProvider(StorageProvider):
                 or current is not lock
                 or lock.claimed
                 or lock.token != item.lock_token
-                or lock.expires <= utcnow()
+                or not lock.untaken(utcnow())
             ):
                 raise WorkItemLockLost(f"Lock on instance '{item.instance_id}' was lost")
             lock.claimed = claim
@@ -1332,9 +1355,10 @@ class AzureStorageProvider(StorageProvider):
         """
         lock = self._held(item, claim=True)
         try:
-            with _mapped_errors("complete an orchestration work item"):
+            with mapped_errors("complete an orchestration work item"):
                 self._complete(item, lock, checkpoint)
         except WorkItemLockLost:
+            self.changes.notify()  # some of it may be written (see _complete)
             raise
         except Exception:
             self._cache_row(item.instance_id, None)
@@ -1457,9 +1481,20 @@ class AzureStorageProvider(StorageProvider):
                 ),
             )
         # 4. Consume the messages, last.
-        for future in [self._io.submit(self._delete_received, r) for r in lock.received]:
-            future.result()
+        deleted = [self._io.submit(self._delete_received, r) for r in lock.received]
+        taken = [
+            r.message_id for r, f in zip(lock.received, deleted, strict=True) if not f.result()
+        ]
         self._unlock(item, lock)
+        if taken:
+            # The checkpoint is written, but its messages' queue visibility lapsed and another
+            # receiver holds them: they are delivered again, and the core drops what they
+            # repeat. This step's lock was lost before it finished.
+            self._cache_row(instance_id, None)
+            raise WorkItemLockLost(
+                f"Messages of '{instance_id}' were taken by another receiver while its step "
+                f"was being written ({len(taken)} of {len(lock.received)}); they are redelivered"
+            )
         # Housekeeping: the previous execution's rows (continue-as-new) are garbage now.
         if old_execution is not None and old_size:
             keys = [f"{old_execution}.{i:08d}" for i in range(old_size)]
@@ -1512,7 +1547,7 @@ class AzureStorageProvider(StorageProvider):
     ) -> None:
         lock = self._held(item)
         seconds = _visibility_seconds(lock_timeout)
-        with _mapped_errors("renew an orchestration lock"):
+        with mapped_errors("renew an orchestration lock"):
             for received in lock.received:
                 self.count("queue.update")
                 try:
@@ -1521,7 +1556,9 @@ class AzureStorageProvider(StorageProvider):
                         pop_receipt=received.pop_receipt,
                         visibility_timeout=seconds,
                     )
-                except ResourceNotFoundError as exc:
+                except HttpResponseError as exc:
+                    if not lost_message(exc):
+                        raise
                     raise self._release_lost(item, lock) from exc
                 received.pop_receipt = str(receipt.pop_receipt)
         now = utcnow()
@@ -1559,7 +1596,7 @@ class AzureStorageProvider(StorageProvider):
         if count <= 0:
             return items
         seconds = _visibility_seconds(lock_timeout)
-        with _mapped_errors("lock activity work items"):
+        with mapped_errors("lock activity work items"):
             self.setup()
             self.count("queue.receive")
             messages = list(
@@ -1590,7 +1627,7 @@ class AzureStorageProvider(StorageProvider):
             for raw, task, dequeues in fresh:
                 if (task.instance_id, task.execution_id) in dead:
                     self.count("queue.delete")  # its instance was purged or replaced
-                    with contextlib.suppress(ResourceNotFoundError):
+                    with ignoring_lost_message():
                         self._activity_queue.delete_message(raw.id, pop_receipt=raw.pop_receipt)
                     continue
                 held = _ActivityLock(
@@ -1634,7 +1671,7 @@ class AzureStorageProvider(StorageProvider):
                 )
             )
         self.count("queue.delete")
-        with contextlib.suppress(ResourceNotFoundError):
+        with ignoring_lost_message():
             self._activity_queue.delete_message(raw.id, pop_receipt=raw.pop_receipt)
 
     def _held_activity(self, item: ActivityWorkItem, claim: bool = False) -> _ActivityLock:
@@ -1645,7 +1682,7 @@ class AzureStorageProvider(StorageProvider):
                 not isinstance(lock, _ActivityLock)
                 or current is not lock
                 or lock.done
-                or lock.expires <= utcnow()
+                or lock.queue_expires <= utcnow()
             ):
                 raise WorkItemLockLost(
                     f"Lock on activity task {item.task.name!r} of "
@@ -1659,12 +1696,14 @@ class AzureStorageProvider(StorageProvider):
     ) -> None:
         """Enqueue the result, then delete the task (a crash between: it runs again)."""
         lock = self._held_activity(item, claim=True)
-        with _mapped_errors("complete an activity work item"):
+        with mapped_errors("complete an activity work item"):
             self._send_orchestration_message(result)
             self.count("queue.delete")
             try:
                 self._activity_queue.delete_message(lock.message_id, pop_receipt=lock.pop_receipt)
-            except ResourceNotFoundError as exc:
+            except HttpResponseError as exc:
+                if not lost_message(exc):
+                    raise
                 raise WorkItemLockLost(
                     f"Activity task {item.task.name!r} was taken by another worker"
                 ) from exc
@@ -1691,13 +1730,15 @@ class AzureStorageProvider(StorageProvider):
     ) -> None:
         lock = self._held_activity(item, claim=True)
         seconds = 0 if not delay else math.ceil(delay.total_seconds())
-        with _mapped_errors("abandon an activity work item"):
+        with mapped_errors("abandon an activity work item"):
             self.count("queue.update")
             try:
                 self._activity_queue.update_message(
                     lock.message_id, pop_receipt=lock.pop_receipt, visibility_timeout=seconds
                 )
-            except ResourceNotFoundError as exc:
+            except HttpResponseError as exc:
+                if not lost_message(exc):
+                    raise
                 raise WorkItemLockLost("Activity task was taken by another worker") from exc
             finally:
                 lock.done = True
@@ -1708,13 +1749,15 @@ class AzureStorageProvider(StorageProvider):
     ) -> None:
         lock = self._held_activity(item)
         seconds = _visibility_seconds(lock_timeout)
-        with _mapped_errors("renew an activity lock"):
+        with mapped_errors("renew an activity lock"):
             self.count("queue.update")
             try:
                 receipt = self._activity_queue.update_message(
                     lock.message_id, pop_receipt=lock.pop_receipt, visibility_timeout=seconds
                 )
-            except ResourceNotFoundError as exc:
+            except HttpResponseError as exc:
+                if not lost_message(exc):
+                    raise
                 lock.done = True
                 raise WorkItemLockLost("Activity task was taken by another worker") from exc
         now = utcnow()
