@@ -117,6 +117,15 @@ EDGE_CASE_IDS = {
     "digits-only": "0123456789",
     "at-inside": "user@example",
     "surrogate-range-astral": "\U00010348\U0001d11e",
+    "noncharacter-ffff": "a\uffffb",
+    "noncharacters-fffe-fdd0": "\ufffe\ufdd0\U0010ffff",
+    "single-quote": "'",
+    "doubled-quotes": "''a''",
+    "percent": "%",
+    "percent-escapes": "%25%27%0A%",
+    "max-length-non-bmp-mix": ("\U0001f3b5a'%\uffff" * 20),
+    "odata-keywords": "a' or PartitionKey ne '",
+    "private-use": "\ue000\U000f0000",
 }
 
 

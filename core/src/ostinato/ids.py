@@ -18,7 +18,7 @@ def validate_instance_id(instance_id: object) -> str:
     """Return ``instance_id`` if it obeys the rules, else raise ``InvalidInstanceIdError``.
 
     The rules: a ``str`` of 1-100 characters, not starting with ``@``, containing none of
-    ``/ \\ # ?`` and no control characters.
+    ``/ \\ # ?``, no control characters and no lone surrogates (half of a UTF-16 pair).
     """
     if not isinstance(instance_id, str):
         raise InvalidInstanceIdError(f"Instance id must be a str, not {type(instance_id).__name__}")
@@ -39,9 +39,15 @@ def validate_instance_id(instance_id: object) -> str:
                 f"Instance id {instance_id!r} contains {ch!r}; '/', '\\', '#' and '?' "
                 "are not allowed"
             )
-        if unicodedata.category(ch) == "Cc":
+        category = unicodedata.category(ch)
+        if category == "Cc":
             raise InvalidInstanceIdError(
                 f"Instance id {instance_id!r} contains the control character U+{ord(ch):04X}"
+            )
+        if category == "Cs":
+            raise InvalidInstanceIdError(
+                f"Instance id {instance_id!r} contains the lone surrogate U+{ord(ch):04X} "
+                "(not a Unicode character; no store can hold it)"
             )
     return instance_id
 

@@ -2,8 +2,8 @@
 
 Layout of one task hub (see ``README.md`` for the full design and the crash-point table):
 
-* ``<hub>Instances`` — one row per instance (partition key = instance id, row key ``""``): the
-  queryable projection of its state, ETag-guarded.
+* ``<hub>Instances`` — one row per instance (partition key = the instance id as a table key,
+  see :mod:`._keys`; row key ``""``): the queryable projection of its state, ETag-guarded.
 * ``<hub>History`` — partition = instance id; one row per event (row key
   ``<execution id>.<sequence>``) and a *sentinel* row (row key ``""``) holding the current
   execution id, the committed history length and the instance record that history implies.
@@ -73,6 +73,13 @@ from ostinato.provider import (
 from ostinato.status import OrchestrationStatus
 
 from ostinato_azure._errors import ignoring_lost_message, lost_message, mapped_errors
+from ostinato_azure._keys import (
+    instance_id_of,
+    key_upper_bound,
+    queue_text,
+    table_key,
+    utf16_order,
+)
 from ostinato_azure._names import MAX_PARTITIONS, HubNames, validate_task_hub
 from ostinato_azure._partitions import PartitionManager
 from ostinato_azure._payloads import (
@@ -453,14 +460,14 @@ class AzureStorageProvider(StorageProvider):
     def _read_row(self, instance_id: str) -> Any | None:
         self.count("table.read")
         try:
-            return self._instances.get_entity(instance_id, _SENTINEL)
+            return self._instances.get_entity(table_key(instance_id), _SENTINEL)
         except ResourceNotFoundError:
             return None
 
     def _read_sentinel(self, instance_id: str) -> _Sentinel | None:
         self.count("table.read")
         try:
-            entity = self._history.get_entity(instance_id, _SENTINEL)
+            entity = self._history.get_entity(table_key(instance_id), _SENTINEL)
         except ResourceNotFoundError:
             return None
         return self._sentinel_from(entity)
@@ -476,6 +483,7 @@ class AzureStorageProvider(StorageProvider):
 
     # -- queue messages -------------------------------------------------------------------
     def _encode_body(self, instance_id: str, text: str) -> str:
+        text = queue_text(text)
         if xml_size(text) <= QUEUE_INLINE_BYTES:
             return text
         return json.dumps({"$blob": self.blobs.put(instance_id, text), "instance_id": instance_id})
@@ -544,7 +552,7 @@ class AzureStorageProvider(StorageProvider):
         with mapped_errors("create an instance"):
             body = self._encode_body(instance_id, start.to_json())
             ready_at = max(utcnow(), start.visible_at or utcnow())
-            entity: dict[str, Any] = {"PartitionKey": instance_id, "RowKey": _SENTINEL}
+            entity: dict[str, Any] = {"PartitionKey": table_key(instance_id), "RowKey": _SENTINEL}
             entity.update(self._record_properties(record, _version()))
             entity["StartDeadline"] = ready_at + self.start_repair_after
             put_property(entity, "PendingStart", body, instance_id, self.blobs)
@@ -611,7 +619,7 @@ class AzureStorageProvider(StorageProvider):
         if body is None:
             return False
         update = {
-            "PartitionKey": instance_id,
+            "PartitionKey": table_key(instance_id),
             "RowKey": _SENTINEL,
             "StartDeadline": utcnow() + self.start_repair_after * 4,
         }
@@ -642,7 +650,9 @@ class AzureStorageProvider(StorageProvider):
                 "RuntimeStatus eq 'PENDING' and StartDeadline lt @now", parameters={"now": now}
             )
         )
-        return sum(self._repair_start(str(row["PartitionKey"]), row) for row in rows)
+        return sum(
+            self._repair_start(instance_id_of(str(row["PartitionKey"])), row) for row in rows
+        )
 
     def send_message(self, message: OrchestrationMessage) -> None:
         with mapped_errors("send a message"):
@@ -672,7 +682,9 @@ class AzureStorageProvider(StorageProvider):
             self.setup()
             self.count("table.query")
             rows = list(
-                self._history.query_entities("PartitionKey eq @pk", parameters={"pk": instance_id})
+                self._history.query_entities(
+                    "PartitionKey eq @pk", parameters={"pk": table_key(instance_id)}
+                )
             )
             sentinel = next((r for r in rows if r["RowKey"] == _SENTINEL), None)
             if sentinel is None:
@@ -704,10 +716,13 @@ class AzureStorageProvider(StorageProvider):
                 statuses = sorted(s.value for s in query.runtime_status)
                 clauses.append("(" + " or ".join(f"RuntimeStatus eq '{s}'" for s in statuses) + ")")
             if query.instance_id_prefix:
-                prefix = query.instance_id_prefix
-                clauses.append("PartitionKey ge @lo and PartitionKey lt @hi")
+                prefix = table_key(query.instance_id_prefix)
+                clauses.append("PartitionKey ge @lo")
                 parameters["lo"] = prefix
-                parameters["hi"] = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+                upper = key_upper_bound(prefix)
+                if upper is not None:
+                    clauses.append("PartitionKey lt @hi")
+                    parameters["hi"] = upper
             if query.continuation_token is not None:
                 clauses.append("PartitionKey gt @after")
                 parameters["after"] = query.continuation_token
@@ -723,19 +738,20 @@ class AzureStorageProvider(StorageProvider):
                 parameters=parameters,
                 results_per_page=min(1000, query.page_size + 1),
             ).by_page()
-            found: list[InstanceRecord] = []
+            found: list[tuple[str, InstanceRecord]] = []
             for page in pages:
                 for row in page:
-                    record = self._record_from(str(row["PartitionKey"]), row)
+                    key = str(row["PartitionKey"])
+                    record = self._record_from(instance_id_of(key), row)
                     if query.matches(record):
-                        found.append(record)
+                        found.append((key, record))
                 if len(found) > query.page_size:
                     break
                 self.count("table.query")
-            found.sort(key=lambda r: r.instance_id)
+            found.sort(key=lambda pair: utf16_order(pair[0]))  # the table's own order
             items = found[: query.page_size]
-            token = items[-1].instance_id if len(found) > query.page_size else None
-            return Page(items=items, continuation_token=token)
+            token = items[-1][0] if len(found) > query.page_size else None
+            return Page(items=[record for _, record in items], continuation_token=token)
 
     def purge_instance(
         self, instance_id: str, only_if_status: Collection[OrchestrationStatus]
@@ -759,7 +775,7 @@ class AzureStorageProvider(StorageProvider):
             self.count("table.delete")
             try:
                 self._instances.delete_entity(
-                    instance_id,
+                    table_key(instance_id),
                     _SENTINEL,
                     etag=_etag(row),
                     match_condition=MatchConditions.IfNotModified,
@@ -774,7 +790,7 @@ class AzureStorageProvider(StorageProvider):
         keys = [
             str(e["RowKey"])
             for e in self._history.query_entities(
-                "PartitionKey eq @pk", parameters={"pk": instance_id}, select=["RowKey"]
+                "PartitionKey eq @pk", parameters={"pk": table_key(instance_id)}, select=["RowKey"]
             )
         ]
         if keep is not None:
@@ -786,12 +802,15 @@ class AzureStorageProvider(StorageProvider):
             self.count("table.batch")
             try:
                 self._history.submit_transaction(
-                    [("delete", {"PartitionKey": instance_id, "RowKey": k}) for k in chunk]
+                    [
+                        ("delete", {"PartitionKey": table_key(instance_id), "RowKey": k})
+                        for k in chunk
+                    ]
                 )
             except TableTransactionError:
                 for key in chunk:  # some were gone already: one by one
                     self.count("table.delete")
-                    self._history.delete_entity(instance_id, key)
+                    self._history.delete_entity(table_key(instance_id), key)
 
     # -- orchestration work items ---------------------------------------------------------
     def lock_next_orchestration_work_item(
@@ -1264,7 +1283,7 @@ class AzureStorageProvider(StorageProvider):
         self.count("table.upsert")
         self._history.upsert_entity(
             {
-                "PartitionKey": instance_id,
+                "PartitionKey": table_key(instance_id),
                 "RowKey": _SENTINEL,
                 "ExecutionId": "",
                 "HistorySize": 0,
@@ -1278,7 +1297,7 @@ class AzureStorageProvider(StorageProvider):
     def _repair_row(self, instance_id: str, lock: _OrchLock, sentinel: _Sentinel) -> None:
         entity = {k: v for k, v in sentinel.entity.items() if k not in ("HistorySize",)}
         entity["HistorySize"] = sentinel.history_size
-        entity["PartitionKey"] = instance_id
+        entity["PartitionKey"] = table_key(instance_id)
         entity["RowKey"] = _SENTINEL
         log.warning("Repairing the stale instance row of '%s' from its history", instance_id)
         try:
@@ -1398,7 +1417,7 @@ class AzureStorageProvider(StorageProvider):
             rows: list[dict[str, Any]] = []
             for offset, event in enumerate(checkpoint.new_history):
                 row: dict[str, Any] = {
-                    "PartitionKey": instance_id,
+                    "PartitionKey": table_key(instance_id),
                     "RowKey": f"{execution}.{base + offset:08d}",
                     "EventType": event.event_type.value,
                 }
@@ -1408,7 +1427,10 @@ class AzureStorageProvider(StorageProvider):
             etag = lock.sentinel_etag
             for number, chunk in enumerate(chunks):
                 last = number == len(chunks) - 1
-                sentinel: dict[str, Any] = {"PartitionKey": instance_id, "RowKey": _SENTINEL}
+                sentinel: dict[str, Any] = {
+                    "PartitionKey": table_key(instance_id),
+                    "RowKey": _SENTINEL,
+                }
                 mode = UpdateMode.REPLACE
                 if last:
                     if record is not None:
@@ -1450,7 +1472,7 @@ class AzureStorageProvider(StorageProvider):
             lock.sentinel_size = base + len(rows)
         # 3. The instance row, conditional on what we read at lock time.
         if checkpoint.instance is not None:
-            entity: dict[str, Any] = {"PartitionKey": instance_id, "RowKey": _SENTINEL}
+            entity: dict[str, Any] = {"PartitionKey": table_key(instance_id), "RowKey": _SENTINEL}
             entity.update(self._record_properties(checkpoint.instance, version))
             if lock.inbox_cutoff is not None:
                 entity["InboxCutoff"] = lock.inbox_cutoff
