@@ -191,6 +191,17 @@ class ProviderContractTests(ConformanceTestBase):
         if caps.max_payload_bytes is not None:
             assert caps.max_payload_bytes > 0
 
+    def test_provider_is_a_context_manager_with_an_idempotent_close(
+        self, provider: StorageProvider
+    ) -> None:
+        with provider as entered:
+            assert entered is provider
+            create(provider, "before-close")
+        provider.close()  # closing a closed provider does nothing
+        provider.worker_stopped("a-worker-that-never-ran")
+        stored = provider.get_instance("before-close")  # used again: it reopens
+        assert stored is not None and stored.instance_id == "before-close"
+
     def test_setup_is_idempotent(self, provider: StorageProvider) -> None:
         create(provider, "survives-setup")
         provider.setup()

@@ -197,6 +197,9 @@ class FaultInjectingProvider(StorageProvider):
     def close(self) -> None:
         self.inner.close()
 
+    def worker_stopped(self, worker_id: str) -> None:
+        self.inner.worker_stopped(worker_id)
+
     def create_instance(
         self, record: InstanceRecord, start: OrchestrationMessage, policy: ReuseIdPolicy
     ) -> None:

@@ -134,13 +134,13 @@ def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
         yield items[start : start + size]
 
 
-def _transport() -> RequestsTransport:
-    """An HTTP transport whose connection pool fits the provider's thread pool."""
+def _session() -> requests.Session:
+    """An HTTP session whose connection pool fits the provider's thread pool."""
     session = requests.Session()
     adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=64)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
-    return RequestsTransport(session=session, session_owner=True)
+    return session
 
 
 @dataclass
@@ -278,15 +278,17 @@ class AzureStorageProvider(StorageProvider):
         #: Storage operations made, by kind ("table.read", "queue.send", ...): each is billed.
         self.operations: Counter[str] = Counter()
         self._ops_mutex = threading.Lock()
+        self._sessions = [_session() for _ in range(3)]
+        transports = [RequestsTransport(session=s, session_owner=True) for s in self._sessions]
         try:
             tables = TableServiceClient.from_connection_string(
-                connection_string, transport=_transport()
+                connection_string, transport=transports[0]
             )
             queues = QueueServiceClient.from_connection_string(
-                connection_string, transport=_transport()
+                connection_string, transport=transports[1]
             )
             blobs = BlobServiceClient.from_connection_string(
-                connection_string, transport=_transport()
+                connection_string, transport=transports[2]
             )
         except ValueError as exc:
             raise ConfigurationError(f"Invalid Azure Storage connection string: {exc}") from exc
@@ -317,6 +319,8 @@ class AzureStorageProvider(StorageProvider):
         self._in_flight: Counter[int] = Counter()
         self._next_queue = 0
         self._partitions: PartitionManager | None = None
+        #: Workers taking orchestration work through this provider (see worker_stopped).
+        self._workers: set[str] = set()
         self._set_up = False
         self._last_repair = 0.0
 
@@ -364,7 +368,23 @@ class AzureStorageProvider(StorageProvider):
         self._set_up = False
 
     def close(self) -> None:
-        """Release this worker's leases (so others take its queues at once) and stop."""
+        """Release the leases (others take their queues at once), put back buffered messages
+        and close the HTTP connections. Idempotent; a later call reopens what it needs."""
+        with self._mutex:
+            self._workers.clear()
+        self._release_partitions()
+        for session in self._sessions:
+            session.close()  # drops pooled connections; a later request opens new ones
+
+    def worker_stopped(self, worker_id: str) -> None:
+        """When the last worker taking work through this provider stops: release its leases."""
+        with self._mutex:
+            self._workers.discard(worker_id)
+            if self._workers:
+                return
+        self._release_partitions()
+
+    def _release_partitions(self) -> None:
         partitions, self._partitions = self._partitions, None
         if partitions is not None:
             with contextlib.suppress(Exception):
@@ -378,6 +398,8 @@ class AzureStorageProvider(StorageProvider):
             partitions.stop(release=False)
 
     def _ensure_partitions(self, worker_id: str) -> PartitionManager | None:
+        with self._mutex:
+            self._workers.add(worker_id)
         if not self.partition_leases:
             return None
         if self._partitions is None:
