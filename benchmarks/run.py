@@ -49,8 +49,9 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 import ostinato as ot  # noqa: E402
-from ostinato.engine import OrchestrationRun  # noqa: E402
-from ostinato.history import ExecutionStarted, TaskCompleted, utcnow  # noqa: E402
+from ostinato.clock import utcnow  # noqa: E402
+from ostinato.history import ExecutionStarted, TaskCompleted  # noqa: E402
+from ostinato.orchestration.engine import OrchestrationRun  # noqa: E402
 from peers.protocol import (  # noqa: E402
     ROUND_TRIPS,
     latency_result,

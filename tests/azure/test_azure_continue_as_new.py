@@ -21,8 +21,8 @@ from azure_helpers import new_hub_name
 from conftest import ProviderMaker
 from ostinato.converter import JsonDataConverter
 from ostinato.history import EventRaised, ExecutionStarted, ExecutionTerminated
-from ostinato.processor import OrchestrationProcessor, Step
 from ostinato.provider import OrchestrationWorkItem
+from ostinato.runtime.processor import OrchestrationProcessor, Step
 from ostinato_azure import AzureStorageProvider
 
 LOCK = timedelta(seconds=30)

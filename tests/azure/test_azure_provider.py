@@ -11,8 +11,9 @@ import ostinato as ot
 import pytest
 from azure_helpers import new_hub_name
 from conftest import ProviderMaker
+from ostinato.clock import utcnow
 from ostinato.errors import ConfigurationError, WorkItemLockLost
-from ostinato.history import EventRaised, ExecutionStarted, utcnow
+from ostinato.history import EventRaised, ExecutionStarted
 from ostinato.provider import (
     InstanceRecord,
     OrchestrationCheckpoint,

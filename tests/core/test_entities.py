@@ -10,8 +10,8 @@ from typing import Any
 
 import ostinato as ot
 import pytest
-from ostinato.entities import EntityProcessor
 from ostinato.history import EntityRequest
+from ostinato.orchestration.entities import EntityProcessor
 from ostinato.provider import OrchestrationMessage
 
 from .conftest import WorkerFactory, run_to_completion
@@ -102,6 +102,57 @@ def test_redelivered_request_is_applied_once() -> None:
     assert first.instance is not None and first.instance.output == "3"
     again = processor.process("@counter@dup", first.instance, [message])
     assert again.instance is not None and again.instance.output == "3"
+
+
+step_app = ot.App()
+in_first_step = threading.Event()
+second_step_done = threading.Event()
+
+
+@step_app.entity
+def slow_counter(ctx: ot.EntityContext, amount: int) -> int:
+    """Blocks the first step until a second step on another entity has run in between."""
+    if ctx.key == "first":
+        in_first_step.set()
+        assert second_step_done.wait(30)
+    ctx.set_state(ctx.get_state(0) + amount)
+    return int(ctx.get_state())
+
+
+def test_one_processor_runs_entity_steps_from_two_threads_at_once() -> None:
+    processor = EntityProcessor(step_app, ot.JsonDataConverter())
+
+    def call(key: str, amount: int, caller: str) -> OrchestrationMessage:
+        request = EntityRequest(
+            request_id=f"{caller}:1",
+            operation="add",
+            input=str(amount),
+            caller_instance_id=caller,
+            caller_execution_id="e",
+            caller_task_id=7,
+        )
+        return OrchestrationMessage(instance_id=f"@slow_counter@{key}", event=request)
+
+    results: dict[str, Any] = {}
+
+    def first() -> None:
+        message = call("first", 5, "caller-a")
+        results["first"] = processor.process(message.instance_id, None, [message])
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    assert in_first_step.wait(30)
+    message = call("second", 40, "caller-b")
+    results["second"] = processor.process(message.instance_id, None, [message])
+    second_step_done.set()
+    thread.join(30)
+
+    for key, caller, value in (("first", "caller-a", "5"), ("second", "caller-b", "40")):
+        checkpoint = results[key]
+        assert checkpoint.instance.instance_id == f"@slow_counter@{key}"
+        assert checkpoint.instance.output == value
+        [reply] = checkpoint.messages
+        assert reply.instance_id == caller and reply.event.result == value
 
 
 def test_unknown_entity_operation_fails_the_caller(

@@ -403,7 +403,7 @@ def test_new_uuid_is_deterministic_across_replays(client: ot.Client, worker: Wor
         state = run_to_completion(client, uuids, instance_id="uuid-1")
     a, b, c = state.output
     assert len({a, b, c}) == 3
-    from ostinato.engine import OrchestrationRun
+    from ostinato.orchestration.engine import OrchestrationRun
 
     replayed = OrchestrationRun(app, "uuid-1", ot.JsonDataConverter())
     replayed.replay(client.get_orchestration_history("uuid-1"))

@@ -8,7 +8,7 @@ from typing import Any
 
 import ostinato as ot
 import pytest
-from ostinato.engine import OrchestrationRun
+from ostinato.clock import utcnow
 from ostinato.history import (
     EventRaised,
     ExecutionCompleted,
@@ -17,10 +17,10 @@ from ostinato.history import (
     HistoryEvent,
     TaskCompleted,
     TaskScheduled,
-    utcnow,
 )
-from ostinato.processor import OrchestrationProcessor
+from ostinato.orchestration.engine import OrchestrationRun
 from ostinato.provider import ActivityTask, OrchestrationMessage, OrchestrationWorkItem
+from ostinato.runtime.processor import OrchestrationProcessor
 
 CONVERTER = ot.JsonDataConverter()
 

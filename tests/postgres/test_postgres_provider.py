@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import ostinato as ot
 import pytest
+from ostinato.clock import utcnow
 from ostinato.errors import InstanceAlreadyExistsError, WorkItemLockLost
 from ostinato.provider import ReuseIdPolicy
 from ostinato.status import OrchestrationStatus
@@ -104,16 +105,16 @@ def test_activity_lock_renew_and_loss(provider: PostgresProvider) -> None:
 
 def test_timer_message_is_not_handed_out_early(provider: PostgresProvider) -> None:
     record = new_record("i1")
-    due = ot.history.utcnow() + timedelta(seconds=1.0)
+    due = utcnow() + timedelta(seconds=1.0)
     provider.create_instance(
         record, start_message(record, visible_at=due), ReuseIdPolicy.ERROR_IF_EXISTS
     )
-    while ot.history.utcnow() < due - timedelta(milliseconds=50):
+    while utcnow() < due - timedelta(milliseconds=50):
         assert provider.lock_next_orchestration_work_item("w1", SHORT) is None
         time.sleep(0.05)
     item = lock_orchestration(provider, timeout=5)
     assert item is not None
-    assert ot.history.utcnow() >= due
+    assert utcnow() >= due
 
 
 def test_skip_locked_claims_distinct_instances_concurrently(

@@ -8,7 +8,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ostinato.history import EventRaised, ExecutionStarted, utcnow
+from ostinato.clock import utcnow
+from ostinato.history import EventRaised, ExecutionStarted
 from ostinato.provider import InstanceRecord, OrchestrationMessage, ReuseIdPolicy
 from ostinato.sqlite import SqliteProvider
 from ostinato.status import OrchestrationStatus

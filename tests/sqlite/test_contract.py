@@ -9,8 +9,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from ostinato.clock import utcnow
 from ostinato.errors import InstanceAlreadyExistsError, WorkItemLockLost
-from ostinato.history import EventRaised, ExecutionStarted, OrchestratorStarted, utcnow
+from ostinato.history import EventRaised, ExecutionStarted, OrchestratorStarted
 from ostinato.provider import (
     ActivityTask,
     OrchestrationCheckpoint,

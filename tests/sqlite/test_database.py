@@ -22,8 +22,7 @@ from .helpers import create, event
 def test_schema_sql_is_the_toolkit_schema_rendered_for_sqlite() -> None:
     shipped = Path(ot.__file__).parent / "sqlite" / "schema.sql"
     assert shipped.read_text(encoding="utf-8") == render(SqliteDialect()), (
-        "regenerate with: python -m ostinato.relational.schema sqlite > "
-        "core/src/ostinato/sqlite/schema.sql"
+        "regenerate with: python -m ostinato.sqlite > core/src/ostinato/sqlite/schema.sql"
     )
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 from ostinato import history
-from ostinato.history import EventRaised, ExecutionStarted, OrchestratorStarted, utcnow
+from ostinato.clock import utcnow
+from ostinato.history import EventRaised, ExecutionStarted, OrchestratorStarted
 from ostinato.provider import (
     ActivityTask,
     InstanceQuery,

@@ -22,6 +22,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from ostinato import history
+from ostinato.clock import utcnow
 from ostinato.errors import InstanceAlreadyExistsError, InstanceNotFoundError, WorkItemLockLost
 from ostinato.history import (
     EventRaised,
@@ -30,7 +31,6 @@ from ostinato.history import (
     OrchestratorStarted,
     TaskCompleted,
     TaskScheduled,
-    utcnow,
 )
 from ostinato.ids import validate_instance_id
 from ostinato.provider import (

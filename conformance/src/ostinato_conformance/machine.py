@@ -49,8 +49,9 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 from ostinato import history
+from ostinato.clock import utcnow
 from ostinato.errors import InstanceAlreadyExistsError, WorkItemLockLost
-from ostinato.history import ExecutionTerminated, TaskCompleted, TaskFailed, utcnow
+from ostinato.history import ExecutionTerminated, TaskCompleted, TaskFailed
 from ostinato.provider import (
     ActivityTask,
     ActivityWorkItem,

@@ -13,7 +13,8 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from ostinato.history import EventRaised, ExecutionStarted, HistoryEvent, utcnow
+from ostinato.clock import utcnow
+from ostinato.history import EventRaised, ExecutionStarted, HistoryEvent
 from ostinato.provider import (
     ActivityTask,
     ActivityWorkItem,

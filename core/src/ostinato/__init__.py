@@ -16,13 +16,9 @@ history and rebuilt by deterministic replay::
         return [(yield ctx.call_activity(say_hello, input=c)) for c in ("Tokyo", "London")]
 """
 
-from ostinato.app import App
 from ostinato.client import AsyncClient, Client, PurgeResult, raise_if_failed
 from ostinato.config import provider_from_config
-from ostinato.context import ActivityContext, OrchestrationContext
 from ostinato.converter import DataConverter, JsonDataConverter
-from ostinato.engine import EntityLock
-from ostinato.entities import EntityContext, EntityId, EntityMetadata
 from ostinato.errors import (
     ConfigurationError,
     FailureDetails,
@@ -38,13 +34,16 @@ from ostinato.errors import (
     TaskFailedError,
     WorkItemLockLost,
 )
-from ostinato.httpcall import HttpResponse
 from ostinato.memory import InMemoryProvider
+from ostinato.orchestration.app import App
+from ostinato.orchestration.call_http import HttpResponse
+from ostinato.orchestration.context import ActivityContext, OrchestrationContext
+from ostinato.orchestration.entities import EntityContext, EntityId, EntityLock, EntityMetadata
+from ostinato.orchestration.task import Task, when_all, when_any
 from ostinato.provider import Page, ProviderCapabilities, ReuseIdPolicy, StorageProvider
 from ostinato.retry import RetryPolicy
+from ostinato.runtime.worker import AsyncWorker, Worker
 from ostinato.status import OrchestrationState, OrchestrationStatus
-from ostinato.task import Task, when_all, when_any
-from ostinato.worker import AsyncWorker, Worker
 
 __version__ = "0.1.0"
 

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Coroutine
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from ostinato.app import name_of
+from ostinato.clock import utcnow
 from ostinato.converter import DataConverter, default_converter
-from ostinato.entities import EntityId, EntityMetadata, is_entity_instance, metadata_from_record
 from ostinato.errors import (
     InstanceNotFoundError,
     OrchestrationFailedError,
@@ -35,9 +34,15 @@ from ostinato.history import (
     ExecutionTerminated,
     HistoryEvent,
     SubOrchestrationInstanceCreated,
-    utcnow,
 )
 from ostinato.ids import new_instance_id, unique_id, validate_instance_id
+from ostinato.orchestration.app import name_of
+from ostinato.orchestration.entities import (
+    EntityId,
+    EntityMetadata,
+    is_entity_instance,
+    metadata_from_record,
+)
 from ostinato.provider import (
     InstanceQuery,
     InstanceRecord,
@@ -49,6 +54,7 @@ from ostinato.provider import (
 from ostinato.status import TERMINAL_STATUSES, OrchestrationState, OrchestrationStatus
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
 @dataclass(frozen=True)
@@ -420,8 +426,28 @@ def _has_finished(state: OrchestrationState) -> bool:
     return state.runtime_status.is_terminal
 
 
+def _in_thread(
+    method: Callable[Concatenate[Client, P], T],
+) -> Callable[Concatenate[AsyncClient, P], Coroutine[Any, Any, T]]:
+    """``method`` of :class:`Client` as a coroutine of :class:`AsyncClient`, run on a thread."""
+
+    async def in_thread(self: AsyncClient, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return await asyncio.to_thread(method, self._client, *args, **kwargs)
+
+    in_thread.__name__ = method.__name__
+    in_thread.__qualname__ = f"AsyncClient.{method.__name__}"
+    in_thread.__doc__ = f"See :meth:`Client.{method.__name__}` (awaitable; runs on a thread)."
+    in_thread.__wrapped__ = method  # type: ignore[attr-defined]  # inspect.signature follows it
+    return in_thread
+
+
 class AsyncClient:
-    """The asyncio face of :class:`Client`: the same methods, as coroutines."""
+    """The asyncio face of :class:`Client`: the same methods and signatures, as coroutines.
+
+    Each method is built from the :class:`Client` method of the same name (one table, below),
+    so the two faces cannot drift apart; the call runs on a thread (``asyncio.to_thread``), and
+    waits watch the provider's change signal exactly as :class:`Client`'s do.
+    """
 
     def __init__(
         self, provider: StorageProvider, *, converter: DataConverter | None = None
@@ -429,136 +455,21 @@ class AsyncClient:
         self._client = Client(provider, converter=converter)
         self.provider = provider
 
-    async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        return await asyncio.to_thread(fn, *args, **kwargs)
-
-    async def schedule_new_orchestration(
-        self,
-        orchestrator: Callable[..., Any] | str,
-        *,
-        input: Any = None,
-        instance_id: str | None = None,
-        start_at: datetime | None = None,
-        reuse_id_policy: ReuseIdPolicy | None = None,
-    ) -> str:
-        """See :meth:`Client.schedule_new_orchestration`."""
-        return await self._run(
-            self._client.schedule_new_orchestration,
-            orchestrator,
-            input=input,
-            instance_id=instance_id,
-            start_at=start_at,
-            reuse_id_policy=reuse_id_policy,
-        )
-
-    async def get_orchestration_state(
-        self, instance_id: str, *, fetch_payloads: bool = True
-    ) -> OrchestrationState | None:
-        """See :meth:`Client.get_orchestration_state`."""
-        return await self._run(
-            self._client.get_orchestration_state, instance_id, fetch_payloads=fetch_payloads
-        )
-
-    async def get_orchestration_history(self, instance_id: str) -> list[HistoryEvent]:
-        """See :meth:`Client.get_orchestration_history`."""
-        return await self._run(self._client.get_orchestration_history, instance_id)
-
-    async def query_instances(self, **filters: Any) -> Page[OrchestrationState]:
-        """See :meth:`Client.query_instances` (same keyword filters)."""
-        return await self._run(self._client.query_instances, **filters)
-
-    async def _wait(
-        self, instance_id: str, timeout: float, done: Callable[[OrchestrationState], bool]
-    ) -> OrchestrationState:
-        validate_instance_id(instance_id)
-        deadline = time.monotonic() + timeout
-        backoff = _Backoff()
-        while True:
-            state = await self.get_orchestration_state(instance_id)
-            if state is not None and done(state):
-                return state
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError(
-                    f"Timed out after {timeout}s waiting for orchestration '{instance_id}'"
-                )
-            await asyncio.sleep(min(backoff.next(), remaining))
-
-    async def wait_for_orchestration_start(
-        self, instance_id: str, *, timeout: float = 60
-    ) -> OrchestrationState:
-        """See :meth:`Client.wait_for_orchestration_start`."""
-        return await self._wait(instance_id, timeout, _has_started)
-
-    async def wait_for_orchestration_completion(
-        self, instance_id: str, *, timeout: float = 60
-    ) -> OrchestrationState:
-        """See :meth:`Client.wait_for_orchestration_completion`."""
-        return await self._wait(instance_id, timeout, _has_finished)
-
-    async def raise_orchestration_event(
-        self, instance_id: str, event_name: str, *, data: Any = None
-    ) -> None:
-        """See :meth:`Client.raise_orchestration_event`."""
-        await self._run(self._client.raise_orchestration_event, instance_id, event_name, data=data)
-
-    async def terminate_orchestration(
-        self, instance_id: str, *, output: Any = None, recursive: bool = True
-    ) -> None:
-        """See :meth:`Client.terminate_orchestration`."""
-        await self._run(
-            self._client.terminate_orchestration, instance_id, output=output, recursive=recursive
-        )
-
-    async def suspend_orchestration(self, instance_id: str, *, reason: str | None = None) -> None:
-        """See :meth:`Client.suspend_orchestration`."""
-        await self._run(self._client.suspend_orchestration, instance_id, reason=reason)
-
-    async def resume_orchestration(self, instance_id: str, *, reason: str | None = None) -> None:
-        """See :meth:`Client.resume_orchestration`."""
-        await self._run(self._client.resume_orchestration, instance_id, reason=reason)
-
-    async def signal_entity(
-        self,
-        entity_id: EntityId,
-        operation: str,
-        input: Any = None,
-        *,
-        scheduled_time: datetime | None = None,
-    ) -> None:
-        """See :meth:`Client.signal_entity`."""
-        await self._run(
-            self._client.signal_entity, entity_id, operation, input, scheduled_time=scheduled_time
-        )
-
-    async def get_entity(self, entity_id: EntityId) -> EntityMetadata | None:
-        """See :meth:`Client.get_entity`."""
-        return await self._run(self._client.get_entity, entity_id)
-
-    async def query_entities(self, **filters: Any) -> Page[EntityMetadata]:
-        """See :meth:`Client.query_entities` (same keyword filters)."""
-        return await self._run(self._client.query_entities, **filters)
-
-    async def purge_orchestration(self, instance_id: str, *, recursive: bool = True) -> PurgeResult:
-        """See :meth:`Client.purge_orchestration`."""
-        return await self._run(self._client.purge_orchestration, instance_id, recursive=recursive)
-
-    async def purge_orchestrations_by(
-        self,
-        created_time_from: datetime | None = None,
-        created_time_to: datetime | None = None,
-        runtime_status: Collection[OrchestrationStatus] | None = None,
-        *,
-        on_progress: Callable[[int], None] | None = None,
-    ) -> PurgeResult:
-        """See :meth:`Client.purge_orchestrations_by` (``on_progress`` runs on a worker thread)."""
-        return await self._run(
-            self._client.purge_orchestrations_by,
-            created_time_from,
-            created_time_to,
-            runtime_status,
-            on_progress=on_progress,
-        )
+    schedule_new_orchestration = _in_thread(Client.schedule_new_orchestration)
+    get_orchestration_state = _in_thread(Client.get_orchestration_state)
+    get_orchestration_history = _in_thread(Client.get_orchestration_history)
+    query_instances = _in_thread(Client.query_instances)
+    wait_for_orchestration_start = _in_thread(Client.wait_for_orchestration_start)
+    wait_for_orchestration_completion = _in_thread(Client.wait_for_orchestration_completion)
+    raise_orchestration_event = _in_thread(Client.raise_orchestration_event)
+    terminate_orchestration = _in_thread(Client.terminate_orchestration)
+    suspend_orchestration = _in_thread(Client.suspend_orchestration)
+    resume_orchestration = _in_thread(Client.resume_orchestration)
+    signal_entity = _in_thread(Client.signal_entity)
+    get_entity = _in_thread(Client.get_entity)
+    query_entities = _in_thread(Client.query_entities)
+    purge_orchestration = _in_thread(Client.purge_orchestration)
+    purge_orchestrations_by = _in_thread(Client.purge_orchestrations_by)
 
 
 __all__ = ["AsyncClient", "Client", "PurgeResult", "raise_if_failed", "state_from_record"]

@@ -274,3 +274,12 @@ def return_type_of(fn: Callable[..., Any]) -> Any:
 
 
 default_converter = JsonDataConverter()
+
+
+__all__ = [
+    "DataConverter",
+    "JsonDataConverter",
+    "default_converter",
+    "input_type_of",
+    "return_type_of",
+]

@@ -149,3 +149,21 @@ class ProviderError(OstinatoError):
 
 class WorkItemLockLost(ProviderError):
     """The work item's lock is no longer held by this worker; its work must be dropped."""
+
+
+__all__ = [
+    "ConfigurationError",
+    "FailureDetails",
+    "InstanceAlreadyExistsError",
+    "InstanceNotFoundError",
+    "InvalidInstanceIdError",
+    "NonDeterminismError",
+    "OrchestrationError",
+    "OrchestrationFailedError",
+    "OstinatoError",
+    "PayloadTooLargeError",
+    "ProviderError",
+    "SerializationError",
+    "TaskFailedError",
+    "WorkItemLockLost",
+]

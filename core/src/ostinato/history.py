@@ -17,9 +17,10 @@ import enum
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
-from datetime import UTC, datetime
-from typing import Any, ClassVar, TypeAlias
+from datetime import datetime
+from typing import Any, ClassVar
 
+from ostinato.clock import utcnow
 from ostinato.errors import FailureDetails, SerializationError
 from ostinato.status import OrchestrationStatus
 
@@ -56,11 +57,6 @@ class EventType(enum.Enum):
     ENTITY_UNLOCK_SENT = "EntityUnlockSent"
     ENTITY_REQUEST = "EntityRequest"
     ENTITY_UNLOCK = "EntityUnlock"
-
-
-def utcnow() -> datetime:
-    """The current time as an aware UTC datetime."""
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -324,36 +320,6 @@ class EntityUnlock(HistoryEvent):
     critical_section_id: str
 
 
-AnyEvent: TypeAlias = (
-    ExecutionStarted
-    | OrchestratorStarted
-    | OrchestratorCompleted
-    | TaskScheduled
-    | TaskCompleted
-    | TaskFailed
-    | SubOrchestrationInstanceCreated
-    | SubOrchestrationInstanceCompleted
-    | SubOrchestrationInstanceFailed
-    | TimerCreated
-    | TimerFired
-    | EventRaised
-    | EventSent
-    | ExecutionSuspended
-    | ExecutionResumed
-    | ExecutionTerminated
-    | ExecutionCompleted
-    | ContinueAsNew
-    | EntityOperationCalled
-    | EntityOperationSignaled
-    | EntityLockRequested
-    | EntityUnlockSent
-    | EntityOperationCompleted
-    | EntityOperationFailed
-    | EntityLockGranted
-    | EntityRequest
-    | EntityUnlock
-)
-
 EVENT_CLASSES: dict[str, type[HistoryEvent]] = {
     cls.event_type.value: cls
     for cls in (
@@ -494,3 +460,46 @@ def loads_many(text: str) -> list[HistoryEvent]:
     if not all(isinstance(item, dict) for item in items):
         raise SerializationError("Corrupt history: a row holds something other than events")
     return [from_dict(item) for item in items]
+
+
+__all__ = [
+    "EVENT_CLASSES",
+    "FORMAT_VERSION",
+    "ContinueAsNew",
+    "EntityLockGranted",
+    "EntityLockRequested",
+    "EntityOperationCalled",
+    "EntityOperationCompleted",
+    "EntityOperationFailed",
+    "EntityOperationSignaled",
+    "EntityRequest",
+    "EntityUnlock",
+    "EntityUnlockSent",
+    "EventRaised",
+    "EventSent",
+    "EventType",
+    "ExecutionCompleted",
+    "ExecutionResumed",
+    "ExecutionStarted",
+    "ExecutionSuspended",
+    "ExecutionTerminated",
+    "HistoryEvent",
+    "OrchestratorCompleted",
+    "OrchestratorStarted",
+    "ParentInstance",
+    "SubOrchestrationInstanceCompleted",
+    "SubOrchestrationInstanceCreated",
+    "SubOrchestrationInstanceFailed",
+    "TaskCompleted",
+    "TaskFailed",
+    "TaskScheduled",
+    "TimerCreated",
+    "TimerFired",
+    "compact_json",
+    "dumps",
+    "dumps_many",
+    "from_dict",
+    "loads",
+    "loads_many",
+    "to_dict",
+]

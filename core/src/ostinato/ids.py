@@ -85,3 +85,12 @@ def new_instance_id() -> str:
     value = value & ~(0xF << 76) | 0x7 << 76  # version 7
     value = value & ~(0x3 << 62) | 0x2 << 62  # variant 10 (RFC 9562)
     return uuid.UUID(int=value).hex
+
+
+__all__ = [
+    "FORBIDDEN_CHARACTERS",
+    "MAX_INSTANCE_ID_LENGTH",
+    "new_instance_id",
+    "unique_id",
+    "validate_instance_id",
+]

@@ -354,3 +354,8 @@ class InMemoryProvider(StorageProvider):
                 self._activity_wakeups,
                 (activity.lock.expires, item.provider_data, item.provider_data),
             )
+
+
+__all__ = [
+    "InMemoryProvider",
+]

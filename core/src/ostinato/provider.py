@@ -40,8 +40,9 @@ from datetime import datetime, timedelta
 from typing import Any, Generic, Self, TypeVar
 
 from ostinato import history
+from ostinato.clock import utcnow
 from ostinato.errors import FailureDetails
-from ostinato.history import HistoryEvent, utcnow
+from ostinato.history import HistoryEvent
 from ostinato.ids import unique_id
 from ostinato.status import TERMINAL_STATUSES, OrchestrationStatus
 
@@ -185,9 +186,9 @@ class OrchestrationWorkItem:
     """One instance's pending visible messages, locked for one worker.
 
     ``instance`` is the stored record (``None`` if the instance has none yet, e.g. a
-    sub-orchestration whose start message is among ``messages``). ``history`` is ``None``
-    unless the provider chose to prefetch it; the worker then reads it with ``get_history``
-    only if its cache doesn't already hold it. ``provider_data`` is the provider's own.
+    sub-orchestration whose start message is among ``messages``). The worker reads the
+    history with ``get_history`` only if its cache doesn't already hold it.
+    ``provider_data`` is the provider's own.
     """
 
     instance_id: str
@@ -195,7 +196,6 @@ class OrchestrationWorkItem:
     instance: InstanceRecord | None
     lock_token: str
     locked_until: datetime
-    history: list[HistoryEvent] | None = None
     dequeue_count: int = 1
     provider_data: Any = None
 
@@ -576,3 +576,23 @@ class StorageProvider(ABC):
 
 def new_lock_token() -> str:
     return unique_id()
+
+
+__all__ = [
+    "ActivityTask",
+    "ActivityWorkItem",
+    "ChangeSignal",
+    "InstanceQuery",
+    "InstanceRecord",
+    "OrchestrationCheckpoint",
+    "OrchestrationMessage",
+    "OrchestrationWorkItem",
+    "Page",
+    "ProviderCapabilities",
+    "ReuseIdPolicy",
+    "StorageProvider",
+    "decode_failure",
+    "encode_failure",
+    "new_lock_token",
+    "new_message_id",
+]

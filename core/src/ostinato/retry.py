@@ -49,3 +49,8 @@ class RetryPolicy:
         if self.retry_timeout is not None and now + delay > first_attempt_at + self.retry_timeout:
             return None
         return delay
+
+
+__all__ = [
+    "RetryPolicy",
+]

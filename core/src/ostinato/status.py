@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from ostinato.converter import default_converter
 from ostinato.errors import FailureDetails
 
 
@@ -60,24 +61,25 @@ class OrchestrationState:
     @property
     def input(self) -> Any:
         """The instance's input, decoded from JSON."""
-        from ostinato.converter import default_converter
-
         return default_converter.loads(self.serialized_input)
 
     @property
     def output(self) -> Any:
         """The instance's output, decoded from JSON (``None`` while it runs)."""
-        from ostinato.converter import default_converter
-
         return default_converter.loads(self.serialized_output)
 
     @property
     def custom_status(self) -> Any:
         """The value last given to ``ctx.set_custom_status``, decoded from JSON."""
-        from ostinato.converter import default_converter
-
         return default_converter.loads(self.serialized_custom_status)
 
     @property
     def is_running(self) -> bool:
         return self.runtime_status.is_active
+
+
+__all__ = [
+    "TERMINAL_STATUSES",
+    "OrchestrationState",
+    "OrchestrationStatus",
+]

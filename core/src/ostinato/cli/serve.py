@@ -18,8 +18,8 @@ from typing import Any
 
 import click
 
-from ostinato.cli.commands import EXIT_ERROR, _configure_logging, _say, _state, fail, load_app
-from ostinato.worker import Worker
+from ostinato.cli.base import EXIT_ERROR, configure_logging, fail, load_app, say, state_of
+from ostinato.runtime.worker import Worker
 
 
 def _import_server() -> Any:
@@ -132,10 +132,10 @@ def serve(
     from ostinato.http.app import normalize_base_path
 
     app = load_app(target)
-    state = _state(ctx)
+    state = state_of(ctx)
     config = state.config()
     provider = state.provider()
-    _configure_logging(log_level)
+    configure_logging(log_level)
     api = create_app(provider, api_key=api_key or None, base_path=base_path, app=app)
 
     @contextlib.asynccontextmanager
@@ -150,7 +150,7 @@ def serve(
                 grace_period=grace_period,
             )
             await asyncio.to_thread(worker.start)
-            _say(
+            say(
                 f"Worker {worker.worker_id} serving {len(app.orchestrators)} orchestrators and"
                 f" {len(app.activities)} activities from {target} on {config.provider}."
             )
@@ -158,9 +158,9 @@ def serve(
             yield
         finally:
             if worker is not None:
-                _say("Stopping the worker: finishing in-flight work...")
+                say("Stopping the worker: finishing in-flight work...")
                 await asyncio.to_thread(worker.stop)
-                _say("Worker stopped.")
+                say("Worker stopped.")
 
     server_app = Starlette(routes=[Mount("", app=api)], lifespan=lifespan)
     server = _server_class(uvicorn)(
@@ -174,9 +174,9 @@ def serve(
         )
     )
     if api_key is None and host not in ("127.0.0.1", "localhost", "::1"):
-        _say(f"Warning: serving on {host} without --api-key: anyone who reaches it can use it.")
+        say(f"Warning: serving on {host} without --api-key: anyone who reaches it can use it.")
     schema_path = f"{normalize_base_path(base_path)}/openapi.json"
-    _say(f"HTTP API for {target} (pid {os.getpid()}); OpenAPI schema at {schema_path}")
+    say(f"HTTP API for {target} (pid {os.getpid()}); OpenAPI schema at {schema_path}")
     server.run()
     if not server.started:
         fail(f"The HTTP server could not start on {host}:{port}")

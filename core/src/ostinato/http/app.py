@@ -15,9 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ostinato.app import App
 from ostinato.client import AsyncClient, Client
-from ostinato.entities import EntityId, EntityMetadata
 from ostinato.errors import (
     InstanceAlreadyExistsError,
     InstanceNotFoundError,
@@ -29,6 +27,8 @@ from ostinato.http import params, wire
 from ostinato.http.openapi import openapi_schema
 from ostinato.http.params import ApiError
 from ostinato.ids import validate_instance_id
+from ostinato.orchestration.app import App
+from ostinato.orchestration.entities import EntityId, EntityMetadata
 from ostinato.provider import StorageProvider
 from ostinato.status import TERMINAL_STATUSES, OrchestrationState
 

@@ -30,7 +30,6 @@ transaction; a database newer than this code is refused.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 
 from ostinato.relational.dialect import ColumnType, Dialect
@@ -239,12 +238,3 @@ def render(dialect: Dialect) -> str:
     for statement in statements:
         out.append(statement if statement.startswith("--") else statement + ";")
     return "\n\n".join(out) + "\n"
-
-
-if __name__ == "__main__":  # pragma: no cover - `python -m ostinato.relational.schema sqlite`
-    if sys.argv[1:] == ["sqlite"]:
-        from ostinato.sqlite.provider import SqliteDialect
-
-        sys.stdout.write(render(SqliteDialect()))
-    else:
-        sys.exit("usage: python -m ostinato.relational.schema sqlite")

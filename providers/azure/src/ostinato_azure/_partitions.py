@@ -31,7 +31,7 @@ from azure.core.exceptions import (
     ResourceNotFoundError,
 )
 from azure.data.tables import TableClient, UpdateMode
-from ostinato.history import utcnow
+from ostinato.clock import utcnow
 
 log = logging.getLogger("ostinato.azure.partitions")
 

@@ -47,13 +47,14 @@ from azure.data.tables import TableServiceClient, TableTransactionError, UpdateM
 from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueClient, QueueMessage, QueueServiceClient
 from ostinato import history
+from ostinato.clock import utcnow
 from ostinato.errors import (
     ConfigurationError,
     FailureDetails,
     InstanceAlreadyExistsError,
     WorkItemLockLost,
 )
-from ostinato.history import ExecutionStarted, HistoryEvent, TaskFailed, utcnow
+from ostinato.history import ExecutionStarted, HistoryEvent, TaskFailed
 from ostinato.provider import (
     ActivityTask,
     ActivityWorkItem,
@@ -1131,7 +1132,6 @@ class AzureStorageProvider(StorageProvider):
             instance=record,
             lock_token=lock.token,
             locked_until=lock.expires,
-            history=None,
             dequeue_count=max((r.dequeue_count for r in lock.received), default=0),
             provider_data=lock,
         )

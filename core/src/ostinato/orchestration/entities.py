@@ -26,7 +26,8 @@ from datetime import datetime
 from typing import Any
 
 from ostinato import history
-from ostinato.converter import DataConverter
+from ostinato.clock import utcnow
+from ostinato.converter import DataConverter, default_converter
 from ostinato.errors import FailureDetails, SerializationError
 from ostinato.history import (
     EntityLockGranted,
@@ -35,7 +36,6 @@ from ostinato.history import (
     EntityRequest,
     EntityUnlock,
     HistoryEvent,
-    utcnow,
 )
 from ostinato.ids import FORBIDDEN_CHARACTERS
 from ostinato.provider import InstanceRecord, OrchestrationCheckpoint, OrchestrationMessage
@@ -102,13 +102,30 @@ class EntityMetadata:
     @property
     def state(self) -> Any:
         """The entity's state decoded from JSON (``None`` if it has none)."""
-        from ostinato.converter import default_converter
-
         return default_converter.loads(self.serialized_state)
 
     @property
     def includes_state(self) -> bool:
         return self.serialized_state is not None
+
+
+class EntityLock:
+    """The context manager ``yield ctx.lock_entities(...)`` gives: leaving it releases the locks."""
+
+    def __init__(self, entity_ids: tuple[str, ...], release: Callable[[], None]) -> None:
+        self._entity_ids = entity_ids
+        self._release = release
+
+    @property
+    def entity_ids(self) -> tuple[str, ...]:
+        """The locked entities' instance ids, in lock order."""
+        return self._entity_ids
+
+    def __enter__(self) -> EntityLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._release()
 
 
 class EntityContext:
@@ -207,11 +224,12 @@ def metadata_from_record(record: InstanceRecord) -> EntityMetadata:
     )
 
 
-EntityFunctions = Callable[[str], Any]
-
-
 class EntityProcessor:
-    """Applies an entity's inbox messages in order and builds its checkpoint."""
+    """Applies an entity's inbox messages in order and builds its checkpoint.
+
+    Stateless between calls: each :meth:`process` works on its own :class:`_EntityStep`, so
+    one processor serves every orchestration thread at once.
+    """
 
     def __init__(self, app: Any, converter: DataConverter) -> None:
         self.app = app
@@ -220,18 +238,15 @@ class EntityProcessor:
     def process(
         self, instance_id: str, record: InstanceRecord | None, messages: list[OrchestrationMessage]
     ) -> OrchestrationCheckpoint:
+        """The checkpoint that applies ``messages`` to the entity ``instance_id``."""
         entity_id = EntityId.from_instance_id(instance_id)
         now = utcnow()
-        self._entity_id = entity_id
-        self._state = record.output if record else None
-        self._store = _EntityStore.loads(record.custom_status if record else None)
-        self._recent = set(self._store.recent)
-        self._outbound: list[OrchestrationMessage] = []
+        step = _EntityStep(self.app, self.converter, entity_id, record)
         for message in messages:
-            self._handle(message.event)
+            step.handle(message.event)
         status = (
             OrchestrationStatus.RUNNING
-            if self._state is not None or self._store.lock or self._store.queue
+            if step.state is not None or step.store.lock or step.store.queue
             else OrchestrationStatus.COMPLETED
         )
         new_record = InstanceRecord(
@@ -241,42 +256,57 @@ class EntityProcessor:
             runtime_status=status,
             created_at=record.created_at if record else now,
             last_updated_at=now,
-            output=self._state,
-            custom_status=self._store.dumps(),
+            output=step.state,
+            custom_status=step.store.dumps(),
         )
-        return OrchestrationCheckpoint(instance=new_record, messages=self._outbound)
+        return OrchestrationCheckpoint(instance=new_record, messages=step.outbound)
 
-    def _handle(self, event: HistoryEvent) -> None:
+
+class _EntityStep:
+    """One entity step: the entity's state, queue and lock while its messages apply."""
+
+    def __init__(
+        self, app: Any, converter: DataConverter, entity_id: EntityId, record: InstanceRecord | None
+    ) -> None:
+        self.app = app
+        self.converter = converter
+        self.entity_id = entity_id
+        self.state = record.output if record else None
+        self.store = _EntityStore.loads(record.custom_status if record else None)
+        self.recent = set(self.store.recent)
+        self.outbound: list[OrchestrationMessage] = []
+
+    def handle(self, event: HistoryEvent) -> None:
         if isinstance(event, EntityRequest):
             self._request(event)
         elif isinstance(event, EntityUnlock):
-            lock = self._store.lock
+            lock = self.store.lock
             if (
                 lock is not None
                 and lock.instance_id == event.holder_instance_id
                 and lock.critical_section_id == event.critical_section_id
             ):
-                self._store.lock = None
-                queued, self._store.queue = self._store.queue, []
+                self.store.lock = None
+                queued, self.store.queue = self.store.queue, []
                 for request in queued:
                     self._request(request)
 
     def _remember(self, request_id: str) -> None:
-        self._recent.add(request_id)
-        self._store.recent.append(request_id)
-        if len(self._store.recent) > RECENT_REQUESTS:
-            dropped = self._store.recent.pop(0)
-            self._recent.discard(dropped)
+        self.recent.add(request_id)
+        self.store.recent.append(request_id)
+        if len(self.store.recent) > RECENT_REQUESTS:
+            dropped = self.store.recent.pop(0)
+            self.recent.discard(dropped)
 
     def _request(self, request: EntityRequest) -> None:
-        if request.request_id in self._recent:
+        if request.request_id in self.recent:
             return  # a redelivered duplicate
-        lock = self._store.lock
+        lock = self.store.lock
         if lock is not None and (
             request.operation is None or request.caller_instance_id != lock.instance_id
         ):
-            if all(q.request_id != request.request_id for q in self._store.queue):
-                self._store.queue.append(request)
+            if all(q.request_id != request.request_id for q in self.store.queue):
+                self.store.queue.append(request)
             return
         self._remember(request.request_id)
         if request.operation is None:
@@ -286,10 +316,10 @@ class EntityProcessor:
 
     def _lock(self, request: EntityRequest) -> None:
         assert request.caller_instance_id and request.critical_section_id and request.lock_set
-        self._store.lock = _Lock(request.caller_instance_id, request.critical_section_id)
+        self.store.lock = _Lock(request.caller_instance_id, request.critical_section_id)
         following = request.position + 1
         if following < len(request.lock_set):
-            self._outbound.append(
+            self.outbound.append(
                 OrchestrationMessage(
                     instance_id=request.lock_set[following],
                     event=EntityRequest(
@@ -305,7 +335,7 @@ class EntityProcessor:
             )
         else:
             assert request.caller_task_id is not None
-            self._outbound.append(
+            self.outbound.append(
                 OrchestrationMessage(
                     instance_id=request.caller_instance_id,
                     execution_id=request.caller_execution_id,
@@ -318,18 +348,18 @@ class EntityProcessor:
 
     def _run(self, request: EntityRequest) -> None:
         assert request.operation is not None
-        registration = self.app.entities.get(self._entity_id.name)
+        registration = self.app.entities.get(self.entity_id.name)
         ctx = EntityContext(
-            self._entity_id,
+            self.entity_id,
             request.operation,
-            self._state,
+            self.state,
             self.converter,
         )
         reply: HistoryEvent
         try:
             if registration is None:
                 raise LookupError(
-                    f"No entity named {self._entity_id.name!r} is registered with this worker"
+                    f"No entity named {self.entity_id.name!r} is registered with this worker"
                 )
             value = self.converter.loads(request.input, registration.input_type)
             result = registration.fn(ctx, value)
@@ -351,16 +381,31 @@ class EntityProcessor:
                 task_scheduled_id=request.caller_task_id or 0, failure=failure
             )
         else:
-            self._state = ctx._state
-            self._outbound.extend(signals)
+            self.state = ctx._state
+            self.outbound.extend(signals)
             reply = EntityOperationCompleted(
                 task_scheduled_id=request.caller_task_id or 0, result=payload
             )
         if request.caller_instance_id is not None and request.caller_task_id is not None:
-            self._outbound.append(
+            self.outbound.append(
                 OrchestrationMessage(
                     instance_id=request.caller_instance_id,
                     execution_id=request.caller_execution_id,
                     event=reply,
                 )
             )
+
+
+__all__ = [
+    "ENTITY_EXECUTION_ID",
+    "ENTITY_PREFIX",
+    "RECENT_REQUESTS",
+    "EntityContext",
+    "EntityId",
+    "EntityLock",
+    "EntityMetadata",
+    "EntityProcessor",
+    "as_entity_id",
+    "is_entity_instance",
+    "metadata_from_record",
+]

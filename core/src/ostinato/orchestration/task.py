@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any, Generic, TypeVar
+from datetime import datetime, timedelta
+from typing import Any, Generic, Protocol, TypeVar
 
 from ostinato.errors import TaskFailedError
+from ostinato.retry import RetryPolicy
 
 T = TypeVar("T")
 
@@ -17,7 +19,7 @@ class Task(Generic[T]):
         self._complete = False
         self._result: Any = None
         self._exception: BaseException | None = None
-        self._parents: list[CompositeTask[Any]] = []
+        self._callbacks: list[Callable[[Task[Any]], None]] = []
 
     @property
     def is_complete(self) -> bool:
@@ -41,21 +43,25 @@ class Task(Generic[T]):
         """The task's error, if it failed."""
         return self._exception
 
+    def add_done_callback(self, fn: Callable[[Task[Any]], None]) -> None:
+        """Call ``fn(task)`` when the task completes (combinators, retries and polling)."""
+        self._callbacks.append(fn)
+
     def _set_result(self, result: Any) -> None:
         if self._complete:
             return
         self._complete = True
         self._result = result
-        for parent in self._parents:
-            parent._on_child_completed(self)
+        for callback in self._callbacks:
+            callback(self)
 
     def _set_exception(self, exc: BaseException) -> None:
         if self._complete:
             return
         self._complete = True
         self._exception = exc
-        for parent in self._parents:
-            parent._on_child_completed(self)
+        for callback in self._callbacks:
+            callback(self)
 
 
 class CompletableTask(Task[T]):
@@ -71,7 +77,7 @@ class CompositeTask(Task[T]):
         for task in self._tasks:
             if not isinstance(task, Task):
                 raise TypeError(f"when_all/when_any take tasks, not {type(task).__name__}")
-            task._parents.append(self)
+            task.add_done_callback(self._on_child_completed)
 
     def _start(self) -> None:
         for task in self._tasks:
@@ -122,21 +128,6 @@ class WhenAnyTask(CompositeTask[Task[Any]]):
             self._set_result(child)
 
 
-class Continuation:
-    """Attach to a task to run ``fn`` when it completes (used for retries and polling)."""
-
-    def __init__(self, fn: Callable[[], None]) -> None:
-        self._fn = fn
-
-    def _on_child_completed(self, child: Task[Any]) -> None:
-        self._fn()
-
-    @classmethod
-    def after(cls, task: Task[Any], fn: Callable[[], None]) -> None:
-        """Run ``fn`` once ``task`` completes."""
-        task._parents.append(cls(fn))  # type: ignore[arg-type]
-
-
 def when_all(tasks: Iterable[Task[T]]) -> WhenAllTask[T]:
     """A task that completes when all ``tasks`` complete, with the list of their results."""
     return WhenAllTask(tasks)
@@ -147,5 +138,31 @@ def when_any(tasks: Iterable[Task[Any]]) -> WhenAnyTask:
     return WhenAnyTask(tasks)
 
 
+class Scheduler(Protocol):
+    """What a task that schedules further work (retries, HTTP polling) needs from its run."""
+
+    @property
+    def current_time(self) -> datetime: ...
+
+    def call_activity(
+        self, activity: Callable[..., Any] | str, input: Any, retry_policy: RetryPolicy | None
+    ) -> Task[Any]: ...
+
+    def create_timer(self, fire_at: datetime | timedelta) -> Task[None]: ...
+
+
 def failed_error(name: str, details: Any) -> TaskFailedError:
     return TaskFailedError(f"{name} failed: {details.error_type}: {details.message}", details)
+
+
+__all__ = [
+    "CompletableTask",
+    "CompositeTask",
+    "Scheduler",
+    "Task",
+    "WhenAllTask",
+    "WhenAnyTask",
+    "failed_error",
+    "when_all",
+    "when_any",
+]

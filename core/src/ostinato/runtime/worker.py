@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import enum
 import logging
 import os
 import queue
@@ -35,17 +36,17 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
-from ostinato.app import App
-from ostinato.context import ActivityContext
 from ostinato.converter import DataConverter, default_converter
 from ostinato.errors import FailureDetails, WorkItemLockLost
 from ostinato.history import TaskCompleted, TaskFailed
-from ostinato.processor import OrchestrationProcessor, Step
+from ostinato.orchestration.app import App
+from ostinato.orchestration.context import ActivityContext
 from ostinato.provider import ActivityWorkItem, OrchestrationMessage, StorageProvider
+from ostinato.runtime.processor import OrchestrationProcessor, Step
 
-log = logging.getLogger("ostinato.worker")
+log = logging.getLogger("ostinato.runtime.worker")
 
 #: Threads that run synchronous activities when ``activity_threads`` is not given: the
 #: standard library's thread-pool default (``ThreadPoolExecutor``), a few more than the CPUs.
@@ -60,9 +61,12 @@ ORCHESTRATION_THREADS = 2
 MIN_POLL_DELAY = 0.001
 
 
-#: Kinds of work a commit can make claimable, for waking only the threads that take it.
-_ORCHESTRATIONS = 1
-_ACTIVITIES = 2
+class _Work(enum.Flag):
+    """Kinds of work a commit can make claimable, for waking only the threads that take it."""
+
+    NONE = 0
+    ORCHESTRATIONS = enum.auto()
+    ACTIVITIES = enum.auto()
 
 
 class _Signal:
@@ -307,9 +311,9 @@ class AsyncWorker:
         if kinds is None:
             self._wake()
             return
-        if kinds & _ORCHESTRATIONS:
+        if _Work.ORCHESTRATIONS in kinds:
             self._orchestration_signal.bump()
-        if kinds & _ACTIVITIES:
+        if _Work.ACTIVITIES in kinds:
             self._activity_signal.bump()
 
     def _wake(self) -> None:
@@ -386,13 +390,13 @@ class AsyncWorker:
         # an instance while it was locked (the signal moved since the lock: the poller that
         # woke then found the instance locked, and its release makes it claimable); activity
         # work if some step scheduled an activity.
-        kinds = 0
+        kinds = _Work.NONE
         if self._orchestration_signal.version != seen or any(
             step.checkpoint.messages for step in steps
         ):
-            kinds |= _ORCHESTRATIONS
+            kinds |= _Work.ORCHESTRATIONS
         if any(step.checkpoint.activity_tasks for step in steps):
-            kinds |= _ACTIVITIES
+            kinds |= _Work.ACTIVITIES
         self._local.committing = kinds
         try:
             results = self.provider.complete_orchestration_work_items(
@@ -543,7 +547,7 @@ class AsyncWorker:
                     self._committing = False
                     self._settled.notify_all()
                     return
-            self._local.committing = _ORCHESTRATIONS  # results wake orchestrations only
+            self._local.committing = _Work.ORCHESTRATIONS  # results wake orchestrations only
             try:
                 errors: list[Exception | None] = self.provider.complete_activity_work_items(batch)
             except Exception:
@@ -576,14 +580,36 @@ class AsyncWorker:
                     log.exception("Renewing the lock of activity %s failed", running.item.task.name)
 
 
+class WorkerOptions(TypedDict, total=False):
+    """The keyword arguments of :class:`AsyncWorker`, typed, for :class:`Worker` to pass on.
+
+    A test checks that these are exactly :class:`AsyncWorker`'s keyword parameters with the
+    same annotations, so the two faces cannot drift apart.
+    """
+
+    max_concurrent_orchestrations: int
+    max_concurrent_activities: int
+    activity_threads: int | None
+    lock_timeout: timedelta
+    max_poll_interval: float
+    grace_period: float
+    cache_size: int
+    batch_size: int
+    converter: DataConverter | None
+    worker_id: str | None
+
+
 class Worker:
     """A synchronous face for :class:`AsyncWorker`: runs it on a background thread.
 
     Use as a context manager (``with ot.Worker(app, provider): ...``) or call ``start()`` and
-    ``stop()``. Takes the same keyword arguments as :class:`AsyncWorker`.
+    ``stop()``. Takes the same keyword arguments as :class:`AsyncWorker`
+    (:class:`WorkerOptions`).
     """
 
-    def __init__(self, app: App, provider: StorageProvider, **options: Any) -> None:
+    def __init__(
+        self, app: App, provider: StorageProvider, **options: Unpack[WorkerOptions]
+    ) -> None:
         self._async_worker = AsyncWorker(app, provider, **options)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -642,3 +668,13 @@ class Worker:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+__all__ = [
+    "DEFAULT_ACTIVITY_THREADS",
+    "MIN_POLL_DELAY",
+    "ORCHESTRATION_THREADS",
+    "AsyncWorker",
+    "Worker",
+    "WorkerOptions",
+]

@@ -31,10 +31,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import timedelta
 
-from ostinato.app import App
+from ostinato.clock import utcnow
 from ostinato.converter import DataConverter
-from ostinato.engine import OrchestrationRun
-from ostinato.entities import EntityProcessor, is_entity_instance
 from ostinato.errors import FailureDetails
 from ostinato.history import (
     ExecutionStarted,
@@ -43,8 +41,10 @@ from ostinato.history import (
     ParentInstance,
     SubOrchestrationInstanceCompleted,
     SubOrchestrationInstanceFailed,
-    utcnow,
 )
+from ostinato.orchestration.app import App
+from ostinato.orchestration.engine import OrchestrationRun
+from ostinato.orchestration.entities import EntityProcessor, is_entity_instance
 from ostinato.provider import (
     InstanceRecord,
     OrchestrationCheckpoint,
@@ -251,9 +251,7 @@ class OrchestrationProcessor:
         return Step(item, checkpoint, None if run.ended is not None else run)
 
     def _rebuild(self, item: OrchestrationWorkItem, record: InstanceRecord) -> OrchestrationRun:
-        history = item.history
-        if history is None:
-            history = self.provider.get_history(item.instance_id)
+        history = self.provider.get_history(item.instance_id)
         run = OrchestrationRun(self.app, item.instance_id, self.converter)
         run.replay(history)
         return run
@@ -356,3 +354,12 @@ def _outcome_for_parent(
             instance_id=parent.instance_id, execution_id=parent.execution_id, event=event
         )
     ]
+
+
+__all__ = [
+    "DEFER_DELAY",
+    "HANDOFF_WAIT",
+    "OrchestrationProcessor",
+    "RunCache",
+    "Step",
+]

@@ -3,17 +3,74 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from ostinato.history import ParentInstance
+from ostinato.orchestration.call_http import HttpResponse
+from ostinato.orchestration.entities import EntityId, EntityLock
+from ostinato.orchestration.task import CompletableTask, Scheduler, Task
 from ostinato.retry import RetryPolicy
-from ostinato.task import CompletableTask, Task
 
-if TYPE_CHECKING:
-    from ostinato.engine import EntityLock, OrchestrationRun
-    from ostinato.entities import EntityId
-    from ostinato.httpcall import HttpResponse
+__all__ = ["ActivityContext", "OrchestrationContext", "OrchestrationDriver", "ReplaySafeLogger"]
+
+
+class OrchestrationDriver(Scheduler, Protocol):
+    """The engine side of an :class:`OrchestrationContext`: one execution being replayed.
+
+    The replay engine's ``OrchestrationRun`` implements it; the context forwards each user
+    call to it, so the context stays a thin, documented facade.
+    """
+
+    instance_id: str
+    execution_id: str
+    name: str
+    parent: ParentInstance | None
+    is_replaying: bool
+
+    def call_sub_orchestrator(
+        self,
+        orchestrator: Callable[..., Any] | str,
+        input: Any,
+        instance_id: str | None,
+        retry_policy: RetryPolicy | None,
+    ) -> Task[Any]: ...
+
+    def wait_for_external_event(self, name: str) -> CompletableTask[Any]: ...
+
+    def send_event(self, instance_id: str, name: str, data: Any) -> None: ...
+
+    def call_entity(self, entity: EntityId | str, operation: str, input: Any) -> Task[Any]: ...
+
+    def signal_entity(
+        self,
+        entity: EntityId | str,
+        operation: str,
+        input: Any,
+        scheduled_time: datetime | None,
+    ) -> None: ...
+
+    def lock_entities(self, entities: Sequence[EntityId | str]) -> Task[EntityLock]: ...
+
+    def call_http(
+        self,
+        method: str,
+        url: str,
+        content: Any,
+        headers: dict[str, str] | None,
+        timeout: float | None,
+        retry_policy: RetryPolicy | None,
+        asynchronous_patterns: bool,
+        token_source: str | None,
+        poll_interval: timedelta,
+    ) -> Task[HttpResponse]: ...
+
+    def continue_as_new(self, new_input: Any, save_events: bool) -> None: ...
+
+    def set_custom_status(self, value: Any) -> None: ...
+
+    def new_uuid(self) -> str: ...
 
 
 class OrchestrationContext:
@@ -23,7 +80,7 @@ class OrchestrationContext:
     instance id and a counter, and scheduling calls are matched against the recorded history.
     """
 
-    def __init__(self, run: OrchestrationRun) -> None:
+    def __init__(self, run: OrchestrationDriver) -> None:
         self._run = run
 
     @property

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
 from ostinato.converter import input_type_of, return_type_of
+from ostinato.orchestration.call_http import HTTP_ACTIVITY, make_http_activity
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -49,9 +50,9 @@ class App:
         self.activities: dict[str, Registration] = {}
         self.entities: dict[str, Registration] = {}
         self.token_providers: dict[str, Callable[[], str]] = {}
-        from ostinato.httpcall import HTTP_ACTIVITY, make_http_activity
-
-        self._register(self.activities, "activity", make_http_activity(self), HTTP_ACTIVITY)
+        self._register(
+            self.activities, "activity", make_http_activity(self.token_providers), HTTP_ACTIVITY
+        )
 
     def _register(
         self, table: dict[str, Registration], kind: str, fn: Callable[..., Any], name: str | None
@@ -158,3 +159,11 @@ class App:
         if reg is not None:
             return reg.output_type
         return None if isinstance(fn_or_name, str) else return_type_of(fn_or_name)
+
+
+__all__ = [
+    "NAME_ATTRIBUTE",
+    "App",
+    "Registration",
+    "name_of",
+]

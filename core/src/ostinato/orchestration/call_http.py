@@ -13,21 +13,17 @@ token is sent as ``Authorization: Bearer ...``.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urljoin
 
 from ostinato.converter import JsonDataConverter
-from ostinato.task import CompletableTask, Continuation, Task
-
-if TYPE_CHECKING:
-    from ostinato.app import App
-    from ostinato.engine import OrchestrationRun
-    from ostinato.retry import RetryPolicy
+from ostinato.orchestration.task import CompletableTask, Scheduler, Task
+from ostinato.retry import RetryPolicy
 
 HTTP_ACTIVITY = "ostinato.http"
-DEFAULT_POLL_INTERVAL = timedelta(seconds=1)
 
 
 @dataclass(frozen=True)
@@ -63,7 +59,7 @@ class HttpResponse:
         return 200 <= self.status_code < 300
 
 
-def make_http_activity(app: App) -> Any:
+def make_http_activity(token_providers: Mapping[str, Callable[[], str]]) -> Any:
     """The built-in activity that performs a request (needs ``httpx``: ``ostinato[http]``)."""
 
     def http_request(ctx: Any, request: HttpRequest) -> HttpResponse:
@@ -75,7 +71,7 @@ def make_http_activity(app: App) -> Any:
             ) from exc
         headers = dict(request.headers)
         if request.token_source is not None:
-            provider = app.token_providers.get(request.token_source)
+            provider = token_providers.get(request.token_source)
             if provider is None:
                 raise LookupError(f"No token provider named {request.token_source!r} is registered")
             headers["Authorization"] = f"Bearer {provider()}"
@@ -113,7 +109,7 @@ class HttpTask(CompletableTask[HttpResponse]):
 
     def __init__(
         self,
-        run: OrchestrationRun,
+        run: Scheduler,
         request: HttpRequest,
         retry_policy: RetryPolicy | None,
         asynchronous_patterns: bool,
@@ -131,7 +127,7 @@ class HttpTask(CompletableTask[HttpResponse]):
     def _send(self, request: HttpRequest) -> None:
         self._url = request.url
         attempt = self._run.call_activity(HTTP_ACTIVITY, request, self._retry_policy)
-        attempt._parents.append(self)  # type: ignore[arg-type]
+        attempt.add_done_callback(self._on_child_completed)
 
     def _on_child_completed(self, child: Task[Any]) -> None:
         if self.is_complete:
@@ -154,6 +150,16 @@ class HttpTask(CompletableTask[HttpResponse]):
                 token_source=self._request.token_source,
             )
             timer = self._run.create_timer(retry_after(response, self._poll_interval))
-            Continuation.after(timer, lambda: self._send(poll))
+            timer.add_done_callback(lambda _: self._send(poll))
             return
         self._set_result(response)
+
+
+__all__ = [
+    "HTTP_ACTIVITY",
+    "HttpRequest",
+    "HttpResponse",
+    "HttpTask",
+    "make_http_activity",
+    "retry_after",
+]

@@ -22,14 +22,11 @@ import inspect
 import uuid
 from collections import deque
 from collections.abc import Callable, Generator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ostinato.app import App, name_of
-from ostinato.context import OrchestrationContext
 from ostinato.converter import DataConverter
-from ostinato.entities import EntityId, as_entity_id
 from ostinato.errors import FailureDetails, NonDeterminismError, SerializationError
 from ostinato.history import (
     ContinueAsNew,
@@ -39,8 +36,6 @@ from ostinato.history import (
     EntityOperationCompleted,
     EntityOperationFailed,
     EntityOperationSignaled,
-    EntityRequest,
-    EntityUnlock,
     EntityUnlockSent,
     EventRaised,
     EventSent,
@@ -62,36 +57,27 @@ from ostinato.history import (
     TimerCreated,
     TimerFired,
 )
-from ostinato.httpcall import HttpRequest, HttpResponse, HttpTask
 from ostinato.ids import unique_id
-from ostinato.provider import ActivityTask, OrchestrationMessage
+from ostinato.orchestration.actions import (
+    SCHEDULING_EVENTS,
+    Ending,
+    Origin,
+    SchedulingEvent,
+    StepResult,
+    ending_messages,
+    outbound,
+)
+from ostinato.orchestration.app import App, name_of
+from ostinato.orchestration.call_http import HttpRequest, HttpResponse, HttpTask
+from ostinato.orchestration.context import OrchestrationContext
+from ostinato.orchestration.entities import EntityId, EntityLock, as_entity_id
+from ostinato.orchestration.retrying import RetryingTask
+from ostinato.orchestration.task import CompletableTask, Task, failed_error
 from ostinato.retry import RetryPolicy
 from ostinato.status import OrchestrationStatus
-from ostinato.task import CompletableTask, Continuation, Task, failed_error
 
 #: Namespace of the deterministic UUIDs of ``ctx.new_uuid()`` and generated sub-orchestration ids.
 UUID_NAMESPACE = uuid.UUID("9e8a4b64-3c1f-4c2a-a1d5-7f0f3c8e9b21")
-
-SchedulingEvent = (
-    TaskScheduled
-    | TimerCreated
-    | SubOrchestrationInstanceCreated
-    | EventSent
-    | EntityOperationCalled
-    | EntityOperationSignaled
-    | EntityLockRequested
-    | EntityUnlockSent
-)
-SCHEDULING_EVENTS = (
-    TaskScheduled,
-    TimerCreated,
-    SubOrchestrationInstanceCreated,
-    EventSent,
-    EntityOperationCalled,
-    EntityOperationSignaled,
-    EntityLockRequested,
-    EntityUnlockSent,
-)
 
 
 def describe(event: HistoryEvent) -> str:
@@ -123,77 +109,6 @@ class _OpenTask:
     on_success: Callable[[str | None], None]
     on_failure: Callable[[FailureDetails], None]
     held: bool = False  # its completion arrived while suspended and awaits resume
-
-
-@dataclass
-class StepResult:
-    """What one step of a run produced, for the worker to persist."""
-
-    new_events: list[HistoryEvent] = field(default_factory=list)
-    activity_tasks: list[ActivityTask] = field(default_factory=list)
-    messages: list[OrchestrationMessage] = field(default_factory=list)
-
-
-class _RetryingTask(CompletableTask[Any]):
-    """The task user code sees for a call with a retry policy; attempts happen underneath."""
-
-    def __init__(
-        self,
-        run: OrchestrationRun,
-        schedule: Callable[[], Task[Any]],
-        policy: RetryPolicy,
-        label: str,
-    ) -> None:
-        super().__init__()
-        self._run = run
-        self._schedule = schedule
-        self._policy = policy
-        self._label = label
-        self._attempt = 0
-        self._first_attempt_at = run.current_time
-        self._next_attempt()
-
-    def _next_attempt(self) -> None:
-        self._attempt += 1
-        attempt = self._schedule()
-        attempt._parents.append(self)  # type: ignore[arg-type]
-
-    def _on_child_completed(self, child: Task[Any]) -> None:
-        if self.is_complete:
-            return
-        if not child.is_failed:
-            self._set_result(child._result)
-            return
-        exc = child.get_exception()
-        details = getattr(exc, "details", None)
-        if isinstance(details, FailureDetails):
-            delay = self._policy.next_delay(
-                self._attempt, self._first_attempt_at, self._run.current_time, details
-            )
-            if delay is not None:
-                timer = self._run.create_timer(delay)
-                Continuation.after(timer, self._next_attempt)
-                return
-        assert exc is not None
-        self._set_exception(exc)
-
-
-class EntityLock:
-    """The context manager ``yield ctx.lock_entities(...)`` gives: leaving it releases the locks."""
-
-    def __init__(self, run: OrchestrationRun, request: EntityLockRequested) -> None:
-        self._run = run
-        self._request = request
-
-    @property
-    def entity_ids(self) -> tuple[str, ...]:
-        return self._request.entity_ids
-
-    def __enter__(self) -> EntityLock:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._run.release_locks(self._request)
 
 
 class OrchestrationRun:
@@ -324,13 +239,13 @@ class OrchestrationRun:
         for task_id in sorted(self._pending):
             action = self._pending[task_id]
             result.new_events.append(action)
-            self._emit(action, result)
+            outbound(action, self._origin(), result)
         self._pending.clear()
         result.new_events.append(OrchestratorCompleted(timestamp=self.current_time))
         if self.ended is not None and not self.end_recorded:
             self.end_recorded = True
             result.new_events.append(self.ended)
-            self._emit_end(result)
+            result.messages.extend(ending_messages(self._origin(), self._ending(self.ended)))
         self.history.extend(result.new_events)
         return result
 
@@ -475,7 +390,7 @@ class OrchestrationRun:
         self._waiting_on = None
         if gen is not None:
             # Code run by close() (finally blocks, `with` exits) must not schedule anything;
-            # locks still held are released by _emit_end.
+            # locks still held are released by the ending's messages.
             self._closing = True
             try:
                 gen.close()
@@ -573,7 +488,7 @@ class OrchestrationRun:
 
         if retry_policy is None:
             return schedule()
-        return _RetryingTask(self, schedule, retry_policy, f"Activity {name!r}")
+        return RetryingTask(self, schedule, retry_policy)
 
     def call_sub_orchestrator(
         self,
@@ -611,7 +526,7 @@ class OrchestrationRun:
 
         if retry_policy is None:
             return schedule()
-        return _RetryingTask(self, schedule, retry_policy, f"Sub-orchestration {name!r}")
+        return RetryingTask(self, schedule, retry_policy)
 
     def _open_task(
         self, task_id: int, kind: type[HistoryEvent], hint: Any, label: str
@@ -706,7 +621,7 @@ class OrchestrationRun:
 
         def granted(_: str | None) -> None:
             self._held_locks = request
-            task._set_result(EntityLock(self, request))
+            task._set_result(EntityLock(request.entity_ids, lambda: self.release_locks(request)))
 
         def refused(details: FailureDetails) -> None:  # pragma: no cover - entities never refuse
             task._set_exception(failed_error("lock_entities", details))
@@ -776,188 +691,29 @@ class OrchestrationRun:
         name = f"{self.instance_id}_{self.current_time.isoformat()}_{self._uuid_counter}"
         return str(uuid.uuid5(UUID_NAMESPACE, name))
 
-    # -- outbound effects -----------------------------------------------------------------
-    def _child_execution_id(self, task_id: int) -> str:
-        """The execution id of the sub-orchestration this execution starts as ``task_id``.
-
-        Derived from (instance, execution, task id), so a step retried after its start message
-        went out sends the very same start, which the child drops as a duplicate.
-        """
-        key = f"{self.instance_id}\x1f{self.execution_id}\x1f{task_id}\x1fexecution"
-        return uuid.uuid5(UUID_NAMESPACE, key).hex
-
-    def _emit(self, action: SchedulingEvent, result: StepResult) -> None:
-        if isinstance(
-            action,
-            EntityOperationCalled
-            | EntityOperationSignaled
-            | EntityLockRequested
-            | EntityUnlockSent,
-        ):
-            result.messages.extend(self._entity_messages(action))
-        elif isinstance(action, TaskScheduled):
-            result.activity_tasks.append(
-                ActivityTask(
-                    instance_id=self.instance_id,
-                    execution_id=self.execution_id,
-                    task_id=action.task_id,
-                    name=action.name,
-                    input=action.input,
-                )
-            )
-        elif isinstance(action, TimerCreated):
-            result.messages.append(
-                OrchestrationMessage(
-                    instance_id=self.instance_id,
-                    execution_id=self.execution_id,
-                    visible_at=action.fire_at,
-                    event=TimerFired(
-                        timestamp=action.fire_at, timer_id=action.task_id, fire_at=action.fire_at
-                    ),
-                )
-            )
-        elif isinstance(action, SubOrchestrationInstanceCreated):
-            result.messages.append(
-                OrchestrationMessage(
-                    instance_id=action.instance_id,
-                    event=ExecutionStarted(
-                        timestamp=self.current_time,
-                        name=action.name,
-                        execution_id=self._child_execution_id(action.task_id),
-                        input=action.input,
-                        parent=ParentInstance(
-                            instance_id=self.instance_id,
-                            execution_id=self.execution_id,
-                            task_id=action.task_id,
-                            name=self.name,
-                        ),
-                    ),
-                )
-            )
-        else:
-            result.messages.append(
-                OrchestrationMessage(
-                    instance_id=action.instance_id,
-                    event=EventRaised(
-                        timestamp=self.current_time, name=action.name, input=action.input
-                    ),
-                )
-            )
-
-    def _entity_messages(
-        self,
-        action: EntityOperationCalled
-        | EntityOperationSignaled
-        | EntityLockRequested
-        | EntityUnlockSent,
-    ) -> list[OrchestrationMessage]:
-        request_id = f"{self.instance_id}:{self.execution_id}:{action.task_id}"
-        if isinstance(action, EntityUnlockSent):
-            return self._unlock_messages(action.entity_ids, action.critical_section_id)
-        if isinstance(action, EntityLockRequested):
-            event = EntityRequest(
-                timestamp=self.current_time,
-                request_id=request_id,
-                caller_instance_id=self.instance_id,
-                caller_execution_id=self.execution_id,
-                caller_task_id=action.task_id,
-                lock_set=action.entity_ids,
-                critical_section_id=action.critical_section_id,
-            )
-            return [OrchestrationMessage(instance_id=action.entity_ids[0], event=event)]
-        called = isinstance(action, EntityOperationCalled)
-        event = EntityRequest(
-            timestamp=self.current_time,
-            request_id=request_id,
-            operation=action.name,
-            input=action.input,
-            caller_instance_id=self.instance_id,
-            caller_execution_id=self.execution_id if called else None,
-            caller_task_id=action.task_id if called else None,
+    # -- outbound actions ------------------------------------------------------------------
+    def _origin(self) -> Origin:
+        return Origin(
+            instance_id=self.instance_id,
+            execution_id=self.execution_id,
+            name=self.name,
+            parent=self.parent,
+            time=self.current_time,
         )
-        visible_at = action.scheduled_at if isinstance(action, EntityOperationSignaled) else None
-        return [
-            OrchestrationMessage(instance_id=action.entity_id, event=event, visible_at=visible_at)
-        ]
 
-    def _unlock_messages(
-        self, entity_ids: Sequence[str], critical_section_id: str
-    ) -> list[OrchestrationMessage]:
-        return [
-            OrchestrationMessage(
-                instance_id=entity_id,
-                event=EntityUnlock(
-                    timestamp=self.current_time,
-                    holder_instance_id=self.instance_id,
-                    critical_section_id=critical_section_id,
-                ),
-            )
-            for entity_id in entity_ids
-        ]
-
-    def _emit_end(self, result: StepResult) -> None:
-        ended = self.ended
-        if self._held_locks is not None:  # the execution ended inside a critical section
-            held, self._held_locks = self._held_locks, None
-            result.messages.extend(self._unlock_messages(held.entity_ids, held.critical_section_id))
-        for child_id in self._terminate_children:
-            result.messages.append(
-                OrchestrationMessage(
-                    instance_id=child_id,
-                    event=ExecutionTerminated(
-                        timestamp=self.current_time,
-                        output=self.output,
-                        recursive=True,
-                    ),
-                )
-            )
-        if isinstance(ended, ContinueAsNew):
-            assert self._continue_as_new is not None
-            result.messages.append(
-                OrchestrationMessage(
-                    instance_id=self.instance_id,
-                    event=ExecutionStarted(
-                        timestamp=self.current_time,
-                        name=self.name,
-                        execution_id=ended.new_execution_id,
-                        input=ended.input,
-                        parent=self.parent,
-                    ),
-                )
-            )
-            for carried in self._carried_over:  # arrived in the step that continued as new
-                result.messages.append(
-                    OrchestrationMessage(instance_id=self.instance_id, event=carried)
-                )
-            if self._continue_as_new[1]:
-                for buffered_events in self._event_buffer.values():
-                    for buffered in buffered_events:
-                        result.messages.append(
-                            OrchestrationMessage(
-                                instance_id=self.instance_id,
-                                execution_id=ended.new_execution_id,
-                                event=buffered,
-                            )
-                        )
-            return
-        if self.parent is None or ended is None:
-            return
-        parent = self.parent
-        if ended.status is OrchestrationStatus.COMPLETED:
-            event: HistoryEvent = SubOrchestrationInstanceCompleted(
-                timestamp=self.current_time, task_scheduled_id=parent.task_id, result=ended.result
-            )
-        else:
-            failure = ended.failure or FailureDetails(
-                "OrchestrationTerminated", f"Orchestration '{self.instance_id}' was terminated"
-            )
-            event = SubOrchestrationInstanceFailed(
-                timestamp=self.current_time, task_scheduled_id=parent.task_id, failure=failure
-            )
-        result.messages.append(
-            OrchestrationMessage(
-                instance_id=parent.instance_id, execution_id=parent.execution_id, event=event
-            )
+    def _ending(self, ended: ExecutionCompleted | ContinueAsNew) -> Ending:
+        held, self._held_locks = self._held_locks, None
+        save_events = self._continue_as_new is not None and self._continue_as_new[1]
+        buffered = (
+            [e for events in self._event_buffer.values() for e in events] if save_events else []
+        )
+        return Ending(
+            ended=ended,
+            output=self.output,
+            held_locks=held,
+            terminate_children=self._terminate_children,
+            carried_over=self._carried_over,
+            buffered_events=buffered,
         )
 
 
@@ -993,3 +749,10 @@ def _start_first(events: Sequence[HistoryEvent]) -> list[HistoryEvent]:
     if not starts:
         return list(events)
     return starts + [e for e in events if not isinstance(e, ExecutionStarted)]
+
+
+__all__ = [
+    "UUID_NAMESPACE",
+    "OrchestrationRun",
+    "describe",
+]
