@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from azure.storage.queue import QueueClient
 from conftest import ProviderMaker
-from ostinato.errors import WorkItemLockLost
+from ostinato.errors import ProviderError, WorkItemLockLost
 from ostinato.history import EventRaised, TaskCompleted
 from ostinato.provider import ActivityTask, OrchestrationCheckpoint, OrchestrationMessage
 from ostinato_azure import AzureStorageProvider
@@ -118,3 +118,16 @@ def test_a_payload_blob_is_written_once(make_provider: ProviderMaker) -> None:
     etag = provider._container.get_blob_client(name).get_blob_properties().etag
     assert other.blobs.put("i1", "x" * 100_000) == name  # another process, no cache
     assert provider._container.get_blob_client(name).get_blob_properties().etag == etag
+
+
+def test_a_history_read_never_returns_part_of_a_history(make_provider: ProviderMaker) -> None:
+    """Rows deleted under a read (a replace or purge between its pages) are read again; a
+    history that stays incomplete is an error, never a silently shorter history."""
+    provider = make_provider()
+    started(provider, "i1")
+    assert len(provider.get_history("i1")) == 1
+    rows = provider._history.query_entities("PartitionKey eq 'i1' and RowKey ne ''")
+    for row in list(rows):
+        provider._history.delete_entity("i1", row["RowKey"])
+    with pytest.raises(ProviderError, match="kept changing"):
+        provider.get_history("i1")

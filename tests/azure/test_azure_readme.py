@@ -15,8 +15,16 @@ from pathlib import Path
 from azure_helpers import new_hub_name
 
 ROOT = Path(__file__).resolve().parents[2]
-#: Seconds one run of the example may take, imports excluded.
+#: Seconds one run of the example may take on an idle machine, imports excluded.
 RUN_LIMIT = 3.0
+#: On a busy machine each call to Azurite waits for a core: the limit grows with the load
+#: average per core, up to half the default lease duration (what a stall costs).
+MAX_RUN_LIMIT = 15.0
+
+
+def run_limit() -> float:
+    busy = os.getloadavg()[0] / (os.cpu_count() or 1)
+    return min(MAX_RUN_LIMIT, RUN_LIMIT * max(1.0, busy))
 
 
 def readme_example() -> str:
@@ -54,5 +62,7 @@ def test_readme_example_runs_quickly_twice_in_a_row(connection_string: str, tmp_
         assert done.returncode == 0, done.stderr
         lines = done.stdout.splitlines()
         assert lines[0] == "['Hello Tokyo!', 'Hello Seattle!', 'Hello London!']", done.stdout
-        elapsed = float(lines[1].split()[1])
-        assert elapsed < RUN_LIMIT, f"run {run} took {elapsed:.1f} s:\n{done.stderr}"
+        elapsed, limit = float(lines[1].split()[1]), run_limit()
+        assert elapsed < limit, (
+            f"run {run} took {elapsed:.1f} s (limit {limit:.1f} s):\n{done.stderr}"
+        )

@@ -52,6 +52,7 @@ from ostinato.errors import (
     ConfigurationError,
     FailureDetails,
     InstanceAlreadyExistsError,
+    ProviderError,
     WorkItemLockLost,
 )
 from ostinato.history import ExecutionStarted, HistoryEvent, TaskFailed
@@ -343,17 +344,27 @@ class AzureStorageProvider(StorageProvider):
         """Create the hub's tables, queues and container if missing (idempotent)."""
         if self._set_up:
             return
-        with mapped_errors("create the task hub"):
-            for name in self.names.tables:
-                self.count("table.create")
-                self._table_service.create_table_if_not_exists(name)
-            for queue in [*self._control, self._activity_queue]:
-                self.count("queue.create")
-                with contextlib.suppress(ResourceExistsError):
-                    queue.create_queue()
+
+        def table(name: str) -> None:
+            self.count("table.create")
+            self._table_service.create_table_if_not_exists(name)
+
+        def queue(client: QueueClient) -> None:
+            self.count("queue.create")
+            with contextlib.suppress(ResourceExistsError):
+                client.create_queue()
+
+        def container() -> None:
             self.count("blob.create")
             with contextlib.suppress(ResourceExistsError):
                 self._container.create_container()
+
+        with mapped_errors("create the task hub"):
+            futures = [self._io.submit(table, name) for name in self.names.tables]
+            futures += [self._io.submit(queue, q) for q in [*self._control, self._activity_queue]]
+            futures.append(self._io.submit(container))
+            for future in futures:  # all at once: a new hub is ready in one round trip
+                future.result()
         self._set_up = True
 
     def delete_task_hub(self) -> None:
@@ -701,32 +712,50 @@ class AzureStorageProvider(StorageProvider):
             raise AssertionError("unreachable")
 
     def get_history(self, instance_id: str) -> list[HistoryEvent]:
+        """The current execution's events; read again if a write changed them under the read."""
         with mapped_errors("read a history"):
             self.setup()
-            self.count("table.query")
-            rows = list(
-                self._history.query_entities(
-                    "PartitionKey eq @pk", parameters={"pk": table_key(instance_id)}
-                )
+            for attempt in range(_READ_ATTEMPTS):
+                try:
+                    events = self._read_history(instance_id)
+                except ResourceNotFoundError:  # a payload blob went with a replace or purge
+                    events = None
+                if events is not None:
+                    return events
+                if attempt == _READ_ATTEMPTS - 1:
+                    raise ProviderError(
+                        f"The history of '{instance_id}' kept changing while it was read"
+                    )
+            raise AssertionError("unreachable")
+
+    def _read_history(self, instance_id: str) -> list[HistoryEvent] | None:
+        """The history, or ``None`` if the rows read don't form the sentinel's whole history
+        (a query spans pages; a replace or purge may delete rows between them)."""
+        self.count("table.query")
+        rows = list(
+            self._history.query_entities(
+                "PartitionKey eq @pk", parameters={"pk": table_key(instance_id)}
             )
-            sentinel = next((r for r in rows if r["RowKey"] == _SENTINEL), None)
-            if sentinel is None:
-                return []
-            execution = str(sentinel.get("ExecutionId", ""))
-            size = int(sentinel.get("HistorySize", 0))
-            prefix = execution + "."
-            events: list[tuple[int, HistoryEvent]] = []
-            for row in rows:
-                key = str(row["RowKey"])
-                if not key.startswith(prefix):
-                    continue
-                seq = int(key[len(prefix) :])
-                if seq < size:
-                    text = get_property(row, "Event", self.blobs)
-                    assert text is not None
-                    events.append((seq, history.loads(text)))
-            events.sort(key=lambda pair: pair[0])
-            return [event for _, event in events]
+        )
+        sentinel = next((r for r in rows if r["RowKey"] == _SENTINEL), None)
+        if sentinel is None:
+            return []
+        execution = str(sentinel.get("ExecutionId", ""))
+        size = int(sentinel.get("HistorySize", 0))
+        prefix = execution + "."
+        events: dict[int, HistoryEvent] = {}
+        for row in rows:
+            key = str(row["RowKey"])
+            if not key.startswith(prefix):
+                continue
+            seq = int(key[len(prefix) :])
+            if seq < size:
+                text = get_property(row, "Event", self.blobs)
+                assert text is not None
+                events[seq] = history.loads(text)
+        if len(events) != size:
+            return None
+        return [events[seq] for seq in range(size)]
 
     def query_instances(self, query: InstanceQuery) -> Page[InstanceRecord]:
         with mapped_errors("query instances"):
@@ -866,13 +895,11 @@ class AzureStorageProvider(StorageProvider):
                     start = self._next_queue % len(queues)
                     self._next_queue += 1
                     order = queues[start:] + queues[:start]
-                    for queue in order:
-                        self._receive(queue, lock_timeout)
-                        taken += self._take_ready(
-                            max_count - len(taken) - len(result), lock_timeout
-                        )
-                        if len(taken) + len(result) >= max_count:
-                            break
+                    # One round trip for all of them, not one per queue.
+                    receives = [self._io.submit(self._receive, q, lock_timeout) for q in order]
+                    for future in receives:
+                        future.result()
+                    taken += self._take_ready(max_count - len(taken) - len(result), lock_timeout)
                 if not taken:
                     break
                 items = list(self._pool.map(self._load_item, taken))
