@@ -5,6 +5,10 @@
     python3 dev.py test [ARGS]     # run every test that can run on this machine (pytest ARGS)
     python3 dev.py lint            # ruff + mypy
     python3 dev.py bench [ARGS]    # the benchmark harness (benchmarks/run.py ARGS)
+    python3 dev.py run CMD [ARGS]  # any command in the project's environment, e.g.
+                                   #   python3 dev.py run ostinato worker examples.hello_cities:app
+    python3 dev.py wheels          # build the five distributions into dist/, twine-check them,
+                                   # install the wheels in a fresh venv and run ostinato there
 
 It installs uv into ``.tools/`` if uv is not on PATH, then lets uv create ``.venv`` with every
 distribution of the repository in editable mode, exactly as pinned in ``uv.lock``.
@@ -41,10 +45,26 @@ def uv() -> str:
     return str(local)
 
 
-def run(*args: str) -> int:
+def _env() -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("UV_PYTHON_DOWNLOADS", "never")  # use the Python that is here
-    return subprocess.run([uv(), "run", "--locked", *args], cwd=ROOT, env=env).returncode
+    return env
+
+
+def run(*args: str) -> int:
+    return subprocess.run([uv(), "run", "--locked", *args], cwd=ROOT, env=_env()).returncode
+
+
+def passthrough(*args: str) -> int:
+    """Run a command in the project's environment, from the current directory.
+
+    On POSIX the process becomes uv (exec), so signals reach the command directly: Ctrl+C or
+    SIGTERM stops ``ostinato worker`` gracefully.
+    """
+    command = [uv(), "run", "--locked", "--project", str(ROOT), *args]
+    if os.name == "posix":
+        os.execve(command[0], command, _env())
+    return subprocess.run(command, env=_env()).returncode
 
 
 def main(argv: list[str]) -> int:
@@ -60,6 +80,13 @@ def main(argv: list[str]) -> int:
         return run("ruff", "check", ".") or run("ruff", "format", "--check", ".") or run("mypy")
     if command == "bench":
         return run("python", "benchmarks/run.py", *rest)
+    if command == "run":
+        if not rest:
+            print("Usage: python3 dev.py run COMMAND [ARGS...]", file=sys.stderr)
+            return 2
+        return passthrough(*rest)
+    if command == "wheels":
+        return run("python", "tools/check_wheels.py", "--uv", uv(), *rest)
     print(f"Unknown command {command!r}; see `python3 dev.py --help`", file=sys.stderr)
     return 2
 

@@ -26,7 +26,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from types import TracebackType
 
@@ -193,11 +192,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--location", help="persist data in this directory (default: in memory)")
     options = parser.parse_args()
+    stopping = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        stopping.set()
+
+    # SIGTERM (kill, a process manager) and SIGHUP (a closed terminal) stop node too, as
+    # Ctrl+C does.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, on_signal)
     with Azurite(options.location) as azurite:
         print(azurite.connection_string, flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             while azurite.process is not None and azurite.process.poll() is None:
-                time.sleep(0.5)
+                if stopping.wait(0.5):
+                    break
     sys.exit(0)
 
 

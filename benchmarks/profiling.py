@@ -41,17 +41,9 @@ CATEGORIES: list[tuple[str, tuple[str, ...]]] = [
     ("serialization (JSON converter, json)", ("ostinato/converter", "json/")),
     (
         "replay engine and history model",
-        (
-            "ostinato/engine",
-            "ostinato/processor",
-            "ostinato/context",
-            "ostinato/task",
-            "ostinato/history",
-            "ostinato/app",
-            "ostinato/entities",
-        ),
+        ("ostinato/orchestration/", "ostinato/runtime/processor", "ostinato/history"),
     ),
-    ("worker: dispatch, batching, activities", ("ostinato/worker",)),
+    ("worker: dispatch, batching, activities", ("ostinato/runtime/worker",)),
     ("client: start and wait", ("ostinato/client",)),
     ("provider contract, change signal", ("ostinato/provider", "ostinato/memory")),
     (
@@ -72,8 +64,8 @@ WAITING = (
     ("get (", "queue.py"),
     # ostinato's own waits: an idle activity thread (SimpleQueue.get), an orchestration
     # thread waiting for its turn to poll, a create waiting for its batch's leader.
-    ("_Threads._run (", "ostinato/worker.py"),
-    ("AsyncWorker._orchestration_thread (", "ostinato/worker.py"),
+    ("_Threads._run (", "ostinato/runtime/worker.py"),
+    ("AsyncWorker._orchestration_thread (", "ostinato/runtime/worker.py"),
     ("CallGroup.__call__ (", "ostinato/relational/grouping.py"),
 )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from datetime import timedelta
@@ -286,3 +287,24 @@ def test_history_over_one_batch_is_written_atomically(make_provider: ProviderMak
     assert provider.operations["table.batch"] == 3  # 99 + 99 + 53 rows, each with the sentinel
     got = provider.get_history("big")
     assert [getattr(e, "name", None) for e in got[1:]] == [f"e{i}" for i in range(250)]
+
+
+def test_an_unreachable_store_is_named_without_its_key() -> None:
+    ports = []
+    for _ in range(3):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            ports.append(s.getsockname()[1])
+    key = "bm90IGEgcmVhbCBrZXk="
+    provider = AzureStorageProvider(
+        f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={key};"
+        f"BlobEndpoint=http://127.0.0.1:{ports[0]}/devstoreaccount1;"
+        f"QueueEndpoint=http://127.0.0.1:{ports[1]}/devstoreaccount1;"
+        f"TableEndpoint=http://127.0.0.1:{ports[2]}/devstoreaccount1;"
+    )
+    with pytest.raises(ot.ProviderError) as caught:
+        provider.setup()
+    message = str(caught.value)
+    assert "Cannot reach Azure Storage to create the task hub (Connection refused)" in message
+    assert f"is Azurite / the storage account reachable at http://127.0.0.1:{ports[2]}" in message
+    assert key not in message

@@ -289,7 +289,8 @@ def test_list_filters_and_paging() -> None:
     text = run("list", "--page-size", "2")
     assert "Instance ID" in text.stdout and "alpha-2" in text.stdout and "beta-1" not in text.stdout
     assert f"--continuation-token {token}" in text.stderr
-    assert "No instances." in run("list", "--name-prefix", "zzz").stderr
+    empty = run("list", "--name-prefix", "zzz")
+    assert (empty.stdout, empty.stderr) == ("No instances.\n", "")
 
 
 # -- purge -----------------------------------------------------------------------------------

@@ -302,7 +302,7 @@ def test_toml_values_of_the_right_type_pass_through(isolated: Path, fake_provide
     [
         ("POOL_SIZE", "many", "must be an integer, got 'many'"),
         ("SSL", "maybe", "must be a boolean (true/false), got 'maybe'"),
-        ("RATIO", "half", "must be a number, got 'half'"),
+        ("RATIO", "half", "must be a finite number, got 'half'"),
         ("TIMEOUT", "-1", "must be a duration in seconds, got '-1'"),
         ("MODE", "turbo", "must be one of 'fast', 'safe', got 'turbo'"),
     ],
@@ -345,7 +345,7 @@ def test_sqlite_bad_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OSTINATO_SQLITE_BUSY_TIMEOUT", "soon")
     message = error_of()
     assert "Setting 'busy_timeout' of provider 'sqlite'" in message
-    assert "must be a number" in message
+    assert "must be a finite number" in message
 
 
 def test_describe_type() -> None:

@@ -30,6 +30,7 @@ PUBLIC: dict[str, list[str]] = {
         "InvalidInstanceIdError",
         "JsonDataConverter",
         "NonDeterminismError",
+        "Orchestration",
         "OrchestrationContext",
         "OrchestrationFailedError",
         "OrchestrationState",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Generator
+from datetime import timedelta
 from typing import Any
 
 import ostinato as ot
@@ -62,3 +63,13 @@ def count_to(ctx: ot.OrchestrationContext, key: Any) -> Generator[Any, Any, Any]
     entity = ot.EntityId("counter", key)
     yield ctx.call_entity(entity, "add", 1)
     return (yield ctx.call_entity(entity, "get"))
+
+
+@app.orchestrator
+def nightly_report(ctx: ot.OrchestrationContext, day: Any) -> Generator[Any, Any, Any]:
+    """An activity, a short durable timer, a sub-orchestration, then fan-out: a timeline."""
+    first = yield ctx.call_activity(say_hello, input=str(day))
+    yield ctx.create_timer(timedelta(milliseconds=300))
+    cities = yield ctx.call_sub_orchestrator(hello_cities)
+    more = yield ot.when_all([ctx.call_activity(say_hello, input=c) for c in ("Oslo", "Lima")])
+    return [first, *cities, *more]

@@ -441,7 +441,7 @@ def test_bad_json_bodies_are_400(api: Api) -> None:
     response = api.start("greet", content=b"\xff\xfe\x00", headers=headers)
     assert response.status_code == 400
     urls = api.start("background_job", json="bad event").json()
-    response = api.http.post(event_url(urls, "finish"), content=b"not json")
+    response = api.http.post(event_url(urls, "finish"), content=b"not json", headers=headers)
     assert response.status_code == 400
     assert "not valid JSON" in response.json()["error"]
     api.http.post(command_url(urls, "terminatePostUri"))

@@ -90,7 +90,9 @@ def test_entity_errors(api: Api) -> None:
     response = api.http.post("/entities/counter/a%23b?op=add")
     assert response.status_code == 400
     assert "is not allowed" in response.json()["error"]
-    response = api.http.post("/entities/counter/k?op=add", content=b"{")
+    response = api.http.post(
+        "/entities/counter/k?op=add", content=b"{", headers={"content-type": "application/json"}
+    )
     assert response.status_code == 400
     response = api.http.post("/entities/counter/k?op=add&scheduledTime=soon")
     assert response.status_code == 400

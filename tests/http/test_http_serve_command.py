@@ -20,8 +20,14 @@ HERE = Path(__file__).resolve().parent
 class Served:
     """A running ``ostinato serve`` process; its stderr is drained in the background."""
 
-    def __init__(self, *args: str, provider: tuple[str, ...] = ("-p", "memory")) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("OSTINATO_")}
+    def __init__(
+        self,
+        *args: str,
+        provider: tuple[str, ...] = ("-p", "memory"),
+        env: dict[str, str] | None = None,
+        host: str = "127.0.0.1",
+    ) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OSTINATO_")} | (env or {})
         command = [sys.executable, "-m", "ostinato", *provider, "serve", "http_test_app:app"]
         self.process = subprocess.Popen(
             [*command, "--port", "0", *args],
@@ -35,7 +41,7 @@ class Served:
         self.lines: list[str] = []
         for line in self.process.stderr:
             self.lines.append(line)
-            found = re.search(r"Uvicorn running on (http://127\.0\.0\.1:\d+)", line)
+            found = re.search(rf"Uvicorn running on (http://{re.escape(host)}:\d+)", line)
             if found:
                 self.url = found.group(1)
                 break
@@ -54,7 +60,7 @@ class Served:
 
 
 def test_serve_runs_the_api_and_a_worker_and_stops_gracefully() -> None:
-    served = Served("--base-path", "/api", "--api-key", "k", "--grace-period", "5")
+    served = Served("--base-path", "/api", "--grace-period", "5", env={"OSTINATO_API_KEY": "k"})
     url = served.url
     try:
         with httpx.Client(base_url=f"{url}/api", headers={"x-api-key": "k"}, timeout=30) as http:

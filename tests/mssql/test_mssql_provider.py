@@ -29,7 +29,7 @@ def _every_statement(schema: str = "ostinato") -> list[tuple[str, str]]:
         ("applock", mssql_sql.APPLOCK),
         ("create schema", mssql_sql.CREATE_SCHEMA),
         ("session setup", mssql_sql.SESSION_SETUP),
-        *((f"delete hub {i}", rendered.render(s)) for i, s in enumerate(mssql_sql.DELETE_HUB_ROWS)),
+        *((f"delete hub {i}", s) for i, s in enumerate(rendered.delete_hub_rows)),
     ]
 
 
@@ -140,3 +140,14 @@ def test_the_package_imports_without_pyodbc_and_says_what_is_missing() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert "pyodbc" in result.stdout and "unixodbc" in result.stdout.lower(), result
+
+
+def test_printing_the_statements_gives_no_python_warning() -> None:
+    result = subprocess.run(
+        [sys.executable, "-W", "error", "-m", "ostinato_mssql.sql"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout == mssql_sql.script()

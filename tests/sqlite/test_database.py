@@ -169,9 +169,17 @@ def test_a_database_from_a_newer_ostinato_is_refused(db_path: Path) -> None:
         SqliteProvider(db_path).setup()
 
 
-def test_a_missing_directory_gives_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigurationError, match="Cannot open the SQLite database"):
-        SqliteProvider(tmp_path / "no" / "such" / "dir.db").setup()
+def test_a_missing_directory_is_created(tmp_path: Path) -> None:
+    provider = SqliteProvider(tmp_path / "var" / "data" / "app.db")
+    provider.setup()
+    provider.close()
+    assert (tmp_path / "var" / "data" / "app.db").is_file()
+
+
+def test_a_directory_that_cannot_be_created_gives_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a directory")
+    with pytest.raises(ConfigurationError, match=r"Cannot create the directory .* of the SQLite"):
+        SqliteProvider(tmp_path / "file" / "sub" / "app.db").setup()
 
 
 def test_errors_are_one_line_without_a_sqlite_traceback(tmp_path: Path) -> None:

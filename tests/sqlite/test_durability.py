@@ -57,3 +57,35 @@ def test_activity_results_do_not_wait_for_the_disk_but_the_next_checkpoint_syncs
         assert provider.wal_syncs == syncs + 2  # the step that consumed it synced both
     finally:
         provider.close()
+
+
+def test_waiters_are_woken_when_a_commit_is_visible_and_the_call_returns_once_it_is_synced(
+    db_path: Path,
+) -> None:
+    provider = SqliteProvider(db_path)  # synchronous=FULL, group commit
+    try:
+        create(provider, "inst")
+        seen: list[tuple[int, list[str]]] = []
+        reader = SqliteProvider(db_path)
+
+        def woken() -> None:
+            # What a woken waiter finds: the message is visible, its sync still to come.
+            item = reader.lock_next_orchestration_work_item("w", LONG)
+            messages = [] if item is None else [m.message_id for m in item.messages]
+            seen.append((provider.wal_syncs, messages))
+
+        syncs = provider.wal_syncs
+        provider.changes.subscribe(woken)
+        message = OrchestrationMessage(
+            instance_id="inst", event=TaskCompleted(task_scheduled_id=0, result="1")
+        )
+        provider.send_message(message)
+        provider.changes.unsubscribe(woken)
+        reader.close()
+        assert provider.wal_syncs == syncs + 1  # the call returned once its commit was synced
+        assert len(seen) == 1
+        synced_then, messages = seen[0]
+        assert synced_then == syncs  # woken before the sync ...
+        assert message.message_id in messages  # ... when the commit was already visible
+    finally:
+        provider.close()

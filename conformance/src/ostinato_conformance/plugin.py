@@ -13,6 +13,8 @@ a test module imports it. Options:
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 pytest.register_assert_rewrite(
@@ -69,3 +71,25 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     )
     spec = config.getoption("ostinato_provider", default=None)
     return [line + (f", provider={spec}" if spec else "")]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pycollect_makemodule(
+    module_path: Path, parent: pytest.Collector
+) -> pytest.Module | None:
+    """Give the suite's own modules a readable node id when they lie outside the rootdir.
+
+    ``pytest --pyargs ostinato_conformance.cli`` from a user's project collects a file outside
+    its rootdir; pytest would then name its tests ``::TestClass::test`` (an empty path). They
+    are named ``ostinato_conformance/cli.py::TestClass::test`` instead.
+    """
+    package = Path(__file__).resolve().parent
+    if module_path.resolve().parent != package:
+        return None
+    try:
+        module_path.relative_to(parent.config.rootpath)
+    except ValueError:
+        return pytest.Module.from_parent(
+            parent, path=module_path, nodeid=f"{package.name}/{module_path.name}"
+        )
+    return None

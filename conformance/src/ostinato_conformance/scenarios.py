@@ -144,6 +144,27 @@ def scenario_wait_forever(ctx: ot.OrchestrationContext, _: Any) -> Any:
     yield ctx.wait_for_external_event("stop")
 
 
+@app.orchestrator(name="scenario_changing")
+def scenario_changing(ctx: ot.OrchestrationContext, _: Any) -> Any:
+    yield ctx.call_activity(scenario_hello, input="Tokyo")
+    return (yield ctx.wait_for_external_event("go"))
+
+
+#: A redeployment of ``scenario_changing`` whose code no longer matches its history.
+changed_app = ot.App()
+changed_app.activity(scenario_square)
+
+
+@changed_app.orchestrator(name="scenario_changing")
+def scenario_changing_v2(ctx: ot.OrchestrationContext, _: Any) -> Any:
+    yield ctx.call_activity(scenario_square, input=2)
+    return (yield ctx.wait_for_external_event("go"))
+
+
+#: Events written by the orchestration step itself, in the step's time order.
+_STEP_EVENTS = ("OrchestratorStarted", "OrchestratorCompleted", "ExecutionCompleted")
+
+
 class _Site(BaseHTTPRequestHandler):
     polls: dict[str, int] = {}
 
@@ -260,6 +281,29 @@ class ScenarioTests(ConformanceTestBase):
         with _worker(provider) as client:
             state = _finish(client, client.schedule_new_orchestration(scenario_retries, input=key))
         assert state.output == "ok after 3"
+
+    def test_scenario_history_after_nondeterminism_is_complete_and_ordered(
+        self, provider: StorageProvider
+    ) -> None:
+        with _worker(provider) as client:
+            instance_id = client.schedule_new_orchestration(scenario_changing)
+            deadline = time.monotonic() + 60
+            while len(client.get_orchestration_history(instance_id)) < 7:  # waits for "go"
+                assert time.monotonic() < deadline, "the first version never reached its wait"
+                time.sleep(0.01)
+        with ot.Worker(changed_app, provider, max_poll_interval=0.05):
+            client.raise_orchestration_event(instance_id, "go", data="now")
+            state = client.wait_for_orchestration_completion(instance_id, timeout=60)
+        assert state.runtime_status is ot.OrchestrationStatus.FAILED
+        assert state.failure_details is not None
+        assert state.failure_details.error_type == "NonDeterminismError"
+        history = client.get_orchestration_history(instance_id)
+        kinds = [type(e).__name__ for e in history]
+        # The event that brought the failing step is recorded before the failure.
+        assert kinds[-4:] == ["EventRaised", *_STEP_EVENTS], kinds
+        assert getattr(history[-4], "name", None) == "go"
+        step_times = [e.timestamp for e in history if type(e).__name__ in _STEP_EVENTS]
+        assert step_times == sorted(step_times), f"step events out of time order: {history}"
 
     def test_scenario_singleton_start_is_atomic(self, provider: StorageProvider) -> None:
         client = ot.Client(provider)

@@ -16,6 +16,8 @@ history and rebuilt by deterministic replay::
         return [(yield ctx.call_activity(say_hello, input=c)) for c in ("Tokyo", "London")]
 """
 
+from importlib import metadata as _metadata
+
 from ostinato.client import AsyncClient, Client, PurgeResult, raise_if_failed
 from ostinato.config import provider_from_config
 from ostinato.converter import DataConverter, JsonDataConverter
@@ -39,13 +41,14 @@ from ostinato.orchestration.app import App
 from ostinato.orchestration.call_http import HttpResponse
 from ostinato.orchestration.context import ActivityContext, OrchestrationContext
 from ostinato.orchestration.entities import EntityContext, EntityId, EntityLock, EntityMetadata
-from ostinato.orchestration.task import Task, when_all, when_any
+from ostinato.orchestration.task import Orchestration, Task, when_all, when_any
 from ostinato.provider import Page, ProviderCapabilities, ReuseIdPolicy, StorageProvider
 from ostinato.retry import RetryPolicy
 from ostinato.runtime.worker import AsyncWorker, Worker
 from ostinato.status import OrchestrationState, OrchestrationStatus
 
-__version__ = "0.1.0"
+#: The installed distribution's version (the repository's VERSION file at build time).
+__version__ = _metadata.version("ostinato")
 
 __all__ = [
     "ActivityContext",
@@ -67,6 +70,7 @@ __all__ = [
     "InvalidInstanceIdError",
     "JsonDataConverter",
     "NonDeterminismError",
+    "Orchestration",
     "OrchestrationContext",
     "OrchestrationFailedError",
     "OrchestrationState",

@@ -147,6 +147,7 @@ class Client:
         instance_id = (
             new_instance_id() if instance_id is None else validate_instance_id(instance_id)
         )
+        policy = _reuse_id_policy(reuse_id_policy)
         name = name_of(orchestrator)
         payload = self._payload(input, "orchestration input")
         if start_at is not None and start_at.tzinfo is None:
@@ -174,9 +175,7 @@ class Client:
                 scheduled_start_at=start_at,
             ),
         )
-        self._provider().create_instance(
-            record, start, reuse_id_policy or ReuseIdPolicy.REPLACE_TERMINAL
-        )
+        self._provider().create_instance(record, start, policy)
         return instance_id
 
     # -- reading --------------------------------------------------------------------------
@@ -416,6 +415,22 @@ class Client:
             if token is None:
                 break
         return PurgeResult(deleted)
+
+
+def _reuse_id_policy(policy: object) -> ReuseIdPolicy:
+    """``policy`` checked at the call (``None``: the default); anything else raises TypeError."""
+    if policy is None:
+        return ReuseIdPolicy.REPLACE_TERMINAL
+    if isinstance(policy, ReuseIdPolicy):
+        return policy
+    members = ", ".join(f"ReuseIdPolicy.{m.name}" for m in ReuseIdPolicy)
+    hint = ""
+    if isinstance(policy, str) and policy.upper() in ReuseIdPolicy.__members__:
+        hint = f" (use ot.ReuseIdPolicy.{policy.upper()})"
+    raise TypeError(
+        f"reuse_id_policy must be one of {members} or None, not {policy!r}"
+        f" ({type(policy).__name__}){hint}"
+    )
 
 
 def _has_started(state: OrchestrationState) -> bool:

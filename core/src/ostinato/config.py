@@ -35,6 +35,7 @@ import dataclasses
 import datetime as dt
 import enum
 import inspect
+import math
 import os
 import tomllib
 import types
@@ -160,6 +161,11 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigurationError(f"Config file {path} is a directory") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigurationError(f"Config file {path} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigurationError(
+            f"Config file {path} is not UTF-8 text (byte {exc.start}: {exc.reason});"
+            " TOML files must be saved as UTF-8"
+        ) from None
     except OSError as exc:
         raise ConfigurationError(f"Config file {path} cannot be read: {exc}") from None
 
@@ -291,7 +297,7 @@ def describe_type(annotation: Any) -> str:
     if annotation is int:
         return "an integer"
     if annotation is float:
-        return "a number"
+        return "a finite number"
     if annotation is str:
         return "a string"
     if annotation is dt.timedelta:
@@ -355,13 +361,17 @@ def _convert(value: Any, annotation: Any) -> Any:
         raise _Invalid
     if annotation is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
+            number = float(value)
+        elif isinstance(value, str):
             try:
-                return float(value.strip())
+                number = float(value.strip())
             except ValueError:
                 raise _Invalid from None
-        raise _Invalid
+        else:
+            raise _Invalid
+        if not math.isfinite(number):
+            raise _Invalid
+        return number
     if annotation is str:
         if isinstance(value, str):
             return value

@@ -37,6 +37,8 @@ from typing import Any, Protocol
 
 from ostinato.errors import SerializationError
 
+_TOO_DEEP = "The payload is nested too deeply (lists or dicts inside each other) to serialize"
+
 #: One encoder for every payload (``json.dumps`` with options builds a new one per call).
 _ENCODE = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
 
@@ -70,6 +72,8 @@ class JsonDataConverter:
             return _ENCODE(self.to_json_value(value, "$"))
         except ValueError as exc:  # NaN / infinity
             raise SerializationError(f"Cannot serialize payload: {exc}") from None
+        except RecursionError:
+            raise SerializationError(_TOO_DEEP) from None
 
     def to_json_value(self, value: Any, path: str = "$") -> Any:
         """Turn ``value`` into plain JSON data (dicts, lists, strings, numbers, bools, None)."""
@@ -133,6 +137,8 @@ class JsonDataConverter:
             value = json.loads(data)
         except json.JSONDecodeError as exc:
             raise SerializationError(f"Payload is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise SerializationError(_TOO_DEEP) from None
         return self.from_json_value(value, type_hint)
 
     def from_json_value(self, value: Any, type_hint: Any) -> Any:
@@ -143,6 +149,8 @@ class JsonDataConverter:
             return self._convert(value, type_hint)
         except SerializationError:
             raise
+        except RecursionError:
+            raise SerializationError(_TOO_DEEP) from None
         except (TypeError, ValueError, KeyError) as exc:
             raise SerializationError(
                 f"Cannot decode {value!r:.80} as {_type_name(type_hint)}: {exc}"

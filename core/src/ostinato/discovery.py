@@ -23,6 +23,13 @@ ENTRY_POINT_GROUP = "ostinato.providers"
 
 ProviderFactory = Callable[..., StorageProvider]
 
+#: The distributions that register this project's providers outside the core.
+PROVIDER_PACKAGES = {
+    "azure": "ostinato-azure",
+    "mssql": "ostinato-mssql",
+    "postgres": "ostinato-postgres",
+}
+
 
 def provider_entry_points() -> dict[str, EntryPoint]:
     """The installed providers' entry points, by provider name (first one wins on a clash)."""
@@ -47,6 +54,12 @@ def load_provider_factory(name: str) -> ProviderFactory:
     ep = eps.get(name)
     if ep is None:
         installed = ", ".join(eps) or "none"
+        package = PROVIDER_PACKAGES.get(name)
+        if package is not None:
+            raise ConfigurationError(
+                f"Provider {name!r} is not installed: pip install {package}"
+                f" (installed providers: {installed})"
+            )
         raise ConfigurationError(
             f"Unknown provider {name!r}; installed providers: {installed}"
             " (a provider package registers itself under the entry point group"
@@ -65,6 +78,7 @@ def load_provider_factory(name: str) -> ProviderFactory:
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "PROVIDER_PACKAGES",
     "ProviderFactory",
     "installed_providers",
     "load_provider_factory",

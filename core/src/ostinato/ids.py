@@ -18,7 +18,7 @@ def validate_instance_id(instance_id: object) -> str:
     """Return ``instance_id`` if it obeys the rules, else raise ``InvalidInstanceIdError``.
 
     The rules: a ``str`` of 1-100 characters, not starting with ``@``, containing none of
-    ``/ \\ # ?``, no control characters and no lone surrogates (half of a UTF-16 pair).
+    ``/ \\ # ?``, no control characters and no lone surrogates (text that was not UTF-8).
     """
     if not isinstance(instance_id, str):
         raise InvalidInstanceIdError(f"Instance id must be a str, not {type(instance_id).__name__}")
@@ -46,8 +46,8 @@ def validate_instance_id(instance_id: object) -> str:
             )
         if category == "Cs":
             raise InvalidInstanceIdError(
-                f"Instance id {instance_id!r} contains the lone surrogate U+{ord(ch):04X} "
-                "(not a Unicode character; no store can hold it)"
+                f"Instance id {instance_id!r} contains U+{ord(ch):04X}, a lone surrogate"
+                " (not a Unicode character: text that was not valid UTF-8?)"
             )
     return instance_id
 

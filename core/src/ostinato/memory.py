@@ -75,6 +75,9 @@ class InMemoryProvider(StorageProvider):
         self._ready_activities: OrderedDict[int, None] = OrderedDict()
         self._activity_wakeups: list[tuple[datetime, int, int]] = []
 
+    def __repr__(self) -> str:
+        return f"InMemoryProvider(this process's memory, {len(self._instances)} instances)"
+
     # -- client side ----------------------------------------------------------------------
     def create_instance(
         self, record: InstanceRecord, start: OrchestrationMessage, policy: ReuseIdPolicy

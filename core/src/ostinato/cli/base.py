@@ -223,6 +223,17 @@ class OstinatoGroup(click.Group):
             _error("Interrupted", EXIT_INTERRUPTED)
         except OstinatoError as exc:
             _error(str(exc), EXIT_ERROR)
+        except UnicodeEncodeError as exc:
+            # Arguments are decoded with surrogateescape: bytes that were not UTF-8 arrive as
+            # lone surrogates (U+DC80-U+DCFF), which no store accepts.
+            if not all("\udc80" <= ch <= "\udcff" for ch in exc.object[exc.start : exc.end]):
+                raise
+            text = exc.object[:60].encode("utf-8", "surrogateescape")
+            _error(
+                f"An argument is not valid UTF-8 text ({text!r}); give names, ids and inputs"
+                " as UTF-8",
+                EXIT_USAGE,
+            )
         except TimeoutError as exc:
             _error(str(exc) or "Timed out", EXIT_ERROR)
         except KeyboardInterrupt:

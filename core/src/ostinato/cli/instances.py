@@ -189,8 +189,9 @@ def list_command(
             }
         )
         return
+    if not states and token is None:
+        click.echo("No instances.")
+        return
     print_renderable(render.instances_table(states))
     if token is not None:
         say(f"More instances: pass --continuation-token {token}")
-    elif not states:
-        say("No instances.")

@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,27 +22,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ostinato import history
 from ostinato.errors import FailureDetails
-from ostinato.history import (
-    ContinueAsNew,
-    EventRaised,
-    EventSent,
-    ExecutionCompleted,
-    ExecutionResumed,
-    ExecutionStarted,
-    ExecutionSuspended,
-    ExecutionTerminated,
-    HistoryEvent,
-    SubOrchestrationInstanceCompleted,
-    SubOrchestrationInstanceCreated,
-    SubOrchestrationInstanceFailed,
-    TaskCompleted,
-    TaskFailed,
-    TaskScheduled,
-    TimerCreated,
-    TimerFired,
-)
+from ostinato.history_table import HistoryRow, decode_payload, history_rows
 from ostinato.status import OrchestrationState, OrchestrationStatus
 
 #: Longest payload text shown in a table cell (``--json`` always has everything).
@@ -71,16 +51,6 @@ def console(*, stderr: bool = False) -> Console:
 def dumps_json(data: Any) -> str:
     """The stable JSON text the ``--json`` options print."""
     return json.dumps(data, ensure_ascii=False, indent=2)
-
-
-def decode_payload(text: str | None) -> Any:
-    """A stored payload as plain JSON data (``None`` for no payload, text if not JSON)."""
-    if text is None:
-        return None
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
 
 
 def format_time(value: datetime | None) -> str:
@@ -172,78 +142,6 @@ def instances_table(states: Sequence[OrchestrationState]) -> Table:
 
 
 # -- history ---------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class HistoryRow:
-    """One line of the history table (the Durable Functions history table's columns)."""
-
-    event: HistoryEvent
-    name: str | None = None
-    input: str | None = None
-    result: str | None = None
-    status: str | None = None
-    failure: FailureDetails | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "event_type": self.event.event_type.value,
-            "timestamp": _iso(self.event.timestamp),
-            "name": self.name,
-            "input": decode_payload(self.input),
-            "result": (
-                _failure_json(self.failure)
-                if self.failure is not None
-                else decode_payload(self.result)
-            ),
-            "status": self.status,
-            "event": history.to_dict(self.event),
-        }
-
-
-def history_rows(events: Iterable[HistoryEvent]) -> list[HistoryRow]:
-    """The history table's rows: each event with the name of the task it belongs to."""
-    task_names: dict[int, str] = {}
-    rows: list[HistoryRow] = []
-    for e in events:
-        if isinstance(e, ExecutionStarted):
-            row = HistoryRow(e, name=e.name, input=e.input)
-        elif isinstance(e, TaskScheduled):
-            task_names[e.task_id] = e.name
-            row = HistoryRow(e, name=e.name, input=e.input)
-        elif isinstance(e, TaskCompleted):
-            row = HistoryRow(e, name=task_names.get(e.task_scheduled_id), result=e.result)
-        elif isinstance(e, TaskFailed):
-            row = HistoryRow(
-                e, name=task_names.get(e.task_scheduled_id), failure=e.failure, status="Failed"
-            )
-        elif isinstance(e, SubOrchestrationInstanceCreated):
-            task_names[e.task_id] = e.name
-            row = HistoryRow(e, name=e.name, input=e.input)
-        elif isinstance(e, SubOrchestrationInstanceCompleted):
-            row = HistoryRow(e, name=task_names.get(e.task_scheduled_id), result=e.result)
-        elif isinstance(e, SubOrchestrationInstanceFailed):
-            row = HistoryRow(
-                e, name=task_names.get(e.task_scheduled_id), failure=e.failure, status="Failed"
-            )
-        elif isinstance(e, TimerCreated | TimerFired):
-            row = HistoryRow(e, input=json.dumps(e.fire_at.isoformat()))
-        elif isinstance(e, EventRaised | EventSent):
-            row = HistoryRow(e, name=e.name, input=e.input)
-        elif isinstance(e, ExecutionSuspended | ExecutionResumed):
-            row = HistoryRow(e, input=None if e.reason is None else json.dumps(e.reason))
-        elif isinstance(e, ExecutionTerminated):
-            row = HistoryRow(e, result=e.output, status="Terminated")
-        elif isinstance(e, ExecutionCompleted):
-            row = HistoryRow(
-                e, result=e.result, failure=e.failure, status=e.status.value.capitalize()
-            )
-        elif isinstance(e, ContinueAsNew):
-            row = HistoryRow(e, input=e.input, status="ContinuedAsNew")
-        else:
-            row = HistoryRow(e)
-        rows.append(row)
-    return rows
-
-
 def history_table(rows: Sequence[HistoryRow], *, title: str | None = None) -> Table:
     """The history as a table: event type, timestamp, name, input, result, status."""
     table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")

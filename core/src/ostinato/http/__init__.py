@@ -27,7 +27,17 @@ except ModuleNotFoundError as exc:  # pragma: no cover - only without the extra
         name=exc.name,
     ) from exc
 
-from ostinato.http.app import ApiKeyMiddleware, create_app
+from ostinato.http.app import create_app
 from ostinato.http.openapi import openapi_schema
+from ostinato.http.security import ApiKey, Scope, keys_from_environment, load_keys_file
+from ostinato.http.server import ServerLimits
 
-__all__ = ["ApiKeyMiddleware", "create_app", "openapi_schema"]
+__all__ = [
+    "ApiKey",
+    "Scope",
+    "ServerLimits",
+    "create_app",
+    "keys_from_environment",
+    "load_keys_file",
+    "openapi_schema",
+]

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import hmac
-from collections.abc import Awaitable, Callable
+import functools
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ostinato.client import AsyncClient, Client
 from ostinato.errors import (
@@ -23,9 +21,19 @@ from ostinato.errors import (
     PayloadTooLargeError,
     SerializationError,
 )
-from ostinato.http import params, wire
+from ostinato.http import limits, params, security, wire
+from ostinato.http.limits import DEFAULT_MAX_BODY_SIZE, RequestLimitMiddleware
 from ostinato.http.openapi import openapi_schema
 from ostinato.http.params import ApiError
+from ostinato.http.security import (
+    LOOPBACK_HOSTS,
+    AccessPolicy,
+    ApiKey,
+    SecurityMiddleware,
+)
+from ostinato.http.security import (
+    Scope as ApiScope,
+)
 from ostinato.ids import validate_instance_id
 from ostinato.orchestration.app import App
 from ostinato.orchestration.entities import EntityId, EntityMetadata
@@ -39,19 +47,35 @@ def create_app(
     client: AsyncClient | Client | StorageProvider,
     *,
     api_key: str | None = None,
+    keys: Sequence[ApiKey] = (),
+    allowed_hosts: Sequence[str] = LOOPBACK_HOSTS,
+    allowed_origins: Sequence[str] = (),
+    secret: bytes | None = None,
+    max_body_size: int = DEFAULT_MAX_BODY_SIZE,
     base_path: str = "",
     app: App | None = None,
     retry_after: int = 10,
+    dashboard: bool = True,
 ) -> Starlette:
     """The HTTP management API for the instances of ``client`` (or of a provider).
 
     :param client: an :class:`~ostinato.AsyncClient`, a :class:`~ostinato.Client` or a
         provider (a client is made for it). The caller keeps owning the provider.
-    :param api_key: when set, every request needs it in the ``x-api-key`` header or as
-        ``Authorization: Bearer <key>``; otherwise ``401``.
+    :param api_key: one key with every scope (the same as ``keys=[ApiKey("default", key)]``).
+    :param keys: :class:`~ostinato.http.ApiKey` values with their scopes. With no key at all
+        every caller may do everything: use that only on a loopback address.
+    :param allowed_hosts: the ``Host`` names served (``*.example.com``; ``*`` for any);
+        the default is the loopback names. Other hosts answer ``400`` (DNS rebinding).
+    :param allowed_origins: browser origins, besides the API's own, that may call it.
+    :param secret: signs continuation tokens and dashboard sessions; give every replica behind
+        one load balancer the same (default: random per process).
+    :param max_body_size: the largest request body in bytes (``413`` beyond), enforced while
+        the body is received.
     :param base_path: a prefix for every route, e.g. ``"/runtime/webhooks/durabletask"``.
     :param app: when given, starting an orchestrator it doesn't register answers ``404``.
     :param retry_after: the ``Retry-After`` seconds sent with ``202`` answers.
+    :param dashboard: serve the web dashboard at ``{base_path}/`` (see docs/dashboard.md),
+        behind the same keys.
 
     The result is an ordinary ASGI app: serve it with uvicorn, or mount it in your own
     Starlette/FastAPI app (``Mount("/durable", create_app(client))``).
@@ -64,17 +88,38 @@ def create_app(
         raise TypeError(f"create_app needs an AsyncClient, Client or provider, not {client!r}")
     if retry_after < 0:
         raise ValueError("retry_after must not be negative")
-    if api_key is not None and not api_key:
-        raise ValueError("api_key must not be empty (use None for no authentication)")
+    all_keys = list(keys)
+    if api_key is not None:
+        if not api_key.strip():
+            raise ValueError("api_key must not be empty (use None for no authentication)")
+        all_keys.append(ApiKey("default", api_key))
+    access = security.policy(
+        keys=all_keys, allowed_hosts=allowed_hosts, allowed_origins=allowed_origins, secret=secret
+    )
     base = normalize_base_path(base_path)
-    api = _Api(client, base, app, retry_after, requires_api_key=api_key is not None)
-    middleware = [Middleware(ApiKeyMiddleware, api_key=api_key)] if api_key is not None else []
+    api = _Api(client, base, app, retry_after, access)
+    routes = api.routes()
+    public: tuple[list[str], list[str]] = ([], [])
+    if dashboard:
+        from ostinato.http.dashboard import Dashboard
+
+        ui = Dashboard(client, access, base)
+        routes = [*routes, *ui.routes()]
+        public = ui.public_paths()
     return Starlette(
-        routes=api.routes(),
-        middleware=middleware,
+        routes=routes,
+        middleware=[
+            Middleware(RequestLimitMiddleware, max_body_size=max_body_size),
+            Middleware(
+                SecurityMiddleware,
+                policy=access,
+                public_paths=public[0],
+                public_prefixes=public[1],
+            ),
+        ],
         exception_handlers={
             ApiError: _api_error,
-            HTTPException: _http_error,
+            HTTPException: functools.partial(_http_error, max_body_size=max_body_size),
             **dict.fromkeys(_CLIENT_ERRORS, _client_error),
             Exception: _internal_error,
         },
@@ -114,8 +159,10 @@ async def _client_error(request: Request, exc: Exception) -> Response:
     raise exc
 
 
-async def _http_error(request: Request, exc: Exception) -> Response:
+async def _http_error(request: Request, exc: Exception, *, max_body_size: int) -> Response:
     assert isinstance(exc, HTTPException)
+    if exc.status_code == 413:  # from the streaming body limit
+        return limits.too_large(max_body_size)
     if exc.status_code == 404:
         message = f"Not found: {request.method} {request.url.path}"
     elif exc.status_code == 405:
@@ -128,41 +175,6 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 async def _internal_error(request: Request, exc: Exception) -> Response:
     # Starlette re-raises the exception after this answer, so the server logs its traceback.
     return _error(500, f"Internal server error: {type(exc).__name__}")
-
-
-class ApiKeyMiddleware:
-    """Answers ``401`` unless the request carries the API key.
-
-    The key goes in the ``x-api-key`` header or as ``Authorization: Bearer <key>``; keys are
-    compared in constant time.
-    """
-
-    def __init__(self, app: ASGIApp, api_key: str) -> None:
-        self.app = app
-        self._key = api_key.encode("utf-8")
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        headers = Headers(scope=scope)
-        given = headers.get("x-api-key")
-        if given is None:
-            scheme, _, token = headers.get("authorization", "").partition(" ")
-            if scheme.lower() == "bearer" and token.strip():
-                given = token.strip()
-        if given is None:
-            message = (
-                "Missing API key: send it in the 'x-api-key' header or as "
-                "'Authorization: Bearer <key>'"
-            )
-        elif not hmac.compare_digest(given.encode("utf-8"), self._key):
-            message = "Invalid API key"
-        else:
-            await self.app(scope, receive, send)
-            return
-        response = _error(401, message, {"WWW-Authenticate": 'Bearer realm="ostinato"'})
-        await response(scope, receive, send)
 
 
 # -- the endpoints ---------------------------------------------------------------------------
@@ -190,11 +202,11 @@ class _Api:
         base: str,
         app: App | None,
         retry_after: int,
-        *,
-        requires_api_key: bool,
+        access: AccessPolicy,
     ) -> None:
         self.client = client
-        self.requires_api_key = requires_api_key
+        self.access = access
+        self.scopes: dict[tuple[str, str], str] = {}
         self.base = base
         self.app = app
         self.retry_after = retry_after
@@ -202,26 +214,59 @@ class _Api:
     def routes(self) -> list[BaseRoute]:
         b = self.base
         instance = f"{b}/instances/{{instance_id}}"
-        table: list[tuple[str, Endpoint, str, str]] = [
-            (f"{b}/orchestrators/{{name}}", self.start, "POST", "start"),
-            (f"{b}/orchestrators/{{name}}/{{instance_id}}", self.start, "POST", "start_with_id"),
-            (f"{b}/instances", self.list_instances, "GET", "list_instances"),
-            (f"{b}/instances", self.purge_many, "DELETE", "purge_instances"),
-            (instance, self.status, "GET", "instance_status"),
-            (instance, self.purge, "DELETE", "purge_instance"),
-            (f"{instance}/raiseEvent/{{event_name}}", self.raise_event, "POST", "raise_event"),
-            (f"{instance}/terminate", self.terminate, "POST", "terminate"),
-            (f"{instance}/suspend", self.suspend, "POST", "suspend"),
-            (f"{instance}/resume", self.resume, "POST", "resume"),
-            (f"{b}/entities", self.list_entities, "GET", "list_entities"),
-            (f"{b}/entities/{{name}}", self.list_entities, "GET", "list_entities_by_name"),
-            (f"{b}/entities/{{name}}/{{key}}", self.signal_entity, "POST", "signal_entity"),
-            (f"{b}/entities/{{name}}/{{key}}", self.get_entity, "GET", "get_entity"),
-            (f"{b}/openapi.json", self.openapi, "GET", "openapi"),
+        read, start, manage = ApiScope.READ, ApiScope.START, ApiScope.MANAGE
+        # path, handler, method, route name, scope needed, audit-logged
+        table: list[tuple[str, Endpoint, str, str, ApiScope, bool]] = [
+            (f"{b}/orchestrators/{{name}}", self.start, "POST", "start", start, False),
+            (
+                f"{b}/orchestrators/{{name}}/{{instance_id}}",
+                self.start,
+                "POST",
+                "start_with_id",
+                start,
+                False,
+            ),
+            (f"{b}/instances", self.list_instances, "GET", "list_instances", read, False),
+            (f"{b}/instances", self.purge_many, "DELETE", "purge_instances", manage, True),
+            (instance, self.status, "GET", "instance_status", read, False),
+            (instance, self.purge, "DELETE", "purge_instance", manage, True),
+            (
+                f"{instance}/raiseEvent/{{event_name}}",
+                self.raise_event,
+                "POST",
+                "raise_event",
+                start,
+                False,
+            ),
+            (f"{instance}/terminate", self.terminate, "POST", "terminate", manage, True),
+            (f"{instance}/suspend", self.suspend, "POST", "suspend", manage, True),
+            (f"{instance}/resume", self.resume, "POST", "resume", manage, True),
+            (f"{b}/entities", self.list_entities, "GET", "list_entities", read, False),
+            (
+                f"{b}/entities/{{name}}",
+                self.list_entities,
+                "GET",
+                "list_entities_by_name",
+                read,
+                False,
+            ),
+            (
+                f"{b}/entities/{{name}}/{{key}}",
+                self.signal_entity,
+                "POST",
+                "signal_entity",
+                start,
+                False,
+            ),
+            (f"{b}/entities/{{name}}/{{key}}", self.get_entity, "GET", "get_entity", read, False),
+            (f"{b}/openapi.json", self.openapi, "GET", "openapi", read, False),
         ]
+        self.scopes = {
+            (path, method.lower()): scope.value for path, _, method, _, scope, _ in table
+        }
         return [
-            Route(path, endpoint, methods=[method], name=name)
-            for path, endpoint, method, name in table
+            Route(path, security.guarded(endpoint, scope, audited), methods=[method], name=name)
+            for path, endpoint, method, name, scope, audited in table
         ]
 
     # -- URLs -----------------------------------------------------------------------------
@@ -291,7 +336,7 @@ class _Api:
         statuses = params.statuses(query.getlist("runtimeStatus"))
         created_from, created_to = params.time_range(query)
         show_input = params.boolean(query, "showInput", True)
-        token = params.continuation_token(request)
+        token = params.continuation_token(request, self.access.secret)
         page = await self.client.query_instances(
             runtime_status=statuses or None,
             name_prefix=params.text(query, "namePrefix"),
@@ -302,7 +347,7 @@ class _Api:
             continuation_token=token,
         )
         items = [wire.state_json(s, show_input=show_input) for s in page.items]
-        return _page_response("instances", items, page.continuation_token)
+        return _page_response("instances", items, page.continuation_token, self.access.secret)
 
     # -- signalling -----------------------------------------------------------------------
     async def _active(self, instance_id: str) -> None:
@@ -438,7 +483,7 @@ class _Api:
         key_prefix = params.text(query, "keyPrefix")
         if key_prefix is not None and name is None:
             raise ApiError(400, "'keyPrefix' needs an entity name: GET /entities/{name}?keyPrefix=")
-        token = params.continuation_token(request)
+        token = params.continuation_token(request, self.access.secret)
         page = await self.client.query_entities(
             name=name,
             key_prefix=key_prefix or "",
@@ -446,7 +491,7 @@ class _Api:
             continuation_token=token,
         )
         items = [_entity_json(e) for e in page.items]
-        return _page_response("entities", items, page.continuation_token)
+        return _page_response("entities", items, page.continuation_token, self.access.secret)
 
     # -- the schema -----------------------------------------------------------------------
     async def openapi(self, request: Request) -> Response:
@@ -454,14 +499,19 @@ class _Api:
         root = request.scope.get("root_path", "")
         return JSONResponse(
             openapi_schema(
-                self.base, server_url=root or "/", requires_api_key=self.requires_api_key
+                self.base,
+                server_url=root or "/",
+                requires_api_key=self.access.requires_key,
+                scopes=self.scopes,
             )
         )
 
 
-def _page_response(key: str, items: list[dict[str, Any]], token: str | None) -> Response:
+def _page_response(
+    key: str, items: list[dict[str, Any]], token: str | None, secret: bytes
+) -> Response:
     """A page: ``{key: items, "continuationToken": ...}``, the token also in the header."""
-    encoded = wire.encode_token(token)
+    encoded = wire.encode_token(token, secret)
     headers = {CONTINUATION_HEADER: encoded} if encoded is not None else {}
     return JSONResponse({key: items, "continuationToken": encoded}, headers=headers)
 
@@ -476,4 +526,4 @@ def _entity_json(entity: EntityMetadata) -> dict[str, Any]:
     }
 
 
-__all__ = ["CONTINUATION_HEADER", "ApiKeyMiddleware", "create_app", "normalize_base_path"]
+__all__ = ["CONTINUATION_HEADER", "create_app", "normalize_base_path"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from ostinato.http.params import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
@@ -95,8 +96,19 @@ _ACCEPTED_HEADERS = {
     },
 }
 _COMMON_ERRORS = {
-    "400": _error("Invalid instance id or parameter."),
+    "400": _error(
+        "Invalid instance id or parameter, a Host that is not served, or a URL whose "
+        "percent-escapes are not UTF-8 or encode '/'."
+    ),
     "401": _error("Missing or wrong API key (when the API requires one)."),
+    "403": _error(
+        "The API key lacks the scope this operation needs (see x-ostinato-scope), or a "
+        "browser request from another origin."
+    ),
+}
+_BODY_ERRORS = {
+    "413": _error("The request body is larger than the server's limit (16 MiB by default)."),
+    "415": _error("The request body is not declared as application/json."),
 }
 
 
@@ -234,9 +246,17 @@ def _components() -> dict[str, Any]:
 
 
 def openapi_schema(
-    base_path: str = "", *, server_url: str = "/", requires_api_key: bool = False
+    base_path: str = "",
+    *,
+    server_url: str = "/",
+    requires_api_key: bool = False,
+    scopes: Mapping[tuple[str, str], str] | None = None,
 ) -> dict[str, Any]:
-    """The schema, with every path under ``base_path`` and served from ``server_url``."""
+    """The schema, with every path under ``base_path`` and served from ``server_url``.
+
+    ``scopes`` maps ``(path, method)`` to the key scope an operation needs (``read``,
+    ``start``, ``manage``); each operation then names it in ``x-ostinato-scope``.
+    """
     b = base_path
     instance = f"{b}/instances/{{instance_id}}"
     start_responses = {
@@ -496,6 +516,13 @@ def openapi_schema(
         "paths": paths,
         "components": _components(),
     }
+    for path, operations in paths.items():
+        for method, operation in operations.items():
+            if "requestBody" in operation:
+                operation["responses"] = {**_BODY_ERRORS, **operation["responses"]}
+            scope = (scopes or {}).get((path, method))
+            if scope is not None:
+                operation["x-ostinato-scope"] = scope
     if requires_api_key:
         schema["security"] = [{"apiKey": []}, {"bearer": []}]
     return schema

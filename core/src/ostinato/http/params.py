@@ -36,17 +36,64 @@ def bad_request(message: str) -> ApiError:
     return ApiError(400, message)
 
 
+#: How deeply a request body's arrays and objects may nest.
+MAX_JSON_DEPTH = 200
+
+
 async def json_body(request: Request) -> Any:
-    """The request body as a JSON value; an empty body is ``None``."""
+    """The request body as a JSON value; an empty body is ``None``.
+
+    Refused with ``400``: text that is not UTF-8 JSON, nesting deeper than
+    :data:`MAX_JSON_DEPTH`, integers longer than Python converts (4,300 digits), and strings
+    with unpaired surrogates (``"\\ud800"``), which no store can hold as UTF-8.
+    """
     body = await request.body()
     if not body.strip():
         return None
     try:
-        return json.loads(body)
+        value = json.loads(body)
     except UnicodeDecodeError:
         raise bad_request("The request body is not valid JSON: it is not UTF-8 text") from None
     except json.JSONDecodeError as exc:
         raise bad_request(f"The request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise bad_request(
+            f"The request body nests arrays/objects deeper than {MAX_JSON_DEPTH} levels"
+        ) from None
+    except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+        raise bad_request(f"The request body has a value that cannot be read: {exc}") from None
+    _check_json_value(value)
+    return value
+
+
+def _check_json_value(value: Any) -> None:
+    """Depth and text checks of a parsed body, without recursion."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            _check_text(item)
+        elif isinstance(item, dict | list):
+            if depth > MAX_JSON_DEPTH:
+                raise bad_request(
+                    f"The request body nests arrays/objects deeper than {MAX_JSON_DEPTH} levels"
+                )
+            if isinstance(item, dict):
+                for key in item:
+                    _check_text(key)
+                stack.extend((v, depth + 1) for v in item.values())
+            else:
+                stack.extend((v, depth + 1) for v in item)
+
+
+def _check_text(text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise bad_request(
+            'The request body has a string with an unpaired surrogate (e.g. "\\ud800"), '
+            "which is not Unicode text"
+        ) from None
 
 
 def boolean(params: Mapping[str, str], name: str, default: bool) -> bool:
@@ -126,14 +173,14 @@ def page_size(params: Mapping[str, str], name: str = "top") -> int:
     return size
 
 
-def continuation_token(request: Request) -> str | None:
-    """The ``x-ms-continuation-token`` header or ``continuationToken`` parameter, decoded."""
+def continuation_token(request: Request, secret: bytes) -> str | None:
+    """The ``x-ms-continuation-token`` header or ``continuationToken`` parameter, checked."""
     given = request.headers.get("x-ms-continuation-token") or request.query_params.get(
         "continuationToken"
     )
     if not given:
         return None
-    token = decode_token(given)
+    token = decode_token(given, secret)
     if token is None:
         raise bad_request(f"Invalid continuation token {given!r}: pass back the one you were given")
     return token
@@ -147,6 +194,7 @@ def text(params: Mapping[str, str], name: str) -> str | None:
 
 __all__ = [
     "DEFAULT_PAGE_SIZE",
+    "MAX_JSON_DEPTH",
     "MAX_PAGE_SIZE",
     "ApiError",
     "bad_request",

@@ -11,6 +11,8 @@ import base64
 import binascii
 import dataclasses
 import enum
+import hashlib
+import hmac
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -152,17 +154,34 @@ def management_urls(instance_url: str, instance_id: str) -> dict[str, str]:
     }
 
 
-def encode_token(token: str | None) -> str | None:
-    """A provider's continuation token as header-safe ASCII (URL-safe base64)."""
+def _token_mac(token: bytes, secret: bytes) -> bytes:
+    return hmac.new(secret, b"continuation\n" + token, hashlib.sha256).digest()[:16]
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode("ascii").rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
+
+
+def encode_token(token: str | None, secret: bytes) -> str | None:
+    """A provider's continuation token as header-safe ASCII, signed with ``secret``."""
     if token is None:
         return None
-    return base64.urlsafe_b64encode(token.encode("utf-8")).decode("ascii").rstrip("=")
+    raw = token.encode("utf-8")
+    return f"{_b64(raw)}.{_b64(_token_mac(raw, secret))}"
 
 
-def decode_token(text: str) -> str | None:
-    """The provider's token from :func:`encode_token` output, or ``None`` if it isn't one."""
+def decode_token(text: str, secret: bytes) -> str | None:
+    """The provider's token from :func:`encode_token` output, or ``None`` if it isn't one
+    (malformed, forged, or signed with another secret)."""
+    data, _, mac = text.partition(".")
     try:
-        raw = base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
+        raw = _unb64(data)
+        if not hmac.compare_digest(_unb64(mac), _token_mac(raw, secret)):
+            return None
         return raw.decode("utf-8")
     except (binascii.Error, UnicodeDecodeError, ValueError):
         return None

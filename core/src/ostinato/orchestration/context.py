@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Generator, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar, overload
 
 from ostinato.history import ParentInstance
 from ostinato.orchestration.call_http import HttpResponse
@@ -73,6 +73,9 @@ class OrchestrationDriver(Scheduler, Protocol):
     def new_uuid(self) -> str: ...
 
 
+R = TypeVar("R")
+
+
 class OrchestrationContext:
     """What orchestrator code uses to schedule durable work.
 
@@ -114,6 +117,29 @@ class OrchestrationContext:
         """True while the code is re-running steps already recorded in history."""
         return self._run.is_replaying
 
+    # The task's type follows the activity's return annotation (an ``async def`` activity's
+    # awaited result); by name it is ``Task[Any]``. See docs/typing.md for what ``yield`` gives.
+    @overload
+    def call_activity(
+        self,
+        activity: Callable[..., Coroutine[Any, Any, R]],
+        *,
+        input: Any = None,
+        retry_policy: RetryPolicy | None = None,
+    ) -> Task[R]: ...
+    @overload
+    def call_activity(
+        self,
+        activity: Callable[..., R],
+        *,
+        input: Any = None,
+        retry_policy: RetryPolicy | None = None,
+    ) -> Task[R]: ...
+    @overload
+    def call_activity(
+        self, activity: str, *, input: Any = None, retry_policy: RetryPolicy | None = None
+    ) -> Task[Any]: ...
+
     def call_activity(
         self,
         activity: Callable[..., Any] | str,
@@ -123,6 +149,34 @@ class OrchestrationContext:
     ) -> Task[Any]:
         """Schedule an activity; ``yield`` the task for its result."""
         return self._run.call_activity(activity, input, retry_policy)
+
+    @overload
+    def call_sub_orchestrator(
+        self,
+        orchestrator: Callable[..., Generator[Any, Any, R]],
+        *,
+        input: Any = None,
+        instance_id: str | None = None,
+        retry_policy: RetryPolicy | None = None,
+    ) -> Task[R]: ...
+    @overload
+    def call_sub_orchestrator(
+        self,
+        orchestrator: Callable[..., R],
+        *,
+        input: Any = None,
+        instance_id: str | None = None,
+        retry_policy: RetryPolicy | None = None,
+    ) -> Task[R]: ...
+    @overload
+    def call_sub_orchestrator(
+        self,
+        orchestrator: str,
+        *,
+        input: Any = None,
+        instance_id: str | None = None,
+        retry_policy: RetryPolicy | None = None,
+    ) -> Task[Any]: ...
 
     def call_sub_orchestrator(
         self,

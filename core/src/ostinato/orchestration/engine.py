@@ -18,6 +18,7 @@ suspend/resume that change nothing are ignored. Ignored events are not written t
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import uuid
 from collections import deque
@@ -220,7 +221,14 @@ class OrchestrationRun:
         result = StepResult()
         self.is_replaying = False
         self.current_time = max(now, self.current_time)
+        # Replay itself failed (the code no longer matches its history): the events that
+        # brought this step are still recorded, before the failure, but not applied.
+        failed_in_replay = self.ended is not None and not self.end_recorded
         for event in _start_first(events):
+            if failed_in_replay:
+                if self._accepts(event):
+                    result.new_events.append(event)
+                continue
             if self.ended is not None:
                 if isinstance(self.ended, ContinueAsNew) and isinstance(event, _INSTANCE_EVENTS):
                     self._carried_over.append(event)  # for the next execution
@@ -244,6 +252,8 @@ class OrchestrationRun:
         result.new_events.append(OrchestratorCompleted(timestamp=self.current_time))
         if self.ended is not None and not self.end_recorded:
             self.end_recorded = True
+            if self.ended.timestamp < self.current_time:  # decided in replay: record it now
+                self.ended = dataclasses.replace(self.ended, timestamp=self.current_time)
             result.new_events.append(self.ended)
             result.messages.extend(ending_messages(self._origin(), self._ending(self.ended)))
         self.history.extend(result.new_events)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Generator, Iterable
 from datetime import datetime, timedelta
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeAlias, TypeVar
 
 from ostinato.errors import TaskFailedError
 from ostinato.retry import RetryPolicy
@@ -128,6 +128,11 @@ class WhenAnyTask(CompositeTask[Task[Any]]):
             self._set_result(child)
 
 
+#: The return annotation of an orchestrator that returns ``R``: a generator that yields
+#: tasks and is sent their results (``Any``: a ``yield`` cannot be typed per task).
+Orchestration: TypeAlias = Generator[Task[Any], Any, T]
+
+
 def when_all(tasks: Iterable[Task[T]]) -> WhenAllTask[T]:
     """A task that completes when all ``tasks`` complete, with the list of their results."""
     return WhenAllTask(tasks)
@@ -158,6 +163,7 @@ def failed_error(name: str, details: Any) -> TaskFailedError:
 __all__ = [
     "CompletableTask",
     "CompositeTask",
+    "Orchestration",
     "Scheduler",
     "Task",
     "WhenAllTask",

@@ -1,4 +1,4 @@
-"""What the toolkit needs from a database driver: a DB-API 2 cursor, nothing more.
+"""What the toolkit needs from a database driver: a DB-API 2 cursor, and a transaction.
 
 The toolkit always reads a statement's rows to the end (``fetchall``): a half-read statement
 keeps a read transaction open in some drivers (sqlite3), which holds locks and old snapshots.
@@ -6,8 +6,11 @@ keeps a read transaction open in some drivers (sqlite3), which holds locks and o
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
+
+__all__ = ["Cursor", "Transaction"]
 
 
 class Cursor(Protocol):
@@ -21,3 +24,21 @@ class Cursor(Protocol):
     def executemany(self, sql: str, seq_of_parameters: Iterable[Sequence[Any]], /) -> Any: ...
 
     def fetchall(self) -> list[Any]: ...
+
+
+@dataclass
+class Transaction:
+    """One write transaction, as an engine's
+    :meth:`~ostinato.relational.provider.RelationalProvider.transaction` hands it out.
+
+    The toolkit runs its statements on :attr:`cursor`. When the engine's context manager
+    exits cleanly the transaction has committed and is visible to other connections; the
+    toolkit then wakes whoever waits for the change and, if the engine set
+    :attr:`wait_durable`, calls it before the call returns.
+    """
+
+    #: The cursor inside the transaction.
+    cursor: Cursor
+    #: Set by an engine whose commit becomes visible before it is durable (SQLite's group
+    #: commit): returns once the commit is on disk. ``None``: durable at commit.
+    wait_durable: Callable[[], None] | None = None

@@ -5,23 +5,29 @@ and asks the dialect only for what engines spell differently:
 
 * the parameter placeholder (``?`` for sqlite3/pyodbc, ``%s`` for psycopg);
 * column type names, and how an auto-numbered primary key and a clustered table are declared;
-* ``LIMIT n`` versus ``TOP (n)``, and the row-claiming hint (PostgreSQL's
-  ``FOR UPDATE SKIP LOCKED``, SQL Server's ``WITH (UPDLOCK, READPAST, ROWLOCK)``, nothing for
-  SQLite, whose write transactions are already exclusive);
+* how a table is named (:meth:`Dialect.table`: SQL Server qualifies it with the configured
+  schema, ``[schema].[table]``);
+* ``LIMIT n`` versus ``OFFSET ... FETCH``, and row-lock hints for each :class:`RowLock`, placed
+  where the engine wants them: after the table (:meth:`Dialect.table_hint`, SQL Server's
+  ``WITH (UPDLOCK, READPAST, ROWLOCK)``) or at the end of the SELECT
+  (:meth:`Dialect.lock_clause`, PostgreSQL's ``FOR UPDATE SKIP LOCKED``); nothing for SQLite,
+  whose write transactions are already exclusive;
 * an upsert (``INSERT ... ON CONFLICT DO UPDATE`` versus ``MERGE``);
 * multi-row ``VALUES`` and the parameter limit (SQLite before 3.32: 999; SQL Server: 2,100),
   so a group commit is a handful of statements whatever its size;
-* savepoint statements, the statement that starts a write transaction, and how to recognise a
-  unique-key violation from the driver.
+* savepoint statements, and how to recognise a unique-key violation from the driver.
 
-A provider for a new engine subclasses :class:`Dialect`, overrides what differs, and supplies
-connections; the schema, the statements and the contract logic are shared.
+A provider for a new engine subclasses :class:`Dialect`, overrides what differs, and
+implements the connection hooks of :class:`~ostinato.relational.provider.RelationalProvider`;
+the schema, the statements and the contract logic are shared.
 """
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
+
+__all__ = ["ColumnType", "Dialect", "RowLock"]
 
 
 class ColumnType(enum.Enum):
@@ -39,11 +45,22 @@ class ColumnType(enum.Enum):
     TEXT = "text"
 
 
+class RowLock(enum.Enum):
+    """What a SELECT inside a write transaction does to the rows it reads."""
+
+    #: A plain read.
+    NONE = "none"
+    #: "Is anything there?": never wait for rows other transactions hold.
+    PROBE = "probe"
+    #: Rows about to be claimed by this transaction: skip rows others hold, lock what is read.
+    CLAIM = "claim"
+    #: Rows (or the key range of a missing row) whose values this transaction relies on.
+    HOLD = "hold"
+
+
 class Dialect:
     """The defaults here are standard SQL as SQLite and PostgreSQL accept it."""
 
-    #: The engine's name, for messages.
-    name: str = "standard"
     #: The driver's placeholder for one positional parameter.
     placeholder: str = "?"
     #: Type names for each :class:`ColumnType`.
@@ -54,10 +71,17 @@ class Dialect:
         ColumnType.KEY: "TEXT",
         ColumnType.TEXT: "TEXT",
     }
-    #: The statement that opens a write transaction (``None``: the driver opens one itself).
-    begin_write: str | None = "BEGIN"
     #: The most parameters one statement may carry.
     max_parameters: int = 999
+
+    # -- names ----------------------------------------------------------------------------
+    def table(self, name: str) -> str:
+        """How statements name the toolkit's table ``name`` (default: as is).
+
+        Every statement names its tables through this. Column qualifiers (``table.column``)
+        keep the bare name, which every engine accepts for a schema-qualified table too.
+        """
+        return name
 
     # -- DDL ------------------------------------------------------------------------------
     def column_type(self, column_type: ColumnType) -> str:
@@ -80,26 +104,23 @@ class Dialect:
         *,
         order_by: str | None = None,
         limit: bool = False,
-        claim: bool = False,
+        lock: RowLock = RowLock.NONE,
     ) -> str:
-        """A SELECT; with ``limit`` the last parameter is the row count; ``claim`` adds the
-        engine's hint for rows about to be locked by this transaction (skipping rows other
-        transactions hold)."""
-        sql = f"SELECT {columns} FROM {table} WHERE {where}"
+        """A SELECT from ``table`` (as :meth:`table` renders it); with ``limit`` the last
+        parameter is the row count; ``lock`` places the engine's hints for it."""
+        sql = f"SELECT {columns} FROM {table}{self.table_hint(lock)} WHERE {where}"
         if order_by:
             sql += f" ORDER BY {order_by}"
         if limit:
             sql += f" LIMIT {self.placeholder}"
-        if claim:
-            sql += self.claim_suffix()
-        return sql
+        return sql + self.lock_clause(lock)
 
-    def claim_suffix(self) -> str:
-        """Appended to a SELECT of rows this transaction will update (FOR UPDATE SKIP LOCKED)."""
+    def table_hint(self, lock: RowLock) -> str:
+        """Text right after the table of a SELECT with ``lock`` (SQL Server's ``WITH (...)``)."""
         return ""
 
-    def lock_suffix(self) -> str:
-        """Appended to a SELECT of rows whose values this transaction relies on (FOR UPDATE)."""
+    def lock_clause(self, lock: RowLock) -> str:
+        """Text at the end of a SELECT with ``lock`` (PostgreSQL's ``FOR UPDATE``)."""
         return ""
 
     def starts_with(self, column: str) -> str:

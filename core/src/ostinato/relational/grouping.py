@@ -14,6 +14,8 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
+__all__ = ["CallGroup"]
+
 R = TypeVar("R")
 
 

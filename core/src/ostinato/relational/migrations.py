@@ -13,6 +13,8 @@ from ostinato.relational.schema import (
     create_table,
 )
 
+__all__ = ["current_version", "migrate", "table_names"]
+
 
 def table_names(cursor: Cursor, dialect: Dialect) -> set[str]:
     """The (lower-cased) names of the database's tables."""
@@ -24,7 +26,7 @@ def current_version(cursor: Cursor, dialect: Dialect) -> int | None:
     """The schema version of the database, or ``None`` if it has no ostinato schema."""
     if SCHEMA_TABLE not in table_names(cursor, dialect):
         return None
-    cursor.execute(f"SELECT MAX(version) FROM {SCHEMA_TABLE}")
+    cursor.execute(f"SELECT MAX(version) FROM {dialect.table(SCHEMA_TABLE)}")
     rows = cursor.fetchall()
     return int(rows[0][0]) if rows and rows[0][0] is not None else 0
 
@@ -46,14 +48,15 @@ def migrate(cursor: Cursor, dialect: Dialect, now_micros: int) -> int:
             f"understands ({LATEST_VERSION}); upgrade ostinato"
         )
     p = dialect.placeholder
+    insert = (
+        f"INSERT INTO {dialect.table(SCHEMA_TABLE)} (version, description, applied_at) "
+        f"VALUES ({p}, {p}, {p})"
+    )
     for migration in MIGRATIONS:
         if migration.version <= version:
             continue
         for statement in migration.statements(dialect):
             cursor.execute(statement)
-        cursor.execute(
-            f"INSERT INTO {SCHEMA_TABLE} (version, description, applied_at) VALUES ({p}, {p}, {p})",
-            (migration.version, migration.description, now_micros),
-        )
+        cursor.execute(insert, (migration.version, migration.description, now_micros))
         version = migration.version
     return version

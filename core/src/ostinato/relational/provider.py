@@ -1,9 +1,14 @@
 """The storage-provider contract implemented once on SQL, for every transactional engine.
 
 :class:`RelationalProvider` holds all of the contract's logic; an engine's provider supplies
-a :class:`~ostinato.relational.dialect.Dialect` and two context managers that hand out a
-DB-API cursor: one inside a write transaction (committed on a clean exit, rolled back on an
-exception) and one for reads. Every call is one transaction. Locks are checked by row
+a :class:`~ostinato.relational.dialect.Dialect` and two public hooks:
+:meth:`~RelationalProvider.transaction` (a :class:`~ostinato.relational.connection.Transaction`
+around a DB-API cursor, committed on a clean exit, rolled back on an exception) and
+:meth:`~RelationalProvider.read` (a cursor for reads); it may override
+:meth:`~RelationalProvider.guard_create`. The toolkit wraps each transaction: it wakes waiters
+once the commit is visible, and reports how a group commit's last transaction ended
+(:class:`BatchOutcome`, what :class:`~ostinato.relational.retry.RetriesTransientErrors` retries
+on). Every call is one transaction. Locks are checked by row
 state inside the transaction that acts on them (``lock_token`` matches and ``visible_at``,
 the lock's expiry, is still ahead), never read-then-write across transactions.
 
@@ -21,7 +26,7 @@ for an instance, an activity task): then work is likely, and the look would be o
 more on every step of a busy worker.
 
 Claims, renewals, abandons and activity results are not forced to disk
-(``_write(durable=False)``): losing a claim, renewal or abandon in a crash only means a lock
+(``transaction(durable=False)``): losing a claim, renewal or abandon in a crash only means a lock
 that was never taken or released, and losing an activity result means the activity runs again,
 as it would after a crash just before the result's commit (activities run at least once).
 Commits are ordered, so the next durable commit, such as the checkpoint of the step that
@@ -33,7 +38,9 @@ from __future__ import annotations
 from abc import abstractmethod
 from collections.abc import Callable, Collection, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from datetime import timedelta
+from types import TracebackType
 from typing import Any, TypeVar
 
 from ostinato import history
@@ -52,7 +59,7 @@ from ostinato.provider import (
     StorageProvider,
     new_lock_token,
 )
-from ostinato.relational.connection import Cursor
+from ostinato.relational.connection import Cursor, Transaction
 from ostinato.relational.dialect import Dialect
 from ostinato.relational.migrations import migrate
 from ostinato.relational.rows import from_micros, instance_record, instance_row, to_micros
@@ -62,6 +69,8 @@ from ostinato.relational.statements import (
     largest_chunk,
 )
 from ostinato.status import OrchestrationStatus
+
+__all__ = ["BatchOutcome", "CreateRequest", "RelationalProvider", "Script"]
 
 Item = TypeVar("Item")
 Claimed = TypeVar("Claimed")
@@ -74,6 +83,18 @@ CreateRequest = tuple[InstanceRecord, OrchestrationMessage, ReuseIdPolicy]
 
 def _micros(delta: timedelta) -> int:
     return delta // timedelta(microseconds=1)
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    """How a group-commit call ended."""
+
+    #: Per item: the exception it failed with, or ``None``.
+    errors: list[Exception | None]
+    #: The error the call's last transaction failed with (``None``: it committed). Only a
+    #: failed last transaction may be run again: a batch whose first attempt failed but
+    #: whose second committed must never be re-applied.
+    failure: Exception | None = None
 
 
 class RelationalProvider(StorageProvider):
@@ -92,14 +113,9 @@ class RelationalProvider(StorageProvider):
 
     # -- what an engine supplies ----------------------------------------------------------
     @abstractmethod
-    def _write(
-        self,
-        durable: bool = True,
-        *,
-        notify: bool = False,
-        status_changed: Collection[str] | None = None,
-    ) -> AbstractContextManager[Cursor]:
-        """A cursor inside a write transaction: committed on exit, rolled back on error.
+    def transaction(self, durable: bool) -> AbstractContextManager[Transaction]:
+        """A write transaction: committed when the context exits cleanly, rolled back when it
+        exits with an exception (which then propagates, mapped to ostinato's errors).
 
         ``durable=False`` marks a transaction whose loss in a crash is harmless (claiming,
         renewing or releasing a lock: a lost claim is a lock never taken; an activity
@@ -108,18 +124,45 @@ class RelationalProvider(StorageProvider):
         ``synchronous_commit``). Commits are ordered, so a later durable commit makes it
         durable too.
 
-        ``notify=True``: once the transaction has committed, call
-        ``self.changes.notify(status_changed)`` (work may be waiting for it;
-        ``status_changed`` names the instances whose runtime status the transaction may
-        change, ``None`` if unknown). An engine whose commit becomes visible before it is
-        durable (SQLite's group commit) notifies at visibility, so that the next step runs
-        while this call still waits for the disk: commits are ordered, so whatever that
-        step commits can only be durable together with this.
+        On a clean exit the commit must be visible to other connections. An engine whose
+        commit becomes visible before it is durable (SQLite's group commit) sets
+        :attr:`Transaction.wait_durable` instead of waiting in the context manager: the
+        toolkit first wakes whoever waits for the change (so that the next step runs while
+        this call still waits for the disk; commits are ordered, so whatever that step
+        commits can only be durable together with this) and then calls it.
+
+        Map transient driver errors (deadlocks, serialization failures) to
+        :class:`~ostinato.relational.retry.TransientDatabaseError`.
         """
 
     @abstractmethod
-    def _read(self) -> AbstractContextManager[Cursor]:
+    def read(self) -> AbstractContextManager[Cursor]:
         """A cursor for reads (each statement sees committed data)."""
+
+    def guard_create(self, cursor: Cursor, instance_ids: Sequence[str]) -> None:
+        """Run first in every transaction that creates the instances ``instance_ids``.
+
+        The create's reuse-id check locks the instance row it reads
+        (:attr:`~ostinato.relational.dialect.RowLock.HOLD`), but some engines cannot lock a
+        row that does not exist yet: they serialize creates of one id here instead
+        (PostgreSQL takes a transaction-scoped advisory lock per id). Default: nothing.
+        """
+
+    # -- the toolkit's transactions -------------------------------------------------------
+    def _write(
+        self,
+        durable: bool = True,
+        *,
+        notify: bool = False,
+        status_changed: Collection[str] | None = None,
+    ) -> AbstractContextManager[Cursor]:
+        """A cursor inside :meth:`transaction`; ``notify=True``: once the transaction has
+        committed, call ``self.changes.notify(status_changed)`` (``status_changed`` names the
+        instances whose runtime status it may change, ``None`` if unknown)."""
+        return _Write(self, durable, notify, status_changed)
+
+    def _read(self) -> AbstractContextManager[Cursor]:
+        return self.read()
 
     def _now_micros(self) -> int:
         return to_micros(self.now())
@@ -211,6 +254,7 @@ class RelationalProvider(StorageProvider):
         for attempt in range(3):
             try:
                 with self._write(notify=True, status_changed=(record.instance_id,)) as cur:
+                    self.guard_create(cur, (record.instance_id,))
                     self._create_in(cur, record.instance_id, policy, scripts)
                 return
             except InstanceAlreadyExistsError:
@@ -296,6 +340,7 @@ class RelationalProvider(StorageProvider):
         results: list[Exception | None] = [None] * len(requests)
         try:
             with self._write(notify=True, status_changed=ids) as cur:
+                self.guard_create(cur, sorted(set(ids)))
                 check = self._in(self._sql.instance_ids_in, (self.task_hub,), ids)
                 if fresh is not None and not self._fetch(cur, check):
                     self._run(cur, fresh)
@@ -390,14 +435,15 @@ class RelationalProvider(StorageProvider):
         prepare: Callable[[list[Item]], Script],
         durable: bool = True,
         status_changed: Collection[str] | None = None,
-    ) -> list[Exception | None]:
+    ) -> BatchOutcome:
         """Check every item's lock, then apply the held ones in one transaction.
 
         ``held(cursor, now)`` gives the (key, token) pairs still locked; ``key(item)`` an
         item's pair. ``prepare`` builds an item list's statements outside the transaction.
         ``durable`` and ``status_changed``: as for :meth:`_write`.
         If applying the whole batch fails, the transaction is retried with each item under
-        its own savepoint, so one bad item never undoes the others.
+        its own savepoint, so one bad item never undoes the others. The outcome says how the
+        last transaction ended.
         """
         results: list[Exception | None] = [None] * len(batch)
         prepared: Script | None
@@ -425,8 +471,8 @@ class RelationalProvider(StorageProvider):
                 break
             except Exception as exc:  # noqa: BLE001 - reported per item
                 if careful:
-                    return [exc if r is None else r for r in results]
-        return results
+                    return BatchOutcome([exc if r is None else r for r in results], exc)
+        return BatchOutcome(results)
 
     def _apply_each(
         self,
@@ -560,8 +606,13 @@ class RelationalProvider(StorageProvider):
     def complete_orchestration_work_items(
         self, batch: Sequence[tuple[OrchestrationWorkItem, OrchestrationCheckpoint]]
     ) -> list[Exception | None]:
+        return self._complete_orchestrations(batch).errors
+
+    def _complete_orchestrations(
+        self, batch: Sequence[tuple[OrchestrationWorkItem, OrchestrationCheckpoint]]
+    ) -> BatchOutcome:
         if not batch:
-            return []
+            return BatchOutcome([])
         check = self._in(
             self._sql.queue_locks_in,
             (self.task_hub,),
@@ -728,8 +779,13 @@ class RelationalProvider(StorageProvider):
     def complete_activity_work_items(
         self, batch: Sequence[tuple[ActivityWorkItem, OrchestrationMessage]]
     ) -> list[Exception | None]:
+        return self._complete_activities(batch).errors
+
+    def _complete_activities(
+        self, batch: Sequence[tuple[ActivityWorkItem, OrchestrationMessage]]
+    ) -> BatchOutcome:
         if not batch:
-            return []
+            return BatchOutcome([])
         s, hub = self._sql, self.task_hub
         check = self._in(s.activity_locks_in, (hub,), [item.provider_data for item, _ in batch])
 
@@ -784,6 +840,45 @@ class RelationalProvider(StorageProvider):
             if cur.rowcount != 1:
                 raise _activity_lock_lost(item)
         item.locked_until = from_micros(expires)
+
+
+class _Write:
+    """:meth:`RelationalProvider._write`: the engine's transaction, then the wake-up and the
+    wait for the disk (a class, not a generator: it runs for every transaction)."""
+
+    __slots__ = ("_context", "_durable", "_notify", "_provider", "_status_changed", "_transaction")
+
+    def __init__(
+        self,
+        provider: RelationalProvider,
+        durable: bool,
+        notify: bool,
+        status_changed: Collection[str] | None,
+    ) -> None:
+        self._provider = provider
+        self._durable = durable
+        self._notify = notify
+        self._status_changed = status_changed
+
+    def __enter__(self) -> Cursor:
+        self._context = self._provider.transaction(self._durable)
+        self._transaction = self._context.__enter__()
+        return self._transaction.cursor
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._context.__exit__(exc_type, exc, traceback)  # commits, or rolls back and raises
+        if exc_type is not None:
+            return
+        if self._notify:
+            self._provider.changes.notify(self._status_changed)
+        wait_durable = self._transaction.wait_durable
+        if wait_durable is not None:
+            wait_durable()
 
 
 def _lock_lost(item: OrchestrationWorkItem) -> WorkItemLockLost:

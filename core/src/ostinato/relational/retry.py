@@ -7,9 +7,9 @@ to :class:`TransientDatabaseError` and mixes :class:`RetriesTransientErrors` in 
     class MyProvider(RetriesTransientErrors, RelationalProvider): ...
 
 Every contract call then runs again, with jittered exponential back-off, while its
-transaction fails transiently. Group-commit calls report failures per item instead of raising,
-so the provider's ``_write`` tells the mixin how its last transaction ended
-(:meth:`RetriesTransientErrors._record_transaction`), and only a failed *last* transaction is
+transaction fails transiently. Group-commit calls report failures per item instead of raising;
+for them the toolkit returns how the call's last transaction ended
+(:class:`~ostinato.relational.provider.BatchOutcome`), and only a failed *last* transaction is
 retried: a batch whose first attempt failed but whose second committed is never re-applied.
 """
 
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import random
-import threading
 import time
 from collections.abc import Callable, Collection, Sequence
 from datetime import timedelta
@@ -35,7 +34,10 @@ from ostinato.provider import (
     Page,
     ReuseIdPolicy,
 )
+from ostinato.relational.provider import BatchOutcome
 from ostinato.status import OrchestrationStatus
+
+__all__ = ["RetriesTransientErrors", "TransientDatabaseError"]
 
 T = TypeVar("T")
 
@@ -57,33 +59,34 @@ class RetriesTransientErrors:
     #: The longest back-off, in seconds.
     retry_max_delay: float = 1.0
 
-    _retry_state: threading.local | None = None
-
-    def _last_failure(self) -> BaseException | None:
-        state = self._retry_state
-        return getattr(state, "failed", None) if state is not None else None
-
-    def _record_transaction(self, failure: BaseException | None) -> None:
-        """Called by the provider's ``_write`` with how its transaction ended."""
-        if self._retry_state is None:
-            self._retry_state = threading.local()
-        self._retry_state.failed = failure
-
     def _retrying(self, call: Callable[[], T]) -> T:
         """Run ``call`` (one provider operation); run it again while it fails transiently."""
+        return self._retry(lambda: (call(), None))
+
+    def _retrying_batch(self, call: Callable[[], BatchOutcome]) -> list[Exception | None]:
+        """Run ``call`` (a group commit); run it again while its last transaction failed
+        transiently."""
+
+        def attempt() -> tuple[list[Exception | None], Exception | None]:
+            outcome = call()
+            return outcome.errors, outcome.failure
+
+        return self._retry(attempt)
+
+    def _retry(self, call: Callable[[], tuple[T, BaseException | None]]) -> T:
+        """Run ``call``, which returns its result and how its last transaction failed
+        (``None``: it committed); run it again while that, or what it raises, is a
+        :class:`TransientDatabaseError`."""
         delay = self.retry_delay
         for attempt in range(self.max_retries + 1):
-            self._record_transaction(None)
+            last = attempt >= self.max_retries
             try:
-                result = call()
+                result, failure = call()
             except TransientDatabaseError:
-                if attempt >= self.max_retries:
+                if last:
                     raise
             else:
-                if (
-                    not isinstance(self._last_failure(), TransientDatabaseError)
-                    or attempt >= self.max_retries
-                ):
+                if last or not isinstance(failure, TransientDatabaseError):
                     return result
             log.debug("Retrying a transaction the database rolled back (attempt %d)", attempt + 1)
             time.sleep(delay * (0.5 + random.random()))
@@ -133,7 +136,7 @@ class RetriesTransientErrors:
         self, batch: Sequence[tuple[OrchestrationWorkItem, OrchestrationCheckpoint]]
     ) -> list[Exception | None]:
         parent: Any = super()
-        return self._retrying(lambda: parent.complete_orchestration_work_items(batch))
+        return self._retrying_batch(lambda: parent._complete_orchestrations(batch))
 
     def abandon_orchestration_work_item(
         self, item: OrchestrationWorkItem, delay: timedelta | None = None
@@ -159,7 +162,7 @@ class RetriesTransientErrors:
         self, batch: Sequence[tuple[ActivityWorkItem, OrchestrationMessage]]
     ) -> list[Exception | None]:
         parent: Any = super()
-        return self._retrying(lambda: parent.complete_activity_work_items(batch))
+        return self._retrying_batch(lambda: parent._complete_activities(batch))
 
     def abandon_activity_work_item(
         self, item: ActivityWorkItem, delay: timedelta | None = None

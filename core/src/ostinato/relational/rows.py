@@ -8,6 +8,8 @@ from typing import Any
 from ostinato.provider import InstanceRecord, decode_failure, encode_failure
 from ostinato.status import OrchestrationStatus
 
+__all__ = ["from_micros", "instance_record", "instance_row", "to_micros"]
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 

@@ -34,12 +34,35 @@ from dataclasses import dataclass
 
 from ostinato.relational.dialect import ColumnType, Dialect
 
+__all__ = [
+    "ACTIVITIES",
+    "HISTORY",
+    "INBOX",
+    "INSTANCES",
+    "INSTANCE_COLUMNS",
+    "LATEST_VERSION",
+    "MIGRATIONS",
+    "ORCHESTRATION_QUEUE",
+    "SCHEMA_TABLE",
+    "SCHEMA_VERSION_TABLE",
+    "TABLES",
+    "Column",
+    "Index",
+    "Migration",
+    "Table",
+    "create_index",
+    "create_table",
+    "render",
+]
+
 SCHEMA_TABLE = "ostinato_schema"
 INSTANCES = "ostinato_instances"
 HISTORY = "ostinato_history"
 INBOX = "ostinato_inbox"
 ORCHESTRATION_QUEUE = "ostinato_orchestration_queue"
 ACTIVITIES = "ostinato_activities"
+#: Every table of the schema.
+TABLES = (SCHEMA_TABLE, INSTANCES, HISTORY, INBOX, ORCHESTRATION_QUEUE, ACTIVITIES)
 
 #: The instance-record columns, in the order the statements read and write them.
 INSTANCE_COLUMNS: tuple[str, ...] = (
@@ -95,11 +118,12 @@ class Migration:
     def statements(self, dialect: Dialect) -> list[str]:
         """The DDL of this migration in ``dialect``."""
         return [create_table(t, dialect) for t in self.tables] + [
-            create_index(i) for i in self.indexes
+            create_index(i, dialect) for i in self.indexes
         ]
 
 
 def create_table(table: Table, dialect: Dialect) -> str:
+    """``CREATE TABLE`` for ``table`` in ``dialect``."""
     parts = []
     for column in table.columns:
         spec = f"{column.name} {dialect.column_type(column.type)}"
@@ -109,12 +133,15 @@ def create_table(table: Table, dialect: Dialect) -> str:
     if table.primary_key:
         parts.append(f"PRIMARY KEY ({', '.join(table.primary_key)})")
     body = ",\n    ".join(parts)
-    return f"CREATE TABLE {table.name} (\n    {body}\n){dialect.table_suffix(table.clustered)}"
+    name = dialect.table(table.name)
+    return f"CREATE TABLE {name} (\n    {body}\n){dialect.table_suffix(table.clustered)}"
 
 
-def create_index(index: Index) -> str:
+def create_index(index: Index, dialect: Dialect) -> str:
+    """``CREATE INDEX`` for ``index`` in ``dialect`` (index names are never qualified)."""
     unique = "UNIQUE " if index.unique else ""
-    return f"CREATE {unique}INDEX {index.name} ON {index.table} ({', '.join(index.columns)})"
+    table = dialect.table(index.table)
+    return f"CREATE {unique}INDEX {index.name} ON {table} ({', '.join(index.columns)})"
 
 
 def _c(name: str, column_type: ColumnType, nullable: bool = True) -> Column:

@@ -1,7 +1,10 @@
 """The SQL shared by transactional providers, rendered once per dialect.
 
 Every statement is parameterized; the only text put into SQL is table and column names from
-:mod:`ostinato.relational.schema` and what the dialect returns. Batches travel as multi-row
+:mod:`ostinato.relational.schema` and what the dialect returns. Tables are named through
+:meth:`~ostinato.relational.dialect.Dialect.table` and row locks asked for with a
+:class:`~ostinato.relational.dialect.RowLock`, so an engine's dialect decides where its schema
+and its lock hints go. Batches travel as multi-row
 ``VALUES`` and ``IN`` lists; their statements take a row count ``n``, and callers use only a
 few counts (powers of two, see :func:`chunk_sizes`), so the driver's statement cache keeps
 every statement prepared and a group commit costs a handful of statements whatever its size.
@@ -13,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from functools import cache
 
-from ostinato.relational.dialect import Dialect
+from ostinato.relational.dialect import Dialect, RowLock
 from ostinato.relational.schema import (
     ACTIVITIES,
     HISTORY,
@@ -22,6 +25,18 @@ from ostinato.relational.schema import (
     INSTANCES,
     ORCHESTRATION_QUEUE,
 )
+
+__all__ = [
+    "ACTIVITY_INSERT_COLUMNS",
+    "HISTORY_COLUMNS",
+    "INBOX_COLUMNS",
+    "INSTANCE_ROW_COLUMNS",
+    "MAX_ROWS",
+    "QUEUE_COLUMNS",
+    "Statements",
+    "chunk_sizes",
+    "largest_chunk",
+]
 
 #: The largest row count of one batched statement.
 MAX_ROWS = 128
@@ -66,32 +81,33 @@ class Statements:
         hub_and_id = f"task_hub = {p} AND instance_id = {p}"
         columns = ", ".join(INSTANCE_COLUMNS)
         self.instance_columns = columns
-        q, a = ORCHESTRATION_QUEUE, ACTIVITIES
+        t = d.table
+        instances, history, inbox = t(INSTANCES), t(HISTORY), t(INBOX)
+        q, a = t(ORCHESTRATION_QUEUE), t(ACTIVITIES)
+        self._instances = instances
 
         def in_list(head: str, column: str, tail: str = "") -> Callable[[int], str]:
             return cache(lambda n: f"{head} {column} IN ({d.params(n)}){tail}")
 
         # -- instances ----------------------------------------------------------------------
         #: hub, id
-        self.instance_select = f"SELECT {columns} FROM {INSTANCES} WHERE {hub_and_id}"
-        #: hub, id
-        self.instance_status = (
-            f"SELECT runtime_status FROM {INSTANCES} WHERE {hub_and_id}{d.lock_suffix()}"
-        )
+        self.instance_select = f"SELECT {columns} FROM {instances} WHERE {hub_and_id}"
+        #: hub, id (held: the create's reuse-id check)
+        self.instance_status = d.select("runtime_status", instances, hub_and_id, lock=RowLock.HOLD)
         #: hub, ids
         self.instances_in = in_list(
-            f"SELECT {columns} FROM {INSTANCES} WHERE task_hub = {p} AND", "instance_id"
+            f"SELECT {columns} FROM {instances} WHERE task_hub = {p} AND", "instance_id"
         )
         #: hub, ids
         self.instance_ids_in = in_list(
-            f"SELECT instance_id FROM {INSTANCES} WHERE task_hub = {p} AND", "instance_id"
+            f"SELECT instance_id FROM {instances} WHERE task_hub = {p} AND", "instance_id"
         )
         #: n rows of INSTANCE_ROW_COLUMNS
         #: A plain insert: a concurrent create of the same id fails with a key violation.
-        self.instances_insert = cache(lambda n: d.insert(INSTANCES, INSTANCE_ROW_COLUMNS, n))
+        self.instances_insert = cache(lambda n: d.insert(instances, INSTANCE_ROW_COLUMNS, n))
         self.instances_upsert = cache(
             lambda n: d.upsert(
-                INSTANCES,
+                instances,
                 ("task_hub", "instance_id"),
                 INSTANCE_ROW_COLUMNS,
                 n,
@@ -99,31 +115,31 @@ class Statements:
             )
         )
         self._instance_delete_if = (
-            f"DELETE FROM {INSTANCES} WHERE {hub_and_id} AND runtime_status IN "
+            f"DELETE FROM {instances} WHERE {hub_and_id} AND runtime_status IN "
         )
 
         # -- history ------------------------------------------------------------------------
         #: hub, id
-        self.history_select = f"SELECT event FROM {HISTORY} WHERE {hub_and_id} ORDER BY id"
+        self.history_select = f"SELECT event FROM {history} WHERE {hub_and_id} ORDER BY id"
         #: n rows of HISTORY_COLUMNS (ids follow row order)
-        self.history_insert = cache(lambda n: d.insert(HISTORY, HISTORY_COLUMNS, n))
+        self.history_insert = cache(lambda n: d.insert(history, HISTORY_COLUMNS, n))
         #: hub, id
-        self.history_delete = f"DELETE FROM {HISTORY} WHERE {hub_and_id}"
+        self.history_delete = f"DELETE FROM {history} WHERE {hub_and_id}"
         #: hub, ids
         self.histories_delete = in_list(
-            f"DELETE FROM {HISTORY} WHERE task_hub = {p} AND", "instance_id"
+            f"DELETE FROM {history} WHERE task_hub = {p} AND", "instance_id"
         )
 
         # -- inbox --------------------------------------------------------------------------
         #: n rows of INBOX_COLUMNS
-        self.inbox_insert = cache(lambda n: d.insert(INBOX, INBOX_COLUMNS, n))
+        self.inbox_insert = cache(lambda n: d.insert(inbox, INBOX_COLUMNS, n))
         #: row ids
-        self.inbox_delete_ids = in_list(f"DELETE FROM {INBOX} WHERE", "id")
+        self.inbox_delete_ids = in_list(f"DELETE FROM {inbox} WHERE", "id")
         #: hub, id
-        self.inbox_delete = f"DELETE FROM {INBOX} WHERE {hub_and_id}"
+        self.inbox_delete = f"DELETE FROM {inbox} WHERE {hub_and_id}"
         #: hub, now, ids
         self.inbox_visible_in = in_list(
-            f"SELECT id, instance_id, body FROM {INBOX} WHERE task_hub = {p} "
+            f"SELECT id, instance_id, body FROM {inbox} WHERE task_hub = {p} "
             f"AND visible_at <= {p} AND",
             "instance_id",
             " ORDER BY id",
@@ -151,28 +167,35 @@ class Statements:
             f"task_hub = {p} AND visible_at <= {p}",
             order_by="visible_at",
             limit=True,
-            claim=True,
+            lock=RowLock.CLAIM,
         )
         #: hub, now, 1
-        self.queue_peek = d.select("1", q, f"task_hub = {p} AND visible_at <= {p}", limit=True)
+        self.queue_peek = d.select(
+            "1", q, f"task_hub = {p} AND visible_at <= {p}", limit=True, lock=RowLock.PROBE
+        )
         #: expires, worker, token, hub, ids
         self.queue_lock = in_list(
             f"UPDATE {q} SET visible_at = {p}, locked_by = {p}, lock_token = {p}, "
             f"dequeue_count = dequeue_count + 1 WHERE task_hub = {p} AND",
             "instance_id",
         )
-        #: hub, ids
-        self.queue_locks_in = in_list(
-            f"SELECT instance_id, lock_token, visible_at FROM {q} WHERE task_hub = {p} AND",
-            "instance_id",
-            d.lock_suffix(),
+        #: hub, ids (held: the lock checks of completions and abandons)
+        self.queue_locks_in = cache(
+            lambda n: d.select(
+                "instance_id, lock_token, visible_at",
+                q,
+                f"task_hub = {p} AND instance_id IN ({d.params(n)})",
+                lock=RowLock.HOLD,
+            )
         )
-        inbox_of_row = f"i.task_hub = {q}.task_hub AND i.instance_id = {q}.instance_id"
+        # Columns of the updated row, qualified by its table's bare name.
+        row = ORCHESTRATION_QUEUE
+        inbox_of_row = f"i.task_hub = {row}.task_hub AND i.instance_id = {row}.instance_id"
         #: now, hub, ids: unlock; claimable again at the earliest remaining message
         self.queue_release = in_list(
-            f"UPDATE {q} SET visible_at = (SELECT MIN(i.visible_at) FROM {INBOX} i "
+            f"UPDATE {q} SET visible_at = (SELECT MIN(i.visible_at) FROM {inbox} i "
             f"WHERE {inbox_of_row}), locked_by = NULL, lock_token = NULL, "
-            f"dequeue_count = CASE WHEN EXISTS (SELECT 1 FROM {INBOX} i WHERE {inbox_of_row} "
+            f"dequeue_count = CASE WHEN EXISTS (SELECT 1 FROM {inbox} i WHERE {inbox_of_row} "
             f"AND i.visible_at <= {p}) THEN dequeue_count ELSE 0 END WHERE task_hub = {p} AND",
             "instance_id",
         )
@@ -204,21 +227,26 @@ class Statements:
             f"task_hub = {p} AND visible_at <= {p}",
             order_by="visible_at, id",
             limit=True,
-            claim=True,
+            lock=RowLock.CLAIM,
         )
         #: hub, now, 1
-        self.activity_peek = d.select("1", a, f"task_hub = {p} AND visible_at <= {p}", limit=True)
+        self.activity_peek = d.select(
+            "1", a, f"task_hub = {p} AND visible_at <= {p}", limit=True, lock=RowLock.PROBE
+        )
         #: expires, worker, token, row ids
         self.activity_lock = in_list(
             f"UPDATE {a} SET visible_at = {p}, locked_by = {p}, lock_token = {p}, "
             f"dequeue_count = dequeue_count + 1 WHERE",
             "id",
         )
-        #: hub, row ids
-        self.activity_locks_in = in_list(
-            f"SELECT id, lock_token, visible_at FROM {a} WHERE task_hub = {p} AND",
-            "id",
-            d.lock_suffix(),
+        #: hub, row ids (held: the lock checks of completions)
+        self.activity_locks_in = cache(
+            lambda n: d.select(
+                "id, lock_token, visible_at",
+                a,
+                f"task_hub = {p} AND id IN ({d.params(n)})",
+                lock=RowLock.HOLD,
+            )
         )
         #: row ids
         self.activity_delete_ids = in_list(f"DELETE FROM {a} WHERE", "id")
@@ -267,7 +295,7 @@ class Statements:
             where.append(f"created_at <= {p}")
         return d.select(
             self.instance_columns,
-            INSTANCES,
+            self._instances,
             " AND ".join(where),
             order_by="instance_id",
             limit=True,

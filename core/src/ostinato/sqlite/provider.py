@@ -26,7 +26,8 @@ import contextlib
 import os
 import sqlite3
 import threading
-from collections.abc import Collection, Iterator
+from collections.abc import Iterator
+from functools import partial
 
 from ostinato.errors import ConfigurationError, ProviderError
 from ostinato.provider import (
@@ -35,12 +36,21 @@ from ostinato.provider import (
     ProviderCapabilities,
     ReuseIdPolicy,
 )
-from ostinato.relational.connection import Cursor
-from ostinato.relational.dialect import ColumnType, Dialect
-from ostinato.relational.grouping import CallGroup
-from ostinato.relational.migrations import migrate, table_names
-from ostinato.relational.provider import CreateRequest, RelationalProvider
-from ostinato.relational.schema import SCHEMA_TABLE
+from ostinato.relational import (
+    SCHEMA_TABLE,
+    CallGroup,
+    ColumnType,
+    CreateRequest,
+    Cursor,
+    Dialect,
+    RelationalProvider,
+    Transaction,
+    migrate,
+    table_names,
+    to_micros,
+)
+
+__all__ = ["SYNCHRONOUS_MODES", "SqliteDialect", "SqliteProvider"]
 
 SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 #: WAL size (pages) at which a writer checkpoints itself; normally the background thread
@@ -50,6 +60,9 @@ WRITER_AUTOCHECKPOINT_PAGES = 10000
 CATCH_UP_PAGES = 2000
 #: Seconds the background checkpointer lets commits accumulate before a checkpoint.
 CHECKPOINT_INTERVAL = 0.02
+
+#: The longest busy timeout SQLite takes (its milliseconds are a 32-bit integer).
+MAX_BUSY_TIMEOUT = (2**31 - 1) // 1000
 
 _MUTEXES: dict[str, threading.RLock] = {}
 _MUTEXES_GUARD = threading.Lock()
@@ -70,7 +83,6 @@ def _file_mutex(path: str) -> threading.RLock:
 class SqliteDialect(Dialect):
     """SQLite 3.24+ (UPSERT); write transactions are exclusive, so no row-locking hints."""
 
-    name = "sqlite"
     placeholder = "?"
     type_names = {
         ColumnType.IDENTITY: "INTEGER PRIMARY KEY",
@@ -79,7 +91,6 @@ class SqliteDialect(Dialect):
         ColumnType.KEY: "TEXT",
         ColumnType.TEXT: "TEXT",
     }
-    begin_write = "BEGIN IMMEDIATE"
 
     def table_suffix(self, clustered: bool) -> str:
         return " WITHOUT ROWID" if clustered else ""
@@ -141,9 +152,14 @@ class SqliteProvider(RelationalProvider):
                 f"SQLite setting 'synchronous' must be one of {', '.join(SYNCHRONOUS_MODES)}, "
                 f"not {synchronous!r}"
             )
-        if not isinstance(busy_timeout, int | float) or busy_timeout < 0:
+        if (
+            not isinstance(busy_timeout, int | float)
+            or isinstance(busy_timeout, bool)
+            or not 0 <= busy_timeout <= MAX_BUSY_TIMEOUT
+        ):
             raise ConfigurationError(
-                "SQLite setting 'busy_timeout' must be a non-negative number of seconds"
+                "SQLite setting 'busy_timeout' must be a number of seconds from 0 to"
+                f" {MAX_BUSY_TIMEOUT:,}, not {busy_timeout!r}"
             )
         super().__init__(SqliteDialect(), task_hub)
         self.path = path
@@ -195,6 +211,8 @@ class SqliteProvider(RelationalProvider):
 
     # -- connections ----------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
+        if not self.in_memory:
+            self._make_parent_directory()
         try:
             connection = sqlite3.connect(
                 self.path,
@@ -213,6 +231,18 @@ class SqliteProvider(RelationalProvider):
         with self._connections_guard:
             self._connections.append(connection)
         return connection
+
+    def _make_parent_directory(self) -> None:
+        """Create the database file's directory (``var/`` of ``var/app.db``) if missing."""
+        parent = os.path.dirname(os.path.abspath(self.path))
+        if os.path.isdir(parent):
+            return
+        try:
+            os.makedirs(parent, exist_ok=True)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"Cannot create the directory {parent!r} of the SQLite database: {exc.strerror}"
+            ) from exc
 
     def _writer(self) -> sqlite3.Cursor:
         """The provider's one write connection (call with the mutex held).
@@ -335,26 +365,28 @@ class SqliteProvider(RelationalProvider):
         return ProviderError(f"SQLite error on '{self.path}': {text}")
 
     # -- transactions ---------------------------------------------------------------------
+    def transaction(self, durable: bool) -> contextlib.AbstractContextManager[Transaction]:
+        """A ``BEGIN IMMEDIATE`` transaction on the write connection (see the module doc)."""
+        if not self._ready:
+            self.setup()
+        return self._transaction(durable)
+
     @contextlib.contextmanager
-    def _transaction(
-        self,
-        durable: bool = True,
-        notify: bool = False,
-        status_changed: Collection[str] | None = None,
-    ) -> Iterator[sqlite3.Cursor]:
+    def _transaction(self, durable: bool = True) -> Iterator[Transaction]:
         seq: int | None = None
         with self._mutex:
             try:
                 cursor = self._writer()
                 if self._toggle_sync and durable != self._durable:
                     # Without group commit: claims and releases need not reach the disk (see
-                    # RelationalProvider._write); the next durable commit syncs them with it.
+                    # RelationalProvider.transaction); the next durable commit syncs them too.
                     mode = self.synchronous if durable else "NORMAL"
                     cursor.execute(f"PRAGMA synchronous = {mode}").fetchall()
                     self._durable = durable
                 cursor.execute("BEGIN IMMEDIATE")
+                transaction = Transaction(cursor)
                 try:
-                    yield cursor
+                    yield transaction
                 except BaseException:
                     if cursor.connection.in_transaction:
                         cursor.execute("ROLLBACK")
@@ -367,12 +399,12 @@ class SqliteProvider(RelationalProvider):
             if durable and self._group_sync:
                 self._commit_seq += 1
                 seq = self._commit_seq
-        if notify:  # visible now: the next step may start while this one waits for the disk
-            self.changes.notify(status_changed)
         if seq is not None:
-            # Durable: the write lock is free again; wait for a sync of the WAL that covers
-            # this commit (one sync covers every commit written before it: group commit).
-            self._sync_wal(seq)
+            # Visible now, and the write lock is free again: the toolkit wakes waiters (the
+            # next step may start while this one waits for the disk), then waits for a sync
+            # of the WAL that covers this commit (one sync covers every commit written
+            # before it: group commit).
+            transaction.wait_durable = partial(self._sync_wal, seq)
 
     def _sync_wal(self, seq: int) -> None:
         """Return once the WAL is on disk up to at least commit ``seq`` (see ``synchronous``)."""
@@ -396,19 +428,9 @@ class SqliteProvider(RelationalProvider):
                 ) from exc
             self._synced_seq = max(self._synced_seq, covered)
 
-    def _write(
-        self,
-        durable: bool = True,
-        *,
-        notify: bool = False,
-        status_changed: Collection[str] | None = None,
-    ) -> contextlib.AbstractContextManager[Cursor]:
-        if not self._ready:
-            self.setup()
-        return self._transaction(durable, notify, status_changed)
-
     @contextlib.contextmanager
-    def _read(self) -> Iterator[Cursor]:
+    def read(self) -> Iterator[Cursor]:
+        """This thread's read connection (``:memory:``: the shared one, under the mutex)."""
         if not self._ready:
             self.setup()
         if self.in_memory:
@@ -436,7 +458,8 @@ class SqliteProvider(RelationalProvider):
                         self._toggle_sync = self.synchronous in ("FULL", "EXTRA")
                         self._connection_synchronous = self.synchronous
                         writer.execute(f"PRAGMA synchronous = {self.synchronous}").fetchall()
-            with self._transaction() as cursor:
+            with self._transaction() as transaction:
+                cursor = transaction.cursor
                 tables = table_names(cursor, self.dialect)
                 foreign = sorted(t for t in tables if not t.startswith(("ostinato_", "sqlite_")))
                 if SCHEMA_TABLE not in tables and foreign:
@@ -445,7 +468,7 @@ class SqliteProvider(RelationalProvider):
                         f"'{self.path}' is a SQLite database of another application (tables: "
                         f"{shown}); ostinato will not write into it. Use another file."
                     )
-                migrate(cursor, self.dialect, self._now_micros())
+                migrate(cursor, self.dialect, to_micros(self.now()))
             self._ready = True
             if self._wal:
                 with self._mutex, self._errors():

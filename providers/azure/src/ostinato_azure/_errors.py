@@ -3,7 +3,8 @@
 A queue message another receiver took (its pop receipt changed: ``400 PopReceiptMismatch``)
 or deleted (``404``) is a lost race, and so is an ETag-conditional write that found the row
 changed (``412``) or gone: the work item's lock is lost (``WorkItemLockLost``), nothing
-failed. Everything else the driver raises becomes ``ProviderError`` at the provider's edge.
+failed. Everything else the driver raises becomes ``ProviderError`` at the provider's edge
+(``AzureStorageProvider._mapped_errors``).
 """
 
 from __future__ import annotations
@@ -11,8 +12,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-from azure.core.exceptions import AzureError, HttpResponseError, ResourceNotFoundError
-from ostinato.errors import ProviderError
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
 #: Queue error codes that mean another receiver holds or removed the message.
 _LOST_MESSAGE_CODES = frozenset({"PopReceiptMismatch", "MessageNotFound", "QueueNotFound"})
@@ -37,12 +37,3 @@ def ignoring_lost_message() -> Iterator[None]:
     except HttpResponseError as exc:
         if not lost_message(exc):
             raise
-
-
-@contextlib.contextmanager
-def mapped_errors(what: str) -> Iterator[None]:
-    """Turn driver errors the core doesn't know into ``ProviderError`` (ours pass through)."""
-    try:
-        yield
-    except AzureError as exc:
-        raise ProviderError(f"Azure Storage failed to {what}: {exc}") from exc

@@ -22,6 +22,7 @@ import contextlib
 import json
 import logging
 import math
+import re
 import threading
 import time
 import zlib
@@ -31,6 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import requests
 import requests.adapters
@@ -41,6 +43,7 @@ from azure.core.exceptions import (
     ResourceExistsError,
     ResourceModifiedError,
     ResourceNotFoundError,
+    ServiceRequestError,
 )
 from azure.core.pipeline.transport import RequestsTransport
 from azure.data.tables import TableServiceClient, TableTransactionError, UpdateMode
@@ -74,7 +77,7 @@ from ostinato.provider import (
 )
 from ostinato.status import OrchestrationStatus
 
-from ostinato_azure._errors import ignoring_lost_message, lost_message, mapped_errors
+from ostinato_azure._errors import ignoring_lost_message, lost_message
 from ostinato_azure._keys import (
     instance_id_of,
     key_upper_bound,
@@ -143,6 +146,18 @@ def _session() -> requests.Session:
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
+
+
+def _endpoint(url: str) -> str:
+    """A service URL without its query (a SAS token is a secret): scheme, host, path."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}".rstrip("/")
+
+
+def _reason(exc: BaseException) -> str:
+    """The innermost socket-level reason of a request that failed ("Connection refused")."""
+    found = re.findall(r"\[Errno -?\d+\] ([^'\")]+)", str(exc))
+    return found[-1].strip() if found else str(exc).splitlines()[0]
 
 
 @dataclass
@@ -326,6 +341,34 @@ class AzureStorageProvider(StorageProvider):
         self._set_up = False
         self._last_repair = 0.0
 
+    def __repr__(self) -> str:
+        return (
+            f"AzureStorageProvider(account {self._table_service.account_name!r} at"
+            f" {_endpoint(self._table_service.url)}, task_hub={self.task_hub!r})"
+        )
+
+    @contextlib.contextmanager
+    def _mapped_errors(self, what: str) -> Iterator[None]:
+        """Turn driver errors the core doesn't know into ``ProviderError`` (ours pass through).
+
+        A request that never reached the service says which endpoints it tried (no secrets).
+        """
+        try:
+            yield
+        except ServiceRequestError as exc:
+            endpoints = ", ".join(
+                dict.fromkeys(
+                    _endpoint(service.url)
+                    for service in (self._table_service, self._queue_service, self._blob_service)
+                )
+            )
+            raise ProviderError(
+                f"Cannot reach Azure Storage to {what} ({_reason(exc)}): is Azurite / the"
+                f" storage account reachable at {endpoints}?"
+            ) from exc
+        except AzureError as exc:
+            raise ProviderError(f"Azure Storage failed to {what}: {exc}") from exc
+
     # -- bookkeeping ----------------------------------------------------------------------
     def count(self, kind: str, n: int = 1) -> None:
         """Record ``n`` storage operations of ``kind`` (see :attr:`operations`)."""
@@ -359,7 +402,7 @@ class AzureStorageProvider(StorageProvider):
             with contextlib.suppress(ResourceExistsError):
                 self._container.create_container()
 
-        with mapped_errors("create the task hub"):
+        with self._mapped_errors("create the task hub"):
             futures = [self._io.submit(table, name) for name in self.names.tables]
             futures += [self._io.submit(queue, q) for q in [*self._control, self._activity_queue]]
             futures.append(self._io.submit(container))
@@ -583,7 +626,7 @@ class AzureStorageProvider(StorageProvider):
         """
         self.setup()
         instance_id = record.instance_id
-        with mapped_errors("create an instance"):
+        with self._mapped_errors("create an instance"):
             body = self._encode_body(instance_id, start.to_json())
             ready_at = max(utcnow(), start.visible_at or utcnow())
             entity: dict[str, Any] = {"PartitionKey": table_key(instance_id), "RowKey": _SENTINEL}
@@ -689,14 +732,14 @@ class AzureStorageProvider(StorageProvider):
         )
 
     def send_message(self, message: OrchestrationMessage) -> None:
-        with mapped_errors("send a message"):
+        with self._mapped_errors("send a message"):
             self.setup()
             self._send_orchestration_message(message)
         self.changes.notify()
 
     def get_instance(self, instance_id: str) -> InstanceRecord | None:
         """The instance row; read again if a payload it names was replaced meanwhile."""
-        with mapped_errors("read an instance"):
+        with self._mapped_errors("read an instance"):
             self.setup()
             for attempt in range(_READ_ATTEMPTS):
                 row = self._read_row(instance_id)
@@ -713,7 +756,7 @@ class AzureStorageProvider(StorageProvider):
 
     def get_history(self, instance_id: str) -> list[HistoryEvent]:
         """The current execution's events; read again if a write changed them under the read."""
-        with mapped_errors("read a history"):
+        with self._mapped_errors("read a history"):
             self.setup()
             for attempt in range(_READ_ATTEMPTS):
                 try:
@@ -758,7 +801,7 @@ class AzureStorageProvider(StorageProvider):
         return [events[seq] for seq in range(size)]
 
     def query_instances(self, query: InstanceQuery) -> Page[InstanceRecord]:
-        with mapped_errors("query instances"):
+        with self._mapped_errors("query instances"):
             self.setup()
             clauses = ["RowKey eq ''"]
             parameters: dict[str, Any] = {}
@@ -814,7 +857,7 @@ class AzureStorageProvider(StorageProvider):
         row (with its status) so purging again finishes the job. Messages still in the
         queues for a purged instance are consumed and dropped by the core when they arrive.
         """
-        with mapped_errors("purge an instance"):
+        with self._mapped_errors("purge an instance"):
             self.setup()
             row = self._read_row(instance_id)
             if row is None or OrchestrationStatus(row["RuntimeStatus"]) not in only_if_status:
@@ -879,7 +922,7 @@ class AzureStorageProvider(StorageProvider):
         An instance already in a work item of this process keeps its new messages buffered
         until that item is done, so one instance is in one work item at a time.
         """
-        with mapped_errors("lock orchestration work items"):
+        with self._mapped_errors("lock orchestration work items"):
             self.setup()
             partitions = self._ensure_partitions(worker_id)
             self._maybe_repair()
@@ -1423,7 +1466,7 @@ class AzureStorageProvider(StorageProvider):
         """
         lock = self._held(item, claim=True)
         try:
-            with mapped_errors("complete an orchestration work item"):
+            with self._mapped_errors("complete an orchestration work item"):
                 self._complete(item, lock, checkpoint)
         except WorkItemLockLost:
             self.changes.notify()  # some of it may be written (see _complete)
@@ -1618,7 +1661,7 @@ class AzureStorageProvider(StorageProvider):
     ) -> None:
         lock = self._held(item)
         seconds = _visibility_seconds(lock_timeout)
-        with mapped_errors("renew an orchestration lock"):
+        with self._mapped_errors("renew an orchestration lock"):
             for received in lock.received:
                 self.count("queue.update")
                 try:
@@ -1667,7 +1710,7 @@ class AzureStorageProvider(StorageProvider):
         if count <= 0:
             return items
         seconds = _visibility_seconds(lock_timeout)
-        with mapped_errors("lock activity work items"):
+        with self._mapped_errors("lock activity work items"):
             self.setup()
             self.count("queue.receive")
             messages = list(
@@ -1767,7 +1810,7 @@ class AzureStorageProvider(StorageProvider):
     ) -> None:
         """Enqueue the result, then delete the task (a crash between: it runs again)."""
         lock = self._held_activity(item, claim=True)
-        with mapped_errors("complete an activity work item"):
+        with self._mapped_errors("complete an activity work item"):
             self._send_orchestration_message(result)
             self.count("queue.delete")
             try:
@@ -1801,7 +1844,7 @@ class AzureStorageProvider(StorageProvider):
     ) -> None:
         lock = self._held_activity(item, claim=True)
         seconds = 0 if not delay else math.ceil(delay.total_seconds())
-        with mapped_errors("abandon an activity work item"):
+        with self._mapped_errors("abandon an activity work item"):
             self.count("queue.update")
             try:
                 self._activity_queue.update_message(
@@ -1820,7 +1863,7 @@ class AzureStorageProvider(StorageProvider):
     ) -> None:
         lock = self._held_activity(item)
         seconds = _visibility_seconds(lock_timeout)
-        with mapped_errors("renew an activity lock"):
+        with self._mapped_errors("renew an activity lock"):
             self.count("queue.update")
             try:
                 receipt = self._activity_queue.update_message(

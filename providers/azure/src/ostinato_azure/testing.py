@@ -5,7 +5,7 @@ the Azurite pinned in the repository's ``azurite/`` folder (stopped at interpret
 :func:`benchmark_provider` is the benchmark harness's factory. As a script it measures
 HelloCities throughput and storage operations per instance::
 
-    uv run python -m ostinato_azure.testing 200
+    python3 dev.py run python -m ostinato_azure.testing 200
 """
 
 from __future__ import annotations

@@ -21,24 +21,26 @@ import contextlib
 import logging
 import re
 import threading
-from collections.abc import Collection, Iterator, Sequence
-from typing import Any, TypeVar
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 from ostinato.errors import ConfigurationError, OstinatoError, ProviderError
-from ostinato.provider import (
-    ProviderCapabilities,
+from ostinato.provider import ProviderCapabilities
+from ostinato.relational import (
+    Cursor,
+    RelationalProvider,
+    RetriesTransientErrors,
+    Transaction,
+    TransientDatabaseError,
+    migrate,
+    to_micros,
 )
-from ostinato.relational.connection import Cursor
-from ostinato.relational.migrations import migrate
-from ostinato.relational.provider import RelationalProvider
-from ostinato.relational.retry import RetriesTransientErrors
-from ostinato.relational.retry import TransientDatabaseError as TransientDatabaseError
 
 from ostinato_mssql import sql as statements
 
-log = logging.getLogger("ostinato.mssql")
+__all__ = ["TRANSIENT_ERRORS", "SqlServerProvider", "TransientDatabaseError", "import_pyodbc"]
 
-T = TypeVar("T")
+log = logging.getLogger("ostinato.mssql")
 
 #: SQL Server error numbers after which the transaction was rolled back and may run again:
 #: deadlock victim, lock timeout, and Azure SQL's documented transient errors.
@@ -61,28 +63,39 @@ def import_pyodbc() -> Any:
     return pyodbc
 
 
-class _QualifyingCursor:
-    """A pyodbc cursor that renders each statement into the provider's schema."""
+class _OdbcCursor:
+    """A pyodbc cursor with DB-API parameter passing (pyodbc takes parameters spread out)."""
 
-    def __init__(self, cursor: Any, sql: statements.SqlServerSql) -> None:
+    def __init__(self, cursor: Any) -> None:
         self._cursor = cursor
-        self._sql = sql
 
     @property
     def rowcount(self) -> int:
         return int(self._cursor.rowcount)
 
     def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> Any:
-        return self._cursor.execute(self._sql.render(sql), *parameters)
+        return self._cursor.execute(sql, *parameters)
 
     def executemany(self, sql: str, seq_of_parameters: Any, /) -> Any:
-        return self._cursor.executemany(self._sql.render(sql), list(seq_of_parameters))
+        return self._cursor.executemany(sql, list(seq_of_parameters))
 
     def fetchone(self) -> Any:
         return self._cursor.fetchone()
 
     def fetchall(self) -> list[Any]:
         return list(self._cursor.fetchall())
+
+
+def server_of(connection_string: str) -> str:
+    """Where an ODBC connection string points, without credentials: ``server/database``."""
+    fields: dict[str, str] = {}
+    for part in connection_string.split(";"):
+        key, sep, value = part.partition("=")
+        if sep:
+            fields[key.strip().lower()] = value.strip().strip("{}")
+    server = fields.get("server") or fields.get("address") or fields.get("addr") or "?"
+    database = fields.get("database") or fields.get("initial catalog")
+    return server + (f"/{database}" if database else "")
 
 
 class SqlServerProvider(RetriesTransientErrors, RelationalProvider):
@@ -139,10 +152,12 @@ class SqlServerProvider(RetriesTransientErrors, RelationalProvider):
         self._idle: list[Any] = []
         self._guard = threading.Lock()
         self._ready = False
-        self._local = threading.local()
 
     def __repr__(self) -> str:
-        return f"SqlServerProvider(schema={self.schema!r}, task_hub={self.task_hub!r})"
+        return (
+            f"SqlServerProvider({server_of(self.connection_string)!r}, schema={self.schema!r},"
+            f" task_hub={self.task_hub!r})"
+        )
 
     # -- connections ----------------------------------------------------------------------
     def _connect(self) -> Any:
@@ -180,11 +195,11 @@ class SqlServerProvider(RetriesTransientErrors, RelationalProvider):
                     connection.close()
 
     @contextlib.contextmanager
-    def _transaction(self) -> Iterator[_QualifyingCursor]:
+    def _transaction(self) -> Iterator[_OdbcCursor]:
         with self._connection() as connection:
             try:
                 with self._errors():
-                    cursor = _QualifyingCursor(connection.cursor(), self.sql)
+                    cursor = _OdbcCursor(connection.cursor())
                     yield cursor
                     connection.commit()
             except BaseException:
@@ -193,29 +208,16 @@ class SqlServerProvider(RetriesTransientErrors, RelationalProvider):
                 raise
 
     @contextlib.contextmanager
-    def _write(
-        self,
-        durable: bool = True,
-        *,
-        notify: bool = False,
-        status_changed: Collection[str] | None = None,
-    ) -> Iterator[Cursor]:
+    def transaction(self, durable: bool) -> Iterator[Transaction]:
+        """A transaction on a pooled connection (SQL Server commits are always durable)."""
         if not self._ready:
             self.setup()
-        try:
-            with self._transaction() as cursor:
-                yield cursor
-        except BaseException as exc:
-            self._record_transaction(exc)
-            raise
-        # Only the last transaction's outcome decides whether a call is retried (a batch
-        # whose first attempt failed may have been committed by the toolkit's second).
-        self._record_transaction(None)
-        if notify:
-            self.changes.notify(status_changed)
+        with self._transaction() as cursor:
+            yield Transaction(cursor)
 
     @contextlib.contextmanager
-    def _read(self) -> Iterator[Cursor]:
+    def read(self) -> Iterator[Cursor]:
+        """Reads run in a (read committed) transaction of their own."""
         if not self._ready:
             self.setup()
         with self._transaction() as cursor:
@@ -266,26 +268,25 @@ class SqlServerProvider(RetriesTransientErrors, RelationalProvider):
             if self._ready:
                 return
         with self._transaction() as cursor:
-            raw = cursor._cursor
-            raw.execute(statements.APPLOCK, f"ostinato:schema:{self.schema}")
-            row = raw.fetchone()
+            cursor.execute(statements.APPLOCK, (f"ostinato:schema:{self.schema}",))
+            row = cursor.fetchone()
             if row is None or int(row[0]) < 0:
                 raise ProviderError(
                     f"Could not take the schema lock for [{self.schema}] (sp_getapplock "
                     f"returned {None if row is None else row[0]})"
                 )
-            raw.execute(statements.CREATE_SCHEMA, self.schema)
-            migrate(cursor, self.dialect, self._now_micros())
+            cursor.execute(statements.CREATE_SCHEMA, (self.schema,))
+            migrate(cursor, self.dialect, to_micros(self.now()))
         self._ready = True
 
     def delete_task_hub(self) -> None:
         """Delete every row of this task hub (other hubs in the schema are untouched)."""
         with self._transaction() as cursor:
-            for statement in statements.DELETE_HUB_ROWS:
+            for statement in self.sql.delete_hub_rows:
                 cursor.execute(statement, (self.task_hub,))
 
     def server_version(self) -> str:
         with self._transaction() as cursor:
-            cursor._cursor.execute(statements.SERVER_VERSION)
+            cursor.execute(statements.SERVER_VERSION)
             row = cursor.fetchone()
         return str(row[0]) if row else "unknown"

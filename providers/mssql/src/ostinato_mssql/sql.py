@@ -2,11 +2,11 @@
 
 The provider runs exactly three kinds of SQL, all produced here:
 
-1. the relational toolkit's statements (:class:`ostinato.relational.statements.Statements`)
-   rendered through :class:`SqlServerDialect` and then put into the configured schema by
-   :meth:`SqlServerSql.render` (table names qualified as ``[schema].[table]``, and the lock hint
-   placed after the table); :meth:`SqlServerSql.all_statements` lists them;
-2. the schema's DDL (the toolkit's migrations, rendered and qualified the same way);
+1. the relational toolkit's statements (:class:`ostinato.relational.Statements`) rendered
+   through :class:`SqlServerDialect`, which names every table in the configured schema
+   (``[schema].[table]``) and places each lock hint right after its table;
+   :meth:`SqlServerSql.all_statements` lists them;
+2. the schema's DDL (the toolkit's migrations, rendered through the same dialect);
 3. the provider's own statements, the constants below: the session settings, the
    application lock that serializes schema creation between processes, and schema creation.
 
@@ -34,31 +34,41 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Sequence
-from functools import lru_cache
 
-from ostinato.relational.dialect import ColumnType, Dialect
-from ostinato.relational.schema import (
+from ostinato.relational import (
     ACTIVITIES,
     HISTORY,
     INBOX,
     INSTANCES,
     MIGRATIONS,
     ORCHESTRATION_QUEUE,
-    SCHEMA_TABLE,
     SCHEMA_VERSION_TABLE,
+    TABLES,
+    ColumnType,
+    Dialect,
+    RowLock,
+    Statements,
     create_table,
 )
-from ostinato.relational.statements import Statements
 
-#: The toolkit's tables; every occurrence of these names is qualified with the schema.
-TABLES = (SCHEMA_TABLE, INSTANCES, HISTORY, INBOX, ORCHESTRATION_QUEUE, ACTIVITIES)
-# A table reference, not a column qualifier (``ostinato_inbox.id`` stays: T-SQL exposes a
-# schema-qualified table under its bare name).
-_TABLE_NAME = re.compile(r"\b(" + "|".join(sorted(TABLES, key=len, reverse=True)) + r")\b(?!\.)")
+__all__ = [
+    "APPLOCK",
+    "CLAIM_HINT",
+    "CREATE_SCHEMA",
+    "KEY_COLLATION",
+    "KEY_TYPE",
+    "LOCK_HINT",
+    "PROBE_HINT",
+    "SERVER_VERSION",
+    "SESSION_SETUP",
+    "TABLES",
+    "SqlServerDialect",
+    "SqlServerSql",
+    "script",
+]
+
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 
-#: Marks a SELECT whose rows the transaction relies on; replaced by the hint after its table.
-LOCK_MARKER = " /*ostinato:lock*/"
 #: Rows about to be claimed: skip rows other transactions hold, lock what is read.
 CLAIM_HINT = "WITH (UPDLOCK, READPAST, ROWLOCK)"
 #: An existence probe ("is anything claimable?"): never waits for rows other workers hold (a
@@ -89,17 +99,11 @@ CREATE_SCHEMA = (
 )
 #: The server's version (for reports).
 SERVER_VERSION = "SELECT CAST(SERVERPROPERTY('ProductVersion') AS NVARCHAR(128))"
-#: Drops the task hub's rows (not the schema: other hubs may share it). Parameter: the hub.
-DELETE_HUB_ROWS = tuple(
-    f"DELETE FROM {table} WHERE task_hub = ?"
-    for table in (HISTORY, INBOX, ORCHESTRATION_QUEUE, ACTIVITIES, INSTANCES)
-)
 
 
 class SqlServerDialect(Dialect):
     """T-SQL for SQL Server 2016+ / Azure SQL through pyodbc."""
 
-    name = "sqlserver"
     placeholder = "?"
     type_names = {
         ColumnType.IDENTITY: "BIGINT IDENTITY(1,1) PRIMARY KEY",
@@ -108,7 +112,6 @@ class SqlServerDialect(Dialect):
         ColumnType.KEY: KEY_TYPE,
         ColumnType.TEXT: "NVARCHAR(MAX)",
     }
-    begin_write = None
     #: SQL Server allows 2,100 parameters per request.
     max_parameters = 2000
 
@@ -116,6 +119,10 @@ class SqlServerDialect(Dialect):
         if not _IDENTIFIER.match(schema):
             raise ValueError(f"not a plain SQL Server identifier: {schema!r}")
         self.schema = schema
+
+    def table(self, name: str) -> str:
+        """``[schema].[name]`` (both validated identifiers)."""
+        return f"[{self.schema}].[{name}]"
 
     def select(
         self,
@@ -125,15 +132,9 @@ class SqlServerDialect(Dialect):
         *,
         order_by: str | None = None,
         limit: bool = False,
-        claim: bool = False,
+        lock: RowLock = RowLock.NONE,
     ) -> str:
-        if claim:
-            hint = f" {CLAIM_HINT}"
-        elif columns.strip() == "1":
-            hint = f" {PROBE_HINT}"
-        else:
-            hint = ""
-        sql = f"SELECT {columns} FROM {table}{hint} WHERE {where}"
+        sql = f"SELECT {columns} FROM {table}{self.table_hint(lock)} WHERE {where}"
         if order_by:
             sql += f" ORDER BY {order_by}"
         if limit:
@@ -142,8 +143,8 @@ class SqlServerDialect(Dialect):
             sql += " OFFSET 0 ROWS FETCH NEXT ? ROWS ONLY"
         return sql
 
-    def lock_suffix(self) -> str:
-        return LOCK_MARKER
+    def table_hint(self, lock: RowLock) -> str:
+        return _HINTS[lock]
 
     def starts_with(self, column: str) -> str:
         return f"LEFT({column}, ?) = ?"
@@ -194,34 +195,34 @@ class SqlServerDialect(Dialect):
         )
 
 
+_HINTS = {
+    RowLock.NONE: "",
+    RowLock.PROBE: f" {PROBE_HINT}",
+    RowLock.CLAIM: f" {CLAIM_HINT}",
+    RowLock.HOLD: f" {LOCK_HINT}",
+}
+
+
 class SqlServerSql:
-    """Renders statements into one schema: qualified table names, lock hints in place."""
+    """Every statement of the provider in one schema: the toolkit's, the DDL, its own."""
 
     def __init__(self, schema: str) -> None:
         self.dialect = SqlServerDialect(schema)
         self.schema = schema
         self.statements = Statements(self.dialect)
-
-    @lru_cache(maxsize=1024)  # noqa: B019 - one instance per provider, bounded
-    def render(self, statement: str) -> str:
-        """``statement`` (toolkit SQL in this dialect) as run: in the schema, hints in place."""
-        locked = statement.endswith(LOCK_MARKER)
-        if locked:
-            statement = statement[: -len(LOCK_MARKER)]
-        qualified = _TABLE_NAME.sub(lambda m: f"[{self.schema}].[{m.group(1)}]", statement)
-        if locked:
-            # The hint goes right after the first table of the FROM clause.
-            qualified = re.sub(
-                r"(\bFROM \[[^\]]+\]\.\[[^\]]+\])", rf"\1 {LOCK_HINT}", qualified, count=1
-            )
-        return qualified
+        #: Drops the task hub's rows (not the schema: other hubs may share it). Parameter:
+        #: the hub.
+        self.delete_hub_rows = tuple(
+            f"DELETE FROM {self.dialect.table(table)} WHERE task_hub = ?"
+            for table in (HISTORY, INBOX, ORCHESTRATION_QUEUE, ACTIVITIES, INSTANCES)
+        )
 
     def ddl(self) -> list[str]:
         """The schema's DDL, every migration in order (as :func:`migrate` runs it)."""
         statements = [create_table(SCHEMA_VERSION_TABLE, self.dialect)]
         for migration in MIGRATIONS:
             statements.extend(migration.statements(self.dialect))
-        return [self.render(s) for s in statements]
+        return statements
 
     def all_statements(self) -> dict[str, str]:
         """Every fixed statement of the toolkit, rendered, by attribute name."""
@@ -236,19 +237,15 @@ class SqlServerSql:
                 and value.lstrip().split(" ", 1)[0] in _VERBS
                 and not value.endswith("IN ")
             ):
-                found[name] = self.render(value)
-        found["instance_delete_if (3 statuses)"] = self.render(
-            self.statements.instance_delete_if(3)
-        )
-        found["query (all filters)"] = self.render(
-            self.statements.query(
-                after=True,
-                id_prefix=True,
-                name_prefix=True,
-                statuses=2,
-                created_from=True,
-                created_to=True,
-            )
+                found[name] = value
+        found["instance_delete_if (3 statuses)"] = self.statements.instance_delete_if(3)
+        found["query (all filters)"] = self.statements.query(
+            after=True,
+            id_prefix=True,
+            name_prefix=True,
+            statuses=2,
+            created_from=True,
+            created_to=True,
         )
         return found
 
@@ -265,7 +262,7 @@ def script(schema: str = "ostinato") -> str:
     out += ["-- provider: create schema (parameter: schema)", CREATE_SCHEMA + ";", ""]
     out += ["-- provider: server version", SERVER_VERSION + ";", ""]
     out += ["-- provider: delete a task hub's rows (parameter: hub)"]
-    out += [sql.render(s) + ";" for s in DELETE_HUB_ROWS] + [""]
+    out += [s + ";" for s in sql.delete_hub_rows] + [""]
     out += ["-- schema (toolkit migrations)"]
     out += [s + ";" for s in sql.ddl()] + [""]
     for name, statement in sql.all_statements().items():

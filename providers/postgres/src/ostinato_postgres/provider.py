@@ -30,36 +30,41 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
+import os
 import re
 import select
 import threading
 import zlib
-from collections.abc import Collection, Iterator
-from typing import Any, TypeVar
+from collections.abc import Collection, Iterator, Sequence
+from typing import Any
 
 import psycopg
 import psycopg.errors
 from ostinato.errors import ConfigurationError, ProviderError
-from ostinato.provider import (
-    ChangeSignal,
-    InstanceRecord,
-    OrchestrationMessage,
-    ProviderCapabilities,
-    ReuseIdPolicy,
+from ostinato.provider import ChangeSignal, ProviderCapabilities
+from ostinato.relational import (
+    ACTIVITIES,
+    INBOX,
+    INSTANCES,
+    ColumnType,
+    Cursor,
+    Dialect,
+    RelationalProvider,
+    RetriesTransientErrors,
+    RowLock,
+    Transaction,
+    TransientDatabaseError,
+    migrate,
+    to_micros,
 )
-from ostinato.relational.connection import Cursor
-from ostinato.relational.dialect import ColumnType, Dialect
-from ostinato.relational.migrations import migrate
-from ostinato.relational.provider import RelationalProvider
-from ostinato.relational.retry import RetriesTransientErrors
-from ostinato.relational.retry import TransientDatabaseError as TransientDatabaseError
-from ostinato.relational.schema import ACTIVITIES, INBOX, INSTANCES
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-log = logging.getLogger("ostinato.postgres")
+__all__ = ["PostgresDialect", "PostgresProvider", "TransientDatabaseError", "default_schema"]
 
-T = TypeVar("T")
+log = logging.getLogger("ostinato.postgres")
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 #: SQLSTATEs whose transaction was rolled back by the server and may simply be run again.
@@ -75,7 +80,6 @@ _TRANSIENT_SQLSTATES = frozenset(
 class PostgresDialect(Dialect):
     """PostgreSQL 12+ through psycopg 3."""
 
-    name = "postgresql"
     placeholder = "%s"
     type_names = {
         ColumnType.IDENTITY: "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
@@ -85,14 +89,14 @@ class PostgresDialect(Dialect):
         ColumnType.KEY: 'TEXT COLLATE "C"',
         ColumnType.TEXT: "TEXT",
     }
-    begin_write = None
     max_parameters = 30000
 
-    def claim_suffix(self) -> str:
-        return " FOR UPDATE SKIP LOCKED"
-
-    def lock_suffix(self) -> str:
-        return " FOR UPDATE"
+    def lock_clause(self, lock: RowLock) -> str:
+        if lock is RowLock.CLAIM:
+            return " FOR UPDATE SKIP LOCKED"
+        if lock is RowLock.HOLD:
+            return " FOR UPDATE"
+        return ""
 
     def starts_with(self, column: str) -> str:
         return f"LEFT({column}, %s) = %s"
@@ -130,6 +134,23 @@ def _check_connection(connection: psycopg.Connection[Any]) -> None:
         ConnectionPool.check_connection(connection)
 
 
+def server_of(dsn: str) -> str:
+    """Where ``dsn`` points, without credentials: ``host:port/dbname`` (libpq's defaults filled
+    in from ``PGHOST``/``PGPORT``/``PGDATABASE``). Raises ``psycopg.ProgrammingError`` if
+    ``dsn`` is not a connection string."""
+    params = conninfo_to_dict(dsn)
+    host = str(params.get("host") or os.environ.get("PGHOST") or "localhost")
+    port = str(params.get("port") or os.environ.get("PGPORT") or 5432)
+    dbname = params.get("dbname") or os.environ.get("PGDATABASE")
+    return f"{host}:{port}" + (f"/{dbname}" if dbname else "")
+
+
+def _first_line(exc: BaseException) -> str:
+    """The driver's message on one line."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return " ".join(lines) or type(exc).__name__
+
+
 def default_schema(task_hub: str) -> str:
     """The PostgreSQL schema of a task hub when none is configured: ``ostinato_<hub>``."""
     return f"ostinato_{task_hub}".lower()
@@ -149,7 +170,9 @@ class PostgresProvider(RetriesTransientErrors, RelationalProvider):
     :param listen: wake on LISTEN/NOTIFY (otherwise waiters in other processes poll).
     :param max_retries: how often a transaction rolled back by a deadlock or serialization
         failure is run again before the error is raised.
-    :param connect_timeout: seconds to wait for a connection (from the server or the pool).
+    :param connect_timeout: seconds to wait for the server when connecting (an unreachable
+        server fails after this, naming host, port and the driver's reason).
+    :param pool_timeout: seconds a call waits for a free connection from the pool.
     :param prepared_statements: let psycopg prepare frequent statements on the server (off
         for connection poolers in transaction mode, e.g. PgBouncer before 1.21; such poolers
         also don't pass LISTEN through: set ``listen=False`` there).
@@ -173,7 +196,8 @@ class PostgresProvider(RetriesTransientErrors, RelationalProvider):
         pool_max_size: int = 10,
         listen: bool = True,
         max_retries: int = 8,
-        connect_timeout: float = 30.0,
+        connect_timeout: float = 5.0,
+        pool_timeout: float = 30.0,
         prepared_statements: bool = True,
     ) -> None:
         if not isinstance(dsn, str) or not dsn.strip():
@@ -181,6 +205,18 @@ class PostgresProvider(RetriesTransientErrors, RelationalProvider):
                 "PostgreSQL setting 'dsn' is required: a libpq connection string such as "
                 "'postgresql://user:password@localhost:5432/dbname' (OSTINATO_POSTGRES_DSN)"
             )
+        try:
+            self.server = server_of(dsn)
+        except psycopg.ProgrammingError as exc:
+            raise ConfigurationError(
+                f"PostgreSQL setting 'dsn' is not a connection string: {_first_line(exc)}; "
+                "expected e.g. 'postgresql://user:password@localhost:5432/dbname'"
+            ) from None
+        for name, seconds in (("connect_timeout", connect_timeout), ("pool_timeout", pool_timeout)):
+            if not 0 < seconds < 10**6:
+                raise ConfigurationError(
+                    f"PostgreSQL setting {name!r} must be a positive number of seconds"
+                )
         if not isinstance(task_hub, str) or not task_hub:
             raise ConfigurationError("PostgreSQL setting 'task_hub' must be a non-empty string")
         schema = schema or default_schema(task_hub)
@@ -201,6 +237,7 @@ class PostgresProvider(RetriesTransientErrors, RelationalProvider):
         self.listen = listen
         self.max_retries = max(0, max_retries)
         self.connect_timeout = connect_timeout
+        self.pool_timeout = pool_timeout
         self._prepare_threshold: int | None = 5 if prepared_statements else None
         self._pool_sizes = (pool_min_size, pool_max_size)
         self._pool: ConnectionPool[psycopg.Connection[Any]] | None = None
@@ -208,11 +245,13 @@ class PostgresProvider(RetriesTransientErrors, RelationalProvider):
         self._ready = False
         self._closed = False
         self._listener: _Listener | None = None
-        self._local = threading.local()
+        self._hub_key = _int4(f"hub:{schema}")
         self._own_pids: set[int] = set()
 
     def __repr__(self) -> str:
-        return f"PostgresProvider(schema={self.schema!r}, task_hub={self.task_hub!r})"
+        return (
+            f"PostgresProvider({self.server!r}, schema={self.schema!r}, task_hub={self.task_hub!r})"
+        )
 
     # -- connections ----------------------------------------------------------------------
     def _configure(self, connection: psycopg.Connection[Any]) -> None:
@@ -229,25 +268,47 @@ class PostgresProvider(RetriesTransientErrors, RelationalProvider):
             if self._pool is None:
                 self._closed = False
                 min_size, max_size = self._pool_sizes
+                self._probe()
                 pool = ConnectionPool(
                     self.dsn,
                     min_size=min_size,
                     max_size=max_size,
-                    kwargs={"autocommit": True, "prepare_threshold": self._prepare_threshold},
+                    kwargs={
+                        "autocommit": True,
+                        "prepare_threshold": self._prepare_threshold,
+                        "connect_timeout": self._libpq_connect_timeout,
+                    },
                     configure=self._configure,
                     check=_check_connection,
-                    timeout=self.connect_timeout,
+                    timeout=self.pool_timeout,
                     name=f"ostinato-{self.schema}",
                     open=False,
                 )
                 try:
                     with self._errors():
-                        pool.open(wait=min_size > 0, timeout=self.connect_timeout)
+                        pool.open(wait=min_size > 0, timeout=self.pool_timeout)
                 except BaseException:
                     pool.close()  # or its threads would keep trying to connect
                     raise
                 self._pool = pool
             return self._pool
+
+    @property
+    def _libpq_connect_timeout(self) -> int:
+        return max(1, math.ceil(self.connect_timeout))
+
+    def _probe(self) -> None:
+        """Connect once before opening the pool: an unreachable server, a wrong password or a
+        missing database fail at once with the driver's reason (the pool would retry)."""
+        try:
+            psycopg.connect(self.dsn, connect_timeout=self._libpq_connect_timeout).close()
+        except psycopg.Error as exc:
+            reason = _first_line(exc)
+            if isinstance(exc, psycopg.errors.ConnectionTimeout):
+                reason = f"no answer within {self.connect_timeout:g}s (connect_timeout)"
+            raise ProviderError(
+                f"Cannot connect to the PostgreSQL server at {self.server}: {reason}"
+            ) from exc
 
     @contextlib.contextmanager
     def _connection(self) -> Iterator[psycopg.Connection[Any]]:
@@ -255,45 +316,36 @@ class PostgresProvider(RetriesTransientErrors, RelationalProvider):
             yield connection
 
     @contextlib.contextmanager
-    def _write(
-        self,
-        durable: bool = True,
-        *,
-        notify: bool = False,
-        status_changed: Collection[str] | None = None,
-    ) -> Iterator[Cursor]:
+    def transaction(self, durable: bool) -> Iterator[Transaction]:
+        """A transaction on a pooled connection (durable=False: ``synchronous_commit`` off)."""
         if not self._ready:
             self.setup()
-        try:
-            with (
-                self._connection() as connection,
-                connection.transaction(),
-                connection.cursor() as cursor,
-            ):
-                if not durable:
-                    # Its loss is harmless (see RelationalProvider._write): don't wait
-                    # for the WAL.
-                    cursor.execute("SET LOCAL synchronous_commit = off")
-                key = getattr(self._local, "create_key", None)
-                if key is not None:
-                    # Creates of one id serialize here: FOR UPDATE can't lock a missing row.
-                    cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", key)
-                yield cursor
-        except BaseException as exc:
-            self._record_transaction(exc)
-            raise
-        # Only the last transaction's outcome decides whether a call is retried (a batch
-        # whose first attempt failed may have been committed by the toolkit's second).
-        self._record_transaction(None)
-        if notify:
-            self.changes.notify(status_changed)
+        with (
+            self._connection() as connection,
+            connection.transaction(),
+            connection.cursor() as cursor,
+        ):
+            if not durable:
+                # Its loss is harmless (see RelationalProvider.transaction): don't wait for
+                # the WAL.
+                cursor.execute("SET LOCAL synchronous_commit = off")
+            yield Transaction(cursor)
 
     @contextlib.contextmanager
-    def _read(self) -> Iterator[Cursor]:
+    def read(self) -> Iterator[Cursor]:
+        """A cursor on a pooled connection in autocommit mode."""
         if not self._ready:
             self.setup()
         with self._connection() as connection, connection.cursor() as cursor:
             yield cursor
+
+    def guard_create(self, cursor: Cursor, instance_ids: Sequence[str]) -> None:
+        """Creates of one id serialize on an advisory lock (FOR UPDATE can't lock a missing
+        row), so N concurrent creates (any process) give one instance and N-1 conflicts."""
+        for instance_id in instance_ids:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(%s, %s)", (self._hub_key, _int4(instance_id))
+            )
 
     def close(self) -> None:
         """Stop the listener and close the pool (a later call reopens them)."""
@@ -316,8 +368,9 @@ class PostgresProvider(RetriesTransientErrors, RelationalProvider):
             raise self._map_error(exc) from exc
         except PoolTimeout as exc:
             raise ProviderError(
-                f"No PostgreSQL connection became available within {self.connect_timeout:g}s "
-                f"({exc}); check that the server is reachable and pool_max_size"
+                f"No connection to the PostgreSQL server at {self.server} became available"
+                f" within {self.pool_timeout:g}s ({exc}); check that the server is reachable"
+                " and pool_max_size"
             ) from exc
 
     def _map_error(self, exc: psycopg.Error) -> Exception:
@@ -326,15 +379,13 @@ class PostgresProvider(RetriesTransientErrors, RelationalProvider):
         if state in _TRANSIENT_SQLSTATES:
             return TransientDatabaseError(f"PostgreSQL rolled back a transaction: {message}")
         if isinstance(exc, psycopg.OperationalError) and not state:
-            return ProviderError(f"Cannot reach the PostgreSQL server: {message}")
+            return ProviderError(f"Cannot reach the PostgreSQL server at {self.server}: {message}")
         if state == "42501":
             return ConfigurationError(
                 f"The PostgreSQL user lacks a privilege ostinato needs (schema "
                 f"{self.schema!r}): {message}"
             )
         return ProviderError(f"PostgreSQL error ({state or 'no SQLSTATE'}): {message}")
-
-    # -- transient-error retries ----------------------------------------------------------
 
     # -- lifecycle ------------------------------------------------------------------------
     def setup(self) -> None:
@@ -351,7 +402,7 @@ class PostgresProvider(RetriesTransientErrors, RelationalProvider):
                 cur = connection.cursor()
                 cur.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key,))
                 cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(schema))
-                migrate(cur, self.dialect, self._now_micros())
+                migrate(cur, self.dialect, to_micros(self.now()))
                 for statement in self._notify_ddl():
                     cur.execute(statement)
             self._ready = True
@@ -412,18 +463,6 @@ class PostgresProvider(RetriesTransientErrors, RelationalProvider):
         _ = self.changes
         listener = self._listener
         return listener is not None and listener.listening.wait(timeout)
-
-    # -- the contract (RetriesTransientErrors retries every call) -----------------------
-    def create_instance(
-        self, record: InstanceRecord, start: OrchestrationMessage, policy: ReuseIdPolicy
-    ) -> None:
-        # The check-and-create is one transaction holding an advisory lock on the id, so N
-        # concurrent creates (any process) give one instance and N-1 conflicts.
-        self._local.create_key = (_int4(f"hub:{self.schema}"), _int4(record.instance_id))
-        try:
-            super().create_instance(record, start, policy)
-        finally:
-            self._local.create_key = None
 
 
 class _Listener:
