@@ -110,6 +110,8 @@ _MARGIN = timedelta(milliseconds=200)
 #: there, they are looked at again after this (doubling up to the maximum).
 _START_WAIT = timedelta(milliseconds=50)
 _START_WAIT_MAX = timedelta(seconds=1)
+#: A commit starts only with this much queue visibility left on its messages (else extended).
+_COMMIT_WINDOW = timedelta(seconds=5)
 #: Reads that race a concurrent write (a payload replaced under them) are tried this often.
 _READ_ATTEMPTS = 3
 
@@ -1477,10 +1479,33 @@ class AzureStorageProvider(StorageProvider):
             raise
         self.changes.notify()
 
+    def _hide_for_commit(self, item: OrchestrationWorkItem, lock: _OrchLock) -> None:
+        now = utcnow()
+        short = [r for r in lock.received if r.expires < now + _COMMIT_WINDOW]
+        if not short:
+            return
+        seconds = max(_visibility_seconds(lock.timeout), math.ceil(_COMMIT_WINDOW.total_seconds()))
+        for r in short:
+            self.count("queue.update")
+            try:
+                receipt = self._control[r.queue].update_message(
+                    r.message_id, pop_receipt=r.pop_receipt, visibility_timeout=seconds
+                )
+            except HttpResponseError as exc:
+                if not lost_message(exc):
+                    raise
+                raise self._release_lost(item, lock) from exc
+            r.pop_receipt = str(receipt.pop_receipt)
+            r.expires = utcnow() + timedelta(seconds=seconds) - _MARGIN
+
     def _complete(
         self, item: OrchestrationWorkItem, lock: _OrchLock, checkpoint: OrchestrationCheckpoint
     ) -> None:
         instance_id = item.instance_id
+        # 0. Messages whose queue visibility ends soon are hidden for the commit first, so no
+        # other receiver gets them while it is written; one already taken loses the lock here,
+        # before anything is written.
+        self._hide_for_commit(item, lock)
         if checkpoint.instance is not None:
             self._note_alive(checkpoint.instance)
         # 1. Outbound messages: a crash after this duplicates them, never loses them.
@@ -1594,21 +1619,12 @@ class AzureStorageProvider(StorageProvider):
                     lock.sentinel_size,
                 ),
             )
-        # 4. Consume the messages, last.
-        deleted = [self._io.submit(self._delete_received, r) for r in lock.received]
-        taken = [
-            r.message_id for r, f in zip(lock.received, deleted, strict=True) if not f.result()
-        ]
+        # 4. Consume the messages, last. (One another receiver took anyway, the commit having
+        # outlasted even the extended visibility, is delivered again: the core drops it.)
+        deletes = [self._io.submit(self._delete_received, r) for r in lock.received]
+        for deleted in deletes:
+            deleted.result()
         self._unlock(item, lock)
-        if taken:
-            # The checkpoint is written, but its messages' queue visibility lapsed and another
-            # receiver holds them: they are delivered again, and the core drops what they
-            # repeat. This step's lock was lost before it finished.
-            self._cache_row(instance_id, None)
-            raise WorkItemLockLost(
-                f"Messages of '{instance_id}' were taken by another receiver while its step "
-                f"was being written ({len(taken)} of {len(lock.received)}); they are redelivered"
-            )
         # Housekeeping: the previous execution's rows (continue-as-new) are garbage now.
         if old_execution is not None and old_size:
             keys = [f"{old_execution}.{i:08d}" for i in range(old_size)]
