@@ -16,7 +16,9 @@ from ostinato_azure._keys import (
 
 #: Characters that stress the encoding: its escapes, noncharacters, surrogate neighbours.
 TRICKY = st.sampled_from(["~", "%", "p", "'", "\ufffe", "\uffff", "\U0010ffff", "\ud7ff", "\ue000"])
-IDS = st.text(st.characters() | TRICKY, min_size=1, max_size=20)
+#: Any character an id may hold (the client refuses lone surrogates).
+CHARS = st.characters(exclude_categories=["Cs"]) | TRICKY
+IDS = st.text(CHARS, min_size=1, max_size=20)
 
 
 @given(IDS)
@@ -26,7 +28,7 @@ def test_keys_round_trip_and_carry_no_percent(instance_id: str) -> None:
     assert "%" not in key
 
 
-@given(IDS, st.text(st.characters() | TRICKY, max_size=5))
+@given(IDS, st.text(CHARS, max_size=5))
 def test_prefix_of_an_id_bounds_the_keys_of_its_extensions(prefix: str, rest: str) -> None:
     key, lower = table_key(prefix + rest), table_key(prefix)
     assert key.startswith(lower)
@@ -36,7 +38,7 @@ def test_prefix_of_an_id_bounds_the_keys_of_its_extensions(prefix: str, rest: st
         assert utf16_order(lower) <= utf16_order(key) < utf16_order(upper)
 
 
-@given(st.text(st.characters() | TRICKY))
+@given(st.text(CHARS))
 def test_queue_text_has_no_noncharacters_and_reads_back(value: str) -> None:
     text = queue_text(json.dumps({"v": value}, ensure_ascii=False))
     assert "\uffff" not in text and "\ufffe" not in text
