@@ -27,8 +27,11 @@ TIMES = "\N{MULTIPLICATION SIGN}"
 ROOT = HERE.parent
 
 TARGETS = {
-    "hello_cities": 1000.0,  # orchestrations/s, at least
-    "p50_ms": 5.0,  # at most
+    "hello_cities": 2500.0,  # orchestrations/s, at least (started from many threads)
+    "hello_cities_bulk": 1500.0,  # orchestrations/s from one thread through the bulk API
+    "postgres_hello_cities": 1000.0,  # orchestrations/s on PostgreSQL, at least
+    "postgres_over_dbos": 5.0,  # ostinato/postgres over dbos/postgres, at least
+    "p50_ms": 2.5,  # at most
     "fan_out_s": 10.0,  # seconds for 10,000 activities, at most
     "replay_ratio": 1.5,  # one more event at 10k events vs. fresh: at most (independent)
 }
@@ -63,6 +66,38 @@ def metrics(sizes: dict[str, Any]) -> list[Metric]:
             lambda v: f"{v:,.0f} orch/s",
             "hello",
         ),
+        Metric(
+            f"HelloCities \N{MULTIPLICATION SIGN}{sizes['hello']:,}, started one by one from"
+            " one thread",
+            "hello_cities",
+            "one_thread_per_s",
+            True,
+            lambda v: f"{v:,.0f} orch/s",
+            "hello",
+        ),
+        Metric(
+            f"HelloCities \N{MULTIPLICATION SIGN}{sizes['hello']:,}, started from one thread"
+            " in bulk (one schedule_new_orchestrations call)",
+            "hello_cities",
+            "bulk_per_s",
+            True,
+            lambda v: f"{v:,.0f} orch/s",
+            "hello",
+        ),
+    ]
+    rows += [
+        Metric(
+            f"HelloCities \N{MULTIPLICATION SIGN}{sizes['hello']:,}, {count} worker"
+            f" process{'es' if count > 1 else ''} (started in bulk)",
+            "processes",
+            str(count),
+            True,
+            lambda v: f"{v:,.0f} orch/s",
+            compare=False,
+        )
+        for count in sizes.get("processes", [])
+    ]
+    rows += [
         Metric(
             f"latency p50 ({sizes['latency']} runs, one at a time)",
             "latency",
@@ -268,6 +303,16 @@ def targets(data: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
             hello >= TARGETS["hello_cities"] if hello is not None else None,
         )
     )
+    bulk = get("hello_cities", "bulk_per_s")
+    out.append(
+        (
+            f"HelloCities ≥ {TARGETS['hello_cities_bulk']:,.0f}/s started from one thread"
+            " through the bulk API",
+            f"{bulk:,.0f} orch/s" if bulk is not None else "not measured",
+            bulk >= TARGETS["hello_cities_bulk"] if bulk is not None else None,
+        )
+    )
+    out += _postgres_targets(data)
     p50 = get("latency", "p50_ms")
     out.append(
         (
@@ -307,15 +352,48 @@ def targets(data: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
     return out
 
 
+def _postgres_targets(data: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
+    """PostgreSQL's HelloCities rate, alone and against DBOS on the same server."""
+    systems = data["systems"]
+    if "ostinato/postgres" not in systems:
+        return []
+    metric = metrics(data["sizes"])[0]  # HelloCities at once
+    ours = value(systems["ostinato/postgres"], metric)
+    dbos = value(systems["dbos/postgres"], metric) if "dbos/postgres" in systems else None
+    floor = TARGETS["postgres_hello_cities"]
+    out: list[tuple[str, str, bool | None]] = [
+        (
+            f"PostgreSQL: HelloCities ≥ {floor:,.0f}/s",
+            f"{ours:,.0f} orch/s" if ours is not None else "not measured",
+            ours >= floor if ours is not None else None,
+        )
+    ]
+    times = ratio(ours, dbos, True)
+    out.append(
+        (
+            f"PostgreSQL: ≥ {TARGETS['postgres_over_dbos']:g}\N{MULTIPLICATION SIGN} DBOS on"
+            " the same server",
+            f"{times:,.1f}\N{MULTIPLICATION SIGN} ({ours:,.0f} vs {dbos:,.0f} orch/s)"
+            if times is not None and ours is not None and dbos is not None
+            else "not measured",
+            times >= TARGETS["postgres_over_dbos"] if times is not None else None,
+        )
+    )
+    return out
+
+
 # -- the plot ---------------------------------------------------------------------------------
 def plot(data: dict[str, Any], path: Path, log: Callable[[str], None]) -> str | None:
     """Draw throughput vs. in-flight instances with matplotlib (tools venv); None if it failed."""
     from peers.runner import ensure_environment
 
     series = {
-        name: system["results"]["sweep"]
-        for name, system in data["systems"].items()
-        if isinstance(system.get("results", {}).get("sweep"), dict)
+        workload: {
+            name: system["results"][workload]
+            for name, system in data["systems"].items()
+            if isinstance(system.get("results", {}).get(workload), dict)
+        }
+        for workload in ("sweep", "processes")
     }
     try:
         python = ensure_environment("tools", log, HERE / "tools" / "requirements.txt")

@@ -31,6 +31,7 @@ Machines here are shared and noisy: compare rows of one run, not runs of differe
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import json
 import os
@@ -187,6 +188,7 @@ def bench_hello_cities(name: str, n: int) -> dict[str, Any]:
     result = median_run(lambda: _hello_cities_at_once(name, n))
     result["one_thread_per_s"] = _hello_cities_one_thread(name, n)
     result["worker_only_per_s"] = _hello_cities_worker_only(name, n)
+    result["bulk_per_s"] = _hello_cities_bulk(name, n)
     return result
 
 
@@ -232,6 +234,86 @@ def _hello_cities_worker_only(name: str, n: int) -> float:
                 return n / (time.perf_counter() - started)
         finally:
             provider.close()
+
+
+def _hello_cities_bulk(name: str, n: int) -> float:
+    """HelloCities/s when one thread starts the ``n`` in one ``schedule_new_orchestrations``."""
+    with running(name) as (client, _):
+        _wave(client, 1)
+        started = time.perf_counter()
+        results = client.schedule_new_orchestrations(
+            [ot.NewOrchestration(hello_cities) for _ in range(n)]
+        )
+        _await_all(client, [r.instance_id for r in results if r.instance_id is not None])
+        return n / (time.perf_counter() - started)
+
+
+# -- scale-out: worker processes ----------------------------------------------------------------
+def the_app() -> ot.App:
+    """The benchmark app, for worker processes (they import this module)."""
+    return app
+
+
+def shared_factory(name: str, provider: ot.StorageProvider) -> Callable[[], ot.StorageProvider]:
+    """A picklable factory for more providers on ``provider``'s store and task hub."""
+    if name == "sqlite":
+        from ostinato.sqlite import SqliteProvider
+
+        return functools.partial(SqliteProvider, provider.path)
+    if name == "postgres":
+        from ostinato_postgres import PostgresProvider  # type: ignore[import-not-found,unused-ignore]
+
+        dsn, hub = provider.dsn, provider.task_hub
+        return functools.partial(PostgresProvider, dsn, task_hub=hub)
+    raise ValueError(f"{name} cannot be shared between processes")
+
+
+def _wait_all_finished(client: ot.Client, n: int, timeout: float = 600) -> None:
+    """Poll (other processes' writes send no in-process signal) until ``n`` have completed."""
+    deadline = time.monotonic() + timeout
+    active = {
+        ot.OrchestrationStatus.PENDING,
+        ot.OrchestrationStatus.RUNNING,
+    }
+    while time.monotonic() < deadline:
+        if not client.query_instances(
+            runtime_status=active, page_size=1, fetch_payloads=False
+        ).items:
+            done = client.query_instances(
+                runtime_status={ot.OrchestrationStatus.COMPLETED},
+                page_size=n + 1,
+                fetch_payloads=False,
+            ).items
+            assert len(done) == n, f"{len(done)} of {n} completed"
+            return
+        time.sleep(0.005)
+    raise TimeoutError(f"{n} HelloCities did not finish in {timeout} s")
+
+
+def bench_processes(name: str, n: int, counts: list[int]) -> dict[str, Any]:
+    """HelloCities/s with 1, 2, 4... worker processes (``WorkerSupervisor``) on one store:
+    ``n`` started in bulk from this process, timed to the last completion; a fresh task hub
+    per count."""
+    results: dict[str, Any] = {}
+    for count in counts:
+        factory, _ = PROVIDERS[name]
+        with tempfile.TemporaryDirectory() as tmp:
+            provider = factory(Path(tmp))
+            try:
+                client = ot.Client(provider)
+                provider.setup()
+                with ot.WorkerSupervisor(the_app, shared_factory(name, provider), processes=count):
+                    client.schedule_new_orchestration(hello_cities)  # warm-up
+                    _wait_all_finished(client, 1)
+                    started = time.perf_counter()
+                    client.schedule_new_orchestrations(
+                        [ot.NewOrchestration(hello_cities) for _ in range(n)]
+                    )
+                    _wait_all_finished(client, n + 1)
+                    results[str(count)] = n / (time.perf_counter() - started)
+            finally:
+                provider.close()
+    return results
 
 
 def bench_latency(name: str, runs: int) -> dict[str, Any]:
@@ -445,6 +527,7 @@ FULL = {
     "idle": 100000,
     "sweep": [1, 10, 100, 1000],
     "sweep_total": 200,
+    "processes": [1, 2, 4],
 }
 QUICK = {
     "hello": 100,
@@ -454,6 +537,7 @@ QUICK = {
     "idle": 1000,
     "sweep": [1, 10, 100],
     "sweep_total": 50,
+    "processes": [1, 2],
 }
 PEER_LIMITS: dict[str, dict[str, int]] = {
     # Idle instances cost a thread (DBOS), a Python object tree in the test sidecar
@@ -462,11 +546,19 @@ PEER_LIMITS: dict[str, dict[str, int]] = {
     "dbos": {"idle": 1000, "fan_out": 1000},
     "durabletask": {"idle": 1000},
     "temporal": {"idle": 1000, "fan_out": 2000},
+    "dbos-postgres": {"idle": 1000, "fan_out": 1000},
 }
+PEERS = ["dbos", "dbos-postgres", "durabletask", "temporal"]
+#: Peer columns that run another peer's script on another store: (script, column name).
+PEER_VARIANTS = {"dbos-postgres": ("dbos", "dbos/postgres")}
 #: HelloCities runs recorded by the profile: one lasts about a second, and py-spy's --gil
 #: samples only while a thread holds the GIL, so one run gives too few samples.
 PROFILED_RUNS = 3
 PEER_WORKLOADS = ["hello_cities", "latency", "fan_out", "replay", "idle", "sweep"]
+#: Workloads only ostinato runs, and the providers they run on.
+OSTINATO_WORKLOADS = {"processes": ("sqlite", "postgres")}
+#: Sizes of those workloads (not passed to the peers).
+OSTINATO_SIZES = {"processes"}
 
 
 def run_ostinato(
@@ -480,9 +572,12 @@ def run_ostinato(
         "replay": lambda: bench_replay(name, sizes["history"]),
         "idle": lambda: bench_idle(name, sizes["idle"], log),
         "sweep": lambda: bench_sweep(name, sizes["sweep"], sizes["sweep_total"]),
+        "processes": lambda: bench_processes(name, sizes["hello"], sizes["processes"]),
     }
     out: dict[str, Any] = {"results": {}, "errors": {}}
     for workload in workloads:
+        if name not in OSTINATO_WORKLOADS.get(workload, (name,)):
+            continue
         started = time.perf_counter()
         try:
             out["results"][workload] = calls[workload]()
@@ -516,6 +611,15 @@ def _revision() -> str:
     return head + (" with uncommitted changes to core/providers" if dirty else "")
 
 
+def _peer_environment(peer: str) -> dict[str, str]:
+    """Environment variables for a peer's script: DBOS on PostgreSQL gets a fresh database
+    on the cluster ostinato/postgres uses (raises ``ImportError`` without PostgreSQL)."""
+    if peer != "dbos-postgres":
+        return {}
+    testing = __import__("ostinato_postgres.testing").testing
+    return {"BENCH_DBOS_DATABASE_URL": testing.benchmark_database_url("bench_dbos")}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmarks, print the table, optionally write BENCHMARKS.md and the plot."""
     import report
@@ -527,12 +631,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--peers",
         nargs="*",
-        choices=["dbos", "durabletask", "temporal"],
-        help="also run these peers (no names: all three)",
+        choices=PEERS,
+        help="also run these peers (no names: all of them; dbos-postgres only where"
+        " ostinato/postgres can run)",
     )
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
     parser.add_argument(
-        "--workloads", nargs="*", choices=PEER_WORKLOADS, help="only these workloads"
+        "--workloads",
+        nargs="*",
+        choices=[*PEER_WORKLOADS, *OSTINATO_WORKLOADS],
+        help="only these workloads",
     )
     parser.add_argument("--idle", type=int, help="idle instances for ostinato (default 100,000)")
     parser.add_argument(
@@ -589,7 +697,7 @@ def main(argv: list[str] | None = None) -> int:
             args.write.write_text(report.markdown(data, args.write, args.plot), encoding="utf-8")
             log(f"Wrote {args.write}")
         return 0
-    workloads = args.workloads or PEER_WORKLOADS
+    workloads = args.workloads or [*PEER_WORKLOADS, *OSTINATO_WORKLOADS]
     providers = args.providers or available_providers()
     data: dict[str, Any] = {
         "sizes": sizes,
@@ -614,15 +722,27 @@ def main(argv: list[str] | None = None) -> int:
     if args.peers is not None:
         from peers.runner import run_peer
 
-        for peer in args.peers or ["dbos", "durabletask", "temporal"]:
-            peer_sizes = dict(sizes)
+        chosen = args.peers or [p for p in PEERS if p != "dbos-postgres" or "postgres" in providers]
+        for peer in chosen:
+            peer_sizes = {k: v for k, v in sizes.items() if k not in OSTINATO_SIZES}
             peer_sizes["idle"] = min(sizes["idle"], FULL["idle"])
             if not args.peer_full:
                 for key, limit in PEER_LIMITS.get(peer, {}).items():
                     peer_sizes[key] = min(peer_sizes[key], limit)
             load = os.getloadavg()[0]
-            run = run_peer(peer, peer_sizes, workloads, args.peer_timeout, log)
-            data["systems"][peer] = {
+            peer_workloads = [w for w in workloads if w in PEER_WORKLOADS]
+            script, column = PEER_VARIANTS.get(peer, (peer, peer))
+            try:
+                env = _peer_environment(peer)
+            except ImportError as exc:
+                data["systems"][column] = {
+                    "kind": "peer",
+                    "results": {},
+                    "errors": {"setup": str(exc)},
+                }
+                continue
+            run = run_peer(script, peer_sizes, peer_workloads, args.peer_timeout, log, env, peer)
+            data["systems"][column] = {
                 "kind": "peer",
                 **run.__dict__,
                 "load": [load, os.getloadavg()[0]],

@@ -82,17 +82,26 @@ def ensure_environment(peer: str, log: Any = print, requirements: Path | None = 
 
 
 def run_peer(
-    peer: str, sizes: dict[str, Any], workloads: list[str], timeout: float, log: Any = print
+    peer: str,
+    sizes: dict[str, Any],
+    workloads: list[str],
+    timeout: float,
+    log: Any = print,
+    env: dict[str, str] | None = None,
+    label: str | None = None,
 ) -> PeerRun:
     """Install (if needed) and run one peer's benchmark script; never raises.
 
     The ``idle`` workload runs in a process of its own, as ostinato's does, so that memory
     left behind by the other workloads does not blur its resident-size difference.
+    ``env`` adds environment variables for the peer's script; ``label`` names its log files
+    (default: the peer's name).
     """
+    label = label or peer
     others = [w for w in workloads if w != "idle"]
-    result = _run_peer(peer, sizes, others, timeout, log) if others else PeerRun(peer)
+    result = _run_peer(peer, sizes, others, timeout, log, label, env) if others else PeerRun(peer)
     if "idle" in workloads and "setup" not in result.errors:
-        idle = _run_peer(peer, sizes, ["idle"], timeout, log, suffix="-idle")
+        idle = _run_peer(peer, sizes, ["idle"], timeout, log, f"{label}-idle", env)
         result.version = result.version or idle.version
         result.settings = result.settings or idle.settings
         result.sizes = result.sizes or idle.sizes
@@ -109,7 +118,8 @@ def _run_peer(
     workloads: list[str],
     timeout: float,
     log: Any = print,
-    suffix: str = "",
+    label: str = "",
+    env: dict[str, str] | None = None,
 ) -> PeerRun:
     """One subprocess of a peer's benchmark script running ``workloads``."""
     result = PeerRun(peer, sizes={k: v for k, v in sizes.items() if isinstance(v, int)})
@@ -122,7 +132,7 @@ def _run_peer(
     for key, value in sizes.items():
         flag = "--" + key.replace("_", "-")
         command += [flag, *map(str, value)] if isinstance(value, list) else [flag, str(value)]
-    log_path = VENVS / f"{peer}{suffix}.log"
+    log_path = VENVS / f"{label or peer}.log"
     log(f"Running {peer} (log: {log_path.relative_to(BENCHMARKS.parent)}) ...")
     with open(log_path, "w", encoding="utf-8") as stderr:
         # Own process group: a timeout also ends what the peer started (e.g. Temporal's server).
@@ -132,7 +142,7 @@ def _run_peer(
             stderr=stderr,
             text=True,
             start_new_session=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
         )
         try:
             stdout, _ = process.communicate(timeout=timeout)

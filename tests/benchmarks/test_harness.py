@@ -97,3 +97,23 @@ def test_peer_failures_become_reasons(harness: ModuleType) -> None:
     table = report.table(data)
     assert "n/a [1]" in table
     assert "[1] `dbos` hello_cities: not installed: boom" in table
+
+
+def test_scale_out_and_bulk_rows_on_sqlite(
+    harness: ModuleType,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Worker processes (real ones, on one SQLite file) and the bulk start get their rows."""
+    monkeypatch.setattr(harness, "QUICK", dict(harness.QUICK, hello=20, processes=[1, 2]))
+    raw = tmp_path / "raw.json"
+    argv = ["--quick", "--providers", "sqlite", "--no-profile", "--no-plot", "--json", str(raw)]
+    assert harness.main([*argv, "--workloads", "processes"]) == 0
+    system = json.loads(raw.read_text())["systems"]["ostinato/sqlite"]
+    assert system["errors"] == {}
+    assert set(system["results"]["processes"]) == {"1", "2"}
+    assert all(rate > 0 for rate in system["results"]["processes"].values())
+    table = capsys.readouterr().out
+    assert "HelloCities \N{MULTIPLICATION SIGN}20, 2 worker processes (started in bulk)" in table
+    assert harness._hello_cities_bulk("sqlite", 20) > 0

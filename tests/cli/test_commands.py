@@ -430,6 +430,13 @@ def test_an_app_module_that_imports_something_missing(isolated: Path) -> None:
     assert "Importing 'needs_missing' failed: ModuleNotFoundError" in message
 
 
+def test_several_processes_need_a_provider_that_shares_its_task_hub() -> None:
+    message = run_error(
+        "--provider", "memory", "worker", "examples.hello_cities:app", "--processes", "2", code=1
+    )
+    assert message.startswith("Error: Provider InMemoryProvider cannot share a task hub")
+
+
 def test_wait_times_out_with_one_line() -> None:
     later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
     run("start", "hello_cities", "--id", "slow", "--start-at", later)

@@ -48,9 +48,13 @@ def ostinato(env: dict[str, str], *args: str, code: int = 0) -> subprocess.Compl
 class WorkerProcess:
     """``ostinato worker ... --json`` in a subprocess, its stdout lines read on a thread."""
 
-    def __init__(self, env: dict[str, str], target: str) -> None:
+    def __init__(self, env: dict[str, str], target: str, *args: str) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "ostinato", "worker", target, "--json", "--grace-period", "5"],
+            [
+                sys.executable,
+                *("-m", "ostinato", "worker", target, "--json", "--grace-period", "5"),
+                *args,
+            ],
             cwd=REPO_ROOT,
             env=env,
             stdout=subprocess.PIPE,
@@ -143,6 +147,32 @@ def test_ctrl_c_stops_the_worker_gracefully(worker: WorkerProcess) -> None:
     assert code == 0, stderr
     assert worker.next_event(timeout=5)["event"] == "stopped"
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
+
+
+def test_worker_processes_share_the_hub_restart_and_stop_on_sigterm(env: dict[str, str]) -> None:
+    w = WorkerProcess(env, "examples.hello_cities:app", "--processes", "2")
+    try:
+        started = w.next_event()
+        children = started["worker_pids"]
+        assert started["processes"] == 2 and isinstance(children, list) and len(children) == 2
+        assert w.process.pid not in children
+
+        os.kill(children[0], signal.SIGKILL)  # the supervisor starts another in its place
+        result = ostinato(env, "start", "hello_cities", "--json")
+        instance_id = json.loads(result.stdout)["instance_id"]
+        final = json.loads(ostinato(env, "wait", instance_id, "--timeout", "60", "--json").stdout)
+        assert final["output"] == ["Hello Tokyo!", "Hello Seattle!", "Hello London!"]
+
+        code, stderr = w.stop(signal.SIGTERM)
+        assert code == 0, stderr
+        assert w.next_event(timeout=5) == {"event": "stopped", "worker_id": started["worker_id"]}
+        assert "restarting it" in stderr
+        for pid in children:
+            with pytest.raises(ProcessLookupError):
+                os.kill(pid, 0)
+    finally:
+        if w.process.poll() is None:
+            w.process.kill()
 
 
 def test_errors_in_a_real_process_are_one_line(env: dict[str, str]) -> None:

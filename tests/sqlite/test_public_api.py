@@ -16,6 +16,7 @@ PUBLIC: dict[str, list[str]] = {
     "ostinato.relational": [
         "ACTIVITIES",
         "ACTIVITY_INSERT_COLUMNS",
+        "BacklogStatements",
         "BatchOutcome",
         "CallGroup",
         "Column",
@@ -32,6 +33,8 @@ PUBLIC: dict[str, list[str]] = {
         "INSTANCE_ROW_COLUMNS",
         "Index",
         "LATEST_VERSION",
+        "LEASES",
+        "LeaseStatements",
         "MAX_ROWS",
         "MIGRATIONS",
         "Migration",
@@ -47,6 +50,7 @@ PUBLIC: dict[str, list[str]] = {
         "TABLES",
         "Table",
         "Transaction",
+        "TransferStatements",
         "TransientDatabaseError",
         "chunk_sizes",
         "create_index",
@@ -73,6 +77,7 @@ PUBLIC: dict[str, list[str]] = {
     "ostinato.relational.grouping": [
         "CallGroup",
     ],
+    "ostinato.relational.leases": ["LeaseStatements"],
     "ostinato.relational.migrations": [
         "current_version",
         "migrate",
@@ -103,6 +108,7 @@ PUBLIC: dict[str, list[str]] = {
         "INSTANCE_COLUMNS",
         "Index",
         "LATEST_VERSION",
+        "LEASES",
         "MIGRATIONS",
         "Migration",
         "ORCHESTRATION_QUEUE",
@@ -125,6 +131,7 @@ PUBLIC: dict[str, list[str]] = {
         "chunk_sizes",
         "largest_chunk",
     ],
+    "ostinato.relational.transfer": ["BacklogStatements", "TransferStatements"],
     "ostinato.sqlite": [
         "SYNCHRONOUS_MODES",
         "SqliteDialect",

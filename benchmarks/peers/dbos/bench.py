@@ -1,10 +1,12 @@
-"""The benchmark workloads on DBOS with its SQLite system database (see ../protocol.py).
+"""The benchmark workloads on DBOS (see ../protocol.py).
 
 Runs inside ``benchmarks/.venvs/dbos`` (``requirements.txt`` beside this file). Workflows run
 in-process on DBOS's executor threads; the system database is a SQLite file in a temporary
-directory (DBOS's defaults: rollback journal, ``synchronous=FULL``). DBOS polls SQLite for
-notifications and queues; both intervals are lowered from the 1 s default to 10 ms so that
-latency is not dominated by polling.
+directory (DBOS's defaults: rollback journal, ``synchronous=FULL``), or, when
+``BENCH_DBOS_DATABASE_URL`` is set (``run.py --peers dbos-postgres``), that PostgreSQL
+database: the harness's own throwaway cluster, the one ostinato/postgres runs on. DBOS polls
+for notifications (on SQLite) and queues; both intervals are lowered from the 1 s default to
+10 ms so that latency is not dominated by polling.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ from protocol import (
 
 POLL = 0.01
 QUEUE = "fan_out"
+#: A PostgreSQL system database instead of the SQLite file, when set.
+DATABASE_URL = os.environ.get("BENCH_DBOS_DATABASE_URL")
 
 
 @DBOS.step()
@@ -84,6 +88,11 @@ class DbosBench(PeerBench):
         return version("dbos")
 
     def settings(self) -> str:
+        if DATABASE_URL:
+            return (
+                "PostgreSQL system database (the harness's cluster, fsync on); in-process "
+                f"executor; queue polling {POLL * 1000:g} ms"
+            )
         return (
             "SQLite system database (rollback journal, synchronous=FULL); in-process executor; "
             f"notification and queue polling {POLL * 1000:g} ms"
@@ -92,7 +101,7 @@ class DbosBench(PeerBench):
     def setup(self) -> None:
         config: DBOSConfig = {
             "name": "bench",
-            "system_database_url": f"sqlite:///{self.db}",
+            "system_database_url": DATABASE_URL or f"sqlite:///{self.db}",
             "notification_listener_polling_interval_sec": POLL,
             "log_level": "WARNING",
         }
@@ -175,12 +184,15 @@ class DbosBench(PeerBench):
             time.sleep(0.05)
         time.sleep(1.0)
         elapsed = time.perf_counter() - started
-        result = {
+        result: dict[str, Any] = {
             "n": n,
             "seconds": elapsed,
             "rss_bytes_per_instance": (rss_bytes() - rss_before) / n,
-            "storage_bytes_per_instance": (tree_bytes(self.tmp) - db_before) / n,
         }
+        if DATABASE_URL:
+            result["storage_note"] = "on the server, not measured"
+        else:
+            result["storage_bytes_per_instance"] = (tree_bytes(self.tmp) - db_before) / n
         for handle in handles:
             DBOS.cancel_workflow(handle.workflow_id)
         return result

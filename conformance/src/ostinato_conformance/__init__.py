@@ -41,6 +41,7 @@ if TYPE_CHECKING:
         InjectedFault,
     )
     from ostinato_conformance.machine import ProviderStateMachineTests
+    from ostinato_conformance.operations import ProviderOperationsTests
     from ostinato_conformance.profiles import Profile, current_profile
     from ostinato_conformance.programs import (
         OrchestrationProgramTests,
@@ -62,6 +63,7 @@ _EXPORTS = {
     "FaultPlan": "faults",
     "InjectedFault": "faults",
     "ProviderStateMachineTests": "machine",
+    "ProviderOperationsTests": "operations",
     "Profile": "profiles",
     "current_profile": "profiles",
     "OrchestrationProgramTests": "programs",
@@ -86,6 +88,7 @@ __all__ = [
     "ProviderConformanceTests",
     "ProviderContractTests",
     "ProviderFactory",
+    "ProviderOperationsTests",
     "ProviderStateMachineTests",
     "ScenarioTests",
     "current_profile",

@@ -796,6 +796,30 @@ class ProviderContractTests(ConformanceTestBase):
             create(provider, "i1", policy=ReuseIdPolicy.ERROR_IF_EXISTS)
         assert_same_record(provider.get_instance("i1"), old)
 
+    def test_create_instances_reports_each_request_and_writes_the_rest(
+        self, provider: StorageProvider
+    ) -> None:
+        active = create(provider, "taken", status=OrchestrationStatus.RUNNING)
+        records = [new_record(f"bulk-{n}") for n in range(40)]
+        again = new_record("bulk-3")
+        policy = ReuseIdPolicy.REPLACE_TERMINAL
+        requests = [(r, start_message(r), policy) for r in records]
+        taken = new_record("taken")
+        requests[10:10] = [(taken, start_message(taken), policy)]
+        requests.append((again, start_message(again), policy))
+        results = provider.create_instances(requests)
+        assert len(results) == len(requests)
+        assert isinstance(results[10], InstanceAlreadyExistsError)
+        assert isinstance(results[-1], InstanceAlreadyExistsError), "a repeated id was created"
+        assert [r for i, r in enumerate(results) if i not in (10, len(results) - 1)] == [None] * 40
+        for record in records:
+            assert_same_record(provider.get_instance(record.instance_id), record)
+        assert_same_record(provider.get_instance("taken"), active)
+        started = Counter(
+            m.instance_id for m in drain(provider) if isinstance(m.event, ExecutionStarted)
+        )
+        assert started == Counter({**{r.instance_id: 1 for r in records}, "taken": 1})
+
     def test_replace_any_replaces_an_active_instance(self, provider: StorageProvider) -> None:
         create(provider, "i1", status=OrchestrationStatus.RUNNING)
         provider.send_message(event_message("i1", "old"))

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from ostinato_conformance.contract import ProviderContractTests
 from ostinato_conformance.machine import ProviderStateMachineTests
+from ostinato_conformance.operations import ProviderOperationsTests
 from ostinato_conformance.programs import OrchestrationProgramTests
 from ostinato_conformance.scenarios import ScenarioTests
 
 
 class ProviderConformanceTests(
-    ProviderContractTests, ProviderStateMachineTests, OrchestrationProgramTests, ScenarioTests
+    ProviderContractTests,
+    ProviderOperationsTests,
+    ProviderStateMachineTests,
+    OrchestrationProgramTests,
+    ScenarioTests,
 ):
     """Everything a provider must pass. Subclass it and override ``provider_factory``::
 

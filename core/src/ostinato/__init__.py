@@ -18,7 +18,15 @@ history and rebuilt by deterministic replay::
 
 from importlib import metadata as _metadata
 
-from ostinato.client import AsyncClient, Client, PurgeResult, raise_if_failed
+from ostinato.client import (
+    AsyncClient,
+    Client,
+    NewOrchestration,
+    PurgeResult,
+    StartOutcome,
+    StartResult,
+    raise_if_failed,
+)
 from ostinato.config import provider_from_config
 from ostinato.converter import DataConverter, JsonDataConverter
 from ostinato.errors import (
@@ -44,6 +52,7 @@ from ostinato.orchestration.entities import EntityContext, EntityId, EntityLock,
 from ostinato.orchestration.task import Orchestration, Task, when_all, when_any
 from ostinato.provider import Page, ProviderCapabilities, ReuseIdPolicy, StorageProvider
 from ostinato.retry import RetryPolicy
+from ostinato.runtime.supervisor import WorkerSupervisor
 from ostinato.runtime.worker import AsyncWorker, Worker
 from ostinato.status import OrchestrationState, OrchestrationStatus
 
@@ -69,6 +78,7 @@ __all__ = [
     "InstanceNotFoundError",
     "InvalidInstanceIdError",
     "JsonDataConverter",
+    "NewOrchestration",
     "NonDeterminismError",
     "Orchestration",
     "OrchestrationContext",
@@ -84,11 +94,14 @@ __all__ = [
     "RetryPolicy",
     "ReuseIdPolicy",
     "SerializationError",
+    "StartOutcome",
+    "StartResult",
     "StorageProvider",
     "Task",
     "TaskFailedError",
     "WorkItemLockLost",
     "Worker",
+    "WorkerSupervisor",
     "__version__",
     "provider_from_config",
     "raise_if_failed",

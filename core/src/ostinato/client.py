@@ -12,8 +12,9 @@ caller that races with an instance's completion never gets an error for it.
 from __future__ import annotations
 
 import asyncio
+import enum
 import time
-from collections.abc import Callable, Collection, Coroutine
+from collections.abc import Callable, Collection, Coroutine, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -21,6 +22,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from ostinato.clock import utcnow
 from ostinato.converter import DataConverter, default_converter
 from ostinato.errors import (
+    InstanceAlreadyExistsError,
     InstanceNotFoundError,
     OrchestrationFailedError,
     PayloadTooLargeError,
@@ -51,6 +53,7 @@ from ostinato.provider import (
     ReuseIdPolicy,
     StorageProvider,
 )
+from ostinato.runtime import telemetry
 from ostinato.status import TERMINAL_STATUSES, OrchestrationState, OrchestrationStatus
 
 T = TypeVar("T")
@@ -62,6 +65,48 @@ class PurgeResult:
     """How many instances a purge deleted."""
 
     deleted_instance_count: int
+
+
+@dataclass(frozen=True)
+class NewOrchestration:
+    """One instance to start with :meth:`Client.schedule_new_orchestrations`; the fields mean
+    what :meth:`Client.schedule_new_orchestration`'s arguments mean."""
+
+    orchestrator: Callable[..., Any] | str
+    input: Any = None
+    instance_id: str | None = None
+    start_at: datetime | None = None
+    reuse_id_policy: ReuseIdPolicy | None = None
+
+
+class StartOutcome(enum.Enum):
+    """What became of one :class:`NewOrchestration`."""
+
+    #: The instance was created (or replaced a finished one, as the reuse policy allows).
+    CREATED = "created"
+    #: An instance with the id exists and the reuse policy keeps it; nothing changed.
+    ALREADY_EXISTS = "already_exists"
+    #: The item was rejected before reaching the provider (bad id, input, or start time).
+    INVALID = "invalid"
+    #: The provider failed to write it (see ``error``); it may be retried.
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class StartResult:
+    """The result for one item of :meth:`Client.schedule_new_orchestrations`.
+
+    ``instance_id`` is the item's id (generated if it had none; as given when invalid);
+    ``error`` is the exception behind any outcome but ``CREATED``.
+    """
+
+    instance_id: str | None
+    outcome: StartOutcome
+    error: Exception | None = None
+
+    @property
+    def created(self) -> bool:
+        return self.outcome is StartOutcome.CREATED
 
 
 def state_from_record(record: InstanceRecord, fetch_payloads: bool = True) -> OrchestrationState:
@@ -144,12 +189,59 @@ class Client:
         finished instance, raise ``InstanceAlreadyExistsError`` for an active one); the check
         and the create are one atomic step in the provider.
         """
-        instance_id = (
-            new_instance_id() if instance_id is None else validate_instance_id(instance_id)
+        record, start, policy = self._new_instance(
+            NewOrchestration(orchestrator, input, instance_id, start_at, reuse_id_policy)
         )
-        policy = _reuse_id_policy(reuse_id_policy)
-        name = name_of(orchestrator)
-        payload = self._payload(input, "orchestration input")
+        self._provider().create_instance(record, start, policy)
+        return record.instance_id
+
+    def schedule_new_orchestrations(
+        self, orchestrations: Iterable[NewOrchestration]
+    ) -> list[StartResult]:
+        """Start many orchestrations in one provider call; one :class:`StartResult` per item,
+        in order.
+
+        Each item is checked here first: a bad one (an invalid id, input that cannot be
+        serialized or is too large, a naive ``start_at``) is ``INVALID`` and the others still
+        start. An id whose instance exists is ``ALREADY_EXISTS`` as the item's reuse policy
+        decides (a repeated id in one call meets the instance its first item created).
+        Providers write the batch in as few transactions as they can.
+        """
+        results: list[StartResult | None] = []
+        requests: list[tuple[InstanceRecord, OrchestrationMessage, ReuseIdPolicy]] = []
+        for item in orchestrations:
+            try:
+                if not isinstance(item, NewOrchestration):
+                    raise TypeError(f"Expected a NewOrchestration, got {type(item).__name__}")
+                request = self._new_instance(item)
+            except Exception as exc:  # noqa: BLE001 - reported for this item only
+                given = getattr(item, "instance_id", None)
+                results.append(
+                    StartResult(
+                        given if isinstance(given, str) else None, StartOutcome.INVALID, exc
+                    )
+                )
+                continue
+            results.append(None)
+            requests.append(request)
+        errors = self._provider().create_instances(requests) if requests else []
+        outcomes = iter(zip(requests, errors, strict=True))
+        return [result or _start_result(*next(outcomes)) for result in results]
+
+    def _new_instance(
+        self, item: NewOrchestration
+    ) -> tuple[InstanceRecord, OrchestrationMessage, ReuseIdPolicy]:
+        """The record, start message and reuse policy for ``item`` (raises for an invalid
+        item)."""
+        instance_id = (
+            new_instance_id()
+            if item.instance_id is None
+            else validate_instance_id(item.instance_id)
+        )
+        policy = _reuse_id_policy(item.reuse_id_policy)
+        name = name_of(item.orchestrator)
+        payload = self._payload(item.input, "orchestration input")
+        start_at = item.start_at
         if start_at is not None and start_at.tzinfo is None:
             raise ValueError("start_at needs an aware datetime (e.g. with tzinfo=timezone.utc)")
         now = utcnow()
@@ -173,10 +265,10 @@ class Client:
                 execution_id=execution_id,
                 input=payload,
                 scheduled_start_at=start_at,
+                trace_context=telemetry.current().orchestration_scheduled(name, instance_id),
             ),
         )
-        self._provider().create_instance(record, start, policy)
-        return instance_id
+        return record, start, policy
 
     # -- reading --------------------------------------------------------------------------
     def get_orchestration_state(
@@ -437,6 +529,17 @@ def _has_started(state: OrchestrationState) -> bool:
     return state.runtime_status is not OrchestrationStatus.PENDING
 
 
+def _start_result(
+    request: tuple[InstanceRecord, OrchestrationMessage, ReuseIdPolicy], error: Exception | None
+) -> StartResult:
+    instance_id = request[0].instance_id
+    if error is None:
+        return StartResult(instance_id, StartOutcome.CREATED)
+    if isinstance(error, InstanceAlreadyExistsError):
+        return StartResult(instance_id, StartOutcome.ALREADY_EXISTS, error)
+    return StartResult(instance_id, StartOutcome.FAILED, error)
+
+
 def _has_finished(state: OrchestrationState) -> bool:
     return state.runtime_status.is_terminal
 
@@ -471,6 +574,7 @@ class AsyncClient:
         self.provider = provider
 
     schedule_new_orchestration = _in_thread(Client.schedule_new_orchestration)
+    schedule_new_orchestrations = _in_thread(Client.schedule_new_orchestrations)
     get_orchestration_state = _in_thread(Client.get_orchestration_state)
     get_orchestration_history = _in_thread(Client.get_orchestration_history)
     query_instances = _in_thread(Client.query_instances)
@@ -487,4 +591,13 @@ class AsyncClient:
     purge_orchestrations_by = _in_thread(Client.purge_orchestrations_by)
 
 
-__all__ = ["AsyncClient", "Client", "PurgeResult", "raise_if_failed", "state_from_record"]
+__all__ = [
+    "AsyncClient",
+    "Client",
+    "NewOrchestration",
+    "PurgeResult",
+    "StartOutcome",
+    "StartResult",
+    "raise_if_failed",
+    "state_from_record",
+]

@@ -47,6 +47,12 @@ from typing import Any
 from ostinato.discovery import ProviderFactory, load_provider_factory
 from ostinato.errors import ConfigurationError
 from ostinato.provider import StorageProvider
+from ostinato.runtime.retention import (
+    RETENTION_OPTION_KEYS,
+    RETENTION_STATUS_KEYS,
+    RetentionPolicy,
+    parse_duration,
+)
 
 #: The provider used when nothing names one.
 DEFAULT_PROVIDER = "sqlite"
@@ -578,6 +584,55 @@ def provider_from_config(
     return load_config(path, settings=settings, **overrides).create()
 
 
+def retention_from_config(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+) -> RetentionPolicy | None:
+    """The policy of the config file's ``[retention]`` table and ``OSTINATO_RETENTION_*``
+    variables (which win), or ``None`` if neither sets anything. Keys: ``completed``,
+    ``failed``, ``terminated`` (durations such as ``"7d"``), ``interval`` (seconds) and
+    ``batch_size``."""
+    env = os.environ if environ is None else environ
+    config_path = path if path is not None else env.get(ENV_CONFIG) or None
+    config_file = (
+        read_config_file(Path(cwd or ".") / Path(config_path).expanduser())
+        if config_path is not None
+        else find_config_file(cwd)
+    )
+    values: dict[str, tuple[Any, str]] = {}
+    table = (config_file.data if config_file else {}).get("retention", {})
+    if not isinstance(table, dict):
+        raise ConfigurationError("'retention' in the config file must be a table")
+    for key, value in table.items():
+        values[key] = (value, f"{config_file.label if config_file else ''} [retention]")
+    for key in [*RETENTION_STATUS_KEYS, *RETENTION_OPTION_KEYS]:
+        name = f"OSTINATO_RETENTION_{key.upper()}"
+        if name in env:
+            values[key] = (env[name], name)
+    if not values:
+        return None
+    settings: dict[str, Any] = {}
+    for key, (value, source) in values.items():
+        try:
+            if key in RETENTION_STATUS_KEYS:
+                settings[key] = parse_duration(str(value))
+            elif key == "interval":
+                settings[key] = float(value)
+            elif key == "batch_size":
+                settings[key] = int(value)
+            else:
+                choices = ", ".join([*RETENTION_STATUS_KEYS, *RETENTION_OPTION_KEYS])
+                raise ValueError(f"unknown key {key!r}; the keys are {choices}")
+        except ValueError as exc:
+            raise ConfigurationError(f"Retention setting {key!r} (from {source}): {exc}") from None
+    try:
+        return RetentionPolicy(**settings)
+    except ValueError as exc:
+        raise ConfigurationError(f"Retention settings: {exc}") from None
+
+
 __all__ = [
     "DEFAULT_PROVIDER",
     "ConfigFile",
@@ -587,4 +642,5 @@ __all__ = [
     "load_config",
     "provider_from_config",
     "read_config_file",
+    "retention_from_config",
 ]

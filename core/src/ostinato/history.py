@@ -85,6 +85,8 @@ class ExecutionStarted(HistoryEvent):
     input: str | None = None
     parent: ParentInstance | None = None
     scheduled_start_at: datetime | None = None
+    #: W3C ``traceparent`` of the trace the instance belongs to (set when OpenTelemetry is on).
+    trace_context: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

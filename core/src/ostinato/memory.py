@@ -10,7 +10,7 @@ import heapq
 import itertools
 import threading
 from collections import OrderedDict
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -21,6 +21,7 @@ from ostinato.provider import (
     ActivityWorkItem,
     InstanceQuery,
     InstanceRecord,
+    InstanceSnapshot,
     OrchestrationCheckpoint,
     OrchestrationMessage,
     OrchestrationWorkItem,
@@ -38,6 +39,7 @@ class _Lock:
     token: str
     expires: datetime
     message_seqs: frozenset[int] = frozenset()
+    owner: str = ""
 
 
 @dataclass
@@ -74,6 +76,7 @@ class InMemoryProvider(StorageProvider):
         self._activities: dict[int, _Activity] = {}
         self._ready_activities: OrderedDict[int, None] = OrderedDict()
         self._activity_wakeups: list[tuple[datetime, int, int]] = []
+        self._leases: dict[str, tuple[str, datetime]] = {}
 
     def __repr__(self) -> str:
         return f"InMemoryProvider(this process's memory, {len(self._instances)} instances)"
@@ -181,7 +184,7 @@ class InMemoryProvider(StorageProvider):
                 seqs = self._visible(inbox, now)
                 if not seqs:
                     continue
-                lock = _Lock(new_lock_token(), now + lock_timeout, frozenset(seqs))
+                lock = _Lock(new_lock_token(), now + lock_timeout, frozenset(seqs), worker_id)
                 inbox.lock = lock
                 inbox.dequeue_count += 1
                 heapq.heappush(self._orch_wakeups, (lock.expires, next(self._seq), instance_id))
@@ -294,7 +297,7 @@ class InMemoryProvider(StorageProvider):
                 if activity.visible_at is not None and activity.visible_at > now:
                     heapq.heappush(self._activity_wakeups, (activity.visible_at, seq, seq))
                     continue
-                activity.lock = _Lock(new_lock_token(), now + lock_timeout)
+                activity.lock = _Lock(new_lock_token(), now + lock_timeout, owner=worker_id)
                 activity.dequeue_count += 1
                 heapq.heappush(self._activity_wakeups, (activity.lock.expires, seq, seq))
                 return ActivityWorkItem(
@@ -357,6 +360,99 @@ class InMemoryProvider(StorageProvider):
                 self._activity_wakeups,
                 (activity.lock.expires, item.provider_data, item.provider_data),
             )
+
+    # -- state transfer -------------------------------------------------------------------
+    def _tasks_by_instance(self) -> dict[str, list[ActivityTask]]:
+        tasks: dict[str, list[ActivityTask]] = {}
+        for _, activity in sorted(self._activities.items()):
+            tasks.setdefault(activity.task.instance_id, []).append(activity.task)
+        return tasks
+
+    def export_state(self) -> Iterator[InstanceSnapshot]:
+        after: str | None = None
+        while page := self._export_page(after, 100):
+            yield from page
+            after = page[-1].instance_id
+
+    def _export_page(self, after: str | None, limit: int) -> list[InstanceSnapshot]:
+        with self._mutex:
+            tasks = self._tasks_by_instance()
+            ids = set(self._instances) | set(tasks)
+            ids |= {iid for iid, inbox in self._inboxes.items() if inbox.messages}
+            chosen = sorted(iid for iid in ids if after is None or iid > after)[:limit]
+            return [
+                InstanceSnapshot(
+                    instance_id=iid,
+                    record=self._instances.get(iid),
+                    history=list(self._history.get(iid, ())),
+                    messages=[
+                        m for _, m in sorted(self._inboxes.get(iid, _Inbox()).messages.items())
+                    ],
+                    activity_tasks=tasks.get(iid, []),
+                )
+                for iid in chosen
+            ]
+
+    def import_snapshot(self, snapshot: InstanceSnapshot) -> None:
+        iid = snapshot.instance_id
+        with self._mutex:
+            existing = self._instances.get(iid)
+            inbox = self._inboxes.get(iid)
+            if (
+                existing is not None
+                or (inbox is not None and inbox.messages)
+                or any(a.task.instance_id == iid for a in self._activities.values())
+            ):
+                raise InstanceAlreadyExistsError(
+                    iid, None if existing is None else existing.runtime_status
+                )
+            if snapshot.record is not None:
+                self._instances[iid] = snapshot.record
+            if snapshot.history:
+                self._history[iid] = list(snapshot.history)
+            for message in snapshot.messages:
+                self._enqueue(message)
+            for task in snapshot.activity_tasks:
+                self._add_activity(task)
+        self.changes.notify()
+
+    def active_workers(self) -> list[str]:
+        now = self.now()
+        with self._mutex:
+            locks = [i.lock for i in self._inboxes.values()]
+            locks += [a.lock for a in self._activities.values()]
+        return sorted({lock.owner for lock in locks if lock and lock.owner and lock.expires > now})
+
+    # -- leases -----------------------------------------------------------------------------
+    def acquire_lease(self, name: str, owner: str, duration: timedelta) -> bool:
+        now = self.now()
+        with self._mutex:
+            holder = self._leases.get(name)
+            if holder is not None and holder[0] != owner and holder[1] > now:
+                return False
+            self._leases[name] = (owner, now + duration)
+            return True
+
+    def release_lease(self, name: str, owner: str) -> None:
+        with self._mutex:
+            if self._leases.get(name, ("",))[0] == owner:
+                del self._leases[name]
+
+    def backlog(self) -> dict[str, int]:
+        now = self.now()
+        with self._mutex:
+            orchestrations = sum(
+                1
+                for inbox in self._inboxes.values()
+                if (inbox.lock is None or inbox.lock.expires <= now) and self._visible(inbox, now)
+            )
+            activities = sum(
+                1
+                for a in self._activities.values()
+                if (a.lock is None or a.lock.expires <= now)
+                and (a.visible_at is None or a.visible_at <= now)
+            )
+        return {"orchestrations": orchestrations, "activities": activities}
 
 
 __all__ = [

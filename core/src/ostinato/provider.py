@@ -181,6 +181,24 @@ class ActivityTask:
         return cls(**json.loads(text))
 
 
+@dataclass(frozen=True)
+class InstanceSnapshot:
+    """Everything a task hub holds for one instance id, as export and import move it.
+
+    ``record`` is ``None`` for an id that has only pending messages (an event raised, or an
+    entity signalled, before its instance exists). ``messages`` are the pending inbox
+    messages, delayed ones (timers, scheduled starts) with their ``visible_at``;
+    ``activity_tasks`` are the activities scheduled and not yet completed. Locks are not
+    part of a snapshot: an imported instance is unlocked and all of it is deliverable.
+    """
+
+    instance_id: str
+    record: InstanceRecord | None
+    history: list[HistoryEvent] = field(default_factory=list)
+    messages: list[OrchestrationMessage] = field(default_factory=list)
+    activity_tasks: list[ActivityTask] = field(default_factory=list)
+
+
 @dataclass
 class OrchestrationWorkItem:
     """One instance's pending visible messages, locked for one worker.
@@ -417,6 +435,26 @@ class StorageProvider(ABC):
         lock (``WorkItemLockLost``). Check and write are one atomic step.
         """
 
+    def create_instances(
+        self, requests: Sequence[tuple[InstanceRecord, OrchestrationMessage, ReuseIdPolicy]]
+    ) -> list[Exception | None]:
+        """Create several instances, each as :meth:`create_instance` would; one result per
+        request: ``None`` (created) or the exception it failed with
+        (``InstanceAlreadyExistsError``, or a provider error).
+
+        Requests are applied in order (a repeated id meets the instance its first request
+        created). A provider may write them in one transaction; one request's failure must
+        not undo another's success.
+        """
+        results: list[Exception | None] = []
+        for record, start, policy in requests:
+            try:
+                self.create_instance(record, start, policy)
+                results.append(None)
+            except Exception as exc:  # noqa: BLE001 - reported per request
+                results.append(exc)
+        return results
+
     @abstractmethod
     def send_message(self, message: OrchestrationMessage) -> None:
         """Enqueue ``message`` for ``message.instance_id`` (whether or not it exists)."""
@@ -567,6 +605,59 @@ class StorageProvider(ABC):
     ) -> None:
         """Extend the task's lock. Raises ``WorkItemLockLost`` if it is no longer held."""
 
+    # -- state transfer (export, import, migrate) ------------------------------------------
+    def export_state(self) -> Iterator[InstanceSnapshot]:
+        """The state of every instance id that has a record, a pending message or an
+        activity task, in instance-id order, read a page at a time. Locks are ignored:
+        export a quiesced task hub (see :meth:`active_workers`).
+
+        A provider that cannot read a delayed message before it is due (a queue's hidden
+        timers) leaves it out; the core's export adds the timers and activity tasks that a
+        history shows pending and a snapshot lacks (:mod:`ostinato.transfer.pending`).
+        The default raises ``NotImplementedError``: only the provider can read its inboxes.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot export its state")
+
+    def import_snapshot(self, snapshot: InstanceSnapshot) -> None:
+        """Write ``snapshot`` as it is: the record, the history, the pending messages
+        (keeping their ids and ``visible_at``) and the activity tasks, all unlocked and
+        deliverable. Atomic on transactional providers.
+
+        Raises ``InstanceAlreadyExistsError`` (writing nothing) if the task hub already holds
+        state under that id. The default raises ``NotImplementedError``.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot import state")
+
+    def active_workers(self) -> list[str] | None:
+        """Ids of the workers this provider sees running now (holding a lock or a lease, or
+        with a live heartbeat); ``None`` if it cannot tell. Export and migrate use it to
+        refuse a task hub that is not quiesced."""
+        return None
+
+    # -- monitoring -----------------------------------------------------------------------
+    def backlog(self) -> dict[str, int] | None:
+        """Work ready and waiting now, by kind (``orchestrations``: instances with a visible
+        message; ``activities``: visible activity tasks); ``None`` if the provider cannot
+        count it cheaply (the default). Read when metrics are exported."""
+        return None
+
+    # -- housekeeping (retention) ---------------------------------------------------------
+    def acquire_lease(self, name: str, owner: str, duration: timedelta) -> bool:
+        """Take or renew the task hub's lease ``name`` for ``owner`` until now + ``duration``
+        if it is free, expired or already ``owner``'s; return whether ``owner`` holds it.
+
+        Elects one worker per task hub for background jobs (retention). The default lets
+        every caller through: what a lease guards must stay correct when run concurrently.
+        """
+        return True
+
+    def release_lease(self, name: str, owner: str) -> None:
+        """Give the lease up if ``owner`` holds it (the default has nothing to release)."""
+
+    def reclaim_space(self) -> None:
+        """Give storage freed by purges back to the system, a bounded amount at a time, or
+        nothing where the store does that itself (the default)."""
+
     # -- helpers for implementers ---------------------------------------------------------
     @staticmethod
     def now() -> datetime:
@@ -584,6 +675,7 @@ __all__ = [
     "ChangeSignal",
     "InstanceQuery",
     "InstanceRecord",
+    "InstanceSnapshot",
     "OrchestrationCheckpoint",
     "OrchestrationMessage",
     "OrchestrationWorkItem",

@@ -9,6 +9,7 @@ from ostinato.cli.control import purge, raise_event, resume, suspend, terminate
 from ostinato.cli.demo_command import demo
 from ostinato.cli.instances import history, list_command, start, status, wait_command
 from ostinato.cli.serve import serve
+from ostinato.cli.transfer import export_command, import_command, migrate_command
 from ostinato.cli.worker import worker
 
 for command in (
@@ -26,6 +27,9 @@ for command in (
     purge,
     demo,
     serve,
+    export_command,
+    import_command,
+    migrate_command,
 ):
     cli.add_command(command)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import click
@@ -21,7 +21,28 @@ from ostinato.cli.base import (
     json_option,
     state_of,
 )
-from ostinato.status import OrchestrationStatus
+from ostinato.provider import StorageProvider
+from ostinato.runtime.retention import RetentionPolicy, parse_duration, purge_expired
+from ostinato.status import TERMINAL_STATUSES, OrchestrationStatus
+
+
+class DurationParam(click.ParamType):  # type: ignore[type-arg]
+    """A duration: a number and s, m, h, d or w (``90m``, ``7d``)."""
+
+    name = "DURATION"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> timedelta:
+        if isinstance(value, timedelta):
+            return value
+        try:
+            return parse_duration(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+DURATION = DurationParam()
 
 
 # -- signalling ------------------------------------------------------------------------------
@@ -99,6 +120,11 @@ def resume(ctx: click.Context, instance_id: str, reason: str | None, as_json: bo
 )
 @click.option("--created-after", type=WHEN, help="Bulk: created at or after (ISO 8601 or 7d).")
 @click.option("--created-before", type=WHEN, help="Bulk: created at or before (ISO 8601 or 7d).")
+@click.option(
+    "--older-than",
+    type=DURATION,
+    help="Bulk: finished more than this long ago (90m, 12h, 7d), as retention does.",
+)
 @click.option("--all", "purge_all", is_flag=True, help="Bulk: every finished instance.")
 @click.option(
     "--recursive/--no-recursive",
@@ -114,6 +140,7 @@ def purge(
     statuses: tuple[list[OrchestrationStatus], ...],
     created_after: datetime | None,
     created_before: datetime | None,
+    older_than: timedelta | None,
     purge_all: bool,
     recursive: bool,
     as_json: bool,
@@ -124,13 +151,19 @@ def purge(
 
     Only COMPLETED, FAILED and TERMINATED instances are ever purged.
     """
-    bulk = bool(statuses) or created_after is not None or created_before is not None or purge_all
+    bulk = (
+        bool(statuses)
+        or created_after is not None
+        or created_before is not None
+        or older_than is not None
+        or purge_all
+    )
     if instance_id is not None and bulk:
         fail("Give an instance ID or bulk filters, not both", EXIT_USAGE)
     if instance_id is None and not bulk:
         fail(
             "Give an instance ID, or filters for a bulk purge"
-            " (--status, --created-before, --created-after, or --all)",
+            " (--status, --created-before, --created-after, --older-than, or --all)",
             EXIT_USAGE,
         )
     client = state_of(ctx).client()
@@ -145,18 +178,47 @@ def purge(
                 "Only finished instances can be purged; not " + ", ".join(s.value for s in active),
                 EXIT_USAGE,
             )
-        with _progress(enabled=not as_json) as on_progress:
-            result = client.purge_orchestrations_by(
-                created_time_from=created_after,
-                created_time_to=created_before,
-                runtime_status=wanted,
-                on_progress=on_progress,
-            )
-        count = result.deleted_instance_count
+        if older_than is not None:
+            if created_after is not None or created_before is not None:
+                fail("--older-than does not combine with --created-after/--created-before", 2)
+            count = purge_older_than(client.provider, older_than, wanted, not as_json)
+        else:
+            with _progress(enabled=not as_json) as on_progress:
+                result = client.purge_orchestrations_by(
+                    created_time_from=created_after,
+                    created_time_to=created_before,
+                    runtime_status=wanted,
+                    on_progress=on_progress,
+                )
+            count = result.deleted_instance_count
     if as_json:
         echo_json({"deleted_instance_count": count})
     else:
         click.echo(f"Purged {count} instance{'s' if count != 1 else ''}.")
+
+
+def purge_older_than(
+    provider: StorageProvider,
+    age: timedelta,
+    statuses: list[OrchestrationStatus] | None,
+    show_progress: bool,
+) -> int:
+    """Purge, in batches, finished instances that finished more than ``age`` ago; then give
+    the space back. Returns how many were purged."""
+    wanted = frozenset(statuses) if statuses else TERMINAL_STATUSES
+    policy = RetentionPolicy.older_than(age, wanted)
+    now = datetime.now(UTC)
+    count = 0
+    with _progress(enabled=show_progress) as on_progress:
+        while True:
+            purged = purge_expired(provider, policy, now=now, limit=500)
+            count += purged
+            on_progress(count)
+            if purged < 500:
+                break
+    if count:
+        provider.reclaim_space()
+    return count
 
 
 class _ProgressContext:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import threading
@@ -19,7 +20,9 @@ from ostinato.cli.base import (
     state_of,
     task_hub_of,
 )
-from ostinato.runtime.worker import Worker
+from ostinato.config import retention_from_config
+from ostinato.runtime.supervisor import WorkerSupervisor, default_processes
+from ostinato.runtime.worker import Worker, WorkerOptions
 
 
 @click.command()
@@ -38,6 +41,13 @@ from ostinato.runtime.worker import Worker
     help="Seconds in-flight work gets to finish on stop.",
 )
 @click.option(
+    "--processes",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Worker processes sharing the task hub [default: the number of CPUs; 1 for a"
+    " provider that cannot share a task hub between processes].",
+)
+@click.option(
     "--log-level",
     type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
     default="info",
@@ -51,6 +61,7 @@ def worker(
     max_concurrent_orchestrations: int,
     max_concurrent_activities: int,
     grace_period: float,
+    processes: int | None,
     log_level: str,
     as_json: bool,
 ) -> None:
@@ -59,39 +70,60 @@ def worker(
     Stopping is graceful: no new work is taken and in-flight work gets --grace-period seconds;
     anything unfinished is handed to another worker. A second Ctrl-C stops at once (nothing is
     lost: unfinished work is retried when its lock expires).
+
+    With several --processes, this process supervises that many worker processes on the same
+    task hub: it restarts one that dies and stops them all gracefully on Ctrl-C or SIGTERM.
     """
     app = load_app(target)
     state = state_of(ctx)
     config = state.config()
     provider = state.provider()
+    if processes is None:
+        processes = default_processes() if provider.capabilities.multi_process else 1
     configure_logging(log_level)
     stop = threading.Event()
+    w: Worker | WorkerSupervisor | None = None
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         if stop.is_set():
             say("Stopping now.")
+            if isinstance(w, WorkerSupervisor):
+                w.kill()
             os._exit(EXIT_INTERRUPTED)
         stop.set()
 
+    options: WorkerOptions = {
+        "max_concurrent_orchestrations": max_concurrent_orchestrations,
+        "max_concurrent_activities": max_concurrent_activities,
+        "grace_period": grace_period,
+        "retention": retention_from_config(state.config_path),
+    }
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        w = Worker(
-            app,
-            provider,
-            max_concurrent_orchestrations=max_concurrent_orchestrations,
-            max_concurrent_activities=max_concurrent_activities,
-            grace_period=grace_period,
-        )
-        w.start()
+        if processes == 1:
+            w = Worker(app, provider, **options)
+            worker_id = w.worker_id
+            w.start()
+            pids = [os.getpid()]
+        else:
+            state.close()  # each child opens its own
+            w = WorkerSupervisor(
+                functools.partial(load_app, target), config.create, processes=processes, **options
+            )
+            worker_id = f"supervisor:{os.getpid()}"
+            w.start()
+            pids = w.pids
         info = {
             "event": "started",
-            "worker_id": w.worker_id,
+            "worker_id": worker_id,
             "app": target,
             "provider": config.provider,
             "task_hub": task_hub_of(config),
             "orchestrators": sorted(app.orchestrators),
             "activities": sorted(app.activities),
             "pid": os.getpid(),
+            "processes": processes,
+            "worker_pids": pids,
         }
         if as_json:
             echo_json_line(info)
@@ -99,8 +131,9 @@ def worker(
             hub = f", task hub {task_hub_of(config)!r}" if task_hub_of(config) else ""
             orchestrators = ", ".join(sorted(app.orchestrators)) or "none"
             activities = ", ".join(a for a in sorted(app.activities) if "." not in a) or "none"
+            how = f" in {processes} processes" if processes > 1 else ""
             say(
-                f"Worker {w.worker_id} running {target} on {config.provider}{hub}"
+                f"Worker {worker_id} running {target} on {config.provider}{hub}{how}"
                 f" (orchestrators: {orchestrators}; activities: {activities})."
                 " Press Ctrl+C to stop."
             )
@@ -113,6 +146,6 @@ def worker(
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if as_json:
-        echo_json_line({"event": "stopped", "worker_id": w.worker_id})
+        echo_json_line({"event": "stopped", "worker_id": worker_id})
     else:
         say("Worker stopped.")

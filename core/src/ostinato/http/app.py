@@ -21,7 +21,7 @@ from ostinato.errors import (
     PayloadTooLargeError,
     SerializationError,
 )
-from ostinato.http import limits, params, security, wire
+from ostinato.http import batch, limits, params, security, wire
 from ostinato.http.limits import DEFAULT_MAX_BODY_SIZE, RequestLimitMiddleware
 from ostinato.http.openapi import openapi_schema
 from ostinato.http.params import ApiError
@@ -217,6 +217,7 @@ class _Api:
         read, start, manage = ApiScope.READ, ApiScope.START, ApiScope.MANAGE
         # path, handler, method, route name, scope needed, audit-logged
         table: list[tuple[str, Endpoint, str, str, ApiScope, bool]] = [
+            (f"{b}/orchestrators/{{name}}:batch", self.start_batch, "POST", "batch", start, False),
             (f"{b}/orchestrators/{{name}}", self.start, "POST", "start", start, False),
             (
                 f"{b}/orchestrators/{{name}}/{{instance_id}}",
@@ -299,6 +300,12 @@ class _Api:
             raise ApiError(409, str(exc)) from None
         urls = wire.management_urls(self.instance_url(request, instance_id), instance_id)
         return self._accepted(request, urls, instance_id)
+
+    async def start_batch(self, request: Request) -> Response:
+        """Start many orchestrations in one request (see :mod:`ostinato.http.batch`)."""
+        return await batch.start_batch(
+            request, self.client, self.app, functools.partial(self.instance_url, request)
+        )
 
     # -- reading --------------------------------------------------------------------------
     async def _state(self, instance_id: str, fetch_payloads: bool = True) -> OrchestrationState:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ostinato.http import batch
 from ostinato.http.params import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from ostinato.http.wire import STATUS_NAMES
 
@@ -505,6 +506,7 @@ def openapi_schema(
             }
         },
     }
+    paths |= batch.openapi_paths(b)
     schema: dict[str, Any] = {
         "openapi": OPENAPI_VERSION,
         "info": {

@@ -100,6 +100,9 @@ class Origin:
     name: str
     parent: ParentInstance | None
     time: datetime
+    #: The W3C traceparent of the execution's trace (OpenTelemetry), passed on to the
+    #: sub-orchestrations it starts and to the execution it continues as.
+    trace_context: str | None = None
 
 
 @dataclass(frozen=True)
@@ -154,6 +157,7 @@ def outbound(action: SchedulingEvent, origin: Origin, result: StepResult) -> Non
                         task_id=action.task_id,
                         name=origin.name,
                     ),
+                    trace_context=origin.trace_context,
                 ),
             )
         )
@@ -220,6 +224,7 @@ def ending_messages(origin: Origin, ending: Ending) -> list[OrchestrationMessage
                     execution_id=ended.new_execution_id,
                     input=ended.input,
                     parent=origin.parent,
+                    trace_context=origin.trace_context,
                 ),
             )
         )

@@ -125,6 +125,9 @@ class OrchestrationRun:
         self.execution_id = ""
         self.input: str | None = None
         self.parent: ParentInstance | None = None
+        #: The W3C traceparent its ExecutionStarted carried (OpenTelemetry), passed on to the
+        #: sub-orchestrations it starts and the execution it continues as.
+        self.trace_context: str | None = None
         self.status = OrchestrationStatus.PENDING
         self.custom_status: str | None = None
         self.output: str | None = None
@@ -332,6 +335,7 @@ class OrchestrationRun:
 
     def _start(self, event: ExecutionStarted) -> None:
         self.started = True
+        self.trace_context = event.trace_context
         self.name = event.name
         self.execution_id = event.execution_id
         self.input = event.input
@@ -709,6 +713,7 @@ class OrchestrationRun:
             name=self.name,
             parent=self.parent,
             time=self.current_time,
+            trace_context=self.trace_context,
         )
 
     def _ending(self, ended: ExecutionCompleted | ContinueAsNew) -> Ending:

@@ -12,7 +12,9 @@
   ``transaction(durable)``, ``read()`` and (optionally) ``guard_create(cursor, ids)``;
 * :mod:`~ostinato.relational.retry`: retrying transactions a server database rolled back;
 * :mod:`~ostinato.relational.grouping`: running concurrent calls in one transaction;
-* :mod:`~ostinato.relational.rows`: contract objects to rows and back.
+* :mod:`~ostinato.relational.rows`: contract objects to rows and back;
+* :mod:`~ostinato.relational.transfer`, :mod:`~ostinato.relational.leases`: the SQL of state
+  export/import, the backlog count and named leases.
 
 Every public name of those modules is exported here too; providers import only these
 (docs/custom-provider.md, "Writing a relational provider").
@@ -21,6 +23,7 @@ Every public name of those modules is exported here too; providers import only t
 from ostinato.relational.connection import Cursor, Transaction
 from ostinato.relational.dialect import ColumnType, Dialect, RowLock
 from ostinato.relational.grouping import CallGroup
+from ostinato.relational.leases import LeaseStatements
 from ostinato.relational.migrations import current_version, migrate, table_names
 from ostinato.relational.provider import BatchOutcome, CreateRequest, RelationalProvider, Script
 from ostinato.relational.retry import RetriesTransientErrors, TransientDatabaseError
@@ -32,6 +35,7 @@ from ostinato.relational.schema import (
     INSTANCE_COLUMNS,
     INSTANCES,
     LATEST_VERSION,
+    LEASES,
     MIGRATIONS,
     ORCHESTRATION_QUEUE,
     SCHEMA_TABLE,
@@ -56,6 +60,7 @@ from ostinato.relational.statements import (
     chunk_sizes,
     largest_chunk,
 )
+from ostinato.relational.transfer import BacklogStatements, TransferStatements
 
 __all__ = [
     "ACTIVITIES",
@@ -68,6 +73,7 @@ __all__ = [
     "INSTANCE_COLUMNS",
     "INSTANCE_ROW_COLUMNS",
     "LATEST_VERSION",
+    "LEASES",
     "MAX_ROWS",
     "MIGRATIONS",
     "ORCHESTRATION_QUEUE",
@@ -75,6 +81,7 @@ __all__ = [
     "SCHEMA_TABLE",
     "SCHEMA_VERSION_TABLE",
     "TABLES",
+    "BacklogStatements",
     "BatchOutcome",
     "CallGroup",
     "Column",
@@ -83,6 +90,7 @@ __all__ = [
     "Cursor",
     "Dialect",
     "Index",
+    "LeaseStatements",
     "Migration",
     "RelationalProvider",
     "RetriesTransientErrors",
@@ -91,6 +99,7 @@ __all__ = [
     "Statements",
     "Table",
     "Transaction",
+    "TransferStatements",
     "TransientDatabaseError",
     "chunk_sizes",
     "create_index",

@@ -36,7 +36,7 @@ consumes the result, syncs them too.
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -51,6 +51,7 @@ from ostinato.provider import (
     ActivityWorkItem,
     InstanceQuery,
     InstanceRecord,
+    InstanceSnapshot,
     OrchestrationCheckpoint,
     OrchestrationMessage,
     OrchestrationWorkItem,
@@ -61,6 +62,7 @@ from ostinato.provider import (
 )
 from ostinato.relational.connection import Cursor, Transaction
 from ostinato.relational.dialect import Dialect
+from ostinato.relational.leases import LeaseStatements
 from ostinato.relational.migrations import migrate
 from ostinato.relational.rows import from_micros, instance_record, instance_row, to_micros
 from ostinato.relational.statements import (
@@ -68,6 +70,7 @@ from ostinato.relational.statements import (
     chunk_sizes,
     largest_chunk,
 )
+from ostinato.relational.transfer import BacklogStatements, TransferStatements
 from ostinato.status import OrchestrationStatus
 
 __all__ = ["BatchOutcome", "CreateRequest", "RelationalProvider", "Script"]
@@ -79,6 +82,8 @@ Script = list[tuple[str, Sequence[Any]]]
 _Completion = tuple[OrchestrationWorkItem, OrchestrationCheckpoint]
 #: The arguments of one :meth:`RelationalProvider.create_instance` call.
 CreateRequest = tuple[InstanceRecord, OrchestrationMessage, ReuseIdPolicy]
+#: Most creates one ``create_instances`` transaction writes (bounds a transaction's size).
+CREATE_BATCH = 1000
 
 
 def _micros(delta: timedelta) -> int:
@@ -104,6 +109,9 @@ class RelationalProvider(StorageProvider):
         self.dialect = dialect
         self.task_hub = task_hub
         self._sql = Statements(dialect)
+        self._transfer_sql = TransferStatements(dialect)
+        self._lease_sql = LeaseStatements(dialect)
+        self._backlog_sql = BacklogStatements(dialect)
         self._largest: dict[int, int] = {}
         #: Per kind of work (named by its peek statement): how many of this provider's writes
         #: may have added some (messages enqueued, activities scheduled), and that count when
@@ -359,6 +367,14 @@ class RelationalProvider(StorageProvider):
                     results[index] = exc
         return results
 
+    def create_instances(self, requests: Sequence[CreateRequest]) -> list[Exception | None]:
+        """Creates in transactions of up to :data:`CREATE_BATCH` requests each (see
+        :meth:`_create_many`)."""
+        results: list[Exception | None] = []
+        for start in range(0, len(requests), CREATE_BATCH):
+            results += self._create_many(requests[start : start + CREATE_BATCH])
+        return results
+
     def send_message(self, message: OrchestrationMessage) -> None:
         script: Script = []
         self._enqueue(script, [message], self._now_micros())
@@ -424,6 +440,116 @@ class RelationalProvider(StorageProvider):
             for statement in (s.history_delete, s.inbox_delete, s.queue_delete, s.activity_delete):
                 cur.execute(statement, key)
         return True
+
+    # -- state transfer -------------------------------------------------------------------
+    def export_state(self) -> Iterator[InstanceSnapshot]:
+        after: str | None = None
+        while page := self._export_page(after, 100):
+            yield from page
+            after = page[-1].instance_id
+
+    def _export_page(self, after: str | None, limit: int) -> list[InstanceSnapshot]:
+        t, hub, start = self._transfer_sql, self.task_hub, after or ""
+        with self._read() as cur:
+            cur.execute(t.ids_after, (hub, start, hub, start, hub, start, limit))
+            ids = [row[0] for row in cur.fetchall()]
+            if not ids:
+                return []
+            records = self._fetch(cur, self._in(self._sql.instances_in, (hub,), ids))
+            events = self._fetch(cur, self._in(t.history_in, (hub,), ids))
+            bodies = self._fetch(cur, self._in(t.inbox_in, (hub,), ids))
+            tasks = self._fetch(cur, self._in(t.activities_in, (hub,), ids))
+        by_id = {row[0]: instance_record(row) for row in records}
+        histories: dict[str, list[HistoryEvent]] = {}
+        for iid, text in events:
+            histories.setdefault(iid, []).extend(history.loads_many(text))
+        messages: dict[str, list[OrchestrationMessage]] = {}
+        for iid, body in bodies:
+            messages.setdefault(iid, []).append(OrchestrationMessage.from_json(body))
+        activities: dict[str, list[ActivityTask]] = {}
+        for iid, execution_id, task_id, name, payload in tasks:
+            activities.setdefault(iid, []).append(
+                ActivityTask(iid, execution_id, task_id, name, payload)
+            )
+        return [
+            InstanceSnapshot(
+                instance_id=iid,
+                record=by_id.get(iid),
+                history=histories.get(iid, []),
+                messages=messages.get(iid, []),
+                activity_tasks=activities.get(iid, []),
+            )
+            for iid in ids
+        ]
+
+    def import_snapshot(self, snapshot: InstanceSnapshot) -> None:
+        s, hub, iid, now = self._sql, self.task_hub, snapshot.instance_id, self._now_micros()
+        script: Script = []
+        if snapshot.record is not None:
+            self._rows(script, s.instances_insert, [(hub, *instance_row(snapshot.record))])
+        if snapshot.history:
+            self._rows(script, s.history_insert, [(hub, iid, history.dumps_many(snapshot.history))])
+        if snapshot.activity_tasks:
+            self._work_may_be_added(s.activity_peek)
+        self._rows(
+            script,
+            s.activity_insert,
+            [
+                (hub, iid, t.execution_id, t.task_id, t.name, t.input, now, 0)
+                for t in snapshot.activity_tasks
+            ],
+        )
+        self._enqueue(script, snapshot.messages, now)
+        with self._write(notify=True, status_changed=(iid,)) as cur:
+            cur.execute(self._transfer_sql.holds_id, (hub, iid) * 3)
+            if cur.fetchall():
+                raise InstanceAlreadyExistsError(iid)
+            self._run(cur, script)
+
+    def active_workers(self) -> list[str]:
+        """The workers holding a lock now (an idle worker holds none)."""
+        now = self._now_micros()
+        with self._read() as cur:
+            cur.execute(self._transfer_sql.lock_owners, (self.task_hub, now) * 2)
+            return sorted({row[0] for row in cur.fetchall()})
+
+    def backlog(self) -> dict[str, int]:
+        sql, params = self._backlog_sql, (self.task_hub, self._now_micros())
+        counts: dict[str, int] = {}
+        with self._read() as cur:
+            for kind, statement in (
+                ("orchestrations", sql.orchestrations),
+                ("activities", sql.activities),
+            ):
+                cur.execute(statement, params)
+                counts[kind] = int(cur.fetchall()[0][0])
+        return counts
+
+    # -- leases ---------------------------------------------------------------------------
+    def acquire_lease(self, name: str, owner: str, duration: timedelta) -> bool:
+        sql, hub = self._lease_sql, self.task_hub
+        try:
+            with self._write(durable=False) as cur:
+                now = self._now_micros()
+                expires = now + _micros(duration)
+                cur.execute(sql.select, (hub, name))
+                rows = cur.fetchall()
+                if not rows:
+                    cur.execute(sql.insert, (hub, name, owner, expires))
+                    return True
+                holder, held_until = rows[0]
+                if holder != owner and held_until > now:
+                    return False
+                cur.execute(sql.update, (owner, expires, hub, name))
+                return True
+        except Exception as exc:
+            if self.dialect.is_unique_violation(exc):
+                return False  # another worker created it first
+            raise
+
+    def release_lease(self, name: str, owner: str) -> None:
+        with self._write(durable=False) as cur:
+            cur.execute(self._lease_sql.delete, (self.task_hub, name, owner))
 
     # -- group commit ---------------------------------------------------------------------
     def _commit_batch(

@@ -22,6 +22,9 @@ quoting or validation). Tables:
     timer or for an expired lock.
 ``ostinato_activities``
     The activity queue; the same ``visible_at``/lock convention per task.
+``ostinato_leases``
+    Named leases of a task hub (``owner`` until ``expires_at``), electing one worker for
+    background jobs such as retention.
 
 Times are 64-bit integers: microseconds since the Unix epoch, UTC. Migrations only ever add:
 a database is brought forward by applying every migration newer than its version, in one
@@ -41,6 +44,7 @@ __all__ = [
     "INSTANCES",
     "INSTANCE_COLUMNS",
     "LATEST_VERSION",
+    "LEASES",
     "MIGRATIONS",
     "ORCHESTRATION_QUEUE",
     "SCHEMA_TABLE",
@@ -61,8 +65,9 @@ HISTORY = "ostinato_history"
 INBOX = "ostinato_inbox"
 ORCHESTRATION_QUEUE = "ostinato_orchestration_queue"
 ACTIVITIES = "ostinato_activities"
+LEASES = "ostinato_leases"
 #: Every table of the schema.
-TABLES = (SCHEMA_TABLE, INSTANCES, HISTORY, INBOX, ORCHESTRATION_QUEUE, ACTIVITIES)
+TABLES = (SCHEMA_TABLE, INSTANCES, HISTORY, INBOX, ORCHESTRATION_QUEUE, ACTIVITIES, LEASES)
 
 #: The instance-record columns, in the order the statements read and write them.
 INSTANCE_COLUMNS: tuple[str, ...] = (
@@ -249,6 +254,22 @@ MIGRATIONS: tuple[Migration, ...] = (
     # No DDL: a history row may now hold a step's run of events (history.dumps_many), which an
     # older ostinato could not read. The version makes an older ostinato refuse the database.
     Migration(2, "history rows hold a run of events"),
+    Migration(
+        3,
+        "leases",
+        tables=(
+            Table(
+                LEASES,
+                (
+                    _c("task_hub", _K, False),
+                    _c("name", _K, False),
+                    _c("owner", _K, False),
+                    _c("expires_at", _B, False),
+                ),
+                primary_key=("task_hub", "name"),
+            ),
+        ),
+    ),
 )
 
 #: The schema version this code reads and writes.

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -52,6 +53,7 @@ from ostinato.provider import (
     OrchestrationWorkItem,
     StorageProvider,
 )
+from ostinato.runtime import telemetry
 from ostinato.status import OrchestrationStatus
 
 #: How long messages for a not-yet-started instance wait before they are looked at again.
@@ -70,6 +72,8 @@ class Step:
     run: OrchestrationRun | None
     #: While the step is in flight: the thread that processed it (see the module doc).
     thread: int | None = None
+    #: Called once the checkpoint committed (telemetry: the spans and counts of the step).
+    on_commit: Callable[[], None] | None = None
 
 
 class RunCache:
@@ -145,6 +149,8 @@ class OrchestrationProcessor:
         if step.run is not None:
             self.cache.put(step.run)
         self._settle(step)
+        if step.on_commit is not None:
+            step.on_commit()
 
     def dropped(self, step: Step) -> None:
         """Record that ``step`` was not committed (lock lost, commit failed): its run is gone."""
@@ -224,7 +230,10 @@ class OrchestrationProcessor:
             events = [m.event for m in others if m.execution_id in (None, execution_id)]
             created_at = record.created_at
 
-        result = run.step(events, now)
+        observer = telemetry.current()
+        trace_context = start.trace_context if start is not None else run.trace_context
+        with observer.step_context(trace_context):
+            result = run.step(events, now)
         if not result.new_events:
             return Step(item, OrchestrationCheckpoint(instance=None, messages=replies), run)
         new_record = InstanceRecord(
@@ -248,7 +257,10 @@ class OrchestrationProcessor:
             activity_tasks=result.activity_tasks,
             messages=result.messages + replies,
         )
-        return Step(item, checkpoint, None if run.ended is not None else run)
+        on_commit = observer.step_finished(
+            item.instance_id, run.name, run.trace_context, run.history, result.new_events
+        )
+        return Step(item, checkpoint, None if run.ended is not None else run, on_commit=on_commit)
 
     def _rebuild(self, item: OrchestrationWorkItem, record: InstanceRecord) -> OrchestrationRun:
         history = self.provider.get_history(item.instance_id)

@@ -44,7 +44,9 @@ from ostinato.history import TaskCompleted, TaskFailed
 from ostinato.orchestration.app import App
 from ostinato.orchestration.context import ActivityContext
 from ostinato.provider import ActivityWorkItem, OrchestrationMessage, StorageProvider
+from ostinato.runtime import telemetry
 from ostinato.runtime.processor import OrchestrationProcessor, Step
+from ostinato.runtime.retention import RetentionPolicy, RetentionSweeper
 
 log = logging.getLogger("ostinato.runtime.worker")
 
@@ -166,6 +168,8 @@ class AsyncWorker:
     :param grace_period: seconds :meth:`stop` lets in-flight work finish.
     :param cache_size: runs of busy instances kept in memory between steps.
     :param batch_size: most work items locked in one provider call.
+    :param retention: purge finished instances older than this policy allows, in the
+        background (one worker per task hub at a time; see :mod:`ostinato.runtime.retention`).
     """
 
     def __init__(
@@ -183,6 +187,7 @@ class AsyncWorker:
         batch_size: int = 50,
         converter: DataConverter | None = None,
         worker_id: str | None = None,
+        retention: RetentionPolicy | None = None,
     ) -> None:
         if max_concurrent_orchestrations < 1 or max_concurrent_activities < 1:
             raise ValueError("Concurrency limits must be at least 1")
@@ -206,6 +211,9 @@ class AsyncWorker:
         self._pool: _Threads | None = None
         self._threads: list[threading.Thread] = []
         self._renewer_thread: threading.Thread | None = None
+        self.retention = (
+            None if retention is None else RetentionSweeper(provider, retention, self.worker_id)
+        )
         self._stopping = threading.Event()
         self._stopped = threading.Event()
         self._orchestration_signal = _Signal()
@@ -265,6 +273,9 @@ class AsyncWorker:
             target=self._renewer, name="ostinato-lock-renewer", daemon=True
         )
         self._renewer_thread.start()
+        if self.retention is not None:
+            self.retention.start()
+        telemetry.current().watch(self.provider)
         log.info("Worker %s started", self.worker_id)
 
     def _stop(self) -> None:
@@ -290,6 +301,9 @@ class AsyncWorker:
             while self._results or self._committing:
                 self._settled.wait(1.0)
         self._stopped.set()
+        if self.retention is not None:
+            self.retention.stop()
+        telemetry.current().unwatch(self.provider)
         if self._renewer_thread is not None:
             self._renewer_thread.join()
         self.provider.changes.unsubscribe(self._on_change)
@@ -375,8 +389,11 @@ class AsyncWorker:
     def _process_and_commit(self, items: list[Any], seen: int) -> None:
         """Process a batch of work items and commit their checkpoints (``seen``: the
         orchestration signal's version before they were locked)."""
+        observer = telemetry.current()
+        began = time.monotonic()
         steps: list[Step] = []
         for item in items:
+            observer.delivered("orchestration", item.dequeue_count)
             try:
                 steps.append(self.processor.process(item))
             except Exception:
@@ -407,6 +424,7 @@ class AsyncWorker:
             for index, step in enumerate(steps):
                 if results is not None and results[index] is None:
                     self.processor.committed(step)
+                    observer.step_committed(time.monotonic() - began)
                 else:
                     self.processor.dropped(step)
         for step, error in zip(steps, results, strict=True):
@@ -456,6 +474,7 @@ class AsyncWorker:
             with contextlib.suppress(Exception):
                 self.provider.abandon_activity_work_item(item, None)
             return
+        telemetry.current().delivered("activity", item.dequeue_count)
         running = _RunningActivity(item)
         with self._guard:
             self._activities[id(running)] = running
@@ -498,19 +517,25 @@ class AsyncWorker:
 
     def _run_sync(self, running: _RunningActivity) -> None:
         item = running.item
-        try:
-            fn, ctx, value = self._context(item)
-            message = self._outcome(item, fn(ctx, value))
-        except Exception as exc:  # noqa: BLE001 - activity failures go back to the orchestration
-            message = self._failure(item, exc)
+        with telemetry.current().activity(item, self.provider) as observed:
+            try:
+                fn, ctx, value = self._context(item)
+                message = self._outcome(item, fn(ctx, value))
+            except Exception as exc:  # noqa: BLE001 - failures go back to the orchestration
+                if observed is not None:
+                    observed.failed(exc)
+                message = self._failure(item, exc)
         self._activity_finished(running, message)
 
     async def _run_async(self, item: ActivityWorkItem) -> OrchestrationMessage:
-        try:
-            fn, ctx, value = self._context(item)
-            return self._outcome(item, await fn(ctx, value))
-        except Exception as exc:  # noqa: BLE001 - activity failures go back to the orchestration
-            return self._failure(item, exc)
+        with telemetry.current().activity(item, self.provider) as observed:
+            try:
+                fn, ctx, value = self._context(item)
+                return self._outcome(item, await fn(ctx, value))
+            except Exception as exc:  # noqa: BLE001 - failures go back to the orchestration
+                if observed is not None:
+                    observed.failed(exc)
+                return self._failure(item, exc)
 
     def _async_done(
         self, running: _RunningActivity, future: concurrent.futures.Future[OrchestrationMessage]
@@ -597,6 +622,7 @@ class WorkerOptions(TypedDict, total=False):
     batch_size: int
     converter: DataConverter | None
     worker_id: str | None
+    retention: RetentionPolicy | None
 
 
 class Worker:

@@ -60,6 +60,9 @@ WRITER_AUTOCHECKPOINT_PAGES = 10000
 CATCH_UP_PAGES = 2000
 #: Seconds the background checkpointer lets commits accumulate before a checkpoint.
 CHECKPOINT_INTERVAL = 0.02
+#: Free pages one reclaim_space call gives back (4 KiB each: 8 MiB), so it holds the write
+#: lock only briefly.
+RECLAIM_PAGES = 2048
 
 #: The longest busy timeout SQLite takes (its milliseconds are a 32-bit integer).
 MAX_BUSY_TIMEOUT = (2**31 - 1) // 1000
@@ -440,6 +443,32 @@ class SqliteProvider(RelationalProvider):
             with self._errors():
                 yield self._reader()
 
+    # -- space ----------------------------------------------------------------------------
+    def reclaim_space(self, max_pages: int = RECLAIM_PAGES) -> None:
+        """Give up to ``max_pages`` free pages back to the file system (incremental vacuum).
+
+        Databases created by this version free pages this way; an older file keeps them for
+        reuse until a one-off ``VACUUM`` (``sqlite3 FILE 'PRAGMA auto_vacuum = INCREMENTAL;
+        VACUUM;'``) switches it over.
+        """
+        if self.in_memory:
+            return
+        if not self._ready:
+            self.setup()
+        with self._mutex, self._errors():
+            cursor = self._writer()
+            try:
+                # As a script: sqlite3's execute() steps a statement without result columns
+                # once, and each step of incremental_vacuum frees one page.
+                cursor.executescript(
+                    f"BEGIN IMMEDIATE; PRAGMA incremental_vacuum({int(max_pages)}); COMMIT;"
+                )
+            except BaseException:
+                if cursor.connection.in_transaction:
+                    cursor.execute("ROLLBACK")
+                raise
+            self._commits_pending.set()
+
     # -- lifecycle ------------------------------------------------------------------------
     def setup(self) -> None:
         """Create or migrate the schema; refuse corrupt files and other applications' databases."""
@@ -449,6 +478,9 @@ class SqliteProvider(RelationalProvider):
             if not self.in_memory:
                 with self._mutex, self._errors():
                     writer = self._writer()
+                    # Takes effect in a new database (before its first table): pages freed by
+                    # purges can then be given back a few at a time (reclaim_space).
+                    writer.execute("PRAGMA auto_vacuum = INCREMENTAL").fetchall()
                     (mode,) = writer.execute("PRAGMA journal_mode = WAL").fetchall()[0]
                     self._wal = str(mode).lower() == "wal"
                     if not self._wal:

@@ -74,3 +74,13 @@ CREATE INDEX ostinato_activities_visible ON ostinato_activities (task_hub, visib
 CREATE INDEX ostinato_activities_instance ON ostinato_activities (task_hub, instance_id);
 
 -- migration 2: history rows hold a run of events
+
+-- migration 3: leases
+
+CREATE TABLE ostinato_leases (
+    task_hub TEXT NOT NULL,
+    name TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (task_hub, name)
+);

@@ -64,6 +64,7 @@ from ostinato.provider import (
     ActivityWorkItem,
     InstanceQuery,
     InstanceRecord,
+    InstanceSnapshot,
     OrchestrationCheckpoint,
     OrchestrationMessage,
     OrchestrationWorkItem,
@@ -75,8 +76,10 @@ from ostinato.provider import (
     encode_failure,
     new_lock_token,
 )
+from ostinato.runtime import telemetry
 from ostinato.status import OrchestrationStatus
 
+from ostinato_azure import _leases, _transfer
 from ostinato_azure._errors import ignoring_lost_message, lost_message
 from ostinato_azure._keys import (
     instance_id_of,
@@ -1040,6 +1043,8 @@ class AzureStorageProvider(StorageProvider):
         put_property(entity, "Body", str(raw.content), iid or "poison", self.blobs)
         self.count("table.upsert")
         self._poison.upsert_entity(entity, mode=UpdateMode.REPLACE)
+        kind = "activity" if queue_name == self.names.activity_queue else "orchestration"
+        telemetry.current().dead_lettered(kind, queue_name)
 
     def list_poison_messages(self) -> list[dict[str, Any]]:
         """Messages moved to the poison table: id, queue, instance, dequeue count, reason."""
@@ -1895,6 +1900,45 @@ class AzureStorageProvider(StorageProvider):
         lock.queue_expires = now + timedelta(seconds=seconds) - _MARGIN
         lock.expires = now + lock_timeout
         item.locked_until = lock.expires
+
+    # -- state transfer (see ._transfer) --------------------------------------------------
+    def export_state(self) -> Iterator[InstanceSnapshot]:
+        with self._mapped_errors("export the task hub"):
+            yield from _transfer.export_state(self)
+
+    def import_snapshot(self, snapshot: InstanceSnapshot) -> None:
+        with self._mapped_errors("import an instance"):
+            _transfer.import_snapshot(self, snapshot)
+
+    def active_workers(self) -> list[str]:
+        with self._mapped_errors("list the running workers"):
+            return _transfer.active_workers(self)
+
+    # -- monitoring -----------------------------------------------------------------------
+    def backlog(self) -> dict[str, int]:
+        """Approximate message counts of the queues (hidden timers included): orchestration
+        messages in the control queues, activity tasks in the work-item queue."""
+        with self._mapped_errors("count the backlog"):
+            self.setup()
+            self.count("queue.properties", len(self._control) + 1)
+            control = sum(
+                q.get_queue_properties().approximate_message_count or 0 for q in self._control
+            )
+            tasks = self._activity_queue.get_queue_properties().approximate_message_count or 0
+        return {"orchestrations": control, "activities": tasks}
+
+    # -- leases (see ._leases) ------------------------------------------------------------
+    def acquire_lease(self, name: str, owner: str, duration: timedelta) -> bool:
+        with self._mapped_errors("take a lease"):
+            self.setup()
+            self.count("table.update")
+            return _leases.acquire(self._partitions_table, name, owner, duration)
+
+    def release_lease(self, name: str, owner: str) -> None:
+        with self._mapped_errors("release a lease"):
+            self.setup()
+            self.count("table.delete")
+            _leases.release(self._partitions_table, name, owner)
 
 
 __all__ = ["AzureStorageProvider"]

@@ -82,6 +82,13 @@ CREATE INDEX ostinato_inbox_instance ON [ostinato].[ostinato_inbox] (task_hub, i
 CREATE INDEX ostinato_orchestration_queue_visible ON [ostinato].[ostinato_orchestration_queue] (task_hub, visible_at);
 CREATE INDEX ostinato_activities_visible ON [ostinato].[ostinato_activities] (task_hub, visible_at);
 CREATE INDEX ostinato_activities_instance ON [ostinato].[ostinato_activities] (task_hub, instance_id);
+CREATE TABLE [ostinato].[ostinato_leases] (
+    task_hub NVARCHAR(200) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    name NVARCHAR(200) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    owner NVARCHAR(200) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    expires_at BIGINT NOT NULL,
+    PRIMARY KEY (task_hub, name)
+);
 
 -- toolkit: activity_abandon
 UPDATE [ostinato].[ostinato_activities] SET visible_at = ?, locked_by = NULL, lock_token = NULL WHERE task_hub = ? AND id = ? AND lock_token = ? AND visible_at > ?;

@@ -32,6 +32,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote, urlencode
 
 from ostinato_postgres.provider import PostgresProvider
 
@@ -323,13 +324,38 @@ def benchmark_provider(_tmp_dir: object = None) -> PostgresProvider:
     durable defaults (``fsync`` on). The hub's schema is dropped when the provider is closed.
     Raises ``ImportError`` when no PostgreSQL is available (the harness then skips the row).
     """
+    return _BenchmarkProvider(benchmark_dsn(), task_hub=f"bench_{uuid.uuid4().hex[:10]}")
+
+
+def benchmark_dsn() -> str:
+    """The DSN of the benchmark's server (started once per process; see
+    :func:`benchmark_provider`), for peers that run on the same server. Raises ``ImportError``
+    when no PostgreSQL is available."""
     global _BENCH_SERVER
     if _BENCH_SERVER is None:
         try:
             _BENCH_SERVER = start_server(durable=True)
         except PostgresUnavailable as exc:
             raise ImportError(f"no PostgreSQL for the benchmark: {exc}") from exc
-    return _BenchmarkProvider(_BENCH_SERVER.dsn, task_hub=f"bench_{uuid.uuid4().hex[:10]}")
+    return _BENCH_SERVER.dsn
+
+
+def benchmark_database_url(name: str) -> str:
+    """A fresh database ``name`` on the benchmark's server, as a ``postgresql://`` URL (for
+    peers such as DBOS that take one). An existing database of that name is dropped first."""
+    import psycopg
+    from psycopg import conninfo, sql
+
+    dsn = benchmark_dsn()
+    with psycopg.connect(dsn, autocommit=True) as connection:
+        connection.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    parts = conninfo.conninfo_to_dict(dsn)
+    user = quote(str(parts.get("user", "postgres")), safe="")
+    password = parts.get("password")
+    auth = user + (f":{quote(str(password), safe='')}" if password else "")
+    query = {k: str(v) for k, v in parts.items() if k in ("host", "port", "sslmode")}
+    return f"postgresql://{auth}@/{name}?{urlencode(query)}"
 
 
 class _BenchmarkProvider(PostgresProvider):
