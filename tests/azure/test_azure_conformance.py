@@ -8,6 +8,11 @@ from ostinato_azure import AzureStorageProvider
 from ostinato_conformance import ProviderConformanceTests
 from ostinato_conformance.base import ProviderFactory
 
+#: Azurite answers every call of the state machine and the generated programs (thousands per
+#: test) on the same two shared cores as the tests: on a loaded machine one of those tests
+#: runs for many minutes, so the deadline is the suite's slowest test on a busy machine.
+pytestmark = pytest.mark.timeout(1800)
+
 
 class TestAzureStorageProvider(ProviderConformanceTests):
     @pytest.fixture

@@ -401,3 +401,50 @@ def test_a_step_s_events_round_trip_as_one_text_and_corrupt_rows_raise_clearly()
     for corrupt in ("{broken", "[1, 2]", "42", '[{"v": 1, "type": "NoSuchEvent"}]'):
         with pytest.raises(ot.SerializationError):
             events_format.loads_many(corrupt)
+
+
+def test_a_retried_parent_step_starts_its_child_once_and_gets_its_result_again() -> None:
+    """A parent step that is processed again (its first commit failed after the sends) sends
+    the same child start; the child drops it while running and answers it once finished."""
+    app = ot.App()
+
+    @app.orchestrator
+    def child(ctx: ot.OrchestrationContext, value: Any) -> Any:
+        return (yield ctx.call_activity("a", input=value))
+
+    @app.orchestrator
+    def parent(ctx: ot.OrchestrationContext, _: Any) -> Any:
+        return (yield ctx.call_sub_orchestrator(child, input=1, instance_id="kid"))
+
+    provider = ot.InMemoryProvider()
+    client = ot.Client(provider)
+    processor = OrchestrationProcessor(app, provider, CONVERTER, 0)
+    client.schedule_new_orchestration(parent, instance_id="p")
+    item = provider.lock_next_orchestration_work_item("w", timedelta(seconds=30))
+    assert item is not None
+    sends = [processor.process(item).checkpoint.messages for _ in range(2)]  # first, retry
+    starts = [
+        [(m.instance_id, getattr(m.event, "execution_id", None)) for m in sent] for sent in sends
+    ]
+    assert len(starts[0]) == 1 and starts[0] == starts[1], "the retry started another execution"
+    child_start = sends[0][0]
+    provider.send_message(child_start)  # the first attempt's send, then the retried step
+    step = processor.process(item)
+    provider.complete_orchestration_work_item(item, step.checkpoint)
+    processor.committed(step)
+    drive(processor, provider)
+    done = provider.get_instance("p")
+    assert done is not None and done.runtime_status is ot.OrchestrationStatus.COMPLETED
+    assert done.output == '"a!"'
+    history = provider.get_history("kid")
+    assert sum(isinstance(e, ExecutionStarted) for e in history) == 1
+
+    # The same start once more, after both finished: the child answers with its result.
+    provider.send_message(child_start)
+    item = provider.lock_next_orchestration_work_item("w", timedelta(seconds=30))
+    assert item is not None and item.instance_id == "kid"
+    replies = processor.process(item).checkpoint.messages
+    assert [(m.instance_id, type(m.event).__name__) for m in replies] == [
+        ("p", "SubOrchestrationInstanceCompleted")
+    ]
+    assert getattr(replies[0].event, "result", None) == '"a!"'

@@ -215,3 +215,35 @@ def test_a_step_that_only_schedules_an_activity_does_not_wake_the_orchestration_
 
     _, started, finished = run_one_slow_marked(kind, tmp_path, record_bumps)
     assert len([t for t in bumps if started <= t <= finished]) == 2, bumps
+
+
+class _LifecycleProvider(ot.InMemoryProvider):
+    """Records the lifecycle calls a worker and a client make."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[str] = []
+
+    def close(self) -> None:
+        self.calls.append("close")
+
+    def worker_stopped(self, worker_id: str) -> None:
+        self.calls.append(f"worker_stopped {worker_id}")
+
+
+def test_worker_and_client_never_close_the_provider_they_were_given() -> None:
+    app = ot.App()
+
+    @app.orchestrator
+    def nothing(ctx: ot.OrchestrationContext, _: Any) -> Any:
+        return "done"
+
+    provider = _LifecycleProvider()
+    client = ot.Client(provider)
+    with ot.Worker(app, provider, max_poll_interval=0.05) as worker:
+        iid = client.schedule_new_orchestration(nothing)
+        assert client.wait_for_orchestration_completion(iid, timeout=10).output == "done"
+    assert provider.calls == [f"worker_stopped {worker.worker_id}"]
+    with provider:
+        client.get_orchestration_state(iid)
+    assert provider.calls[-1] == "close"

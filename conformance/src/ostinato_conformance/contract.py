@@ -76,6 +76,8 @@ from ostinato_conformance.workers import (
     activity_runs,
     echo,
     hello_cities,
+    parent_after_activity,
+    parent_of_waiting_child,
     running_worker,
     sleep_then_report,
     wait_for_go,
@@ -117,6 +119,15 @@ EDGE_CASE_IDS = {
     "digits-only": "0123456789",
     "at-inside": "user@example",
     "surrogate-range-astral": "\U00010348\U0001d11e",
+    "noncharacter-ffff": "a\uffffb",
+    "noncharacters-fffe-fdd0": "\ufffe\ufdd0\U0010ffff",
+    "single-quote": "'",
+    "doubled-quotes": "''a''",
+    "percent": "%",
+    "percent-escapes": "%25%27%0A%",
+    "max-length-non-bmp-mix": ("\U0001f3b5a'%\uffff" * 20),
+    "odata-keywords": "a' or PartitionKey ne '",
+    "private-use": "\ue000\U000f0000",
 }
 
 
@@ -181,6 +192,17 @@ class ProviderContractTests(ConformanceTestBase):
         assert isinstance(caps, ProviderCapabilities)
         if caps.max_payload_bytes is not None:
             assert caps.max_payload_bytes > 0
+
+    def test_provider_is_a_context_manager_with_an_idempotent_close(
+        self, provider: StorageProvider
+    ) -> None:
+        with provider as entered:
+            assert entered is provider
+            create(provider, "before-close")
+        provider.close()  # closing a closed provider does nothing
+        provider.worker_stopped("a-worker-that-never-ran")
+        stored = provider.get_instance("before-close")  # used again: it reopens
+        assert stored is not None and stored.instance_id == "before-close"
 
     def test_setup_is_idempotent(self, provider: StorageProvider) -> None:
         create(provider, "survives-setup")
@@ -584,6 +606,59 @@ class ProviderContractTests(ConformanceTestBase):
             state = client.wait_for_orchestration_completion(iid, timeout=COMPLETION_TIMEOUT)
         assert faulty.injected, f"the run made fewer than {call} worker calls"
         assert state.output == HELLO_RESULT, describe_injected(faulty)
+
+    # -- a checkpoint that failed after its sends ----------------------------------------------
+    def test_retried_step_does_not_fail_its_running_sub_orchestration(
+        self, provider: StorageProvider
+    ) -> None:
+        """The parent's step fails after its child's start went out; its retry starts the
+        child again, which must count as a duplicate (not as another instance of that id)."""
+        faulty = FaultInjectingProvider(provider, FaultPlan())
+        faulty.send_then_raise_once(_starts_a_sub_orchestration)
+        client = ot.Client(faulty)
+        with running_worker(faulty):
+            iid = client.schedule_new_orchestration(parent_of_waiting_child)
+            child = f"{iid}-child"
+            self._wait_for_child_started_by(client, iid, child)
+            client.raise_orchestration_event(child, "go", data="went")
+            state = client.wait_for_orchestration_completion(iid, timeout=COMPLETION_TIMEOUT)
+        assert [e.method for e in faulty.injected] == ["complete_orchestration_work_item"]
+        assert state.runtime_status is OrchestrationStatus.COMPLETED, state.failure_details
+        assert state.output == "went"
+        kinds = Counter(type(e).__name__ for e in provider.get_history(child))
+        assert kinds["ExecutionStarted"] == 1 and kinds["ExecutionCompleted"] == 1
+
+    def test_retried_step_gets_the_result_of_its_finished_sub_orchestration(
+        self, provider: StorageProvider
+    ) -> None:
+        """The child finishes (and answers) before the parent's failed step is retried: the
+        answer finds no open task and is dropped; the retried start brings it back."""
+        faulty = FaultInjectingProvider(provider, FaultPlan())
+        faulty.send_then_raise_once(_starts_a_sub_orchestration)
+        client = ot.Client(faulty)
+        with running_worker(faulty):
+            iid = client.schedule_new_orchestration(parent_after_activity, input="v")
+            state = client.wait_for_orchestration_completion(iid, timeout=COMPLETION_TIMEOUT)
+        assert [e.method for e in faulty.injected] == ["complete_orchestration_work_item"]
+        assert state.runtime_status is OrchestrationStatus.COMPLETED, state.failure_details
+        assert state.output == ["v", "v"]
+        kinds = Counter(type(e).__name__ for e in provider.get_history(f"{iid}-child"))
+        assert kinds["ExecutionStarted"] == 1, "the child ran twice"
+
+    def _wait_for_child_started_by(self, client: ot.Client, parent: str, child: str) -> None:
+        """Until the child runs and the parent's retried step has recorded starting it."""
+        deadline = time.monotonic() + COMPLETION_TIMEOUT
+        while time.monotonic() < deadline:
+            state = client.get_orchestration_state(child)
+            recorded = any(
+                type(e).__name__ == "SubOrchestrationInstanceCreated"
+                for e in client.get_orchestration_history(parent)
+            )
+            running = state is not None and state.runtime_status is OrchestrationStatus.RUNNING
+            if running and recorded:
+                return
+            time.sleep(0.02)
+        raise AssertionError(f"{child!r} did not start, or {parent!r} did not record it")
 
     # -- one owner ------------------------------------------------------------------------------
     def test_locked_instance_is_not_handed_to_another_worker(
@@ -1297,6 +1372,13 @@ class ProviderContractTests(ConformanceTestBase):
         for iid in ids:
             kinds = Counter(type(e).__name__ for e in provider.get_history(iid))
             assert kinds["TaskCompleted"] == 3 and kinds["ExecutionCompleted"] == 1
+
+
+def _starts_a_sub_orchestration(checkpoint: OrchestrationCheckpoint) -> bool:
+    return any(
+        isinstance(m.event, ExecutionStarted) and m.event.parent is not None
+        for m in checkpoint.messages
+    )
 
 
 class _CrashFirst:

@@ -11,7 +11,11 @@ completing, abandoning, renewing, reading history) and, at the call numbers a
 * ``HANG``: sleep past the lock timeout, then make the call (a stalled worker);
 * ``AMBIGUOUS_COMMIT``: the call commits, then raises as a connection reset or a timeout
   after the commit would: the caller can't tell whether it took effect. A lock call's claim
-  stays committed, so its work item is held by nobody until its lock expires.
+  stays committed, so its work item is held by nobody until its lock expires;
+* ``SEND_THEN_RAISE`` (``complete_orchestration_work_item`` only; elsewhere ``RAISE_BEFORE``):
+  send the checkpoint's outbound messages, then raise without writing the rest: what a
+  non-transactional provider leaves behind when a write after its sends fails. (Its activity
+  tasks are not sent: the contract has no call that enqueues one alone.)
 
 Client-side writes (``create_instance``, ``send_message``, ``purge_instance``) are counted
 separately: ``FaultPlan.ambiguous_client_writes`` names the client write numbers that commit
@@ -70,6 +74,7 @@ class FaultKind(enum.Enum):
     CRASH_AFTER = "crash_after"
     HANG = "hang"
     AMBIGUOUS_COMMIT = "ambiguous_commit"
+    SEND_THEN_RAISE = "send_then_raise"
 
     @property
     def needs_lock_expiry(self) -> bool:
@@ -127,6 +132,15 @@ class FaultInjectingProvider(StorageProvider):
         self.client_writes = 0
         self._mutex = threading.Lock()
         self._dead_tokens: set[str] = set()
+        self._partial_when: Callable[[OrchestrationCheckpoint], bool] | None = None
+
+    def send_then_raise_once(self, when: Callable[[OrchestrationCheckpoint], bool]) -> None:
+        """Fail the first completion whose checkpoint matches ``when`` after its sends.
+
+        The same as a planned ``SEND_THEN_RAISE``, chosen by what the checkpoint holds rather
+        than by call number (for tests whose call order depends on thread timing).
+        """
+        self._partial_when = when
 
     # -- plumbing -------------------------------------------------------------------------
     @property
@@ -149,7 +163,13 @@ class FaultInjectingProvider(StorageProvider):
         with self._mutex:
             self._dead_tokens.add(token)
 
-    def _call(self, method: str, fn: Callable[[], T], token: str | None = None) -> T:
+    def _call(
+        self,
+        method: str,
+        fn: Callable[[], T],
+        token: str | None = None,
+        partial: Callable[[], None] | None = None,
+    ) -> T:
         if token is not None:
             self._check_alive(method, token)
         kind = self._fault_for(method)
@@ -161,6 +181,8 @@ class FaultInjectingProvider(StorageProvider):
         if kind is FaultKind.AMBIGUOUS_COMMIT:
             fn()
             raise AmbiguousCommit(f"injected {kind.value} in {method}: connection reset")
+        if kind is FaultKind.SEND_THEN_RAISE and partial is not None:
+            partial()
         if kind in (FaultKind.RAISE_AFTER, FaultKind.CRASH_AFTER):
             fn()
         if token is not None and kind in (FaultKind.CRASH_BEFORE, FaultKind.CRASH_AFTER):
@@ -198,7 +220,7 @@ class FaultInjectingProvider(StorageProvider):
         if kind is FaultKind.HANG:
             time.sleep(self.plan.hang_seconds)
             return item
-        if kind in (FaultKind.RAISE_BEFORE, FaultKind.RAISE_AFTER):
+        if kind in (FaultKind.RAISE_BEFORE, FaultKind.RAISE_AFTER, FaultKind.SEND_THEN_RAISE):
             abandon(item)
         elif kind is FaultKind.AMBIGUOUS_COMMIT:
             raise AmbiguousCommit(f"injected {kind.value} in {method}: connection reset")
@@ -212,6 +234,9 @@ class FaultInjectingProvider(StorageProvider):
 
     def close(self) -> None:
         self.inner.close()
+
+    def worker_stopped(self, worker_id: str) -> None:
+        self.inner.worker_stopped(worker_id)
 
     def create_instance(
         self, record: InstanceRecord, start: OrchestrationMessage, policy: ReuseIdPolicy
@@ -252,11 +277,31 @@ class FaultInjectingProvider(StorageProvider):
     def complete_orchestration_work_item(
         self, item: OrchestrationWorkItem, checkpoint: OrchestrationCheckpoint
     ) -> None:
+        with self._mutex:
+            when = self._partial_when
+            if when is not None and when(checkpoint):
+                self._partial_when = None
+                self.injected.append(
+                    InjectedEvent(
+                        self.calls, "complete_orchestration_work_item", FaultKind.SEND_THEN_RAISE
+                    )
+                )
+            else:
+                when = None
+        if when is not None:
+            self._check_alive("complete_orchestration_work_item", item.lock_token)
+            self._send_outbound(checkpoint)
+            raise InjectedFault("injected send_then_raise in complete_orchestration_work_item")
         self._call(
             "complete_orchestration_work_item",
             lambda: self.inner.complete_orchestration_work_item(item, checkpoint),
             token=item.lock_token,
+            partial=lambda: self._send_outbound(checkpoint),
         )
+
+    def _send_outbound(self, checkpoint: OrchestrationCheckpoint) -> None:
+        for message in checkpoint.messages:
+            self.inner.send_message(message)
 
     def abandon_orchestration_work_item(
         self, item: OrchestrationWorkItem, delay: timedelta | None = None

@@ -149,6 +149,10 @@ class ModelInstance:
     history: list[str] = field(default_factory=list)
 
 
+#: Seconds ``drain_all_work`` may take before what is still visible counts as never handed out.
+DRAIN_DEADLINE = 60.0
+
+
 def _sleep_until(moment: datetime) -> None:
     while (now := utcnow()) < moment:
         time.sleep(max((moment - now).total_seconds(), 0.001))
@@ -813,7 +817,9 @@ class ProviderMachine(RuleBasedStateMachine):
     def drain_all_work(self) -> None:
         """Workers take and complete everything available; nothing visible may be left."""
         started = utcnow()
-        deadline = time.monotonic() + 5.0
+        # Ends when a lock finds nothing; the deadline only stops a provider that never says
+        # so, and leaves room for a slow store on a busy machine.
+        deadline = time.monotonic() + DRAIN_DEADLINE
         while time.monotonic() < deadline:
             before = utcnow()
             item = self.provider.lock_next_orchestration_work_item("drainer", LONG_LOCK)

@@ -62,6 +62,22 @@ def sleep_then_report(ctx: ot.OrchestrationContext, milliseconds: int) -> Any:
     return [due.isoformat(), ctx.current_utc_datetime.isoformat()]
 
 
+@contract_app.orchestrator
+def parent_of_waiting_child(ctx: ot.OrchestrationContext, _: Any) -> Any:
+    """Starts ``wait_for_go`` as ``<id>-child`` and returns its result."""
+    child = f"{ctx.instance_id}-child"
+    return (yield ctx.call_sub_orchestrator(wait_for_go, instance_id=child))
+
+
+@contract_app.orchestrator
+def parent_after_activity(ctx: ot.OrchestrationContext, value: Any) -> Any:
+    """Runs an activity, then ``echo`` as ``<id>-child``; returns both results."""
+    first = yield ctx.call_activity(echo_activity, input=value)
+    child = f"{ctx.instance_id}-child"
+    second = yield ctx.call_sub_orchestrator(echo, input=value, instance_id=child)
+    return [first, second]
+
+
 @contextmanager
 def running_worker(
     provider: StorageProvider,

@@ -50,7 +50,7 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Self, TypeVar
 
 from ostinato import history
 from ostinato.clock import utcnow
@@ -449,11 +449,32 @@ class StorageProvider(ABC):
         return self._change_signal
 
     # -- lifecycle ------------------------------------------------------------------------
+    # A provider is a context manager: ``with ot.provider_from_config() as provider: ...``
+    # closes it at the end. Whoever creates a provider closes it; a worker or client that
+    # was given one never does (a worker only says, when it stops, that it stopped).
     def setup(self) -> None:
         """Create the task hub's storage if it doesn't exist. Idempotent, safe concurrently."""
 
     def close(self) -> None:
-        """Release connections and other resources."""
+        """Release connections, threads and anything held for workers (e.g. leases).
+
+        Idempotent: closing a closed provider does nothing. A provider used again after
+        ``close()`` reopens what it needs.
+        """
+
+    def worker_stopped(self, worker_id: str) -> None:
+        """The worker ``worker_id`` that took work from this provider stopped.
+
+        Release what it held through this provider that other workers are waiting for (a
+        partition lease, say), without closing the provider: its owner may still use it.
+        The default does nothing.
+        """
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # -- client side ----------------------------------------------------------------------
     @abstractmethod

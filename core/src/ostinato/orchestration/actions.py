@@ -9,6 +9,7 @@ function of the event and the :class:`Origin` that sent it.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -36,7 +37,6 @@ from ostinato.history import (
     TimerCreated,
     TimerFired,
 )
-from ostinato.ids import unique_id
 from ostinato.provider import ActivityTask, OrchestrationMessage
 from ostinato.status import OrchestrationStatus
 
@@ -46,10 +46,14 @@ __all__ = [
     "Origin",
     "SchedulingEvent",
     "StepResult",
+    "child_execution_id",
     "ending_messages",
     "outbound",
     "unlock_messages",
 ]
+
+#: The namespace of derived sub-orchestration execution ids.
+_CHILD_EXECUTIONS = uuid.UUID("5b0e7c1e-2f43-4d6a-9a57-3c2d8e1f6b90")
 
 SchedulingEvent = (
     TaskScheduled
@@ -147,7 +151,7 @@ def outbound(action: SchedulingEvent, origin: Origin, result: StepResult) -> Non
                 event=ExecutionStarted(
                     timestamp=origin.time,
                     name=action.name,
-                    execution_id=unique_id(),
+                    execution_id=child_execution_id(origin, action.task_id),
                     input=action.input,
                     version=action.version,
                     parent=ParentInstance(
@@ -167,6 +171,17 @@ def outbound(action: SchedulingEvent, origin: Origin, result: StepResult) -> Non
                 event=EventRaised(timestamp=origin.time, name=action.name, input=action.input),
             )
         )
+
+
+def child_execution_id(origin: Origin, task_id: int) -> str:
+    """The execution id of the sub-orchestration ``origin`` starts as ``task_id``.
+
+    Derived from (instance, execution, task id), so a step retried after its start message
+    went out (a non-transactional checkpoint that failed midway) sends the very same start,
+    which the child drops as a duplicate instead of failing the parent.
+    """
+    key = f"{origin.instance_id}\x1f{origin.execution_id}\x1f{task_id}"
+    return uuid.uuid5(_CHILD_EXECUTIONS, key).hex
 
 
 def unlock_messages(

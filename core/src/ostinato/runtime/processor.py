@@ -39,6 +39,8 @@ from ostinato.history import (
     ExecutionStarted,
     ExecutionTerminated,
     HistoryEvent,
+    ParentInstance,
+    SubOrchestrationInstanceCompleted,
     SubOrchestrationInstanceFailed,
 )
 from ostinato.orchestration.app import App
@@ -396,10 +398,18 @@ def _rewinds(record: InstanceRecord | None, messages: list[OrchestrationMessage]
 def _refuse_start(
     instance_id: str, record: InstanceRecord | None, start: ExecutionStarted
 ) -> list[OrchestrationMessage]:
-    """A dropped start: tell a waiting parent, unless it is a plain duplicate."""
+    """A dropped start: tell a waiting parent, unless it is a plain duplicate.
+
+    A parent derives its child's execution id from (parent instance, execution, task id), so
+    a start sent again by a retried parent step is a duplicate of the same execution: while
+    that execution runs it will answer the parent itself; once it has ended, its outcome is
+    sent to the parent again (the parent drops it if it had it already).
+    """
     parent = start.parent
-    if parent is None or record is None or record.execution_id == start.execution_id:
+    if parent is None or record is None:
         return []
+    if record.execution_id == start.execution_id:
+        return _outcome_for_parent(record, parent)
     if record.runtime_status.is_terminal:
         return []
     failure = FailureDetails(
@@ -410,6 +420,30 @@ def _refuse_start(
             instance_id=parent.instance_id,
             execution_id=parent.execution_id,
             event=SubOrchestrationInstanceFailed(task_scheduled_id=parent.task_id, failure=failure),
+        )
+    ]
+
+
+def _outcome_for_parent(
+    record: InstanceRecord, parent: ParentInstance
+) -> list[OrchestrationMessage]:
+    """The ended execution ``record``'s result, for the parent that started it."""
+    status = record.runtime_status
+    event: HistoryEvent
+    if status is OrchestrationStatus.COMPLETED:
+        event = SubOrchestrationInstanceCompleted(
+            task_scheduled_id=parent.task_id, result=record.output
+        )
+    elif status in (OrchestrationStatus.FAILED, OrchestrationStatus.TERMINATED):
+        failure = record.failure_details or FailureDetails(
+            "OrchestrationTerminated", f"Orchestration '{record.instance_id}' was terminated"
+        )
+        event = SubOrchestrationInstanceFailed(task_scheduled_id=parent.task_id, failure=failure)
+    else:
+        return []  # still running (or continued as new): it answers the parent itself
+    return [
+        OrchestrationMessage(
+            instance_id=parent.instance_id, execution_id=parent.execution_id, event=event
         )
     ]
 

@@ -340,6 +340,10 @@ class AsyncWorker:
             self._pool.shutdown()
             self._pool = None
         self._threads = []
+        try:  # the provider is not ours to close; what it holds for this worker is
+            self.provider.worker_stopped(self.worker_id)
+        except Exception:
+            log.exception("Releasing what worker %s held in the provider failed", self.worker_id)
         log.info("Worker %s stopped", self.worker_id)
 
     # -- signals --------------------------------------------------------------------------

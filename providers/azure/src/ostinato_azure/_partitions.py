@@ -65,14 +65,27 @@ class PartitionManager:
         self._owned: dict[int, datetime] = {}  # index -> when our lease expires
         self._draining: set[int] = set()
         self._mutex = threading.Lock()
+        self._tick_mutex = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     # -- what the receiver asks -----------------------------------------------------------
     def receivable(self) -> list[int]:
-        """Control queues this worker may receive from now."""
+        """Control queues this worker may receive from now.
+
+        A lease about to end (its renewal running late: a busy machine starves the renewal
+        thread) is renewed here and now rather than leaving its queue unread meanwhile.
+        """
         margin = self.lease_duration / 6
         now = utcnow()
+        with self._mutex:
+            late = any(expires - margin <= now < expires for expires in self._owned.values())
+        if late and self._thread is not None:
+            try:
+                self.tick()
+            except Exception:
+                log.exception("Renewing partition leases failed")
+            now = utcnow()
         with self._mutex:
             return sorted(
                 i
@@ -126,6 +139,11 @@ class PartitionManager:
 
     # -- one round ------------------------------------------------------------------------
     def tick(self) -> None:
+        """One round (see the module docstring); rounds never overlap."""
+        with self._tick_mutex:
+            self._tick()
+
+    def _tick(self) -> None:
         now = utcnow()
         expires = now + self.lease_duration
         self._count("table.upsert")

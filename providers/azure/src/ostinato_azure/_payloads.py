@@ -7,6 +7,7 @@ instance's blobs by listing one prefix.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import threading
@@ -14,7 +15,11 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from azure.core.exceptions import ResourceNotFoundError
+from azure.core.exceptions import (
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
 from azure.storage.blob import ContainerClient
 
 #: A table string property holds 64 KiB of UTF-16 (32 K code units); keep a margin.
@@ -72,7 +77,10 @@ class BlobStore:
             known = name in self._cache
         if not known:
             self._count("blob.upload")
-            self.container.upload_blob(name, gzip.compress(data, 6), overwrite=True)
+            # Content addressed: a blob of that name holds this text already. Never rewriting
+            # it keeps a reader's ranged download of it from failing on a changed ETag.
+            with contextlib.suppress(ResourceExistsError):
+                self.container.upload_blob(name, gzip.compress(data, 6), overwrite=False)
             self._remember(name, text)
         return name
 
@@ -82,8 +90,15 @@ class BlobStore:
             text = self._cache.get(name)
         if text is not None:
             return text
-        self._count("blob.download")
-        text = gzip.decompress(self.container.download_blob(name).readall()).decode("utf-8")
+        for attempt in range(3):
+            self._count("blob.download")
+            try:
+                data = self.container.download_blob(name).readall()
+                break
+            except ResourceModifiedError:  # written while read in ranges: read it again
+                if attempt == 2:
+                    raise
+        text = gzip.decompress(data).decode("utf-8")
         self._remember(name, text)
         return text
 

@@ -33,6 +33,7 @@ from ostinato.provider import (
     OrchestrationMessage,
 )
 
+from ostinato_azure._keys import instance_id_of, table_key
 from ostinato_azure._payloads import put_property
 
 if TYPE_CHECKING:
@@ -85,7 +86,10 @@ def export_state(provider: AzureStorageProvider) -> Iterator[InstanceSnapshot]:
     finally:
         for queue, raws in held:
             _release(queue, raws)
-    rows = {str(row["PartitionKey"]): row for row in p._instances.query_entities("RowKey eq ''")}
+    rows = {
+        instance_id_of(str(row["PartitionKey"])): row
+        for row in p._instances.query_entities("RowKey eq ''")
+    }
     for instance_id in sorted(set(rows) | set(messages) | set(tasks)):
         row = rows.get(instance_id)
         record = None if row is None else p._record_from(instance_id, row)
@@ -135,7 +139,7 @@ def import_snapshot(provider: AzureStorageProvider, snapshot: InstanceSnapshot) 
             rows: list[dict[str, Any]] = []
             for seq, event in enumerate(snapshot.history):
                 row: dict[str, Any] = {
-                    "PartitionKey": iid,
+                    "PartitionKey": table_key(iid),
                     "RowKey": f"{record.execution_id}.{seq:08d}",
                     "EventType": event.event_type.value,
                 }
@@ -149,13 +153,13 @@ def import_snapshot(provider: AzureStorageProvider, snapshot: InstanceSnapshot) 
                         for r in rows[start : start + _BATCH]
                     ]
                 )
-            sentinel_row: dict[str, Any] = {"PartitionKey": iid, "RowKey": _SENTINEL}
+            sentinel_row: dict[str, Any] = {"PartitionKey": table_key(iid), "RowKey": _SENTINEL}
             sentinel_row.update(p._record_properties(record, version))
             sentinel_row["ExecutionId"] = record.execution_id
             sentinel_row["HistorySize"] = len(rows)
             p.count("table.upsert")
             p._history.upsert_entity(sentinel_row, mode=UpdateMode.REPLACE)
-        entity: dict[str, Any] = {"PartitionKey": iid, "RowKey": _SENTINEL}
+        entity: dict[str, Any] = {"PartitionKey": table_key(iid), "RowKey": _SENTINEL}
         entity.update(p._record_properties(record, version))
         p.count("table.insert")
         try:

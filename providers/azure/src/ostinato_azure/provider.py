@@ -2,8 +2,8 @@
 
 Layout of one task hub (see ``README.md`` for the full design and the crash-point table):
 
-* ``<hub>Instances`` — one row per instance (partition key = instance id, row key ``""``): the
-  queryable projection of its state, ETag-guarded.
+* ``<hub>Instances`` — one row per instance (partition key = the instance id as a table key,
+  see :mod:`._keys`; row key ``""``): the queryable projection of its state, ETag-guarded.
 * ``<hub>History`` — partition = instance id; one row per event (row key
   ``<execution id>.<sequence>``) and a *sentinel* row (row key ``""``) holding the current
   execution id, the committed history length and the instance record that history implies.
@@ -80,6 +80,14 @@ from ostinato.runtime import telemetry
 from ostinato.status import OrchestrationStatus
 
 from ostinato_azure import _leases, _transfer
+from ostinato_azure._errors import ignoring_lost_message, lost_message
+from ostinato_azure._keys import (
+    instance_id_of,
+    key_upper_bound,
+    queue_text,
+    table_key,
+    utf16_order,
+)
 from ostinato_azure._names import MAX_PARTITIONS, HubNames, validate_task_hub
 from ostinato_azure._partitions import PartitionManager
 from ostinato_azure._payloads import (
@@ -105,6 +113,10 @@ _MARGIN = timedelta(milliseconds=200)
 #: there, they are looked at again after this (doubling up to the maximum).
 _START_WAIT = timedelta(milliseconds=50)
 _START_WAIT_MAX = timedelta(seconds=1)
+#: A commit starts only with this much queue visibility left on its messages (else extended).
+_COMMIT_WINDOW = timedelta(seconds=5)
+#: Reads that race a concurrent write (a payload replaced under them) are tried this often.
+_READ_ATTEMPTS = 3
 
 
 def _visibility_seconds(lock_timeout: timedelta) -> int:
@@ -132,13 +144,13 @@ def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
         yield items[start : start + size]
 
 
-def _transport() -> RequestsTransport:
-    """An HTTP transport whose connection pool fits the provider's thread pool."""
+def _session() -> requests.Session:
+    """An HTTP session whose connection pool fits the provider's thread pool."""
     session = requests.Session()
     adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=64)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
-    return RequestsTransport(session=session, session_owner=True)
+    return session
 
 
 def _endpoint(url: str) -> str:
@@ -187,6 +199,18 @@ class _OrchLock:
     #: Set (under the provider mutex) when ``complete``/``abandon`` took the item over: an
     #: expiring lock is then no longer reclaimed, so two callers never both commit it.
     claimed: bool = False
+
+    def untaken(self, now: datetime) -> bool:
+        """Whether its holder may still use it (the caller checked it is still registered).
+
+        A lock past its timeout that no one took yet (the provider hands its messages to
+        another work item only when asked for work, under the mutex) still holds: its
+        messages stay invisible on the queue until they expire there. On a loaded machine a
+        step may take longer than its lock; failing it then would only repeat it.
+        """
+        return self.expires > now or (
+            bool(self.received) and all(r.expires > now for r in self.received)
+        )
 
 
 @dataclass
@@ -276,15 +300,17 @@ class AzureStorageProvider(StorageProvider):
         #: Storage operations made, by kind ("table.read", "queue.send", ...): each is billed.
         self.operations: Counter[str] = Counter()
         self._ops_mutex = threading.Lock()
+        self._sessions = [_session() for _ in range(3)]
+        transports = [RequestsTransport(session=s, session_owner=True) for s in self._sessions]
         try:
             tables = TableServiceClient.from_connection_string(
-                connection_string, transport=_transport()
+                connection_string, transport=transports[0]
             )
             queues = QueueServiceClient.from_connection_string(
-                connection_string, transport=_transport()
+                connection_string, transport=transports[1]
             )
             blobs = BlobServiceClient.from_connection_string(
-                connection_string, transport=_transport()
+                connection_string, transport=transports[2]
             )
         except ValueError as exc:
             raise ConfigurationError(f"Invalid Azure Storage connection string: {exc}") from exc
@@ -315,6 +341,8 @@ class AzureStorageProvider(StorageProvider):
         self._in_flight: Counter[int] = Counter()
         self._next_queue = 0
         self._partitions: PartitionManager | None = None
+        #: Workers taking orchestration work through this provider (see worker_stopped).
+        self._workers: set[str] = set()
         self._set_up = False
         self._last_repair = 0.0
 
@@ -364,17 +392,27 @@ class AzureStorageProvider(StorageProvider):
         """Create the hub's tables, queues and container if missing (idempotent)."""
         if self._set_up:
             return
-        with self._mapped_errors("create the task hub"):
-            for name in self.names.tables:
-                self.count("table.create")
-                self._table_service.create_table_if_not_exists(name)
-            for queue in [*self._control, self._activity_queue]:
-                self.count("queue.create")
-                with contextlib.suppress(ResourceExistsError):
-                    queue.create_queue()
+
+        def table(name: str) -> None:
+            self.count("table.create")
+            self._table_service.create_table_if_not_exists(name)
+
+        def queue(client: QueueClient) -> None:
+            self.count("queue.create")
+            with contextlib.suppress(ResourceExistsError):
+                client.create_queue()
+
+        def container() -> None:
             self.count("blob.create")
             with contextlib.suppress(ResourceExistsError):
                 self._container.create_container()
+
+        with self._mapped_errors("create the task hub"):
+            futures = [self._io.submit(table, name) for name in self.names.tables]
+            futures += [self._io.submit(queue, q) for q in [*self._control, self._activity_queue]]
+            futures.append(self._io.submit(container))
+            for future in futures:  # all at once: a new hub is ready in one round trip
+                future.result()
         self._set_up = True
 
     def delete_task_hub(self) -> None:
@@ -390,7 +428,23 @@ class AzureStorageProvider(StorageProvider):
         self._set_up = False
 
     def close(self) -> None:
-        """Release this worker's leases (so others take its queues at once) and stop."""
+        """Release the leases (others take their queues at once), put back buffered messages
+        and close the HTTP connections. Idempotent; a later call reopens what it needs."""
+        with self._mutex:
+            self._workers.clear()
+        self._release_partitions()
+        for session in self._sessions:
+            session.close()  # drops pooled connections; a later request opens new ones
+
+    def worker_stopped(self, worker_id: str) -> None:
+        """When the last worker taking work through this provider stops: release its leases."""
+        with self._mutex:
+            self._workers.discard(worker_id)
+            if self._workers:
+                return
+        self._release_partitions()
+
+    def _release_partitions(self) -> None:
         partitions, self._partitions = self._partitions, None
         if partitions is not None:
             with contextlib.suppress(Exception):
@@ -404,6 +458,8 @@ class AzureStorageProvider(StorageProvider):
             partitions.stop(release=False)
 
     def _ensure_partitions(self, worker_id: str) -> PartitionManager | None:
+        with self._mutex:
+            self._workers.add(worker_id)
         if not self.partition_leases:
             return None
         if self._partitions is None:
@@ -486,14 +542,14 @@ class AzureStorageProvider(StorageProvider):
     def _read_row(self, instance_id: str) -> Any | None:
         self.count("table.read")
         try:
-            return self._instances.get_entity(instance_id, _SENTINEL)
+            return self._instances.get_entity(table_key(instance_id), _SENTINEL)
         except ResourceNotFoundError:
             return None
 
     def _read_sentinel(self, instance_id: str) -> _Sentinel | None:
         self.count("table.read")
         try:
-            entity = self._history.get_entity(instance_id, _SENTINEL)
+            entity = self._history.get_entity(table_key(instance_id), _SENTINEL)
         except ResourceNotFoundError:
             return None
         return self._sentinel_from(entity)
@@ -509,6 +565,7 @@ class AzureStorageProvider(StorageProvider):
 
     # -- queue messages -------------------------------------------------------------------
     def _encode_body(self, instance_id: str, text: str) -> str:
+        text = queue_text(text)
         if xml_size(text) <= QUEUE_INLINE_BYTES:
             return text
         return json.dumps({"$blob": self.blobs.put(instance_id, text), "instance_id": instance_id})
@@ -536,23 +593,30 @@ class AzureStorageProvider(StorageProvider):
         """Change a held message's visibility; ``False`` if someone else holds it now."""
         self.count("queue.update")
         try:
-            self._control[received.queue].update_message(
+            receipt = self._control[received.queue].update_message(
                 received.message_id, pop_receipt=received.pop_receipt, visibility_timeout=seconds
             )
-        except ResourceNotFoundError:
-            return False
+        except HttpResponseError as exc:
+            if lost_message(exc):
+                return False
+            raise
+        received.pop_receipt = str(receipt.pop_receipt)
         return True
 
-    def _delete_received(self, received: _Received) -> None:
+    def _delete_received(self, received: _Received) -> bool:
+        """Delete a consumed message; ``False`` if another receiver took it meanwhile."""
         self.count("queue.delete")
         try:
             self._control[received.queue].delete_message(
                 received.message_id, pop_receipt=received.pop_receipt
             )
-        except ResourceNotFoundError:
-            # Its visibility lapsed and someone else holds it now: it is redelivered, and
-            # the core's deduplication drops it.
+        except HttpResponseError as exc:
+            if not lost_message(exc):
+                raise
+            # Its visibility lapsed and someone else holds it now: it is redelivered.
             log.debug("Control message %s was already taken or deleted", received.message_id)
+            return False
+        return True
 
     # -- client side ----------------------------------------------------------------------
     def create_instance(
@@ -570,7 +634,7 @@ class AzureStorageProvider(StorageProvider):
         with self._mapped_errors("create an instance"):
             body = self._encode_body(instance_id, start.to_json())
             ready_at = max(utcnow(), start.visible_at or utcnow())
-            entity: dict[str, Any] = {"PartitionKey": instance_id, "RowKey": _SENTINEL}
+            entity: dict[str, Any] = {"PartitionKey": table_key(instance_id), "RowKey": _SENTINEL}
             entity.update(self._record_properties(record, _version()))
             entity["StartDeadline"] = ready_at + self.start_repair_after
             put_property(entity, "PendingStart", body, instance_id, self.blobs)
@@ -637,7 +701,7 @@ class AzureStorageProvider(StorageProvider):
         if body is None:
             return False
         update = {
-            "PartitionKey": instance_id,
+            "PartitionKey": table_key(instance_id),
             "RowKey": _SENTINEL,
             "StartDeadline": utcnow() + self.start_repair_after * 4,
         }
@@ -668,7 +732,9 @@ class AzureStorageProvider(StorageProvider):
                 "RuntimeStatus eq 'PENDING' and StartDeadline lt @now", parameters={"now": now}
             )
         )
-        return sum(self._repair_start(str(row["PartitionKey"]), row) for row in rows)
+        return sum(
+            self._repair_start(instance_id_of(str(row["PartitionKey"])), row) for row in rows
+        )
 
     def send_message(self, message: OrchestrationMessage) -> None:
         with self._mapped_errors("send a message"):
@@ -677,36 +743,67 @@ class AzureStorageProvider(StorageProvider):
         self.changes.notify()
 
     def get_instance(self, instance_id: str) -> InstanceRecord | None:
+        """The instance row; read again if a payload it names was replaced meanwhile."""
         with self._mapped_errors("read an instance"):
             self.setup()
-            row = self._read_row(instance_id)
-            return None if row is None else self._record_from(instance_id, row)
+            for attempt in range(_READ_ATTEMPTS):
+                row = self._read_row(instance_id)
+                if row is None:
+                    return None
+                try:
+                    return self._record_from(instance_id, row)
+                except ResourceNotFoundError:
+                    # A payload blob of that row version is gone (purged or replaced since
+                    # the row was read): the row has changed too.
+                    if attempt == _READ_ATTEMPTS - 1:
+                        raise
+            raise AssertionError("unreachable")
 
     def get_history(self, instance_id: str) -> list[HistoryEvent]:
+        """The current execution's events; read again if a write changed them under the read."""
         with self._mapped_errors("read a history"):
             self.setup()
-            self.count("table.query")
-            rows = list(
-                self._history.query_entities("PartitionKey eq @pk", parameters={"pk": instance_id})
+            for attempt in range(_READ_ATTEMPTS):
+                try:
+                    events = self._read_history(instance_id)
+                except ResourceNotFoundError:  # a payload blob went with a replace or purge
+                    events = None
+                if events is not None:
+                    return events
+                if attempt == _READ_ATTEMPTS - 1:
+                    raise ProviderError(
+                        f"The history of '{instance_id}' kept changing while it was read"
+                    )
+            raise AssertionError("unreachable")
+
+    def _read_history(self, instance_id: str) -> list[HistoryEvent] | None:
+        """The history, or ``None`` if the rows read don't form the sentinel's whole history
+        (a query spans pages; a replace or purge may delete rows between them)."""
+        self.count("table.query")
+        rows = list(
+            self._history.query_entities(
+                "PartitionKey eq @pk", parameters={"pk": table_key(instance_id)}
             )
-            sentinel = next((r for r in rows if r["RowKey"] == _SENTINEL), None)
-            if sentinel is None:
-                return []
-            execution = str(sentinel.get("ExecutionId", ""))
-            size = int(sentinel.get("HistorySize", 0))
-            prefix = execution + "."
-            events: list[tuple[int, HistoryEvent]] = []
-            for row in rows:
-                key = str(row["RowKey"])
-                if not key.startswith(prefix):
-                    continue
-                seq = int(key[len(prefix) :])
-                if seq < size:
-                    text = get_property(row, "Event", self.blobs)
-                    assert text is not None
-                    events.append((seq, history.loads(text)))
-            events.sort(key=lambda pair: pair[0])
-            return [event for _, event in events]
+        )
+        sentinel = next((r for r in rows if r["RowKey"] == _SENTINEL), None)
+        if sentinel is None:
+            return []
+        execution = str(sentinel.get("ExecutionId", ""))
+        size = int(sentinel.get("HistorySize", 0))
+        prefix = execution + "."
+        events: dict[int, HistoryEvent] = {}
+        for row in rows:
+            key = str(row["RowKey"])
+            if not key.startswith(prefix):
+                continue
+            seq = int(key[len(prefix) :])
+            if seq < size:
+                text = get_property(row, "Event", self.blobs)
+                assert text is not None
+                events[seq] = history.loads(text)
+        if len(events) != size:
+            return None
+        return [events[seq] for seq in range(size)]
 
     def query_instances(self, query: InstanceQuery) -> Page[InstanceRecord]:
         with self._mapped_errors("query instances"):
@@ -719,10 +816,13 @@ class AzureStorageProvider(StorageProvider):
                 statuses = sorted(s.value for s in query.runtime_status)
                 clauses.append("(" + " or ".join(f"RuntimeStatus eq '{s}'" for s in statuses) + ")")
             if query.instance_id_prefix:
-                prefix = query.instance_id_prefix
-                clauses.append("PartitionKey ge @lo and PartitionKey lt @hi")
+                prefix = table_key(query.instance_id_prefix)
+                clauses.append("PartitionKey ge @lo")
                 parameters["lo"] = prefix
-                parameters["hi"] = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+                upper = key_upper_bound(prefix)
+                if upper is not None:
+                    clauses.append("PartitionKey lt @hi")
+                    parameters["hi"] = upper
             if query.continuation_token is not None:
                 clauses.append("PartitionKey gt @after")
                 parameters["after"] = query.continuation_token
@@ -738,19 +838,20 @@ class AzureStorageProvider(StorageProvider):
                 parameters=parameters,
                 results_per_page=min(1000, query.page_size + 1),
             ).by_page()
-            found: list[InstanceRecord] = []
+            found: list[tuple[str, InstanceRecord]] = []
             for page in pages:
                 for row in page:
-                    record = self._record_from(str(row["PartitionKey"]), row)
+                    key = str(row["PartitionKey"])
+                    record = self._record_from(instance_id_of(key), row)
                     if query.matches(record):
-                        found.append(record)
+                        found.append((key, record))
                 if len(found) > query.page_size:
                     break
                 self.count("table.query")
-            found.sort(key=lambda r: r.instance_id)
+            found.sort(key=lambda pair: utf16_order(pair[0]))  # the table's own order
             items = found[: query.page_size]
-            token = items[-1].instance_id if len(found) > query.page_size else None
-            return Page(items=items, continuation_token=token)
+            token = items[-1][0] if len(found) > query.page_size else None
+            return Page(items=[record for _, record in items], continuation_token=token)
 
     def purge_instance(
         self, instance_id: str, only_if_status: Collection[OrchestrationStatus]
@@ -774,7 +875,7 @@ class AzureStorageProvider(StorageProvider):
             self.count("table.delete")
             try:
                 self._instances.delete_entity(
-                    instance_id,
+                    table_key(instance_id),
                     _SENTINEL,
                     etag=_etag(row),
                     match_condition=MatchConditions.IfNotModified,
@@ -789,7 +890,7 @@ class AzureStorageProvider(StorageProvider):
         keys = [
             str(e["RowKey"])
             for e in self._history.query_entities(
-                "PartitionKey eq @pk", parameters={"pk": instance_id}, select=["RowKey"]
+                "PartitionKey eq @pk", parameters={"pk": table_key(instance_id)}, select=["RowKey"]
             )
         ]
         if keep is not None:
@@ -801,12 +902,15 @@ class AzureStorageProvider(StorageProvider):
             self.count("table.batch")
             try:
                 self._history.submit_transaction(
-                    [("delete", {"PartitionKey": instance_id, "RowKey": k}) for k in chunk]
+                    [
+                        ("delete", {"PartitionKey": table_key(instance_id), "RowKey": k})
+                        for k in chunk
+                    ]
                 )
             except TableTransactionError:
                 for key in chunk:  # some were gone already: one by one
                     self.count("table.delete")
-                    self._history.delete_entity(instance_id, key)
+                    self._history.delete_entity(table_key(instance_id), key)
 
     # -- orchestration work items ---------------------------------------------------------
     def lock_next_orchestration_work_item(
@@ -839,13 +943,11 @@ class AzureStorageProvider(StorageProvider):
                     start = self._next_queue % len(queues)
                     self._next_queue += 1
                     order = queues[start:] + queues[:start]
-                    for queue in order:
-                        self._receive(queue, lock_timeout)
-                        taken += self._take_ready(
-                            max_count - len(taken) - len(result), lock_timeout
-                        )
-                        if len(taken) + len(result) >= max_count:
-                            break
+                    # One round trip for all of them, not one per queue.
+                    receives = [self._io.submit(self._receive, q, lock_timeout) for q in order]
+                    for future in receives:
+                        future.result()
+                    taken += self._take_ready(max_count - len(taken) - len(result), lock_timeout)
                 if not taken:
                     break
                 items = list(self._pool.map(self._load_item, taken))
@@ -916,7 +1018,7 @@ class AzureStorageProvider(StorageProvider):
     def _rearm(self, queue: int, raw: QueueMessage, message: OrchestrationMessage) -> None:
         self._send_orchestration_message(message)
         self.count("queue.delete")
-        with contextlib.suppress(ResourceNotFoundError):
+        with ignoring_lost_message():
             self._control[queue].delete_message(raw.id, pop_receipt=raw.pop_receipt)
 
     def _poison_message(
@@ -925,7 +1027,7 @@ class AzureStorageProvider(StorageProvider):
         log.error("Moving control-queue message %s to the poison table: %s", raw.id, reason)
         self._store_poison(self.names.control_queue(queue), raw, reason, instance_id)
         self.count("queue.delete")
-        with contextlib.suppress(ResourceNotFoundError):
+        with ignoring_lost_message():
             self._control[queue].delete_message(raw.id, pop_receipt=raw.pop_receipt)
 
     def _store_poison(self, queue_name: str, raw: QueueMessage, reason: str, iid: str) -> None:
@@ -1280,7 +1382,7 @@ class AzureStorageProvider(StorageProvider):
         self.count("table.upsert")
         self._history.upsert_entity(
             {
-                "PartitionKey": instance_id,
+                "PartitionKey": table_key(instance_id),
                 "RowKey": _SENTINEL,
                 "ExecutionId": "",
                 "HistorySize": 0,
@@ -1294,7 +1396,7 @@ class AzureStorageProvider(StorageProvider):
     def _repair_row(self, instance_id: str, lock: _OrchLock, sentinel: _Sentinel) -> None:
         entity = {k: v for k, v in sentinel.entity.items() if k not in ("HistorySize",)}
         entity["HistorySize"] = sentinel.history_size
-        entity["PartitionKey"] = instance_id
+        entity["PartitionKey"] = table_key(instance_id)
         entity["RowKey"] = _SENTINEL
         log.warning("Repairing the stale instance row of '%s' from its history", instance_id)
         try:
@@ -1323,7 +1425,7 @@ class AzureStorageProvider(StorageProvider):
                 or current is not lock
                 or lock.claimed
                 or lock.token != item.lock_token
-                or lock.expires <= utcnow()
+                or not lock.untaken(utcnow())
             ):
                 raise WorkItemLockLost(f"Lock on instance '{item.instance_id}' was lost")
             lock.claimed = claim
@@ -1374,6 +1476,7 @@ class AzureStorageProvider(StorageProvider):
             with self._mapped_errors("complete an orchestration work item"):
                 self._complete(item, lock, checkpoint)
         except WorkItemLockLost:
+            self.changes.notify()  # some of it may be written (see _complete)
             raise
         except Exception:
             self._cache_row(item.instance_id, None)
@@ -1381,10 +1484,33 @@ class AzureStorageProvider(StorageProvider):
             raise
         self.changes.notify()
 
+    def _hide_for_commit(self, item: OrchestrationWorkItem, lock: _OrchLock) -> None:
+        now = utcnow()
+        short = [r for r in lock.received if r.expires < now + _COMMIT_WINDOW]
+        if not short:
+            return
+        seconds = max(_visibility_seconds(lock.timeout), math.ceil(_COMMIT_WINDOW.total_seconds()))
+        for r in short:
+            self.count("queue.update")
+            try:
+                receipt = self._control[r.queue].update_message(
+                    r.message_id, pop_receipt=r.pop_receipt, visibility_timeout=seconds
+                )
+            except HttpResponseError as exc:
+                if not lost_message(exc):
+                    raise
+                raise self._release_lost(item, lock) from exc
+            r.pop_receipt = str(receipt.pop_receipt)
+            r.expires = utcnow() + timedelta(seconds=seconds) - _MARGIN
+
     def _complete(
         self, item: OrchestrationWorkItem, lock: _OrchLock, checkpoint: OrchestrationCheckpoint
     ) -> None:
         instance_id = item.instance_id
+        # 0. Messages whose queue visibility ends soon are hidden for the commit first, so no
+        # other receiver gets them while it is written; one already taken loses the lock here,
+        # before anything is written.
+        self._hide_for_commit(item, lock)
         if checkpoint.instance is not None:
             self._note_alive(checkpoint.instance)
         # 1. Outbound messages: a crash after this duplicates them, never loses them.
@@ -1413,7 +1539,7 @@ class AzureStorageProvider(StorageProvider):
             rows: list[dict[str, Any]] = []
             for offset, event in enumerate(checkpoint.new_history):
                 row: dict[str, Any] = {
-                    "PartitionKey": instance_id,
+                    "PartitionKey": table_key(instance_id),
                     "RowKey": f"{execution}.{base + offset:08d}",
                     "EventType": event.event_type.value,
                 }
@@ -1423,7 +1549,10 @@ class AzureStorageProvider(StorageProvider):
             etag = lock.sentinel_etag
             for number, chunk in enumerate(chunks):
                 last = number == len(chunks) - 1
-                sentinel: dict[str, Any] = {"PartitionKey": instance_id, "RowKey": _SENTINEL}
+                sentinel: dict[str, Any] = {
+                    "PartitionKey": table_key(instance_id),
+                    "RowKey": _SENTINEL,
+                }
                 mode = UpdateMode.REPLACE
                 if last:
                     if record is not None:
@@ -1465,7 +1594,7 @@ class AzureStorageProvider(StorageProvider):
             lock.sentinel_size = base + len(rows)
         # 3. The instance row, conditional on what we read at lock time.
         if checkpoint.instance is not None:
-            entity: dict[str, Any] = {"PartitionKey": instance_id, "RowKey": _SENTINEL}
+            entity: dict[str, Any] = {"PartitionKey": table_key(instance_id), "RowKey": _SENTINEL}
             entity.update(self._record_properties(checkpoint.instance, version))
             if lock.inbox_cutoff is not None:
                 entity["InboxCutoff"] = lock.inbox_cutoff
@@ -1495,9 +1624,11 @@ class AzureStorageProvider(StorageProvider):
                     lock.sentinel_size,
                 ),
             )
-        # 4. Consume the messages, last.
-        for future in [self._io.submit(self._delete_received, r) for r in lock.received]:
-            future.result()
+        # 4. Consume the messages, last. (One another receiver took anyway, the commit having
+        # outlasted even the extended visibility, is delivered again: the core drops it.)
+        deletes = [self._io.submit(self._delete_received, r) for r in lock.received]
+        for deleted in deletes:
+            deleted.result()
         self._unlock(item, lock)
         # Housekeeping: the previous execution's rows (continue-as-new) are garbage now.
         if old_execution is not None and old_size:
@@ -1560,7 +1691,9 @@ class AzureStorageProvider(StorageProvider):
                         pop_receipt=received.pop_receipt,
                         visibility_timeout=seconds,
                     )
-                except ResourceNotFoundError as exc:
+                except HttpResponseError as exc:
+                    if not lost_message(exc):
+                        raise
                     raise self._release_lost(item, lock) from exc
                 received.pop_receipt = str(receipt.pop_receipt)
         now = utcnow()
@@ -1646,7 +1779,7 @@ class AzureStorageProvider(StorageProvider):
             for raw, task, dequeues in fresh:
                 if (task.instance_id, task.execution_id) in dead:
                     self.count("queue.delete")  # its instance was purged or replaced
-                    with contextlib.suppress(ResourceNotFoundError):
+                    with ignoring_lost_message():
                         self._activity_queue.delete_message(raw.id, pop_receipt=raw.pop_receipt)
                     continue
                 held = _ActivityLock(
@@ -1690,7 +1823,7 @@ class AzureStorageProvider(StorageProvider):
                 )
             )
         self.count("queue.delete")
-        with contextlib.suppress(ResourceNotFoundError):
+        with ignoring_lost_message():
             self._activity_queue.delete_message(raw.id, pop_receipt=raw.pop_receipt)
 
     def _held_activity(self, item: ActivityWorkItem, claim: bool = False) -> _ActivityLock:
@@ -1701,7 +1834,7 @@ class AzureStorageProvider(StorageProvider):
                 not isinstance(lock, _ActivityLock)
                 or current is not lock
                 or lock.done
-                or lock.expires <= utcnow()
+                or lock.queue_expires <= utcnow()
             ):
                 raise WorkItemLockLost(
                     f"Lock on activity task {item.task.name!r} of "
@@ -1720,7 +1853,9 @@ class AzureStorageProvider(StorageProvider):
             self.count("queue.delete")
             try:
                 self._activity_queue.delete_message(lock.message_id, pop_receipt=lock.pop_receipt)
-            except ResourceNotFoundError as exc:
+            except HttpResponseError as exc:
+                if not lost_message(exc):
+                    raise
                 raise WorkItemLockLost(
                     f"Activity task {item.task.name!r} was taken by another worker"
                 ) from exc
@@ -1753,7 +1888,9 @@ class AzureStorageProvider(StorageProvider):
                 self._activity_queue.update_message(
                     lock.message_id, pop_receipt=lock.pop_receipt, visibility_timeout=seconds
                 )
-            except ResourceNotFoundError as exc:
+            except HttpResponseError as exc:
+                if not lost_message(exc):
+                    raise
                 raise WorkItemLockLost("Activity task was taken by another worker") from exc
             finally:
                 lock.done = True
@@ -1770,7 +1907,9 @@ class AzureStorageProvider(StorageProvider):
                 receipt = self._activity_queue.update_message(
                     lock.message_id, pop_receipt=lock.pop_receipt, visibility_timeout=seconds
                 )
-            except ResourceNotFoundError as exc:
+            except HttpResponseError as exc:
+                if not lost_message(exc):
+                    raise
                 lock.done = True
                 raise WorkItemLockLost("Activity task was taken by another worker") from exc
         now = utcnow()
