@@ -1209,7 +1209,11 @@ class AzureStorageProvider(StorageProvider):
             instance=record,
             lock_token=lock.token,
             locked_until=lock.expires,
-            dequeue_count=max((r.dequeue_count for r in lock.received), default=0),
+            # Queue dequeue counts are per message, not the contract's per-item delivery count
+            # (they never restart after a completed step), so the core's poison policy would
+            # charge work items for earlier deliveries: report none, and let this provider's
+            # own max_dequeue_count move poison messages aside (issues #15 and #17).
+            dequeue_count=1,
             provider_data=lock,
         )
 
@@ -1805,7 +1809,7 @@ class AzureStorageProvider(StorageProvider):
             task=lock.task,
             lock_token=new_lock_token(),
             locked_until=lock.expires,
-            dequeue_count=lock.dequeue_count,
+            dequeue_count=1,  # see lock_next_orchestration_work_items: max_dequeue_count applies
             provider_data=lock,
         )
 
