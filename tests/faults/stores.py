@@ -9,13 +9,20 @@ from ostinato.sqlite import SqliteProvider
 
 
 def open_store(spec: dict[str, Any], **settings: Any) -> ot.StorageProvider:
-    """A set-up provider for ``spec``: ``{"kind": "sqlite", "path": ...}`` or
-    ``{"kind": "postgres", "dsn": ..., "task_hub": ...}``."""
+    """A set-up provider for ``spec``: ``{"kind": "sqlite", "path": ...}``,
+    ``{"kind": "postgres", "dsn": ..., "task_hub": ...}`` or ``{"kind": "azure",
+    "connection_string": ..., "task_hub": ..., "azure": {provider settings}}``."""
     provider: ot.StorageProvider
     if spec["kind"] == "postgres":
         from ostinato_postgres import PostgresProvider
 
         provider = PostgresProvider(spec["dsn"], task_hub=spec["task_hub"], **settings)
+    elif spec["kind"] == "azure":
+        from ostinato_azure import AzureStorageProvider
+
+        provider = AzureStorageProvider(
+            spec["connection_string"], spec["task_hub"], **spec.get("azure", {}), **settings
+        )
     else:
         provider = SqliteProvider(spec["path"], synchronous="NORMAL", **settings)
     provider.setup()
