@@ -61,6 +61,8 @@ class Workers:
         self.spec = spec
         #: Workers killed by the poison activity or orchestrator (exit code 17).
         self.poison_deaths = 0
+        #: Workers that exited by themselves for any other reason (none should).
+        self.other_deaths = 0
         self.procs = [self._start() for _ in range(count)]
 
     def _start(self) -> subprocess.Popen[str]:
@@ -83,10 +85,13 @@ class Workers:
         return proc
 
     def replace_dead(self) -> None:
-        """Start a new worker for each that died by itself (poison work)."""
+        """Start a new worker for each that died by itself (poison work, or a crash)."""
         for i, proc in enumerate(self.procs):
             if proc.poll() is not None:
-                self.poison_deaths += 1
+                if proc.returncode == POISON_EXIT:
+                    self.poison_deaths += 1
+                else:
+                    self.other_deaths += 1
                 self.procs[i] = self._start()
 
     def kill_one(self, rng: random.Random) -> float:
@@ -305,6 +310,7 @@ def run(
         "restart_seconds": round(restart_seconds, 1),
         "restart_kills": restart_kills,
         "poison_crashes": pool.poison_deaths,
+        "other_worker_exits": pool.other_deaths,
         "lost": len(lost),
         "failed": len(failed),
         "wrong": len(wrong),
@@ -355,6 +361,7 @@ _COLUMNS = [
     ("activity_executions", "activity runs"),
     ("activity_reexecutions", "re-executions"),
     ("poison_crashes", "poison crashes"),
+    ("other_worker_exits", "other worker exits"),
     ("poison_activity", "poison activity"),
     ("poison_orchestrator", "poison orchestrator"),
     ("corrupt_message", "corrupt message"),
@@ -390,7 +397,9 @@ def write_report(results: list[dict[str, Any]], path: Path) -> None:
         "histories (special instances included) recording a start, scheduling, result or timer",
         "twice; *re-executions*: activity runs beyond one per task (at-least-once: a killed",
         "worker's activity runs again); *poison crashes*: workers killed by the poison work;",
-        "*drain*: from the last `kill -9` until every ordinary instance had finished. Expected",
+        "*other worker exits*: workers that died by themselves otherwise (none should: they",
+        "ride through the back end's restart); *drain*: from the last `kill -9` until every",
+        "ordinary instance had finished. Expected",
         "for the special instances: poison activity `" + EXPECTED_SPECIALS["poison_activity"] + "`",
         "(the orchestration caught the failure), poison orchestrator `"
         + EXPECTED_SPECIALS["poison_orchestrator"]
@@ -402,7 +411,7 @@ def write_report(results: list[dict[str, Any]], path: Path) -> None:
         "|" + "---|" * len(_COLUMNS),
     ]
     for r in ordered:
-        lines.append("| " + " | ".join(str(r[key]) for key, _ in _COLUMNS) + " |")
+        lines.append("| " + " | ".join(str(r.get(key, "n/a")) for key, _ in _COLUMNS) + " |")
     lines += ["", "Back-end restart of each run:", ""]
     for r in ordered:
         lines.append(

@@ -49,7 +49,22 @@ def _skip_without_backend(provider: str) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("provider", ["sqlite", "postgres", "azure"])
+@pytest.mark.parametrize(
+    "provider",
+    [
+        "sqlite",
+        "postgres",
+        pytest.param(
+            "azure",
+            marks=pytest.mark.xfail(
+                reason="open Azure provider bugs (tests/azure/test_azure_faults.py): no "
+                "per-item delivery counts, so poison work stalls its partition and is not "
+                "failed by the core's policy; no dead letters for undecodable messages",
+                strict=True,
+            ),
+        ),
+    ],
+)
 def test_a_small_chaos_run_loses_nothing(chaos: ModuleType, tmp_path: Path, provider: str) -> None:
     _skip_without_backend(provider)
     out = tmp_path / "RELIABILITY.md"
@@ -74,6 +89,7 @@ def test_a_small_chaos_run_loses_nothing(chaos: ModuleType, tmp_path: Path, prov
     assert result["specials_ok"] is True
     assert result["activity_executions"] >= 16
     assert result["restart_seconds"] >= 1.0  # the back end was down
+    assert result["other_worker_exits"] == 0  # the workers rode through it
     if provider == "sqlite":
         assert result["restart_kills"] >= 1  # the workers holding the file were killed
     report = out.read_text()
