@@ -33,6 +33,7 @@ from ostinato.provider import (
     ProviderCapabilities,
     ReuseIdPolicy,
     StorageProvider,
+    Work,
     new_lock_token,
 )
 from ostinato.status import OrchestrationStatus
@@ -128,7 +129,7 @@ class InMemoryProvider(StorageProvider):
             else:
                 self._enqueue(OrchestrationMessage.from_json(letter.body))
             del self._dead_letters[dead_letter_id]
-        self.changes.notify()
+        self.changes.notify(work=Work.ORCHESTRATIONS)
         return True
 
     def delete_dead_letter(self, dead_letter_id: str) -> bool:
@@ -155,12 +156,12 @@ class InMemoryProvider(StorageProvider):
                     inbox.dequeue_count = 0
             self._instances[record.instance_id] = record
             self._enqueue(start)
-        self.changes.notify()
+        self.changes.notify(work=Work.of_messages([start]))
 
     def send_message(self, message: OrchestrationMessage) -> None:
         with self._mutex:
             self._enqueue(message)
-        self.changes.notify()
+        self.changes.notify(work=Work.of_messages([message]))
 
     def get_instance(self, instance_id: str) -> InstanceRecord | None:
         with self._mutex:
@@ -296,7 +297,7 @@ class InMemoryProvider(StorageProvider):
                 self._enqueue(message)
             inbox.dequeue_count = 0  # delivered and completed: the next delivery is a first
             self._release(item.instance_id, inbox)
-        self.changes.notify()
+        self.changes.notify(work=Work.of_checkpoints([checkpoint]))
 
     def abandon_orchestration_work_item(
         self, item: OrchestrationWorkItem, delay: timedelta | None = None
@@ -311,7 +312,7 @@ class InMemoryProvider(StorageProvider):
                 )
             else:
                 self._release(item.instance_id, inbox)
-        self.changes.notify()
+        self.changes.notify(work=Work.TIMERS if delay else Work.ORCHESTRATIONS)
 
     def renew_orchestration_work_item_lock(
         self, item: OrchestrationWorkItem, lock_timeout: timedelta
@@ -388,7 +389,7 @@ class InMemoryProvider(StorageProvider):
             self._held_activity(item)
             del self._activities[item.provider_data]
             self._enqueue(result)
-        self.changes.notify()
+        self.changes.notify(work=Work.of_messages([result]))
 
     def abandon_activity_work_item(
         self, item: ActivityWorkItem, delay: timedelta | None = None
@@ -406,7 +407,7 @@ class InMemoryProvider(StorageProvider):
             else:
                 activity.visible_at = None
                 self._ready_activities[item.provider_data] = None
-        self.changes.notify()
+        self.changes.notify(work=Work.ACTIVITIES)
 
     def renew_activity_work_item_lock(
         self, item: ActivityWorkItem, lock_timeout: timedelta

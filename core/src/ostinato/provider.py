@@ -46,7 +46,7 @@ import enum
 import json
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -355,27 +355,63 @@ class ProviderCapabilities:
     lock_expiry: bool = True
 
 
+class Work(enum.Flag):
+    """The kinds of work a write may make claimable, named in :meth:`ChangeSignal.notify` so
+    a worker wakes only the loops that take that kind."""
+
+    NONE = 0
+    #: An inbox message visible now: an instance to lock as an orchestration work item.
+    ORCHESTRATIONS = enum.auto()
+    #: An activity task to lock as an activity work item.
+    ACTIVITIES = enum.auto()
+    #: An inbox message visible later (``visible_at``): a timer, a scheduled start, a delay.
+    TIMERS = enum.auto()
+    #: Any kind: what a write whose effects the provider does not know may make.
+    ALL = ORCHESTRATIONS | ACTIVITIES | TIMERS
+
+    @classmethod
+    def of_messages(cls, messages: Iterable[OrchestrationMessage]) -> Work:
+        """The work that enqueuing ``messages`` makes."""
+        work = cls.NONE
+        for message in messages:
+            work |= cls.ORCHESTRATIONS if message.visible_at is None else cls.TIMERS
+        return work
+
+    @classmethod
+    def of_checkpoints(cls, checkpoints: Iterable[OrchestrationCheckpoint]) -> Work:
+        """The work that committing ``checkpoints`` makes (their messages and activities)."""
+        work = cls.NONE
+        for checkpoint in checkpoints:
+            work |= cls.of_messages(checkpoint.messages)
+            if checkpoint.activity_tasks:
+                work |= cls.ACTIVITIES
+        return work
+
+
 class ChangeSignal:
     """An in-process wake-up: providers ``notify()`` after each write that others may await.
 
     Workers and clients in the same process wait on it instead of polling; across
-    processes they fall back to polling at the wait's timeout. A provider that knows which
-    instances' runtime status a write changed says so (``notify(status_changed=ids)``), so a
-    client waiting for one instance's status wakes only for it (:meth:`watching`).
+    processes they fall back to polling at the wait's timeout. A provider says what a write
+    did as far as it knows: which kinds of work it made claimable (``work=``, see
+    :class:`Work`), so a worker wakes only the loops that take them; and which instances'
+    runtime status it changed (``status_changed=ids``), so a client waiting for one
+    instance's status wakes only for it (:meth:`watching`).
     """
 
     def __init__(self) -> None:
         self._condition = threading.Condition()
         self._version = 0
-        self._listeners: list[Callable[[], None]] = []
+        self._listeners: list[Callable[[Work], None]] = []
         self._watchers: dict[str, list[threading.Event]] = {}
 
-    def subscribe(self, listener: Callable[[], None]) -> None:
-        """Call ``listener()`` (from the notifying thread) after every change."""
+    def subscribe(self, listener: Callable[[Work], None]) -> None:
+        """Call ``listener(work)`` (from the notifying thread) after every change, with the
+        kinds of work it made claimable."""
         with self._condition:
             self._listeners = [*self._listeners, listener]
 
-    def unsubscribe(self, listener: Callable[[], None]) -> None:
+    def unsubscribe(self, listener: Callable[[Work], None]) -> None:
         with self._condition:
             self._listeners = [fn for fn in self._listeners if fn != listener]
 
@@ -383,9 +419,13 @@ class ChangeSignal:
     def version(self) -> int:
         return self._version
 
-    def notify(self, status_changed: Collection[str] | None = None) -> None:
+    def notify(
+        self, status_changed: Collection[str] | None = None, *, work: Work = Work.ALL
+    ) -> None:
         """Signal a change. ``status_changed``: the instances whose runtime status it may have
-        changed (empty: none); ``None``, the default, when the provider does not know."""
+        changed (empty: none); ``None``, the default, when the provider does not know.
+        ``work``: the kinds of work it may have made claimable (``Work.NONE``: none); the
+        default, ``Work.ALL``, when the provider does not know (another process wrote)."""
         with self._condition:
             self._version += 1
             self._condition.notify_all()
@@ -400,7 +440,7 @@ class ChangeSignal:
         for event in woken:
             event.set()
         for listener in listeners:
-            listener()
+            listener(work)
 
     def wait(self, since: int, timeout: float) -> int:
         """Block until the version passes ``since`` or ``timeout`` seconds pass."""
@@ -783,6 +823,7 @@ __all__ = [
     "ProviderCapabilities",
     "ReuseIdPolicy",
     "StorageProvider",
+    "Work",
     "decode_failure",
     "encode_failure",
     "new_lock_token",

@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import enum
 import logging
 import os
 import queue
@@ -49,6 +48,7 @@ from ostinato.provider import (
     OrchestrationMessage,
     OrchestrationWorkItem,
     StorageProvider,
+    Work,
 )
 from ostinato.runtime import telemetry
 from ostinato.runtime.ending import failing_checkpoint, terminating_checkpoint
@@ -76,14 +76,6 @@ DEFAULT_LOCK_TIMEOUT = timedelta(seconds=15)
 REJECT_DELAY = timedelta(seconds=1)
 #: The first poll delay after an empty poll; it doubles up to ``max_poll_interval``.
 MIN_POLL_DELAY = 0.001
-
-
-class _Work(enum.Flag):
-    """Kinds of work a commit can make claimable, for waking only the threads that take it."""
-
-    NONE = 0
-    ORCHESTRATIONS = enum.auto()
-    ACTIVITIES = enum.auto()
 
 
 class _Signal:
@@ -259,9 +251,6 @@ class AsyncWorker:
         self._results: list[tuple[ActivityWorkItem, OrchestrationMessage]] = []
         self._committing = False
         self._activity_capacity_wanted = False
-        #: ``committing``: while a worker thread commits, the kinds of work its commit can
-        #: make claimable (the provider signals the change from the committing thread).
-        self._local = threading.local()
 
     # -- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
@@ -347,16 +336,11 @@ class AsyncWorker:
         log.info("Worker %s stopped", self.worker_id)
 
     # -- signals --------------------------------------------------------------------------
-    def _on_change(self) -> None:
-        # The worker's own commits say what work they can make (``_local.committing``); any other
-        # change (a client, another worker's provider thread) may make any kind.
-        kinds = getattr(self._local, "committing", None)
-        if kinds is None:
-            self._wake()
-            return
-        if _Work.ORCHESTRATIONS in kinds:
+    def _on_change(self, work: Work) -> None:
+        # A timer may be due already (or soon): the orchestration loop looks again for it too.
+        if work & (Work.ORCHESTRATIONS | Work.TIMERS):
             self._orchestration_signal.bump()
-        if _Work.ACTIVITIES in kinds:
+        if Work.ACTIVITIES in work:
             self._activity_signal.bump()
 
     def _wake(self) -> None:
@@ -531,24 +515,21 @@ class AsyncWorker:
         if not steps:
             return
         results: list[Exception | None] | None = None
-        # Orchestration work if some step sends a message, or if a message may have come for
-        # an instance while it was locked (the signal moved since the lock: the poller that
-        # woke then found the instance locked, and its release makes it claimable); activity
-        # work if some step scheduled an activity.
-        kinds = _Work.NONE
-        if self._orchestration_signal.version != seen or any(
-            step.checkpoint.messages for step in steps
-        ):
-            kinds |= _Work.ORCHESTRATIONS
-        if any(step.checkpoint.activity_tasks for step in steps):
-            kinds |= _Work.ACTIVITIES
-        self._local.committing = kinds
+        # A message may have come for an instance while it was locked (the signal moved since
+        # the lock: the poller that woke then found the instance locked); the commit releases
+        # it, which makes it claimable. The provider's signal names only the work the
+        # checkpoints make, so the worker wakes its pollers for this itself.
+        released = self._orchestration_signal.version != seen and not (
+            Work.of_checkpoints(step.checkpoint for step in steps)
+            & (Work.ORCHESTRATIONS | Work.TIMERS)
+        )
         try:
             results = self.provider.complete_orchestration_work_items(
                 [(step.item, step.checkpoint) for step in steps]
             )
         finally:  # every step is settled, even when the commit call itself raised
-            self._local.committing = None
+            if released:
+                self._orchestration_signal.bump()
             for index, step in enumerate(steps):
                 if results is not None and results[index] is None:
                     self.processor.committed(step)
@@ -831,14 +812,11 @@ class AsyncWorker:
                     self._committing = False
                     self._settled.notify_all()
                     return
-            self._local.committing = _Work.ORCHESTRATIONS  # results wake orchestrations only
             try:
                 errors: list[Exception | None] = self.provider.complete_activity_work_items(batch)
             except Exception:
                 log.exception("Committing activity results failed; they will be redelivered")
                 errors = []
-            finally:
-                self._local.committing = None
             retry: list[tuple[ActivityWorkItem, OrchestrationMessage]] = []
             for (item, _), error in zip(batch, errors, strict=False):
                 if error is not None and unstorable(error):

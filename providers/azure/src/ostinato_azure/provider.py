@@ -72,6 +72,7 @@ from ostinato.provider import (
     ProviderCapabilities,
     ReuseIdPolicy,
     StorageProvider,
+    Work,
     decode_failure,
     encode_failure,
     new_lock_token,
@@ -680,7 +681,7 @@ class AzureStorageProvider(StorageProvider):
                 visibility_timeout=self._delay_of(start) or None,
                 time_to_live=-1,
             )
-        self.changes.notify()
+        self.changes.notify(work=Work.of_messages([start]))
 
     def _delay_of(self, message: OrchestrationMessage) -> int:
         if message.visible_at is None:
@@ -740,7 +741,7 @@ class AzureStorageProvider(StorageProvider):
         with self._mapped_errors("send a message"):
             self.setup()
             self._send_orchestration_message(message)
-        self.changes.notify()
+        self.changes.notify(work=Work.of_messages([message]))
 
     def get_instance(self, instance_id: str) -> InstanceRecord | None:
         """The instance row; read again if a payload it names was replaced meanwhile."""
@@ -1480,13 +1481,14 @@ class AzureStorageProvider(StorageProvider):
             with self._mapped_errors("complete an orchestration work item"):
                 self._complete(item, lock, checkpoint)
         except WorkItemLockLost:
-            self.changes.notify()  # some of it may be written (see _complete)
+            # some of it may be written (see _complete)
+            self.changes.notify(work=Work.of_checkpoints([checkpoint]))
             raise
         except Exception:
             self._cache_row(item.instance_id, None)
             lock.claimed = False  # still ours: the caller may abandon it
             raise
-        self.changes.notify()
+        self.changes.notify(work=Work.of_checkpoints([checkpoint]))
 
     def _hide_for_commit(self, item: OrchestrationWorkItem, lock: _OrchLock) -> None:
         now = utcnow()
@@ -1679,7 +1681,7 @@ class AzureStorageProvider(StorageProvider):
                 for received in kept:
                     entries.setdefault(received.message_id, received)
                 self._ready[item.instance_id] = None
-        self.changes.notify()
+        self.changes.notify(work=Work.TIMERS if delay else Work.ORCHESTRATIONS)
 
     def renew_orchestration_work_item_lock(
         self, item: OrchestrationWorkItem, lock_timeout: timedelta
@@ -1865,7 +1867,7 @@ class AzureStorageProvider(StorageProvider):
                 ) from exc
             finally:
                 lock.done = True
-        self.changes.notify()
+        self.changes.notify(work=Work.of_messages([result]))
 
     def complete_activity_work_items(
         self, batch: Sequence[tuple[ActivityWorkItem, OrchestrationMessage]]
@@ -1898,7 +1900,7 @@ class AzureStorageProvider(StorageProvider):
                 raise WorkItemLockLost("Activity task was taken by another worker") from exc
             finally:
                 lock.done = True
-        self.changes.notify()
+        self.changes.notify(work=Work.ACTIVITIES)
 
     def renew_activity_work_item_lock(
         self, item: ActivityWorkItem, lock_timeout: timedelta
