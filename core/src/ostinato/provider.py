@@ -481,6 +481,20 @@ class StorageProvider(ABC):
     capabilities: ProviderCapabilities = ProviderCapabilities()
     _change_signal: ChangeSignal | None = None
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Refuse a concrete provider that locks work items neither one nor a batch at a time
+        (the defaults of each pair are written in terms of the other)."""
+        super().__init_subclass__(**kwargs)
+        if any(
+            getattr(getattr(cls, name, None), "__isabstractmethod__", False) for name in dir(cls)
+        ):
+            return  # still abstract: a base for providers, not one
+        for one, many in _LOCK_PAIRS:
+            if getattr(cls, one) is getattr(StorageProvider, one) and getattr(cls, many) is getattr(
+                StorageProvider, many
+            ):
+                raise TypeError(f"{cls.__name__} must override {one} or {many}")
+
     @property
     def changes(self) -> ChangeSignal:
         """The provider's in-process change signal (see :class:`ChangeSignal`)."""
@@ -581,20 +595,24 @@ class StorageProvider(ABC):
         """
 
     # -- orchestration work items ---------------------------------------------------------
-    @abstractmethod
+    # A provider overrides one of the two lock methods of each kind, or both: the default of
+    # each is written in terms of the other (one is a batch of one; a batch is one at a time).
     def lock_next_orchestration_work_item(
         self, worker_id: str, lock_timeout: timedelta
     ) -> OrchestrationWorkItem | None:
         """Lock an instance that has visible messages and return them, or ``None``.
 
         An instance whose lock is held (and not expired) is never returned. The lock lasts
-        ``lock_timeout`` unless renewed.
+        ``lock_timeout`` unless renewed. The default locks a batch of one.
         """
+        items = self.lock_next_orchestration_work_items(worker_id, lock_timeout, 1)
+        return items[0] if items else None
 
     def lock_next_orchestration_work_items(
         self, worker_id: str, lock_timeout: timedelta, max_count: int
     ) -> list[OrchestrationWorkItem]:
-        """Lock up to ``max_count`` work items (of distinct instances) at once."""
+        """Lock up to ``max_count`` work items (of distinct instances) at once. The default
+        locks one at a time."""
         items: dict[str, OrchestrationWorkItem] = {}
         while len(items) < max_count:
             item = self.lock_next_orchestration_work_item(worker_id, lock_timeout)
@@ -652,16 +670,19 @@ class StorageProvider(ABC):
         """
 
     # -- activity work items --------------------------------------------------------------
-    @abstractmethod
     def lock_next_activity_work_item(
         self, worker_id: str, lock_timeout: timedelta
     ) -> ActivityWorkItem | None:
-        """Lock the next visible activity task, or return ``None``."""
+        """Lock the next visible activity task, or return ``None``. The default locks a batch
+        of one."""
+        items = self.lock_next_activity_work_items(worker_id, lock_timeout, 1)
+        return items[0] if items else None
 
     def lock_next_activity_work_items(
         self, worker_id: str, lock_timeout: timedelta, max_count: int
     ) -> list[ActivityWorkItem]:
-        """Lock up to ``max_count`` activity tasks (distinct tasks) at once."""
+        """Lock up to ``max_count`` activity tasks (distinct tasks) at once. The default locks
+        one at a time."""
         items: dict[str, ActivityWorkItem] = {}
         while len(items) < max_count:
             item = self.lock_next_activity_work_item(worker_id, lock_timeout)
@@ -805,6 +826,13 @@ class StorageProvider(ABC):
 
 def new_lock_token() -> str:
     return unique_id()
+
+
+#: The lock methods of each kind of work item, one of which a provider must override.
+_LOCK_PAIRS = (
+    ("lock_next_orchestration_work_item", "lock_next_orchestration_work_items"),
+    ("lock_next_activity_work_item", "lock_next_activity_work_items"),
+)
 
 
 __all__ = [

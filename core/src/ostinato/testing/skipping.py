@@ -157,12 +157,6 @@ class SkippingProvider(StorageProvider):
         return self.inner.purge_instance(instance_id, only_if_status)
 
     # -- orchestration work items ---------------------------------------------------------------
-    def lock_next_orchestration_work_item(
-        self, worker_id: str, lock_timeout: timedelta
-    ) -> OrchestrationWorkItem | None:
-        items = self.lock_next_orchestration_work_items(worker_id, lock_timeout, 1)
-        return items[0] if items else None
-
     def lock_next_orchestration_work_items(
         self, worker_id: str, lock_timeout: timedelta, max_count: int
     ) -> list[OrchestrationWorkItem]:
@@ -207,12 +201,6 @@ class SkippingProvider(StorageProvider):
         self.inner.renew_orchestration_work_item_lock(item, lock_timeout)
 
     # -- activity work items --------------------------------------------------------------------
-    def lock_next_activity_work_item(
-        self, worker_id: str, lock_timeout: timedelta
-    ) -> ActivityWorkItem | None:
-        items = self.lock_next_activity_work_items(worker_id, lock_timeout, 1)
-        return items[0] if items else None
-
     def lock_next_activity_work_items(
         self, worker_id: str, lock_timeout: timedelta, max_count: int
     ) -> list[ActivityWorkItem]:
