@@ -126,10 +126,12 @@ class InMemoryProvider(StorageProvider):
             if letter.kind is DeadLetterKind.HISTORY:
                 texts = json.loads(letter.body)
                 self._history[letter.instance_id] = [history.loads(t) for t in texts]
+            elif letter.kind is DeadLetterKind.ACTIVITY_TASK:
+                self._add_activity(ActivityTask.from_json(letter.body))
             else:
                 self._enqueue(OrchestrationMessage.from_json(letter.body))
             del self._dead_letters[dead_letter_id]
-        self.changes.notify(work=Work.ORCHESTRATIONS)
+        self.changes.notify(work=Work.ORCHESTRATIONS | Work.ACTIVITIES)
         return True
 
     def delete_dead_letter(self, dead_letter_id: str) -> bool:
@@ -200,6 +202,10 @@ class InMemoryProvider(StorageProvider):
             ]:
                 del self._activities[seq]
                 self._ready_activities.pop(seq, None)
+            for letter_id in [
+                k for k, d in self._dead_letters.items() if d.instance_id == instance_id
+            ]:
+                del self._dead_letters[letter_id]
             return True
 
     # -- orchestration work items ---------------------------------------------------------
@@ -390,6 +396,25 @@ class InMemoryProvider(StorageProvider):
             del self._activities[item.provider_data]
             self._enqueue(result)
         self.changes.notify(work=Work.of_messages([result]))
+
+    def dead_letter_activity_task(
+        self, item: ActivityWorkItem, reason: str, result: OrchestrationMessage
+    ) -> DeadLetter | None:
+        with self._mutex:
+            self._held_activity(item)
+            del self._activities[item.provider_data]
+            letter = DeadLetter(
+                str(next(self._seq)),
+                DeadLetterKind.ACTIVITY_TASK,
+                item.task.instance_id,
+                item.task.to_json(),
+                reason,
+                self.now(),
+            )
+            self._dead_letters[letter.id] = letter
+            self._enqueue(result)
+        self.changes.notify(work=Work.of_messages([result]))
+        return letter
 
     def abandon_activity_work_item(
         self, item: ActivityWorkItem, delay: timedelta | None = None

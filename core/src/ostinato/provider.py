@@ -23,7 +23,8 @@ Guarantees every provider gives (the conformance suite checks each one):
 * **Atomic create.** ``create_instance`` checks the reuse-id policy and writes the instance in
   one atomic step: N concurrent creates of one id produce one instance and N-1
   :class:`~ostinato.errors.InstanceAlreadyExistsError`.
-* **Purge removes everything** of an instance: record, history, inbox and activity tasks.
+* **Purge removes everything** of an instance: record, history, inbox, activity tasks and
+  dead letters.
 * Payloads of any size up to ``ProviderCapabilities.max_payload_bytes`` round-trip unchanged.
 * **Delivery counts.** Every work item carries ``dequeue_count``: how many times it has been
   handed out, this time included, without being completed. It is per item (an activity task;
@@ -36,8 +37,9 @@ Guarantees every provider gives (the conformance suite checks each one):
   message found undecodable while locking is named in the work item
   (``OrchestrationWorkItem.dead_letters``, not in ``messages``) and moved by the same atomic
   step that completes the item (so a crash in between loses nothing); an instance's history
-  when the core asks (:meth:`StorageProvider.dead_letter_history`). Dead letters are listed,
-  shown, put back (``retry``) and deleted through the provider.
+  and an activity task when the core asks (:meth:`StorageProvider.dead_letter_history`,
+  :meth:`StorageProvider.dead_letter_activity_task`). Dead letters are listed, shown, put back
+  (``retry``) and deleted through the provider; purging an instance deletes its dead letters.
 """
 
 from __future__ import annotations
@@ -201,6 +203,8 @@ class DeadLetterKind(enum.Enum):
     MESSAGE = "message"
     #: An instance's whole current history (its stored rows as a JSON array of their texts).
     HISTORY = "history"
+    #: One activity task (:meth:`ActivityTask.to_json`), whose input could not be decoded.
+    ACTIVITY_TASK = "activity_task"
 
 
 @dataclass(frozen=True)
@@ -590,8 +594,8 @@ class StorageProvider(ABC):
     ) -> bool:
         """Delete everything of the instance if its status is in ``only_if_status``.
 
-        Record, history, inbox messages and activity tasks go together, atomically with the
-        status check. Returns whether it was deleted.
+        Record, history, inbox messages, activity tasks and dead letters go together,
+        atomically with the status check. Returns whether it was deleted.
         """
 
     # -- orchestration work items ---------------------------------------------------------
@@ -730,7 +734,7 @@ class StorageProvider(ABC):
         """Extend the task's lock. Raises ``WorkItemLockLost`` if it is no longer held."""
 
     # -- dead letters ---------------------------------------------------------------------
-    # A provider that can hold undecodable records overrides all five; the defaults describe
+    # A provider that can hold undecodable records overrides all six; the defaults describe
     # a provider that never has any (every record it stores decodes).
     def dead_letter_history(self, item: OrchestrationWorkItem, reason: str) -> DeadLetter | None:
         """Move the locked instance's current history aside (it cannot be decoded).
@@ -740,6 +744,19 @@ class StorageProvider(ABC):
         dead letter, or ``None`` if there was nothing to move. Raises ``WorkItemLockLost``
         (changing nothing) if the lock is no longer held.
         """
+        return None
+
+    def dead_letter_activity_task(
+        self, item: ActivityWorkItem, reason: str, result: OrchestrationMessage
+    ) -> DeadLetter | None:
+        """Move the locked activity task aside (its input cannot be decoded) and enqueue
+        ``result`` for its instance, atomically, as :meth:`complete_activity_work_item` does.
+
+        Returns the dead letter. Raises ``WorkItemLockLost`` (changing nothing) if the lock
+        is no longer held. The default, for a provider without a dead-letter store, completes
+        the item with ``result`` (the task is not kept) and returns ``None``.
+        """
+        self.complete_activity_work_item(item, result)
         return None
 
     def list_dead_letters(
@@ -756,13 +773,25 @@ class StorageProvider(ABC):
         """Put a dead letter back where it came from, as it was, and delete it, atomically.
 
         A message goes back into its instance's inbox; a history replaces the instance's
-        current history. Returns whether it existed.
+        current history; an activity task goes back into the activity queue. Returns whether
+        it existed.
         """
         return False
 
     def delete_dead_letter(self, dead_letter_id: str) -> bool:
         """Delete a dead letter for good; returns whether it existed."""
         return False
+
+    def purge_dead_letters(self, created_before: datetime, limit: int = 100) -> int:
+        """Delete up to ``limit`` dead letters created before ``created_before``, oldest
+        first; returns how many (fewer than ``limit``: none is left). The default deletes
+        them one by one (:meth:`list_dead_letters`, :meth:`delete_dead_letter`)."""
+        deleted = 0
+        for letter in self.list_dead_letters(limit=limit):
+            if letter.created_at >= created_before:
+                break
+            deleted += self.delete_dead_letter(letter.id)
+        return deleted
 
     # -- state transfer (export, import, migrate) ------------------------------------------
     def export_state(self) -> Iterator[InstanceSnapshot]:

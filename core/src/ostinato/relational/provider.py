@@ -447,7 +447,13 @@ class RelationalProvider(StorageProvider):
             cur.execute(s.instance_delete_if(len(statuses)), (*key, *statuses))
             if cur.rowcount != 1:
                 return False
-            for statement in (s.history_delete, s.inbox_delete, s.queue_delete, s.activity_delete):
+            for statement in (
+                s.history_delete,
+                s.inbox_delete,
+                s.queue_delete,
+                s.activity_delete,
+                s.dead_letters_delete,
+            ):
                 cur.execute(statement, key)
         return True
 
@@ -737,8 +743,9 @@ class RelationalProvider(StorageProvider):
         return items
 
     def _last_dead_letter(self, cur: Cursor, instance_id: str) -> DeadLetter:
-        """The newest dead letter of ``instance_id`` (the one just inserted, in this
-        transaction, which holds the instance's lock)."""
+        """The newest dead letter of ``instance_id``: the one just inserted in this
+        transaction (for a history, which holds the instance's lock, always; for an activity
+        task, unless another task of the instance was moved aside at the same moment)."""
         cur.execute(self._sql.dead_letters_newest, (self.task_hub, instance_id, 1))
         return _dead_letter(cur.fetchall()[0])
 
@@ -761,6 +768,25 @@ class RelationalProvider(StorageProvider):
             )
             cur.execute(s.history_delete, (hub, item.instance_id))
             return self._last_dead_letter(cur, item.instance_id)
+
+    def dead_letter_activity_task(
+        self, item: ActivityWorkItem, reason: str, result: OrchestrationMessage
+    ) -> DeadLetter | None:
+        s, hub = self._sql, self.task_hub
+        script: Script = []
+        self._enqueue(script, [result], self._now_micros())
+        iid = item.task.instance_id
+        with self._write(durable=True, notify=Work.of_messages([result]), status_changed=()) as cur:
+            rows = self._fetch(cur, self._in(s.activity_locks_in, (hub,), [item.provider_data]))
+            now = self._now_micros()
+            if not rows or rows[0][1] != item.lock_token or (rows[0][2] or 0) <= now:
+                raise _activity_lock_lost(item)
+            body = item.task.to_json()
+            values = (hub, iid, DeadLetterKind.ACTIVITY_TASK.value, body, reason, now)
+            cur.execute(s.dead_letter_insert, values)
+            self._run(cur, self._in(s.activity_delete_ids, (), [item.provider_data]))
+            self._run(cur, script)
+            return self._last_dead_letter(cur, iid)
 
     def list_dead_letters(
         self, instance_id: str | None = None, limit: int = 100
@@ -787,7 +813,8 @@ class RelationalProvider(StorageProvider):
             return False
         s, hub = self._sql, self.task_hub
         script: Script
-        with self._write(durable=True, notify=Work.ORCHESTRATIONS) as cur:
+        work = Work.ORCHESTRATIONS | Work.ACTIVITIES
+        with self._write(durable=True, notify=work) as cur:
             cur.execute(s.dead_letter_select, (hub, key))
             rows = cur.fetchall()
             if not rows:
@@ -804,6 +831,16 @@ class RelationalProvider(StorageProvider):
                 self._rows(
                     script, s.history_insert, [(hub, iid, t) for t in json.loads(letter.body)]
                 )
+                self._run(cur, script)
+            elif letter.kind is DeadLetterKind.ACTIVITY_TASK:
+                t = ActivityTask.from_json(letter.body)
+                script = []
+                self._rows(
+                    script,
+                    s.activity_insert,
+                    [(hub, iid, t.execution_id, t.task_id, t.name, t.input, now, 0)],
+                )
+                self._work_may_be_added(s.activity_peek)
                 self._run(cur, script)
             else:
                 script = []

@@ -51,7 +51,12 @@ from ostinato.provider import (
     Work,
 )
 from ostinato.runtime import telemetry
-from ostinato.runtime.ending import failing_checkpoint, terminating_checkpoint
+from ostinato.runtime.ending import (
+    failing_checkpoint,
+    failure_notice,
+    noticed_failure,
+    terminating_checkpoint,
+)
 from ostinato.runtime.poison import DEFAULT_MAX_DELIVERY_ATTEMPTS, Isolation, poison_failure
 from ostinato.runtime.processor import CorruptHistory, OrchestrationProcessor, Step
 from ostinato.runtime.retention import RetentionPolicy, RetentionSweeper
@@ -142,6 +147,11 @@ class _Threads:
                 fn(*args)
             except BaseException:  # a thread of the pool must not die
                 log.exception("Unexpected error in a worker thread")
+
+
+class _UndecodableTask(Exception):
+    """An activity task whose stored input the converter cannot decode at all (a corrupt
+    record, not a value of the wrong type): it goes to the dead letters, not to its code."""
 
 
 class _RunningActivity:
@@ -420,6 +430,10 @@ class AsyncWorker:
             for item in items:
                 if item.dead_letters and not is_entity_instance(item.instance_id):
                     self._end_instance(item, failure=_dead_letter_failure(item))
+                    continue
+                noticed = noticed_failure(item)
+                if noticed is not None:  # e.g. an activity task of it was dead-lettered
+                    self._end_instance(item, failure=noticed)
                     continue
                 terminate = next(
                     (m.event for m in item.messages if isinstance(m.event, ExecutionTerminated)),
@@ -715,6 +729,9 @@ class AsyncWorker:
                     message = future.result()
                 except concurrent.futures.CancelledError:
                     return
+                except _UndecodableTask as exc:
+                    self._dead_letter_task(running, exc)
+                    return
                 self._activity_finished(running, message)
             else:
                 self._run_sync(running)
@@ -727,7 +744,16 @@ class AsyncWorker:
         registration = self.app.activities.get(task.name)
         if registration is None:
             raise LookupError(f"No activity named {task.name!r} is registered with this worker")
-        value = self.converter.loads(task.input, registration.input_type)
+        try:
+            value = self.converter.loads(task.input, registration.input_type)
+        except Exception as exc:
+            if registration.input_type is not None:
+                try:  # decodable, but not as the activity's type: the task fails
+                    self.converter.loads(task.input)
+                except Exception:  # noqa: BLE001 - not decodable at all: a corrupt record
+                    raise _UndecodableTask(str(exc)) from exc
+                raise
+            raise _UndecodableTask(str(exc)) from exc
         ctx = ActivityContext(task.instance_id, task.execution_id, task.task_id, task.name)
         return registration.fn, ctx, value
 
@@ -758,6 +784,11 @@ class AsyncWorker:
             try:
                 fn, ctx, value = self._context(item)
                 message = self._outcome(item, fn(ctx, value))
+            except _UndecodableTask as exc:
+                if observed is not None:
+                    observed.failed(exc)
+                self._dead_letter_task(running, exc)
+                return
             except BaseException as exc:  # noqa: BLE001 - even SystemExit only fails the task
                 if observed is not None:
                     observed.failed(exc)
@@ -765,12 +796,18 @@ class AsyncWorker:
         self._activity_finished(running, message)
 
     async def _run_async(self, item: ActivityWorkItem) -> OrchestrationMessage:
+        """The activity's result message (raises :class:`_UndecodableTask` for a corrupt
+        task, ``CancelledError`` when the worker stops)."""
         with telemetry.current().activity(item, self.provider) as observed:
             try:
                 fn, ctx, value = self._context(item)
                 return self._outcome(item, await fn(ctx, value))
             except asyncio.CancelledError:
                 raise  # the worker stopped: the activity is abandoned, not failed
+            except _UndecodableTask as exc:
+                if observed is not None:
+                    observed.failed(exc)
+                raise
             except BaseException as exc:  # noqa: BLE001 - even SystemExit only fails the task
                 if observed is not None:
                     observed.failed(exc)
@@ -783,7 +820,12 @@ class AsyncWorker:
         if future.cancelled():
             return
         pool = self._pool
-        if pool is not None:  # else the worker stopped: the activity was abandoned
+        if pool is None:  # the worker stopped: the activity was abandoned
+            return
+        error = future.exception()
+        if isinstance(error, _UndecodableTask):
+            pool.submit(self._dead_letter_task, running, error)
+        else:
             pool.submit(self._activity_finished, running, future.result())
 
     def _activity_finished(self, running: _RunningActivity, message: OrchestrationMessage) -> None:
@@ -797,11 +839,46 @@ class AsyncWorker:
             self._committing = True
             if self._stopping.is_set():
                 self._settled.notify_all()  # stop() waits for the last activities
+        self._activity_slot_freed()
+        if leader:
+            self._commit_results()
+
+    def _activity_slot_freed(self) -> None:
         if self._activity_capacity_wanted:  # the dispatcher waits for a free slot
             self._activity_capacity_wanted = False
             self._activity_signal.bump()
-        if leader:
-            self._commit_results()
+
+    def _dead_letter_task(self, running: _RunningActivity, error: _UndecodableTask) -> None:
+        """Move a task whose input cannot be decoded to the dead letters, and fail its
+        instance (the task's code never runs; the failure cannot be caught by the
+        orchestration: the record is corrupt, not the task's outcome)."""
+        with self._guard:
+            if self._activities.pop(id(running), None) is None:
+                return  # abandoned by stop(): another worker looks at it again
+            self._isolation.finished(1)
+            if self._stopping.is_set():
+                self._settled.notify_all()
+        self._activity_slot_freed()
+        item = running.item
+        task = item.task
+        failure = FailureDetails(
+            "SerializationError",
+            f"The input of activity {task.name!r} (task {task.task_id}) of orchestration "
+            f"'{task.instance_id}' cannot be decoded ({error}); the task was moved to the dead "
+            f"letters (ostinato dead-letters list --instance {task.instance_id})",
+        )
+        log.error("Failing orchestration '%s': %s", task.instance_id, failure.message)
+        notice = failure_notice(task.instance_id, task.execution_id, failure)
+        try:
+            self.provider.dead_letter_activity_task(
+                item, f"undecodable activity input: {error}", notice
+            )
+        except WorkItemLockLost:
+            log.warning("Lost the lock of activity %s; another worker has it", task.name)
+        except Exception:
+            log.exception("Moving activity %s aside failed; it will be redelivered", task.name)
+            with contextlib.suppress(Exception):
+                self.provider.abandon_activity_work_item(item, timedelta(seconds=1))
 
     def _commit_results(self) -> None:
         """Commit queued results in batches until the queue is empty (group commit)."""
