@@ -120,7 +120,8 @@ def test_a_worker_wakes_only_the_loop_whose_work_a_change_names(
 ) -> None:
     app = ot.App()
     worker = ot.AsyncWorker(app, provider, max_poll_interval=60.0)
-    orchestrations, activities = worker._orchestration_signal, worker._activity_signal
+    orchestrations = worker._orchestration_polls.signal
+    activities = worker._activity_polls.signal
     before = orchestrations.version, activities.version
     worker._on_change(Work.ACTIVITIES)
     assert (orchestrations.version, activities.version) == (before[0], before[1] + 1)

@@ -33,7 +33,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any, TypedDict, Unpack
 
@@ -58,6 +58,7 @@ from ostinato.runtime.ending import (
     terminating_checkpoint,
 )
 from ostinato.runtime.poison import DEFAULT_MAX_DELIVERY_ATTEMPTS, Isolation, poison_failure
+from ostinato.runtime.polling import MIN_POLL_DELAY, PollLoop
 from ostinato.runtime.processor import CorruptHistory, OrchestrationProcessor, Step
 from ostinato.runtime.retention import RetentionPolicy, RetentionSweeper
 from ostinato.versioning import VersioningOptions, VersionMismatchError
@@ -79,42 +80,6 @@ DEFAULT_LOCK_TIMEOUT = timedelta(seconds=15)
 #: How long an orchestration whose version this worker does not run waits before it is
 #: handed out again (to any worker).
 REJECT_DELAY = timedelta(seconds=1)
-#: The first poll delay after an empty poll; it doubles up to ``max_poll_interval``.
-MIN_POLL_DELAY = 0.001
-
-
-class _Signal:
-    """A wake-up with a version: waiters sleep only if nothing happened since they looked."""
-
-    def __init__(self) -> None:
-        self._condition = threading.Condition()
-        self.version = 0
-
-    def bump(self) -> None:
-        with self._condition:
-            self.version += 1
-            self._condition.notify_all()
-
-    def wait(self, seen: int, timeout: float) -> None:
-        with self._condition:
-            if self.version == seen:
-                self._condition.wait(timeout)
-
-
-class _Backoff:
-    """Poll delays: short after work was found, doubling while polls come back empty."""
-
-    def __init__(self, ceiling: float) -> None:
-        self.ceiling = ceiling
-        self.delay = MIN_POLL_DELAY
-
-    def found(self) -> None:
-        self.delay = MIN_POLL_DELAY
-
-    def empty(self) -> float:
-        delay = self.delay
-        self.delay = min(delay * 2, self.ceiling)
-        return delay
 
 
 class _Threads:
@@ -243,14 +208,27 @@ class AsyncWorker:
         )
         self._stopping = threading.Event()
         self._stopped = threading.Event()
-        self._orchestration_signal = _Signal()
-        self._activity_signal = _Signal()
+        self._orchestration_polls: PollLoop[OrchestrationWorkItem] = PollLoop(
+            "orchestration",
+            lock=lambda n: provider.lock_next_orchestration_work_items(
+                self.worker_id, self.lock_timeout, n
+            ),
+            room=lambda: self.max_concurrent_orchestrations - self._orchestrations_in_flight,
+            taken=self._took_orchestrations,
+            batch_size=batch_size,
+            max_poll_interval=max_poll_interval,
+        )
+        self._activity_polls: PollLoop[ActivityWorkItem] = PollLoop(
+            "activity",
+            lock=lambda n: provider.lock_next_activity_work_items(
+                self.worker_id, self.lock_timeout, n
+            ),
+            room=lambda: self.max_concurrent_activities - len(self._activities),
+            batch_size=batch_size,
+            max_poll_interval=max_poll_interval,
+        )
         #: Held by the orchestration thread whose turn it is to poll.
         self._poll_turn = threading.Lock()
-        self._orchestration_backoff = _Backoff(max_poll_interval)
-        self._orchestration_capacity_wanted = False
-        #: The signal version before the last orchestration poll, if it came back short.
-        self._short_poll_seen: int | None = None
         self._isolation = Isolation()
         #: Orchestration work items held, by id(): the item and when its lock was last renewed.
         self._held: dict[int, tuple[OrchestrationWorkItem, float]] = {}
@@ -260,7 +238,6 @@ class AsyncWorker:
         self._activities: dict[int, _RunningActivity] = {}
         self._results: list[tuple[ActivityWorkItem, OrchestrationMessage]] = []
         self._committing = False
-        self._activity_capacity_wanted = False
 
     # -- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
@@ -349,19 +326,19 @@ class AsyncWorker:
     def _on_change(self, work: Work) -> None:
         # A timer may be due already (or soon): the orchestration loop looks again for it too.
         if work & (Work.ORCHESTRATIONS | Work.TIMERS):
-            self._orchestration_signal.bump()
+            self._orchestration_polls.signal.bump()
         if Work.ACTIVITIES in work:
-            self._activity_signal.bump()
+            self._activity_polls.signal.bump()
 
     def _wake(self) -> None:
-        self._orchestration_signal.bump()
-        self._activity_signal.bump()
+        self._orchestration_polls.signal.bump()
+        self._activity_polls.signal.bump()
 
     # -- orchestrations -------------------------------------------------------------------
     def _orchestration_thread(self) -> None:
         while not self._stopping.is_set():
             with self._poll_turn:
-                items, seen = self._poll_orchestrations()
+                items, seen = self._orchestration_polls.poll(self._isolation, self._stopping)
             if not items:
                 continue
             try:
@@ -371,50 +348,11 @@ class AsyncWorker:
             finally:
                 with self._guard:
                     self._orchestrations_in_flight -= len(items)
-                if self._orchestration_capacity_wanted:
-                    self._orchestration_capacity_wanted = False
-                    self._orchestration_signal.bump()
+                self._orchestration_polls.room_freed()
 
-    def _poll_orchestrations(self) -> tuple[list[Any], int]:
-        """Lock the next batch of orchestration work items (waiting while there is none), and
-        the orchestration signal's version before the poll that locked them."""
-        signal, backoff = self._orchestration_signal, self._orchestration_backoff
-        while not self._stopping.is_set():
-            short = self._short_poll_seen
-            if short is not None:  # the last poll got all there was: wait for news first
-                self._short_poll_seen = None
-                signal.wait(short, backoff.empty())
-            seen = signal.version
-            free = self.max_concurrent_orchestrations - self._orchestrations_in_flight
-            if free <= 0:
-                self._orchestration_capacity_wanted = True
-                signal.wait(seen, 0.05)
-                continue
-            wanted = self._isolation.before_poll(min(free, self.batch_size), self._stopping)
-            if not wanted:
-                continue
-            items = []
-            try:
-                items = self.provider.lock_next_orchestration_work_items(
-                    self.worker_id, self.lock_timeout, wanted
-                )
-            except Exception:
-                log.exception("Locking orchestration work items failed; retrying")
-                signal.wait(seen, backoff.empty())
-                continue
-            finally:
-                self._isolation.after_poll(
-                    len(items), any(item.dequeue_count <= 1 for item in items)
-                )
-            if items:
-                backoff.found()
-                if len(items) < wanted:
-                    self._short_poll_seen = seen
-                with self._guard:
-                    self._orchestrations_in_flight += len(items)
-                return items, seen
-            signal.wait(seen, backoff.empty())
-        return [], signal.version
+    def _took_orchestrations(self, items: Sequence[OrchestrationWorkItem]) -> None:
+        with self._guard:  # before the next thread's poll: it counts them
+            self._orchestrations_in_flight += len(items)
 
     def _handle_orchestrations(self, items: list[OrchestrationWorkItem], seen: int) -> None:
         """Run a locked batch: fresh items together, poison ones failed without running,
@@ -533,7 +471,7 @@ class AsyncWorker:
         # the lock: the poller that woke then found the instance locked); the commit releases
         # it, which makes it claimable. The provider's signal names only the work the
         # checkpoints make, so the worker wakes its pollers for this itself.
-        released = self._orchestration_signal.version != seen and not (
+        released = self._orchestration_polls.signal.version != seen and not (
             Work.of_checkpoints(step.checkpoint for step in steps)
             & (Work.ORCHESTRATIONS | Work.TIMERS)
         )
@@ -543,7 +481,7 @@ class AsyncWorker:
             )
         finally:  # every step is settled, even when the commit call itself raised
             if released:
-                self._orchestration_signal.bump()
+                self._orchestration_polls.signal.bump()
             for index, step in enumerate(steps):
                 if results is not None and results[index] is None:
                     self.processor.committed(step)
@@ -608,40 +546,10 @@ class AsyncWorker:
 
     # -- activities -----------------------------------------------------------------------
     def _activity_dispatcher(self) -> None:
-        signal, backoff = self._activity_signal, _Backoff(self.max_poll_interval)
         while not self._stopping.is_set():
-            seen = signal.version
-            free = self.max_concurrent_activities - len(self._activities)
-            if free <= 0:
-                self._activity_capacity_wanted = True
-                signal.wait(seen, 0.05)
-                continue
-            wanted = self._isolation.before_poll(min(free, self.batch_size), self._stopping)
-            if not wanted:
-                continue
-            items = []
-            try:
-                items = self.provider.lock_next_activity_work_items(
-                    self.worker_id, self.lock_timeout, wanted
-                )
-            except Exception:
-                log.exception("Locking activity work items failed; retrying")
-                signal.wait(seen, backoff.empty())
-                continue
-            finally:
-                self._isolation.after_poll(
-                    len(items), any(item.dequeue_count <= 1 for item in items)
-                )
-            if not items:
-                signal.wait(seen, backoff.empty())
-                continue
-            backoff.found()
+            items, _ = self._activity_polls.poll(self._isolation, self._stopping)
             for item in items:
                 self._begin_activity(item)
-            if len(items) < wanted:
-                # It got all there was: poll again once something changed (or after the
-                # back-off), not at once.
-                signal.wait(seen, backoff.empty())
 
     def _begin_activity(self, item: ActivityWorkItem) -> None:
         pool, loop = self._pool, self._loop
@@ -839,14 +747,9 @@ class AsyncWorker:
             self._committing = True
             if self._stopping.is_set():
                 self._settled.notify_all()  # stop() waits for the last activities
-        self._activity_slot_freed()
+        self._activity_polls.room_freed()
         if leader:
             self._commit_results()
-
-    def _activity_slot_freed(self) -> None:
-        if self._activity_capacity_wanted:  # the dispatcher waits for a free slot
-            self._activity_capacity_wanted = False
-            self._activity_signal.bump()
 
     def _dead_letter_task(self, running: _RunningActivity, error: _UndecodableTask) -> None:
         """Move a task whose input cannot be decoded to the dead letters, and fail its
@@ -858,7 +761,7 @@ class AsyncWorker:
             self._isolation.finished(1)
             if self._stopping.is_set():
                 self._settled.notify_all()
-        self._activity_slot_freed()
+        self._activity_polls.room_freed()
         item = running.item
         task = item.task
         failure = FailureDetails(
