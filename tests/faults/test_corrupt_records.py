@@ -75,6 +75,25 @@ def _start_waiting(client: ot.Client, worker: WorkerFactory, count: int) -> list
     return ids
 
 
+def _failed_by_a_corrupt_message(
+    client: ot.Client, worker: WorkerFactory, store_spec: dict[str, Any], count: int
+) -> list[str]:
+    """``count`` instances, each FAILED by an undecodable message (one dead letter each)."""
+    ids = _start_waiting(client, worker, count)
+    for instance_id in ids:
+        client.raise_orchestration_event(instance_id, "go", data=1)
+        raw_execute(
+            store_spec,
+            "UPDATE ostinato_inbox SET body = ? WHERE instance_id = ?",
+            "{x",
+            instance_id,
+        )
+    with worker(_app()):
+        for instance_id in ids:
+            client.wait_for_orchestration_completion(instance_id, timeout=30)
+    return ids
+
+
 def test_an_undecodable_inbox_message_fails_only_its_instance(
     client: ot.Client, worker: WorkerFactory, store_spec: dict[str, Any]
 ) -> None:
@@ -219,18 +238,7 @@ def test_an_activity_input_of_the_wrong_type_fails_only_its_task(
 def test_purging_an_instance_deletes_its_dead_letters(
     client: ot.Client, worker: WorkerFactory, store_spec: dict[str, Any]
 ) -> None:
-    victim, other = _start_waiting(client, worker, 2)
-    for instance_id in (victim, other):
-        client.raise_orchestration_event(instance_id, "go", data=1)
-        raw_execute(
-            store_spec,
-            "UPDATE ostinato_inbox SET body = ? WHERE instance_id = ?",
-            "{x",
-            instance_id,
-        )
-    with worker(_app()):
-        for instance_id in (victim, other):
-            client.wait_for_orchestration_completion(instance_id, timeout=30)
+    victim, other = _failed_by_a_corrupt_message(client, worker, store_spec, 2)
     assert {d.instance_id for d in client.list_dead_letters()} == {victim, other}
     assert client.purge_orchestration(victim)
     assert [d.instance_id for d in client.list_dead_letters()] == [other]
@@ -243,13 +251,7 @@ def test_retention_deletes_dead_letters_older_than_the_failed_age(
 
     from ostinato.runtime.retention import RetentionPolicy, RetentionSweeper
 
-    (victim,) = _start_waiting(client, worker, 1)
-    client.raise_orchestration_event(victim, "go", data=1)
-    raw_execute(
-        store_spec, "UPDATE ostinato_inbox SET body = ? WHERE instance_id = ?", "{x", victim
-    )
-    with worker(_app()):
-        client.wait_for_orchestration_completion(victim, timeout=30)
+    (victim,) = _failed_by_a_corrupt_message(client, worker, store_spec, 1)
     (letter,) = client.list_dead_letters()
     # Restarted, the instance lives on; its old dead letter stays until it is old enough.
     client.schedule_new_orchestration("waits", input=0, instance_id=victim)
@@ -266,13 +268,7 @@ def test_retention_deletes_dead_letters_older_than_the_failed_age(
 def test_dead_letters_from_the_command_line(
     client: ot.Client, worker: WorkerFactory, store_spec: dict[str, Any]
 ) -> None:
-    (victim,) = _start_waiting(client, worker, 1)
-    client.raise_orchestration_event(victim, "go", data=1)
-    raw_execute(
-        store_spec, "UPDATE ostinato_inbox SET body = ? WHERE instance_id = ?", "{x", victim
-    )
-    with worker(_app()):
-        client.wait_for_orchestration_completion(victim, timeout=30)
+    (victim,) = _failed_by_a_corrupt_message(client, worker, store_spec, 1)
     base = ["--provider", "sqlite", "--set", f"path={store_spec['path']}", "dead-letters"]
     runner = CliRunner()
 
@@ -305,13 +301,7 @@ def test_dead_letters_over_http(
     from ostinato.http import create_app
     from starlette.testclient import TestClient
 
-    (victim,) = _start_waiting(client, worker, 1)
-    client.raise_orchestration_event(victim, "go", data=1)
-    raw_execute(
-        store_spec, "UPDATE ostinato_inbox SET body = ? WHERE instance_id = ?", "{x", victim
-    )
-    with worker(_app()):
-        client.wait_for_orchestration_completion(victim, timeout=30)
+    (victim,) = _failed_by_a_corrupt_message(client, worker, store_spec, 1)
     with TestClient(create_app(store), base_url="http://localhost") as http:
         listed = http.get("/deadLetters", params={"instanceId": victim}).json()["deadLetters"]
         assert [(d["instanceId"], d["kind"], d["body"]) for d in listed] == [
