@@ -21,7 +21,7 @@ Guarantees every provider gives (the conformance suite checks each one):
   :class:`~ostinato.errors.WorkItemLockLost` and changes nothing.
 * **Timers never fire early.** A message with ``visible_at`` is not handed out before then.
 * **Atomic create.** ``create_instance`` checks the reuse-id policy and writes the instance in
-  one atomic step: N concurrent creates of one id produce one instance and N-1
+  one atomic write: N concurrent creates of one id produce one instance and N-1
   :class:`~ostinato.errors.InstanceAlreadyExistsError`.
 * **Purge removes everything** of an instance: record, history, inbox, activity tasks and
   dead letters.
@@ -36,7 +36,7 @@ Guarantees every provider gives (the conformance suite checks each one):
   stored, into the provider's dead-letter store, never dropped nor handed out again: an inbox
   message found undecodable while locking is named in the work item
   (``OrchestrationWorkItem.dead_letters``, not in ``messages``) and moved by the same atomic
-  step that completes the item (so a crash in between loses nothing); an instance's history
+  write that completes the item (so a crash in between loses nothing); an instance's history
   and an activity task when the core asks (:meth:`StorageProvider.dead_letter_history`,
   :meth:`StorageProvider.dead_letter_activity_task`). Dead letters are listed, shown, put back
   (``retry``) and deleted through the provider; purging an instance deletes its dead letters.
@@ -544,8 +544,8 @@ class StorageProvider(ABC):
         If an instance with the id exists and its status is not in
         ``policy.replaceable_statuses``, raise ``InstanceAlreadyExistsError`` and change
         nothing. Otherwise the old instance is replaced: its history and pending messages
-        are deleted in the same atomic step, and a work item still locked on it loses its
-        lock (``WorkItemLockLost``). Check and write are one atomic step.
+        are deleted in the same atomic write, and a work item still locked on it loses its
+        lock (``WorkItemLockLost``). Check and write are one atomic write.
         """
 
     def create_instances(

@@ -127,7 +127,7 @@ class Index:
 
 @dataclass(frozen=True)
 class Migration:
-    """One forward step of the schema."""
+    """One forward migration of the schema (from one version to the next)."""
 
     version: int
     description: str

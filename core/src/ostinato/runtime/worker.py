@@ -59,7 +59,7 @@ from ostinato.runtime.ending import (
 )
 from ostinato.runtime.poison import DEFAULT_MAX_DELIVERY_ATTEMPTS, Isolation, poison_failure
 from ostinato.runtime.polling import MIN_POLL_DELAY, PollLoop
-from ostinato.runtime.processor import CorruptHistory, OrchestrationProcessor, Step
+from ostinato.runtime.processor import CorruptHistory, OrchestrationProcessor, ProcessedStep
 from ostinato.runtime.retention import RetentionPolicy, RetentionSweeper
 from ostinato.versioning import VersioningOptions, VersionMismatchError
 
@@ -449,7 +449,7 @@ class AsyncWorker:
         orchestration signal's version before they were locked)."""
         observer = telemetry.current()
         began = time.monotonic()
-        steps: list[Step] = []
+        steps: list[ProcessedStep] = []
         for item in items:
             observer.delivered("orchestration", item.dequeue_count)
             try:
