@@ -26,6 +26,7 @@ from ostinato.http.dead_letters import DeadLetterRoutes
 from ostinato.http.limits import DEFAULT_MAX_BODY_SIZE, RequestLimitMiddleware
 from ostinato.http.openapi import openapi_schema
 from ostinato.http.params import ApiError
+from ostinato.http.ratelimit import FailedAttempts
 from ostinato.http.security import (
     LOOPBACK_HOSTS,
     AccessPolicy,
@@ -100,11 +101,12 @@ def create_app(
     base = normalize_base_path(base_path)
     api = _Api(client, base, app, retry_after, access)
     routes = api.routes()
+    attempts = FailedAttempts()
     public: tuple[list[str], list[str]] = ([], [])
     if dashboard:
         from ostinato.http.dashboard import Dashboard
 
-        ui = Dashboard(client, access, base)
+        ui = Dashboard(client, access, base, attempts)
         routes = [*routes, *ui.routes()]
         public = ui.public_paths()
     return Starlette(
@@ -116,6 +118,7 @@ def create_app(
                 policy=access,
                 public_paths=public[0],
                 public_prefixes=public[1],
+                attempts=attempts,
             ),
         ],
         exception_handlers={
