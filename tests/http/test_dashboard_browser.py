@@ -472,9 +472,10 @@ def test_a_read_only_key_sees_dead_letters_without_actions(
     url, path = corrupt_store
     with sqlite3.connect(path, timeout=30) as connection:  # one more, whose body is markup
         connection.execute(
-            "INSERT INTO ostinato_dead_letters (task_hub, kind, instance_id, body, reason, created_at) "
-            "SELECT task_hub, 'message', 'victim-1', '<b>not json</b>', 'made by the test', created_at "
-            "FROM ostinato_instances WHERE instance_id = 'victim-1'"
+            "INSERT INTO ostinato_dead_letters "
+            "(task_hub, kind, instance_id, body, reason, created_at) "
+            "SELECT task_hub, 'message', 'victim-1', '<b>not json</b>', 'made by the test', "
+            "created_at FROM ostinato_instances WHERE instance_id = 'victim-1'"
         )
     sign_in(page, url, VIEWER_KEY, "/ui/dead-letters?instance=victim-1")
     rows = page.locator("#dead-letters tbody tr")
@@ -483,7 +484,6 @@ def test_a_read_only_key_sees_dead_letters_without_actions(
     expect(page.locator("#dead-letter-body")).to_have_text("<b>not json</b>")  # escaped
     expect(page.locator("#actions button")).to_have_count(0)
     letter_id = page.locator("#dead-letter-id").inner_text()
-    answer = page.evaluate(
-        f"""async () => (await fetch('/deadLetters/{letter_id}/retry', {{method: 'POST'}})).status"""
-    )
+    retry = f"/deadLetters/{letter_id}/retry"
+    answer = page.evaluate(f"async () => (await fetch('{retry}', {{method: 'POST'}})).status")
     assert answer == 403

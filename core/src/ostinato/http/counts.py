@@ -75,6 +75,10 @@ class StatusCounter:
         #: Scans made so far (for tests and metrics).
         self.scans = 0
 
+    def __len__(self) -> int:
+        """Filters whose counts are cached now."""
+        return len(self._cache)
+
     async def get(self, filters: dict[str, Any]) -> StatusCounts:
         """The counts under ``filters`` (keyword arguments of ``query_instances``)."""
         key = tuple(sorted(filters.items()))
