@@ -1,10 +1,11 @@
 """The web dashboard at ``{base}/``: server-rendered pages (Jinja2) and a little JavaScript.
 
-Pages read through the client; actions (terminate, suspend, resume, raise event, purge) are
-``fetch`` calls to the JSON API from the page, so they pass the same scope checks and audit
-log as any other caller. Behind keys, a browser signs in once on ``/ui/login``: the key is
-exchanged for a signed, ``HttpOnly``, ``SameSite=Strict`` session cookie. Templates, CSS and
-JS ship in the package (no CDN).
+Pages read through the client; actions (terminate, suspend, resume, raise event, restart,
+rewind, purge, dead-letter re-drive and delete) are ``fetch`` calls to the JSON API from the
+page, so they pass the same scope checks and audit log as any other caller. Behind keys, a
+browser signs in once on ``/ui/login``: the key is exchanged for a signed, ``HttpOnly``,
+``SameSite=Strict`` session cookie (wrong keys are rate limited per address, see
+:mod:`ostinato.http.ratelimit`). Templates, CSS and JS ship in the package (no CDN).
 """
 
 from __future__ import annotations
