@@ -356,6 +356,37 @@ def test_restart_runs_a_new_execution_to_completion(
     assert old is not None and old.created_at < state.created_at  # the old one is kept
 
 
+def test_rewind_runs_a_failed_instance_again(
+    page: Page, server: str, provider: ot.InMemoryProvider
+) -> None:
+    client = ot.Client(provider)
+    before = client.get_orchestration_state("import-7")
+    assert before is not None and before.runtime_status is ot.OrchestrationStatus.FAILED
+    sign_in(page, server, OPS_KEY, "/ui/instances/import-7")
+    messages: list[str] = []
+
+    def accept(dialog: playwright_api.Dialog) -> None:
+        messages.append(dialog.message)
+        dialog.accept()
+
+    page.once("dialog", accept)
+    page.click("button[data-action=rewind]")
+    expect(page.locator("#action-result")).to_have_text("Rewind: done")
+    assert messages == [
+        "Rewind instance 'import-7'? It runs again from its last step that did not fail."
+    ]
+    deadline = time.monotonic() + 60
+    while True:  # fail_job fails again, later: it ran again
+        after = client.get_orchestration_state("import-7")
+        assert after is not None
+        if after.last_updated_at > before.last_updated_at and after.runtime_status.is_terminal:
+            break
+        assert time.monotonic() < deadline, "the rewound instance did not run again"
+        time.sleep(0.05)
+    assert after.runtime_status is ot.OrchestrationStatus.FAILED
+    expect(page.locator("#instance-status")).to_have_text("Failed")
+
+
 # -- dead letters: a SQLite store with a corrupt inbox row ---------------------------------------
 @pytest.fixture(scope="module")
 def corrupt_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
