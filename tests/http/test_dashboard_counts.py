@@ -9,7 +9,7 @@ import httpx
 import ostinato as ot
 from http_api_support import ServerThread
 from ostinato.http import create_app
-from ostinato.http.counts import COUNT_LIMIT, COUNT_TTL_SECONDS, StatusCounter
+from ostinato.http.counts import CACHED_FILTERS, COUNT_LIMIT, COUNT_TTL_SECONDS, StatusCounter
 
 
 class Clock:
@@ -35,7 +35,7 @@ def test_a_count_reads_at_most_its_limit() -> None:
     assert (counts.counts, counts.total, counts.capped) == ({"Pending": 5}, 5, True)
     exact = asyncio.run(StatusCounter(ot.AsyncClient(provider), limit=7).get({}))
     assert (exact.total, exact.capped) == (7, False)
-    assert COUNT_LIMIT == 5000
+    assert (COUNT_LIMIT, CACHED_FILTERS) == (5000, 64)  # docs/dashboard.md
 
 
 def test_counts_are_reused_for_a_while_then_taken_again() -> None:

@@ -7,7 +7,13 @@ from __future__ import annotations
 import ostinato as ot
 import pytest
 from ostinato.http import ApiKey, create_app
-from ostinato.http.ratelimit import BURST, FailedAttempts, client_key
+from ostinato.http.ratelimit import (
+    BURST,
+    MAX_ADDRESSES,
+    REFILL_SECONDS,
+    FailedAttempts,
+    client_key,
+)
 from starlette.testclient import TestClient
 
 KEY = "rate-key-0123456789"
@@ -98,6 +104,10 @@ def test_a_right_key_before_the_limit_is_not_counted() -> None:
     for _ in range(3 * BURST):
         assert http.get("/instances", headers={"x-api-key": KEY}).status_code == 200
     assert http.post("/ui/session", json={"key": KEY}).status_code == 204
+
+
+def test_the_documented_settings() -> None:  # docs/http-api.md and docs/dashboard.md
+    assert (BURST, REFILL_SECONDS, MAX_ADDRESSES) == (10, 6.0, 10_000)
 
 
 @pytest.mark.parametrize("burst, refill", [(0, 1.0), (1, 0.0)])
