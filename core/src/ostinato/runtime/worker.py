@@ -691,17 +691,21 @@ class AsyncWorker:
         with telemetry.current().activity(item, self.provider) as observed:
             try:
                 fn, ctx, value = self._context(item)
-                message = self._outcome(item, fn(ctx, value))
+                message: OrchestrationMessage | _UndecodableTask = self._outcome(
+                    item, fn(ctx, value)
+                )
             except _UndecodableTask as exc:
                 if observed is not None:
                     observed.failed(exc)
-                self._dead_letter_task(running, exc)
-                return
+                message = exc
             except BaseException as exc:  # noqa: BLE001 - even SystemExit only fails the task
                 if observed is not None:
                     observed.failed(exc)
                 message = self._failure(item, exc)
-        self._activity_finished(running, message)
+        if isinstance(message, _UndecodableTask):
+            self._dead_letter_task(running, message)
+        else:
+            self._activity_finished(running, message)
 
     async def _run_async(self, item: ActivityWorkItem) -> OrchestrationMessage:
         """The activity's result message (raises :class:`_UndecodableTask` for a corrupt
