@@ -22,7 +22,7 @@ from ostinato.provider import (
     ReuseIdPolicy,
 )
 from ostinato_azure import AzureStorageProvider
-from ostinato_azure import provider as azure_module
+from ostinato_azure import _queues as azure_queues
 from ostinato_azure.__main__ import main as azure_cli
 
 LOCK = timedelta(seconds=30)
@@ -178,7 +178,7 @@ def test_lost_start_message_is_resent(
 def test_long_timer_hops_and_never_fires_early(
     make_provider: ProviderMaker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(azure_module, "MAX_VISIBILITY", timedelta(seconds=1))
+    monkeypatch.setattr(azure_queues, "MAX_VISIBILITY", timedelta(seconds=1))
     provider = make_provider(partition_leases=False)
     started(provider, "i1")
     due = utcnow() + timedelta(seconds=4.6)

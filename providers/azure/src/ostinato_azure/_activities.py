@@ -1,0 +1,220 @@
+"""Activity work items: the work-item queue, its locks (pop receipts) and results."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from azure.storage.queue import QueueMessage
+from ostinato.clock import utcnow
+from ostinato.errors import WorkItemLockLost
+from ostinato.provider import ActivityTask, ActivityWorkItem, OrchestrationMessage, new_lock_token
+
+from ostinato_azure._base import _MARGIN, _visibility_seconds
+from ostinato_azure._checkpoint import CheckpointWriter
+from ostinato_azure._errors import ignoring_lost_message, lost_message
+from ostinato_azure._state import _ActivityLock
+
+
+class Activities(CheckpointWriter):
+    """Hands out and completes activity work items."""
+
+    def lock_next_activity_work_item(
+        self, worker_id: str, lock_timeout: timedelta
+    ) -> ActivityWorkItem | None:
+        items = self.lock_next_activity_work_items(worker_id, lock_timeout, 1)
+        return items[0] if items else None
+
+    def lock_next_activity_work_items(
+        self, worker_id: str, lock_timeout: timedelta, max_count: int
+    ) -> list[ActivityWorkItem]:
+        """Receive up to ``min(max_count, 32)`` activity tasks (one storage call).
+
+        Tasks whose (exact, in-process) lock expired while the queue still hides them are
+        handed out again first.
+        """
+        now = utcnow()
+        items: list[ActivityWorkItem] = []
+        expired: list[_ActivityLock] = []
+        with self._mutex:
+            for key, old in list(self._activity_locks.items()):
+                if old.done or old.queue_expires <= now + _MARGIN:
+                    del self._activity_locks[key]
+                elif old.expires <= now and len(expired) < max_count:
+                    old.done = True
+                    old.dequeue_count += 1
+                    expired.append(old)
+        seconds = _visibility_seconds(lock_timeout)
+        with self._mapped_errors("lock activity work items"):
+            for old in expired:
+                # The queue hides it for the old lock's timeout only: extend that to the
+                # new lock's, else the new lock would end with the old one.
+                self.count("queue.update")
+                try:
+                    receipt = self._activity_queue.update_message(
+                        old.message_id, pop_receipt=old.pop_receipt, visibility_timeout=seconds
+                    )
+                except ResourceNotFoundError:
+                    continue  # another worker received it meanwhile
+                now = utcnow()
+                old.pop_receipt = str(receipt.pop_receipt)
+                old.queue_expires = now + timedelta(seconds=seconds) - _MARGIN
+                with self._mutex:
+                    items.append(self._activity_item(old, lock_timeout, now, old.pop_receipt))
+        count = min(32, max_count - len(items))
+        if count <= 0:
+            return items
+        with self._mapped_errors("lock activity work items"):
+            self.setup()
+            self.count("queue.receive")
+            messages = list(
+                self._activity_queue.receive_messages(
+                    messages_per_page=count, max_messages=count, visibility_timeout=seconds
+                )
+            )
+            now = utcnow()
+            queue_expires = now + timedelta(seconds=seconds) - _MARGIN
+            fresh: list[tuple[QueueMessage, ActivityTask, int]] = []
+            for raw in messages:
+                try:
+                    task = ActivityTask.from_json(self._decode_body(str(raw.content)))
+                except Exception as exc:  # noqa: BLE001 - an undecodable message is poison
+                    self._poison_activity(raw, f"undecodable message: {exc!r}", None)
+                    continue
+                dequeues = int(raw.dequeue_count or 1)
+                if dequeues > self.max_dequeue_count:
+                    self._poison_activity(
+                        raw,
+                        f"delivered {dequeues} times without being completed "
+                        f"(max_dequeue_count={self.max_dequeue_count})",
+                        task,
+                    )
+                    continue
+                fresh.append((raw, task, dequeues))
+            dead = self._dead_executions([task for _, task, _ in fresh])
+            for raw, task, dequeues in fresh:
+                if (task.instance_id, task.execution_id) in dead:
+                    self.count("queue.delete")  # its instance was purged or replaced
+                    with ignoring_lost_message():
+                        self._activity_queue.delete_message(raw.id, pop_receipt=raw.pop_receipt)
+                    continue
+                held = _ActivityLock(
+                    str(raw.id), str(raw.pop_receipt), now, queue_expires, task, dequeues
+                )
+                with self._mutex:
+                    items.append(self._activity_item(held, lock_timeout, now, held.pop_receipt))
+            return items
+
+    def _activity_item(
+        self, held: _ActivityLock, lock_timeout: timedelta, now: datetime, receipt: str
+    ) -> ActivityWorkItem:
+        lock = _ActivityLock(
+            held.message_id,
+            receipt,
+            min(now + lock_timeout, held.queue_expires),
+            held.queue_expires,
+            held.task,
+            held.dequeue_count,
+        )
+        self._activity_locks[lock.message_id] = lock
+        return ActivityWorkItem(
+            task=lock.task,
+            lock_token=new_lock_token(),
+            locked_until=lock.expires,
+            dequeue_count=1,  # see lock_next_orchestration_work_items: max_dequeue_count applies
+            provider_data=lock,
+        )
+
+    def _held_activity(self, item: ActivityWorkItem, claim: bool = False) -> _ActivityLock:
+        lock = item.provider_data
+        with self._mutex:
+            current = self._activity_locks.get(getattr(lock, "message_id", ""))
+            if (
+                not isinstance(lock, _ActivityLock)
+                or current is not lock
+                or lock.done
+                or lock.queue_expires <= utcnow()
+            ):
+                raise WorkItemLockLost(
+                    f"Lock on activity task {item.task.name!r} of "
+                    f"'{item.task.instance_id}' was lost"
+                )
+            lock.done = claim
+        return lock
+
+    def complete_activity_work_item(
+        self, item: ActivityWorkItem, result: OrchestrationMessage
+    ) -> None:
+        """Enqueue the result, then delete the task (a crash between: it runs again)."""
+        lock = self._held_activity(item, claim=True)
+        with self._mapped_errors("complete an activity work item"):
+            self._send_orchestration_message(result)
+            self.count("queue.delete")
+            try:
+                self._activity_queue.delete_message(lock.message_id, pop_receipt=lock.pop_receipt)
+            except HttpResponseError as exc:
+                if not lost_message(exc):
+                    raise
+                raise WorkItemLockLost(
+                    f"Activity task {item.task.name!r} was taken by another worker"
+                ) from exc
+            finally:
+                lock.done = True
+        self.changes.notify()
+
+    def complete_activity_work_items(
+        self, batch: Sequence[tuple[ActivityWorkItem, OrchestrationMessage]]
+    ) -> list[Exception | None]:
+        def one(pair: tuple[ActivityWorkItem, OrchestrationMessage]) -> Exception | None:
+            try:
+                self.complete_activity_work_item(*pair)
+            except Exception as exc:  # noqa: BLE001 - reported per item
+                return exc
+            return None
+
+        if len(batch) <= 1:
+            return [one(pair) for pair in batch]
+        return list(self._pool.map(one, batch))
+
+    def abandon_activity_work_item(
+        self, item: ActivityWorkItem, delay: timedelta | None = None
+    ) -> None:
+        lock = self._held_activity(item, claim=True)
+        seconds = 0 if not delay else math.ceil(delay.total_seconds())
+        with self._mapped_errors("abandon an activity work item"):
+            self.count("queue.update")
+            try:
+                self._activity_queue.update_message(
+                    lock.message_id, pop_receipt=lock.pop_receipt, visibility_timeout=seconds
+                )
+            except HttpResponseError as exc:
+                if not lost_message(exc):
+                    raise
+                raise WorkItemLockLost("Activity task was taken by another worker") from exc
+            finally:
+                lock.done = True
+        self.changes.notify()
+
+    def renew_activity_work_item_lock(
+        self, item: ActivityWorkItem, lock_timeout: timedelta
+    ) -> None:
+        lock = self._held_activity(item)
+        seconds = _visibility_seconds(lock_timeout)
+        with self._mapped_errors("renew an activity lock"):
+            self.count("queue.update")
+            try:
+                receipt = self._activity_queue.update_message(
+                    lock.message_id, pop_receipt=lock.pop_receipt, visibility_timeout=seconds
+                )
+            except HttpResponseError as exc:
+                if not lost_message(exc):
+                    raise
+                lock.done = True
+                raise WorkItemLockLost("Activity task was taken by another worker") from exc
+        now = utcnow()
+        lock.pop_receipt = str(receipt.pop_receipt)
+        lock.queue_expires = now + timedelta(seconds=seconds) - _MARGIN
+        lock.expires = now + lock_timeout
+        item.locked_until = lock.expires

@@ -1,0 +1,94 @@
+"""Queue messages: bodies (inline or in a blob), sends, visibility changes and deletes."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import timedelta
+
+from azure.core.exceptions import HttpResponseError
+from azure.storage.queue import QueueMessage
+from ostinato.clock import utcnow
+from ostinato.provider import ActivityTask, OrchestrationMessage
+
+from ostinato_azure._base import log
+from ostinato_azure._errors import ignoring_lost_message, lost_message
+from ostinato_azure._keys import queue_text
+from ostinato_azure._payloads import QUEUE_INLINE_BYTES, xml_size
+from ostinato_azure._records import RecordStore
+from ostinato_azure._state import _Received
+
+#: Azure Storage queues hide a message for at most 7 days; longer delays hop.
+MAX_VISIBILITY = timedelta(days=7) - timedelta(minutes=5)
+
+
+class QueueOps(RecordStore):
+    """Single-message operations on the control and activity queues."""
+
+    def _encode_body(self, instance_id: str, text: str) -> str:
+        text = queue_text(text)
+        if xml_size(text) <= QUEUE_INLINE_BYTES:
+            return text
+        return json.dumps({"$blob": self.blobs.put(instance_id, text), "instance_id": instance_id})
+
+    def _decode_body(self, body: str) -> str:
+        if body.startswith('{"$blob"'):
+            return self.blobs.get(json.loads(body)["$blob"])
+        return body
+
+    def _send_orchestration_message(self, message: OrchestrationMessage) -> None:
+        body = self._encode_body(message.instance_id, message.to_json())
+        delay = self._delay_of(message)
+        self.count("queue.send")
+        self._control[self._queue_index(message.instance_id)].send_message(
+            body, visibility_timeout=delay or None, time_to_live=-1
+        )
+
+    def _send_activity(self, task: ActivityTask) -> None:
+        self.count("queue.send")
+        self._activity_queue.send_message(
+            self._encode_body(task.instance_id, task.to_json()), time_to_live=-1
+        )
+
+    def _delay_of(self, message: OrchestrationMessage) -> int:
+        if message.visible_at is None:
+            return 0
+        # Rounded down: the queue shows it a little early and the receiver holds it until
+        # ``visible_at`` (so timers are neither early nor a second late).
+        remaining = message.visible_at - utcnow()
+        return max(0, math.floor(min(remaining, MAX_VISIBILITY).total_seconds()))
+
+    def _set_visibility(self, received: _Received, seconds: int) -> bool:
+        """Change a held message's visibility; ``False`` if someone else holds it now."""
+        self.count("queue.update")
+        try:
+            receipt = self._control[received.queue].update_message(
+                received.message_id, pop_receipt=received.pop_receipt, visibility_timeout=seconds
+            )
+        except HttpResponseError as exc:
+            if lost_message(exc):
+                return False
+            raise
+        received.pop_receipt = str(receipt.pop_receipt)
+        return True
+
+    def _delete_received(self, received: _Received) -> bool:
+        """Delete a consumed message; ``False`` if another receiver took it meanwhile."""
+        self.count("queue.delete")
+        try:
+            self._control[received.queue].delete_message(
+                received.message_id, pop_receipt=received.pop_receipt
+            )
+        except HttpResponseError as exc:
+            if not lost_message(exc):
+                raise
+            # Its visibility lapsed and someone else holds it now: it is redelivered.
+            log.debug("Control message %s was already taken or deleted", received.message_id)
+            return False
+        return True
+
+    def _rearm(self, queue: int, raw: QueueMessage, message: OrchestrationMessage) -> None:
+        self._send_orchestration_message(message)
+        self.count("queue.delete")
+        with ignoring_lost_message():
+            self._control[queue].delete_message(raw.id, pop_receipt=raw.pop_receipt)

@@ -1,0 +1,177 @@
+"""Records and encoding: instance-row properties, the history sentinel, history rows."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from azure.core.exceptions import ResourceNotFoundError
+from azure.data.tables import TableTransactionError, UpdateMode
+from ostinato import history
+from ostinato.clock import utcnow
+from ostinato.history import HistoryEvent
+from ostinato.provider import ActivityTask, InstanceRecord, decode_failure, encode_failure
+from ostinato.status import OrchestrationStatus
+
+from ostinato_azure._base import _SENTINEL, ProviderBase, _chunks, _etag
+from ostinato_azure._keys import table_key
+from ostinato_azure._payloads import get_property, put_property
+from ostinato_azure._state import _Sentinel
+
+
+class RecordStore(ProviderBase):
+    """Reads and writes the instance rows and history partitions."""
+
+    def _record_properties(self, record: InstanceRecord, version: int) -> dict[str, Any]:
+        props: dict[str, Any] = {
+            "Name": record.name,
+            "ExecutionId": record.execution_id,
+            "RuntimeStatus": record.runtime_status.value,
+            "CreatedAt": record.created_at.isoformat(),
+            "Created": record.created_at,
+            "LastUpdatedAt": record.last_updated_at.isoformat(),
+            "HistorySize": record.history_size,
+            "Version": str(version),
+        }
+        if record.parent_instance_id is not None:
+            props["ParentInstanceId"] = record.parent_instance_id
+        iid = record.instance_id
+        put_property(props, "Input", record.input, iid, self.blobs)
+        put_property(props, "Output", record.output, iid, self.blobs)
+        put_property(props, "CustomStatus", record.custom_status, iid, self.blobs)
+        failure = encode_failure(record.failure_details)
+        put_property(props, "FailureDetails", failure, iid, self.blobs)
+        return props
+
+    def _record_from(self, instance_id: str, entity: dict[str, Any]) -> InstanceRecord:
+        return InstanceRecord(
+            instance_id=instance_id,
+            name=str(entity["Name"]),
+            execution_id=str(entity["ExecutionId"]),
+            runtime_status=OrchestrationStatus(entity["RuntimeStatus"]),
+            created_at=datetime.fromisoformat(entity["CreatedAt"]),
+            last_updated_at=datetime.fromisoformat(entity["LastUpdatedAt"]),
+            input=get_property(entity, "Input", self.blobs),
+            output=get_property(entity, "Output", self.blobs),
+            custom_status=get_property(entity, "CustomStatus", self.blobs),
+            failure_details=decode_failure(get_property(entity, "FailureDetails", self.blobs)),
+            parent_instance_id=entity.get("ParentInstanceId"),
+            history_size=int(entity.get("HistorySize", 0)),
+        )
+
+    def _read_row(self, instance_id: str) -> Any | None:
+        self.count("table.read")
+        try:
+            return self._instances.get_entity(table_key(instance_id), _SENTINEL)
+        except ResourceNotFoundError:
+            return None
+
+    def _read_sentinel(self, instance_id: str) -> _Sentinel | None:
+        self.count("table.read")
+        try:
+            entity = self._history.get_entity(table_key(instance_id), _SENTINEL)
+        except ResourceNotFoundError:
+            return None
+        return self._sentinel_from(entity)
+
+    def _sentinel_from(self, entity: Any) -> _Sentinel:
+        return _Sentinel(
+            etag=_etag(entity),
+            execution_id=str(entity.get("ExecutionId", "")),
+            history_size=int(entity.get("HistorySize", 0)),
+            version=int(entity.get("Version", "0")),
+            entity=dict(entity),
+        )
+
+    def _read_history(self, instance_id: str) -> list[HistoryEvent] | None:
+        """The history, or ``None`` if the rows read don't form the sentinel's whole history
+        (a query spans pages; a replace or purge may delete rows between them)."""
+        self.count("table.query")
+        rows = list(
+            self._history.query_entities(
+                "PartitionKey eq @pk", parameters={"pk": table_key(instance_id)}
+            )
+        )
+        sentinel = next((r for r in rows if r["RowKey"] == _SENTINEL), None)
+        if sentinel is None:
+            return []
+        execution = str(sentinel.get("ExecutionId", ""))
+        size = int(sentinel.get("HistorySize", 0))
+        prefix = execution + "."
+        events: dict[int, HistoryEvent] = {}
+        for row in rows:
+            key = str(row["RowKey"])
+            if not key.startswith(prefix):
+                continue
+            seq = int(key[len(prefix) :])
+            if seq < size:
+                text = get_property(row, "Event", self.blobs)
+                assert text is not None
+                events[seq] = history.loads(text)
+        if len(events) != size:
+            return None
+        return [events[seq] for seq in range(size)]
+
+    def _delete_history(self, instance_id: str, keep: str | None = None) -> None:
+        """Delete history rows of the instance (all, or all but those with prefix ``keep``)."""
+        self.count("table.query")
+        keys = [
+            str(e["RowKey"])
+            for e in self._history.query_entities(
+                "PartitionKey eq @pk", parameters={"pk": table_key(instance_id)}, select=["RowKey"]
+            )
+        ]
+        if keep is not None:
+            keys = [k for k in keys if k != _SENTINEL and not k.startswith(keep)]
+        self._delete_rows(instance_id, keys)
+
+    def _delete_rows(self, instance_id: str, keys: list[str]) -> None:
+        for chunk in _chunks(keys, 100):
+            self.count("table.batch")
+            try:
+                self._history.submit_transaction(
+                    [
+                        ("delete", {"PartitionKey": table_key(instance_id), "RowKey": k})
+                        for k in chunk
+                    ]
+                )
+            except TableTransactionError:
+                for key in chunk:  # some were gone already: one by one
+                    self.count("table.delete")
+                    self._history.delete_entity(table_key(instance_id), key)
+
+    def _write_tombstone(self, instance_id: str, execution_id: str) -> None:
+        """Mark the instance's last execution dead (purge, replace): its tasks are dropped."""
+        self.count("table.upsert")
+        self._history.upsert_entity(
+            {
+                "PartitionKey": table_key(instance_id),
+                "RowKey": _SENTINEL,
+                "ExecutionId": "",
+                "HistorySize": 0,
+                "Version": "0",
+                "DeadExecution": execution_id,
+                "DeadAt": utcnow(),
+            },
+            mode=UpdateMode.REPLACE,
+        )
+
+    def _dead_executions(self, tasks: list[ActivityTask]) -> set[tuple[str, str]]:
+        """(instance, execution) pairs among ``tasks`` that were purged or replaced.
+
+        Read from the history sentinel's tombstone, except for executions this process
+        itself checkpointed as running (they can't have been purged since without this
+        process's own purge having forgotten them).
+        """
+        with self._mutex:
+            unknown = {
+                (t.instance_id, t.execution_id)
+                for t in tasks
+                if (t.instance_id, t.execution_id) not in self._alive
+            }
+        dead: set[tuple[str, str]] = set()
+        for instance_id, execution_id in unknown:
+            sentinel = self._read_sentinel(instance_id)
+            if sentinel is not None and sentinel.entity.get("DeadExecution") == execution_id:
+                dead.add((instance_id, execution_id))
+        return dead
