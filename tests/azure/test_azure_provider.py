@@ -29,20 +29,22 @@ from ostinato_azure.__main__ import main as azure_cli
 LOCK = timedelta(seconds=30)
 
 
-def start(provider: AzureStorageProvider, instance_id: str, name: str = "orch") -> None:
+def start(
+    provider: AzureStorageProvider, instance_id: str, name: str = "orch", execution: str = "e1"
+) -> None:
     now = utcnow()
     record = InstanceRecord(
         instance_id=instance_id,
         name=name,
-        execution_id="e1",
+        execution_id=execution,
         runtime_status=ot.OrchestrationStatus.PENDING,
         created_at=now,
         last_updated_at=now,
     )
     message = OrchestrationMessage(
         instance_id=instance_id,
-        execution_id="e1",
-        event=ExecutionStarted(name=name, execution_id="e1"),
+        execution_id=execution,
+        event=ExecutionStarted(name=name, execution_id=execution),
     )
     provider.create_instance(record, message, ReuseIdPolicy.REPLACE_TERMINAL)
 
@@ -53,9 +55,9 @@ def running(item: Any, size: int) -> InstanceRecord:
     return base.with_changes(runtime_status=ot.OrchestrationStatus.RUNNING, history_size=size)
 
 
-def started(provider: AzureStorageProvider, instance_id: str) -> None:
+def started(provider: AzureStorageProvider, instance_id: str, execution: str = "e1") -> None:
     """Create the instance and run its first step, so it is RUNNING with a history."""
-    start(provider, instance_id)
+    start(provider, instance_id, execution=execution)
     item = lock(provider)
     assert item is not None
     provider.complete_orchestration_work_item(
@@ -242,6 +244,25 @@ def test_delivery_count_survives_the_death_of_the_receiving_process(
     third = dying.lock_next_activity_work_item("w", LOCK)
     assert third is not None and third.dequeue_count == 2, "an abandon must not count"
     dying.abandon_activity_work_item(third)
+
+
+def test_activity_tasks_of_a_purged_instance_stay_dropped_after_the_id_is_created_again(
+    make_provider: ProviderMaker,
+) -> None:
+    """Tasks of the purged execution, and tasks queued before the purge, are never handed
+    out, also once the same id runs again (its first step rewrites the history sentinel)."""
+    provider = make_provider(partition_leases=False)
+    started(provider, "i1")
+    provider._send_activity(ot.provider.ActivityTask("i1", "e1", 1, "of the purged run"))
+    provider._send_activity(ot.provider.ActivityTask("i1", "e0", 2, "of an older run"))
+    time.sleep(1.2)  # queue insertion times are whole seconds
+    assert provider.purge_instance("i1", set(ot.OrchestrationStatus))
+    started(provider, "i1", execution="e2")
+    provider._send_activity(ot.provider.ActivityTask("i1", "e2", 3, "of the new run"))
+    item = provider.lock_next_activity_work_item("w", LOCK)
+    assert item is not None and item.task.task_id == 3
+    assert provider.lock_next_activity_work_item("w", LOCK) is None
+    assert provider.backlog()["activities"] == 1  # the dead ones were deleted
 
 
 def test_partitions_are_shared_and_taken_over_after_a_worker_dies(

@@ -60,49 +60,62 @@ class Activities(CheckpointWriter):
                 old.queue_expires = now + timedelta(seconds=seconds) - _MARGIN
                 with self._mutex:
                     items.append(self._activity_item(old, lock_timeout, now, old.pop_receipt))
-        count = min(32, max_count - len(items))
-        if count <= 0:
-            return items
         with self._mapped_errors("lock activity work items"):
             self.setup()
-            self.count("queue.receive")
-            messages = list(
-                self._activity_queue.receive_messages(
-                    messages_per_page=count, max_messages=count, visibility_timeout=seconds
-                )
-            )
-            now = utcnow()
-            queue_expires = now + timedelta(seconds=seconds) - _MARGIN
-            fresh: list[tuple[QueueMessage, ActivityTask, int, str]] = []
-            for raw in messages:
-                try:
-                    returns, body = split_returns(str(raw.content))
-                    task = ActivityTask.from_json(self._decode_body(body))
-                except Exception as exc:  # noqa: BLE001 - an undecodable message: dead letter
-                    self._poison_activity(raw, f"undecodable message: {exc!r}", None)
-                    continue
-                fresh.append((raw, task, returns, body))
-            dead = self._dead_executions([task for _, task, _, _ in fresh])
-            for raw, task, returns, body in fresh:
-                if (task.instance_id, task.execution_id) in dead:
-                    self.count("queue.delete")  # its instance was purged or replaced
-                    with ignoring_lost_message():
-                        self._activity_queue.delete_message(raw.id, pop_receipt=raw.pop_receipt)
-                    continue
-                held = _ActivityLock(
-                    str(raw.id),
-                    str(raw.pop_receipt),
-                    now,
-                    queue_expires,
-                    task,
-                    int(raw.dequeue_count or 1),
-                    body=body,
-                    returns=returns,
-                    stored_returns=returns,
-                )
-                with self._mutex:
-                    items.append(self._activity_item(held, lock_timeout, now, held.pop_receipt))
+            for _ in range(4):  # more rounds only while all it received were dropped
+                count = min(32, max_count - len(items))
+                if count <= 0:
+                    break
+                received, messages = self._receive_activities(count, seconds, lock_timeout)
+                items += received
+                if received or not messages:
+                    break
             return items
+
+    def _receive_activities(
+        self, count: int, seconds: int, lock_timeout: timedelta
+    ) -> tuple[list[ActivityWorkItem], int]:
+        """One receive of up to ``count`` tasks: the work items and how many messages came
+        (dead and undecodable ones are dropped)."""
+        items: list[ActivityWorkItem] = []
+        self.count("queue.receive")
+        messages = list(
+            self._activity_queue.receive_messages(
+                messages_per_page=count, max_messages=count, visibility_timeout=seconds
+            )
+        )
+        now = utcnow()
+        queue_expires = now + timedelta(seconds=seconds) - _MARGIN
+        fresh: list[tuple[QueueMessage, ActivityTask, int, str]] = []
+        for raw in messages:
+            try:
+                returns, body = split_returns(str(raw.content))
+                task = ActivityTask.from_json(self._decode_body(body))
+            except Exception as exc:  # noqa: BLE001 - an undecodable message: dead letter
+                self._poison_activity(raw, f"undecodable message: {exc!r}", None)
+                continue
+            fresh.append((raw, task, returns, body))
+        dead = self._dead_tasks([(task, raw.inserted_on) for raw, task, _, _ in fresh])
+        for index, (raw, task, returns, body) in enumerate(fresh):
+            if index in dead:
+                self.count("queue.delete")  # its instance was purged or replaced
+                with ignoring_lost_message():
+                    self._activity_queue.delete_message(raw.id, pop_receipt=raw.pop_receipt)
+                continue
+            held = _ActivityLock(
+                str(raw.id),
+                str(raw.pop_receipt),
+                now,
+                queue_expires,
+                task,
+                int(raw.dequeue_count or 1),
+                body=body,
+                returns=returns,
+                stored_returns=returns,
+            )
+            with self._mutex:
+                items.append(self._activity_item(held, lock_timeout, now, held.pop_receipt))
+        return items, len(messages)
 
     def _activity_item(
         self, held: _ActivityLock, lock_timeout: timedelta, now: datetime, receipt: str

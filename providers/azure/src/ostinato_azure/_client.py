@@ -198,7 +198,7 @@ class Client(Activities):
             self._take_locks_away(instance_id)
             self._forget_alive(instance_id)
             self._delete_history(instance_id)
-            self._write_tombstone(instance_id, str(row["ExecutionId"]))
+            self._write_tombstone(instance_id, str(row["ExecutionId"]), purged=True)
             self.blobs.delete_instance(instance_id)
             self.count("table.delete")
             try:

@@ -25,13 +25,15 @@ from ostinato_azure._base import (
     _START_WAIT,
     _START_WAIT_MAX,
     _visibility_seconds,
-    log,
 )
 from ostinato_azure._errors import lost_message
 from ostinato_azure._partitions import PartitionManager
 from ostinato_azure._poison import DeadLetters
 from ostinato_azure._queues import split_returns
 from ostinato_azure._state import _OrchLock, _Received
+
+#: How long messages wait for a next execution's start before they are handed out anyway.
+_START_HOLD = timedelta(seconds=3)
 
 
 class Inbox(DeadLetters):
@@ -228,19 +230,25 @@ class Inbox(DeadLetters):
 
     @staticmethod
     def _waits_for_start(record: InstanceRecord | None, received: list[_Received]) -> bool:
-        """Whether these messages must wait for the instance's next execution to start.
+        """Whether these messages wait (a little) for the instance's next execution to start.
 
         An instance that continued as new has sent its next ``ExecutionStarted`` (outbound
         messages are written before the row), but the control queue may deliver other
         messages before it: a terminate or an event sent meanwhile, or one the core carried
-        over from the continue-as-new step. The core applies those only together with that
-        start or after it; handed out alone against the ``CONTINUED_AS_NEW`` record, they
-        would be consumed and dropped. (Transactional providers always show both at once.)
+        over from the continue-as-new step. Held briefly, they usually go out together with
+        that start (one step instead of a deferral). After :data:`_START_HOLD` they are
+        handed out anyway: the core defers messages for a next execution that has not
+        started yet, and a start that never comes (a store written by other means) must not
+        keep them from being delivered.
         """
         if (
             record is None
             or record.runtime_status is not OrchestrationStatus.CONTINUED_AS_NEW
             or not received
+            or any(
+                r.held_since is not None and utcnow() - r.held_since >= _START_HOLD
+                for r in received
+            )
         ):
             return False
         return not any(
@@ -267,19 +275,13 @@ class Inbox(DeadLetters):
             entries = self._buffer.setdefault(instance_id, {})
             for r in lock.received:
                 r.start_waits += 1
+                r.held_since = r.held_since or now
                 wait = min(_START_WAIT * 2 ** min(r.start_waits - 1, 10), cap)
                 r.start_wait_until = now + wait
                 self._in_flight[r.queue] -= 1
                 entries.setdefault(r.message_id, r)
             self._ready[instance_id] = None
-            waits = max(r.start_waits for r in lock.received)
             lock.received = []
-        if waits == 30:
-            log.warning(
-                "Messages for '%s' have waited a while for its next execution to start "
-                "(it continued as new); still holding them",
-                instance_id,
-            )
 
     def _held(self, item: OrchestrationWorkItem, claim: bool = False) -> _OrchLock:
         lock = item.provider_data

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from azure.core.exceptions import ResourceNotFoundError
@@ -17,6 +17,10 @@ from ostinato_azure._base import _SENTINEL, ProviderBase, _chunks, _etag
 from ostinato_azure._keys import table_key
 from ostinato_azure._payloads import get_property, put_property
 from ostinato_azure._state import _Sentinel
+
+#: History rows that mark a purged execution (row key ``~purged.<execution id>``).
+_PURGED = "~purged."
+_PURGED_END = "~purged/"  # the first key after every marker ("/" follows ".")
 
 
 class RecordStore(ProviderBase):
@@ -121,6 +125,7 @@ class RecordStore(ProviderBase):
                 "PartitionKey eq @pk", parameters={"pk": table_key(instance_id)}, select=["RowKey"]
             )
         ]
+        keys = [k for k in keys if not k.startswith(_PURGED)]  # outlive the instance
         if keep is not None:
             keys = [k for k in keys if k != _SENTINEL and not k.startswith(keep)]
         self._delete_rows(instance_id, keys)
@@ -140,38 +145,72 @@ class RecordStore(ProviderBase):
                     self.count("table.delete")
                     self._history.delete_entity(table_key(instance_id), key)
 
-    def _write_tombstone(self, instance_id: str, execution_id: str) -> None:
-        """Mark the instance's last execution dead (purge, replace): its tasks are dropped."""
-        self.count("table.upsert")
-        self._history.upsert_entity(
-            {
-                "PartitionKey": table_key(instance_id),
-                "RowKey": _SENTINEL,
-                "ExecutionId": "",
-                "HistorySize": 0,
-                "Version": "0",
-                "DeadExecution": execution_id,
-                "DeadAt": utcnow(),
-            },
-            mode=UpdateMode.REPLACE,
+    def _write_tombstone(self, instance_id: str, execution_id: str, purged: bool = False) -> None:
+        """Reset the sentinel to mark the instance's last execution dead (purge, replace): a
+        work item still holding it can't commit, and messages from before are stale.
+
+        A purge also leaves a marker row (``~purged.<execution>``, kept for good): activity
+        tasks of the purged instance — of that execution, or queued before the purge — are
+        dropped, even after the id was created again. (Tasks of a replaced execution are
+        delivered; the core drops their results.)
+        """
+        pk = table_key(instance_id)
+        sentinel = {
+            "PartitionKey": pk,
+            "RowKey": _SENTINEL,
+            "ExecutionId": "",
+            "HistorySize": 0,
+            "Version": "0",
+            "DeadExecution": execution_id,
+            "DeadAt": utcnow(),
+        }
+        if not purged:
+            self.count("table.upsert")
+            self._history.upsert_entity(sentinel, mode=UpdateMode.REPLACE)
+            return
+        marker = {"PartitionKey": pk, "RowKey": f"{_PURGED}{execution_id}", "PurgedAt": utcnow()}
+        self.count("table.batch")
+        self._history.submit_transaction(
+            [
+                ("upsert", sentinel, {"mode": UpdateMode.REPLACE}),
+                ("upsert", marker, {"mode": UpdateMode.REPLACE}),
+            ]
         )
 
-    def _dead_executions(self, tasks: list[ActivityTask]) -> set[tuple[str, str]]:
-        """(instance, execution) pairs among ``tasks`` that were purged or replaced.
+    def _dead_tasks(self, tasks: list[tuple[ActivityTask, datetime | None]]) -> set[int]:
+        """Indexes of ``tasks`` (each with its queue insertion time) whose instance was purged
+        after they were queued (see :meth:`_write_tombstone`).
 
-        Read from the history sentinel's tombstone, except for executions this process
-        itself checkpointed as running (they can't have been purged since without this
-        process's own purge having forgotten them).
+        Executions this process itself checkpointed as running are not looked up (they can't
+        have been purged since without this process's own purge having forgotten them).
         """
         with self._mutex:
             unknown = {
-                (t.instance_id, t.execution_id)
-                for t in tasks
+                t.instance_id
+                for t, _ in tasks
                 if (t.instance_id, t.execution_id) not in self._alive
             }
-        dead: set[tuple[str, str]] = set()
-        for instance_id, execution_id in unknown:
-            sentinel = self._read_sentinel(instance_id)
-            if sentinel is not None and sentinel.entity.get("DeadExecution") == execution_id:
-                dead.add((instance_id, execution_id))
+        purges: dict[str, tuple[set[str], datetime | None]] = {}
+        for instance_id in unknown:
+            self.count("table.query")
+            rows = list(
+                self._history.query_entities(
+                    "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi",
+                    parameters={"pk": table_key(instance_id), "lo": _PURGED, "hi": _PURGED_END},
+                )
+            )
+            stamps = [r.metadata.get("timestamp") for r in rows]
+            last = max((t for t in stamps if isinstance(t, datetime)), default=None)
+            purges[instance_id] = ({str(r["RowKey"])[len(_PURGED) :] for r in rows}, last)
+        dead: set[int] = set()
+        for index, (task, inserted_on) in enumerate(tasks):
+            executions, last = purges.get(task.instance_id, (set(), None))
+            # Insertion times are whole seconds (rounded down): queued surely before.
+            before = (
+                last is not None
+                and inserted_on is not None
+                and inserted_on + timedelta(seconds=1) <= last
+            )
+            if task.execution_id in executions or before:
+                dead.add(index)
         return dead

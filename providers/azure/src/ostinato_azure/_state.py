@@ -24,6 +24,7 @@ class _Received:
     #: not handed out before this time, unless that start is buffered too.
     start_wait_until: datetime | None = None
     start_waits: int = 0
+    held_since: datetime | None = None
     #: The stored body (without the returns prefix, see ``_queues.with_returns``).
     body: str = ""
     #: Receives that were not deliveries (given back), less deliveries made in-process.
