@@ -1,11 +1,18 @@
-"""Records and encoding: instance-row properties, the history sentinel, history rows."""
+"""Records and encoding: the instance row (the history's sentinel) and the history rows.
+
+An instance's partition of ``<hub>Instances`` holds its instance row (row key ``""``) and its
+history rows (``<execution id>.<seq:08>``), so a checkpoint's history and status commit in one
+entity-group transaction. A row without ``RuntimeStatus`` is a *tombstone* (see
+:meth:`RecordStore._write_tombstone`): the instance doesn't exist.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from azure.core.exceptions import ResourceNotFoundError
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import TableTransactionError, UpdateMode
 from ostinato import history
 from ostinato.clock import utcnow
@@ -17,6 +24,11 @@ from ostinato_azure._base import _SENTINEL, ProviderBase, _chunks, _etag
 from ostinato_azure._keys import table_key
 from ostinato_azure._payloads import get_property, put_property
 from ostinato_azure._state import _Sentinel
+
+
+def is_live(row: Any) -> bool:
+    """Whether an instance row holds an instance (a tombstone has no status)."""
+    return "RuntimeStatus" in row
 
 
 class RecordStore(ProviderBase):
@@ -60,19 +72,20 @@ class RecordStore(ProviderBase):
         )
 
     def _read_row(self, instance_id: str) -> Any | None:
+        """The instance row (live or a tombstone), or ``None``."""
         self.count("table.read")
         try:
             return self._instances.get_entity(table_key(instance_id), _SENTINEL)
         except ResourceNotFoundError:
             return None
 
+    def _live_record(self, instance_id: str, row: Any | None) -> InstanceRecord | None:
+        """The record a row holds; ``None`` for no row or a tombstone."""
+        return None if row is None or not is_live(row) else self._record_from(instance_id, row)
+
     def _read_sentinel(self, instance_id: str) -> _Sentinel | None:
-        self.count("table.read")
-        try:
-            entity = self._history.get_entity(table_key(instance_id), _SENTINEL)
-        except ResourceNotFoundError:
-            return None
-        return self._sentinel_from(entity)
+        row = self._read_row(instance_id)
+        return None if row is None else self._sentinel_from(row)
 
     def _sentinel_from(self, entity: Any) -> _Sentinel:
         return _Sentinel(
@@ -88,7 +101,7 @@ class RecordStore(ProviderBase):
         (a query spans pages; a replace or purge may delete rows between them)."""
         self.count("table.query")
         rows = list(
-            self._history.query_entities(
+            self._instances.query_entities(
                 "PartitionKey eq @pk", parameters={"pk": table_key(instance_id)}
             )
         )
@@ -113,23 +126,26 @@ class RecordStore(ProviderBase):
         return [events[seq] for seq in range(size)]
 
     def _delete_history(self, instance_id: str, keep: str | None = None) -> None:
-        """Delete history rows of the instance (all, or all but those with prefix ``keep``)."""
+        """Delete the instance's history rows (all, or all but those of execution ``keep``);
+        the instance row stays."""
         self.count("table.query")
         keys = [
             str(e["RowKey"])
-            for e in self._history.query_entities(
-                "PartitionKey eq @pk", parameters={"pk": table_key(instance_id)}, select=["RowKey"]
+            for e in self._instances.query_entities(
+                "PartitionKey eq @pk and RowKey gt ''",
+                parameters={"pk": table_key(instance_id)},
+                select=["RowKey"],
             )
         ]
         if keep is not None:
-            keys = [k for k in keys if k != _SENTINEL and not k.startswith(keep)]
-        self._delete_rows(instance_id, keys)
+            keys = [k for k in keys if not k.startswith(keep + ".")]
+        self._delete_rows(instance_id, [k for k in keys if k != _SENTINEL])
 
     def _delete_rows(self, instance_id: str, keys: list[str]) -> None:
         for chunk in _chunks(keys, 100):
             self.count("table.batch")
             try:
-                self._history.submit_transaction(
+                self._instances.submit_transaction(
                     [
                         ("delete", {"PartitionKey": table_key(instance_id), "RowKey": k})
                         for k in chunk
@@ -138,30 +154,38 @@ class RecordStore(ProviderBase):
             except TableTransactionError:
                 for key in chunk:  # some were gone already: one by one
                     self.count("table.delete")
-                    self._history.delete_entity(table_key(instance_id), key)
+                    self._instances.delete_entity(table_key(instance_id), key)
 
-    def _write_tombstone(self, instance_id: str, execution_id: str) -> None:
-        """Mark the instance's last execution dead (purge, replace): its tasks are dropped."""
-        self.count("table.upsert")
-        self._history.upsert_entity(
-            {
-                "PartitionKey": table_key(instance_id),
-                "RowKey": _SENTINEL,
-                "ExecutionId": "",
-                "HistorySize": 0,
-                "Version": "0",
-                "DeadExecution": execution_id,
-                "DeadAt": utcnow(),
-            },
-            mode=UpdateMode.REPLACE,
-        )
+    def _write_tombstone(self, instance_id: str, execution_id: str, etag: str) -> bool:
+        """Replace the instance row (ETag-conditional) by a tombstone marking its execution
+        dead: its leftover messages and tasks are dropped. ``False`` if the row changed.
+        """
+        self.count("table.update")
+        try:
+            self._instances.update_entity(
+                {
+                    "PartitionKey": table_key(instance_id),
+                    "RowKey": _SENTINEL,
+                    "ExecutionId": "",
+                    "HistorySize": 0,
+                    "Version": "0",
+                    "DeadExecution": execution_id,
+                    "DeadAt": utcnow(),
+                },
+                mode=UpdateMode.REPLACE,
+                etag=etag,
+                match_condition=MatchConditions.IfNotModified,
+            )
+        except (ResourceModifiedError, ResourceNotFoundError):
+            return False
+        return True
 
     def _dead_executions(self, tasks: list[ActivityTask]) -> set[tuple[str, str]]:
         """(instance, execution) pairs among ``tasks`` that were purged or replaced.
 
-        Read from the history sentinel's tombstone, except for executions this process
-        itself checkpointed as running (they can't have been purged since without this
-        process's own purge having forgotten them).
+        Read from the instance row's ``DeadExecution`` (a tombstone or a replaced row),
+        except for executions this process itself checkpointed as running (they can't have
+        been purged since without this process's own purge having forgotten them).
         """
         with self._mutex:
             unknown = {
