@@ -1,5 +1,5 @@
-"""Azure-specific behaviour on Azurite: row ETags, atomic checkpoints, crash repair, poison, hops,
-leases."""
+"""Azure-specific behaviour on Azurite: row ETags, atomic checkpoints, crash repair, dead
+letters, delivery counts, hops, leases."""
 
 from __future__ import annotations
 
@@ -268,42 +268,55 @@ def test_long_timer_hops_and_never_fires_early(
     assert provider.operations["queue.send"] - sends >= 1  # at least one hop
 
 
-def test_poison_message_is_parked_with_its_reason_and_can_be_replayed(
+def test_undecodable_message_is_a_dead_letter_listed_retried_and_deleted(
     make_provider: ProviderMaker, connection_string: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    provider = make_provider(partition_leases=False, max_dequeue_count=2)
+    """A control-queue message that is not an ostinato message moves to the dead letters
+    (naming the instance its JSON still names); other messages of the queue proceed."""
+    provider = make_provider(partition_leases=False, partition_count=1)
     started(provider, "i1")
+    provider._control[0].send_message('{"instance_id": "i1", "event": "not an event"}')
     provider.send_message(OrchestrationMessage(instance_id="i1", event=EventRaised(name="x")))
-    for _ in range(2):
-        item = lock(provider)
-        assert item is not None
-        provider.abandon_orchestration_work_item(item)
-    assert lock(provider, wait=1) is None
-    [poison] = provider.list_poison_messages()
-    assert poison["instance_id"] == "i1" and "3 times" in poison["reason"]
+    item = lock(provider)
+    assert item is not None and [type(m.event) for m in item.messages] == [EventRaised]
+    [letter] = ot.Client(provider).list_dead_letters()
+    assert letter.instance_id == "i1" and "undecodable" in letter.reason
+    assert letter.body == '{"instance_id": "i1", "event": "not an event"}'
+    assert provider.get_dead_letter(letter.id) == letter
+    assert provider.list_dead_letters(instance_id="other") == []
     cli = ["--connection-string", connection_string, "--task-hub", provider.task_hub, "poison"]
     assert azure_cli([*cli, "list"]) == 0
-    assert poison["id"] in capsys.readouterr().out
-    assert azure_cli([*cli, "replay", poison["id"]]) == 0
-    assert provider.list_poison_messages() == []
-    assert lock(provider) is not None
+    assert letter.id in capsys.readouterr().out
+    assert provider.retry_dead_letter(letter.id)  # back on its queue, as it was
+    assert provider.list_dead_letters() == []
+    provider.abandon_orchestration_work_item(item)
+    again = lock(provider)
+    assert again is not None and [type(m.event) for m in again.messages] == [EventRaised]
+    [back] = provider.list_dead_letters()  # undecodable still: a dead letter again
+    assert provider.delete_dead_letter(back.id)
+    assert not provider.delete_dead_letter(back.id)
+    assert provider.list_dead_letters() == [] and provider.get_dead_letter(back.id) is None
 
 
-def test_poisoned_activity_fails_its_task_instead_of_hanging(make_provider: ProviderMaker) -> None:
-    """A task whose worker keeps dying is parked, and its orchestration gets a TaskFailed."""
-    provider = make_provider(max_dequeue_count=1)
-    started(provider, "i1")
-    task = ot.provider.ActivityTask("i1", "e1", 1, "crashes")
-    provider._send_activity(task)
-    first = provider.lock_next_activity_work_item("w", timedelta(seconds=1))
-    assert first is not None
-    time.sleep(3.2)  # the worker "died": the queue shows the task again (1.5 x lock + 1 s)
-    assert provider.lock_next_activity_work_item("w", LOCK) is None  # second delivery: poison
-    item = lock(provider)
-    assert item is not None
-    event = item.messages[0].event
-    assert isinstance(event, ot.history.TaskFailed)
-    assert event.failure.error_type == "PoisonMessageError"
+def test_delivery_count_survives_the_death_of_the_receiving_process(
+    make_provider: ProviderMaker,
+) -> None:
+    """A task a dead process held is counted once more by the next process (the queue's own
+    count), and an abandon gives its delivery back (carried in the message itself)."""
+    hub = new_hub_name()
+    dying = make_provider(task_hub=hub)
+    other = make_provider(task_hub=hub)
+    started(dying, "i1")
+    dying._send_activity(ot.provider.ActivityTask("i1", "e1", 1, "crashes"))
+    first = dying.lock_next_activity_work_item("w", timedelta(seconds=1))
+    assert first is not None and first.dequeue_count == 1
+    time.sleep(3.2)  # the process "died": the queue shows the task again (1.5 x lock + 1 s)
+    second = other.lock_next_activity_work_item("w", LOCK)
+    assert second is not None and second.dequeue_count == 2
+    other.abandon_activity_work_item(second)
+    third = dying.lock_next_activity_work_item("w", LOCK)
+    assert third is not None and third.dequeue_count == 2, "an abandon must not count"
+    dying.abandon_activity_work_item(third)
 
 
 def test_partitions_are_shared_and_taken_over_after_a_worker_dies(

@@ -15,6 +15,7 @@ from ostinato.provider import ActivityTask, ActivityWorkItem, OrchestrationMessa
 from ostinato_azure._base import _MARGIN, _visibility_seconds
 from ostinato_azure._checkpoint import CheckpointWriter
 from ostinato_azure._errors import ignoring_lost_message, lost_message
+from ostinato_azure._queues import split_returns, with_returns
 from ostinato_azure._state import _ActivityLock
 
 
@@ -44,22 +45,18 @@ class Activities(CheckpointWriter):
                     del self._activity_locks[key]
                 elif old.expires <= now and len(expired) < max_count:
                     old.done = True
-                    old.dequeue_count += 1
+                    old.returns -= 1  # handed out again: a delivery no receive counts
                     expired.append(old)
         seconds = _visibility_seconds(lock_timeout)
         with self._mapped_errors("lock activity work items"):
             for old in expired:
                 # The queue hides it for the old lock's timeout only: extend that to the
                 # new lock's, else the new lock would end with the old one.
-                self.count("queue.update")
                 try:
-                    receipt = self._activity_queue.update_message(
-                        old.message_id, pop_receipt=old.pop_receipt, visibility_timeout=seconds
-                    )
+                    self._update_activity(old, seconds)
                 except ResourceNotFoundError:
                     continue  # another worker received it meanwhile
                 now = utcnow()
-                old.pop_receipt = str(receipt.pop_receipt)
                 old.queue_expires = now + timedelta(seconds=seconds) - _MARGIN
                 with self._mutex:
                     items.append(self._activity_item(old, lock_timeout, now, old.pop_receipt))
@@ -76,32 +73,32 @@ class Activities(CheckpointWriter):
             )
             now = utcnow()
             queue_expires = now + timedelta(seconds=seconds) - _MARGIN
-            fresh: list[tuple[QueueMessage, ActivityTask, int]] = []
+            fresh: list[tuple[QueueMessage, ActivityTask, int, str]] = []
             for raw in messages:
                 try:
-                    task = ActivityTask.from_json(self._decode_body(str(raw.content)))
-                except Exception as exc:  # noqa: BLE001 - an undecodable message is poison
+                    returns, body = split_returns(str(raw.content))
+                    task = ActivityTask.from_json(self._decode_body(body))
+                except Exception as exc:  # noqa: BLE001 - an undecodable message: dead letter
                     self._poison_activity(raw, f"undecodable message: {exc!r}", None)
                     continue
-                dequeues = int(raw.dequeue_count or 1)
-                if dequeues > self.max_dequeue_count:
-                    self._poison_activity(
-                        raw,
-                        f"delivered {dequeues} times without being completed "
-                        f"(max_dequeue_count={self.max_dequeue_count})",
-                        task,
-                    )
-                    continue
-                fresh.append((raw, task, dequeues))
-            dead = self._dead_executions([task for _, task, _ in fresh])
-            for raw, task, dequeues in fresh:
+                fresh.append((raw, task, returns, body))
+            dead = self._dead_executions([task for _, task, _, _ in fresh])
+            for raw, task, returns, body in fresh:
                 if (task.instance_id, task.execution_id) in dead:
                     self.count("queue.delete")  # its instance was purged or replaced
                     with ignoring_lost_message():
                         self._activity_queue.delete_message(raw.id, pop_receipt=raw.pop_receipt)
                     continue
                 held = _ActivityLock(
-                    str(raw.id), str(raw.pop_receipt), now, queue_expires, task, dequeues
+                    str(raw.id),
+                    str(raw.pop_receipt),
+                    now,
+                    queue_expires,
+                    task,
+                    int(raw.dequeue_count or 1),
+                    body=body,
+                    returns=returns,
+                    stored_returns=returns,
                 )
                 with self._mutex:
                     items.append(self._activity_item(held, lock_timeout, now, held.pop_receipt))
@@ -117,15 +114,33 @@ class Activities(CheckpointWriter):
             held.queue_expires,
             held.task,
             held.dequeue_count,
+            body=held.body,
+            returns=held.returns,
+            stored_returns=held.stored_returns,
         )
         self._activity_locks[lock.message_id] = lock
         return ActivityWorkItem(
             task=lock.task,
             lock_token=new_lock_token(),
             locked_until=lock.expires,
-            dequeue_count=1,  # see lock_next_orchestration_work_items: max_dequeue_count applies
+            dequeue_count=lock.deliveries,
             provider_data=lock,
         )
+
+    def _update_activity(self, lock: _ActivityLock, seconds: int) -> None:
+        """Set a held task's visibility (and its returns, if they changed)."""
+        self.count("queue.update")
+        content = None
+        if lock.returns != lock.stored_returns:
+            content = with_returns(lock.returns, lock.body)
+        receipt = self._activity_queue.update_message(
+            lock.message_id,
+            pop_receipt=lock.pop_receipt,
+            content=content,
+            visibility_timeout=seconds,
+        )
+        lock.pop_receipt = str(receipt.pop_receipt)
+        lock.stored_returns = lock.returns
 
     def _held_activity(self, item: ActivityWorkItem, claim: bool = False) -> _ActivityLock:
         lock = item.provider_data
@@ -184,11 +199,9 @@ class Activities(CheckpointWriter):
         lock = self._held_activity(item, claim=True)
         seconds = 0 if not delay else math.ceil(delay.total_seconds())
         with self._mapped_errors("abandon an activity work item"):
-            self.count("queue.update")
+            lock.returns += 1  # an abandoned delivery is given back
             try:
-                self._activity_queue.update_message(
-                    lock.message_id, pop_receipt=lock.pop_receipt, visibility_timeout=seconds
-                )
+                self._update_activity(lock, seconds)
             except HttpResponseError as exc:
                 if not lost_message(exc):
                     raise
@@ -203,18 +216,14 @@ class Activities(CheckpointWriter):
         lock = self._held_activity(item)
         seconds = _visibility_seconds(lock_timeout)
         with self._mapped_errors("renew an activity lock"):
-            self.count("queue.update")
             try:
-                receipt = self._activity_queue.update_message(
-                    lock.message_id, pop_receipt=lock.pop_receipt, visibility_timeout=seconds
-                )
+                self._update_activity(lock, seconds)
             except HttpResponseError as exc:
                 if not lost_message(exc):
                     raise
                 lock.done = True
                 raise WorkItemLockLost("Activity task was taken by another worker") from exc
         now = utcnow()
-        lock.pop_receipt = str(receipt.pop_receipt)
         lock.queue_expires = now + timedelta(seconds=seconds) - _MARGIN
         lock.expires = now + lock_timeout
         item.locked_until = lock.expires

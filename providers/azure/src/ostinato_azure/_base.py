@@ -106,7 +106,6 @@ class ProviderBase(StorageProvider):
         *,
         partition_count: int = 4,
         lease_duration: float = 30.0,
-        max_dequeue_count: int = 10,
         partition_leases: bool = True,
         worker_id: str | None = None,
         start_repair_after: float = 30.0,
@@ -120,13 +119,10 @@ class ProviderBase(StorageProvider):
             raise ConfigurationError(
                 f"partition_count must be between 1 and {MAX_PARTITIONS}, not {partition_count}"
             )
-        if max_dequeue_count < 1:
-            raise ConfigurationError("max_dequeue_count must be at least 1")
         self.names = HubNames(validate_task_hub(task_hub), partition_count)
         self.task_hub = task_hub
         self.partition_count = partition_count
         self.lease_duration = timedelta(seconds=lease_duration)
-        self.max_dequeue_count = max_dequeue_count
         self.partition_leases = partition_leases
         self.start_repair_after = timedelta(seconds=start_repair_after)
         self._worker_id = worker_id

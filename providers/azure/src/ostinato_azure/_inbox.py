@@ -30,6 +30,7 @@ from ostinato_azure._base import (
 from ostinato_azure._errors import lost_message
 from ostinato_azure._partitions import PartitionManager
 from ostinato_azure._poison import DeadLetters
+from ostinato_azure._queues import split_returns
 from ostinato_azure._state import _OrchLock, _Received
 
 
@@ -91,7 +92,7 @@ class Inbox(DeadLetters):
                     self._ready.pop(instance_id, None)
         for received in released:
             with contextlib.suppress(AzureError):
-                self._set_visibility(received, 0)
+                self._set_visibility(received, 0, give_back=True)
 
     def _receive(self, queue: int, lock_timeout: timedelta) -> None:
         seconds = _visibility_seconds(lock_timeout)
@@ -108,26 +109,19 @@ class Inbox(DeadLetters):
         accepted: list[_Received] = []
         for raw in messages:
             try:
-                message = OrchestrationMessage.from_json(self._decode_body(str(raw.content)))
-            except Exception as exc:  # noqa: BLE001 - an undecodable message is poison
+                returns, body = split_returns(str(raw.content))
+                message = OrchestrationMessage.from_json(self._decode_body(body))
+            except Exception as exc:  # noqa: BLE001 - an undecodable message is a dead letter
                 self._poison_message(queue, raw, f"undecodable message: {exc!r}")
-                continue
-            dequeues = int(raw.dequeue_count or 1)
-            if dequeues > self.max_dequeue_count:
-                self._poison_message(
-                    queue,
-                    raw,
-                    f"delivered {dequeues} times without being completed "
-                    f"(max_dequeue_count={self.max_dequeue_count})",
-                    message.instance_id,
-                )
                 continue
             if message.visible_at is not None and message.visible_at > expires - _MARGIN:
                 self._rearm(queue, raw, message)  # a long timer's next hop
                 continue
-            accepted.append(
-                _Received(queue, raw.id, str(raw.pop_receipt), message, dequeues, expires)
+            received = _Received(
+                queue, raw.id, str(raw.pop_receipt), message, int(raw.dequeue_count or 1), expires
             )
+            received.body, received.returns, received.stored_returns = body, returns, returns
+            accepted.append(received)
         with self._mutex:
             for received in accepted:
                 iid = received.message.instance_id
@@ -204,6 +198,7 @@ class Inbox(DeadLetters):
             entries = self._buffer.setdefault(instance_id, {})
             for r in lock.received:
                 self._in_flight[r.queue] -= 1
+                r.returns -= 1  # its next hand-out is another delivery (no receive counts it)
                 entries.setdefault(r.message_id, r)
             if entries:
                 self._ready[instance_id] = None
@@ -219,15 +214,11 @@ class Inbox(DeadLetters):
         seconds = _visibility_seconds(lock.timeout)
         lost: list[_Received] = []
         for r in short:
-            self.count("queue.update")
             try:
-                receipt = self._control[r.queue].update_message(
-                    r.message_id, pop_receipt=r.pop_receipt, visibility_timeout=seconds
-                )
+                self._update_received(r, seconds)
             except HttpResponseError:  # 404 (or 400: stale pop receipt)
                 lost.append(r)  # taken by someone else meanwhile: not ours to hand out
                 continue
-            r.pop_receipt = str(receipt.pop_receipt)
             r.expires = utcnow() + timedelta(seconds=seconds) - _MARGIN
         if lost:
             lock.received = [r for r in lock.received if r not in lost]
@@ -319,7 +310,7 @@ class Inbox(DeadLetters):
         self._cache_row(item.instance_id, None)
         for received in lock.received:
             with contextlib.suppress(AzureError):
-                self._set_visibility(received, 0)
+                self._set_visibility(received, 0, give_back=True)
         self._unlock(item, lock)
         return WorkItemLockLost(
             f"Instance '{item.instance_id}' was changed by another worker; step dropped"
@@ -350,16 +341,12 @@ class Inbox(DeadLetters):
             return
         seconds = max(_visibility_seconds(lock.timeout), math.ceil(_COMMIT_WINDOW.total_seconds()))
         for r in short:
-            self.count("queue.update")
             try:
-                receipt = self._control[r.queue].update_message(
-                    r.message_id, pop_receipt=r.pop_receipt, visibility_timeout=seconds
-                )
+                self._update_received(r, seconds)
             except HttpResponseError as exc:
                 if not lost_message(exc):
                     raise
                 raise self._release_lost(item, lock) from exc
-            r.pop_receipt = str(receipt.pop_receipt)
             r.expires = utcnow() + timedelta(seconds=seconds) - _MARGIN
 
     def abandon_orchestration_work_item(
@@ -370,7 +357,7 @@ class Inbox(DeadLetters):
         kept: list[_Received] = []
         for received in lock.received:
             try:
-                self._set_visibility(received, seconds)
+                self._set_visibility(received, seconds, give_back=True)
             except AzureError:
                 # The store is unreachable: we still hold the message (the queue hides it),
                 # so this process hands it out again itself after the delay.
@@ -392,18 +379,12 @@ class Inbox(DeadLetters):
         seconds = _visibility_seconds(lock_timeout)
         with self._mapped_errors("renew an orchestration lock"):
             for received in lock.received:
-                self.count("queue.update")
                 try:
-                    receipt = self._control[received.queue].update_message(
-                        received.message_id,
-                        pop_receipt=received.pop_receipt,
-                        visibility_timeout=seconds,
-                    )
+                    self._update_received(received, seconds)
                 except HttpResponseError as exc:
                     if not lost_message(exc):
                         raise
                     raise self._release_lost(item, lock) from exc
-                received.pop_receipt = str(receipt.pop_receipt)
         now = utcnow()
         for received in lock.received:
             received.expires = now + timedelta(seconds=seconds) - _MARGIN

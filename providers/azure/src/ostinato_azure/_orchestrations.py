@@ -112,10 +112,8 @@ class OrchestrationItems(Repairs):
             instance=record,
             lock_token=lock.token,
             locked_until=lock.expires,
-            # Queue dequeue counts are per message, not the contract's per-item delivery count
-            # (they never restart after a completed step), so the core's poison policy would
-            # charge work items for earlier deliveries: report none, and let this provider's
-            # own max_dequeue_count move poison messages aside (issues #15 and #17).
-            dequeue_count=1,
+            # The instance's messages since its last completed step are exactly these (the
+            # step deletes the messages it consumed): the item's count is their largest.
+            dequeue_count=max((r.deliveries for r in lock.received), default=1),
             provider_data=lock,
         )

@@ -22,6 +22,26 @@ from ostinato_azure._state import _Received
 MAX_VISIBILITY = timedelta(days=7) - timedelta(minutes=5)
 
 
+def with_returns(returns: int, body: str) -> str:
+    """A message's content: its body, after ``~<returns>~`` unless ``returns`` is 0.
+
+    A queue counts every receive of a message; the contract counts deliveries (a receive
+    given back — abandoned, or put back without being handed out — is none, and a hand-out
+    made again in-process after a lock expired is one). ``returns`` is the difference,
+    carried in the message itself and rewritten only by the visibility updates the provider
+    makes anyway. Bodies are JSON objects, so they never start with ``~``.
+    """
+    return body if returns == 0 else f"~{returns}~{body}"
+
+
+def split_returns(content: str) -> tuple[int, str]:
+    """``(returns, body)`` of a message's content (see :func:`with_returns`)."""
+    if content.startswith("~"):
+        end = content.index("~", 1)
+        return int(content[1:end]), content[end + 1 :]
+    return 0, content
+
+
 class QueueOps(RecordStore):
     """Single-message operations on the control and activity queues."""
 
@@ -32,6 +52,7 @@ class QueueOps(RecordStore):
         return json.dumps({"$blob": self.blobs.put(instance_id, text), "instance_id": instance_id})
 
     def _decode_body(self, body: str) -> str:
+        body = split_returns(body)[1]
         if body.startswith('{"$blob"'):
             return self.blobs.get(json.loads(body)["$blob"])
         return body
@@ -58,18 +79,38 @@ class QueueOps(RecordStore):
         remaining = message.visible_at - utcnow()
         return max(0, math.floor(min(remaining, MAX_VISIBILITY).total_seconds()))
 
-    def _set_visibility(self, received: _Received, seconds: int) -> bool:
-        """Change a held message's visibility; ``False`` if someone else holds it now."""
+    def _update_received(self, received: _Received, seconds: int) -> None:
+        """Set a held message's visibility (and its returns, if they changed); raises
+        ``HttpResponseError`` if it is not ours any more."""
         self.count("queue.update")
+        content = None
+        if received.returns != received.stored_returns:
+            content = with_returns(received.returns, received.body)
+        receipt = self._control[received.queue].update_message(
+            received.message_id,
+            pop_receipt=received.pop_receipt,
+            content=content,
+            visibility_timeout=seconds,
+        )
+        received.pop_receipt = str(receipt.pop_receipt)
+        received.stored_returns = received.returns
+
+    def _set_visibility(self, received: _Received, seconds: int, give_back: bool = False) -> bool:
+        """Change a held message's visibility; ``False`` if someone else holds it now.
+
+        ``give_back``: the receive was no delivery (abandoned, or never handed out), so the
+        queue's next receive of it does not count.
+        """
+        if give_back:
+            received.returns += 1
         try:
-            receipt = self._control[received.queue].update_message(
-                received.message_id, pop_receipt=received.pop_receipt, visibility_timeout=seconds
-            )
+            self._update_received(received, seconds)
         except HttpResponseError as exc:
+            if give_back:
+                received.returns -= 1
             if lost_message(exc):
                 return False
             raise
-        received.pop_receipt = str(receipt.pop_receipt)
         return True
 
     def _delete_received(self, received: _Received) -> bool:

@@ -17,13 +17,24 @@ class _Received:
     message_id: str
     pop_receipt: str
     message: OrchestrationMessage
-    dequeue_count: int
+    dequeue_count: int  # the queue's own count of receives
     expires: datetime  # when the queue makes it visible again (less a margin)
     not_before: datetime | None = None  # abandoned with a delay while the queue was down
     #: Held back until its instance's next execution starts (see ``_waits_for_start``):
     #: not handed out before this time, unless that start is buffered too.
     start_wait_until: datetime | None = None
     start_waits: int = 0
+    #: The stored body (without the returns prefix, see ``_queues.with_returns``).
+    body: str = ""
+    #: Receives that were not deliveries (given back), less deliveries made in-process.
+    returns: int = 0
+    #: ``returns`` as the message on the queue holds it.
+    stored_returns: int = 0
+
+    @property
+    def deliveries(self) -> int:
+        """Deliveries of this message so far (the contract's count, at least 1)."""
+        return max(1, self.dequeue_count - self.returns)
 
 
 @dataclass
@@ -64,8 +75,16 @@ class _ActivityLock:
     expires: datetime  # the lock's own expiry
     queue_expires: datetime  # when the queue makes the message visible again
     task: ActivityTask
-    dequeue_count: int
+    dequeue_count: int  # the queue's own count of receives
     done: bool = False
+    body: str = ""
+    returns: int = 0
+    stored_returns: int = 0
+
+    @property
+    def deliveries(self) -> int:
+        """Deliveries of this task so far (the contract's count, at least 1)."""
+        return max(1, self.dequeue_count - self.returns)
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,6 @@ class AzureStorageProvider(Client):
     ``task_hub``: 3-45 letters and digits, starting with a letter; ``partition_count``:
     control queues (1-16; fixed for the life of a task hub); ``lease_duration``: seconds a
     control-queue lease lasts without renewal (a killed worker's queues move after this);
-    ``max_dequeue_count``: deliveries after which a message is moved to the poison table;
     ``partition_leases``: set ``False`` to let every worker receive from every control queue
     (correct — the sentinel ETags still guard each instance — but with more conflicts).
     """
