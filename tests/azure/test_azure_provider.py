@@ -1,5 +1,5 @@
-"""Azure-specific behaviour on Azurite: sentinel ETags, crash repair, dead letters, delivery
-counts, hops, leases."""
+"""Azure-specific behaviour on Azurite: row ETags, atomic checkpoints, crash repair, dead
+letters, delivery counts, hops, leases."""
 
 from __future__ import annotations
 
@@ -127,31 +127,106 @@ def test_sentinel_etag_conflict_is_lock_lost_and_changes_nothing(
     assert again is not None and isinstance(again.messages[0].event, EventRaised)
 
 
-def test_stale_instance_row_is_repaired_from_the_sentinel(
+def test_a_checkpoint_commits_history_and_status_in_one_transaction(
     make_provider: ProviderMaker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Crash after the history batch, before the instance row: the next lock repairs it."""
+    """The history and the instance row are one entity-group transaction: a worker dying
+    right after that write leaves both new, dying before it leaves both old. An instance
+    RUNNING with a completed history cannot be written."""
     provider = make_provider(partition_leases=False)
     start(provider, "i1")
     item = lock(provider, timedelta(seconds=2))
     assert item is not None
+    real = provider._instances.submit_transaction
+    writes: list[list[Any]] = []
 
-    def crash(*args: object, **kwargs: object) -> None:
-        raise RuntimeError("worker died here")
+    def commit_then_die(operations: Any, **kwargs: Any) -> Any:
+        writes.append(list(operations))
+        real(operations, **kwargs)
+        raise RuntimeError("worker died right after the commit")
 
-    monkeypatch.setattr(provider._instances, "update_entity", crash)
+    monkeypatch.setattr(provider._instances, "submit_transaction", commit_then_die)
+    before = provider.operations.copy()
     record = running(item, 1).with_changes(runtime_status=ot.OrchestrationStatus.COMPLETED)
     with pytest.raises(RuntimeError):
         provider.complete_orchestration_work_item(
             item, OrchestrationCheckpoint(instance=record, new_history=[item.messages[0].event])
         )
     monkeypatch.undo()
-    assert provider.get_instance("i1").runtime_status is ot.OrchestrationStatus.PENDING  # type: ignore[union-attr]
-    again = lock(provider, wait=10)  # the start message comes back after its visibility
-    assert again is not None
-    assert again.instance.runtime_status is ot.OrchestrationStatus.COMPLETED
-    assert again.instance.history_size == 1
+    table_writes = {
+        kind: n - before[kind]
+        for kind, n in provider.operations.items()
+        if kind.startswith("table.") and n > before[kind]
+    }
+    assert table_writes == {"table.batch": 1}  # no separate instance-row write
+    assert [op[1]["RowKey"] for op in writes[0]] == ["", "e1.00000000"]
     assert provider.get_instance("i1").runtime_status is ot.OrchestrationStatus.COMPLETED  # type: ignore[union-attr]
+    assert [type(e) for e in provider.get_history("i1")] == [ExecutionStarted]
+
+    start(provider, "i2")
+    item = lock(provider, timedelta(seconds=2))
+    assert item is not None and item.instance_id == "i2"
+
+    def die_before(operations: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("worker died before the commit")
+
+    monkeypatch.setattr(provider._instances, "submit_transaction", die_before)
+    record = running(item, 1).with_changes(runtime_status=ot.OrchestrationStatus.COMPLETED)
+    with pytest.raises(RuntimeError):
+        provider.complete_orchestration_work_item(
+            item, OrchestrationCheckpoint(instance=record, new_history=[item.messages[0].event])
+        )
+    monkeypatch.undo()
+    assert provider.get_instance("i2").runtime_status is ot.OrchestrationStatus.PENDING  # type: ignore[union-attr]
+    assert provider.get_history("i2") == []
+
+
+def test_a_long_step_shows_its_status_only_with_its_whole_history(
+    make_provider: ProviderMaker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over 99 rows a step takes several transactions; until the last one commits, the
+    instance row (status and history length) is unchanged and the new rows are invisible."""
+    provider = make_provider(partition_leases=False)
+    start(provider, "i1")
+    item = lock(provider, timedelta(seconds=5))
+    assert item is not None
+    real = provider._instances.submit_transaction
+    calls = 0
+
+    def die_before_the_last(operations: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            raise RuntimeError("worker died before the last transaction")
+        return real(operations, **kwargs)
+
+    monkeypatch.setattr(provider._instances, "submit_transaction", die_before_the_last)
+    events = [item.messages[0].event] + [EventRaised(name=f"e{i}") for i in range(249)]
+    record = running(item, 250).with_changes(runtime_status=ot.OrchestrationStatus.COMPLETED)
+    with pytest.raises(RuntimeError):
+        provider.complete_orchestration_work_item(
+            item, OrchestrationCheckpoint(instance=record, new_history=events)
+        )
+    monkeypatch.undo()
+    assert calls == 3
+    assert provider.get_instance("i1").runtime_status is ot.OrchestrationStatus.PENDING  # type: ignore[union-attr]
+    assert provider.get_history("i1") == []
+
+
+def test_a_task_hub_of_the_earlier_layout_is_refused_clearly(
+    make_provider: ProviderMaker, connection_string: str
+) -> None:
+    """A hub with the separate history table of the earlier layout is not read as empty."""
+    provider = make_provider()
+    provider.setup()
+    provider._table_service.create_table(provider.names.legacy_history_table)
+    later = AzureStorageProvider(connection_string, task_hub=provider.task_hub)
+    try:
+        with pytest.raises(ConfigurationError, match=r"earlier ostinato-azure.*ostinato export"):
+            later.setup()
+    finally:
+        later.close()
+        provider._table_service.delete_table(provider.names.legacy_history_table)
 
 
 def test_lost_start_message_is_resent(

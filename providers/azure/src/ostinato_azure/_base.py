@@ -147,7 +147,6 @@ class ProviderBase(StorageProvider):
         self._queue_service = queues
         self._blob_service = blobs
         self._instances = tables.get_table_client(self.names.instances_table)
-        self._history = tables.get_table_client(self.names.history_table)
         self._partitions_table = tables.get_table_client(self.names.partitions_table)
         self._poison = tables.get_table_client(self.names.poison_table)
         self._control: list[QueueClient] = [
@@ -228,12 +227,30 @@ class ProviderBase(StorageProvider):
             with contextlib.suppress(ResourceExistsError):
                 self._container.create_container()
 
+        def legacy() -> bool:
+            self.count("table.query")
+            name = self.names.legacy_history_table
+            found = self._table_service.query_tables(
+                "TableName eq @name", parameters={"name": name}
+            )
+            return any(True for _ in found)
+
         with self._mapped_errors("create the task hub"):
+            old_layout = self._io.submit(legacy)
             futures = [self._io.submit(table, name) for name in self.names.tables]
             futures += [self._io.submit(queue, q) for q in [*self._control, self._activity_queue]]
             futures.append(self._io.submit(container))
             for future in futures:  # all at once: a new hub is ready in one round trip
                 future.result()
+            if old_layout.result():
+                raise ConfigurationError(
+                    f"Task hub {self.task_hub!r} was created by an earlier ostinato-azure, which "
+                    f"kept histories in a separate table ({self.names.legacy_history_table}); "
+                    "this version keeps each history in its instance's partition and does not "
+                    "read that layout. Drain it with the earlier version, or move its instances: "
+                    "`ostinato export --to FILE.jsonl` with the earlier version, then "
+                    "`ostinato import FILE.jsonl` into a new task hub with this one."
+                )
         self._set_up = True
 
     def _cache_row(self, instance_id: str, row: _CachedRow | None) -> None:

@@ -8,15 +8,12 @@ from typing import Any
 from azure.core import MatchConditions
 from azure.core.exceptions import (
     AzureError,
-    ResourceExistsError,
-    ResourceModifiedError,
-    ResourceNotFoundError,
 )
 from azure.data.tables import TableTransactionError, UpdateMode
 from ostinato import history
 from ostinato.clock import utcnow
 from ostinato.errors import WorkItemLockLost
-from ostinato.provider import OrchestrationCheckpoint, OrchestrationWorkItem
+from ostinato.provider import InstanceRecord, OrchestrationCheckpoint, OrchestrationWorkItem
 
 from ostinato_azure._base import _SENTINEL, HISTORY_BATCH_ROWS, _chunks, _version, log
 from ostinato_azure._keys import table_key
@@ -33,9 +30,9 @@ class CheckpointWriter(OrchestrationItems):
     ) -> None:
         """Write the checkpoint in the crash-safe order (see ``README.md``).
 
-        1. outbound messages and activity tasks; 2. history rows in batches of at most 99
-        rows plus the sentinel, each conditional on the sentinel's ETag; 3. the instance row,
-        ETag-conditional; 4. delete the consumed messages.
+        1. outbound messages and activity tasks; 2. history rows and the instance row in one
+        table transaction (more only past 99 rows), conditional on the row's ETag; 3. delete
+        the consumed messages.
         """
         lock = self._held(item, claim=True)
         try:
@@ -66,6 +63,64 @@ class CheckpointWriter(OrchestrationItems):
             return [one(pair) for pair in batch]
         return list(self._pool.map(one, batch))
 
+    def _commit(
+        self,
+        item: OrchestrationWorkItem,
+        lock: _OrchLock,
+        record: InstanceRecord | None,
+        version: int,
+        execution: str,
+        base: int,
+        rows: list[dict[str, Any]],
+    ) -> str:
+        """Write ``rows`` and the instance row; the new ETag of the instance row.
+
+        Up to 99 rows go in one entity-group transaction with the instance row, so the
+        history and the status it implies are committed together or not at all. Longer
+        histories take several transactions: the earlier ones only check and touch the
+        instance row (their rows stay invisible, beyond ``HistorySize``) and the last one
+        writes the record and the new ``HistorySize``.
+        """
+        instance_id = item.instance_id
+        chunks = list(_chunks(rows, HISTORY_BATCH_ROWS)) or [[]]
+        etag = lock.sentinel_etag
+        for number, chunk in enumerate(chunks):
+            last = number == len(chunks) - 1
+            sentinel: dict[str, Any] = {"PartitionKey": table_key(instance_id), "RowKey": _SENTINEL}
+            mode = UpdateMode.REPLACE
+            if last and record is not None:
+                sentinel.update(self._record_properties(record, version))
+                if lock.inbox_cutoff is not None:
+                    sentinel["InboxCutoff"] = lock.inbox_cutoff
+                sentinel["ExecutionId"] = execution
+                sentinel["HistorySize"] = base + len(rows)
+            elif last:  # history without a record change: the record stays as it is
+                sentinel["ExecutionId"] = execution
+                sentinel["HistorySize"] = base + len(rows)
+                mode = UpdateMode.MERGE
+            else:
+                sentinel["Touched"] = utcnow()
+                mode = UpdateMode.MERGE
+            if etag is None:
+                op: Any = ("create", sentinel)
+            else:
+                op = (
+                    "update",
+                    sentinel,
+                    {"mode": mode, "etag": etag, "match_condition": MatchConditions.IfNotModified},
+                )
+            operations = [op] + [("upsert", r, {"mode": UpdateMode.REPLACE}) for r in chunk]
+            self.count("table.batch")
+            try:
+                result = self._instances.submit_transaction(operations)
+            except TableTransactionError as exc:
+                if exc.status_code in (404, 409, 412):
+                    raise self._release_lost(item, lock) from exc
+                raise
+            etag = str(result[0]["etag"])
+        assert etag is not None
+        return etag
+
     def _complete(
         self, item: OrchestrationWorkItem, lock: _OrchLock, checkpoint: OrchestrationCheckpoint
     ) -> None:
@@ -83,14 +138,16 @@ class CheckpointWriter(OrchestrationItems):
         ]
         for future in futures:
             future.result()
-        # 2. History rows, each batch guarded by the sentinel's ETag.
+        # 2. History rows and the instance row, in the instance's partition: one transaction
+        # (up to 99 rows), each guarded by the instance row's ETag.
         version = _version(lock.version)
         old_execution: str | None = None
         old_size = 0
-        if checkpoint.new_history or checkpoint.reset_history:
-            record = checkpoint.instance
-            execution = record.execution_id if record is not None else lock.sentinel_execution
-            assert execution is not None
+        record = checkpoint.instance
+        execution = record.execution_id if record is not None else lock.sentinel_execution
+        if (record is not None or checkpoint.new_history or checkpoint.reset_history) and (
+            execution  # no record and no execution: nothing of the instance exists to write
+        ):
             fresh = (
                 checkpoint.reset_history
                 or lock.sentinel_etag is None
@@ -108,86 +165,23 @@ class CheckpointWriter(OrchestrationItems):
                 }
                 put_property(row, "Event", history.dumps(event), instance_id, self.blobs)
                 rows.append(row)
-            chunks = list(_chunks(rows, HISTORY_BATCH_ROWS)) or [[]]
-            etag = lock.sentinel_etag
-            for number, chunk in enumerate(chunks):
-                last = number == len(chunks) - 1
-                sentinel: dict[str, Any] = {
-                    "PartitionKey": table_key(instance_id),
-                    "RowKey": _SENTINEL,
-                }
-                mode = UpdateMode.REPLACE
-                if last:
-                    if record is not None:
-                        sentinel.update(self._record_properties(record, version))
-                        if lock.inbox_cutoff is not None:
-                            sentinel["InboxCutoff"] = lock.inbox_cutoff
-                    else:
-                        sentinel["Version"] = str(lock.version)
-                    sentinel["ExecutionId"] = execution
-                    sentinel["HistorySize"] = base + len(rows)
-                else:
-                    # Earlier batches only check and bump the sentinel: their rows stay
-                    # invisible (beyond HistorySize) until the last batch commits.
-                    sentinel["Touched"] = utcnow()
-                    mode = UpdateMode.MERGE
-                if etag is None:
-                    op: Any = ("create", sentinel)
-                else:
-                    op = (
-                        "update",
-                        sentinel,
-                        {
-                            "mode": mode,
-                            "etag": etag,
-                            "match_condition": MatchConditions.IfNotModified,
-                        },
-                    )
-                operations = [op] + [("upsert", r, {"mode": UpdateMode.REPLACE}) for r in chunk]
-                self.count("table.batch")
-                try:
-                    result = self._history.submit_transaction(operations)
-                except TableTransactionError as exc:
-                    if exc.status_code in (404, 409, 412):
-                        raise self._release_lost(item, lock) from exc
-                    raise
-                etag = str(result[0]["etag"])
+            etag = self._commit(item, lock, record, version, execution, base, rows)
             lock.sentinel_etag = etag
             lock.sentinel_execution = execution
             lock.sentinel_size = base + len(rows)
-        # 3. The instance row, conditional on what we read at lock time.
-        if checkpoint.instance is not None:
-            entity: dict[str, Any] = {"PartitionKey": table_key(instance_id), "RowKey": _SENTINEL}
-            entity.update(self._record_properties(checkpoint.instance, version))
-            if lock.inbox_cutoff is not None:
-                entity["InboxCutoff"] = lock.inbox_cutoff
-            try:
-                if lock.instance_etag is None:
-                    self.count("table.insert")
-                    meta = self._instances.create_entity(entity)
-                else:
-                    self.count("table.update")
-                    meta = self._instances.update_entity(
-                        entity,
-                        mode=UpdateMode.REPLACE,
-                        etag=lock.instance_etag,
-                        match_condition=MatchConditions.IfNotModified,
-                    )
-            except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError) as exc:
-                raise self._release_lost(item, lock) from exc
-            self._cache_row(
-                instance_id,
-                _CachedRow(
-                    version,
-                    str(meta["etag"]),
-                    checkpoint.instance,
-                    lock.inbox_cutoff,
-                    lock.sentinel_etag,
-                    lock.sentinel_execution,
-                    lock.sentinel_size,
-                ),
-            )
-        # 4. Consume the messages, last. (One another receiver took anyway, the commit having
+            if record is not None:
+                self._cache_row(
+                    instance_id,
+                    _CachedRow(
+                        version,
+                        record,
+                        lock.inbox_cutoff,
+                        etag,
+                        execution,
+                        base + len(rows),
+                    ),
+                )
+        # 3. Consume the messages, last. (One another receiver took anyway, the commit having
         # outlasted even the extended visibility, is delivered again: the core drops it.)
         deletes = [self._io.submit(self._delete_received, r) for r in lock.received]
         for deleted in deletes:

@@ -25,6 +25,7 @@ from ostinato_azure._activities import Activities
 from ostinato_azure._base import _READ_ATTEMPTS, _SENTINEL, _etag, _version
 from ostinato_azure._keys import instance_id_of, key_upper_bound, table_key, utf16_order
 from ostinato_azure._payloads import put_property
+from ostinato_azure._records import is_live
 
 
 class Client(Activities):
@@ -50,7 +51,6 @@ class Client(Activities):
             entity["StartDeadline"] = ready_at + self.start_repair_after
             put_property(entity, "PendingStart", body, instance_id, self.blobs)
             replaced = False
-            old_execution = ""
             while True:
                 self.count("table.insert")
                 try:
@@ -61,13 +61,18 @@ class Client(Activities):
                 row = self._read_row(instance_id)
                 if row is None:
                     continue
-                status = OrchestrationStatus(row["RuntimeStatus"])
-                if status not in policy.replaceable_statuses:
-                    self._repair_start(instance_id, row)
-                    raise InstanceAlreadyExistsError(instance_id, status)
+                if is_live(row):
+                    status = OrchestrationStatus(row["RuntimeStatus"])
+                    if status not in policy.replaceable_statuses:
+                        self._repair_start(instance_id, row)
+                        raise InstanceAlreadyExistsError(instance_id, status)
+                    # Messages of the replaced execution still queued are dropped on arrival.
+                    entity["InboxCutoff"] = utcnow()
+                    entity["DeadExecution"] = str(row["ExecutionId"])
+                else:  # a purged instance's tombstone: its dead execution stays dead
+                    entity.pop("InboxCutoff", None)
+                    entity["DeadExecution"] = row.get("DeadExecution", "")
                 entity["Version"] = str(_version(int(row.get("Version", "0"))))
-                entity["InboxCutoff"] = utcnow()
-                old_execution = str(row["ExecutionId"])
                 self.count("table.update")
                 try:
                     self._instances.update_entity(
@@ -78,13 +83,12 @@ class Client(Activities):
                     )
                 except (ResourceModifiedError, ResourceNotFoundError):
                     continue  # someone else won the race: look again
-                replaced = True
+                replaced = is_live(row)
                 break
             if replaced:
                 self._take_locks_away(instance_id)
                 self._forget_alive(instance_id)
-                self._delete_history(instance_id)
-                self._write_tombstone(instance_id, old_execution)
+                self._delete_history(instance_id, keep=record.execution_id)
             self.count("queue.send")
             self._control[self._queue_index(instance_id)].send_message(
                 body,
@@ -105,10 +109,8 @@ class Client(Activities):
             self.setup()
             for attempt in range(_READ_ATTEMPTS):
                 row = self._read_row(instance_id)
-                if row is None:
-                    return None
                 try:
-                    return self._record_from(instance_id, row)
+                    return self._live_record(instance_id, row)
                 except ResourceNotFoundError:
                     # A payload blob of that row version is gone (purged or replaced since
                     # the row was read): the row has changed too.
@@ -169,6 +171,8 @@ class Client(Activities):
             found: list[tuple[str, InstanceRecord]] = []
             for page in pages:
                 for row in page:
+                    if not is_live(row):
+                        continue  # a purged instance's tombstone
                     key = str(row["PartitionKey"])
                     record = self._record_from(instance_id_of(key), row)
                     if query.matches(record):
@@ -186,28 +190,23 @@ class Client(Activities):
     ) -> bool:
         """Delete the instance if its status allows: history and blobs first, the row last.
 
-        The status check is the ETag-conditional delete of the row; a crash midway leaves the
-        row (with its status) so purging again finishes the job. Messages still in the
-        queues for a purged instance are consumed and dropped by the core when they arrive.
+        The row is replaced by a tombstone, ETag-conditional on the status it checked; a crash
+        midway leaves the row (with its status) so purging again finishes the job. Messages
+        still in the queues for a purged instance are dropped when they arrive.
         """
         with self._mapped_errors("purge an instance"):
             self.setup()
             row = self._read_row(instance_id)
-            if row is None or OrchestrationStatus(row["RuntimeStatus"]) not in only_if_status:
+            if (
+                row is None
+                or not is_live(row)
+                or OrchestrationStatus(row["RuntimeStatus"]) not in only_if_status
+            ):
                 return False
             self._take_locks_away(instance_id)
             self._forget_alive(instance_id)
             self._delete_history(instance_id)
-            self._write_tombstone(instance_id, str(row["ExecutionId"]), purged=True)
             self.blobs.delete_instance(instance_id)
-            self.count("table.delete")
-            try:
-                self._instances.delete_entity(
-                    table_key(instance_id),
-                    _SENTINEL,
-                    etag=_etag(row),
-                    match_condition=MatchConditions.IfNotModified,
-                )
-            except (ResourceModifiedError, ResourceNotFoundError):
-                return False
-            return True
+            return self._write_tombstone(
+                instance_id, str(row["ExecutionId"]), _etag(row), purged=True
+            )

@@ -7,7 +7,6 @@ from datetime import timedelta
 from ostinato.clock import utcnow
 from ostinato.provider import InstanceRecord, OrchestrationWorkItem
 
-from ostinato_azure._base import _etag
 from ostinato_azure._repairs import Repairs
 from ostinato_azure._state import _CachedRow, _OrchLock, _Sentinel
 
@@ -63,7 +62,7 @@ class OrchestrationItems(Repairs):
             return result
 
     def _load_item(self, pair: tuple[str, _OrchLock]) -> OrchestrationWorkItem:
-        """Read the instance row and the history sentinel; repair a stale row."""
+        """Read the instance row (one point read, none on a cache hit)."""
         instance_id, lock = pair
         self._extend_visibility(lock)
         with self._mutex:
@@ -75,34 +74,26 @@ class OrchestrationItems(Repairs):
             bypassed, cached = cached, None
         sentinel: _Sentinel | None = None
         if cached is not None:
-            # This process wrote the row and the sentinel last: no reads. If anyone else
-            # wrote since, this step's ETag-conditional writes fail (WorkItemLockLost), the
-            # cache entry is dropped and the retry reads both.
+            # This process wrote the row last: no read. If anyone else wrote since, this
+            # step's ETag-conditional write fails (WorkItemLockLost), the cache entry is
+            # dropped and the retry reads the row.
             record: InstanceRecord | None = cached.record
-            lock.instance_etag = cached.etag
             lock.version = cached.version
             lock.inbox_cutoff = cached.inbox_cutoff
             lock.sentinel_etag = cached.sentinel_etag
             lock.sentinel_execution = cached.sentinel_execution
             lock.sentinel_size = cached.sentinel_size
         else:
-            sentinel = self._read_sentinel(instance_id)
             row = self._read_row(instance_id)
-            record = None if row is None else self._record_from(instance_id, row)
-            lock.instance_etag = None if row is None else _etag(row)
+            record = self._live_record(instance_id, row)
+            sentinel = None if row is None else self._sentinel_from(row)
             lock.version = 0 if row is None else int(row.get("Version", "0"))
             lock.inbox_cutoff = None if row is None else row.get("InboxCutoff")
-            if bypassed is not None and bypassed.etag != lock.instance_etag:
+            lock.sentinel_etag = None if sentinel is None else sentinel.etag
+            lock.sentinel_execution = None if sentinel is None else sentinel.execution_id
+            lock.sentinel_size = 0 if sentinel is None else sentinel.history_size
+            if bypassed is not None and bypassed.sentinel_etag != lock.sentinel_etag:
                 self._cache_row(instance_id, None)  # someone else wrote the row since
-        if sentinel is not None:
-            lock.sentinel_etag = sentinel.etag
-            lock.sentinel_execution = sentinel.execution_id
-            lock.sentinel_size = sentinel.history_size
-            if sentinel.version > lock.version and "Name" in sentinel.entity:
-                # The last checkpoint wrote its history but not the instance row: the
-                # sentinel holds the record that history implies. Repair the row now.
-                record = self._record_from(instance_id, sentinel.entity)
-                self._repair_row(instance_id, lock, sentinel)
         stale = self._stale_messages(instance_id, record, sentinel, lock)
         if stale:
             lock.received = [r for r in lock.received if r not in stale]

@@ -1,11 +1,18 @@
-"""Records and encoding: instance-row properties, the history sentinel, history rows."""
+"""Records and encoding: the instance row (the history's sentinel) and the history rows.
+
+An instance's partition of ``<hub>Instances`` holds its instance row (row key ``""``) and its
+history rows (``<execution id>.<seq:08>``), so a checkpoint's history and status commit in one
+entity-group transaction. A row without ``RuntimeStatus`` is a *tombstone* (see
+:meth:`RecordStore._write_tombstone`): the instance doesn't exist.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Any
 
-from azure.core.exceptions import ResourceNotFoundError
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import TableTransactionError, UpdateMode
 from ostinato import history
 from ostinato.clock import utcnow
@@ -18,9 +25,14 @@ from ostinato_azure._keys import table_key
 from ostinato_azure._payloads import get_property, put_property
 from ostinato_azure._state import _Sentinel
 
-#: History rows that mark a purged execution (row key ``~purged.<execution id>``).
+#: Rows of an instance's partition marking a purged execution (``~purged.<execution id>``).
 _PURGED = "~purged."
 _PURGED_END = "~purged/"  # the first key after every marker ("/" follows ".")
+
+
+def is_live(row: Any) -> bool:
+    """Whether an instance row holds an instance (a tombstone has no status)."""
+    return "RuntimeStatus" in row
 
 
 class RecordStore(ProviderBase):
@@ -64,19 +76,20 @@ class RecordStore(ProviderBase):
         )
 
     def _read_row(self, instance_id: str) -> Any | None:
+        """The instance row (live or a tombstone), or ``None``."""
         self.count("table.read")
         try:
             return self._instances.get_entity(table_key(instance_id), _SENTINEL)
         except ResourceNotFoundError:
             return None
 
+    def _live_record(self, instance_id: str, row: Any | None) -> InstanceRecord | None:
+        """The record a row holds; ``None`` for no row or a tombstone."""
+        return None if row is None or not is_live(row) else self._record_from(instance_id, row)
+
     def _read_sentinel(self, instance_id: str) -> _Sentinel | None:
-        self.count("table.read")
-        try:
-            entity = self._history.get_entity(table_key(instance_id), _SENTINEL)
-        except ResourceNotFoundError:
-            return None
-        return self._sentinel_from(entity)
+        row = self._read_row(instance_id)
+        return None if row is None else self._sentinel_from(row)
 
     def _sentinel_from(self, entity: Any) -> _Sentinel:
         return _Sentinel(
@@ -92,7 +105,7 @@ class RecordStore(ProviderBase):
         (a query spans pages; a replace or purge may delete rows between them)."""
         self.count("table.query")
         rows = list(
-            self._history.query_entities(
+            self._instances.query_entities(
                 "PartitionKey eq @pk", parameters={"pk": table_key(instance_id)}
             )
         )
@@ -117,24 +130,27 @@ class RecordStore(ProviderBase):
         return [events[seq] for seq in range(size)]
 
     def _delete_history(self, instance_id: str, keep: str | None = None) -> None:
-        """Delete history rows of the instance (all, or all but those with prefix ``keep``)."""
+        """Delete the instance's history rows (all, or all but those of execution ``keep``);
+        the instance row stays."""
         self.count("table.query")
         keys = [
             str(e["RowKey"])
-            for e in self._history.query_entities(
-                "PartitionKey eq @pk", parameters={"pk": table_key(instance_id)}, select=["RowKey"]
+            for e in self._instances.query_entities(
+                "PartitionKey eq @pk and RowKey gt ''",
+                parameters={"pk": table_key(instance_id)},
+                select=["RowKey"],
             )
         ]
         keys = [k for k in keys if not k.startswith(_PURGED)]  # outlive the instance
         if keep is not None:
-            keys = [k for k in keys if k != _SENTINEL and not k.startswith(keep)]
-        self._delete_rows(instance_id, keys)
+            keys = [k for k in keys if not k.startswith(keep + ".")]
+        self._delete_rows(instance_id, [k for k in keys if k != _SENTINEL])
 
     def _delete_rows(self, instance_id: str, keys: list[str]) -> None:
         for chunk in _chunks(keys, 100):
             self.count("table.batch")
             try:
-                self._history.submit_transaction(
+                self._instances.submit_transaction(
                     [
                         ("delete", {"PartitionKey": table_key(instance_id), "RowKey": k})
                         for k in chunk
@@ -143,19 +159,21 @@ class RecordStore(ProviderBase):
             except TableTransactionError:
                 for key in chunk:  # some were gone already: one by one
                     self.count("table.delete")
-                    self._history.delete_entity(table_key(instance_id), key)
+                    self._instances.delete_entity(table_key(instance_id), key)
 
-    def _write_tombstone(self, instance_id: str, execution_id: str, purged: bool = False) -> None:
-        """Reset the sentinel to mark the instance's last execution dead (purge, replace): a
-        work item still holding it can't commit, and messages from before are stale.
+    def _write_tombstone(
+        self, instance_id: str, execution_id: str, etag: str, purged: bool = False
+    ) -> bool:
+        """Replace the instance row (ETag-conditional) by a tombstone marking its execution
+        dead: its leftover messages and tasks are dropped. ``False`` if the row changed.
 
-        A purge also leaves a marker row (``~purged.<execution>``, kept for good): activity
-        tasks of the purged instance — of that execution, or queued before the purge — are
-        dropped, even after the id was created again. (Tasks of a replaced execution are
-        delivered; the core drops their results.)
+        A purge also leaves a marker row (``~purged.<execution>``, kept for good) in the same
+        transaction: activity tasks of the purged instance — of that execution, or queued
+        before the purge — stay dropped after the id was created again. (Tasks of a replaced
+        execution are delivered; the core drops their results.)
         """
         pk = table_key(instance_id)
-        sentinel = {
+        tombstone = {
             "PartitionKey": pk,
             "RowKey": _SENTINEL,
             "ExecutionId": "",
@@ -164,18 +182,36 @@ class RecordStore(ProviderBase):
             "DeadExecution": execution_id,
             "DeadAt": utcnow(),
         }
-        if not purged:
-            self.count("table.upsert")
-            self._history.upsert_entity(sentinel, mode=UpdateMode.REPLACE)
-            return
-        marker = {"PartitionKey": pk, "RowKey": f"{_PURGED}{execution_id}", "PurgedAt": utcnow()}
-        self.count("table.batch")
-        self._history.submit_transaction(
-            [
-                ("upsert", sentinel, {"mode": UpdateMode.REPLACE}),
-                ("upsert", marker, {"mode": UpdateMode.REPLACE}),
-            ]
-        )
+        guard: dict[str, Any] = {"etag": etag, "match_condition": MatchConditions.IfNotModified}
+        try:
+            if not purged:
+                self.count("table.update")
+                self._instances.update_entity(
+                    tombstone,
+                    mode=UpdateMode.REPLACE,
+                    etag=etag,
+                    match_condition=MatchConditions.IfNotModified,
+                )
+                return True
+            marker = {
+                "PartitionKey": pk,
+                "RowKey": f"{_PURGED}{execution_id}",
+                "PurgedAt": utcnow(),
+            }
+            self.count("table.batch")
+            self._instances.submit_transaction(
+                [
+                    ("update", tombstone, {"mode": UpdateMode.REPLACE, **guard}),
+                    ("upsert", marker, {"mode": UpdateMode.REPLACE}),
+                ]
+            )
+        except TableTransactionError as exc:
+            if exc.status_code in (404, 409, 412):
+                return False
+            raise
+        except (ResourceModifiedError, ResourceNotFoundError):
+            return False
+        return True
 
     def _dead_tasks(self, tasks: list[tuple[ActivityTask, datetime | None]]) -> set[int]:
         """Indexes of ``tasks`` (each with its queue insertion time) whose instance was purged
@@ -194,7 +230,7 @@ class RecordStore(ProviderBase):
         for instance_id in unknown:
             self.count("table.query")
             rows = list(
-                self._history.query_entities(
+                self._instances.query_entities(
                     "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi",
                     parameters={"pk": table_key(instance_id), "lo": _PURGED, "hi": _PURGED_END},
                 )

@@ -1,4 +1,4 @@
-"""Repairs: lost start messages, instance rows behind their history, stale messages."""
+"""Repairs: lost start messages and stale messages of purged or replaced instances."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from typing import Any
 from azure.core import MatchConditions
 from azure.core.exceptions import (
     AzureError,
-    ResourceExistsError,
     ResourceModifiedError,
     ResourceNotFoundError,
 )
@@ -87,29 +86,6 @@ class Repairs(Inbox):
             self.repair_pending_starts()
         except AzureError:
             log.exception("Repairing lost start messages failed")
-
-    def _repair_row(self, instance_id: str, lock: _OrchLock, sentinel: _Sentinel) -> None:
-        entity = {k: v for k, v in sentinel.entity.items() if k not in ("HistorySize",)}
-        entity["HistorySize"] = sentinel.history_size
-        entity["PartitionKey"] = table_key(instance_id)
-        entity["RowKey"] = _SENTINEL
-        log.warning("Repairing the stale instance row of '%s' from its history", instance_id)
-        try:
-            if lock.instance_etag is None:
-                self.count("table.insert")
-                meta = self._instances.create_entity(entity)
-            else:
-                self.count("table.update")
-                meta = self._instances.update_entity(
-                    entity,
-                    mode=UpdateMode.REPLACE,
-                    etag=lock.instance_etag,
-                    match_condition=MatchConditions.IfNotModified,
-                )
-        except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
-            return  # someone else wrote it; the checkpoint's conditional write decides
-        lock.instance_etag = str(meta["etag"])
-        lock.version = sentinel.version
 
     def _stale_messages(
         self,

@@ -45,7 +45,7 @@ class _OrchLock:
     token: str
     expires: datetime
     received: list[_Received]
-    instance_etag: str | None = None
+    #: The instance row's ETag (the row is the history's sentinel): the storage-side lock.
     sentinel_etag: str | None = None
     sentinel_execution: str | None = None
     sentinel_size: int = 0
@@ -93,7 +93,6 @@ class _CachedRow:
     """An instance row as this process last wrote it."""
 
     version: int
-    etag: str
     record: InstanceRecord
     inbox_cutoff: datetime | None
     sentinel_etag: str | None
@@ -103,6 +102,8 @@ class _CachedRow:
 
 @dataclass
 class _Sentinel:
+    """The instance row read as the history's sentinel (a tombstone too)."""
+
     etag: str
     execution_id: str
     history_size: int

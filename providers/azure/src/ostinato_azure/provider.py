@@ -2,13 +2,12 @@
 
 Layout of one task hub (see ``README.md`` for the full design and the crash-point table):
 
-* ``<hub>Instances`` — one row per instance (partition key = the instance id as a table key,
-  see :mod:`._keys`; row key ``""``): the queryable projection of its state, ETag-guarded.
-* ``<hub>History`` — partition = instance id; one row per event (row key
-  ``<execution id>.<sequence>``) and a *sentinel* row (row key ``""``) holding the current
-  execution id, the committed history length and the instance record that history implies.
-  Every history batch includes a conditional write of the sentinel: the sentinel's ETag is the
-  instance's lock as far as storage is concerned.
+* ``<hub>Instances`` — one partition per instance (partition key = the instance id as a table
+  key, see :mod:`._keys`): its instance row (row key ``""``: the record, the current
+  execution id and the committed history length) and one row per history event (row key
+  ``<execution id>.<sequence>``). A checkpoint writes its history rows and the instance row in
+  one entity-group transaction, conditional on the row's ETag: the row's ETag is the
+  instance's lock as far as storage is concerned, and history and status never disagree.
 * ``<hub>-control-NN`` — N control queues (1-16); an instance's messages go to queue
   ``crc32(id) mod N``. ``<hub>-workitems`` — the activity queue.
 * ``<hub>-largemessages`` — gzip-compressed payloads over the native limits.
@@ -17,9 +16,9 @@ Layout of one task hub (see ``README.md`` for the full design and the crash-poin
 
 The class is a facade over one module per concern, each a layer on the one before:
 :mod:`._base` (clients, pools, counters, caches) → :mod:`._records` (row properties, the
-sentinel, history rows) → :mod:`._queues` (message bodies, sends, visibility) →
+tombstones, history rows) → :mod:`._queues` (message bodies, sends, visibility) →
 :mod:`._poison` (dead letters) → :mod:`._inbox` (receives, the buffer, locks, pop receipts,
-partition leases) → :mod:`._repairs` (lost starts, stale rows and messages) →
+partition leases) → :mod:`._repairs` (lost starts, stale messages) →
 :mod:`._orchestrations` (handing out work items) → :mod:`._checkpoint` (the checkpoint
 writer) → :mod:`._activities` → :mod:`._client`.
 """
