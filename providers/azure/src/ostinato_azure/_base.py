@@ -109,6 +109,7 @@ class ProviderBase(StorageProvider):
         partition_leases: bool = True,
         worker_id: str | None = None,
         start_repair_after: float = 30.0,
+        lost_work_repair_after: float = 300.0,
     ) -> None:
         if not connection_string:
             raise ConfigurationError(
@@ -125,6 +126,7 @@ class ProviderBase(StorageProvider):
         self.lease_duration = timedelta(seconds=lease_duration)
         self.partition_leases = partition_leases
         self.start_repair_after = timedelta(seconds=start_repair_after)
+        self.lost_work_repair_after = timedelta(seconds=lost_work_repair_after)
         self._worker_id = worker_id
         #: Storage operations made, by kind ("table.read", "queue.send", ...): each is billed.
         self.operations: Counter[str] = Counter()

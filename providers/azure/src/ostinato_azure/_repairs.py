@@ -14,6 +14,7 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import UpdateMode
 from ostinato.clock import utcnow
+from ostinato.orchestration.owed import owed_work
 from ostinato.provider import InstanceRecord, OrchestrationMessage
 from ostinato.status import OrchestrationStatus
 
@@ -73,12 +74,77 @@ class Repairs(Inbox):
             self._repair_start(instance_id_of(str(row["PartitionKey"])), row) for row in rows
         )
 
+    def repair_lost_work(self) -> int:
+        """Re-send what RUNNING instances idle for ``lost_work_repair_after`` are owed (due
+        timers, activity tasks without a result, unanswered sub-orchestration starts; see
+        :mod:`ostinato.orchestration.owed`), so an instance whose in-flight message was lost
+        never waits for ever. Returns how many instances were repaired.
+
+        Each repair is claimed first (an ETag-conditional write of ``LostWorkRepairedAt``), so
+        concurrent repairers send once, and an instance is repaired again only after another
+        idle period. Everything re-sent is safe as a duplicate (the core drops those).
+        """
+        now = utcnow()
+        idle_since = now - self.lost_work_repair_after
+        self.count("table.query")
+        rows = list(
+            self._instances.query_entities(
+                "RowKey eq '' and RuntimeStatus eq 'RUNNING' and LastUpdatedAt lt @cut",
+                parameters={"cut": idle_since.isoformat()},
+            )
+        )
+        repaired = 0
+        for row in rows:
+            instance_id = instance_id_of(str(row["PartitionKey"]))
+            last = row.get("LostWorkRepairedAt")
+            if isinstance(last, datetime) and last > idle_since:
+                continue
+            with self._mutex:
+                if instance_id in self._locks or instance_id in self._buffer:
+                    continue  # this process holds messages for it: not idle
+            record = self._record_from(instance_id, row)
+            owed = owed_work(record, self.get_history(instance_id), now)
+            if not owed:
+                continue
+            self.count("table.update")
+            try:  # claim the repair, so concurrent repairers send it once
+                self._instances.update_entity(
+                    {
+                        "PartitionKey": row["PartitionKey"],
+                        "RowKey": _SENTINEL,
+                        "LostWorkRepairedAt": now,
+                    },
+                    mode=UpdateMode.MERGE,
+                    etag=_etag(row),
+                    match_condition=MatchConditions.IfNotModified,
+                )
+            except (ResourceModifiedError, ResourceNotFoundError):
+                continue
+            self._cache_row(instance_id, None)  # its ETag changed
+            log.warning(
+                "'%s' has waited %s with nothing in flight: re-sending %d message(s) and %d "
+                "activity task(s) it is owed",
+                instance_id,
+                self.lost_work_repair_after,
+                len(owed.messages),
+                len(owed.activity_tasks),
+            )
+            for message in owed.messages:
+                self._send_orchestration_message(message)
+            for task in owed.activity_tasks:
+                self._send_activity(task)
+            repaired += 1
+        return repaired
+
     def _maybe_repair(self) -> None:
-        """Every few lease periods the owner of queue 0 re-sends lost start messages."""
+        """Every few lease periods the owner of queue 0 re-sends lost start messages and the
+        work idle instances are owed."""
         if self._partitions is not None and not self._partitions.owns(0):
             return
         now = time.monotonic()
-        interval = max(self.start_repair_after.total_seconds(), 5.0)
+        interval = max(
+            min(self.start_repair_after, self.lost_work_repair_after / 2).total_seconds(), 1.0
+        )
         if now - self._last_repair < interval:
             return
         self._last_repair = now
@@ -86,6 +152,10 @@ class Repairs(Inbox):
             self.repair_pending_starts()
         except AzureError:
             log.exception("Repairing lost start messages failed")
+        try:
+            self.repair_lost_work()
+        except Exception:  # noqa: BLE001 - a repair sweep must never stop the worker
+            log.exception("Repairing lost in-flight messages failed")
 
     def _stale_messages(
         self,
