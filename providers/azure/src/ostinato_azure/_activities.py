@@ -178,7 +178,11 @@ class Activities(CheckpointWriter):
         """Enqueue the result, then delete the task (a crash between: it runs again)."""
         lock = self._held_activity(item, claim=True)
         with self._mapped_errors("complete an activity work item"):
-            self._send_orchestration_message(result)
+            try:
+                self._send_orchestration_message(result)
+            except Exception:
+                lock.done = False  # nothing was written: still ours (the core may retry)
+                raise
             self.count("queue.delete")
             try:
                 self._activity_queue.delete_message(lock.message_id, pop_receipt=lock.pop_receipt)

@@ -32,6 +32,8 @@ from ostinato_azure._poison import DeadLetters
 from ostinato_azure._queues import split_returns
 from ostinato_azure._state import _OrchLock, _Received
 
+#: Abandon delays shorter than this are kept in-process (queue visibility is whole seconds).
+_HELD_DELAY = timedelta(seconds=2)
 #: How long messages wait for a next execution's start before they are handed out anyway.
 _START_HOLD = timedelta(seconds=3)
 
@@ -357,7 +359,14 @@ class Inbox(DeadLetters):
         lock = self._held(item, claim=True)
         seconds = 0 if not delay else math.ceil(delay.total_seconds())
         kept: list[_Received] = []
-        for received in lock.received:
+        if delay and delay < _HELD_DELAY:
+            # A queue delays in whole seconds: a short delay is kept here instead (the queue
+            # still hides the messages), and they go out again when it has passed, as the same
+            # delivery (no receive counts them again).
+            for received in lock.received:
+                received.not_before = utcnow() + delay
+            kept = list(lock.received)
+        for received in lock.received if not kept else []:
             try:
                 self._set_visibility(received, seconds, give_back=True)
             except AzureError:
