@@ -3,6 +3,7 @@ letters, delivery counts, hops, leases."""
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -12,7 +13,9 @@ from typing import Any
 import ostinato as ot
 import pytest
 from azure_helpers import new_hub_name
+from click.testing import CliRunner
 from conftest import ProviderMaker
+from ostinato.cli.commands import cli as ostinato_cli
 from ostinato.clock import utcnow
 from ostinato.errors import ConfigurationError, WorkItemLockLost
 from ostinato.history import EventRaised, ExecutionStarted
@@ -289,6 +292,13 @@ def test_undecodable_message_is_a_dead_letter_listed_retried_and_deleted(
     cli = ["--connection-string", connection_string, "--task-hub", provider.task_hub, "poison"]
     assert azure_cli([*cli, "list"]) == 0
     assert letter.id in capsys.readouterr().out
+    settings = ["--set", f"connection_string={connection_string}"]
+    settings += ["--set", f"task_hub={provider.task_hub}"]
+    listed = CliRunner().invoke(
+        ostinato_cli, ["--provider", "azure", *settings, "dead-letters", "list", "--json"]
+    )
+    assert listed.exit_code == 0, listed.output
+    assert [d["id"] for d in json.loads(listed.output)["dead_letters"]] == [letter.id]
     assert provider.retry_dead_letter(letter.id)  # back on its queue, as it was
     assert provider.list_dead_letters() == []
     provider.abandon_orchestration_work_item(item)

@@ -15,7 +15,7 @@ from ostinato.provider import ActivityTask, ActivityWorkItem, OrchestrationMessa
 from ostinato_azure._base import _MARGIN, _visibility_seconds
 from ostinato_azure._checkpoint import CheckpointWriter
 from ostinato_azure._errors import ignoring_lost_message, lost_message
-from ostinato_azure._queues import split_returns, with_returns
+from ostinato_azure._queues import delivered_before, needs_count, split_count, with_count
 from ostinato_azure._state import _ActivityLock
 
 
@@ -45,7 +45,7 @@ class Activities(CheckpointWriter):
                     del self._activity_locks[key]
                 elif old.expires <= now and len(expired) < max_count:
                     old.done = True
-                    old.returns -= 1  # handed out again: a delivery no receive counts
+                    old.delivered += 1  # handed out again (the update below tells the queue)
                     expired.append(old)
         seconds = _visibility_seconds(lock_timeout)
         with self._mapped_errors("lock activity work items"):
@@ -86,17 +86,17 @@ class Activities(CheckpointWriter):
         )
         now = utcnow()
         queue_expires = now + timedelta(seconds=seconds) - _MARGIN
-        fresh: list[tuple[QueueMessage, ActivityTask, int, str]] = []
+        fresh: list[tuple[QueueMessage, ActivityTask, int | None, str]] = []
         for raw in messages:
             try:
-                returns, body = split_returns(str(raw.content))
+                stored, body = split_count(str(raw.content))
                 task = ActivityTask.from_json(self._decode_body(body))
             except Exception as exc:  # noqa: BLE001 - an undecodable message: dead letter
                 self._poison_activity(raw, f"undecodable message: {exc!r}", None)
                 continue
-            fresh.append((raw, task, returns, body))
+            fresh.append((raw, task, stored, body))
         dead = self._dead_tasks([(task, raw.inserted_on) for raw, task, _, _ in fresh])
-        for index, (raw, task, returns, body) in enumerate(fresh):
+        for index, (raw, task, stored, body) in enumerate(fresh):
             if index in dead:
                 self.count("queue.delete")  # its instance was purged or replaced
                 with ignoring_lost_message():
@@ -110,9 +110,16 @@ class Activities(CheckpointWriter):
                 task,
                 int(raw.dequeue_count or 1),
                 body=body,
-                returns=returns,
-                stored_returns=returns,
+                delivered=delivered_before(stored, int(raw.dequeue_count or 1)) + 1,
+                stored=stored,
             )
+            if needs_count(held.stored, held.delivered):  # a redelivery: tell the queue
+                try:
+                    self._update_activity(held, seconds)
+                except HttpResponseError as exc:
+                    if not lost_message(exc):
+                        raise
+                    continue  # its visibility lapsed meanwhile: another receiver has it
             with self._mutex:
                 items.append(self._activity_item(held, lock_timeout, now, held.pop_receipt))
         return items, len(messages)
@@ -128,8 +135,8 @@ class Activities(CheckpointWriter):
             held.task,
             held.dequeue_count,
             body=held.body,
-            returns=held.returns,
-            stored_returns=held.stored_returns,
+            delivered=held.delivered,
+            stored=held.stored,
         )
         self._activity_locks[lock.message_id] = lock
         return ActivityWorkItem(
@@ -141,11 +148,11 @@ class Activities(CheckpointWriter):
         )
 
     def _update_activity(self, lock: _ActivityLock, seconds: int) -> None:
-        """Set a held task's visibility (and its returns, if they changed)."""
+        """Set a held task's visibility (and its count, if the queue must be told)."""
         self.count("queue.update")
         content = None
-        if lock.returns != lock.stored_returns:
-            content = with_returns(lock.returns, lock.body)
+        if needs_count(lock.stored, lock.delivered):
+            content = with_count(lock.delivered, lock.body)
         receipt = self._activity_queue.update_message(
             lock.message_id,
             pop_receipt=lock.pop_receipt,
@@ -153,7 +160,8 @@ class Activities(CheckpointWriter):
             visibility_timeout=seconds,
         )
         lock.pop_receipt = str(receipt.pop_receipt)
-        lock.stored_returns = lock.returns
+        if content is not None:
+            lock.stored = lock.delivered
 
     def _held_activity(self, item: ActivityWorkItem, claim: bool = False) -> _ActivityLock:
         lock = item.provider_data
@@ -178,7 +186,11 @@ class Activities(CheckpointWriter):
         """Enqueue the result, then delete the task (a crash between: it runs again)."""
         lock = self._held_activity(item, claim=True)
         with self._mapped_errors("complete an activity work item"):
-            self._send_orchestration_message(result)
+            try:
+                self._send_orchestration_message(result)
+            except Exception:
+                lock.done = False  # nothing was written: still ours (the core may retry)
+                raise
             self.count("queue.delete")
             try:
                 self._activity_queue.delete_message(lock.message_id, pop_receipt=lock.pop_receipt)
@@ -212,7 +224,7 @@ class Activities(CheckpointWriter):
         lock = self._held_activity(item, claim=True)
         seconds = 0 if not delay else math.ceil(delay.total_seconds())
         with self._mapped_errors("abandon an activity work item"):
-            lock.returns += 1  # an abandoned delivery is given back
+            lock.delivered -= 1  # an abandoned delivery is given back
             try:
                 self._update_activity(lock, seconds)
             except HttpResponseError as exc:

@@ -29,9 +29,11 @@ from ostinato_azure._base import (
 from ostinato_azure._errors import lost_message
 from ostinato_azure._partitions import PartitionManager
 from ostinato_azure._poison import DeadLetters
-from ostinato_azure._queues import split_returns
+from ostinato_azure._queues import delivered_before, needs_count, split_count
 from ostinato_azure._state import _OrchLock, _Received
 
+#: Abandon delays shorter than this are kept in-process (queue visibility is whole seconds).
+_HELD_DELAY = timedelta(seconds=2)
 #: How long messages wait for a next execution's start before they are handed out anyway.
 _START_HOLD = timedelta(seconds=3)
 
@@ -94,7 +96,7 @@ class Inbox(DeadLetters):
                     self._ready.pop(instance_id, None)
         for received in released:
             with contextlib.suppress(AzureError):
-                self._set_visibility(received, 0, give_back=True)
+                self._set_visibility(received, 0)
 
     def _receive(self, queue: int, lock_timeout: timedelta) -> None:
         seconds = _visibility_seconds(lock_timeout)
@@ -111,7 +113,7 @@ class Inbox(DeadLetters):
         accepted: list[_Received] = []
         for raw in messages:
             try:
-                returns, body = split_returns(str(raw.content))
+                stored, body = split_count(str(raw.content))
                 message = OrchestrationMessage.from_json(self._decode_body(body))
             except Exception as exc:  # noqa: BLE001 - an undecodable message is a dead letter
                 self._poison_message(queue, raw, f"undecodable message: {exc!r}")
@@ -122,7 +124,8 @@ class Inbox(DeadLetters):
             received = _Received(
                 queue, raw.id, str(raw.pop_receipt), message, int(raw.dequeue_count or 1), expires
             )
-            received.body, received.returns, received.stored_returns = body, returns, returns
+            received.body, received.stored = body, stored
+            received.delivered = delivered_before(stored, received.dequeue_count)
             accepted.append(received)
         with self._mutex:
             for received in accepted:
@@ -188,6 +191,7 @@ class Inbox(DeadLetters):
                 self._locks[instance_id] = new_lock
                 for r in received:
                     self._in_flight[r.queue] += 1
+                    r.delivered += 1  # handed out (given back if _load_item holds it)
                 taken.append((instance_id, new_lock))
         return taken
 
@@ -200,7 +204,6 @@ class Inbox(DeadLetters):
             entries = self._buffer.setdefault(instance_id, {})
             for r in lock.received:
                 self._in_flight[r.queue] -= 1
-                r.returns -= 1  # its next hand-out is another delivery (no receive counts it)
                 entries.setdefault(r.message_id, r)
             if entries:
                 self._ready[instance_id] = None
@@ -210,7 +213,11 @@ class Inbox(DeadLetters):
     def _extend_visibility(self, lock: _OrchLock) -> None:
         """Buffered messages whose queue visibility ends before the new lock: extend it."""
         needed = utcnow() + lock.timeout + _MARGIN
-        short = [r for r in lock.received if r.expires < needed]
+        short = [
+            r
+            for r in lock.received
+            if r.expires < needed or needs_count(r.stored, r.delivered)  # a redelivery
+        ]
         if not short:
             return
         seconds = _visibility_seconds(lock.timeout)
@@ -274,6 +281,7 @@ class Inbox(DeadLetters):
             cap = max(_START_WAIT, min(_START_WAIT_MAX, lock.timeout / 2))
             entries = self._buffer.setdefault(instance_id, {})
             for r in lock.received:
+                r.delivered -= 1  # not handed out after all
                 r.start_waits += 1
                 r.held_since = r.held_since or now
                 wait = min(_START_WAIT * 2 ** min(r.start_waits - 1, 10), cap)
@@ -357,7 +365,15 @@ class Inbox(DeadLetters):
         lock = self._held(item, claim=True)
         seconds = 0 if not delay else math.ceil(delay.total_seconds())
         kept: list[_Received] = []
-        for received in lock.received:
+        if delay and delay < _HELD_DELAY:
+            # A queue delays in whole seconds: a short delay is kept here instead (the queue
+            # still hides the messages), and they go out again when it has passed, as the same
+            # delivery (no receive counts them again).
+            for received in lock.received:
+                received.not_before = utcnow() + delay
+                received.delivered -= 1  # given back: the next hand-out is the same delivery
+            kept = list(lock.received)
+        for received in lock.received if not kept else []:
             try:
                 self._set_visibility(received, seconds, give_back=True)
             except AzureError:

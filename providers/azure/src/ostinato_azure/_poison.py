@@ -20,7 +20,7 @@ from ostinato.runtime import telemetry
 from ostinato_azure._base import log
 from ostinato_azure._errors import ignoring_lost_message
 from ostinato_azure._payloads import get_property, put_property
-from ostinato_azure._queues import QueueOps, split_returns
+from ostinato_azure._queues import QueueOps, split_count
 
 
 class DeadLetters(QueueOps):
@@ -28,7 +28,7 @@ class DeadLetters(QueueOps):
 
     def _poison_message(self, queue: int, raw: QueueMessage, reason: str) -> None:
         log.error("Moving control-queue message %s to the dead letters: %s", raw.id, reason)
-        instance_id = _instance_named_in(split_returns(str(raw.content))[1])
+        instance_id = _instance_named_in(split_count(str(raw.content))[1])
         self._store_poison(self.names.control_queue(queue), raw, reason, instance_id)
         self.count("queue.delete")
         with ignoring_lost_message():
@@ -44,7 +44,7 @@ class DeadLetters(QueueOps):
             "Reason": reason,
             "PoisonedAt": utcnow(),
         }
-        body = split_returns(str(raw.content))[1]
+        body = split_count(str(raw.content))[1]
         put_property(entity, "Body", body, iid or "poison", self.blobs)
         self.count("table.upsert")
         self._poison.upsert_entity(entity, mode=UpdateMode.REPLACE)

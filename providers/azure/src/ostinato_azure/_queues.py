@@ -22,24 +22,40 @@ from ostinato_azure._state import _Received
 MAX_VISIBILITY = timedelta(days=7) - timedelta(minutes=5)
 
 
-def with_returns(returns: int, body: str) -> str:
-    """A message's content: its body, after ``~<returns>~`` unless ``returns`` is 0.
+def with_count(delivered: int, body: str) -> str:
+    """A message's content: ``~<delivered>~`` and its body.
 
-    A queue counts every receive of a message; the contract counts deliveries (a receive
-    given back — abandoned, or put back without being handed out — is none, and a hand-out
-    made again in-process after a lock expired is one). ``returns`` is the difference,
-    carried in the message itself and rewritten only by the visibility updates the provider
-    makes anyway. Bodies are JSON objects, so they never start with ``~``.
+    A queue counts receives, and a receive is not a delivery: a process receives up to 32
+    messages at once and hands out only some (a crash then charges the rest, innocents, too).
+    So the provider counts hand-outs itself and keeps the count in the message: a message
+    without a prefix was handed out at most once (its first receive may have been one); one
+    received again is written its count when it is handed out again, in the visibility update
+    it gets anyway. Bodies are JSON objects, so they never start with ``~``.
     """
-    return body if returns == 0 else f"~{returns}~{body}"
+    return f"~{delivered}~{body}"
 
 
-def split_returns(content: str) -> tuple[int, str]:
-    """``(returns, body)`` of a message's content (see :func:`with_returns`)."""
+def split_count(content: str) -> tuple[int | None, str]:
+    """``(delivered, body)`` of a message's content (``None``: no count; see
+    :func:`with_count`)."""
     if content.startswith("~"):
         end = content.index("~", 1)
         return int(content[1:end]), content[end + 1 :]
-    return 0, content
+    return None, content
+
+
+def delivered_before(stored: int | None, dequeue_count: int) -> int:
+    """Deliveries of a just-received message so far: its stored count, else 0 on its first
+    receive and 1 after (an earlier receive may have been a hand-out)."""
+    if stored is not None:
+        return stored
+    return 0 if dequeue_count <= 1 else 1
+
+
+def needs_count(stored: int | None, delivered: int) -> bool:
+    """Whether the queue must be told ``delivered``: a receiver after a crash now would
+    compute another count (see :func:`delivered_before`)."""
+    return delivered != (1 if stored is None else stored)
 
 
 class QueueOps(RecordStore):
@@ -52,7 +68,7 @@ class QueueOps(RecordStore):
         return json.dumps({"$blob": self.blobs.put(instance_id, text), "instance_id": instance_id})
 
     def _decode_body(self, body: str) -> str:
-        body = split_returns(body)[1]
+        body = split_count(body)[1]
         if body.startswith('{"$blob"'):
             return self.blobs.get(json.loads(body)["$blob"])
         return body
@@ -80,12 +96,12 @@ class QueueOps(RecordStore):
         return max(0, math.floor(min(remaining, MAX_VISIBILITY).total_seconds()))
 
     def _update_received(self, received: _Received, seconds: int) -> None:
-        """Set a held message's visibility (and its returns, if they changed); raises
+        """Set a held message's visibility (and its count, if the queue must be told); raises
         ``HttpResponseError`` if it is not ours any more."""
         self.count("queue.update")
         content = None
-        if received.returns != received.stored_returns:
-            content = with_returns(received.returns, received.body)
+        if needs_count(received.stored, received.delivered):
+            content = with_count(received.delivered, received.body)
         receipt = self._control[received.queue].update_message(
             received.message_id,
             pop_receipt=received.pop_receipt,
@@ -93,21 +109,22 @@ class QueueOps(RecordStore):
             visibility_timeout=seconds,
         )
         received.pop_receipt = str(receipt.pop_receipt)
-        received.stored_returns = received.returns
+        if content is not None:
+            received.stored = received.delivered
 
     def _set_visibility(self, received: _Received, seconds: int, give_back: bool = False) -> bool:
         """Change a held message's visibility; ``False`` if someone else holds it now.
 
-        ``give_back``: the receive was no delivery (abandoned, or never handed out), so the
-        queue's next receive of it does not count.
+        ``give_back``: its delivery is given back (abandoned; a lost race), so the next one
+        has the same count.
         """
         if give_back:
-            received.returns += 1
+            received.delivered -= 1
         try:
             self._update_received(received, seconds)
         except HttpResponseError as exc:
             if give_back:
-                received.returns -= 1
+                received.delivered += 1
             if lost_message(exc):
                 return False
             raise

@@ -25,17 +25,17 @@ class _Received:
     start_wait_until: datetime | None = None
     start_waits: int = 0
     held_since: datetime | None = None
-    #: The stored body (without the returns prefix, see ``_queues.with_returns``).
+    #: The stored body (without the count prefix, see ``_queues.with_count``).
     body: str = ""
-    #: Receives that were not deliveries (given back), less deliveries made in-process.
-    returns: int = 0
-    #: ``returns`` as the message on the queue holds it.
-    stored_returns: int = 0
+    #: Deliveries so far (hand-outs in work items, this one included once handed out).
+    delivered: int = 0
+    #: The count the message on the queue holds (``None``: no prefix).
+    stored: int | None = None
 
     @property
     def deliveries(self) -> int:
         """Deliveries of this message so far (the contract's count, at least 1)."""
-        return max(1, self.dequeue_count - self.returns)
+        return max(1, self.delivered)
 
 
 @dataclass
@@ -79,13 +79,13 @@ class _ActivityLock:
     dequeue_count: int  # the queue's own count of receives
     done: bool = False
     body: str = ""
-    returns: int = 0
-    stored_returns: int = 0
+    delivered: int = 0
+    stored: int | None = None
 
     @property
     def deliveries(self) -> int:
         """Deliveries of this task so far (the contract's count, at least 1)."""
-        return max(1, self.dequeue_count - self.returns)
+        return max(1, self.delivered)
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,6 @@ from ostinato.provider import (
 
 from ostinato_azure._keys import instance_id_of, table_key
 from ostinato_azure._payloads import put_property
-from ostinato_azure._queues import split_returns, with_returns
 from ostinato_azure._records import is_live
 
 if TYPE_CHECKING:
@@ -53,15 +52,9 @@ def _receive_all(queue: QueueClient) -> list[QueueMessage]:
 
 
 def _release(queue: QueueClient, messages: list[QueueMessage]) -> None:
-    """Make the read messages visible again, their receive given back (not a delivery)."""
+    """Make the read messages visible again (a receive is not a delivery: no count)."""
     for raw in messages:
-        returns, body = split_returns(str(raw.content))
-        queue.update_message(
-            raw.id,
-            pop_receipt=raw.pop_receipt,
-            content=with_returns(returns + 1, body),
-            visibility_timeout=0,
-        )
+        queue.update_message(raw.id, pop_receipt=raw.pop_receipt, visibility_timeout=0)
 
 
 def _is_stale(message: OrchestrationMessage, record: InstanceRecord | None, cutoff: Any) -> bool:
