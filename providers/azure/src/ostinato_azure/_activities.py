@@ -10,7 +10,13 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.storage.queue import QueueMessage
 from ostinato.clock import utcnow
 from ostinato.errors import WorkItemLockLost
-from ostinato.provider import ActivityTask, ActivityWorkItem, OrchestrationMessage, new_lock_token
+from ostinato.provider import (
+    ActivityTask,
+    ActivityWorkItem,
+    OrchestrationMessage,
+    Work,
+    new_lock_token,
+)
 
 from ostinato_azure._base import _MARGIN, _visibility_seconds
 from ostinato_azure._checkpoint import CheckpointWriter
@@ -21,12 +27,6 @@ from ostinato_azure._state import _ActivityLock
 
 class Activities(CheckpointWriter):
     """Hands out and completes activity work items."""
-
-    def lock_next_activity_work_item(
-        self, worker_id: str, lock_timeout: timedelta
-    ) -> ActivityWorkItem | None:
-        items = self.lock_next_activity_work_items(worker_id, lock_timeout, 1)
-        return items[0] if items else None
 
     def lock_next_activity_work_items(
         self, worker_id: str, lock_timeout: timedelta, max_count: int
@@ -202,7 +202,7 @@ class Activities(CheckpointWriter):
                 ) from exc
             finally:
                 lock.done = True
-        self.changes.notify()
+        self.changes.notify(work=Work.of_messages([result]))
 
     def complete_activity_work_items(
         self, batch: Sequence[tuple[ActivityWorkItem, OrchestrationMessage]]
@@ -233,7 +233,7 @@ class Activities(CheckpointWriter):
                 raise WorkItemLockLost("Activity task was taken by another worker") from exc
             finally:
                 lock.done = True
-        self.changes.notify()
+        self.changes.notify(work=Work.ACTIVITIES)
 
     def renew_activity_work_item_lock(
         self, item: ActivityWorkItem, lock_timeout: timedelta

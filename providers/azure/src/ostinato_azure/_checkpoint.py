@@ -13,7 +13,7 @@ from azure.data.tables import TableTransactionError, UpdateMode
 from ostinato import history
 from ostinato.clock import utcnow
 from ostinato.errors import WorkItemLockLost
-from ostinato.provider import InstanceRecord, OrchestrationCheckpoint, OrchestrationWorkItem
+from ostinato.provider import InstanceRecord, OrchestrationCheckpoint, OrchestrationWorkItem, Work
 
 from ostinato_azure._base import _SENTINEL, HISTORY_BATCH_ROWS, _chunks, _version, log
 from ostinato_azure._keys import table_key
@@ -39,13 +39,14 @@ class CheckpointWriter(OrchestrationItems):
             with self._mapped_errors("complete an orchestration work item"):
                 self._complete(item, lock, checkpoint)
         except WorkItemLockLost:
-            self.changes.notify()  # some of it may be written (see _complete)
+            # some of it may be written (see _complete)
+            self.changes.notify(work=Work.of_checkpoints([checkpoint]))
             raise
         except Exception:
             self._cache_row(item.instance_id, None)
             lock.claimed = False  # still ours: the caller may abandon it
             raise
-        self.changes.notify()
+        self.changes.notify(work=Work.of_checkpoints([checkpoint]))
 
     def complete_orchestration_work_items(
         self, batch: Sequence[tuple[OrchestrationWorkItem, OrchestrationCheckpoint]]

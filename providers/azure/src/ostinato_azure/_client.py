@@ -18,6 +18,7 @@ from ostinato.provider import (
     OrchestrationMessage,
     Page,
     ReuseIdPolicy,
+    Work,
 )
 from ostinato.status import OrchestrationStatus
 
@@ -95,13 +96,13 @@ class Client(Activities):
                 visibility_timeout=self._delay_of(start) or None,
                 time_to_live=-1,
             )
-        self.changes.notify()
+        self.changes.notify(work=Work.of_messages([start]))
 
     def send_message(self, message: OrchestrationMessage) -> None:
         with self._mapped_errors("send a message"):
             self.setup()
             self._send_orchestration_message(message)
-        self.changes.notify()
+        self.changes.notify(work=Work.of_messages([message]))
 
     def get_instance(self, instance_id: str) -> InstanceRecord | None:
         """The instance row; read again if a payload it names was replaced meanwhile."""

@@ -15,6 +15,7 @@ from ostinato.provider import (
     InstanceRecord,
     OrchestrationMessage,
     OrchestrationWorkItem,
+    Work,
     new_lock_token,
 )
 from ostinato.status import OrchestrationStatus
@@ -388,7 +389,7 @@ class Inbox(DeadLetters):
                 for received in kept:
                     entries.setdefault(received.message_id, received)
                 self._ready[item.instance_id] = None
-        self.changes.notify()
+        self.changes.notify(work=Work.TIMERS if delay else Work.ORCHESTRATIONS)
 
     def renew_orchestration_work_item_lock(
         self, item: OrchestrationWorkItem, lock_timeout: timedelta

@@ -14,12 +14,6 @@ from ostinato_azure._state import _CachedRow, _OrchLock, _Sentinel
 class OrchestrationItems(Repairs):
     """Hands out orchestration work items."""
 
-    def lock_next_orchestration_work_item(
-        self, worker_id: str, lock_timeout: timedelta
-    ) -> OrchestrationWorkItem | None:
-        items = self.lock_next_orchestration_work_items(worker_id, lock_timeout, 1)
-        return items[0] if items else None
-
     def lock_next_orchestration_work_items(
         self, worker_id: str, lock_timeout: timedelta, max_count: int
     ) -> list[OrchestrationWorkItem]:
