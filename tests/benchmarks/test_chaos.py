@@ -57,9 +57,9 @@ def _skip_without_backend(provider: str) -> None:
         pytest.param(
             "azure",
             marks=pytest.mark.xfail(
-                reason="open Azure provider bugs (tests/azure/test_azure_faults.py): no "
-                "per-item delivery counts, so poison work stalls its partition and is not "
-                "failed by the core's policy; no dead letters for undecodable messages",
+                reason="an open Azure provider bug (tests/azure/test_azure_faults.py): an "
+                "undecodable control message becomes a dead letter but its instance is not "
+                "failed (the corrupt-message instance stays RUNNING)",
                 strict=True,
             ),
         ),
