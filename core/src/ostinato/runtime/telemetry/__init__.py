@@ -40,6 +40,10 @@ if TYPE_CHECKING:
     from ostinato.provider import ActivityWorkItem, StorageProvider
 
 
+#: A context manager that does nothing (reusable: it keeps no state).
+_NOTHING: contextlib.nullcontext[None] = contextlib.nullcontext()
+
+
 class Telemetry:
     """The hooks, doing nothing (what runs without OpenTelemetry)."""
 
@@ -51,7 +55,7 @@ class Telemetry:
 
     def step_context(self, trace_context: str | None) -> contextlib.AbstractContextManager[Any]:
         """Entered around an orchestration step: its trace is current inside."""
-        return contextlib.nullcontext()
+        return _NOTHING
 
     def step_finished(
         self,
@@ -69,7 +73,7 @@ class Telemetry:
         self, item: ActivityWorkItem, provider: StorageProvider
     ) -> contextlib.AbstractContextManager[Any]:
         """Entered around one activity execution."""
-        return contextlib.nullcontext()
+        return _NOTHING
 
     def delivered(self, kind: str, dequeue_count: int) -> None:
         """A work item of ``kind`` (``orchestration``/``activity``) was handed out."""
