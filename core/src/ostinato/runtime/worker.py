@@ -27,6 +27,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import enum
+import heapq
 import logging
 import os
 import queue
@@ -34,7 +35,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import Any, TypedDict, Unpack
 
@@ -118,6 +119,39 @@ class _Backoff:
         delay = self.delay
         self.delay = min(delay * 2, self.ceiling)
         return delay
+
+
+class _Timers:
+    """When the delayed messages (timers, retries) this worker committed become due.
+
+    A poller whose provider signals other processes' writes too (``ChangeSignal.
+    cross_process``) needs no quick polls to see new work, only to see delayed messages come
+    due: it sleeps until the next one this worker knows of, or ``max_poll_interval``.
+    """
+
+    def __init__(self) -> None:
+        self._due: list[float] = []  # a heap of time.monotonic() values
+        self._mutex = threading.Lock()
+
+    def add(self, delays: Iterable[float]) -> None:
+        """Messages that become visible in ``delays`` seconds."""
+        now = time.monotonic()
+        with self._mutex:
+            for delay in delays:
+                heapq.heappush(self._due, now + delay)
+
+    def wait(self, ceiling: float) -> float:
+        """How long an idle poller may sleep: until the next due time, at most ``ceiling``
+        (0 once for each that came due)."""
+        now = time.monotonic()
+        with self._mutex:
+            if not self._due:
+                return ceiling
+            first = self._due[0]
+            if first <= now:
+                heapq.heappop(self._due)
+                return 0.0
+        return min(ceiling, first - now + MIN_POLL_DELAY)
 
 
 class _Threads:
@@ -246,6 +280,7 @@ class AsyncWorker:
         #: Held by the orchestration thread whose turn it is to poll.
         self._poll_turn = threading.Lock()
         self._orchestration_backoff = _Backoff(max_poll_interval)
+        self._timers = _Timers()
         self._orchestration_capacity_wanted = False
         #: The signal version before the last orchestration poll, if it came back short.
         self._short_poll_seen: int | None = None
@@ -389,7 +424,7 @@ class AsyncWorker:
             short = self._short_poll_seen
             if short is not None:  # the last poll got all there was: wait for news first
                 self._short_poll_seen = None
-                signal.wait(short, backoff.empty())
+                signal.wait(short, self._idle_wait(backoff))
             seen = signal.version
             free = self.max_concurrent_orchestrations - self._orchestrations_in_flight
             if free <= 0:
@@ -419,8 +454,16 @@ class AsyncWorker:
                 with self._guard:
                     self._orchestrations_in_flight += len(items)
                 return items, seen
-            signal.wait(seen, backoff.empty())
+            signal.wait(seen, self._idle_wait(backoff))
         return [], signal.version
+
+    def _idle_wait(self, backoff: _Backoff) -> float:
+        """How long an orchestration poller that found nothing sleeps unless woken: with a
+        provider that signals other processes' writes, until the next timer this worker
+        knows of (or ``max_poll_interval``); else the back-off."""
+        if self.provider.changes.cross_process:
+            return self._timers.wait(self.max_poll_interval)
+        return backoff.empty()
 
     def _handle_orchestrations(self, items: list[OrchestrationWorkItem], seen: int) -> None:
         """Run a locked batch: fresh items together, poison ones failed without running,
@@ -555,6 +598,8 @@ class AsyncWorker:
                     observer.step_committed(time.monotonic() - began)
                 else:
                     self.processor.dropped(step)
+        if results is not None and self.provider.changes.cross_process:
+            self._remember_delayed(steps, results)
         for step, error in zip(steps, results, strict=True):
             if isinstance(error, WorkItemLockLost):
                 log.warning("Lock on '%s' was lost; its work is dropped", step.item.instance_id)
@@ -573,6 +618,17 @@ class AsyncWorker:
                 )
                 with contextlib.suppress(Exception):
                     self.provider.abandon_orchestration_work_item(step.item, timedelta(seconds=1))
+
+    def _remember_delayed(self, steps: list[Step], results: list[Exception | None]) -> None:
+        """Note when the delayed messages of the committed ``steps`` become due."""
+        now = self.provider.now()
+        self._timers.add(
+            (message.visible_at - now).total_seconds()
+            for step, error in zip(steps, results, strict=True)
+            if error is None
+            for message in step.checkpoint.messages
+            if message.visible_at is not None
+        )
 
     def _fail_instance(self, item: OrchestrationWorkItem, failure: FailureDetails) -> None:
         """End ``item``'s instance FAILED with ``failure`` without running its code."""
@@ -638,7 +694,7 @@ class AsyncWorker:
                     len(items), any(item.dequeue_count <= 1 for item in items)
                 )
             if not items:
-                signal.wait(seen, backoff.empty())
+                signal.wait(seen, self._activity_idle_wait(backoff))
                 continue
             backoff.found()
             for item in items:
@@ -646,7 +702,13 @@ class AsyncWorker:
             if len(items) < wanted:
                 # It got all there was: poll again once something changed (or after the
                 # back-off), not at once.
-                signal.wait(seen, backoff.empty())
+                signal.wait(seen, self._activity_idle_wait(backoff))
+
+    def _activity_idle_wait(self, backoff: _Backoff) -> float:
+        """As :meth:`_idle_wait`, for the activity dispatcher (activities have no timers)."""
+        if self.provider.changes.cross_process:
+            return self.max_poll_interval
+        return backoff.empty()
 
     def _begin_activity(self, item: ActivityWorkItem) -> None:
         pool, loop = self._pool, self._loop

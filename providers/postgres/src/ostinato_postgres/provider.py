@@ -334,7 +334,7 @@ class PostgresProvider(RetriesTransientErrors, RelationalProvider):
         with (
             self._connection() as connection,
             connection.transaction(),
-            connection.cursor() as cursor,
+            _PipelineCursor(connection) as cursor,
         ):
             if not durable:
                 # Its loss is harmless (see RelationalProvider.transaction): don't wait for
@@ -517,6 +517,17 @@ class PostgresProvider(RetriesTransientErrors, RelationalProvider):
         return listener is not None and listener.listening.wait(timeout)
 
 
+class _PipelineCursor(psycopg.Cursor[Any]):
+    """A cursor whose ``execute_script`` sends a write's statements in one pipeline: one
+    round trip to the server instead of one per statement (an error still fails the
+    transaction, raised when the pipeline syncs)."""
+
+    def execute_script(self, script: Sequence[tuple[str, Sequence[Any]]]) -> None:
+        with self.connection.pipeline():
+            for statement, params in script:
+                self.execute(statement, params)
+
+
 class _Listener:
     """A daemon thread that LISTENs on a channel and feeds a :class:`ChangeSignal`."""
 
@@ -540,6 +551,7 @@ class _Listener:
         self._stopping.set()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout=2.0)
+        self.signal.cross_process = False
 
     def _run(self) -> None:
         backoff = 0.1
@@ -548,6 +560,8 @@ class _Listener:
                 with psycopg.connect(self.dsn, autocommit=True, connect_timeout=10) as conn:
                     conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
                     self.listening.set()
+                    # Other processes' writes now wake waiters: they need not poll for them.
+                    self.signal.cross_process = True
                     backoff = 0.1
                     # Anything committed while we were not listening: wake waiters once.
                     self.signal.notify()
@@ -557,6 +571,7 @@ class _Listener:
                                 self.signal.notify()
             except psycopg.Error as exc:
                 self.listening.clear()
+                self.signal.cross_process = False
                 if self._stopping.is_set():
                     return
                 log.warning("PostgreSQL listener lost its connection (%s); reconnecting", exc)
