@@ -221,6 +221,7 @@ def test_dead_letters_over_http(
             (victim, "message", "{x")
         ]
         letter_id = listed[0]["id"]
+        assert listed[0]["createdAt"].endswith("Z")  # times as in the rest of the API
         assert http.get(f"/deadLetters/{letter_id}").json()["reason"] == listed[0]["reason"]
         assert http.get("/deadLetters", params={"limit": "0"}).status_code == 400
         assert http.post(f"/deadLetters/{letter_id}/retry").status_code == 200
