@@ -27,7 +27,6 @@ import asyncio
 import concurrent.futures
 import contextlib
 import enum
-import heapq
 import logging
 import os
 import queue
@@ -35,7 +34,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, TypedDict, Unpack
 
@@ -54,6 +53,7 @@ from ostinato.provider import (
 from ostinato.runtime import telemetry
 from ostinato.runtime.ending import failing_checkpoint, terminating_checkpoint
 from ostinato.runtime.poison import DEFAULT_MAX_DELIVERY_ATTEMPTS, Isolation, poison_failure
+from ostinato.runtime.polling import MIN_POLL_DELAY, Backoff, DueTimes
 from ostinato.runtime.processor import CorruptHistory, OrchestrationProcessor, Step
 from ostinato.runtime.retention import RetentionPolicy, RetentionSweeper
 from ostinato.versioning import VersioningOptions, VersionMismatchError
@@ -75,8 +75,6 @@ DEFAULT_LOCK_TIMEOUT = timedelta(seconds=15)
 #: How long an orchestration whose version this worker does not run waits before it is
 #: handed out again (to any worker).
 REJECT_DELAY = timedelta(seconds=1)
-#: The first poll delay after an empty poll; it doubles up to ``max_poll_interval``.
-MIN_POLL_DELAY = 0.001
 
 
 class _Work(enum.Flag):
@@ -103,55 +101,6 @@ class _Signal:
         with self._condition:
             if self.version == seen:
                 self._condition.wait(timeout)
-
-
-class _Backoff:
-    """Poll delays: short after work was found, doubling while polls come back empty."""
-
-    def __init__(self, ceiling: float) -> None:
-        self.ceiling = ceiling
-        self.delay = MIN_POLL_DELAY
-
-    def found(self) -> None:
-        self.delay = MIN_POLL_DELAY
-
-    def empty(self) -> float:
-        delay = self.delay
-        self.delay = min(delay * 2, self.ceiling)
-        return delay
-
-
-class _Timers:
-    """When the delayed messages (timers, retries) this worker committed become due.
-
-    A poller whose provider signals other processes' writes too (``ChangeSignal.
-    cross_process``) needs no quick polls to see new work, only to see delayed messages come
-    due: it sleeps until the next one this worker knows of, or ``max_poll_interval``.
-    """
-
-    def __init__(self) -> None:
-        self._due: list[float] = []  # a heap of time.monotonic() values
-        self._mutex = threading.Lock()
-
-    def add(self, delays: Iterable[float]) -> None:
-        """Messages that become visible in ``delays`` seconds."""
-        now = time.monotonic()
-        with self._mutex:
-            for delay in delays:
-                heapq.heappush(self._due, now + delay)
-
-    def wait(self, ceiling: float) -> float:
-        """How long an idle poller may sleep: until the next due time, at most ``ceiling``
-        (0 once for each that came due)."""
-        now = time.monotonic()
-        with self._mutex:
-            if not self._due:
-                return ceiling
-            first = self._due[0]
-            if first <= now:
-                heapq.heappop(self._due)
-                return 0.0
-        return min(ceiling, first - now + MIN_POLL_DELAY)
 
 
 class _Threads:
@@ -279,8 +228,8 @@ class AsyncWorker:
         self._activity_signal = _Signal()
         #: Held by the orchestration thread whose turn it is to poll.
         self._poll_turn = threading.Lock()
-        self._orchestration_backoff = _Backoff(max_poll_interval)
-        self._timers = _Timers()
+        self._orchestration_backoff = Backoff(max_poll_interval)
+        self._timers = DueTimes()
         self._orchestration_capacity_wanted = False
         #: The signal version before the last orchestration poll, if it came back short.
         self._short_poll_seen: int | None = None
@@ -457,7 +406,7 @@ class AsyncWorker:
             signal.wait(seen, self._idle_wait(backoff))
         return [], signal.version
 
-    def _idle_wait(self, backoff: _Backoff) -> float:
+    def _idle_wait(self, backoff: Backoff) -> float:
         """How long an orchestration poller that found nothing sleeps unless woken: with a
         provider that signals other processes' writes, until the next timer this worker
         knows of (or ``max_poll_interval``); else the back-off."""
@@ -669,7 +618,7 @@ class AsyncWorker:
 
     # -- activities -----------------------------------------------------------------------
     def _activity_dispatcher(self) -> None:
-        signal, backoff = self._activity_signal, _Backoff(self.max_poll_interval)
+        signal, backoff = self._activity_signal, Backoff(self.max_poll_interval)
         while not self._stopping.is_set():
             seen = signal.version
             free = self.max_concurrent_activities - len(self._activities)
@@ -704,7 +653,7 @@ class AsyncWorker:
                 # back-off), not at once.
                 signal.wait(seen, self._activity_idle_wait(backoff))
 
-    def _activity_idle_wait(self, backoff: _Backoff) -> float:
+    def _activity_idle_wait(self, backoff: Backoff) -> float:
         """As :meth:`_idle_wait`, for the activity dispatcher (activities have no timers)."""
         if self.provider.changes.cross_process:
             return self.max_poll_interval
