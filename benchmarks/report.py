@@ -103,7 +103,6 @@ def metrics(sizes: dict[str, Any]) -> list[Metric]:
         for label, key in (
             (f"{hello}, default lock, renewed while work is held", "default_lock_per_s"),
             (f"{hello}, a lock so long nothing is renewed (same run)", "long_lock_per_s"),
-            (f"{hello}, a short lock: renewals during the run", "short_lock_per_s"),
             (
                 f"{hello}, no retention, {sizes['hello']:,} expired instances stored",
                 "no_retention_per_s",
@@ -300,8 +299,8 @@ def overheads_note(name: str, o: dict[str, Any]) -> str:
         f"`{name}`, lock renewals and retention (each side run {times}, alternating with its "
         f"pair; medians): the default {default:.0f} s lock against {long:.0f} h: "
         f"{change('default_lock_per_s', 'long_lock_per_s')}"
-        f" ({o['renewals_default_lock']} renewals made); a {o['short_lock_seconds']:.0f} s lock: "
-        f"{change('short_lock_per_s', 'long_lock_per_s')} ({o['renewals_short_lock']} renewals). "
+        f" ({o['renewals_default_lock']} renewals made: the worker renews work held for a third "
+        "of the lock). "
         f"Retention purging {o['purged_during_runs']:,} expired instances in the background "
         f"during the runs: {change('retention_per_s', 'no_retention_per_s')} against none. "
         "Differences within the spread of the runs "

@@ -19,7 +19,7 @@ Workloads (the same for every provider and peer; ``peers/protocol.py`` has the d
 * ``sweep``: HelloCities throughput with 1/10/100/1000 instances in flight (the plot).
 * ``processes`` (SQLite, PostgreSQL): HelloCities/s with 1, 2 and 4 worker processes;
 * ``overheads`` (SQLite): paired, alternated HelloCities runs that price lock renewals (the
-  default lock against one so long nothing renews, and a short one) and background retention
+  default lock against one so long nothing renews) and background retention
   (a worker purging expired instances while it works, against none).
 
 Peers run in their own virtual environments (``benchmarks/.venvs/<peer>``, created on first
@@ -263,8 +263,6 @@ def _hello_cities_bulk(name: str, n: int) -> float:
 # -- what lock renewals and retention cost (#15, #21) ------------------------------------------
 #: A lock no HelloCities run holds anything long enough to renew (renewals every third of it).
 LONG_LOCK = timedelta(hours=1)
-#: A lock short enough that work waiting in a busy worker is renewed during the run.
-SHORT_LOCK = timedelta(seconds=3)
 #: Paired runs of each comparison, alternated so the machine's load falls on both sides.
 OVERHEAD_PAIRS = 3
 
@@ -338,7 +336,7 @@ def bench_overheads(name: str, n: int) -> dict[str, Any]:
     HelloCities at once in one invocation:
 
     * renewals: the default lock (renewed while work is held) against a lock so long that
-      nothing is renewed, and a short one whose renewals do run during the run;
+      nothing is renewed (the renewals made are counted);
     * retention: a worker that sweeps ``n`` expired FAILED instances in the background
       (``RetentionPolicy(failed=0)``, default batches and pauses) while it runs the
       HelloCities, against the same store with no retention policy.
@@ -347,7 +345,6 @@ def bench_overheads(name: str, n: int) -> dict[str, Any]:
         {
             "default_lock": lambda: _overhead_run(name, n, 0),
             "long_lock": lambda: _overhead_run(name, n, 0, lock_timeout=LONG_LOCK),
-            "short_lock": lambda: _overhead_run(name, n, 0, lock_timeout=SHORT_LOCK),
         }
     )
     policy = RetentionPolicy(failed=timedelta(0))
@@ -363,12 +360,10 @@ def bench_overheads(name: str, n: int) -> dict[str, Any]:
         "pairs": OVERHEAD_PAIRS,
         "default_lock_seconds": DEFAULT_LOCK_TIMEOUT.total_seconds(),
         "long_lock_seconds": LONG_LOCK.total_seconds(),
-        "short_lock_seconds": SHORT_LOCK.total_seconds(),
         **{f"{key}_per_s": value["per_s"] for key, value in both.items()},
         **{f"{key}_runs_per_s": value["runs_per_s"] for key, value in both.items()},
         "renewals_default_lock": renewals["default_lock"]["renewals"],
         "renewals_long_lock": renewals["long_lock"]["renewals"],
-        "renewals_short_lock": renewals["short_lock"]["renewals"],
         "purged_during_runs": retention["retention"]["purged"],
         "purged_without_retention": retention["no_retention"]["purged"],
     }
