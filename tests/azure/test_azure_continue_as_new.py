@@ -22,7 +22,7 @@ from conftest import ProviderMaker
 from ostinato.converter import JsonDataConverter
 from ostinato.history import EventRaised, ExecutionStarted, ExecutionTerminated
 from ostinato.provider import OrchestrationWorkItem
-from ostinato.runtime.processor import OrchestrationProcessor, Step
+from ostinato.runtime.processor import OrchestrationProcessor, ProcessedStep
 from ostinato_azure import AzureStorageProvider
 
 LOCK = timedelta(seconds=30)
@@ -52,12 +52,14 @@ def lock(provider: AzureStorageProvider, wait: float = 10) -> OrchestrationWorkI
     raise AssertionError("no work item was handed out")
 
 
-def commit(provider: AzureStorageProvider, processor: OrchestrationProcessor, step: Step) -> None:
+def commit(
+    provider: AzureStorageProvider, processor: OrchestrationProcessor, step: ProcessedStep
+) -> None:
     provider.complete_orchestration_work_item(step.item, step.checkpoint)
     processor.committed(step)
 
 
-def run_step(provider: AzureStorageProvider, processor: OrchestrationProcessor) -> Step:
+def run_step(provider: AzureStorageProvider, processor: OrchestrationProcessor) -> ProcessedStep:
     step = processor.process(lock(provider))
     commit(provider, processor, step)
     return step

@@ -1,5 +1,6 @@
-"""Fixtures for the fault tests: every test runs on real stores, SQLite files and a
-PostgreSQL server started by the tests (skipped, with the reason, where none can start)."""
+"""Fixtures for the fault tests: every test runs on real stores, SQLite files and the
+session's PostgreSQL server (``postgres_dsn``, from ``tests/conftest.py``: skipped, with the
+reason, where none can start)."""
 
 from __future__ import annotations
 
@@ -21,22 +22,6 @@ _COUNTER = itertools.count()
 #: ``make_store(**settings)``: a new, set-up provider of the test's kind (same kind on
 #: every call, separate task hubs unless ``task_hub`` is given).
 StoreFactory = Callable[..., ot.StorageProvider]
-
-
-@pytest.fixture(scope="session")
-def postgres_dsn() -> Iterator[str]:
-    try:
-        from ostinato_postgres.testing import PostgresUnavailable, start_server
-    except ImportError as exc:
-        pytest.skip(f"ostinato-postgres is not importable: {exc}")
-    try:
-        server = start_server()
-    except PostgresUnavailable as exc:
-        pytest.skip(f"no PostgreSQL server: {exc}")
-    try:
-        yield server.dsn
-    finally:
-        server.stop()
 
 
 def new_hub() -> str:

@@ -34,6 +34,7 @@ from ostinato.history import (
 )
 from ostinato.ids import validate_instance_id
 from ostinato.provider import (
+    ActivityTask,
     InstanceQuery,
     InstanceRecord,
     OrchestrationCheckpoint,
@@ -347,6 +348,44 @@ class ProviderContractTests(ConformanceTestBase):
         consume(provider, item)
         with pytest.raises(WorkItemLockLost):
             provider.dead_letter_history(item, "after the lock was released")
+
+    def test_dead_letters_keep_a_moved_activity_task_until_its_instance_is_purged(
+        self, provider: StorageProvider
+    ) -> None:
+        """``dead_letter_activity_task`` moves a locked task aside and enqueues the result in
+        one step; ``retry_dead_letter`` puts the task back; purging the instance deletes its
+        dead letters."""
+        record = self._running_with_activities(provider, 1)
+        item = lock_activity(provider)
+        assert item is not None
+        result = OrchestrationMessage(
+            instance_id=record.instance_id,
+            execution_id=record.execution_id,
+            event=TaskCompleted(task_scheduled_id=0, result='"moved"'),
+        )
+        letter = provider.dead_letter_activity_task(item, "the conformance suite's reason", result)
+        if letter is None:
+            assert provider.list_dead_letters() == []
+            pytest.skip("the provider keeps no dead letters (it never holds undecodable records)")
+        assert (letter.kind, letter.instance_id) == (ot.DeadLetterKind.ACTIVITY_TASK, "act")
+        assert ActivityTask.from_json(letter.body) == item.task
+        assert lock_activity(provider, timeout=0) is None, "the moved task is still queued"
+        delivered = lock_orchestration(provider)
+        assert delivered is not None
+        assert [m.event for m in delivered.messages] == [result.event], "the result is lost"
+        consume(provider, delivered)
+        with pytest.raises(WorkItemLockLost):
+            provider.dead_letter_activity_task(item, "after its lock was released", result)
+        assert provider.retry_dead_letter(letter.id)
+        back = lock_activity(provider)
+        assert back is not None and back.task == item.task, "retry did not restore the task"
+        again = provider.dead_letter_activity_task(back, "again", result)
+        assert again is not None and provider.list_dead_letters("act") == [again]
+        delivered = lock_orchestration(provider)
+        assert delivered is not None
+        consume(provider, delivered, runtime_status=OrchestrationStatus.FAILED)
+        assert provider.purge_instance("act", [OrchestrationStatus.FAILED])
+        assert provider.list_dead_letters() == [], "purge left the instance's dead letters"
 
     @requires("lock_expiry")
     def test_orchestration_delivery_count_restarts_after_a_completion(

@@ -1,22 +1,51 @@
-"""How long an idle worker thread sleeps between polls that found nothing.
+"""How a worker polls for work items: one loop per kind (orchestration, activity).
 
-* :class:`Backoff`: short after work was found, doubling while polls come back empty (how a
-  worker sees writes that no change signal told it about: other processes', expired locks,
-  delayed messages coming due);
-* :class:`DueTimes`: when the delayed messages (timers, retries) a worker committed come due,
-  for a worker whose provider signals other processes' writes too
-  (``ChangeSignal.cross_process``) and so needs to poll only for those.
+A :class:`PollLoop` locks batches of its kind while the worker has room for them, and waits
+in between on its :class:`Signal`: the worker bumps it when the provider's change signal
+names that kind of work, or when an item of it ends and frees room. With no news, the wait
+backs off (:class:`Backoff`) up to ``max_poll_interval`` (writes by other processes are seen
+by polling), unless the provider's change signal carries other processes' writes too
+(``ChangeSignal.cross_process``): then the wait lasts until the next delayed message the
+worker committed comes due (:class:`DueTimes`), or ``max_poll_interval``. A poll that got
+fewer items than it asked for got all there were, so the next poll first waits for news.
+Every poll goes through the worker's poison :class:`~ostinato.runtime.poison.Isolation`.
 """
 
 from __future__ import annotations
 
 import heapq
+import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
+from typing import Generic, Protocol, TypeVar
+
+from ostinato.runtime.poison import Isolation
+
+log = logging.getLogger("ostinato.runtime.worker")
 
 #: The first poll delay after an empty poll; it doubles up to ``max_poll_interval``.
 MIN_POLL_DELAY = 0.001
+#: How long a loop with no room waits before it looks again (an ending item wakes it sooner).
+NO_ROOM_WAIT = 0.05
+
+
+class Signal:
+    """A wake-up with a version: waiters sleep only if nothing happened since they looked."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self.version = 0
+
+    def bump(self) -> None:
+        with self._condition:
+            self.version += 1
+            self._condition.notify_all()
+
+    def wait(self, seen: int, timeout: float) -> None:
+        with self._condition:
+            if self.version == seen:
+                self._condition.wait(timeout)
 
 
 class Backoff:
@@ -36,12 +65,8 @@ class Backoff:
 
 
 class DueTimes:
-    """When the delayed messages (timers, retries) this worker committed become due.
-
-    A poller whose provider signals other processes' writes too (``ChangeSignal.
-    cross_process``) needs no quick polls to see new work, only to see delayed messages come
-    due: it sleeps until the next one this worker knows of, or ``max_poll_interval``.
-    """
+    """When the delayed messages (timers, retries) a worker committed become due, so that a
+    loop that needs no quick polls (see the module doc) still wakes for them."""
 
     def __init__(self) -> None:
         self._due: list[float] = []  # a heap of time.monotonic() values
@@ -55,7 +80,7 @@ class DueTimes:
                 heapq.heappush(self._due, now + delay)
 
     def wait(self, ceiling: float) -> float:
-        """How long an idle poller may sleep: until the next due time, at most ``ceiling``
+        """How long an idle loop may sleep: until the next due time, at most ``ceiling``
         (0 once for each that came due)."""
         now = time.monotonic()
         with self._mutex:
@@ -68,4 +93,103 @@ class DueTimes:
         return min(ceiling, first - now + MIN_POLL_DELAY)
 
 
-__all__ = ["MIN_POLL_DELAY", "Backoff", "DueTimes"]
+class Delivered(Protocol):
+    """A work item as the loop sees it: how many times it was handed out."""
+
+    @property
+    def dequeue_count(self) -> int: ...
+
+
+ItemT = TypeVar("ItemT", bound=Delivered)
+
+
+class PollLoop(Generic[ItemT]):
+    """The polling of one kind of work item (see the module doc).
+
+    :param kind: what it locks, for logs ("orchestration", "activity").
+    :param lock: locks up to ``n`` items: ``lock(n)``.
+    :param room: how many more items the worker takes of this kind now.
+    :param taken: called with each locked batch before the next poll may start.
+    :param cross_process: whether the provider's change signal carries other processes'
+        writes now (then an idle loop waits for news, not a back-off).
+    :param due: the due times of delayed messages this kind of work waits for, if any.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        *,
+        lock: Callable[[int], list[ItemT]],
+        room: Callable[[], int],
+        batch_size: int,
+        max_poll_interval: float,
+        taken: Callable[[Sequence[ItemT]], None] = lambda items: None,
+        cross_process: Callable[[], bool] = lambda: False,
+        due: DueTimes | None = None,
+    ) -> None:
+        self.kind = kind
+        self.signal = Signal()
+        self._lock = lock
+        self._room = room
+        self._taken = taken
+        self._batch_size = batch_size
+        self._backoff = Backoff(max_poll_interval)
+        self._max_poll_interval = max_poll_interval
+        self._cross_process = cross_process
+        self._due = due
+        self._room_wanted = False
+        #: The signal version before the last poll, if it came back short.
+        self._short_poll_seen: int | None = None
+
+    def room_freed(self) -> None:
+        """An item of this kind ended: wake the loop if it waits for room."""
+        if self._room_wanted:
+            self._room_wanted = False
+            self.signal.bump()
+
+    def poll(self, isolation: Isolation, stopping: threading.Event) -> tuple[list[ItemT], int]:
+        """Lock the next batch (waiting while there is none, or no room), and the signal's
+        version before the poll that locked it; ``([], version)`` once ``stopping`` is set."""
+        signal, backoff = self.signal, self._backoff
+        while not stopping.is_set():
+            short = self._short_poll_seen
+            if short is not None:  # the last poll got all there was: wait for news first
+                self._short_poll_seen = None
+                signal.wait(short, self._idle_wait())
+            seen = signal.version
+            room = self._room()
+            if room <= 0:
+                self._room_wanted = True
+                signal.wait(seen, NO_ROOM_WAIT)
+                continue
+            wanted = isolation.before_poll(min(room, self._batch_size), stopping)
+            if not wanted:
+                continue
+            items: list[ItemT] = []
+            try:
+                items = self._lock(wanted)
+            except Exception:
+                log.exception("Locking %s work items failed; retrying", self.kind)
+                signal.wait(seen, backoff.empty())
+                continue
+            finally:
+                isolation.after_poll(len(items), any(item.dequeue_count <= 1 for item in items))
+            if items:
+                backoff.found()
+                if len(items) < wanted:
+                    self._short_poll_seen = seen
+                self._taken(items)
+                return items, seen
+            signal.wait(seen, self._idle_wait())
+        return [], signal.version
+
+    def _idle_wait(self) -> float:
+        """How long to sleep after a poll that found all there was, unless woken."""
+        if not self._cross_process():
+            return self._backoff.empty()
+        if self._due is None:
+            return self._max_poll_interval
+        return self._due.wait(self._max_poll_interval)
+
+
+__all__ = ["MIN_POLL_DELAY", "Backoff", "DueTimes", "PollLoop", "Signal"]

@@ -72,8 +72,9 @@ class CorruptHistory(Exception):
 
 
 @dataclass
-class Step:
-    """A processed work item: the checkpoint to commit and the run to cache if it commits."""
+class ProcessedStep:
+    """An orchestration step processed and not yet committed: its work item, the checkpoint
+    to commit, and the run to cache if the commit succeeds."""
 
     item: OrchestrationWorkItem
     checkpoint: OrchestrationCheckpoint
@@ -141,12 +142,12 @@ class OrchestrationProcessor:
         self.cache = RunCache(cache_size)
         self.entities = EntityProcessor(app, converter)
         #: Steps in flight (processed, not yet committed or dropped) by instance id.
-        self._in_flight: dict[str, Step] = {}
+        self._in_flight: dict[str, ProcessedStep] = {}
         #: Guards ``_in_flight``; notified when a step that another thread waits for settles.
         self._settled = threading.Condition(threading.Lock())
         self._waiters = 0
 
-    def process(self, item: OrchestrationWorkItem) -> Step:
+    def process(self, item: OrchestrationWorkItem) -> ProcessedStep:
         """Compute the checkpoint for ``item`` (reads history only on a cache miss).
 
         Report the step's fate with :meth:`committed` or :meth:`dropped`.
@@ -158,7 +159,7 @@ class OrchestrationProcessor:
                 self._in_flight[item.instance_id] = step
         return step
 
-    def committed(self, step: Step) -> None:
+    def committed(self, step: ProcessedStep) -> None:
         """Record that ``step``'s checkpoint is durable: its run may be cached."""
         if step.run is not None:
             self.cache.put(step.run)
@@ -166,11 +167,11 @@ class OrchestrationProcessor:
         if step.on_commit is not None:
             step.on_commit()
 
-    def dropped(self, step: Step) -> None:
+    def dropped(self, step: ProcessedStep) -> None:
         """Record that ``step`` was not committed (lock lost, commit failed): its run is gone."""
         self._settle(step)
 
-    def _settle(self, step: Step) -> None:
+    def _settle(self, step: ProcessedStep) -> None:
         if step.thread is None:
             return
         with self._settled:
@@ -193,10 +194,10 @@ class OrchestrationProcessor:
             finally:
                 self._waiters -= 1
 
-    def _process(self, item: OrchestrationWorkItem) -> Step:
+    def _process(self, item: OrchestrationWorkItem) -> ProcessedStep:
         if is_entity_instance(item.instance_id):
             checkpoint = self.entities.process(item.instance_id, item.instance, item.messages)
-            return Step(item, checkpoint, None)
+            return ProcessedStep(item, checkpoint, None)
         now = self.provider.now()
         record = item.instance
         messages = item.messages
@@ -227,14 +228,16 @@ class OrchestrationProcessor:
             assert record is not None
             return self._rewind(item, record, others, replies, now)
         elif record is None or record.runtime_status.is_terminal:
-            return Step(item, OrchestrationCheckpoint(instance=None, messages=replies), None)
+            return ProcessedStep(
+                item, OrchestrationCheckpoint(instance=None, messages=replies), None
+            )
         elif record.history_size == 0:
-            return Step(item, self._not_started(record, others, replies, now), None)
+            return ProcessedStep(item, self._not_started(record, others, replies, now), None)
         elif record.runtime_status is OrchestrationStatus.CONTINUED_AS_NEW:
             # The next execution's start is not visible yet (a store that commits the record
             # and the new start separately): keep the messages for it, drop the old one's.
             kept = [m for m in others if m.execution_id != record.execution_id]
-            return Step(
+            return ProcessedStep(
                 item,
                 OrchestrationCheckpoint(instance=None, messages=_deferred(kept, now) + replies),
                 None,
@@ -254,7 +257,9 @@ class OrchestrationProcessor:
         with observer.step_context(trace_context):
             result = run.step(events, now)
         if not result.new_events:
-            return Step(item, OrchestrationCheckpoint(instance=None, messages=replies), run)
+            return ProcessedStep(
+                item, OrchestrationCheckpoint(instance=None, messages=replies), run
+            )
         checkpoint = OrchestrationCheckpoint(
             instance=self._record(item.instance_id, run, created_at, now),
             new_history=result.new_events,
@@ -265,7 +270,9 @@ class OrchestrationProcessor:
         on_commit = observer.step_finished(
             item.instance_id, run.name, run.trace_context, run.history, result.new_events
         )
-        return Step(item, checkpoint, None if run.ended is not None else run, on_commit=on_commit)
+        return ProcessedStep(
+            item, checkpoint, None if run.ended is not None else run, on_commit=on_commit
+        )
 
     @staticmethod
     def _record(
@@ -310,7 +317,7 @@ class OrchestrationProcessor:
         others: list[OrchestrationMessage],
         replies: list[OrchestrationMessage],
         now: datetime,
-    ) -> Step:
+    ) -> ProcessedStep:
         """Run a FAILED execution again from its last step that did not fail."""
         plan = plan_rewind(self.provider.get_history(item.instance_id))
         rewound = next(m.event for m in others if isinstance(m.event, ExecutionRewound))
@@ -338,7 +345,9 @@ class OrchestrationProcessor:
         on_commit = observer.step_finished(
             item.instance_id, run.name, run.trace_context, run.history, result.new_events
         )
-        return Step(item, checkpoint, None if run.ended is not None else run, on_commit=on_commit)
+        return ProcessedStep(
+            item, checkpoint, None if run.ended is not None else run, on_commit=on_commit
+        )
 
     def _rebuild(self, item: OrchestrationWorkItem, record: InstanceRecord) -> OrchestrationRun:
         try:
@@ -453,6 +462,6 @@ __all__ = [
     "HANDOFF_WAIT",
     "CorruptHistory",
     "OrchestrationProcessor",
+    "ProcessedStep",
     "RunCache",
-    "Step",
 ]

@@ -72,6 +72,7 @@ from ostinato.provider import (
     ProviderCapabilities,
     ReuseIdPolicy,
     StorageProvider,
+    Work,
     decode_failure,
     encode_failure,
     new_lock_token,
@@ -680,7 +681,7 @@ class AzureStorageProvider(StorageProvider):
                 visibility_timeout=self._delay_of(start) or None,
                 time_to_live=-1,
             )
-        self.changes.notify()
+        self.changes.notify(work=Work.of_messages([start]))
 
     def _delay_of(self, message: OrchestrationMessage) -> int:
         if message.visible_at is None:
@@ -740,7 +741,7 @@ class AzureStorageProvider(StorageProvider):
         with self._mapped_errors("send a message"):
             self.setup()
             self._send_orchestration_message(message)
-        self.changes.notify()
+        self.changes.notify(work=Work.of_messages([message]))
 
     def get_instance(self, instance_id: str) -> InstanceRecord | None:
         """The instance row; read again if a payload it names was replaced meanwhile."""
@@ -913,12 +914,6 @@ class AzureStorageProvider(StorageProvider):
                     self._history.delete_entity(table_key(instance_id), key)
 
     # -- orchestration work items ---------------------------------------------------------
-    def lock_next_orchestration_work_item(
-        self, worker_id: str, lock_timeout: timedelta
-    ) -> OrchestrationWorkItem | None:
-        items = self.lock_next_orchestration_work_items(worker_id, lock_timeout, 1)
-        return items[0] if items else None
-
     def lock_next_orchestration_work_items(
         self, worker_id: str, lock_timeout: timedelta, max_count: int
     ) -> list[OrchestrationWorkItem]:
@@ -1480,13 +1475,14 @@ class AzureStorageProvider(StorageProvider):
             with self._mapped_errors("complete an orchestration work item"):
                 self._complete(item, lock, checkpoint)
         except WorkItemLockLost:
-            self.changes.notify()  # some of it may be written (see _complete)
+            # some of it may be written (see _complete)
+            self.changes.notify(work=Work.of_checkpoints([checkpoint]))
             raise
         except Exception:
             self._cache_row(item.instance_id, None)
             lock.claimed = False  # still ours: the caller may abandon it
             raise
-        self.changes.notify()
+        self.changes.notify(work=Work.of_checkpoints([checkpoint]))
 
     def _hide_for_commit(self, item: OrchestrationWorkItem, lock: _OrchLock) -> None:
         now = utcnow()
@@ -1679,7 +1675,7 @@ class AzureStorageProvider(StorageProvider):
                 for received in kept:
                     entries.setdefault(received.message_id, received)
                 self._ready[item.instance_id] = None
-        self.changes.notify()
+        self.changes.notify(work=Work.TIMERS if delay else Work.ORCHESTRATIONS)
 
     def renew_orchestration_work_item_lock(
         self, item: OrchestrationWorkItem, lock_timeout: timedelta
@@ -1707,12 +1703,6 @@ class AzureStorageProvider(StorageProvider):
         item.locked_until = lock.expires
 
     # -- activity work items --------------------------------------------------------------
-    def lock_next_activity_work_item(
-        self, worker_id: str, lock_timeout: timedelta
-    ) -> ActivityWorkItem | None:
-        items = self.lock_next_activity_work_items(worker_id, lock_timeout, 1)
-        return items[0] if items else None
-
     def lock_next_activity_work_items(
         self, worker_id: str, lock_timeout: timedelta, max_count: int
     ) -> list[ActivityWorkItem]:
@@ -1865,7 +1855,7 @@ class AzureStorageProvider(StorageProvider):
                 ) from exc
             finally:
                 lock.done = True
-        self.changes.notify()
+        self.changes.notify(work=Work.of_messages([result]))
 
     def complete_activity_work_items(
         self, batch: Sequence[tuple[ActivityWorkItem, OrchestrationMessage]]
@@ -1898,7 +1888,7 @@ class AzureStorageProvider(StorageProvider):
                 raise WorkItemLockLost("Activity task was taken by another worker") from exc
             finally:
                 lock.done = True
-        self.changes.notify()
+        self.changes.notify(work=Work.ACTIVITIES)
 
     def renew_activity_work_item_lock(
         self, item: ActivityWorkItem, lock_timeout: timedelta
