@@ -412,10 +412,6 @@ class ChangeSignal:
         self._version = 0
         self._listeners: list[Callable[[Work], None]] = []
         self._watchers: dict[str, list[threading.Event]] = {}
-        #: Set by a provider while writes from *other processes* that add work also reach
-        #: :meth:`notify` (e.g. through LISTEN/NOTIFY): waiters then need not poll often to
-        #: see them, only for work that becomes visible with time (timers, expired locks).
-        self.cross_process = False
 
     def subscribe(self, listener: Callable[[Work], None]) -> None:
         """Call ``listener(work)`` (from the notifying thread) after every change, with the

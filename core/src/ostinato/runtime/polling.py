@@ -4,20 +4,16 @@ A :class:`PollLoop` locks batches of its kind while the worker has room for them
 in between on its :class:`Signal`: the worker bumps it when the provider's change signal
 names that kind of work, or when an item of it ends and frees room. With no news, the wait
 backs off (:class:`Backoff`) up to ``max_poll_interval`` (writes by other processes are seen
-by polling), unless the provider's change signal carries other processes' writes too
-(``ChangeSignal.cross_process``): then the wait lasts until the next delayed message the
-worker committed comes due (:class:`DueTimes`), or ``max_poll_interval``. A poll that got
-fewer items than it asked for got all there were, so the next poll first waits for news.
-Every poll goes through the worker's poison :class:`~ostinato.runtime.poison.Isolation`.
+by polling). A poll that got fewer items than it asked for got all there were, so the next
+poll first waits for news. Every poll goes through the worker's poison
+:class:`~ostinato.runtime.poison.Isolation`.
 """
 
 from __future__ import annotations
 
-import heapq
 import logging
 import threading
-import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Generic, Protocol, TypeVar
 
 from ostinato.runtime.poison import Isolation
@@ -64,35 +60,6 @@ class Backoff:
         return delay
 
 
-class DueTimes:
-    """When the delayed messages (timers, retries) a worker committed become due, so that a
-    loop that needs no quick polls (see the module doc) still wakes for them."""
-
-    def __init__(self) -> None:
-        self._due: list[float] = []  # a heap of time.monotonic() values
-        self._mutex = threading.Lock()
-
-    def add(self, delays: Iterable[float]) -> None:
-        """Messages that become visible in ``delays`` seconds."""
-        now = time.monotonic()
-        with self._mutex:
-            for delay in delays:
-                heapq.heappush(self._due, now + delay)
-
-    def wait(self, ceiling: float) -> float:
-        """How long an idle loop may sleep: until the next due time, at most ``ceiling``
-        (0 once for each that came due)."""
-        now = time.monotonic()
-        with self._mutex:
-            if not self._due:
-                return ceiling
-            first = self._due[0]
-            if first <= now:
-                heapq.heappop(self._due)
-                return 0.0
-        return min(ceiling, first - now + MIN_POLL_DELAY)
-
-
 class Delivered(Protocol):
     """A work item as the loop sees it: how many times it was handed out."""
 
@@ -110,9 +77,6 @@ class PollLoop(Generic[ItemT]):
     :param lock: locks up to ``n`` items: ``lock(n)``.
     :param room: how many more items the worker takes of this kind now.
     :param taken: called with each locked batch before the next poll may start.
-    :param cross_process: whether the provider's change signal carries other processes'
-        writes now (then an idle loop waits for news, not a back-off).
-    :param due: the due times of delayed messages this kind of work waits for, if any.
     """
 
     def __init__(
@@ -124,8 +88,6 @@ class PollLoop(Generic[ItemT]):
         batch_size: int,
         max_poll_interval: float,
         taken: Callable[[Sequence[ItemT]], None] = lambda items: None,
-        cross_process: Callable[[], bool] = lambda: False,
-        due: DueTimes | None = None,
     ) -> None:
         self.kind = kind
         self.signal = Signal()
@@ -134,9 +96,6 @@ class PollLoop(Generic[ItemT]):
         self._taken = taken
         self._batch_size = batch_size
         self._backoff = Backoff(max_poll_interval)
-        self._max_poll_interval = max_poll_interval
-        self._cross_process = cross_process
-        self._due = due
         self._room_wanted = False
         #: The signal version before the last poll, if it came back short.
         self._short_poll_seen: int | None = None
@@ -155,7 +114,7 @@ class PollLoop(Generic[ItemT]):
             short = self._short_poll_seen
             if short is not None:  # the last poll got all there was: wait for news first
                 self._short_poll_seen = None
-                signal.wait(short, self._idle_wait())
+                signal.wait(short, backoff.empty())
             seen = signal.version
             room = self._room()
             if room <= 0:
@@ -180,16 +139,8 @@ class PollLoop(Generic[ItemT]):
                     self._short_poll_seen = seen
                 self._taken(items)
                 return items, seen
-            signal.wait(seen, self._idle_wait())
+            signal.wait(seen, backoff.empty())
         return [], signal.version
 
-    def _idle_wait(self) -> float:
-        """How long to sleep after a poll that found all there was, unless woken."""
-        if not self._cross_process():
-            return self._backoff.empty()
-        if self._due is None:
-            return self._max_poll_interval
-        return self._due.wait(self._max_poll_interval)
 
-
-__all__ = ["MIN_POLL_DELAY", "Backoff", "DueTimes", "PollLoop", "Signal"]
+__all__ = ["MIN_POLL_DELAY", "Backoff", "PollLoop", "Signal"]

@@ -58,7 +58,7 @@ from ostinato.runtime.ending import (
     terminating_checkpoint,
 )
 from ostinato.runtime.poison import DEFAULT_MAX_DELIVERY_ATTEMPTS, Isolation, poison_failure
-from ostinato.runtime.polling import MIN_POLL_DELAY, DueTimes, PollLoop
+from ostinato.runtime.polling import MIN_POLL_DELAY, PollLoop
 from ostinato.runtime.processor import CorruptHistory, OrchestrationProcessor, ProcessedStep
 from ostinato.runtime.retention import RetentionPolicy, RetentionSweeper
 from ostinato.versioning import VersioningOptions, VersionMismatchError
@@ -208,8 +208,6 @@ class AsyncWorker:
         )
         self._stopping = threading.Event()
         self._stopped = threading.Event()
-        #: When the timers and other delayed messages this worker committed come due.
-        self._due_times = DueTimes()
         self._orchestration_polls: PollLoop[OrchestrationWorkItem] = PollLoop(
             "orchestration",
             lock=lambda n: provider.lock_next_orchestration_work_items(
@@ -219,8 +217,6 @@ class AsyncWorker:
             taken=self._took_orchestrations,
             batch_size=batch_size,
             max_poll_interval=max_poll_interval,
-            cross_process=self._cross_process,
-            due=self._due_times,
         )
         self._activity_polls: PollLoop[ActivityWorkItem] = PollLoop(
             "activity",
@@ -230,7 +226,6 @@ class AsyncWorker:
             room=lambda: self.max_concurrent_activities - len(self._activities),
             batch_size=batch_size,
             max_poll_interval=max_poll_interval,
-            cross_process=self._cross_process,
         )
         #: Held by the orchestration thread whose turn it is to poll.
         self._poll_turn = threading.Lock()
@@ -493,8 +488,6 @@ class AsyncWorker:
                     observer.step_committed(time.monotonic() - began)
                 else:
                     self.processor.dropped(step)
-        if results is not None and self._cross_process():
-            self._remember_delayed(steps, results)
         for step, error in zip(steps, results, strict=True):
             if isinstance(error, WorkItemLockLost):
                 log.warning("Lock on '%s' was lost; its work is dropped", step.item.instance_id)
@@ -513,24 +506,6 @@ class AsyncWorker:
                 )
                 with contextlib.suppress(Exception):
                     self.provider.abandon_orchestration_work_item(step.item, timedelta(seconds=1))
-
-    def _cross_process(self) -> bool:
-        """Whether the provider's change signal carries other processes' writes now."""
-        return self.provider.changes.cross_process
-
-    def _remember_delayed(
-        self, steps: list[ProcessedStep], results: list[Exception | None]
-    ) -> None:
-        """Note when the delayed messages of the committed ``steps`` become due (a poller
-        that waits for news rather than polling wakes for them)."""
-        now = self.provider.now()
-        self._due_times.add(
-            (message.visible_at - now).total_seconds()
-            for step, error in zip(steps, results, strict=True)
-            if error is None
-            for message in step.checkpoint.messages
-            if message.visible_at is not None
-        )
 
     def _fail_instance(self, item: OrchestrationWorkItem, failure: FailureDetails) -> None:
         """End ``item``'s instance FAILED with ``failure`` without running its code."""

@@ -552,7 +552,6 @@ class _Listener:
         self._stopping.set()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout=2.0)
-        self.signal.cross_process = False
 
     def _run(self) -> None:
         backoff = 0.1
@@ -561,8 +560,6 @@ class _Listener:
                 with psycopg.connect(self.dsn, autocommit=True, connect_timeout=10) as conn:
                     conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
                     self.listening.set()
-                    # Other processes' writes now wake waiters: they need not poll for them.
-                    self.signal.cross_process = True
                     backoff = 0.1
                     # Anything committed while we were not listening: wake waiters once.
                     self.signal.notify()
@@ -572,7 +569,6 @@ class _Listener:
                                 self.signal.notify()
             except psycopg.Error as exc:
                 self.listening.clear()
-                self.signal.cross_process = False
                 if self._stopping.is_set():
                     return
                 log.warning("PostgreSQL listener lost its connection (%s); reconnecting", exc)
