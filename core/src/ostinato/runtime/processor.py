@@ -43,6 +43,7 @@ from ostinato.history import (
     SubOrchestrationInstanceCompleted,
     SubOrchestrationInstanceFailed,
 )
+from ostinato.orchestration.actions import continued_execution_id
 from ostinato.orchestration.app import App
 from ostinato.orchestration.engine import OrchestrationRun
 from ostinato.orchestration.entities import EntityProcessor, is_entity_instance
@@ -209,7 +210,17 @@ class OrchestrationProcessor:
         for message in starts:
             event = message.event
             assert isinstance(event, ExecutionStarted)
-            if start is None and starts_new_execution(record, event):
+            continues = _continues(item.instance_id, record, event)
+            if self._same_call(item.instance_id, record, event):
+                assert record is not None and event.parent is not None
+                replies.extend(_outcome_for_parent(record, event.parent))
+            elif continues and record is not None and not record.runtime_status.is_terminal:
+                # The next execution's start, sent before the step that continues as new was
+                # committed (a non-transactional store writes its messages first): it waits.
+                replies.extend(_deferred([message], now))
+            elif continues:
+                pass  # the execution it continues ended otherwise (terminated meanwhile)
+            elif start is None and starts_new_execution(record, event):
                 start = event
             else:
                 replies.extend(_refuse_start(item.instance_id, record, event))
@@ -272,6 +283,43 @@ class OrchestrationProcessor:
         )
         return ProcessedStep(
             item, checkpoint, None if run.ended is not None else run, on_commit=on_commit
+        )
+
+    def _same_call(
+        self, instance_id: str, record: InstanceRecord | None, start: ExecutionStarted
+    ) -> bool:
+        """Whether ``start`` is a duplicate from the parent call that started this instance's
+        current chain of executions, which has continued as new since.
+
+        A retried parent step sends the child's start again (same derived execution id); by
+        then the child may run a later execution of it, which keeps the parent. Only a start
+        from another call (another parent, execution or task) runs the child again.
+        """
+        parent = start.parent
+        if (
+            parent is None
+            or record is None
+            or record.execution_id == start.execution_id
+            or record.parent_instance_id != parent.instance_id
+            or record.history_size == 0
+        ):
+            return False
+        if record.runtime_status is OrchestrationStatus.CONTINUED_AS_NEW and (
+            start.execution_id == continued_execution_id(instance_id, record.execution_id)
+        ):
+            return False  # the next execution of the chain itself
+        try:
+            events = self.provider.get_history(instance_id)
+        except SerializationError:
+            return False  # a corrupt history is dealt with when the instance runs
+        first = next((e for e in events if isinstance(e, ExecutionStarted)), None)
+        if first is None or first.parent is None:
+            return False
+        ours = first.parent
+        return (ours.instance_id, ours.execution_id, ours.task_id) == (
+            parent.instance_id,
+            parent.execution_id,
+            parent.task_id,
         )
 
     @staticmethod
@@ -392,6 +440,17 @@ def _deferred(messages: list[OrchestrationMessage], now: datetime) -> list[Orche
         )
         for m in messages
     ]
+
+
+def _continues(instance_id: str, record: InstanceRecord | None, start: ExecutionStarted) -> bool:
+    """True if ``start`` begins the execution that ``record``'s current one, not yet marked
+    continued as new, would continue as (see :func:`continued_execution_id`)."""
+    return (
+        record is not None
+        and record.runtime_status
+        not in (OrchestrationStatus.CONTINUED_AS_NEW, OrchestrationStatus.PENDING)
+        and start.execution_id == continued_execution_id(instance_id, record.execution_id)
+    )
 
 
 def _rewinds(record: InstanceRecord | None, messages: list[OrchestrationMessage]) -> bool:
