@@ -25,6 +25,7 @@ off-by-one at a boundary, the wrong variable in a closure).
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -553,14 +554,33 @@ def render(baselines: list[Outcome], outcomes: list[Outcome]) -> str:
 
 
 def update_rows(doc: str, partial: str) -> str:
-    """``doc`` with the mutant rows of ``partial`` (a rendering of some mutants) replaced, and
-    its count of killed mutants recomputed."""
+    """``doc`` with the mutant rows of ``partial`` (a rendering of some mutants) replaced or,
+    for mutants new to it, added after the last row of their provider; the baselines that
+    ``partial`` ran replaced; and its count of killed mutants recomputed."""
     fresh = {line.split(" | ")[0]: line for line in partial.splitlines() if _is_row(line)}
     lines = [
-        fresh.get(line.split(" | ")[0], line) if _is_row(line) else line
+        fresh.pop(line.split(" | ")[0], line) if _is_row(line) else line
         for line in doc.splitlines()
     ]
+    for row in fresh.values():  # new mutants
+        provider = row.split(" | ")[1]
+        rows = [i for i, line in enumerate(lines) if _is_row(line)]
+        same = [i for i in rows if lines[i].split(" | ")[1] == provider]
+        lines.insert((same or rows)[-1] + 1, row)
+    ran = _baselines(partial)
+    if ran:
+        index = next(i for i, line in enumerate(lines) if line.startswith("Baselines"))
+        runs = {**_baselines(lines[index]), **ran}
+        head = lines[index].split(": ", 1)[0]
+        lines[index] = f"{head}: " + ", ".join(runs[p] for p in sorted(runs)) + "."
     return "\n".join(_recount(lines)) + "\n"
+
+
+def _baselines(text: str) -> dict[str, str]:
+    """The baseline runs named on a rendering's Baselines line, by provider."""
+    line = next((x for x in text.splitlines() if x.startswith("Baselines")), "")
+    runs = re.findall(r"\w+ (?:passes|\*\*\w+\*\*) \([^)]*\)", line)
+    return {run.split()[0]: run for run in runs}
 
 
 def _recount(lines: list[str]) -> list[str]:

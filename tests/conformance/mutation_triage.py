@@ -16,8 +16,26 @@ _TIE = (
     "the claim and the check), so no run, and no provider author's, can arrange the tie."
 )
 
+#: A type annotation mutated: the module has ``from __future__ import annotations``, so
+#: annotations are strings that nothing evaluates.
+_ANNOTATION = (
+    "**equivalent**: the mutation is inside a type annotation; the module starts with "
+    "`from __future__ import annotations`, so annotations are never evaluated at run time "
+    "(only mypy reads them, and `python3 dev.py lint` would reject this one)."
+)
+
+#: The row list of a lock check read for one instance id has at most one row.
+_ONE_ROW = (
+    "**equivalent**: the lock check reads the queue row of one instance id (its primary "
+    "key; the `IN` list holds that one id), so `rows` has at most one row and `rows[-1]` "
+    "is `rows[0]`."
+)
+
 TRIAGE: dict[str, str] = {
-    "provider.py|AddNot|while cause is not None:": (
+    "provider.py|ReplaceBinaryOperator_BitOr_Div|def _create_many(self, requests: Sequence[CreateRequest]) -> list[Exception / None]:": _ANNOTATION,
+    "provider.py|NumberReplacer|if not rows or rows[ -1][1] != item.lock_token or (rows[0][2] or 0) <= now:": _ONE_ROW,
+    "provider.py|ReplaceBinaryOperator_BitOr_Sub|def _fresh_creates(self, requests: Sequence[CreateRequest]) -> Script - None:": _ANNOTATION,
+    "provider.py|AddNot|while not cause is not None:": (
         "**equivalent** (on SQLite): the loop never runs, so `is_unique_violation` always "
         "answers no. SQLite's write transactions are exclusive (`BEGIN IMMEDIATE`, one "
         "writer per file, across processes too), and every create and lease first looks for "
@@ -25,5 +43,11 @@ TRIAGE: dict[str, str] = {
         "on SQLite: the answer is never asked for a real one. (PostgreSQL's dialect, whose "
         "creates can race into a key violation, has its own `is_unique_violation`.)"
     ),
-    "provider.py|ReplaceComparisonOperator_LtE_Lt|if not rows or rows[0][1] != item.lock_token or (rows[0][2] or 0) <= now:": _TIE,
+    "provider.py|ReplaceComparisonOperator_LtE_Lt|if not rows or rows[0][1] != item.lock_token or (rows[0][2] or 0) < now:": _TIE,
+    "provider.py|NumberReplacer|self._commits_pending.wait( 2.0)": (
+        "**equivalent**: the background checkpointer waits for the event every commit sets, "
+        "so the timeout only bounds how often an idle checkpointer looks again (1 s or 2 s); "
+        "when WAL frames are copied into the database file changes no result (readers read "
+        "the WAL, and a crash replays it), only the WAL's size meanwhile."
+    ),
 }
