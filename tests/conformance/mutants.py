@@ -216,6 +216,16 @@ MUTANTS: list[Mutant] = [
         "The classic naive-UTC conversion: the datetime read back has no time zone (and "
         "float seconds), so it can't be compared with the aware times the contract uses.",
     ),
+    Mutant(
+        "R20",
+        "sqlite",
+        RELATIONAL,
+        "        if exc_type is not None:\n            return\n        if self._notify:",
+        "        if exc_type is None:\n            return\n        if self._notify:",
+        "A condition inverted in the transaction's exit (found by Cosmic Ray): committed "
+        "writes never signal provider.changes, so in-process workers and clients wake only at "
+        "their poll timeouts; every result stays right, only late.",
+    ),
     # -- SQLite -----------------------------------------------------------------------------
     Mutant(
         "S01",

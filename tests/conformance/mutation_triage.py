@@ -50,4 +50,24 @@ TRIAGE: dict[str, str] = {
         "when WAL frames are copied into the database file changes no result (readers read "
         "the WAL, and a crash replays it), only the WAL's size meanwhile."
     ),
+    "provider.py|ReplaceComparisonOperator_IsNot_Is|if exc_type is None:": (
+        "**a hole, closed**: every committed write returned before signalling "
+        "`provider.changes`, so in-process workers and clients woke only at their poll "
+        "timeouts; every result stayed right, only late, and no test looked at the signal. "
+        "`test_writes_wake_waiters_in_the_process` (new) checks that create, checkpoint, "
+        "activity result and send each signal the change before returning and that a status "
+        "change wakes the instance's watchers; it kills this mutant (zoo mutant R20)."
+    ),
+    'provider.py|ReplaceComparisonOperator_Eq_GtE|self._wal = str(mode).lower() >= "wal"': (
+        "**equivalent**: SQLite's journal modes are `delete`, `truncate`, `persist`, "
+        '`memory`, `wal` and `off`; `wal` is the only one that is not less than `"wal"`, so '
+        "`>=` and `==` agree on every answer `PRAGMA journal_mode` can give."
+    ),
+    "provider.py|ReplaceComparisonOperator_Eq_Gt|ready = prepared if len(entries) > len(batch) else None": (
+        "**equivalent**: the statements prepared before the transaction are never reused, so "
+        "a batch whose items all hold their locks has its statements built again inside the "
+        "transaction from the same items: the same writes (immediate messages stamped a few "
+        "microseconds later), only slower. (Reusing them when some lock was lost is zoo "
+        "mutant R13, which the suite kills.)"
+    ),
 }
