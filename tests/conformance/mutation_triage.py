@@ -70,4 +70,28 @@ TRIAGE: dict[str, str] = {
         "microseconds later), only slower. (Reusing them when some lock was lost is zoo "
         "mutant R13, which the suite kills.)"
     ),
+    "file_provider.py|ReplaceBinaryOperator_BitOr_Mul|def get_instance(self, instance_id: str) -> InstanceRecord * None:": _ANNOTATION,
+    "statements.py|ReplaceBinaryOperator_FloorDiv_Sub|rows = max(1, min(MAX_ROWS, (dialect.max_parameters - 4) - columns))": (
+        "**equivalent on SQLite** (and PostgreSQL): chunks then hold up to 128 rows whatever "
+        "their width, more parameters than the SQLite dialect's declared 999; but that is "
+        "the limit of SQLite before 3.32, and the SQLite every supported Python ships "
+        "(3.40 in CI) takes 32,766, far above 128 rows of the widest statement, so every "
+        "statement still runs and writes the same rows. The mutant would break an engine "
+        "whose real limit is close to the declared one (SQL Server: 2,100 parameters), whose "
+        "conformance run needs a server this machine cannot have."
+    ),
+    "provider.py|AddNot|if not durable and self._group_sync:": (
+        '**not observable by any test** (a power-cut bug): under `synchronous="FULL"` with '
+        "group commit, durable commits return without waiting for the WAL's sync (and "
+        "non-durable ones wait instead). The commit is in the operating system's page cache "
+        "either way, so `kill -9` of the process loses nothing "
+        "(`test_acknowledged_writes_survive_kill_9` passes, rightly); only losing the "
+        "machine's power before the sync could show it, which no test can do. (The SQLite "
+        'conformance run uses `synchronous="NORMAL"`, where the line is never reached.)'
+    ),
+    "provider.py|ReplaceBinaryOperator_Add_Sub|self._work_added[peek] = self._work_added.get(peek, 0) - 1": (
+        "**equivalent**: the count of writes that may add work is only ever compared for "
+        "equality with its value at the last empty claim; counting down changes it on every "
+        "such write just as counting up does, so the same claims skip their look."
+    ),
 }

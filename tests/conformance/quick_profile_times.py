@@ -5,6 +5,7 @@ Usage (from the repository root; one run at a time, under ``nice`` on a shared m
 
     nice -n 10 uv run python tests/conformance/quick_profile_times.py                    # all
     nice -n 10 uv run python tests/conformance/quick_profile_times.py --provider sqlite  # one
+    nice -n 10 uv run python tests/conformance/quick_profile_times.py --reports  # + reports
 
 Each run is ``pytest <the provider's conformance file> -p no:cacheprovider`` (the quick profile
 is the default), timed from the start of pytest to its exit, so a run's own set-up (starting
@@ -26,6 +27,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from conformance_reports import OUT as REPORTS  # noqa: E402
+from conformance_reports import index  # noqa: E402
 from mutant_runner import CONFORMANCE_RUNS, ROOT  # noqa: E402
 
 DOC = ROOT / "docs" / "conformance-quick-profile.md"
@@ -34,13 +37,15 @@ PROVIDERS = ("sqlite", "postgres", "azure")
 _SUMMARY = re.compile(r"^=*\s*(\d+ passed.*?)\s*=*$")
 
 
-def measure(provider: str) -> str:
-    """Run ``provider``'s quick conformance run once; its row of the doc."""
+def measure(provider: str, report: bool) -> str:
+    """Run ``provider``'s quick conformance run once; its row of the doc. ``report``: the run
+    also writes the provider's conformance report (as ``conformance_reports.py`` does)."""
     load_before = os.getloadavg()[0]
     started = time.monotonic()
+    extra = [f"--ostinato-report={REPORTS / provider}"] if report else []
     run = subprocess.run(
         [sys.executable, "-m", "pytest", CONFORMANCE_RUNS[provider], "-q", "-p",
-         "no:cacheprovider", "--durations=3"],
+         "no:cacheprovider", "--durations=3", *extra],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -79,6 +84,11 @@ HEADER = [
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--provider", choices=PROVIDERS, help="only this provider's run")
+    parser.add_argument(
+        "--reports",
+        action="store_true",
+        help="the runs also write docs/conformance-reports/<provider>.md/.json and the index",
+    )
     args = parser.parse_args(argv)
     rows = {}
     if DOC.exists():
@@ -87,11 +97,13 @@ def main(argv: list[str] | None = None) -> int:
             if name in PROVIDERS:
                 rows[name] = line
     for provider in [args.provider] if args.provider else PROVIDERS:
-        rows[provider] = measure(provider)
+        rows[provider] = measure(provider, args.reports)
         print(rows[provider], flush=True)
     body = [rows[p] for p in PROVIDERS if p in rows]
     DOC.write_text("\n".join([*HEADER, *body, ""]), encoding="utf-8")
     print(f"wrote {DOC.relative_to(ROOT)}")
+    if args.reports:
+        (REPORTS / "README.md").write_text(index(), "utf-8")
     return 0 if all("| yes |" in row for row in body) else 1
 
 
