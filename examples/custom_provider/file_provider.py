@@ -43,6 +43,7 @@ from ostinato.provider import (
     ProviderCapabilities,
     ReuseIdPolicy,
     StorageProvider,
+    Work,
     decode_failure,
     encode_failure,
     new_lock_token,
@@ -185,14 +186,14 @@ class FileProvider(StorageProvider):
             data["record"] = _record_to_json(record)
             self._enqueue(data, start)
             self._save(data)
-        self.changes.notify()
+        self.changes.notify(work=Work.of_messages([start]))
 
     def send_message(self, message: OrchestrationMessage) -> None:
         with self._hub():
             data = self._load(message.instance_id)
             self._enqueue(data, message)
             self._save(data)
-        self.changes.notify()
+        self.changes.notify(work=Work.of_messages([message]))
 
     def get_instance(self, instance_id: str) -> InstanceRecord | None:
         with self._hub():
@@ -307,7 +308,7 @@ class FileProvider(StorageProvider):
                 self._save(other)
             for task in checkpoint.activity_tasks:
                 self._add_activity(task)
-        self.changes.notify()
+        self.changes.notify(work=Work.of_checkpoints([checkpoint]))
 
     def abandon_orchestration_work_item(
         self, item: OrchestrationWorkItem, delay: timedelta | None = None
@@ -325,7 +326,7 @@ class FileProvider(StorageProvider):
             else:
                 data["lock"] = None
             self._save(data)
-        self.changes.notify()
+        self.changes.notify(work=Work.TIMERS if delay else Work.ORCHESTRATIONS)
 
     def renew_orchestration_work_item_lock(
         self, item: OrchestrationWorkItem, lock_timeout: timedelta
@@ -390,7 +391,7 @@ class FileProvider(StorageProvider):
             self._enqueue(data, result)
             self._save(data)
             path.unlink()
-        self.changes.notify()
+        self.changes.notify(work=Work.of_messages([result]))
 
     def abandon_activity_work_item(
         self, item: ActivityWorkItem, delay: timedelta | None = None
@@ -401,7 +402,7 @@ class FileProvider(StorageProvider):
             data["deliveries"] -= 1  # an abandoned delivery is given back, not counted
             data["visible_at"] = (self.now() + delay).isoformat() if delay else None
             self._write(path, data)
-        self.changes.notify()
+        self.changes.notify(work=Work.ACTIVITIES)
 
     def renew_activity_work_item_lock(
         self, item: ActivityWorkItem, lock_timeout: timedelta

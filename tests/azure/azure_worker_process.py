@@ -1,6 +1,9 @@
-"""A worker process for the multi-process tests: ``python azure_worker_process.py CONN HUB``.
+"""A worker process for the multi-process tests: ``python azure_worker_process.py CONN HUB
+[MODE]``.
 
-Runs until its stdin closes (or it is killed); prints ``ready`` once it takes work.
+Runs until its stdin closes (or it is killed); prints ``ready`` once it takes work. ``MODE``:
+``fast`` (the default: 3 s leases, 10 s locks), ``defaults`` (the provider's and the worker's
+default settings), ``hang`` (defaults, and its activities never return: a worker to kill).
 """
 
 from __future__ import annotations
@@ -15,9 +18,12 @@ from ostinato_azure import AzureStorageProvider
 app = ot.App()
 
 
+HANG = len(sys.argv) > 3 and sys.argv[3] == "hang"
+
+
 @app.activity
 def square(ctx: ot.ActivityContext, n: int) -> int:
-    time.sleep(0.05)
+    time.sleep(600 if HANG else 0.05)
     return n * n
 
 
@@ -32,8 +38,14 @@ def sum_of_squares(ctx: ot.OrchestrationContext, n: int):  # type: ignore[no-unt
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(process)d %(name)s %(message)s")
     connection_string, hub = sys.argv[1], sys.argv[2]
-    provider = AzureStorageProvider(connection_string, hub, lease_duration=3.0)
-    with ot.Worker(app, provider, lock_timeout=ot_timedelta(10), max_poll_interval=0.2):
+    mode = sys.argv[3] if len(sys.argv) > 3 else "fast"
+    if mode == "fast":
+        provider = AzureStorageProvider(connection_string, hub, lease_duration=3.0)
+        worker = ot.Worker(app, provider, lock_timeout=ot_timedelta(10), max_poll_interval=0.2)
+    else:
+        provider = AzureStorageProvider(connection_string, hub)
+        worker = ot.Worker(app, provider, max_poll_interval=0.2)
+    with worker:
         print("ready", flush=True)
         sys.stdin.read()  # until the test closes our stdin
     provider.close()

@@ -1,4 +1,5 @@
-"""Azurite, started once per test session from the pinned npm package in ``azurite/``.
+"""Providers on the session's Azurite (``azurite`` in ``tests/conftest.py``), started once
+from the pinned npm package in ``azurite/``.
 
 Without ``node``/``npm`` every Azure test is reported as skipped with that reason; they never
 pass without their back end.
@@ -17,24 +18,9 @@ sys.path.insert(0, str(ROOT / "azurite"))
 
 from azure_helpers import new_hub_name  # noqa: E402
 from ostinato_azure import AzureStorageProvider  # noqa: E402
-from start import Azurite, AzuriteUnavailable, missing_tools  # noqa: E402
+from start import Azurite  # noqa: E402
 
 ProviderMaker = Callable[..., AzureStorageProvider]
-
-
-@pytest.fixture(scope="session")
-def azurite() -> Iterator[Azurite]:
-    """A running in-memory Azurite for the whole session."""
-    reason = missing_tools()
-    if reason:
-        pytest.skip(f"Azurite cannot run: {reason}")
-    instance = Azurite()
-    try:
-        instance.start()
-    except AzuriteUnavailable as exc:
-        pytest.skip(f"Azurite cannot run: {exc}")
-    yield instance
-    instance.stop()
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from azure_helpers import new_hub_name
-from ostinato.provider import ProviderCapabilities, StorageProvider
 from ostinato_azure import AzureStorageProvider
 from ostinato_conformance import ProviderConformanceTests
 from ostinato_conformance.base import ProviderFactory
@@ -24,33 +23,3 @@ class TestAzureStorageProvider(ProviderConformanceTests):
             )
 
         return make
-
-    @pytest.mark.xfail(
-        reason="Azure reports no per-item delivery count yet (queue dequeue counts are per "
-        "message); its own max_dequeue_count policy moves poison messages aside (#15, #17)",
-        strict=True,
-    )
-    def test_orchestration_delivery_count_restarts_after_a_completion(
-        self, provider: StorageProvider
-    ) -> None:
-        super().test_orchestration_delivery_count_restarts_after_a_completion(provider)
-
-    @pytest.mark.xfail(
-        reason="Azure reports no per-item delivery count yet (queue dequeue counts are per "
-        "message); its own max_dequeue_count policy moves poison messages aside (#15, #17)",
-        strict=True,
-    )
-    def test_activity_delivery_count_counts_each_hand_out_of_the_task(
-        self, provider: StorageProvider
-    ) -> None:
-        super().test_activity_delivery_count_counts_each_hand_out_of_the_task(provider)
-
-    @pytest.mark.xfail(
-        reason="the state machine finds open Azure bugs (#17): an activity task of a purged "
-        "instance handed out again after the id is re-created, and a start message lost",
-        strict=False,
-    )
-    def test_provider_state_machine(
-        self, provider_factory: ProviderFactory, capabilities: ProviderCapabilities
-    ) -> None:
-        super().test_provider_state_machine(provider_factory, capabilities)

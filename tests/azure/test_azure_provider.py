@@ -1,7 +1,9 @@
-"""Azure-specific behaviour on Azurite: sentinel ETags, crash repair, poison, hops, leases."""
+"""Azure-specific behaviour on Azurite: row ETags, atomic checkpoints, crash repair, dead
+letters, delivery counts, hops, leases."""
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -11,7 +13,9 @@ from typing import Any
 import ostinato as ot
 import pytest
 from azure_helpers import new_hub_name
+from click.testing import CliRunner
 from conftest import ProviderMaker
+from ostinato.cli.commands import cli as ostinato_cli
 from ostinato.clock import utcnow
 from ostinato.errors import ConfigurationError, WorkItemLockLost
 from ostinato.history import EventRaised, ExecutionStarted
@@ -22,26 +26,28 @@ from ostinato.provider import (
     ReuseIdPolicy,
 )
 from ostinato_azure import AzureStorageProvider
-from ostinato_azure import provider as azure_module
+from ostinato_azure import _queues as azure_queues
 from ostinato_azure.__main__ import main as azure_cli
 
 LOCK = timedelta(seconds=30)
 
 
-def start(provider: AzureStorageProvider, instance_id: str, name: str = "orch") -> None:
+def start(
+    provider: AzureStorageProvider, instance_id: str, name: str = "orch", execution: str = "e1"
+) -> None:
     now = utcnow()
     record = InstanceRecord(
         instance_id=instance_id,
         name=name,
-        execution_id="e1",
+        execution_id=execution,
         runtime_status=ot.OrchestrationStatus.PENDING,
         created_at=now,
         last_updated_at=now,
     )
     message = OrchestrationMessage(
         instance_id=instance_id,
-        execution_id="e1",
-        event=ExecutionStarted(name=name, execution_id="e1"),
+        execution_id=execution,
+        event=ExecutionStarted(name=name, execution_id=execution),
     )
     provider.create_instance(record, message, ReuseIdPolicy.REPLACE_TERMINAL)
 
@@ -52,9 +58,9 @@ def running(item: Any, size: int) -> InstanceRecord:
     return base.with_changes(runtime_status=ot.OrchestrationStatus.RUNNING, history_size=size)
 
 
-def started(provider: AzureStorageProvider, instance_id: str) -> None:
+def started(provider: AzureStorageProvider, instance_id: str, execution: str = "e1") -> None:
     """Create the instance and run its first step, so it is RUNNING with a history."""
-    start(provider, instance_id)
+    start(provider, instance_id, execution=execution)
     item = lock(provider)
     assert item is not None
     provider.complete_orchestration_work_item(
@@ -124,31 +130,106 @@ def test_sentinel_etag_conflict_is_lock_lost_and_changes_nothing(
     assert again is not None and isinstance(again.messages[0].event, EventRaised)
 
 
-def test_stale_instance_row_is_repaired_from_the_sentinel(
+def test_a_checkpoint_commits_history_and_status_in_one_transaction(
     make_provider: ProviderMaker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Crash after the history batch, before the instance row: the next lock repairs it."""
+    """The history and the instance row are one entity-group transaction: a worker dying
+    right after that write leaves both new, dying before it leaves both old. An instance
+    RUNNING with a completed history cannot be written."""
     provider = make_provider(partition_leases=False)
     start(provider, "i1")
     item = lock(provider, timedelta(seconds=2))
     assert item is not None
+    real = provider._instances.submit_transaction
+    writes: list[list[Any]] = []
 
-    def crash(*args: object, **kwargs: object) -> None:
-        raise RuntimeError("worker died here")
+    def commit_then_die(operations: Any, **kwargs: Any) -> Any:
+        writes.append(list(operations))
+        real(operations, **kwargs)
+        raise RuntimeError("worker died right after the commit")
 
-    monkeypatch.setattr(provider._instances, "update_entity", crash)
+    monkeypatch.setattr(provider._instances, "submit_transaction", commit_then_die)
+    before = provider.operations.copy()
     record = running(item, 1).with_changes(runtime_status=ot.OrchestrationStatus.COMPLETED)
     with pytest.raises(RuntimeError):
         provider.complete_orchestration_work_item(
             item, OrchestrationCheckpoint(instance=record, new_history=[item.messages[0].event])
         )
     monkeypatch.undo()
-    assert provider.get_instance("i1").runtime_status is ot.OrchestrationStatus.PENDING  # type: ignore[union-attr]
-    again = lock(provider, wait=10)  # the start message comes back after its visibility
-    assert again is not None
-    assert again.instance.runtime_status is ot.OrchestrationStatus.COMPLETED
-    assert again.instance.history_size == 1
+    table_writes = {
+        kind: n - before[kind]
+        for kind, n in provider.operations.items()
+        if kind.startswith("table.") and n > before[kind]
+    }
+    assert table_writes == {"table.batch": 1}  # no separate instance-row write
+    assert [op[1]["RowKey"] for op in writes[0]] == ["", "e1.00000000"]
     assert provider.get_instance("i1").runtime_status is ot.OrchestrationStatus.COMPLETED  # type: ignore[union-attr]
+    assert [type(e) for e in provider.get_history("i1")] == [ExecutionStarted]
+
+    start(provider, "i2")
+    item = lock(provider, timedelta(seconds=2))
+    assert item is not None and item.instance_id == "i2"
+
+    def die_before(operations: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("worker died before the commit")
+
+    monkeypatch.setattr(provider._instances, "submit_transaction", die_before)
+    record = running(item, 1).with_changes(runtime_status=ot.OrchestrationStatus.COMPLETED)
+    with pytest.raises(RuntimeError):
+        provider.complete_orchestration_work_item(
+            item, OrchestrationCheckpoint(instance=record, new_history=[item.messages[0].event])
+        )
+    monkeypatch.undo()
+    assert provider.get_instance("i2").runtime_status is ot.OrchestrationStatus.PENDING  # type: ignore[union-attr]
+    assert provider.get_history("i2") == []
+
+
+def test_a_long_step_shows_its_status_only_with_its_whole_history(
+    make_provider: ProviderMaker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over 99 rows a step takes several transactions; until the last one commits, the
+    instance row (status and history length) is unchanged and the new rows are invisible."""
+    provider = make_provider(partition_leases=False)
+    start(provider, "i1")
+    item = lock(provider, timedelta(seconds=5))
+    assert item is not None
+    real = provider._instances.submit_transaction
+    calls = 0
+
+    def die_before_the_last(operations: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            raise RuntimeError("worker died before the last transaction")
+        return real(operations, **kwargs)
+
+    monkeypatch.setattr(provider._instances, "submit_transaction", die_before_the_last)
+    events = [item.messages[0].event] + [EventRaised(name=f"e{i}") for i in range(249)]
+    record = running(item, 250).with_changes(runtime_status=ot.OrchestrationStatus.COMPLETED)
+    with pytest.raises(RuntimeError):
+        provider.complete_orchestration_work_item(
+            item, OrchestrationCheckpoint(instance=record, new_history=events)
+        )
+    monkeypatch.undo()
+    assert calls == 3
+    assert provider.get_instance("i1").runtime_status is ot.OrchestrationStatus.PENDING  # type: ignore[union-attr]
+    assert provider.get_history("i1") == []
+
+
+def test_a_task_hub_of_the_earlier_layout_is_refused_clearly(
+    make_provider: ProviderMaker, connection_string: str
+) -> None:
+    """A hub with the separate history table of the earlier layout is not read as empty."""
+    provider = make_provider()
+    provider.setup()
+    provider._table_service.create_table(provider.names.legacy_history_table)
+    later = AzureStorageProvider(connection_string, task_hub=provider.task_hub)
+    try:
+        with pytest.raises(ConfigurationError, match=r"earlier ostinato-azure.*ostinato export"):
+            later.setup()
+    finally:
+        later.close()
+        provider._table_service.delete_table(provider.names.legacy_history_table)
 
 
 def test_lost_start_message_is_resent(
@@ -178,7 +259,7 @@ def test_lost_start_message_is_resent(
 def test_long_timer_hops_and_never_fires_early(
     make_provider: ProviderMaker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(azure_module, "MAX_VISIBILITY", timedelta(seconds=1))
+    monkeypatch.setattr(azure_queues, "MAX_VISIBILITY", timedelta(seconds=1))
     provider = make_provider(partition_leases=False)
     started(provider, "i1")
     due = utcnow() + timedelta(seconds=4.6)
@@ -192,42 +273,81 @@ def test_long_timer_hops_and_never_fires_early(
     assert provider.operations["queue.send"] - sends >= 1  # at least one hop
 
 
-def test_poison_message_is_parked_with_its_reason_and_can_be_replayed(
+def test_undecodable_message_is_a_dead_letter_listed_retried_and_deleted(
     make_provider: ProviderMaker, connection_string: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    provider = make_provider(partition_leases=False, max_dequeue_count=2)
+    """A control-queue message that is not an ostinato message moves to the dead letters
+    (naming the instance its JSON still names); other messages of the queue proceed."""
+    provider = make_provider(partition_leases=False, partition_count=1)
     started(provider, "i1")
+    provider._control[0].send_message('{"instance_id": "i1", "event": "not an event"}')
     provider.send_message(OrchestrationMessage(instance_id="i1", event=EventRaised(name="x")))
-    for _ in range(2):
-        item = lock(provider)
-        assert item is not None
-        provider.abandon_orchestration_work_item(item)
-    assert lock(provider, wait=1) is None
-    [poison] = provider.list_poison_messages()
-    assert poison["instance_id"] == "i1" and "3 times" in poison["reason"]
+    item = lock(provider)
+    assert item is not None and [type(m.event) for m in item.messages] == [EventRaised]
+    [letter] = ot.Client(provider).list_dead_letters()
+    assert letter.instance_id == "i1" and "undecodable" in letter.reason
+    assert letter.body == '{"instance_id": "i1", "event": "not an event"}'
+    assert provider.get_dead_letter(letter.id) == letter
+    assert provider.list_dead_letters(instance_id="other") == []
     cli = ["--connection-string", connection_string, "--task-hub", provider.task_hub, "poison"]
     assert azure_cli([*cli, "list"]) == 0
-    assert poison["id"] in capsys.readouterr().out
-    assert azure_cli([*cli, "replay", poison["id"]]) == 0
-    assert provider.list_poison_messages() == []
-    assert lock(provider) is not None
+    assert letter.id in capsys.readouterr().out
+    settings = ["--set", f"connection_string={connection_string}"]
+    settings += ["--set", f"task_hub={provider.task_hub}"]
+    listed = CliRunner().invoke(
+        ostinato_cli, ["--provider", "azure", *settings, "dead-letters", "list", "--json"]
+    )
+    assert listed.exit_code == 0, listed.output
+    assert [d["id"] for d in json.loads(listed.output)["dead_letters"]] == [letter.id]
+    assert provider.retry_dead_letter(letter.id)  # back on its queue, as it was
+    assert provider.list_dead_letters() == []
+    provider.abandon_orchestration_work_item(item)
+    again = lock(provider)
+    assert again is not None and [type(m.event) for m in again.messages] == [EventRaised]
+    [back] = provider.list_dead_letters()  # undecodable still: a dead letter again
+    assert provider.delete_dead_letter(back.id)
+    assert not provider.delete_dead_letter(back.id)
+    assert provider.list_dead_letters() == [] and provider.get_dead_letter(back.id) is None
 
 
-def test_poisoned_activity_fails_its_task_instead_of_hanging(make_provider: ProviderMaker) -> None:
-    """A task whose worker keeps dying is parked, and its orchestration gets a TaskFailed."""
-    provider = make_provider(max_dequeue_count=1)
+def test_delivery_count_survives_the_death_of_the_receiving_process(
+    make_provider: ProviderMaker,
+) -> None:
+    """A task a dead process held is counted once more by the next process (the queue's own
+    count), and an abandon gives its delivery back (carried in the message itself)."""
+    hub = new_hub_name()
+    dying = make_provider(task_hub=hub)
+    other = make_provider(task_hub=hub)
+    started(dying, "i1")
+    dying._send_activity(ot.provider.ActivityTask("i1", "e1", 1, "crashes"))
+    first = dying.lock_next_activity_work_item("w", timedelta(seconds=1))
+    assert first is not None and first.dequeue_count == 1
+    time.sleep(3.2)  # the process "died": the queue shows the task again (1.5 x lock + 1 s)
+    second = other.lock_next_activity_work_item("w", LOCK)
+    assert second is not None and second.dequeue_count == 2
+    other.abandon_activity_work_item(second)
+    third = dying.lock_next_activity_work_item("w", LOCK)
+    assert third is not None and third.dequeue_count == 2, "an abandon must not count"
+    dying.abandon_activity_work_item(third)
+
+
+def test_activity_tasks_of_a_purged_instance_stay_dropped_after_the_id_is_created_again(
+    make_provider: ProviderMaker,
+) -> None:
+    """Tasks of the purged execution, and tasks queued before the purge, are never handed
+    out, also once the same id runs again (its first step rewrites the history sentinel)."""
+    provider = make_provider(partition_leases=False)
     started(provider, "i1")
-    task = ot.provider.ActivityTask("i1", "e1", 1, "crashes")
-    provider._send_activity(task)
-    first = provider.lock_next_activity_work_item("w", timedelta(seconds=1))
-    assert first is not None
-    time.sleep(3.2)  # the worker "died": the queue shows the task again (1.5 x lock + 1 s)
-    assert provider.lock_next_activity_work_item("w", LOCK) is None  # second delivery: poison
-    item = lock(provider)
-    assert item is not None
-    event = item.messages[0].event
-    assert isinstance(event, ot.history.TaskFailed)
-    assert event.failure.error_type == "PoisonMessageError"
+    provider._send_activity(ot.provider.ActivityTask("i1", "e1", 1, "of the purged run"))
+    provider._send_activity(ot.provider.ActivityTask("i1", "e0", 2, "of an older run"))
+    time.sleep(1.2)  # queue insertion times are whole seconds
+    assert provider.purge_instance("i1", set(ot.OrchestrationStatus))
+    started(provider, "i1", execution="e2")
+    provider._send_activity(ot.provider.ActivityTask("i1", "e2", 3, "of the new run"))
+    item = provider.lock_next_activity_work_item("w", LOCK)
+    assert item is not None and item.task.task_id == 3
+    assert provider.lock_next_activity_work_item("w", LOCK) is None
+    assert provider.backlog()["activities"] == 1  # the dead ones were deleted
 
 
 def test_partitions_are_shared_and_taken_over_after_a_worker_dies(

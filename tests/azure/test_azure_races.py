@@ -129,8 +129,8 @@ def test_a_history_read_never_returns_part_of_a_history(make_provider: ProviderM
     provider = make_provider()
     started(provider, "i1")
     assert len(provider.get_history("i1")) == 1
-    rows = provider._history.query_entities("PartitionKey eq 'i1' and RowKey ne ''")
+    rows = provider._instances.query_entities("PartitionKey eq 'i1' and RowKey ne ''")
     for row in list(rows):
-        provider._history.delete_entity("i1", row["RowKey"])
+        provider._instances.delete_entity("i1", row["RowKey"])
     with pytest.raises(ProviderError, match="kept changing"):
         provider.get_history("i1")

@@ -41,7 +41,10 @@ ROWS = "core/src/ostinato/relational/rows.py"
 DIALECT = "core/src/ostinato/relational/dialect.py"
 SQLITE = "core/src/ostinato/sqlite/provider.py"
 POSTGRES = "providers/postgres/src/ostinato_postgres/provider.py"
-AZURE = "providers/azure/src/ostinato_azure/provider.py"
+AZURE_CHECKPOINT = "providers/azure/src/ostinato_azure/_checkpoint.py"
+AZURE_CLIENT = "providers/azure/src/ostinato_azure/_client.py"
+AZURE_INBOX = "providers/azure/src/ostinato_azure/_inbox.py"
+AZURE_RECORDS = "providers/azure/src/ostinato_azure/_records.py"
 FILE = "examples/custom_provider/file_provider.py"
 
 MUTANTS: list[Mutant] = [
@@ -439,7 +442,7 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "A01",
         "azure",
-        AZURE,
+        AZURE_INBOX,
         "                    if (r.message.visible_at is not None and r.message.visible_at > now)\n"
         "                    or (r.not_before is not None and r.not_before > now)",
         "                    if (r.not_before is not None and r.not_before > now)",
@@ -449,7 +452,7 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "A02",
         "azure",
-        AZURE,
+        AZURE_CLIENT,
         "            self._take_locks_away(instance_id)\n            self._forget_alive(instance_id)\n"
         "            self._delete_history(instance_id)\n            self._write_tombstone(",
         "            self._forget_alive(instance_id)\n"
@@ -459,7 +462,7 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "A03",
         "azure",
-        AZURE,
+        AZURE_RECORDS,
         '            "HistorySize": record.history_size,\n',
         "",
         "A field left out of the row written (history_size then reads back as 0).",
@@ -467,7 +470,7 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "A04",
         "azure",
-        AZURE,
+        AZURE_RECORDS,
         '            parent_instance_id=entity.get("ParentInstanceId"),',
         "            parent_instance_id=None,",
         "A field not read back from the row.",
@@ -475,7 +478,7 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "A05",
         "azure",
-        AZURE,
+        AZURE_INBOX,
         "                if lock is not None and lock.expires > now:\n"
         "                    continue  # in a work item",
         "                if lock is not None and lock.expires < now:\n"
@@ -485,7 +488,7 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "A06",
         "azure",
-        AZURE,
+        AZURE_CHECKPOINT,
         '                    sentinel["HistorySize"] = base + len(rows)',
         '                    sentinel["HistorySize"] = len(rows)',
         "Off by the base: the sentinel counts this step's rows only, so earlier events drop "
@@ -494,7 +497,7 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "A07",
         "azure",
-        AZURE,
+        AZURE_INBOX,
         "        seconds = 0 if not delay else math.ceil(delay.total_seconds())\n"
         "        kept: list[_Received] = []",
         "        seconds = 0 if not delay else math.floor(delay.total_seconds())\n"

@@ -194,3 +194,17 @@ def test_stress_option_selects_the_stress_profile() -> None:
     stress = PROFILES["stress"]
     assert stress.stress and stress.machine_examples > PROFILES["thorough"].machine_examples
     select_profile("quick")
+
+
+def test_fault_injecting_provider_passes_on_every_method_its_inner_provider_implements() -> None:
+    """A contract default left in place would hide the inner provider's behaviour (its dead
+    letters, leases, backlog, ...) from the core under test."""
+    contract = [
+        name
+        for name, member in vars(StorageProvider).items()
+        if callable(member) and not name.startswith("_")
+    ]
+    implemented = [name for name in contract if name in vars(ot.InMemoryProvider)]
+    assert implemented, "the in-memory provider implements the contract"
+    missing = [name for name in implemented if name not in vars(FaultInjectingProvider)]
+    assert missing == []

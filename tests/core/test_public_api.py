@@ -82,6 +82,7 @@ PUBLIC: dict[str, list[str]] = {
         "ProviderCapabilities",
         "ReuseIdPolicy",
         "StorageProvider",
+        "Work",
         "decode_failure",
         "encode_failure",
         "new_lock_token",

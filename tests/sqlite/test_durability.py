@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ostinato.history import ExecutionStarted, OrchestratorStarted, TaskCompleted
-from ostinato.provider import ActivityTask, OrchestrationCheckpoint, OrchestrationMessage
+from ostinato.provider import ActivityTask, OrchestrationCheckpoint, OrchestrationMessage, Work
 from ostinato.sqlite import SqliteProvider
 
 from .helpers import LONG, create
@@ -68,7 +68,7 @@ def test_waiters_are_woken_when_a_commit_is_visible_and_the_call_returns_once_it
         seen: list[tuple[int, list[str]]] = []
         reader = SqliteProvider(db_path)
 
-        def woken() -> None:
+        def woken(work: Work) -> None:
             # What a woken waiter finds: the message is visible, its sync still to come.
             item = reader.lock_next_orchestration_work_item("w", LONG)
             messages = [] if item is None else [m.message_id for m in item.messages]

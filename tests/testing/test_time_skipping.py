@@ -202,3 +202,41 @@ def test_call_http_polls_an_hour_apart_complete_at_once() -> None:
         server.shutdown()
     assert state.output == [200, (START + timedelta(hours=2)).isoformat()]
     assert elapsed < 5, f"took {elapsed:.2f}s"
+
+
+def test_the_skipping_wrapper_passes_dead_letters_through_to_its_provider() -> None:
+    from ostinato.history import ExecutionStarted, TaskCompleted
+    from ostinato.provider import (
+        ActivityTask,
+        InstanceRecord,
+        OrchestrationCheckpoint,
+        OrchestrationMessage,
+        ReuseIdPolicy,
+    )
+    from ostinato.status import OrchestrationStatus
+    from ostinato.testing.clock import VirtualClock
+    from ostinato.testing.skipping import SkippingProvider
+
+    inner = ot.InMemoryProvider()
+    clock = VirtualClock()
+    wrapper = SkippingProvider(inner, clock)
+    now = clock.now()
+    record = InstanceRecord("i", "orch", "e", OrchestrationStatus.PENDING, now, now)
+    start = OrchestrationMessage("i", ExecutionStarted(name="orch", execution_id="e"), "e")
+    wrapper.create_instance(record, start, ReuseIdPolicy.REPLACE_TERMINAL)
+    item = wrapper.lock_next_orchestration_work_item("w", timedelta(minutes=1))
+    assert item is not None
+    task = ActivityTask("i", "e", 0, "act")
+    wrapper.complete_orchestration_work_item(
+        item, OrchestrationCheckpoint(instance=None, activity_tasks=[task])
+    )
+    activity = wrapper.lock_next_activity_work_item("w", timedelta(minutes=1))
+    assert activity is not None
+    result = OrchestrationMessage("i", TaskCompleted(task_scheduled_id=0), "e")
+    letter = wrapper.dead_letter_activity_task(activity, "unreadable", result)
+    assert letter is not None and letter.kind is ot.DeadLetterKind.ACTIVITY_TASK
+    assert wrapper.list_dead_letters() == inner.list_dead_letters() == [letter]
+    assert wrapper.get_dead_letter(letter.id) == letter
+    assert wrapper.retry_dead_letter(letter.id)
+    assert wrapper.lock_next_activity_work_item("w", timedelta(minutes=1)) is not None
+    assert wrapper.list_dead_letters() == []

@@ -34,6 +34,7 @@ from ostinato.history import (
 )
 from ostinato.ids import validate_instance_id
 from ostinato.provider import (
+    ActivityTask,
     InstanceQuery,
     InstanceRecord,
     OrchestrationCheckpoint,
@@ -74,9 +75,11 @@ from ostinato_conformance.support import (
 )
 from ostinato_conformance.workers import (
     activity_runs,
+    continue_then_wait,
     echo,
     hello_cities,
     parent_after_activity,
+    parent_of_continuing_child,
     parent_of_waiting_child,
     running_worker,
     sleep_then_report,
@@ -347,6 +350,44 @@ class ProviderContractTests(ConformanceTestBase):
         consume(provider, item)
         with pytest.raises(WorkItemLockLost):
             provider.dead_letter_history(item, "after the lock was released")
+
+    def test_dead_letters_keep_a_moved_activity_task_until_its_instance_is_purged(
+        self, provider: StorageProvider
+    ) -> None:
+        """``dead_letter_activity_task`` moves a locked task aside and enqueues the result in
+        one step; ``retry_dead_letter`` puts the task back; purging the instance deletes its
+        dead letters."""
+        record = self._running_with_activities(provider, 1)
+        item = lock_activity(provider)
+        assert item is not None
+        result = OrchestrationMessage(
+            instance_id=record.instance_id,
+            execution_id=record.execution_id,
+            event=TaskCompleted(task_scheduled_id=0, result='"moved"'),
+        )
+        letter = provider.dead_letter_activity_task(item, "the conformance suite's reason", result)
+        if letter is None:
+            assert provider.list_dead_letters() == []
+            pytest.skip("the provider keeps no dead letters (it never holds undecodable records)")
+        assert (letter.kind, letter.instance_id) == (ot.DeadLetterKind.ACTIVITY_TASK, "act")
+        assert ActivityTask.from_json(letter.body) == item.task
+        assert lock_activity(provider, timeout=0) is None, "the moved task is still queued"
+        delivered = lock_orchestration(provider)
+        assert delivered is not None
+        assert [m.event for m in delivered.messages] == [result.event], "the result is lost"
+        consume(provider, delivered)
+        with pytest.raises(WorkItemLockLost):
+            provider.dead_letter_activity_task(item, "after its lock was released", result)
+        assert provider.retry_dead_letter(letter.id)
+        back = lock_activity(provider)
+        assert back is not None and back.task == item.task, "retry did not restore the task"
+        again = provider.dead_letter_activity_task(back, "again", result)
+        assert again is not None and provider.list_dead_letters("act") == [again]
+        delivered = lock_orchestration(provider)
+        assert delivered is not None
+        consume(provider, delivered, runtime_status=OrchestrationStatus.FAILED)
+        assert provider.purge_instance("act", [OrchestrationStatus.FAILED])
+        assert provider.list_dead_letters() == [], "purge left the instance's dead letters"
 
     @requires("lock_expiry")
     def test_orchestration_delivery_count_restarts_after_a_completion(
@@ -644,6 +685,114 @@ class ProviderContractTests(ConformanceTestBase):
         assert state.output == ["v", "v"]
         kinds = Counter(type(e).__name__ for e in provider.get_history(f"{iid}-child"))
         assert kinds["ExecutionStarted"] == 1, "the child ran twice"
+
+    def test_retried_continue_as_new_step_starts_the_same_next_execution(
+        self, provider: StorageProvider
+    ) -> None:
+        """A continue-as-new step fails after its sends; its retry must send the very same
+        next start (one execution id), so a non-transactional store never runs two."""
+        faulty = FaultInjectingProvider(provider, FaultPlan())
+        started: list[str] = []
+
+        def continues(checkpoint: OrchestrationCheckpoint) -> bool:
+            ids = _next_starts(checkpoint)
+            started.extend(ids)
+            return bool(ids)
+
+        faulty.send_then_raise_once(continues)
+        # After it fired, watch the retried step's completions too.
+        original = faulty.complete_orchestration_work_item
+
+        def complete(item: OrchestrationWorkItem, checkpoint: OrchestrationCheckpoint) -> None:
+            if started:
+                started.extend(_next_starts(checkpoint))
+            original(item, checkpoint)
+
+        faulty.complete_orchestration_work_item = complete  # type: ignore[method-assign]
+        client = ot.Client(faulty)
+        with running_worker(faulty):
+            iid = client.schedule_new_orchestration(continue_then_wait)
+            client.raise_orchestration_event(iid, "next")
+            self._wait_for_running_execution(client, iid, lambda e: e in started)
+            client.raise_orchestration_event(iid, "go", data="went")
+            state = client.wait_for_orchestration_completion(iid, timeout=COMPLETION_TIMEOUT)
+        assert [e.method for e in faulty.injected] == ["complete_orchestration_work_item"]
+        assert len(started) >= 2, "the failed continue-as-new step was not retried"
+        assert len(set(started)) == 1, f"the retry started another execution: {started}"
+        assert state.runtime_status is OrchestrationStatus.COMPLETED, state.failure_details
+        assert state.output == "went"
+        record = provider.get_instance(iid)
+        assert record is not None and record.execution_id == started[0]
+
+    def test_duplicate_start_of_a_child_that_continued_as_new_is_a_duplicate(
+        self, provider: StorageProvider
+    ) -> None:
+        """A retried parent step's start reaches its child after the child continued as new:
+        the child's chain keeps running and answers the parent (no 'already exists')."""
+        client = ot.Client(provider)
+        with running_worker(provider):
+            iid = client.schedule_new_orchestration(parent_of_continuing_child)
+            child = f"{iid}-child"
+            first = self._first_start_of(client, child)
+            assert first.parent is not None and first.parent.instance_id == iid
+            client.raise_orchestration_event(child, "next")
+            self._wait_for_running_execution(client, child, lambda e: e != first.execution_id)
+            provider.send_message(OrchestrationMessage(instance_id=child, event=first))
+            # An event sent after the duplicate, seen in the history: the duplicate was handled
+            # by then (not in the step that completes the child, whose answer would mask it).
+            client.raise_orchestration_event(child, "noise")
+            self._wait_for_event_in_history(client, child, "noise")
+            client.raise_orchestration_event(child, "go", data="went")
+            state = client.wait_for_orchestration_completion(iid, timeout=COMPLETION_TIMEOUT)
+            assert state.runtime_status is OrchestrationStatus.COMPLETED, state.failure_details
+            assert state.output == "went"
+            done = client.wait_for_orchestration_completion(child, timeout=COMPLETION_TIMEOUT)
+        assert done.runtime_status is OrchestrationStatus.COMPLETED
+        starts = [e for e in provider.get_history(child) if isinstance(e, ExecutionStarted)]
+        assert len(starts) == 1 and starts[0].execution_id != first.execution_id
+
+    def _first_start_of(self, client: ot.Client, instance_id: str) -> ExecutionStarted:
+        """The ``ExecutionStarted`` of the instance's first execution, once it runs."""
+        deadline = time.monotonic() + COMPLETION_TIMEOUT
+        while time.monotonic() < deadline:
+            state = client.get_orchestration_state(instance_id)
+            if state is not None and state.runtime_status is OrchestrationStatus.RUNNING:
+                for event in client.get_orchestration_history(instance_id):
+                    if isinstance(event, ExecutionStarted):
+                        return event
+            time.sleep(0.02)
+        raise AssertionError(f"{instance_id!r} did not start")
+
+    def _wait_for_event_in_history(self, client: ot.Client, instance_id: str, name: str) -> None:
+        deadline = time.monotonic() + COMPLETION_TIMEOUT
+        while time.monotonic() < deadline:
+            if any(
+                isinstance(e, EventRaised) and e.name == name
+                for e in client.get_orchestration_history(instance_id)
+            ):
+                return
+            time.sleep(0.02)
+        raise AssertionError(f"{instance_id!r} did not record the event {name!r}")
+
+    def _wait_for_running_execution(
+        self, client: ot.Client, instance_id: str, accept: Callable[[str | None], bool]
+    ) -> None:
+        """Until the instance runs (its history started) an execution whose id ``accept``s."""
+        deadline = time.monotonic() + COMPLETION_TIMEOUT
+        while time.monotonic() < deadline:
+            state = client.get_orchestration_state(instance_id)
+            if (
+                state is not None
+                and state.runtime_status is OrchestrationStatus.RUNNING
+                and accept(state.execution_id)
+                and any(
+                    isinstance(e, ExecutionStarted)
+                    for e in client.get_orchestration_history(instance_id)
+                )
+            ):
+                return
+            time.sleep(0.02)
+        raise AssertionError(f"{instance_id!r} did not continue as new")
 
     def _wait_for_child_started_by(self, client: ot.Client, parent: str, child: str) -> None:
         """Until the child runs and the parent's retried step has recorded starting it."""
@@ -1416,6 +1565,16 @@ class ProviderContractTests(ConformanceTestBase):
         for iid in ids:
             kinds = Counter(type(e).__name__ for e in provider.get_history(iid))
             assert kinds["TaskCompleted"] == 3 and kinds["ExecutionCompleted"] == 1
+
+
+def _next_starts(checkpoint: OrchestrationCheckpoint) -> list[str]:
+    """The execution ids a continue-as-new checkpoint starts (``[]`` for other checkpoints)."""
+    record = checkpoint.instance
+    if record is None or record.runtime_status is not OrchestrationStatus.CONTINUED_AS_NEW:
+        return []
+    return [
+        m.event.execution_id for m in checkpoint.messages if isinstance(m.event, ExecutionStarted)
+    ]
 
 
 def _starts_a_sub_orchestration(checkpoint: OrchestrationCheckpoint) -> bool:

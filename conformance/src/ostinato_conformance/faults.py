@@ -31,9 +31,9 @@ from __future__ import annotations
 import enum
 import threading
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from ostinato.errors import ProviderError
@@ -41,8 +41,10 @@ from ostinato.history import HistoryEvent
 from ostinato.provider import (
     ActivityWorkItem,
     ChangeSignal,
+    DeadLetter,
     InstanceQuery,
     InstanceRecord,
+    InstanceSnapshot,
     OrchestrationCheckpoint,
     OrchestrationMessage,
     OrchestrationWorkItem,
@@ -356,6 +358,51 @@ class FaultInjectingProvider(StorageProvider):
             lambda: self.inner.renew_activity_work_item_lock(item, lock_timeout),
             token=item.lock_token,
         )
+
+    # -- dead letters: passed through, never faulted or counted ----------------------------
+    def dead_letter_history(self, item: OrchestrationWorkItem, reason: str) -> DeadLetter | None:
+        return self.inner.dead_letter_history(item, reason)
+
+    def dead_letter_activity_task(
+        self, item: ActivityWorkItem, reason: str, result: OrchestrationMessage
+    ) -> DeadLetter | None:
+        return self.inner.dead_letter_activity_task(item, reason, result)
+
+    def list_dead_letters(
+        self, instance_id: str | None = None, limit: int = 100
+    ) -> list[DeadLetter]:
+        return self.inner.list_dead_letters(instance_id, limit)
+
+    def get_dead_letter(self, dead_letter_id: str) -> DeadLetter | None:
+        return self.inner.get_dead_letter(dead_letter_id)
+
+    def retry_dead_letter(self, dead_letter_id: str) -> bool:
+        return self.inner.retry_dead_letter(dead_letter_id)
+
+    def delete_dead_letter(self, dead_letter_id: str) -> bool:
+        return self.inner.delete_dead_letter(dead_letter_id)
+
+    def purge_dead_letters(self, created_before: datetime, limit: int = 100) -> int:
+        return self.inner.purge_dead_letters(created_before, limit)
+
+    # -- state transfer, backlog and leases: passed through -------------------------------
+    def export_state(self) -> Iterator[InstanceSnapshot]:
+        return self.inner.export_state()
+
+    def import_snapshot(self, snapshot: InstanceSnapshot) -> None:
+        self.inner.import_snapshot(snapshot)
+
+    def active_workers(self) -> list[str] | None:
+        return self.inner.active_workers()
+
+    def backlog(self) -> dict[str, int] | None:
+        return self.inner.backlog()
+
+    def acquire_lease(self, name: str, owner: str, duration: timedelta) -> bool:
+        return self.inner.acquire_lease(name, owner, duration)
+
+    def release_lease(self, name: str, owner: str) -> None:
+        self.inner.release_lease(name, owner)
 
     def __repr__(self) -> str:
         return f"FaultInjectingProvider({self.inner!r}, {self.plan!r})"

@@ -55,6 +55,23 @@ def wait_for_go(ctx: ot.OrchestrationContext, _: Any) -> Any:
 
 
 @contract_app.orchestrator
+def continue_then_wait(ctx: ot.OrchestrationContext, iteration: Any) -> Any:
+    """Waits for ``next``, continues as new once, then waits for ``go`` and returns its data."""
+    if not iteration:
+        yield ctx.wait_for_external_event("next")
+        ctx.continue_as_new(1)
+        return None
+    return (yield ctx.wait_for_external_event("go"))
+
+
+@contract_app.orchestrator
+def parent_of_continuing_child(ctx: ot.OrchestrationContext, _: Any) -> Any:
+    """Starts ``continue_then_wait`` as ``<id>-child`` and returns its result."""
+    child = f"{ctx.instance_id}-child"
+    return (yield ctx.call_sub_orchestrator(continue_then_wait, instance_id=child))
+
+
+@contract_app.orchestrator
 def sleep_then_report(ctx: ot.OrchestrationContext, milliseconds: int) -> Any:
     """Sleeps on a durable timer; returns the due time and the time it woke (ISO text)."""
     due = ctx.current_utc_datetime + timedelta(milliseconds=milliseconds)

@@ -192,7 +192,7 @@ class Client:
 
         With an existing ``instance_id`` the ``reuse_id_policy`` decides (default: replace a
         finished instance, raise ``InstanceAlreadyExistsError`` for an active one); the check
-        and the create are one atomic step in the provider. ``version`` is the orchestration
+        and the create are one atomic write in the provider. ``version`` is the orchestration
         version the instance runs as (``ctx.version``; see ``ot.VersioningOptions``); ``tags``
         are string labels the orchestration reads as ``ctx.tags``.
         """

@@ -4,9 +4,12 @@ An orchestration's history is an append-only list of these events. Providers sto
 as the opaque text of :func:`dumps` and give it back through :func:`loads` (or a run of
 consecutive events as the text of :func:`dumps_many`, read with :func:`loads_many`); they never
 look inside. The serialized form is a JSON object ``{"v": 1, "type": "TaskScheduled", ...}``; ``v``
-is :data:`FORMAT_VERSION` and readers accept every version up to theirs. Fields added later
-are optional (absent in older histories: their default), and readers ignore fields they do
-not know.
+is the format version that introduced the event's type (``HistoryEvent.format_version``: 1,
+or 2 for ``ExecutionRewound``), at most :data:`FORMAT_VERSION`. Readers accept every version up
+to theirs and refuse a newer one with an error naming the event and asking for an upgrade, so
+an older ostinato reading a history that a newer one wrote fails clearly, and still reads
+every event it knows. Fields added later are optional (absent in older histories: their
+default), and readers ignore fields they do not know.
 
 Scheduling events (``TaskScheduled``, ``TimerCreated``, ``SubOrchestrationInstanceCreated``,
 ``EventSent``) carry the deterministic ``task_id`` that the orchestrator's n-th action gets;
@@ -26,7 +29,9 @@ from ostinato.clock import utcnow
 from ostinato.errors import FailureDetails, SerializationError
 from ostinato.status import OrchestrationStatus
 
-FORMAT_VERSION = 1
+#: The newest history format version this ostinato reads and writes (version 2 added
+#: ``ExecutionRewound``).
+FORMAT_VERSION = 2
 
 
 class EventType(enum.Enum):
@@ -77,6 +82,8 @@ class HistoryEvent:
     """Base of every history event."""
 
     event_type: ClassVar[EventType]
+    #: The history format version that introduced this event type (written as ``v``).
+    format_version: ClassVar[int] = 1
     timestamp: datetime = field(default_factory=utcnow)
 
 
@@ -203,6 +210,7 @@ class ExecutionRewound(HistoryEvent):
     """A FAILED execution was rewound: it runs again from its last step that did not fail."""
 
     event_type: ClassVar[EventType] = EventType.EXECUTION_REWOUND
+    format_version: ClassVar[int] = 2
     reason: str | None = None
 
 
@@ -422,7 +430,7 @@ def _decode(name: str, value: Any) -> Any:
 
 def to_dict(event: HistoryEvent) -> dict[str, Any]:
     """The event as plain JSON data (with ``v`` and ``type``)."""
-    data: dict[str, Any] = {"v": FORMAT_VERSION, "type": event.event_type.value}
+    data: dict[str, Any] = {"v": event.format_version, "type": event.event_type.value}
     for name, encode in _CODECS[type(event)]:
         value = getattr(event, name)
         if value is not None:
@@ -433,15 +441,21 @@ def to_dict(event: HistoryEvent) -> dict[str, Any]:
 def from_dict(data: dict[str, Any]) -> HistoryEvent:
     """Rebuild an event from :func:`to_dict` data."""
     version = data.get("v", 1)
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    kind = data.get("type")
+    if not isinstance(version, int) or version < 1:
+        raise SerializationError(f"History event {kind!r} has no valid format version: {version!r}")
+    if version > FORMAT_VERSION:
         raise SerializationError(
-            f"History event format version {version!r} is newer than this ostinato "
-            f"understands ({FORMAT_VERSION}); upgrade ostinato"
+            f"History event {kind!r} has format version {version}, newer than this ostinato "
+            f"reads (up to {FORMAT_VERSION}): it was written by a newer ostinato; upgrade "
+            f"ostinato to read this history"
         )
     try:
-        cls = EVENT_CLASSES[data["type"]]
-    except KeyError:
-        raise SerializationError(f"Unknown history event type {data.get('type')!r}") from None
+        cls = EVENT_CLASSES[kind]  # type: ignore[index]
+    except (KeyError, TypeError):
+        raise SerializationError(
+            f"Unknown history event type {kind!r} (format version {version}): the record is corrupt"
+        ) from None
     kwargs = {name: _decode(name, data[name]) for name in _FIELDS[cls] if name in data}
     return cls(**kwargs)
 

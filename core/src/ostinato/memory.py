@@ -33,6 +33,7 @@ from ostinato.provider import (
     ProviderCapabilities,
     ReuseIdPolicy,
     StorageProvider,
+    Work,
     new_lock_token,
 )
 from ostinato.status import OrchestrationStatus
@@ -125,10 +126,12 @@ class InMemoryProvider(StorageProvider):
             if letter.kind is DeadLetterKind.HISTORY:
                 texts = json.loads(letter.body)
                 self._history[letter.instance_id] = [history.loads(t) for t in texts]
+            elif letter.kind is DeadLetterKind.ACTIVITY_TASK:
+                self._add_activity(ActivityTask.from_json(letter.body))
             else:
                 self._enqueue(OrchestrationMessage.from_json(letter.body))
             del self._dead_letters[dead_letter_id]
-        self.changes.notify()
+        self.changes.notify(work=Work.ORCHESTRATIONS | Work.ACTIVITIES)
         return True
 
     def delete_dead_letter(self, dead_letter_id: str) -> bool:
@@ -155,12 +158,12 @@ class InMemoryProvider(StorageProvider):
                     inbox.dequeue_count = 0
             self._instances[record.instance_id] = record
             self._enqueue(start)
-        self.changes.notify()
+        self.changes.notify(work=Work.of_messages([start]))
 
     def send_message(self, message: OrchestrationMessage) -> None:
         with self._mutex:
             self._enqueue(message)
-        self.changes.notify()
+        self.changes.notify(work=Work.of_messages([message]))
 
     def get_instance(self, instance_id: str) -> InstanceRecord | None:
         with self._mutex:
@@ -199,6 +202,10 @@ class InMemoryProvider(StorageProvider):
             ]:
                 del self._activities[seq]
                 self._ready_activities.pop(seq, None)
+            for letter_id in [
+                k for k, d in self._dead_letters.items() if d.instance_id == instance_id
+            ]:
+                del self._dead_letters[letter_id]
             return True
 
     # -- orchestration work items ---------------------------------------------------------
@@ -296,7 +303,7 @@ class InMemoryProvider(StorageProvider):
                 self._enqueue(message)
             inbox.dequeue_count = 0  # delivered and completed: the next delivery is a first
             self._release(item.instance_id, inbox)
-        self.changes.notify()
+        self.changes.notify(work=Work.of_checkpoints([checkpoint]))
 
     def abandon_orchestration_work_item(
         self, item: OrchestrationWorkItem, delay: timedelta | None = None
@@ -311,7 +318,7 @@ class InMemoryProvider(StorageProvider):
                 )
             else:
                 self._release(item.instance_id, inbox)
-        self.changes.notify()
+        self.changes.notify(work=Work.TIMERS if delay else Work.ORCHESTRATIONS)
 
     def renew_orchestration_work_item_lock(
         self, item: OrchestrationWorkItem, lock_timeout: timedelta
@@ -388,7 +395,26 @@ class InMemoryProvider(StorageProvider):
             self._held_activity(item)
             del self._activities[item.provider_data]
             self._enqueue(result)
-        self.changes.notify()
+        self.changes.notify(work=Work.of_messages([result]))
+
+    def dead_letter_activity_task(
+        self, item: ActivityWorkItem, reason: str, result: OrchestrationMessage
+    ) -> DeadLetter | None:
+        with self._mutex:
+            self._held_activity(item)
+            del self._activities[item.provider_data]
+            letter = DeadLetter(
+                str(next(self._seq)),
+                DeadLetterKind.ACTIVITY_TASK,
+                item.task.instance_id,
+                item.task.to_json(),
+                reason,
+                self.now(),
+            )
+            self._dead_letters[letter.id] = letter
+            self._enqueue(result)
+        self.changes.notify(work=Work.of_messages([result]))
+        return letter
 
     def abandon_activity_work_item(
         self, item: ActivityWorkItem, delay: timedelta | None = None
@@ -406,7 +432,7 @@ class InMemoryProvider(StorageProvider):
             else:
                 activity.visible_at = None
                 self._ready_activities[item.provider_data] = None
-        self.changes.notify()
+        self.changes.notify(work=Work.ACTIVITIES)
 
     def renew_activity_work_item_lock(
         self, item: ActivityWorkItem, lock_timeout: timedelta

@@ -21,9 +21,10 @@ Guarantees every provider gives (the conformance suite checks each one):
   :class:`~ostinato.errors.WorkItemLockLost` and changes nothing.
 * **Timers never fire early.** A message with ``visible_at`` is not handed out before then.
 * **Atomic create.** ``create_instance`` checks the reuse-id policy and writes the instance in
-  one atomic step: N concurrent creates of one id produce one instance and N-1
+  one atomic write: N concurrent creates of one id produce one instance and N-1
   :class:`~ostinato.errors.InstanceAlreadyExistsError`.
-* **Purge removes everything** of an instance: record, history, inbox and activity tasks.
+* **Purge removes everything** of an instance: record, history, inbox, activity tasks and
+  dead letters.
 * Payloads of any size up to ``ProviderCapabilities.max_payload_bytes`` round-trip unchanged.
 * **Delivery counts.** Every work item carries ``dequeue_count``: how many times it has been
   handed out, this time included, without being completed. It is per item (an activity task;
@@ -35,9 +36,10 @@ Guarantees every provider gives (the conformance suite checks each one):
   stored, into the provider's dead-letter store, never dropped nor handed out again: an inbox
   message found undecodable while locking is named in the work item
   (``OrchestrationWorkItem.dead_letters``, not in ``messages``) and moved by the same atomic
-  step that completes the item (so a crash in between loses nothing); an instance's history
-  when the core asks (:meth:`StorageProvider.dead_letter_history`). Dead letters are listed,
-  shown, put back (``retry``) and deleted through the provider.
+  write that completes the item (so a crash in between loses nothing); an instance's history
+  and an activity task when the core asks (:meth:`StorageProvider.dead_letter_history`,
+  :meth:`StorageProvider.dead_letter_activity_task`). Dead letters are listed, shown, put back
+  (``retry``) and deleted through the provider; purging an instance deletes its dead letters.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ import enum
 import json
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -201,6 +203,8 @@ class DeadLetterKind(enum.Enum):
     MESSAGE = "message"
     #: An instance's whole current history (its stored rows as a JSON array of their texts).
     HISTORY = "history"
+    #: One activity task (:meth:`ActivityTask.to_json`), whose input could not be decoded.
+    ACTIVITY_TASK = "activity_task"
 
 
 @dataclass(frozen=True)
@@ -355,27 +359,63 @@ class ProviderCapabilities:
     lock_expiry: bool = True
 
 
+class Work(enum.Flag):
+    """The kinds of work a write may make claimable, named in :meth:`ChangeSignal.notify` so
+    a worker wakes only the loops that take that kind."""
+
+    NONE = 0
+    #: An inbox message visible now: an instance to lock as an orchestration work item.
+    ORCHESTRATIONS = enum.auto()
+    #: An activity task to lock as an activity work item.
+    ACTIVITIES = enum.auto()
+    #: An inbox message visible later (``visible_at``): a timer, a scheduled start, a delay.
+    TIMERS = enum.auto()
+    #: Any kind: what a write whose effects the provider does not know may make.
+    ALL = ORCHESTRATIONS | ACTIVITIES | TIMERS
+
+    @classmethod
+    def of_messages(cls, messages: Iterable[OrchestrationMessage]) -> Work:
+        """The work that enqueuing ``messages`` makes."""
+        work = cls.NONE
+        for message in messages:
+            work |= cls.ORCHESTRATIONS if message.visible_at is None else cls.TIMERS
+        return work
+
+    @classmethod
+    def of_checkpoints(cls, checkpoints: Iterable[OrchestrationCheckpoint]) -> Work:
+        """The work that committing ``checkpoints`` makes (their messages and activities)."""
+        work = cls.NONE
+        for checkpoint in checkpoints:
+            work |= cls.of_messages(checkpoint.messages)
+            if checkpoint.activity_tasks:
+                work |= cls.ACTIVITIES
+        return work
+
+
 class ChangeSignal:
     """An in-process wake-up: providers ``notify()`` after each write that others may await.
 
     Workers and clients in the same process wait on it instead of polling; across
-    processes they fall back to polling at the wait's timeout. A provider that knows which
-    instances' runtime status a write changed says so (``notify(status_changed=ids)``), so a
-    client waiting for one instance's status wakes only for it (:meth:`watching`).
+    processes they fall back to polling at the wait's timeout. A provider says what a write
+    did as far as it knows: which kinds of work it made claimable (``work=``, see
+    :class:`Work`), so a worker wakes only the loops that take them; and which instances'
+    runtime status it changed (``status_changed=ids``), so a client waiting for one
+    instance's status wakes only for it (:meth:`watching`).
     """
 
     def __init__(self) -> None:
         self._condition = threading.Condition()
         self._version = 0
-        self._listeners: list[Callable[[], None]] = []
+        self._listeners: list[Callable[[Work], None]] = []
         self._watchers: dict[str, list[threading.Event]] = {}
 
-    def subscribe(self, listener: Callable[[], None]) -> None:
-        """Call ``listener()`` (from the notifying thread) after every change."""
+    def subscribe(self, listener: Callable[[Work], None]) -> None:
+        """Call ``listener(work)`` (from the notifying thread) after every change, with the
+        kinds of work it made claimable."""
         with self._condition:
             self._listeners = [*self._listeners, listener]
 
-    def unsubscribe(self, listener: Callable[[], None]) -> None:
+    def unsubscribe(self, listener: Callable[[Work], None]) -> None:
         with self._condition:
             self._listeners = [fn for fn in self._listeners if fn != listener]
 
@@ -383,9 +423,13 @@ class ChangeSignal:
     def version(self) -> int:
         return self._version
 
-    def notify(self, status_changed: Collection[str] | None = None) -> None:
+    def notify(
+        self, status_changed: Collection[str] | None = None, *, work: Work = Work.ALL
+    ) -> None:
         """Signal a change. ``status_changed``: the instances whose runtime status it may have
-        changed (empty: none); ``None``, the default, when the provider does not know."""
+        changed (empty: none); ``None``, the default, when the provider does not know.
+        ``work``: the kinds of work it may have made claimable (``Work.NONE``: none); the
+        default, ``Work.ALL``, when the provider does not know (another process wrote)."""
         with self._condition:
             self._version += 1
             self._condition.notify_all()
@@ -400,7 +444,7 @@ class ChangeSignal:
         for event in woken:
             event.set()
         for listener in listeners:
-            listener()
+            listener(work)
 
     def wait(self, since: int, timeout: float) -> int:
         """Block until the version passes ``since`` or ``timeout`` seconds pass."""
@@ -440,6 +484,20 @@ class StorageProvider(ABC):
 
     capabilities: ProviderCapabilities = ProviderCapabilities()
     _change_signal: ChangeSignal | None = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Refuse a concrete provider that locks work items neither one nor a batch at a time
+        (the defaults of each pair are written in terms of the other)."""
+        super().__init_subclass__(**kwargs)
+        if any(
+            getattr(getattr(cls, name, None), "__isabstractmethod__", False) for name in dir(cls)
+        ):
+            return  # still abstract: a base for providers, not one
+        for one, many in _LOCK_PAIRS:
+            if getattr(cls, one) is getattr(StorageProvider, one) and getattr(cls, many) is getattr(
+                StorageProvider, many
+            ):
+                raise TypeError(f"{cls.__name__} must override {one} or {many}")
 
     @property
     def changes(self) -> ChangeSignal:
@@ -486,8 +544,8 @@ class StorageProvider(ABC):
         If an instance with the id exists and its status is not in
         ``policy.replaceable_statuses``, raise ``InstanceAlreadyExistsError`` and change
         nothing. Otherwise the old instance is replaced: its history and pending messages
-        are deleted in the same atomic step, and a work item still locked on it loses its
-        lock (``WorkItemLockLost``). Check and write are one atomic step.
+        are deleted in the same atomic write, and a work item still locked on it loses its
+        lock (``WorkItemLockLost``). Check and write are one atomic write.
         """
 
     def create_instances(
@@ -536,25 +594,29 @@ class StorageProvider(ABC):
     ) -> bool:
         """Delete everything of the instance if its status is in ``only_if_status``.
 
-        Record, history, inbox messages and activity tasks go together, atomically with the
-        status check. Returns whether it was deleted.
+        Record, history, inbox messages, activity tasks and dead letters go together,
+        atomically with the status check. Returns whether it was deleted.
         """
 
     # -- orchestration work items ---------------------------------------------------------
-    @abstractmethod
+    # A provider overrides one of the two lock methods of each kind, or both: the default of
+    # each is written in terms of the other (one is a batch of one; a batch is one at a time).
     def lock_next_orchestration_work_item(
         self, worker_id: str, lock_timeout: timedelta
     ) -> OrchestrationWorkItem | None:
         """Lock an instance that has visible messages and return them, or ``None``.
 
         An instance whose lock is held (and not expired) is never returned. The lock lasts
-        ``lock_timeout`` unless renewed.
+        ``lock_timeout`` unless renewed. The default locks a batch of one.
         """
+        items = self.lock_next_orchestration_work_items(worker_id, lock_timeout, 1)
+        return items[0] if items else None
 
     def lock_next_orchestration_work_items(
         self, worker_id: str, lock_timeout: timedelta, max_count: int
     ) -> list[OrchestrationWorkItem]:
-        """Lock up to ``max_count`` work items (of distinct instances) at once."""
+        """Lock up to ``max_count`` work items (of distinct instances) at once. The default
+        locks one at a time."""
         items: dict[str, OrchestrationWorkItem] = {}
         while len(items) < max_count:
             item = self.lock_next_orchestration_work_item(worker_id, lock_timeout)
@@ -612,16 +674,19 @@ class StorageProvider(ABC):
         """
 
     # -- activity work items --------------------------------------------------------------
-    @abstractmethod
     def lock_next_activity_work_item(
         self, worker_id: str, lock_timeout: timedelta
     ) -> ActivityWorkItem | None:
-        """Lock the next visible activity task, or return ``None``."""
+        """Lock the next visible activity task, or return ``None``. The default locks a batch
+        of one."""
+        items = self.lock_next_activity_work_items(worker_id, lock_timeout, 1)
+        return items[0] if items else None
 
     def lock_next_activity_work_items(
         self, worker_id: str, lock_timeout: timedelta, max_count: int
     ) -> list[ActivityWorkItem]:
-        """Lock up to ``max_count`` activity tasks (distinct tasks) at once."""
+        """Lock up to ``max_count`` activity tasks (distinct tasks) at once. The default locks
+        one at a time."""
         items: dict[str, ActivityWorkItem] = {}
         while len(items) < max_count:
             item = self.lock_next_activity_work_item(worker_id, lock_timeout)
@@ -669,7 +734,7 @@ class StorageProvider(ABC):
         """Extend the task's lock. Raises ``WorkItemLockLost`` if it is no longer held."""
 
     # -- dead letters ---------------------------------------------------------------------
-    # A provider that can hold undecodable records overrides all five; the defaults describe
+    # A provider that can hold undecodable records overrides all six; the defaults describe
     # a provider that never has any (every record it stores decodes).
     def dead_letter_history(self, item: OrchestrationWorkItem, reason: str) -> DeadLetter | None:
         """Move the locked instance's current history aside (it cannot be decoded).
@@ -679,6 +744,19 @@ class StorageProvider(ABC):
         dead letter, or ``None`` if there was nothing to move. Raises ``WorkItemLockLost``
         (changing nothing) if the lock is no longer held.
         """
+        return None
+
+    def dead_letter_activity_task(
+        self, item: ActivityWorkItem, reason: str, result: OrchestrationMessage
+    ) -> DeadLetter | None:
+        """Move the locked activity task aside (its input cannot be decoded) and enqueue
+        ``result`` for its instance, atomically, as :meth:`complete_activity_work_item` does.
+
+        Returns the dead letter. Raises ``WorkItemLockLost`` (changing nothing) if the lock
+        is no longer held. The default, for a provider without a dead-letter store, completes
+        the item with ``result`` (the task is not kept) and returns ``None``.
+        """
+        self.complete_activity_work_item(item, result)
         return None
 
     def list_dead_letters(
@@ -695,13 +773,25 @@ class StorageProvider(ABC):
         """Put a dead letter back where it came from, as it was, and delete it, atomically.
 
         A message goes back into its instance's inbox; a history replaces the instance's
-        current history. Returns whether it existed.
+        current history; an activity task goes back into the activity queue. Returns whether
+        it existed.
         """
         return False
 
     def delete_dead_letter(self, dead_letter_id: str) -> bool:
         """Delete a dead letter for good; returns whether it existed."""
         return False
+
+    def purge_dead_letters(self, created_before: datetime, limit: int = 100) -> int:
+        """Delete up to ``limit`` dead letters created before ``created_before``, oldest
+        first; returns how many (fewer than ``limit``: none is left). The default deletes
+        them one by one (:meth:`list_dead_letters`, :meth:`delete_dead_letter`)."""
+        deleted = 0
+        for letter in self.list_dead_letters(limit=limit):
+            if letter.created_at >= created_before:
+                break
+            deleted += self.delete_dead_letter(letter.id)
+        return deleted
 
     # -- state transfer (export, import, migrate) ------------------------------------------
     def export_state(self) -> Iterator[InstanceSnapshot]:
@@ -767,6 +857,13 @@ def new_lock_token() -> str:
     return unique_id()
 
 
+#: The lock methods of each kind of work item, one of which a provider must override.
+_LOCK_PAIRS = (
+    ("lock_next_orchestration_work_item", "lock_next_orchestration_work_items"),
+    ("lock_next_activity_work_item", "lock_next_activity_work_items"),
+)
+
+
 __all__ = [
     "ActivityTask",
     "ActivityWorkItem",
@@ -783,6 +880,7 @@ __all__ = [
     "ProviderCapabilities",
     "ReuseIdPolicy",
     "StorageProvider",
+    "Work",
     "decode_failure",
     "encode_failure",
     "new_lock_token",

@@ -26,6 +26,7 @@ from ostinato.http.dead_letters import DeadLetterRoutes
 from ostinato.http.limits import DEFAULT_MAX_BODY_SIZE, RequestLimitMiddleware
 from ostinato.http.openapi import openapi_schema
 from ostinato.http.params import ApiError
+from ostinato.http.ratelimit import FailedAttempts
 from ostinato.http.security import (
     LOOPBACK_HOSTS,
     AccessPolicy,
@@ -39,7 +40,7 @@ from ostinato.ids import validate_instance_id
 from ostinato.orchestration.app import App
 from ostinato.orchestration.entities import EntityId, EntityMetadata
 from ostinato.provider import StorageProvider
-from ostinato.status import TERMINAL_STATUSES, OrchestrationState
+from ostinato.status import TERMINAL_STATUSES, OrchestrationState, OrchestrationStatus
 
 CONTINUATION_HEADER = "x-ms-continuation-token"
 
@@ -100,11 +101,12 @@ def create_app(
     base = normalize_base_path(base_path)
     api = _Api(client, base, app, retry_after, access)
     routes = api.routes()
+    attempts = FailedAttempts()
     public: tuple[list[str], list[str]] = ([], [])
     if dashboard:
         from ostinato.http.dashboard import Dashboard
 
-        ui = Dashboard(client, access, base)
+        ui = Dashboard(client, access, base, attempts)
         routes = [*routes, *ui.routes()]
         public = ui.public_paths()
     return Starlette(
@@ -116,6 +118,7 @@ def create_app(
                 policy=access,
                 public_paths=public[0],
                 public_prefixes=public[1],
+                attempts=attempts,
             ),
         ],
         exception_handlers={
@@ -243,6 +246,8 @@ class _Api:
             (f"{instance}/terminate", self.terminate, "POST", "terminate", manage, True),
             (f"{instance}/suspend", self.suspend, "POST", "suspend", manage, True),
             (f"{instance}/resume", self.resume, "POST", "resume", manage, True),
+            (f"{instance}/restart", self.restart, "POST", "restart", manage, True),
+            (f"{instance}/rewind", self.rewind, "POST", "rewind", manage, True),
             (f"{b}/entities", self.list_entities, "GET", "list_entities", read, False),
             (
                 f"{b}/entities/{{name}}",
@@ -414,6 +419,46 @@ class _Api:
         return await self._signal(
             instance_id, lambda: self.client.resume_orchestration(instance_id, reason=reason)
         )
+
+    # -- running again --------------------------------------------------------------------
+    async def restart(self, request: Request) -> Response:
+        """Start the instance's orchestration again with its original input: under a new id
+        (the default), or with ``restartWithNewInstanceId=false`` in place of the finished
+        instance. Answers ``202`` with the new instance's management URLs."""
+        instance_id = _instance_id(request)
+        new_id = params.boolean(request.query_params, "restartWithNewInstanceId", True)
+        try:
+            started = await self.client.restart_orchestration(
+                instance_id, restart_with_new_instance_id=new_id
+            )
+        except InstanceAlreadyExistsError:
+            state = await self._state(instance_id, fetch_payloads=False)
+            raise ApiError(
+                409,
+                f"Instance '{instance_id}' is {wire.status_name(state.runtime_status)}; restart "
+                "it under its own id once it has finished, or with a new id",
+            ) from None
+        urls = wire.management_urls(self.instance_url(request, started), started)
+        return self._accepted(request, urls, started)
+
+    async def rewind(self, request: Request) -> Response:
+        """Run a failed instance again from its last step that did not fail."""
+        instance_id = _instance_id(request)
+        reason = params.text(request.query_params, "reason")
+        state = await self._state(instance_id, fetch_payloads=False)
+        if state.runtime_status is not OrchestrationStatus.FAILED:
+            raise ApiError(
+                409,
+                f"Instance '{instance_id}' is {wire.status_name(state.runtime_status)}; only a "
+                "Failed instance can be rewound",
+            )
+        try:
+            await self.client.rewind_orchestration(instance_id, reason=reason)
+        except InstanceNotFoundError:
+            raise _not_found(instance_id) from None
+        except ValueError as exc:  # it changed meanwhile
+            raise ApiError(409, str(exc)) from None
+        return Response(status_code=202)
 
     # -- purging --------------------------------------------------------------------------
     async def purge(self, request: Request) -> Response:

@@ -1,16 +1,16 @@
 """The web dashboard at ``{base}/``: server-rendered pages (Jinja2) and a little JavaScript.
 
-Pages read through the client; actions (terminate, suspend, resume, raise event, purge) are
-``fetch`` calls to the JSON API from the page, so they pass the same scope checks and audit
-log as any other caller. Behind keys, a browser signs in once on ``/ui/login``: the key is
-exchanged for a signed, ``HttpOnly``, ``SameSite=Strict`` session cookie. Templates, CSS and
-JS ship in the package (no CDN).
+Pages read through the client; actions (terminate, suspend, resume, raise event, restart,
+rewind, purge, dead-letter re-drive and delete) are ``fetch`` calls to the JSON API from the
+page, so they pass the same scope checks and audit log as any other caller. Behind keys, a
+browser signs in once on ``/ui/login``: the key is exchanged for a signed, ``HttpOnly``,
+``SameSite=Strict`` session cookie (wrong keys are rate limited per address, see
+:mod:`ostinato.http.ratelimit`). Templates, CSS and JS ship in the package (no CDN).
 """
 
 from __future__ import annotations
 
 import json
-from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -24,7 +24,9 @@ from starlette.staticfiles import StaticFiles
 from ostinato.client import AsyncClient
 from ostinato.history_table import history_rows
 from ostinato.http import params, wire
+from ostinato.http.counts import COUNT_LIMIT, StatusCounter
 from ostinato.http.params import ApiError
+from ostinato.http.ratelimit import FailedAttempts, too_many_message
 from ostinato.http.security import (
     NOBODY,
     SESSION_COOKIE,
@@ -37,11 +39,11 @@ from ostinato.http.timeline import timeline
 from ostinato.ids import validate_instance_id
 from ostinato.status import OrchestrationStatus
 
-#: Instances scanned for the status counts of the list page.
-COUNT_LIMIT = 5000
-
 #: Rows per page on the list pages.
 PAGE_SIZES = (20, 50, 100)
+
+#: Dead letters shown at once (the oldest first).
+DEAD_LETTER_LIMIT = 100
 
 _environment = jinja2.Environment(
     loader=jinja2.PackageLoader("ostinato.http", "templates"),
@@ -73,13 +75,30 @@ _environment.filters.update(
 )
 
 
+def _readable(body: str) -> str:
+    """A dead letter's stored text, indented when it is JSON (it often is not)."""
+    try:
+        return json.dumps(json.loads(body), indent=2, ensure_ascii=False)
+    except ValueError:
+        return body
+
+
 class Dashboard:
     """The dashboard's routes over one client, under ``base``."""
 
-    def __init__(self, client: AsyncClient, access: AccessPolicy, base: str) -> None:
+    def __init__(
+        self,
+        client: AsyncClient,
+        access: AccessPolicy,
+        base: str,
+        attempts: FailedAttempts | None = None,
+        counter: StatusCounter | None = None,
+    ) -> None:
         self.client = client
         self.access = access
         self.base = base
+        self.attempts = attempts if attempts is not None else FailedAttempts()
+        self.counter = counter if counter is not None else StatusCounter(client)
 
     def routes(self) -> list[BaseRoute]:
         b = self.base
@@ -88,6 +107,8 @@ class Dashboard:
             Route(f"{b}/", self.instances, methods=["GET"], name="dashboard"),
             Route(f"{b}/ui/instances/{{instance_id}}", self.instance, methods=["GET"]),
             Route(f"{b}/ui/entities", self.entities, methods=["GET"]),
+            Route(f"{b}/ui/dead-letters", self.dead_letters, methods=["GET"]),
+            Route(f"{b}/ui/dead-letters/{{letter_id}}", self.dead_letter, methods=["GET"]),
             Route(f"{b}/ui/login", self.login_page, methods=["GET"]),
             Route(f"{b}/ui/session", self.sign_in, methods=["POST"]),
             Route(f"{b}/ui/session", self.sign_out, methods=["DELETE"]),
@@ -176,7 +197,7 @@ class Dashboard:
             fetch_payloads=False,
             **filters,
         )
-        counts, capped = await self._counts(filters)
+        counts = await self.counter.get(filters)
         form = {k: v for k, v in query.multi_items() if k != "after"}
         next_token = wire.encode_token(page.continuation_token, self.access.secret)
         return self._render(
@@ -184,7 +205,8 @@ class Dashboard:
             "instances.html",
             instances=page.items,
             counts=counts,
-            counts_capped=capped,
+            count_limit=self.counter.limit,
+            count_ttl=self.counter.ttl,
             all_statuses=list(OrchestrationStatus),
             selected={wire.status_name(s) for s in statuses},
             form=dict(form),
@@ -195,23 +217,6 @@ class Dashboard:
             ),
             first_url=f"?{urlencode(list(form.items()))}" if after else None,
         )
-
-    async def _counts(self, filters: dict[str, Any]) -> tuple[dict[str, int], bool]:
-        """Instances per status under ``filters`` (the first :data:`COUNT_LIMIT` scanned)."""
-        counts: Counter[str] = Counter()
-        token: str | None = None
-        seen = 0
-        while True:
-            page = await self.client.query_instances(
-                page_size=1000, continuation_token=token, fetch_payloads=False, **filters
-            )
-            counts.update(wire.status_name(s.runtime_status) for s in page.items)
-            seen += len(page.items)
-            token = page.continuation_token
-            if token is None:
-                return dict(counts), False
-            if seen >= COUNT_LIMIT:
-                return dict(counts), True
 
     async def instance(self, request: Request) -> Response:
         """One instance: its data, actions, timeline and history table."""
@@ -226,6 +231,9 @@ class Dashboard:
         if state is None:
             return self._error_page(request, ApiError(404, f"No instance '{instance_id}'"))
         events = await self.client.get_orchestration_history(instance_id)
+        letters = await self.client.list_dead_letters(
+            instance_id=instance_id, limit=DEAD_LETTER_LIMIT
+        )
         api_url = f"{self._root(request)}/instances/{wire.quote_segment(instance_id)}"
         return self._render(
             request,
@@ -237,6 +245,8 @@ class Dashboard:
             api_url=api_url,
             active=not state.runtime_status.is_terminal,
             suspended=state.runtime_status is OrchestrationStatus.SUSPENDED,
+            failed=state.runtime_status is OrchestrationStatus.FAILED,
+            dead_letters=len(letters),
         )
 
     async def entities(self, request: Request) -> Response:
@@ -269,6 +279,42 @@ class Dashboard:
             first_url=f"?{urlencode(list(form.items()))}" if after else None,
         )
 
+    async def dead_letters(self, request: Request) -> Response:
+        """The dead letters (records moved aside as undecodable), oldest first."""
+        refused = self._reader(request)
+        if refused is not None:
+            return refused
+        instance_id = params.text(request.query_params, "instance")
+        letters = await self.client.list_dead_letters(
+            instance_id=instance_id, limit=DEAD_LETTER_LIMIT
+        )
+        return self._render(
+            request,
+            "dead_letters.html",
+            letters=letters,
+            instance=instance_id or "",
+            limit=DEAD_LETTER_LIMIT,
+        )
+
+    async def dead_letter(self, request: Request) -> Response:
+        """One dead letter: the record as stored, why it was moved, re-drive and delete."""
+        refused = self._reader(request)
+        if refused is not None:
+            return refused
+        letter_id = request.path_params["letter_id"]
+        letter = await self.client.get_dead_letter(letter_id)
+        if letter is None:
+            return self._error_page(
+                request, ApiError(404, f"No dead letter with ID {letter_id!r} was found.")
+            )
+        return self._render(
+            request,
+            "dead_letter.html",
+            letter=letter,
+            body=_readable(letter.body),
+            api_url=f"{self._root(request)}/deadLetters/{wire.quote_segment(letter.id)}",
+        )
+
     # -- signing in -----------------------------------------------------------------------
     async def login_page(self, request: Request) -> Response:
         target = request.query_params.get("next") or f"{self._root(request)}/"
@@ -284,8 +330,13 @@ class Dashboard:
         given = body.get("key") if isinstance(body, dict) else None
         if not isinstance(given, str) or not given:
             raise ApiError(400, 'Send {"key": "<your API key>"}')
+        address = request.client.host if request.client else None
+        wait = self.attempts.retry_after(address)
+        if wait is not None:
+            raise ApiError(429, too_many_message(address, wait), headers={"Retry-After": str(wait)})
         key = self.access.key_for(given)
         if key is None:
+            self.attempts.failed(address)
             raise ApiError(401, "Invalid API key")
         response = Response(status_code=204)
         response.set_cookie(
@@ -305,4 +356,4 @@ class Dashboard:
         return response
 
 
-__all__ = ["COUNT_LIMIT", "Dashboard"]
+__all__ = ["COUNT_LIMIT", "DEAD_LETTER_LIMIT", "Dashboard"]

@@ -13,8 +13,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ostinato.client import AsyncClient
+from ostinato.http import wire
 from ostinato.http.params import ApiError
 from ostinato.http.security import Endpoint, Scope
+from ostinato.provider import DeadLetter
 
 
 class DeadLetterRoutes:
@@ -43,13 +45,13 @@ class DeadLetterRoutes:
         letters = await self.client.list_dead_letters(
             instance_id=query.get("instanceId"), limit=int(text)
         )
-        return JSONResponse({"deadLetters": [_json(letter.to_dict()) for letter in letters]})
+        return JSONResponse({"deadLetters": [_json(letter) for letter in letters]})
 
     async def show(self, request: Request) -> Response:
         letter = await self.client.get_dead_letter(request.path_params["id"])
         if letter is None:
             raise _missing(request)
-        return JSONResponse(_json(letter.to_dict()))
+        return JSONResponse(_json(letter))
 
     async def retry(self, request: Request) -> Response:
         if not await self.client.retry_dead_letter(request.path_params["id"]):
@@ -62,15 +64,15 @@ class DeadLetterRoutes:
         return Response(status_code=204)
 
 
-def _json(data: dict[str, Any]) -> dict[str, Any]:
-    """The wire form: camelCase keys, like the rest of the API."""
+def _json(letter: DeadLetter) -> dict[str, Any]:
+    """The wire form: camelCase keys and times with a ``Z``, like the rest of the API."""
     return {
-        "id": data["id"],
-        "kind": data["kind"],
-        "instanceId": data["instance_id"],
-        "reason": data["reason"],
-        "createdAt": data["created_at"],
-        "body": data["body"],
+        "id": letter.id,
+        "kind": letter.kind.value,
+        "instanceId": letter.instance_id,
+        "reason": letter.reason,
+        "createdAt": wire.iso(letter.created_at),
+        "body": letter.body,
     }
 
 

@@ -159,6 +159,8 @@ def _components() -> dict[str, Any]:
                     "terminatePostUri",
                     "suspendPostUri",
                     "resumePostUri",
+                    "rewindPostUri",
+                    "restartPostUri",
                     "purgeHistoryDeleteUri",
                 ],
                 "properties": {
@@ -168,6 +170,8 @@ def _components() -> dict[str, Any]:
                     "terminatePostUri": {"type": "string"},
                     "suspendPostUri": {"type": "string"},
                     "resumePostUri": {"type": "string"},
+                    "rewindPostUri": {"type": "string"},
+                    "restartPostUri": {"type": "string"},
                     "purgeHistoryDeleteUri": {"type": "string"},
                 },
             },
@@ -431,6 +435,47 @@ def openapi_schema(
             "post": {
                 **_signal("Resume a suspended instance", "Held events are delivered."),
                 "operationId": "resumeInstance",
+            }
+        },
+        f"{instance}/restart": {
+            "post": {
+                "operationId": "restartInstance",
+                "summary": "Run an instance's orchestration again with its original input",
+                "description": "Under a new random id (the default), or with "
+                "restartWithNewInstanceId=false in place of the finished instance. Answers "
+                "with the new instance's management URLs.",
+                "tags": ["instances"],
+                "parameters": [
+                    _INSTANCE_ID,
+                    _query(
+                        "restartWithNewInstanceId",
+                        "Start it under a new id (else replace the finished instance).",
+                        {"type": "boolean", "default": True},
+                    ),
+                ],
+                "responses": {
+                    "202": {
+                        **_json(_ref("ManagementUrls"), "Started: the new instance's URLs."),
+                        "headers": _ACCEPTED_HEADERS,
+                    },
+                    **_COMMON_ERRORS,
+                    "404": _error("No such instance."),
+                    "409": _error("Restarting in place an instance that is still active."),
+                },
+            }
+        },
+        f"{instance}/rewind": {
+            "post": {
+                "operationId": "rewindInstance",
+                "summary": "Run a failed instance again from its last step that did not fail",
+                "tags": ["instances"],
+                "parameters": [_INSTANCE_ID, _REASON],
+                "responses": {
+                    "202": {"description": "Accepted: the instance runs again."},
+                    **_COMMON_ERRORS,
+                    "404": _error("No such instance."),
+                    "409": _error("The instance is not Failed."),
+                },
             }
         },
         f"{b}/entities": {

@@ -12,6 +12,8 @@ Every request passes :class:`SecurityMiddleware` before it reaches an endpoint:
    ``text/plain`` "simple requests" are refused before anything reads them;
 4. with keys configured, the request must carry one (``x-api-key``, ``Authorization: Bearer``
    or the dashboard's session cookie); its :class:`Scope` set is what the endpoint checks.
+   Wrong keys are counted per client address (:mod:`ostinato.http.ratelimit`): after ten,
+   the address gets ``429`` for any key it sends, for a while.
 
 Without keys every caller is :data:`ANONYMOUS`, with every scope: for local development on a
 loopback address only (``ostinato serve`` refuses other addresses without keys unless told
@@ -40,6 +42,7 @@ from starlette.types import ASGIApp, Receive, Send
 from starlette.types import Scope as AsgiScope
 
 from ostinato.http.params import ApiError
+from ostinato.http.ratelimit import FailedAttempts, too_many_message
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -305,9 +308,11 @@ class SecurityMiddleware:
         policy: AccessPolicy,
         public_paths: Sequence[str] = (),
         public_prefixes: Sequence[str] = (),
+        attempts: FailedAttempts | None = None,
     ) -> None:
         self.app = app
         self.policy = policy
+        self.attempts = attempts if attempts is not None else FailedAttempts()
         self.public_exact = frozenset(public_paths)
         self.public_prefixes = tuple(public_prefixes)
 
@@ -346,7 +351,13 @@ class SecurityMiddleware:
                     "Request bodies must be JSON: send 'Content-Type: application/json' "
                     f"(got {content_type or 'none'})",
                 )
-        principal = self._principal(headers)
+        client = scope.get("client")
+        address = client[0] if client else None
+        principal = self._principal(headers, address)
+        if isinstance(principal, int):
+            return _error(
+                429, too_many_message(address, principal), {"Retry-After": str(principal)}
+            )
         if principal is None and self._is_public(scope):
             principal = NOBODY
         if principal is None:
@@ -373,8 +384,9 @@ class SecurityMiddleware:
         path = scope["path"][len(scope.get("root_path", "")) :]
         return path in self.public_exact or path.startswith(self.public_prefixes)
 
-    def _principal(self, headers: Headers) -> Principal | str | None:
-        """The caller, an error message for a wrong key, or None when no key was sent."""
+    def _principal(self, headers: Headers, address: str | None) -> Principal | str | int | None:
+        """The caller, an error message for a wrong key, seconds to wait for an address with
+        too many wrong keys, or None when no key was sent."""
         if not self.policy.requires_key:
             return ANONYMOUS
         given = headers.get("x-api-key")
@@ -383,8 +395,14 @@ class SecurityMiddleware:
             if scheme.lower() == "bearer" and token.strip():
                 given = token.strip()
         if given is not None:
+            wait = self.attempts.retry_after(address)
+            if wait is not None:
+                return wait
             key = self.policy.key_for(given)
-            return Principal(key.name, key.scopes) if key is not None else "Invalid API key"
+            if key is None:
+                self.attempts.failed(address)
+                return "Invalid API key"
+            return Principal(key.name, key.scopes)
         cookie = _cookie(headers, SESSION_COOKIE)
         if cookie is not None:
             key = self.policy.sessions.check(cookie, self.policy.keys)

@@ -142,7 +142,9 @@ def history_event_json(event: HistoryEvent, *, show_output: bool = False) -> dic
 
 
 def management_urls(instance_url: str, instance_id: str) -> dict[str, str]:
-    """The management URLs of one instance, given its status URL (Durable Functions' names)."""
+    """The management URLs of one instance, given its absolute status URL (with the id
+    percent-encoded): Durable Functions' names and URL shapes. ``{eventName}`` and ``{text}``
+    are placeholders for the caller to fill in (percent-encoded)."""
     return {
         "id": instance_id,
         "statusQueryGetUri": instance_url,
@@ -150,6 +152,8 @@ def management_urls(instance_url: str, instance_id: str) -> dict[str, str]:
         "terminatePostUri": f"{instance_url}/terminate?reason={{text}}",
         "suspendPostUri": f"{instance_url}/suspend?reason={{text}}",
         "resumePostUri": f"{instance_url}/resume?reason={{text}}",
+        "rewindPostUri": f"{instance_url}/rewind?reason={{text}}",
+        "restartPostUri": f"{instance_url}/restart",
         "purgeHistoryDeleteUri": instance_url,
     }
 

@@ -47,6 +47,7 @@ __all__ = [
     "SchedulingEvent",
     "StepResult",
     "child_execution_id",
+    "continued_execution_id",
     "ending_messages",
     "outbound",
     "unlock_messages",
@@ -54,6 +55,8 @@ __all__ = [
 
 #: The namespace of derived sub-orchestration execution ids.
 _CHILD_EXECUTIONS = uuid.UUID("5b0e7c1e-2f43-4d6a-9a57-3c2d8e1f6b90")
+#: The namespace of derived continue-as-new execution ids.
+_NEXT_EXECUTIONS = uuid.UUID("9d3f41a2-6c1b-4e57-8f0a-2b7e5c9d1a34")
 
 SchedulingEvent = (
     TaskScheduled
@@ -182,6 +185,16 @@ def child_execution_id(origin: Origin, task_id: int) -> str:
     """
     key = f"{origin.instance_id}\x1f{origin.execution_id}\x1f{task_id}"
     return uuid.uuid5(_CHILD_EXECUTIONS, key).hex
+
+
+def continued_execution_id(instance_id: str, execution_id: str) -> str:
+    """The execution id that execution ``execution_id`` of ``instance_id`` continues as new as.
+
+    Derived, so a continue-as-new step retried after its start message went out (a
+    non-transactional checkpoint that failed midway) sends the very same start, which the
+    instance drops as a duplicate instead of starting a second execution.
+    """
+    return uuid.uuid5(_NEXT_EXECUTIONS, f"{instance_id}\x1f{execution_id}").hex
 
 
 def unlock_messages(

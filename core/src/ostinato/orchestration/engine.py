@@ -59,13 +59,13 @@ from ostinato.history import (
     TimerCreated,
     TimerFired,
 )
-from ostinato.ids import unique_id
 from ostinato.orchestration.actions import (
     SCHEDULING_EVENTS,
     Ending,
     Origin,
     SchedulingEvent,
     StepResult,
+    continued_execution_id,
     ending_messages,
     outbound,
 )
@@ -449,7 +449,9 @@ class OrchestrationRun:
             self._close_generator()
             self.status = OrchestrationStatus.CONTINUED_AS_NEW
             self.ended = ContinueAsNew(
-                timestamp=self.current_time, input=new_input, new_execution_id=unique_id()
+                timestamp=self.current_time,
+                input=new_input,
+                new_execution_id=continued_execution_id(self.instance_id, self.execution_id),
             )
             return
         try:

@@ -227,7 +227,7 @@ def metadata_from_record(record: InstanceRecord) -> EntityMetadata:
 class EntityProcessor:
     """Applies an entity's inbox messages in order and builds its checkpoint.
 
-    Stateless between calls: each :meth:`process` works on its own :class:`_EntityStep`, so
+    Stateless between calls: each :meth:`process` works on its own :class:`_EntityBatch`, so
     one processor serves every orchestration thread at once.
     """
 
@@ -241,12 +241,12 @@ class EntityProcessor:
         """The checkpoint that applies ``messages`` to the entity ``instance_id``."""
         entity_id = EntityId.from_instance_id(instance_id)
         now = utcnow()
-        step = _EntityStep(self.app, self.converter, entity_id, record)
+        batch = _EntityBatch(self.app, self.converter, entity_id, record)
         for message in messages:
-            step.handle(message.event)
+            batch.handle(message.event)
         status = (
             OrchestrationStatus.RUNNING
-            if step.state is not None or step.store.lock or step.store.queue
+            if batch.state is not None or batch.store.lock or batch.store.queue
             else OrchestrationStatus.COMPLETED
         )
         new_record = InstanceRecord(
@@ -256,14 +256,15 @@ class EntityProcessor:
             runtime_status=status,
             created_at=record.created_at if record else now,
             last_updated_at=now,
-            output=step.state,
-            custom_status=step.store.dumps(),
+            output=batch.state,
+            custom_status=batch.store.dumps(),
         )
-        return OrchestrationCheckpoint(instance=new_record, messages=step.outbound)
+        return OrchestrationCheckpoint(instance=new_record, messages=batch.outbound)
 
 
-class _EntityStep:
-    """One entity step: the entity's state, queue and lock while its messages apply."""
+class _EntityBatch:
+    """One entity batch: the entity's state, queue and lock while one work item's messages
+    apply in order (the entity's counterpart of an orchestration step)."""
 
     def __init__(
         self, app: Any, converter: DataConverter, entity_id: EntityId, record: InstanceRecord | None

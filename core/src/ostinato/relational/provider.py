@@ -62,6 +62,7 @@ from ostinato.provider import (
     Page,
     ReuseIdPolicy,
     StorageProvider,
+    Work,
     new_lock_token,
 )
 from ostinato.relational.connection import Cursor, Transaction
@@ -166,11 +167,12 @@ class RelationalProvider(StorageProvider):
         self,
         durable: bool = True,
         *,
-        notify: bool = False,
+        notify: Work | None = None,
         status_changed: Collection[str] | None = None,
     ) -> AbstractContextManager[Cursor]:
-        """A cursor inside :meth:`transaction`; ``notify=True``: once the transaction has
-        committed, call ``self.changes.notify(status_changed)`` (``status_changed`` names the
+        """A cursor inside :meth:`transaction`; with ``notify`` (the kinds of work the write
+        may make claimable), once the transaction has committed, call
+        ``self.changes.notify(status_changed, work=notify)`` (``status_changed`` names the
         instances whose runtime status it may change, ``None`` if unknown)."""
         return _Write(self, durable, notify, status_changed)
 
@@ -266,7 +268,9 @@ class RelationalProvider(StorageProvider):
         scripts = self._create_scripts(record, start)
         for attempt in range(3):
             try:
-                with self._write(notify=True, status_changed=(record.instance_id,)) as cur:
+                with self._write(
+                    notify=Work.of_messages([start]), status_changed=(record.instance_id,)
+                ) as cur:
                     self.guard_create(cur, (record.instance_id,))
                     self._create_in(cur, record.instance_id, policy, scripts)
                 return
@@ -352,7 +356,8 @@ class RelationalProvider(StorageProvider):
         ids = [record.instance_id for record, _, _ in requests]
         results: list[Exception | None] = [None] * len(requests)
         try:
-            with self._write(notify=True, status_changed=ids) as cur:
+            work = Work.of_messages(start for _, start, _ in requests)
+            with self._write(notify=work, status_changed=ids) as cur:
                 self.guard_create(cur, sorted(set(ids)))
                 check = self._in(self._sql.instance_ids_in, (self.task_hub,), ids)
                 if fresh is not None and not self._fetch(cur, check):
@@ -384,7 +389,7 @@ class RelationalProvider(StorageProvider):
         script: Script = []
         self._enqueue(script, [message], self._now_micros())
         # A message changes no status itself; the step that consumes it may (and says so).
-        with self._write(notify=True, status_changed=()) as cur:
+        with self._write(notify=Work.of_messages([message]), status_changed=()) as cur:
             self._run(cur, script)
 
     def get_instance(self, instance_id: str) -> InstanceRecord | None:
@@ -442,7 +447,13 @@ class RelationalProvider(StorageProvider):
             cur.execute(s.instance_delete_if(len(statuses)), (*key, *statuses))
             if cur.rowcount != 1:
                 return False
-            for statement in (s.history_delete, s.inbox_delete, s.queue_delete, s.activity_delete):
+            for statement in (
+                s.history_delete,
+                s.inbox_delete,
+                s.queue_delete,
+                s.activity_delete,
+                s.dead_letters_delete,
+            ):
                 cur.execute(statement, key)
         return True
 
@@ -505,7 +516,7 @@ class RelationalProvider(StorageProvider):
             ],
         )
         self._enqueue(script, snapshot.messages, now)
-        with self._write(notify=True, status_changed=(iid,)) as cur:
+        with self._write(notify=Work.ALL, status_changed=(iid,)) as cur:
             cur.execute(self._transfer_sql.holds_id, (hub, iid) * 3)
             if cur.fetchall():
                 raise InstanceAlreadyExistsError(iid)
@@ -564,6 +575,7 @@ class RelationalProvider(StorageProvider):
         key: Callable[[Item], tuple[Any, str]],
         lost: Callable[[Item], Exception],
         prepare: Callable[[list[Item]], Script],
+        work: Work,
         durable: bool = True,
         status_changed: Collection[str] | None = None,
     ) -> BatchOutcome:
@@ -571,7 +583,8 @@ class RelationalProvider(StorageProvider):
 
         ``held(cursor, now)`` gives the (key, token) pairs still locked; ``key(item)`` an
         item's pair. ``prepare`` builds an item list's statements outside the transaction.
-        ``durable`` and ``status_changed``: as for :meth:`_write`.
+        ``work`` (what the batch may make claimable), ``durable`` and ``status_changed``: as
+        for :meth:`_write`.
         If applying the whole batch fails, the transaction is retried with each item under
         its own savepoint, so one bad item never undoes the others. The outcome says how the
         last transaction ended.
@@ -585,7 +598,7 @@ class RelationalProvider(StorageProvider):
         for careful in (True,) if prepared is None else (False, True):
             results = [None] * len(batch)
             try:
-                with self._write(durable, notify=True, status_changed=status_changed) as cur:
+                with self._write(durable, notify=work, status_changed=status_changed) as cur:
                     locked = held(cur, self._now_micros())
                     entries: list[tuple[int, Item]] = []
                     for index, item in enumerate(batch):
@@ -664,12 +677,6 @@ class RelationalProvider(StorageProvider):
         return items
 
     # -- orchestration work items ---------------------------------------------------------
-    def lock_next_orchestration_work_item(
-        self, worker_id: str, lock_timeout: timedelta
-    ) -> OrchestrationWorkItem | None:
-        items = self.lock_next_orchestration_work_items(worker_id, lock_timeout, 1)
-        return items[0] if items else None
-
     def lock_next_orchestration_work_items(
         self, worker_id: str, lock_timeout: timedelta, max_count: int
     ) -> list[OrchestrationWorkItem]:
@@ -736,8 +743,9 @@ class RelationalProvider(StorageProvider):
         return items
 
     def _last_dead_letter(self, cur: Cursor, instance_id: str) -> DeadLetter:
-        """The newest dead letter of ``instance_id`` (the one just inserted, in this
-        transaction, which holds the instance's lock)."""
+        """The newest dead letter of ``instance_id``: the one just inserted in this
+        transaction (for a history, which holds the instance's lock, always; for an activity
+        task, unless another task of the instance was moved aside at the same moment)."""
         cur.execute(self._sql.dead_letters_newest, (self.task_hub, instance_id, 1))
         return _dead_letter(cur.fetchall()[0])
 
@@ -760,6 +768,25 @@ class RelationalProvider(StorageProvider):
             )
             cur.execute(s.history_delete, (hub, item.instance_id))
             return self._last_dead_letter(cur, item.instance_id)
+
+    def dead_letter_activity_task(
+        self, item: ActivityWorkItem, reason: str, result: OrchestrationMessage
+    ) -> DeadLetter | None:
+        s, hub = self._sql, self.task_hub
+        script: Script = []
+        self._enqueue(script, [result], self._now_micros())
+        iid = item.task.instance_id
+        with self._write(durable=True, notify=Work.of_messages([result]), status_changed=()) as cur:
+            rows = self._fetch(cur, self._in(s.activity_locks_in, (hub,), [item.provider_data]))
+            now = self._now_micros()
+            if not rows or rows[0][1] != item.lock_token or (rows[0][2] or 0) <= now:
+                raise _activity_lock_lost(item)
+            body = item.task.to_json()
+            values = (hub, iid, DeadLetterKind.ACTIVITY_TASK.value, body, reason, now)
+            cur.execute(s.dead_letter_insert, values)
+            self._run(cur, self._in(s.activity_delete_ids, (), [item.provider_data]))
+            self._run(cur, script)
+            return self._last_dead_letter(cur, iid)
 
     def list_dead_letters(
         self, instance_id: str | None = None, limit: int = 100
@@ -786,7 +813,8 @@ class RelationalProvider(StorageProvider):
             return False
         s, hub = self._sql, self.task_hub
         script: Script
-        with self._write(durable=True, notify=True) as cur:
+        work = Work.ORCHESTRATIONS | Work.ACTIVITIES
+        with self._write(durable=True, notify=work) as cur:
             cur.execute(s.dead_letter_select, (hub, key))
             rows = cur.fetchall()
             if not rows:
@@ -803,6 +831,16 @@ class RelationalProvider(StorageProvider):
                 self._rows(
                     script, s.history_insert, [(hub, iid, t) for t in json.loads(letter.body)]
                 )
+                self._run(cur, script)
+            elif letter.kind is DeadLetterKind.ACTIVITY_TASK:
+                t = ActivityTask.from_json(letter.body)
+                script = []
+                self._rows(
+                    script,
+                    s.activity_insert,
+                    [(hub, iid, t.execution_id, t.task_id, t.name, t.input, now, 0)],
+                )
+                self._work_may_be_added(s.activity_peek)
                 self._run(cur, script)
             else:
                 script = []
@@ -856,6 +894,7 @@ class RelationalProvider(StorageProvider):
             lambda pair: (pair[0].instance_id, pair[0].lock_token),
             lambda pair: _lock_lost(pair[0]),
             self._checkpoint_script,
+            Work.of_checkpoints(checkpoint for _, checkpoint in batch),
             status_changed=[
                 item.instance_id
                 for item, checkpoint in batch
@@ -924,7 +963,8 @@ class RelationalProvider(StorageProvider):
         self, item: OrchestrationWorkItem, delay: timedelta | None = None
     ) -> None:
         s, hub = self._sql, self.task_hub
-        with self._write(durable=False, notify=True, status_changed=()) as cur:
+        work = Work.TIMERS if delay else Work.ORCHESTRATIONS
+        with self._write(durable=False, notify=work, status_changed=()) as cur:
             now = self._now_micros()
             if delay:
                 # Keep the instance locked (by nobody) until the delay passes.
@@ -963,12 +1003,6 @@ class RelationalProvider(StorageProvider):
         item.locked_until = from_micros(expires)
 
     # -- activity work items --------------------------------------------------------------
-    def lock_next_activity_work_item(
-        self, worker_id: str, lock_timeout: timedelta
-    ) -> ActivityWorkItem | None:
-        items = self.lock_next_activity_work_items(worker_id, lock_timeout, 1)
-        return items[0] if items else None
-
     def lock_next_activity_work_items(
         self, worker_id: str, lock_timeout: timedelta, max_count: int
     ) -> list[ActivityWorkItem]:
@@ -1042,6 +1076,7 @@ class RelationalProvider(StorageProvider):
             lambda pair: (pair[0].provider_data, pair[0].lock_token),
             lambda pair: _activity_lock_lost(pair[0]),
             prepare,
+            Work.of_messages(result for _, result in batch),
             # An activity result need not wait for the disk: losing it in a crash only runs
             # the activity again (at least once, as after a crash before its commit), and the
             # step that consumes it commits durably, which takes the result to the disk too.
@@ -1052,7 +1087,7 @@ class RelationalProvider(StorageProvider):
     def abandon_activity_work_item(
         self, item: ActivityWorkItem, delay: timedelta | None = None
     ) -> None:
-        with self._write(durable=False, notify=True, status_changed=()) as cur:
+        with self._write(durable=False, notify=Work.ACTIVITIES, status_changed=()) as cur:
             now = self._now_micros()
             visible = now + (_micros(delay) if delay else 0)
             cur.execute(
@@ -1114,7 +1149,7 @@ class _Write:
         self,
         provider: RelationalProvider,
         durable: bool,
-        notify: bool,
+        notify: Work | None,
         status_changed: Collection[str] | None,
     ) -> None:
         self._provider = provider
@@ -1136,8 +1171,8 @@ class _Write:
         self._context.__exit__(exc_type, exc, traceback)  # commits, or rolls back and raises
         if exc_type is not None:
             return
-        if self._notify:
-            self._provider.changes.notify(self._status_changed)
+        if self._notify is not None:
+            self._provider.changes.notify(self._status_changed, work=self._notify)
         wait_durable = self._transaction.wait_durable
         if wait_durable is not None:
             wait_durable()

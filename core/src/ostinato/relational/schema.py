@@ -26,8 +26,8 @@ quoting or validation). Tables:
     Named leases of a task hub (``owner`` until ``expires_at``), electing one worker for
     background jobs such as retention.
 ``ostinato_dead_letters``
-    Records moved aside because they could not be decoded (``kind``: ``message`` or
-    ``history``), as they were stored, with the ``reason``.
+    Records moved aside because they could not be decoded (``kind``: ``message``,
+    ``history`` or ``activity_task``), as they were stored, with the ``reason``.
 
 Times are 64-bit integers: microseconds since the Unix epoch, UTC. Migrations only ever add:
 a database is brought forward by applying every migration newer than its version, in one
@@ -127,7 +127,7 @@ class Index:
 
 @dataclass(frozen=True)
 class Migration:
-    """One forward step of the schema."""
+    """One forward migration of the schema (from one version to the next)."""
 
     version: int
     description: str

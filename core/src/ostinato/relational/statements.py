@@ -255,6 +255,8 @@ class Statements:
         self.dead_letter_select = d.select(dl_columns, dl, f"task_hub = {p} AND id = {p}")
         #: hub, id
         self.dead_letter_delete = f"DELETE FROM {dl} WHERE task_hub = {p} AND id = {p}"
+        #: hub, instance id
+        self.dead_letters_delete = f"DELETE FROM {dl} WHERE task_hub = {p} AND instance_id = {p}"
         #: hub, id: the history rows of one instance, with their ids
         self.history_rows = f"SELECT id, event FROM {history} WHERE {hub_and_id} ORDER BY id"
 

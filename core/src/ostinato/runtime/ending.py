@@ -35,6 +35,32 @@ from ostinato.provider import (
 from ostinato.status import OrchestrationStatus
 
 
+def failure_notice(
+    instance_id: str, execution_id: str, failure: FailureDetails
+) -> OrchestrationMessage:
+    """A message that fails the execution ``execution_id`` of ``instance_id`` with
+    ``failure`` when it is delivered, without running its code (see :func:`noticed_failure`)."""
+    event = ExecutionCompleted(status=OrchestrationStatus.FAILED, failure=failure)
+    return OrchestrationMessage(instance_id=instance_id, execution_id=execution_id, event=event)
+
+
+def noticed_failure(item: OrchestrationWorkItem) -> FailureDetails | None:
+    """The failure a :func:`failure_notice` among ``item``'s messages asks for, if one is
+    for the instance's current execution and that execution has not ended."""
+    record = item.instance
+    if record is None or record.runtime_status.is_terminal:
+        return None
+    for message in item.messages:
+        event = message.event
+        if (
+            isinstance(event, ExecutionCompleted)
+            and message.execution_id == record.execution_id
+            and event.failure is not None
+        ):
+            return event.failure
+    return None
+
+
 def failing_checkpoint(
     item: OrchestrationWorkItem,
     history: Sequence[HistoryEvent] | None,

@@ -43,6 +43,7 @@ from ostinato.history import (
     SubOrchestrationInstanceCompleted,
     SubOrchestrationInstanceFailed,
 )
+from ostinato.orchestration.actions import continued_execution_id
 from ostinato.orchestration.app import App
 from ostinato.orchestration.engine import OrchestrationRun
 from ostinato.orchestration.entities import EntityProcessor, is_entity_instance
@@ -72,8 +73,9 @@ class CorruptHistory(Exception):
 
 
 @dataclass
-class Step:
-    """A processed work item: the checkpoint to commit and the run to cache if it commits."""
+class ProcessedStep:
+    """An orchestration step processed and not yet committed: its work item, the checkpoint
+    to commit, and the run to cache if the commit succeeds."""
 
     item: OrchestrationWorkItem
     checkpoint: OrchestrationCheckpoint
@@ -141,12 +143,12 @@ class OrchestrationProcessor:
         self.cache = RunCache(cache_size)
         self.entities = EntityProcessor(app, converter)
         #: Steps in flight (processed, not yet committed or dropped) by instance id.
-        self._in_flight: dict[str, Step] = {}
+        self._in_flight: dict[str, ProcessedStep] = {}
         #: Guards ``_in_flight``; notified when a step that another thread waits for settles.
         self._settled = threading.Condition(threading.Lock())
         self._waiters = 0
 
-    def process(self, item: OrchestrationWorkItem) -> Step:
+    def process(self, item: OrchestrationWorkItem) -> ProcessedStep:
         """Compute the checkpoint for ``item`` (reads history only on a cache miss).
 
         Report the step's fate with :meth:`committed` or :meth:`dropped`.
@@ -158,7 +160,7 @@ class OrchestrationProcessor:
                 self._in_flight[item.instance_id] = step
         return step
 
-    def committed(self, step: Step) -> None:
+    def committed(self, step: ProcessedStep) -> None:
         """Record that ``step``'s checkpoint is durable: its run may be cached."""
         if step.run is not None:
             self.cache.put(step.run)
@@ -166,11 +168,11 @@ class OrchestrationProcessor:
         if step.on_commit is not None:
             step.on_commit()
 
-    def dropped(self, step: Step) -> None:
+    def dropped(self, step: ProcessedStep) -> None:
         """Record that ``step`` was not committed (lock lost, commit failed): its run is gone."""
         self._settle(step)
 
-    def _settle(self, step: Step) -> None:
+    def _settle(self, step: ProcessedStep) -> None:
         if step.thread is None:
             return
         with self._settled:
@@ -193,10 +195,10 @@ class OrchestrationProcessor:
             finally:
                 self._waiters -= 1
 
-    def _process(self, item: OrchestrationWorkItem) -> Step:
+    def _process(self, item: OrchestrationWorkItem) -> ProcessedStep:
         if is_entity_instance(item.instance_id):
             checkpoint = self.entities.process(item.instance_id, item.instance, item.messages)
-            return Step(item, checkpoint, None)
+            return ProcessedStep(item, checkpoint, None)
         now = self.provider.now()
         record = item.instance
         messages = item.messages
@@ -208,7 +210,17 @@ class OrchestrationProcessor:
         for message in starts:
             event = message.event
             assert isinstance(event, ExecutionStarted)
-            if start is None and starts_new_execution(record, event):
+            continues = _continues(item.instance_id, record, event)
+            if self._same_call(item.instance_id, record, event):
+                assert record is not None and event.parent is not None
+                replies.extend(_outcome_for_parent(record, event.parent))
+            elif continues and record is not None and not record.runtime_status.is_terminal:
+                # The next execution's start, sent before the step that continues as new was
+                # committed (a non-transactional store writes its messages first): it waits.
+                replies.extend(_deferred([message], now))
+            elif continues:
+                pass  # the execution it continues ended otherwise (terminated meanwhile)
+            elif start is None and starts_new_execution(record, event):
                 start = event
             else:
                 replies.extend(_refuse_start(item.instance_id, record, event))
@@ -227,14 +239,16 @@ class OrchestrationProcessor:
             assert record is not None
             return self._rewind(item, record, others, replies, now)
         elif record is None or record.runtime_status.is_terminal:
-            return Step(item, OrchestrationCheckpoint(instance=None, messages=replies), None)
+            return ProcessedStep(
+                item, OrchestrationCheckpoint(instance=None, messages=replies), None
+            )
         elif record.history_size == 0:
-            return Step(item, self._not_started(record, others, replies, now), None)
+            return ProcessedStep(item, self._not_started(record, others, replies, now), None)
         elif record.runtime_status is OrchestrationStatus.CONTINUED_AS_NEW:
             # The next execution's start is not visible yet (a store that commits the record
             # and the new start separately): keep the messages for it, drop the old one's.
             kept = [m for m in others if m.execution_id != record.execution_id]
-            return Step(
+            return ProcessedStep(
                 item,
                 OrchestrationCheckpoint(instance=None, messages=_deferred(kept, now) + replies),
                 None,
@@ -254,7 +268,9 @@ class OrchestrationProcessor:
         with observer.step_context(trace_context):
             result = run.step(events, now)
         if not result.new_events:
-            return Step(item, OrchestrationCheckpoint(instance=None, messages=replies), run)
+            return ProcessedStep(
+                item, OrchestrationCheckpoint(instance=None, messages=replies), run
+            )
         checkpoint = OrchestrationCheckpoint(
             instance=self._record(item.instance_id, run, created_at, now),
             new_history=result.new_events,
@@ -265,7 +281,46 @@ class OrchestrationProcessor:
         on_commit = observer.step_finished(
             item.instance_id, run.name, run.trace_context, run.history, result.new_events
         )
-        return Step(item, checkpoint, None if run.ended is not None else run, on_commit=on_commit)
+        return ProcessedStep(
+            item, checkpoint, None if run.ended is not None else run, on_commit=on_commit
+        )
+
+    def _same_call(
+        self, instance_id: str, record: InstanceRecord | None, start: ExecutionStarted
+    ) -> bool:
+        """Whether ``start`` is a duplicate from the parent call that started this instance's
+        current chain of executions, which has continued as new since.
+
+        A retried parent step sends the child's start again (same derived execution id); by
+        then the child may run a later execution of it, which keeps the parent. Only a start
+        from another call (another parent, execution or task) runs the child again.
+        """
+        parent = start.parent
+        if (
+            parent is None
+            or record is None
+            or record.execution_id == start.execution_id
+            or record.parent_instance_id != parent.instance_id
+            or record.history_size == 0
+        ):
+            return False
+        if record.runtime_status is OrchestrationStatus.CONTINUED_AS_NEW and (
+            start.execution_id == continued_execution_id(instance_id, record.execution_id)
+        ):
+            return False  # the next execution of the chain itself
+        try:
+            events = self.provider.get_history(instance_id)
+        except SerializationError:
+            return False  # a corrupt history is dealt with when the instance runs
+        first = next((e for e in events if isinstance(e, ExecutionStarted)), None)
+        if first is None or first.parent is None:
+            return False
+        ours = first.parent
+        return (ours.instance_id, ours.execution_id, ours.task_id) == (
+            parent.instance_id,
+            parent.execution_id,
+            parent.task_id,
+        )
 
     @staticmethod
     def _record(
@@ -310,7 +365,7 @@ class OrchestrationProcessor:
         others: list[OrchestrationMessage],
         replies: list[OrchestrationMessage],
         now: datetime,
-    ) -> Step:
+    ) -> ProcessedStep:
         """Run a FAILED execution again from its last step that did not fail."""
         plan = plan_rewind(self.provider.get_history(item.instance_id))
         rewound = next(m.event for m in others if isinstance(m.event, ExecutionRewound))
@@ -338,7 +393,9 @@ class OrchestrationProcessor:
         on_commit = observer.step_finished(
             item.instance_id, run.name, run.trace_context, run.history, result.new_events
         )
-        return Step(item, checkpoint, None if run.ended is not None else run, on_commit=on_commit)
+        return ProcessedStep(
+            item, checkpoint, None if run.ended is not None else run, on_commit=on_commit
+        )
 
     def _rebuild(self, item: OrchestrationWorkItem, record: InstanceRecord) -> OrchestrationRun:
         try:
@@ -383,6 +440,17 @@ def _deferred(messages: list[OrchestrationMessage], now: datetime) -> list[Orche
         )
         for m in messages
     ]
+
+
+def _continues(instance_id: str, record: InstanceRecord | None, start: ExecutionStarted) -> bool:
+    """True if ``start`` begins the execution that ``record``'s current one, not yet marked
+    continued as new, would continue as (see :func:`continued_execution_id`)."""
+    return (
+        record is not None
+        and record.runtime_status
+        not in (OrchestrationStatus.CONTINUED_AS_NEW, OrchestrationStatus.PENDING)
+        and start.execution_id == continued_execution_id(instance_id, record.execution_id)
+    )
 
 
 def _rewinds(record: InstanceRecord | None, messages: list[OrchestrationMessage]) -> bool:
@@ -453,6 +521,6 @@ __all__ = [
     "HANDOFF_WAIT",
     "CorruptHistory",
     "OrchestrationProcessor",
+    "ProcessedStep",
     "RunCache",
-    "Step",
 ]

@@ -9,6 +9,12 @@ sweep never holds the store for long; then it asks the provider to give the free
 (:meth:`~ostinato.provider.StorageProvider.reclaim_space`). ``ostinato purge --older-than``
 runs the same purge once, from the command line.
 
+Dead letters are kept as long as failed instances: purging an instance deletes its dead
+letters, and the sweep also deletes every dead letter older than the policy's ``failed`` age
+(those of instances that live on: an entity's, or one whose instance was restarted), so a
+dead letter outlives the failure it caused by at most that age. Without a ``failed`` age, dead
+letters are kept until deleted (``ostinato dead-letters delete``).
+
 Policies come from code (``Worker(..., retention=RetentionPolicy(...))``) or from the config
 file's ``[retention]`` table (``completed = "7d"``) and ``OSTINATO_RETENTION_<STATUS>``
 variables (:func:`ostinato.config.retention_from_config`).
@@ -138,6 +144,7 @@ class RetentionSweeper:
         self.policy = policy
         self.owner = owner
         self.purged = 0
+        self.dead_letters_purged = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         #: Set after each sweep (for tests and monitoring).
@@ -180,10 +187,23 @@ class RetentionSweeper:
             if count < self.policy.batch_size:
                 break
             self._stop.wait(self.policy.pause)
+        self._purge_dead_letters()
         if total:
             log.info("Retention purged %d finished instances", total)
             self.provider.reclaim_space()
         return total
+
+    def _purge_dead_letters(self) -> None:
+        """Delete the dead letters older than the policy's ``failed`` age, in batches."""
+        age = self.policy.failed
+        if age is None:
+            return
+        while not self._stop.is_set():
+            count = self.provider.purge_dead_letters(utcnow() - age, self.policy.batch_size)
+            self.dead_letters_purged += count
+            if count < self.policy.batch_size:
+                return
+            self._stop.wait(self.policy.pause)
 
 
 __all__ = ["LEASE_NAME", "RetentionPolicy", "RetentionSweeper", "parse_duration", "purge_expired"]

@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import enum
 import logging
 import os
 import queue
@@ -34,7 +33,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any, TypedDict, Unpack
 
@@ -49,11 +48,18 @@ from ostinato.provider import (
     OrchestrationMessage,
     OrchestrationWorkItem,
     StorageProvider,
+    Work,
 )
 from ostinato.runtime import telemetry
-from ostinato.runtime.ending import failing_checkpoint, terminating_checkpoint
+from ostinato.runtime.ending import (
+    failing_checkpoint,
+    failure_notice,
+    noticed_failure,
+    terminating_checkpoint,
+)
 from ostinato.runtime.poison import DEFAULT_MAX_DELIVERY_ATTEMPTS, Isolation, poison_failure
-from ostinato.runtime.processor import CorruptHistory, OrchestrationProcessor, Step
+from ostinato.runtime.polling import MIN_POLL_DELAY, PollLoop
+from ostinato.runtime.processor import CorruptHistory, OrchestrationProcessor, ProcessedStep
 from ostinato.runtime.retention import RetentionPolicy, RetentionSweeper
 from ostinato.versioning import VersioningOptions, VersionMismatchError
 
@@ -74,50 +80,6 @@ DEFAULT_LOCK_TIMEOUT = timedelta(seconds=15)
 #: How long an orchestration whose version this worker does not run waits before it is
 #: handed out again (to any worker).
 REJECT_DELAY = timedelta(seconds=1)
-#: The first poll delay after an empty poll; it doubles up to ``max_poll_interval``.
-MIN_POLL_DELAY = 0.001
-
-
-class _Work(enum.Flag):
-    """Kinds of work a commit can make claimable, for waking only the threads that take it."""
-
-    NONE = 0
-    ORCHESTRATIONS = enum.auto()
-    ACTIVITIES = enum.auto()
-
-
-class _Signal:
-    """A wake-up with a version: waiters sleep only if nothing happened since they looked."""
-
-    def __init__(self) -> None:
-        self._condition = threading.Condition()
-        self.version = 0
-
-    def bump(self) -> None:
-        with self._condition:
-            self.version += 1
-            self._condition.notify_all()
-
-    def wait(self, seen: int, timeout: float) -> None:
-        with self._condition:
-            if self.version == seen:
-                self._condition.wait(timeout)
-
-
-class _Backoff:
-    """Poll delays: short after work was found, doubling while polls come back empty."""
-
-    def __init__(self, ceiling: float) -> None:
-        self.ceiling = ceiling
-        self.delay = MIN_POLL_DELAY
-
-    def found(self) -> None:
-        self.delay = MIN_POLL_DELAY
-
-    def empty(self) -> float:
-        delay = self.delay
-        self.delay = min(delay * 2, self.ceiling)
-        return delay
 
 
 class _Threads:
@@ -150,6 +112,11 @@ class _Threads:
                 fn(*args)
             except BaseException:  # a thread of the pool must not die
                 log.exception("Unexpected error in a worker thread")
+
+
+class _UndecodableTask(Exception):
+    """An activity task whose stored input the converter cannot decode at all (a corrupt
+    record, not a value of the wrong type): it goes to the dead letters, not to its code."""
 
 
 class _RunningActivity:
@@ -241,14 +208,27 @@ class AsyncWorker:
         )
         self._stopping = threading.Event()
         self._stopped = threading.Event()
-        self._orchestration_signal = _Signal()
-        self._activity_signal = _Signal()
+        self._orchestration_polls: PollLoop[OrchestrationWorkItem] = PollLoop(
+            "orchestration",
+            lock=lambda n: provider.lock_next_orchestration_work_items(
+                self.worker_id, self.lock_timeout, n
+            ),
+            room=lambda: self.max_concurrent_orchestrations - self._orchestrations_in_flight,
+            taken=self._took_orchestrations,
+            batch_size=batch_size,
+            max_poll_interval=max_poll_interval,
+        )
+        self._activity_polls: PollLoop[ActivityWorkItem] = PollLoop(
+            "activity",
+            lock=lambda n: provider.lock_next_activity_work_items(
+                self.worker_id, self.lock_timeout, n
+            ),
+            room=lambda: self.max_concurrent_activities - len(self._activities),
+            batch_size=batch_size,
+            max_poll_interval=max_poll_interval,
+        )
         #: Held by the orchestration thread whose turn it is to poll.
         self._poll_turn = threading.Lock()
-        self._orchestration_backoff = _Backoff(max_poll_interval)
-        self._orchestration_capacity_wanted = False
-        #: The signal version before the last orchestration poll, if it came back short.
-        self._short_poll_seen: int | None = None
         self._isolation = Isolation()
         #: Orchestration work items held, by id(): the item and when its lock was last renewed.
         self._held: dict[int, tuple[OrchestrationWorkItem, float]] = {}
@@ -258,10 +238,6 @@ class AsyncWorker:
         self._activities: dict[int, _RunningActivity] = {}
         self._results: list[tuple[ActivityWorkItem, OrchestrationMessage]] = []
         self._committing = False
-        self._activity_capacity_wanted = False
-        #: ``committing``: while a worker thread commits, the kinds of work its commit can
-        #: make claimable (the provider signals the change from the committing thread).
-        self._local = threading.local()
 
     # -- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
@@ -347,27 +323,22 @@ class AsyncWorker:
         log.info("Worker %s stopped", self.worker_id)
 
     # -- signals --------------------------------------------------------------------------
-    def _on_change(self) -> None:
-        # The worker's own commits say what work they can make (``_local.committing``); any other
-        # change (a client, another worker's provider thread) may make any kind.
-        kinds = getattr(self._local, "committing", None)
-        if kinds is None:
-            self._wake()
-            return
-        if _Work.ORCHESTRATIONS in kinds:
-            self._orchestration_signal.bump()
-        if _Work.ACTIVITIES in kinds:
-            self._activity_signal.bump()
+    def _on_change(self, work: Work) -> None:
+        # A timer may be due already (or soon): the orchestration loop looks again for it too.
+        if work & (Work.ORCHESTRATIONS | Work.TIMERS):
+            self._orchestration_polls.signal.bump()
+        if Work.ACTIVITIES in work:
+            self._activity_polls.signal.bump()
 
     def _wake(self) -> None:
-        self._orchestration_signal.bump()
-        self._activity_signal.bump()
+        self._orchestration_polls.signal.bump()
+        self._activity_polls.signal.bump()
 
     # -- orchestrations -------------------------------------------------------------------
     def _orchestration_thread(self) -> None:
         while not self._stopping.is_set():
             with self._poll_turn:
-                items, seen = self._poll_orchestrations()
+                items, seen = self._orchestration_polls.poll(self._isolation, self._stopping)
             if not items:
                 continue
             try:
@@ -377,50 +348,11 @@ class AsyncWorker:
             finally:
                 with self._guard:
                     self._orchestrations_in_flight -= len(items)
-                if self._orchestration_capacity_wanted:
-                    self._orchestration_capacity_wanted = False
-                    self._orchestration_signal.bump()
+                self._orchestration_polls.room_freed()
 
-    def _poll_orchestrations(self) -> tuple[list[Any], int]:
-        """Lock the next batch of orchestration work items (waiting while there is none), and
-        the orchestration signal's version before the poll that locked them."""
-        signal, backoff = self._orchestration_signal, self._orchestration_backoff
-        while not self._stopping.is_set():
-            short = self._short_poll_seen
-            if short is not None:  # the last poll got all there was: wait for news first
-                self._short_poll_seen = None
-                signal.wait(short, backoff.empty())
-            seen = signal.version
-            free = self.max_concurrent_orchestrations - self._orchestrations_in_flight
-            if free <= 0:
-                self._orchestration_capacity_wanted = True
-                signal.wait(seen, 0.05)
-                continue
-            wanted = self._isolation.before_poll(min(free, self.batch_size), self._stopping)
-            if not wanted:
-                continue
-            items = []
-            try:
-                items = self.provider.lock_next_orchestration_work_items(
-                    self.worker_id, self.lock_timeout, wanted
-                )
-            except Exception:
-                log.exception("Locking orchestration work items failed; retrying")
-                signal.wait(seen, backoff.empty())
-                continue
-            finally:
-                self._isolation.after_poll(
-                    len(items), any(item.dequeue_count <= 1 for item in items)
-                )
-            if items:
-                backoff.found()
-                if len(items) < wanted:
-                    self._short_poll_seen = seen
-                with self._guard:
-                    self._orchestrations_in_flight += len(items)
-                return items, seen
-            signal.wait(seen, backoff.empty())
-        return [], signal.version
+    def _took_orchestrations(self, items: Sequence[OrchestrationWorkItem]) -> None:
+        with self._guard:  # before the next thread's poll: it counts them
+            self._orchestrations_in_flight += len(items)
 
     def _handle_orchestrations(self, items: list[OrchestrationWorkItem], seen: int) -> None:
         """Run a locked batch: fresh items together, poison ones failed without running,
@@ -436,6 +368,10 @@ class AsyncWorker:
             for item in items:
                 if item.dead_letters and not is_entity_instance(item.instance_id):
                     self._end_instance(item, failure=_dead_letter_failure(item))
+                    continue
+                noticed = noticed_failure(item)
+                if noticed is not None:  # e.g. an activity task of it was dead-lettered
+                    self._end_instance(item, failure=noticed)
                     continue
                 terminate = next(
                     (m.event for m in item.messages if isinstance(m.event, ExecutionTerminated)),
@@ -513,7 +449,7 @@ class AsyncWorker:
         orchestration signal's version before they were locked)."""
         observer = telemetry.current()
         began = time.monotonic()
-        steps: list[Step] = []
+        steps: list[ProcessedStep] = []
         for item in items:
             observer.delivered("orchestration", item.dequeue_count)
             try:
@@ -531,24 +467,21 @@ class AsyncWorker:
         if not steps:
             return
         results: list[Exception | None] | None = None
-        # Orchestration work if some step sends a message, or if a message may have come for
-        # an instance while it was locked (the signal moved since the lock: the poller that
-        # woke then found the instance locked, and its release makes it claimable); activity
-        # work if some step scheduled an activity.
-        kinds = _Work.NONE
-        if self._orchestration_signal.version != seen or any(
-            step.checkpoint.messages for step in steps
-        ):
-            kinds |= _Work.ORCHESTRATIONS
-        if any(step.checkpoint.activity_tasks for step in steps):
-            kinds |= _Work.ACTIVITIES
-        self._local.committing = kinds
+        # A message may have come for an instance while it was locked (the signal moved since
+        # the lock: the poller that woke then found the instance locked); the commit releases
+        # it, which makes it claimable. The provider's signal names only the work the
+        # checkpoints make, so the worker wakes its pollers for this itself.
+        released = self._orchestration_polls.signal.version != seen and not (
+            Work.of_checkpoints(step.checkpoint for step in steps)
+            & (Work.ORCHESTRATIONS | Work.TIMERS)
+        )
         try:
             results = self.provider.complete_orchestration_work_items(
                 [(step.item, step.checkpoint) for step in steps]
             )
         finally:  # every step is settled, even when the commit call itself raised
-            self._local.committing = None
+            if released:
+                self._orchestration_polls.signal.bump()
             for index, step in enumerate(steps):
                 if results is not None and results[index] is None:
                     self.processor.committed(step)
@@ -613,40 +546,10 @@ class AsyncWorker:
 
     # -- activities -----------------------------------------------------------------------
     def _activity_dispatcher(self) -> None:
-        signal, backoff = self._activity_signal, _Backoff(self.max_poll_interval)
         while not self._stopping.is_set():
-            seen = signal.version
-            free = self.max_concurrent_activities - len(self._activities)
-            if free <= 0:
-                self._activity_capacity_wanted = True
-                signal.wait(seen, 0.05)
-                continue
-            wanted = self._isolation.before_poll(min(free, self.batch_size), self._stopping)
-            if not wanted:
-                continue
-            items = []
-            try:
-                items = self.provider.lock_next_activity_work_items(
-                    self.worker_id, self.lock_timeout, wanted
-                )
-            except Exception:
-                log.exception("Locking activity work items failed; retrying")
-                signal.wait(seen, backoff.empty())
-                continue
-            finally:
-                self._isolation.after_poll(
-                    len(items), any(item.dequeue_count <= 1 for item in items)
-                )
-            if not items:
-                signal.wait(seen, backoff.empty())
-                continue
-            backoff.found()
+            items, _ = self._activity_polls.poll(self._isolation, self._stopping)
             for item in items:
                 self._begin_activity(item)
-            if len(items) < wanted:
-                # It got all there was: poll again once something changed (or after the
-                # back-off), not at once.
-                signal.wait(seen, backoff.empty())
 
     def _begin_activity(self, item: ActivityWorkItem) -> None:
         pool, loop = self._pool, self._loop
@@ -734,6 +637,9 @@ class AsyncWorker:
                     message = future.result()
                 except concurrent.futures.CancelledError:
                     return
+                except _UndecodableTask as exc:
+                    self._dead_letter_task(running, exc)
+                    return
                 self._activity_finished(running, message)
             else:
                 self._run_sync(running)
@@ -746,7 +652,16 @@ class AsyncWorker:
         registration = self.app.activities.get(task.name)
         if registration is None:
             raise LookupError(f"No activity named {task.name!r} is registered with this worker")
-        value = self.converter.loads(task.input, registration.input_type)
+        try:
+            value = self.converter.loads(task.input, registration.input_type)
+        except Exception as exc:
+            if registration.input_type is not None:
+                try:  # decodable, but not as the activity's type: the task fails
+                    self.converter.loads(task.input)
+                except Exception:  # noqa: BLE001 - not decodable at all: a corrupt record
+                    raise _UndecodableTask(str(exc)) from exc
+                raise
+            raise _UndecodableTask(str(exc)) from exc
         ctx = ActivityContext(task.instance_id, task.execution_id, task.task_id, task.name)
         return registration.fn, ctx, value
 
@@ -776,20 +691,35 @@ class AsyncWorker:
         with telemetry.current().activity(item, self.provider) as observed:
             try:
                 fn, ctx, value = self._context(item)
-                message = self._outcome(item, fn(ctx, value))
+                message: OrchestrationMessage | _UndecodableTask = self._outcome(
+                    item, fn(ctx, value)
+                )
+            except _UndecodableTask as exc:
+                if observed is not None:
+                    observed.failed(exc)
+                message = exc
             except BaseException as exc:  # noqa: BLE001 - even SystemExit only fails the task
                 if observed is not None:
                     observed.failed(exc)
                 message = self._failure(item, exc)
-        self._activity_finished(running, message)
+        if isinstance(message, _UndecodableTask):
+            self._dead_letter_task(running, message)
+        else:
+            self._activity_finished(running, message)
 
     async def _run_async(self, item: ActivityWorkItem) -> OrchestrationMessage:
+        """The activity's result message (raises :class:`_UndecodableTask` for a corrupt
+        task, ``CancelledError`` when the worker stops)."""
         with telemetry.current().activity(item, self.provider) as observed:
             try:
                 fn, ctx, value = self._context(item)
                 return self._outcome(item, await fn(ctx, value))
             except asyncio.CancelledError:
                 raise  # the worker stopped: the activity is abandoned, not failed
+            except _UndecodableTask as exc:
+                if observed is not None:
+                    observed.failed(exc)
+                raise
             except BaseException as exc:  # noqa: BLE001 - even SystemExit only fails the task
                 if observed is not None:
                     observed.failed(exc)
@@ -802,7 +732,12 @@ class AsyncWorker:
         if future.cancelled():
             return
         pool = self._pool
-        if pool is not None:  # else the worker stopped: the activity was abandoned
+        if pool is None:  # the worker stopped: the activity was abandoned
+            return
+        error = future.exception()
+        if isinstance(error, _UndecodableTask):
+            pool.submit(self._dead_letter_task, running, error)
+        else:
             pool.submit(self._activity_finished, running, future.result())
 
     def _activity_finished(self, running: _RunningActivity, message: OrchestrationMessage) -> None:
@@ -816,11 +751,41 @@ class AsyncWorker:
             self._committing = True
             if self._stopping.is_set():
                 self._settled.notify_all()  # stop() waits for the last activities
-        if self._activity_capacity_wanted:  # the dispatcher waits for a free slot
-            self._activity_capacity_wanted = False
-            self._activity_signal.bump()
+        self._activity_polls.room_freed()
         if leader:
             self._commit_results()
+
+    def _dead_letter_task(self, running: _RunningActivity, error: _UndecodableTask) -> None:
+        """Move a task whose input cannot be decoded to the dead letters, and fail its
+        instance (the task's code never runs; the failure cannot be caught by the
+        orchestration: the record is corrupt, not the task's outcome)."""
+        with self._guard:
+            if self._activities.pop(id(running), None) is None:
+                return  # abandoned by stop(): another worker looks at it again
+            self._isolation.finished(1)
+            if self._stopping.is_set():
+                self._settled.notify_all()
+        self._activity_polls.room_freed()
+        item = running.item
+        task = item.task
+        failure = FailureDetails(
+            "SerializationError",
+            f"The input of activity {task.name!r} (task {task.task_id}) of orchestration "
+            f"'{task.instance_id}' cannot be decoded ({error}); the task was moved to the dead "
+            f"letters (ostinato dead-letters list --instance {task.instance_id})",
+        )
+        log.error("Failing orchestration '%s': %s", task.instance_id, failure.message)
+        notice = failure_notice(task.instance_id, task.execution_id, failure)
+        try:
+            self.provider.dead_letter_activity_task(
+                item, f"undecodable activity input: {error}", notice
+            )
+        except WorkItemLockLost:
+            log.warning("Lost the lock of activity %s; another worker has it", task.name)
+        except Exception:
+            log.exception("Moving activity %s aside failed; it will be redelivered", task.name)
+            with contextlib.suppress(Exception):
+                self.provider.abandon_activity_work_item(item, timedelta(seconds=1))
 
     def _commit_results(self) -> None:
         """Commit queued results in batches until the queue is empty (group commit)."""
@@ -831,14 +796,11 @@ class AsyncWorker:
                     self._committing = False
                     self._settled.notify_all()
                     return
-            self._local.committing = _Work.ORCHESTRATIONS  # results wake orchestrations only
             try:
                 errors: list[Exception | None] = self.provider.complete_activity_work_items(batch)
             except Exception:
                 log.exception("Committing activity results failed; they will be redelivered")
                 errors = []
-            finally:
-                self._local.committing = None
             retry: list[tuple[ActivityWorkItem, OrchestrationMessage]] = []
             for (item, _), error in zip(batch, errors, strict=False):
                 if error is not None and unstorable(error):

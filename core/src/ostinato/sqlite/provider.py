@@ -12,7 +12,7 @@ dialect and connection handling:
 * every write is a ``BEGIN IMMEDIATE`` transaction: writers serialize up front instead of
   failing on lock upgrade; within a process they queue on a mutex shared by every provider
   on the same file, across processes on SQLite's busy timeout. That makes the check-and-write
-  steps (create with a reuse-id policy, lock checks, purge) atomic between processes too;
+  writes (create with a reuse-id policy, lock checks, purge) atomic between processes too;
 * driver errors are mapped at the edge: a corrupt or non-SQLite file, or a database of
   another application, gives a clear :class:`~ostinato.errors.ProviderError` or
   :class:`~ostinato.errors.ConfigurationError` instead of a raw ``sqlite3`` traceback.

@@ -21,6 +21,7 @@ from ostinato.history import HistoryEvent
 from ostinato.provider import (
     ActivityWorkItem,
     ChangeSignal,
+    DeadLetter,
     InstanceQuery,
     InstanceRecord,
     OrchestrationCheckpoint,
@@ -157,12 +158,6 @@ class SkippingProvider(StorageProvider):
         return self.inner.purge_instance(instance_id, only_if_status)
 
     # -- orchestration work items ---------------------------------------------------------------
-    def lock_next_orchestration_work_item(
-        self, worker_id: str, lock_timeout: timedelta
-    ) -> OrchestrationWorkItem | None:
-        items = self.lock_next_orchestration_work_items(worker_id, lock_timeout, 1)
-        return items[0] if items else None
-
     def lock_next_orchestration_work_items(
         self, worker_id: str, lock_timeout: timedelta, max_count: int
     ) -> list[OrchestrationWorkItem]:
@@ -207,12 +202,6 @@ class SkippingProvider(StorageProvider):
         self.inner.renew_orchestration_work_item_lock(item, lock_timeout)
 
     # -- activity work items --------------------------------------------------------------------
-    def lock_next_activity_work_item(
-        self, worker_id: str, lock_timeout: timedelta
-    ) -> ActivityWorkItem | None:
-        items = self.lock_next_activity_work_items(worker_id, lock_timeout, 1)
-        return items[0] if items else None
-
     def lock_next_activity_work_items(
         self, worker_id: str, lock_timeout: timedelta, max_count: int
     ) -> list[ActivityWorkItem]:
@@ -250,8 +239,39 @@ class SkippingProvider(StorageProvider):
     ) -> None:
         self.inner.renew_activity_work_item_lock(item, lock_timeout)
 
+    # -- dead letters (the contract's defaults would hide the inner provider's) ---------------
+    def dead_letter_history(self, item: OrchestrationWorkItem, reason: str) -> DeadLetter | None:
+        return self.inner.dead_letter_history(item, reason)
+
+    def dead_letter_activity_task(
+        self, item: ActivityWorkItem, reason: str, result: OrchestrationMessage
+    ) -> DeadLetter | None:
+        self._write(orchestrations=True, visible_at=[result.visible_at])
+        try:
+            return self.inner.dead_letter_activity_task(item, reason, result)
+        finally:
+            self._released(item)
+
+    def list_dead_letters(
+        self, instance_id: str | None = None, limit: int = 100
+    ) -> list[DeadLetter]:
+        return self.inner.list_dead_letters(instance_id, limit)
+
+    def get_dead_letter(self, dead_letter_id: str) -> DeadLetter | None:
+        return self.inner.get_dead_letter(dead_letter_id)
+
+    def retry_dead_letter(self, dead_letter_id: str) -> bool:
+        self._write(orchestrations=True, activities=True)
+        return self.inner.retry_dead_letter(dead_letter_id)
+
+    def delete_dead_letter(self, dead_letter_id: str) -> bool:
+        return self.inner.delete_dead_letter(dead_letter_id)
+
+    def purge_dead_letters(self, created_before: datetime, limit: int = 100) -> int:
+        return self.inner.purge_dead_letters(created_before, limit)
+
     def __getattr__(self, name: str) -> Any:
-        # Provider-specific extras (dead letters, statistics, ...) pass straight through.
+        # Provider-specific extras (statistics, ...) pass straight through.
         if name == "inner":
             raise AttributeError(name)
         return getattr(self.inner, name)

@@ -259,9 +259,9 @@ def migrate(
             continue
         if dry_run:
             continue
-        step = import_hub(destination, [snapshot], on_instance=on_instance)
-        imported.failed.update(step.failed)
-        if not step.failed:
+        outcome = import_hub(destination, [snapshot], on_instance=on_instance)
+        imported.failed.update(outcome.failed)
+        if not outcome.failed:
             imported.imported = imported.imported.add(snapshot)
             expected[snapshot.instance_id] = Fingerprint.of(snapshot)
             expected_counts = expected_counts.add(snapshot)

@@ -45,7 +45,8 @@ class HubNames:
         return f"{self.hub}Instances"
 
     @property
-    def history_table(self) -> str:
+    def legacy_history_table(self) -> str:
+        """The separate history table of the earlier layout (see ``README.md``)."""
         return f"{self.hub}History"
 
     @property
@@ -69,7 +70,7 @@ class HubNames:
 
     @property
     def tables(self) -> list[str]:
-        return [self.instances_table, self.history_table, self.partitions_table, self.poison_table]
+        return [self.instances_table, self.partitions_table, self.poison_table]
 
     @property
     def queues(self) -> list[str]:

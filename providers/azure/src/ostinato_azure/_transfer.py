@@ -9,9 +9,8 @@ replaced instance, activity tasks of an execution that is no longer current). A 
 show a message before it is visible: pending timers are not in the export, and the core adds
 them back from the histories (:mod:`ostinato.transfer.pending`).
 
-**Import** writes a snapshot in the order a checkpoint does: history rows, then the history
-sentinel and the instance row (both carrying the same record version), then the messages and
-activity tasks.
+**Import** writes a snapshot's history rows, then the instance row (which makes them
+visible: it names their execution and count), then the messages and activity tasks.
 """
 
 from __future__ import annotations
@@ -20,7 +19,8 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from azure.core.exceptions import ResourceExistsError
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
 from azure.storage.queue import QueueClient, QueueMessage
 from ostinato import history
@@ -35,6 +35,7 @@ from ostinato.provider import (
 
 from ostinato_azure._keys import instance_id_of, table_key
 from ostinato_azure._payloads import put_property
+from ostinato_azure._records import is_live
 
 if TYPE_CHECKING:
     from ostinato_azure.provider import AzureStorageProvider
@@ -51,6 +52,7 @@ def _receive_all(queue: QueueClient) -> list[QueueMessage]:
 
 
 def _release(queue: QueueClient, messages: list[QueueMessage]) -> None:
+    """Make the read messages visible again (a receive is not a delivery: no count)."""
     for raw in messages:
         queue.update_message(raw.id, pop_receipt=raw.pop_receipt, visibility_timeout=0)
 
@@ -86,17 +88,15 @@ def export_state(provider: AzureStorageProvider) -> Iterator[InstanceSnapshot]:
     finally:
         for queue, raws in held:
             _release(queue, raws)
+    p.count("table.query")
     rows = {
         instance_id_of(str(row["PartitionKey"])): row
         for row in p._instances.query_entities("RowKey eq ''")
     }
     for instance_id in sorted(set(rows) | set(messages) | set(tasks)):
         row = rows.get(instance_id)
-        record = None if row is None else p._record_from(instance_id, row)
-        cutoff = None if row is None else row.get("InboxCutoff")
-        if record is None and instance_id in messages:
-            sentinel = p._read_sentinel(instance_id)
-            cutoff = None if sentinel is None else sentinel.entity.get("DeadAt")
+        record = p._live_record(instance_id, row)
+        cutoff = None if row is None else row.get("InboxCutoff" if record else "DeadAt")
         pending = [m for m in messages.get(instance_id, []) if not _is_stale(m, record, cutoff)]
         current = [
             t
@@ -131,40 +131,42 @@ def import_snapshot(provider: AzureStorageProvider, snapshot: InstanceSnapshot) 
     iid, record = snapshot.instance_id, snapshot.record
     if record is not None:
         existing = p._read_row(iid)
-        sentinel = p._read_sentinel(iid)
-        if existing is not None or (sentinel is not None and sentinel.execution_id):
+        if existing is not None and is_live(existing):
             raise InstanceAlreadyExistsError(iid)
         version = int(utcnow().timestamp() * 1_000_000)
-        if snapshot.history:
-            rows: list[dict[str, Any]] = []
-            for seq, event in enumerate(snapshot.history):
-                row: dict[str, Any] = {
-                    "PartitionKey": table_key(iid),
-                    "RowKey": f"{record.execution_id}.{seq:08d}",
-                    "EventType": event.event_type.value,
-                }
-                put_property(row, "Event", history.dumps(event), iid, p.blobs)
-                rows.append(row)
-            for start in range(0, len(rows), _BATCH):
-                p.count("table.batch")
-                p._history.submit_transaction(
-                    [
-                        ("upsert", r, {"mode": UpdateMode.REPLACE})
-                        for r in rows[start : start + _BATCH]
-                    ]
-                )
-            sentinel_row: dict[str, Any] = {"PartitionKey": table_key(iid), "RowKey": _SENTINEL}
-            sentinel_row.update(p._record_properties(record, version))
-            sentinel_row["ExecutionId"] = record.execution_id
-            sentinel_row["HistorySize"] = len(rows)
-            p.count("table.upsert")
-            p._history.upsert_entity(sentinel_row, mode=UpdateMode.REPLACE)
+        rows: list[dict[str, Any]] = []
+        for seq, event in enumerate(snapshot.history):
+            row: dict[str, Any] = {
+                "PartitionKey": table_key(iid),
+                "RowKey": f"{record.execution_id}.{seq:08d}",
+                "EventType": event.event_type.value,
+            }
+            put_property(row, "Event", history.dumps(event), iid, p.blobs)
+            rows.append(row)
+        # The history first (invisible until the instance row names its length), then the
+        # row: inserted, or replacing the tombstone read (a conflict is an existing instance).
+        for start in range(0, len(rows), _BATCH):
+            p.count("table.batch")
+            p._instances.submit_transaction(
+                [("upsert", r, {"mode": UpdateMode.REPLACE}) for r in rows[start : start + _BATCH]]
+            )
         entity: dict[str, Any] = {"PartitionKey": table_key(iid), "RowKey": _SENTINEL}
         entity.update(p._record_properties(record, version))
-        p.count("table.insert")
+        entity["ExecutionId"] = record.execution_id
+        entity["HistorySize"] = len(rows)
         try:
-            p._instances.create_entity(entity)
-        except ResourceExistsError:
+            if existing is None:
+                p.count("table.insert")
+                p._instances.create_entity(entity)
+            else:
+                p.count("table.update")
+                p._instances.update_entity(
+                    entity,
+                    mode=UpdateMode.REPLACE,
+                    etag=str(existing.metadata["etag"]),
+                    match_condition=MatchConditions.IfNotModified,
+                )
+        except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
             raise InstanceAlreadyExistsError(iid) from None
     for task in snapshot.activity_tasks:
         p._send_activity(task)

@@ -12,8 +12,13 @@ from __future__ import annotations
 
 import atexit
 import importlib.util
+import io
+import json
 import os
+import subprocess
 import sys
+import tarfile
+import tempfile
 import time
 import uuid
 from collections import Counter
@@ -121,6 +126,38 @@ def measure_hello_cities(n: int) -> dict[str, Any]:
     }
 
 
+def measure_baseline(ref: str, n: int) -> dict[str, Any]:
+    """:func:`measure_hello_cities` with this provider's code as of git ``ref`` (a subprocess
+    on the same Azurite), for a before/after comparison on the same machine at the same time.
+    """
+    root = Path(__file__).resolve().parents[4]
+    archive = subprocess.run(
+        ["git", "-C", str(root), "archive", ref, "providers/azure/src/ostinato_azure"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    with tempfile.TemporaryDirectory(prefix="ostinato-baseline-") as tmp:
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            tar.extractall(tmp, filter="data")
+        src = Path(tmp) / "providers" / "azure" / "src"
+        path = os.pathsep.join(p for p in (str(src), os.environ.get("PYTHONPATH", "")) if p)
+        env = dict(os.environ, PYTHONPATH=path)
+        env[ENV_CONNECTION_STRING] = azurite_connection_string()
+        code = (
+            "import json, ostinato_azure.testing as t; "
+            f"assert t.__file__.startswith({str(src)!r}), t.__file__; "
+            f"print(json.dumps(t.measure_hello_cities({n})))"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"The baseline run ({ref}) failed:\n{done.stderr[-4000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    result["ref"] = ref
+    return result
+
+
 def operations_markdown(result: dict[str, Any], command: str) -> str:
     """``result`` of :func:`measure_hello_cities` as the generated OPERATIONS.md."""
     import platform
@@ -152,13 +189,34 @@ def operations_markdown(result: dict[str, Any], command: str) -> str:
         "fewer calls per instance is what raises it.",
         "",
     ]
+    baseline = result.get("baseline")
+    if baseline is not None:
+        lines += [
+            "## Before and after, in the same run",
+            "",
+            f"The same measurement with the provider as of `{baseline['ref']}` (run just before, "
+            "in a subprocess on the same Azurite):",
+            "",
+            "| | storage calls per instance | without receives | HelloCities/s |",
+            "|---|---|---|---|",
+            f"| `{baseline['ref']}` | {baseline['operations_per_instance']:.2f} | "
+            f"{baseline['operations_per_instance_without_receives']:.2f} | "
+            f"{baseline['per_second']:.1f} |",
+            f"| this version | {result['operations_per_instance']:.2f} | "
+            f"{result['operations_per_instance_without_receives']:.2f} | "
+            f"{result['per_second']:.1f} |",
+            "",
+            f"Throughput ratio (this version / `{baseline['ref']}`): "
+            f"**{result['per_second'] / baseline['per_second']:.2f}**; calls per instance: "
+            f"{result['operations_per_instance'] / baseline['operations_per_instance']:.2f}.",
+            "",
+        ]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m ostinato_azure.testing [N] [--write [FILE]]``."""
+    """``python -m ostinato_azure.testing [N] [--write [FILE]] [--baseline REF]``."""
     import argparse
-    import json
 
     parser = argparse.ArgumentParser(description=measure_hello_cities.__doc__)
     parser.add_argument("instances", nargs="?", type=int, default=100)
@@ -169,10 +227,18 @@ def main(argv: list[str] | None = None) -> int:
         const=Path(__file__).resolve().parents[2] / "OPERATIONS.md",
         help="write the table (default providers/azure/OPERATIONS.md)",
     )
+    parser.add_argument(
+        "--baseline",
+        metavar="REF",
+        help="first measure the provider as of this git ref (e.g. main), for the ratio",
+    )
     args = parser.parse_args(argv)
     load = os.getloadavg()[0]
+    baseline = measure_baseline(args.baseline, args.instances) if args.baseline else None
     result = measure_hello_cities(args.instances)
     result["load"] = [load, os.getloadavg()[0]]
+    if baseline is not None:
+        result["baseline"] = baseline
     print(json.dumps(result, indent=2))
     if args.write:
         command = "python -m ostinato_azure.testing " + " ".join(

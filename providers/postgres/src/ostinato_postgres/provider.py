@@ -14,7 +14,8 @@ contract logic):
   no table lock), so any number of workers may start beside busy ones;
 * **LISTEN/NOTIFY**: statement-level triggers on the inbox, the activity queue and the
   instance table ``pg_notify`` the hub's channel when they commit; a listener thread on a
-  dedicated connection turns each notification into ``self.changes.notify()``, so an idle
+  dedicated connection turns each notification into ``self.changes.notify()`` (any kind of
+  work: a notification does not say which), so an idle
   worker (or a client waiting for completion) in any process wakes at once instead of at its
   next poll. Polling stays the fallback: a lost listener connection is re-established with
   back-off and a wake-up is sent after each reconnect;

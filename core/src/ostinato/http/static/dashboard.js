@@ -14,11 +14,20 @@ async function call(method, url, body) {
   }
   const response = await fetch(url, init);
   let message = response.status + " " + response.statusText;
+  let data = null;
   const text = await response.text();
   if (text) {
-    try { const data = JSON.parse(text); if (data && data.error) message = data.error; } catch (e) { /* not JSON */ }
+    try { data = JSON.parse(text); if (data && data.error) message = data.error; } catch (e) { /* not JSON */ }
   }
-  return { ok: response.ok, message: message };
+  return { ok: response.ok, message: message, data: data };
+}
+
+// Where to go after an action: a new instance's page (restart), a given page, or here again.
+function after(button, result) {
+  if (button.dataset.follow === "instance" && result.data && result.data.id) {
+    return document.body.dataset.root + "/ui/instances/" + encodeURIComponent(result.data.id);
+  }
+  return button.dataset.then || window.location.href;
 }
 
 function wireActions(root) {
@@ -32,7 +41,8 @@ function wireActions(root) {
       const result = await call(button.dataset.method, api + button.dataset.path);
       show(result.ok ? button.textContent + ": done" : result.message, result.ok);
       if (result.ok) {
-        setTimeout(function () { window.location.href = button.dataset.then || window.location.href; }, 400);
+        const target = after(button, result);
+        setTimeout(function () { window.location.href = target; }, 400);
       } else {
         button.disabled = false;
       }

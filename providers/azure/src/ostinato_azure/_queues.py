@@ -1,0 +1,152 @@
+"""Queue messages: bodies (inline or in a blob), sends, visibility changes and deletes."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import timedelta
+
+from azure.core.exceptions import HttpResponseError
+from azure.storage.queue import QueueMessage
+from ostinato.clock import utcnow
+from ostinato.provider import ActivityTask, OrchestrationMessage
+
+from ostinato_azure._base import log
+from ostinato_azure._errors import ignoring_lost_message, lost_message
+from ostinato_azure._keys import queue_text
+from ostinato_azure._payloads import QUEUE_INLINE_BYTES, xml_size
+from ostinato_azure._records import RecordStore
+from ostinato_azure._state import _Received
+
+#: Azure Storage queues hide a message for at most 7 days; longer delays hop.
+MAX_VISIBILITY = timedelta(days=7) - timedelta(minutes=5)
+
+
+def with_count(delivered: int, body: str) -> str:
+    """A message's content: ``~<delivered>~`` and its body.
+
+    A queue counts receives, and a receive is not a delivery: a process receives up to 32
+    messages at once and hands out only some (a crash then charges the rest, innocents, too).
+    So the provider counts hand-outs itself and keeps the count in the message: a message
+    without a prefix was handed out at most once (its first receive may have been one); one
+    received again is written its count when it is handed out again, in the visibility update
+    it gets anyway. Bodies are JSON objects, so they never start with ``~``.
+    """
+    return f"~{delivered}~{body}"
+
+
+def split_count(content: str) -> tuple[int | None, str]:
+    """``(delivered, body)`` of a message's content (``None``: no count; see
+    :func:`with_count`)."""
+    if content.startswith("~"):
+        end = content.index("~", 1)
+        return int(content[1:end]), content[end + 1 :]
+    return None, content
+
+
+def delivered_before(stored: int | None, dequeue_count: int) -> int:
+    """Deliveries of a just-received message so far: its stored count, else 0 on its first
+    receive and 1 after (an earlier receive may have been a hand-out)."""
+    if stored is not None:
+        return stored
+    return 0 if dequeue_count <= 1 else 1
+
+
+def needs_count(stored: int | None, delivered: int) -> bool:
+    """Whether the queue must be told ``delivered``: a receiver after a crash now would
+    compute another count (see :func:`delivered_before`)."""
+    return delivered != (1 if stored is None else stored)
+
+
+class QueueOps(RecordStore):
+    """Single-message operations on the control and activity queues."""
+
+    def _encode_body(self, instance_id: str, text: str) -> str:
+        text = queue_text(text)
+        if xml_size(text) <= QUEUE_INLINE_BYTES:
+            return text
+        return json.dumps({"$blob": self.blobs.put(instance_id, text), "instance_id": instance_id})
+
+    def _decode_body(self, body: str) -> str:
+        body = split_count(body)[1]
+        if body.startswith('{"$blob"'):
+            return self.blobs.get(json.loads(body)["$blob"])
+        return body
+
+    def _send_orchestration_message(self, message: OrchestrationMessage) -> None:
+        body = self._encode_body(message.instance_id, message.to_json())
+        delay = self._delay_of(message)
+        self.count("queue.send")
+        self._control[self._queue_index(message.instance_id)].send_message(
+            body, visibility_timeout=delay or None, time_to_live=-1
+        )
+
+    def _send_activity(self, task: ActivityTask) -> None:
+        self.count("queue.send")
+        self._activity_queue.send_message(
+            self._encode_body(task.instance_id, task.to_json()), time_to_live=-1
+        )
+
+    def _delay_of(self, message: OrchestrationMessage) -> int:
+        if message.visible_at is None:
+            return 0
+        # Rounded down: the queue shows it a little early and the receiver holds it until
+        # ``visible_at`` (so timers are neither early nor a second late).
+        remaining = message.visible_at - utcnow()
+        return max(0, math.floor(min(remaining, MAX_VISIBILITY).total_seconds()))
+
+    def _update_received(self, received: _Received, seconds: int) -> None:
+        """Set a held message's visibility (and its count, if the queue must be told); raises
+        ``HttpResponseError`` if it is not ours any more."""
+        self.count("queue.update")
+        content = None
+        if needs_count(received.stored, received.delivered):
+            content = with_count(received.delivered, received.body)
+        receipt = self._control[received.queue].update_message(
+            received.message_id,
+            pop_receipt=received.pop_receipt,
+            content=content,
+            visibility_timeout=seconds,
+        )
+        received.pop_receipt = str(receipt.pop_receipt)
+        if content is not None:
+            received.stored = received.delivered
+
+    def _set_visibility(self, received: _Received, seconds: int, give_back: bool = False) -> bool:
+        """Change a held message's visibility; ``False`` if someone else holds it now.
+
+        ``give_back``: its delivery is given back (abandoned; a lost race), so the next one
+        has the same count.
+        """
+        if give_back:
+            received.delivered -= 1
+        try:
+            self._update_received(received, seconds)
+        except HttpResponseError as exc:
+            if give_back:
+                received.delivered += 1
+            if lost_message(exc):
+                return False
+            raise
+        return True
+
+    def _delete_received(self, received: _Received) -> bool:
+        """Delete a consumed message; ``False`` if another receiver took it meanwhile."""
+        self.count("queue.delete")
+        try:
+            self._control[received.queue].delete_message(
+                received.message_id, pop_receipt=received.pop_receipt
+            )
+        except HttpResponseError as exc:
+            if not lost_message(exc):
+                raise
+            # Its visibility lapsed and someone else holds it now: it is redelivered.
+            log.debug("Control message %s was already taken or deleted", received.message_id)
+            return False
+        return True
+
+    def _rearm(self, queue: int, raw: QueueMessage, message: OrchestrationMessage) -> None:
+        self._send_orchestration_message(message)
+        self.count("queue.delete")
+        with ignoring_lost_message():
+            self._control[queue].delete_message(raw.id, pop_receipt=raw.pop_receipt)
