@@ -45,6 +45,7 @@ AZURE_CHECKPOINT = "providers/azure/src/ostinato_azure/_checkpoint.py"
 AZURE_CLIENT = "providers/azure/src/ostinato_azure/_client.py"
 AZURE_INBOX = "providers/azure/src/ostinato_azure/_inbox.py"
 AZURE_RECORDS = "providers/azure/src/ostinato_azure/_records.py"
+AZURE_ACTIVITIES = "providers/azure/src/ostinato_azure/_activities.py"
 FILE = "examples/custom_provider/file_provider.py"
 
 MUTANTS: list[Mutant] = [
@@ -81,8 +82,12 @@ MUTANTS: list[Mutant] = [
         "R04",
         "sqlite",
         STATEMENTS,
-        'f"UPDATE {q} SET visible_at = (SELECT MIN(i.visible_at) FROM {inbox} i "',
-        'f"UPDATE {q} SET visible_at = (SELECT MAX(i.visible_at) FROM {inbox} i "',
+        'f"UPDATE {q} SET visible_at = (SELECT MIN(i.visible_at) FROM {inbox} i "\n'
+        '            f"WHERE {inbox_of_row}), locked_by = NULL, lock_token = NULL, "\n'
+        '            f"dequeue_count = CASE',
+        'f"UPDATE {q} SET visible_at = (SELECT MAX(i.visible_at) FROM {inbox} i "\n'
+        '            f"WHERE {inbox_of_row}), locked_by = NULL, lock_token = NULL, "\n'
+        '            f"dequeue_count = CASE',
         "MIN/MAX mix-up when releasing an instance: it becomes claimable at its latest "
         "remaining message (a far timer), so the events before it wait for the timer.",
     ),
@@ -134,16 +139,16 @@ MUTANTS: list[Mutant] = [
         "R10",
         "sqlite",
         RELATIONAL,
-        "(s.history_delete, s.inbox_delete, s.queue_delete, s.activity_delete)",
-        "(s.history_delete, s.inbox_delete, s.queue_delete)",
+        "                s.activity_delete,\n                s.dead_letters_delete,",
+        "                s.dead_letters_delete,",
         "Purge forgets the activity table (added to the schema after purge was written).",
     ),
     Mutant(
         "R11",
         "sqlite",
         RELATIONAL,
-        "(s.history_delete, s.inbox_delete, s.queue_delete, s.activity_delete)",
-        "(s.history_delete, s.inbox_delete, s.activity_delete)",
+        "                s.queue_delete,\n                s.activity_delete,",
+        "                s.activity_delete,",
         "Purge leaves the queue row, lock token and all: a worker that held the purged "
         "instance still passes its lock check and writes the instance back.",
     ),
@@ -223,8 +228,8 @@ MUTANTS: list[Mutant] = [
         "R20",
         "sqlite",
         RELATIONAL,
-        "        if exc_type is not None:\n            return\n        if self._notify:",
-        "        if exc_type is None:\n            return\n        if self._notify:",
+        "        if exc_type is not None:\n            return\n        if self._notify is not None:",
+        "        if exc_type is None:\n            return\n        if self._notify is not None:",
         "A condition inverted in the transaction's exit (found by Cosmic Ray): committed "
         "writes never signal provider.changes, so in-process workers and clients wake only at "
         "their poll timeouts; every result stays right, only late.",
@@ -454,9 +459,9 @@ MUTANTS: list[Mutant] = [
         "azure",
         AZURE_CLIENT,
         "            self._take_locks_away(instance_id)\n            self._forget_alive(instance_id)\n"
-        "            self._delete_history(instance_id)\n            self._write_tombstone(",
+        "            self._delete_history(instance_id)\n            self.blobs.delete_instance(",
         "            self._forget_alive(instance_id)\n"
-        "            self._delete_history(instance_id)\n            self._write_tombstone(",
+        "            self._delete_history(instance_id)\n            self.blobs.delete_instance(",
         "Purge leaves this process's in-memory lock of the instance in place.",
     ),
     Mutant(
@@ -489,8 +494,12 @@ MUTANTS: list[Mutant] = [
         "A06",
         "azure",
         AZURE_CHECKPOINT,
-        '                    sentinel["HistorySize"] = base + len(rows)',
-        '                    sentinel["HistorySize"] = len(rows)',
+        '                sentinel["ExecutionId"] = execution\n'
+        '                sentinel["HistorySize"] = base + len(rows)\n'
+        "            elif last:",
+        '                sentinel["ExecutionId"] = execution\n'
+        '                sentinel["HistorySize"] = len(rows)\n'
+        "            elif last:",
         "Off by the base: the sentinel counts this step's rows only, so earlier events drop "
         "out of the history read back.",
     ),
@@ -503,6 +512,55 @@ MUTANTS: list[Mutant] = [
         "        seconds = 0 if not delay else math.floor(delay.total_seconds())\n"
         "        kept: list[_Received] = []",
         "Rounding an abandon delay down to whole seconds: short delays become none.",
+    ),
+    Mutant(
+        "A08",
+        "azure",
+        AZURE_CLIENT,
+        "            if replaced:\n                self._take_locks_away(instance_id)\n",
+        "            if replaced:\n",
+        "A replace that keeps the old run's lock in this process (as R09 and F01): the worker "
+        "holding the old run commits into the new one.",
+    ),
+    Mutant(
+        "A09",
+        "azure",
+        AZURE_CLIENT,
+        'clauses.append("PartitionKey gt @after")',
+        'clauses.append("PartitionKey ge @after")',
+        "Keyset paging with ge (as R06 and F09): the last instance of a page comes back first "
+        "on the next one.",
+    ),
+    Mutant(
+        "A10",
+        "azure",
+        AZURE_ACTIVITIES,
+        "                or current is not lock\n",
+        "",
+        "The activity lock check looks at the task's state only, not whose lock it is: a stale "
+        "worker's result is accepted over the worker that took the task again (as F07).",
+    ),
+    Mutant(
+        "A11",
+        "azure",
+        AZURE_CHECKPOINT,
+        '                sentinel["ExecutionId"] = execution\n'
+        '                sentinel["HistorySize"] = base + len(rows)\n'
+        "                mode = UpdateMode.MERGE",
+        '                sentinel["ExecutionId"] = execution\n'
+        '                sentinel["HistorySize"] = len(rows)\n'
+        "                mode = UpdateMode.MERGE",
+        "The same off-by-the-base as A06 in the other branch (a step that appends history "
+        "without changing the record): the two branches were written apart and fixed apart.",
+    ),
+    Mutant(
+        "A12",
+        "azure",
+        AZURE_CHECKPOINT,
+        "            base = 0 if fresh else lock.sentinel_size",
+        "            base = lock.sentinel_size",
+        "History row numbers continued across a reset or a new execution: the new execution's "
+        "rows start past its HistorySize, so its history reads back short.",
     ),
 ]
 
