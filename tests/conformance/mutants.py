@@ -687,6 +687,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=900, help="seconds per test")
     parser.add_argument("--no-baseline", action="store_true", help="skip the baseline runs")
     parser.add_argument(
+        "--select",
+        help="run only the tests pytest's -k EXPR picks (a focused run: a survivor of it is "
+        "not a survivor of the suite)",
+    )
+    parser.add_argument(
         "--update",
         action="store_true",
         help="with --only: replace those mutants' rows in the doc (and its count) instead of "
@@ -717,9 +722,9 @@ def main(argv: list[str] | None = None) -> int:
         baseline_runs = (
             []
             if args.no_baseline
-            else [pool.submit(evaluate, None, p, args.timeout) for p in providers]
+            else [pool.submit(evaluate, None, p, args.timeout, args.select) for p in providers]
         )
-        runs = [pool.submit(evaluate, m, m.provider, args.timeout) for m in chosen]
+        runs = [pool.submit(evaluate, m, m.provider, args.timeout, args.select) for m in chosen]
         baselines = [f.result() for f in baseline_runs]
         outcomes = []
         for future in runs:
