@@ -84,11 +84,11 @@ MUTANTS: list[Mutant] = [
         STATEMENTS,
         'f"UPDATE {q} SET visible_at = (SELECT MIN(i.visible_at) FROM {inbox} i "\n'
         '            f"WHERE {inbox_of_row}), locked_by = NULL, lock_token = NULL, "\n'
-        '            f"dequeue_count = CASE',
+        '            f"dequeue_count = 0 WHERE',
         'f"UPDATE {q} SET visible_at = (SELECT MAX(i.visible_at) FROM {inbox} i "\n'
         '            f"WHERE {inbox_of_row}), locked_by = NULL, lock_token = NULL, "\n'
-        '            f"dequeue_count = CASE',
-        "MIN/MAX mix-up when releasing an instance: it becomes claimable at its latest "
+        '            f"dequeue_count = 0 WHERE',
+        "MIN/MAX mix-up when releasing an instance after a step: it becomes claimable at its latest "
         "remaining message (a far timer), so the events before it wait for the timer.",
     ),
     Mutant(
@@ -736,6 +736,8 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
             print(_indent(outcome.detail), flush=True)
+            if args.update and args.only:  # row by row, so a run cut short keeps its rows
+                DOC.write_text(update_rows(DOC.read_text("utf-8"), render([], [outcome])), "utf-8")
     for b in baselines:
         print(f"baseline {b.mutant.provider}: {b.status} ({b.passed} passed)")
         if b.status != "survived":
