@@ -97,6 +97,19 @@ def metrics(sizes: dict[str, Any]) -> list[Metric]:
         )
         for count in sizes.get("processes", [])
     ]
+    hello = f"HelloCities \N{MULTIPLICATION SIGN}{sizes['hello']:,}"
+    rows += [
+        Metric(label, "overheads", key, True, lambda v: f"{v:,.0f} orch/s", compare=False)
+        for label, key in (
+            (f"{hello}, default lock, renewed while work is held", "default_lock_per_s"),
+            (f"{hello}, a lock so long nothing is renewed (same run)", "long_lock_per_s"),
+            (
+                f"{hello}, no retention, {sizes['hello']:,} expired instances stored",
+                "no_retention_per_s",
+            ),
+            (f"{hello}, retention purging those in the background (same run)", "retention_per_s"),
+        )
+    ]
     rows += [
         Metric(
             f"latency p50 ({sizes['latency']} runs, one at a time)",
@@ -264,9 +277,40 @@ def table(data: dict[str, Any]) -> str:
     ]
     if history:
         notes.append("history events reached in the long-history replay: " + ", ".join(history))
+    notes += [
+        overheads_note(name, system["results"]["overheads"])
+        for name, system in systems.items()
+        if isinstance(system.get("results", {}).get("overheads"), dict)
+    ]
     lines.append("")
     lines += [f"[{i}] {text}  " for i, text in enumerate(notes, 1)]
     return "\n".join(lines)
+
+
+def overheads_note(name: str, o: dict[str, Any]) -> str:
+    """What the paired renewal and retention runs show (``bench_overheads``)."""
+
+    def change(key: str, base: str) -> str:
+        return f"{o[key] / o[base] - 1:+.0%}"
+
+    times = f"{o['pairs']}{TIMES}"
+    default, long = o["default_lock_seconds"], o["long_lock_seconds"] / 3600
+    return (
+        f"`{name}`, lock renewals and retention (each side run {times}, alternating with its "
+        f"pair; medians): the default {default:.0f} s lock against {long:.0f} h: "
+        f"{change('default_lock_per_s', 'long_lock_per_s')}"
+        f" ({o['renewals_default_lock']} renewals made: the worker renews work held for a third "
+        "of the lock). "
+        f"Retention purging {o['purged_during_runs']:,} expired instances in the background "
+        f"during the runs: {change('retention_per_s', 'no_retention_per_s')} against none. "
+        "Differences within the spread of the runs "
+        f"(default lock {_spread(o['default_lock_runs_per_s'])}, "
+        f"no retention {_spread(o['no_retention_runs_per_s'])}) are noise."
+    )
+
+
+def _spread(runs: list[float]) -> str:
+    return f"{min(runs):,.0f} to {max(runs):,.0f}/s"
 
 
 # -- targets ----------------------------------------------------------------------------------

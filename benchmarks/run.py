@@ -17,6 +17,10 @@ Workloads (the same for every provider and peer; ``peers/protocol.py`` has the d
   from scratch, which is what a worker pays when the instance is not cached);
 * ``idle``: N instances waiting on an event: memory and storage per instance;
 * ``sweep``: HelloCities throughput with 1/10/100/1000 instances in flight (the plot).
+* ``processes`` (SQLite, PostgreSQL): HelloCities/s with 1, 2 and 4 worker processes;
+* ``overheads`` (SQLite): paired, alternated HelloCities runs that price lock renewals (the
+  default lock against one so long nothing renews) and background retention
+  (a worker purging expired instances while it works, against none).
 
 Peers run in their own virtual environments (``benchmarks/.venvs/<peer>``, created on first
 use from ``benchmarks/peers/<peer>/requirements.txt``), each in a subprocess, in this same
@@ -42,6 +46,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +58,8 @@ import ostinato as ot  # noqa: E402
 from ostinato.clock import utcnow  # noqa: E402
 from ostinato.history import ExecutionStarted, TaskCompleted  # noqa: E402
 from ostinato.orchestration.engine import OrchestrationRun  # noqa: E402
+from ostinato.runtime.retention import RetentionPolicy  # noqa: E402
+from ostinato.runtime.worker import DEFAULT_LOCK_TIMEOUT  # noqa: E402
 from peers.protocol import (  # noqa: E402
     ROUND_TRIPS,
     latency_result,
@@ -111,6 +118,11 @@ def counter(ctx: ot.OrchestrationContext, _: Any) -> Any:
 @app.orchestrator
 def idle(ctx: ot.OrchestrationContext, _: Any) -> Any:
     yield ctx.wait_for_external_event("never")
+
+
+@app.orchestrator
+def fails(ctx: ot.OrchestrationContext, _: Any) -> Any:
+    raise ValueError("a finished instance for retention to purge")
 
 
 # -- providers --------------------------------------------------------------------------------
@@ -248,6 +260,115 @@ def _hello_cities_bulk(name: str, n: int) -> float:
         return n / (time.perf_counter() - started)
 
 
+# -- what lock renewals and retention cost (#15, #21) ------------------------------------------
+#: A lock no HelloCities run holds anything long enough to renew (renewals every third of it).
+LONG_LOCK = timedelta(hours=1)
+#: Paired runs of each comparison, alternated so the machine's load falls on both sides.
+OVERHEAD_PAIRS = 3
+
+
+def _counted(provider: ot.StorageProvider, names: tuple[str, ...]) -> list[int]:
+    """Count calls of ``provider``'s methods ``names`` (one counter, on this instance only)."""
+    calls = [0]
+    for name in names:
+        method = getattr(provider, name)
+
+        def counting(*args: Any, _method: Any = method, **kwargs: Any) -> Any:
+            calls[0] += 1
+            return _method(*args, **kwargs)
+
+        setattr(provider, name, counting)
+    return calls
+
+
+def _overhead_run(name: str, n: int, finished: int, **options: Any) -> dict[str, Any]:
+    """``n`` HelloCities at once on a worker with ``options``, on a store that already holds
+    ``finished`` FAILED instances (what a retention policy of ``failed=0`` purges)."""
+    factory, _ = PROVIDERS[name]
+    with tempfile.TemporaryDirectory() as tmp:
+        provider = factory(Path(tmp))
+        try:
+            client = ot.Client(provider)
+            if finished:
+                client.schedule_new_orchestrations(
+                    [ot.NewOrchestration(fails) for _ in range(finished)]
+                )
+                with ot.Worker(app, provider):
+                    _wait_all_finished(client, finished, status=ot.OrchestrationStatus.FAILED)
+            renewals = _counted(
+                provider, ("renew_orchestration_work_item_lock", "renew_activity_work_item_lock")
+            )
+            with ot.Worker(app, provider, **options):
+                _wave(client, 1)
+                started = time.perf_counter()
+                _wave(client, n)
+                per_s = n / (time.perf_counter() - started)
+            left = client.query_instances(
+                runtime_status={ot.OrchestrationStatus.FAILED},
+                page_size=finished + 1,
+                fetch_payloads=False,
+            ).items
+            return {"per_s": per_s, "renewals": renewals[0], "purged": finished - len(left)}
+        finally:
+            provider.close()
+
+
+def _paired(runs: dict[str, Callable[[], dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """Run each of ``runs`` ``OVERHEAD_PAIRS`` times, alternating; per run name the median
+    rate and the sums of the counters."""
+    samples: dict[str, list[dict[str, Any]]] = {key: [] for key in runs}
+    for _ in range(OVERHEAD_PAIRS):
+        for key, run in runs.items():
+            samples[key].append(run())
+    out: dict[str, dict[str, Any]] = {}
+    for key, results in samples.items():
+        out[key] = {
+            "per_s": statistics.median(r["per_s"] for r in results),
+            "runs_per_s": [r["per_s"] for r in results],
+            "renewals": sum(r["renewals"] for r in results),
+            "purged": sum(r["purged"] for r in results),
+        }
+    return out
+
+
+def bench_overheads(name: str, n: int) -> dict[str, Any]:
+    """What lock renewals and background retention cost, each as paired runs of ``n``
+    HelloCities at once in one invocation:
+
+    * renewals: the default lock (renewed while work is held) against a lock so long that
+      nothing is renewed (the renewals made are counted);
+    * retention: a worker that sweeps ``n`` expired FAILED instances in the background
+      (``RetentionPolicy(failed=0)``, default batches and pauses) while it runs the
+      HelloCities, against the same store with no retention policy.
+    """
+    renewals = _paired(
+        {
+            "default_lock": lambda: _overhead_run(name, n, 0),
+            "long_lock": lambda: _overhead_run(name, n, 0, lock_timeout=LONG_LOCK),
+        }
+    )
+    policy = RetentionPolicy(failed=timedelta(0))
+    retention = _paired(
+        {
+            "no_retention": lambda: _overhead_run(name, n, n),
+            "retention": lambda: _overhead_run(name, n, n, retention=policy),
+        }
+    )
+    both = {**renewals, **retention}
+    return {
+        "n": n,
+        "pairs": OVERHEAD_PAIRS,
+        "default_lock_seconds": DEFAULT_LOCK_TIMEOUT.total_seconds(),
+        "long_lock_seconds": LONG_LOCK.total_seconds(),
+        **{f"{key}_per_s": value["per_s"] for key, value in both.items()},
+        **{f"{key}_runs_per_s": value["runs_per_s"] for key, value in both.items()},
+        "renewals_default_lock": renewals["default_lock"]["renewals"],
+        "renewals_long_lock": renewals["long_lock"]["renewals"],
+        "purged_during_runs": retention["retention"]["purged"],
+        "purged_without_retention": retention["no_retention"]["purged"],
+    }
+
+
 # -- scale-out: worker processes ----------------------------------------------------------------
 def the_app() -> ot.App:
     """The benchmark app, for worker processes (they import this module)."""
@@ -268,8 +389,14 @@ def shared_factory(name: str, provider: ot.StorageProvider) -> Callable[[], ot.S
     raise ValueError(f"{name} cannot be shared between processes")
 
 
-def _wait_all_finished(client: ot.Client, n: int, timeout: float = 600) -> None:
-    """Poll (other processes' writes send no in-process signal) until ``n`` have completed."""
+def _wait_all_finished(
+    client: ot.Client,
+    n: int,
+    timeout: float = 600,
+    status: ot.OrchestrationStatus = ot.OrchestrationStatus.COMPLETED,
+) -> None:
+    """Poll (other processes' writes send no in-process signal) until ``n`` have ended in
+    ``status``."""
     deadline = time.monotonic() + timeout
     active = {
         ot.OrchestrationStatus.PENDING,
@@ -280,11 +407,9 @@ def _wait_all_finished(client: ot.Client, n: int, timeout: float = 600) -> None:
             runtime_status=active, page_size=1, fetch_payloads=False
         ).items:
             done = client.query_instances(
-                runtime_status={ot.OrchestrationStatus.COMPLETED},
-                page_size=n + 1,
-                fetch_payloads=False,
+                runtime_status={status}, page_size=n + 1, fetch_payloads=False
             ).items
-            assert len(done) == n, f"{len(done)} of {n} completed"
+            assert len(done) == n, f"{len(done)} of {n} {status.value}"
             return
         time.sleep(0.005)
     raise TimeoutError(f"{n} HelloCities did not finish in {timeout} s")
@@ -556,7 +681,7 @@ PEER_VARIANTS = {"dbos-postgres": ("dbos", "dbos/postgres")}
 PROFILED_RUNS = 3
 PEER_WORKLOADS = ["hello_cities", "latency", "fan_out", "replay", "idle", "sweep"]
 #: Workloads only ostinato runs, and the providers they run on.
-OSTINATO_WORKLOADS = {"processes": ("sqlite", "postgres")}
+OSTINATO_WORKLOADS = {"processes": ("sqlite", "postgres"), "overheads": ("sqlite",)}
 #: Sizes of those workloads (not passed to the peers).
 OSTINATO_SIZES = {"processes"}
 
@@ -573,6 +698,7 @@ def run_ostinato(
         "idle": lambda: bench_idle(name, sizes["idle"], log),
         "sweep": lambda: bench_sweep(name, sizes["sweep"], sizes["sweep_total"]),
         "processes": lambda: bench_processes(name, sizes["hello"], sizes["processes"]),
+        "overheads": lambda: bench_overheads(name, sizes["hello"]),
     }
     out: dict[str, Any] = {"results": {}, "errors": {}}
     for workload in workloads:

@@ -117,3 +117,27 @@ def test_scale_out_and_bulk_rows_on_sqlite(
     table = capsys.readouterr().out
     assert "HelloCities \N{MULTIPLICATION SIGN}20, 2 worker processes (started in bulk)" in table
     assert harness._hello_cities_bulk("sqlite", 20) > 0
+
+
+def test_renewal_and_retention_rows_on_sqlite(
+    harness: ModuleType,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The paired runs measure what they say: nothing is renewed under the long lock, and
+    the retention side purges the expired instances while the other keeps them."""
+    monkeypatch.setattr(harness, "QUICK", dict(harness.QUICK, hello=20))
+    monkeypatch.setattr(harness, "OVERHEAD_PAIRS", 1)
+    raw = tmp_path / "raw.json"
+    argv = ["--quick", "--providers", "sqlite", "--no-profile", "--no-plot", "--json", str(raw)]
+    assert harness.main([*argv, "--workloads", "overheads"]) == 0
+    system = json.loads(raw.read_text())["systems"]["ostinato/sqlite"]
+    assert system["errors"] == {}
+    o = system["results"]["overheads"]
+    assert all(o[f"{key}_per_s"] > 0 for key in ("default_lock", "long_lock"))
+    assert o["renewals_long_lock"] == 0
+    assert o["purged_during_runs"] == 20 and o["purged_without_retention"] == 0
+    table = capsys.readouterr().out
+    assert "retention purging those in the background (same run)" in table
+    assert "lock renewals and retention (each side run 1\N{MULTIPLICATION SIGN}" in table

@@ -115,3 +115,36 @@ def test_a_provider_without_multi_process_support_is_refused() -> None:
     with pytest.raises(ot.ConfigurationError, match="cannot share a task hub"):
         sup.start()
     assert sup.pids == []
+
+
+def test_the_default_process_count_follows_the_provider(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One per CPU, at most what the provider says adds throughput (2 for SQLite's single
+    writer), and 1 where processes cannot share a hub."""
+    from ostinato.runtime import supervisor as module
+    from ostinato.sqlite import SqliteProvider
+
+    monkeypatch.setattr(module.os, "sched_getaffinity", lambda _: set(range(8)))
+    sqlite = SqliteProvider(str(tmp_path / "hub.db"))
+    try:
+        assert module.default_processes() == 8
+        assert module.default_processes(sqlite.capabilities) == 2
+        assert module.default_processes(ot.InMemoryProvider().capabilities) == 1
+        server = ot.ProviderCapabilities(multi_process=True)
+        assert module.default_processes(server) == 8  # PostgreSQL, SQL Server, Azure
+    finally:
+        sqlite.close()
+    monkeypatch.setattr(module.os, "sched_getaffinity", lambda _: {0})
+    assert module.default_processes(SqliteProvider.capabilities) == 1
+
+
+def test_a_supervisor_without_a_count_starts_the_providers_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ostinato.runtime import supervisor as module
+
+    monkeypatch.setattr(module.os, "sched_getaffinity", lambda _: set(range(8)))
+    sup = WorkerSupervisor(the_app, sqlite_at(tmp_path / "hub.db"), max_poll_interval=0.05)
+    with sup:
+        assert sup.processes == 2 and len(sup.pids) == 2

@@ -254,6 +254,38 @@ def test_without_opentelemetry_the_hooks_do_nothing() -> None:
     assert out.stdout.strip() == "ok"
 
 
+def test_with_opentelemetry_but_no_sdk_the_hooks_do_nothing_until_one_is_set() -> None:
+    """The API alone hands out proxies that record nothing: the hooks stay the empty ones
+    (and import nothing) until a global provider is set, then spans are recorded."""
+    code = (
+        "import sys, time\n"
+        "import ostinato as ot\n"
+        "from ostinato.runtime import telemetry\n"
+        "assert type(telemetry.current()) is telemetry.Telemetry\n"
+        "p = ot.InMemoryProvider(); c = ot.Client(p)\n"
+        "c.schedule_new_orchestration('x')\n"
+        "assert 'ostinato.runtime.telemetry.otel' not in sys.modules\n"
+        "assert 'opentelemetry.trace' not in sys.modules\n"
+        "from opentelemetry import trace\n"
+        "from opentelemetry.sdk.trace import TracerProvider\n"
+        "from opentelemetry.sdk.trace.export import SimpleSpanProcessor\n"
+        "from opentelemetry.sdk.trace.export.in_memory_span_exporter import (\n"
+        "    InMemorySpanExporter)\n"
+        "exporter = InMemorySpanExporter(); tp = TracerProvider()\n"
+        "tp.add_span_processor(SimpleSpanProcessor(exporter))\n"
+        "trace.set_tracer_provider(tp)\n"
+        "time.sleep(telemetry.RECHECK_SECONDS)\n"
+        "assert type(telemetry.current()).__name__ == 'OtelTelemetry'\n"
+        "c.schedule_new_orchestration('x')\n"
+        "names = [s.name for s in exporter.get_finished_spans()]\n"
+        "assert names == ['create_orchestration:x'], names\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
+
+
 def test_backlog_counts_ready_work(make: Factory) -> None:
     provider = make()
     assert provider.backlog() == {"orchestrations": 0, "activities": 0}

@@ -349,7 +349,10 @@ class ProviderCapabilities:
     * ``max_payload_bytes``: the largest payload it stores (``None``: no limit);
     * ``native_payload_bytes``: the size above which it offloads payloads (informational);
     * ``multi_process``: several processes may share one task hub;
-    * ``lock_expiry``: locks expire after their timeout (the worker renews them).
+    * ``lock_expiry``: locks expire after their timeout (the worker renews them);
+    * ``worker_processes``: how many worker processes on one machine still add throughput
+      on this store (``None``: one per CPU); ``ostinato worker`` and ``WorkerSupervisor``
+      start the smaller of it and the number of CPUs unless told otherwise.
     """
 
     transactional_checkpoints: bool = True
@@ -357,6 +360,7 @@ class ProviderCapabilities:
     native_payload_bytes: int | None = None
     multi_process: bool = True
     lock_expiry: bool = True
+    worker_processes: int | None = None
 
 
 class Work(enum.Flag):

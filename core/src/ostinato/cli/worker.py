@@ -61,8 +61,8 @@ from ostinato.worker_settings import load_worker_settings
     "--processes",
     type=click.IntRange(min=1),
     default=None,
-    help="Worker processes sharing the task hub [default: the number of CPUs; 1 for a"
-    " provider that cannot share a task hub between processes].",
+    help="Worker processes sharing the task hub [default: the number of CPUs, at most 2 on"
+    " SQLite; 1 for a provider that cannot share a task hub between processes].",
 )
 @click.option(
     "--lock-timeout",
@@ -123,7 +123,7 @@ def worker(
     config = state.config()
     provider = state.provider()
     if processes is None:
-        processes = default_processes() if provider.capabilities.multi_process else 1
+        processes = default_processes(provider.capabilities)
     settings = load_worker_settings(
         config.config_file, lock_timeout=lock_timeout, max_delivery_attempts=max_delivery_attempts
     )

@@ -14,7 +14,13 @@ __all__ = ["Cursor", "Transaction"]
 
 
 class Cursor(Protocol):
-    """The subset of a DB-API 2 (PEP 249) cursor the toolkit uses."""
+    """The subset of a DB-API 2 (PEP 249) cursor the toolkit uses.
+
+    A cursor may also have ``execute_script(statements)``: execute a list of
+    ``(sql, parameters)`` in order without the toolkit reading their results, e.g. sent in
+    one round trip (psycopg's pipeline mode); the toolkit uses it for its multi-statement
+    writes. Without it each statement is an ``execute``.
+    """
 
     @property
     def rowcount(self) -> int: ...

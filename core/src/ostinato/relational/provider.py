@@ -215,6 +215,10 @@ class RelationalProvider(StorageProvider):
 
     @staticmethod
     def _run(cur: Cursor, script: Script) -> None:
+        execute_script = getattr(cur, "execute_script", None)
+        if execute_script is not None and len(script) > 1:
+            execute_script(script)  # e.g. one pipelined round trip (see Cursor)
+            return
         for sql, params in script:
             cur.execute(sql, params)
 

@@ -49,6 +49,8 @@ class Isolation:
 
     def __init__(self) -> None:
         self._condition = threading.Condition()
+        #: Threads waiting on the condition (nobody to notify is the common case).
+        self._waiting = 0
         self._in_flight = 0
         self._suspect = False
         #: Take one item at a time (at start, and after a suspect, until a fresh item).
@@ -69,7 +71,7 @@ class Isolation:
             while not stopping.is_set() and (
                 self._suspect or (self.careful and self._in_flight > 0)
             ):
-                self._condition.wait(0.1)
+                self._wait()
             if stopping.is_set():
                 return 0
             self._in_flight += 1  # the poll itself, until it says what it locked
@@ -81,14 +83,14 @@ class Isolation:
             self._in_flight += locked - 1
             if fresh and not self._suspect:
                 self.careful = False
-            self._condition.notify_all()
+            self._notify()
 
     def finished(self, count: int = 1) -> None:
         """``count`` held items ended (committed, failed, abandoned or dropped)."""
         if count:
             with self._condition:
                 self._in_flight -= count
-                self._condition.notify_all()
+                self._notify()
 
     def claim_suspect(self) -> bool:
         """Claim the right to run a suspect (False: another is held; give this one back)."""
@@ -103,12 +105,24 @@ class Isolation:
         """Wait until the claimed suspect is the only item held (False: stopping)."""
         with self._condition:
             while self._in_flight > 1 and not stopping.is_set():
-                self._condition.wait(0.1)
+                self._wait()
             return not stopping.is_set()
 
     def release_suspect(self) -> None:
         with self._condition:
             self._suspect = False
+            self._notify()
+
+    def _wait(self) -> None:
+        """Wait (holding the condition) for a change, or 0.1 s."""
+        self._waiting += 1
+        try:
+            self._condition.wait(0.1)
+        finally:
+            self._waiting -= 1
+
+    def _notify(self) -> None:
+        if self._waiting:
             self._condition.notify_all()
 
 

@@ -34,7 +34,7 @@ from typing import Unpack
 
 from ostinato.errors import ConfigurationError
 from ostinato.orchestration.app import App
-from ostinato.provider import StorageProvider
+from ostinato.provider import ProviderCapabilities, StorageProvider
 from ostinato.runtime.worker import Worker, WorkerOptions
 
 log = logging.getLogger("ostinato.runtime.supervisor")
@@ -55,12 +55,19 @@ AppSource = App | Callable[[], App]
 ProviderFactory = Callable[[], StorageProvider]
 
 
-def default_processes() -> int:
-    """The number of CPUs this process may run on."""
+def default_processes(capabilities: ProviderCapabilities | None = None) -> int:
+    """How many worker processes to run by default: one per CPU this process may run on, at
+    most the provider's ``worker_processes``, and 1 for a provider whose task hub several
+    processes cannot share (``capabilities``: the provider's; ``None``: just the CPUs)."""
     try:
-        return len(os.sched_getaffinity(0))
+        cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not on every platform
-        return os.cpu_count() or 1
+        cpus = os.cpu_count() or 1
+    if capabilities is None:
+        return cpus
+    if not capabilities.multi_process:
+        return 1
+    return min(cpus, capabilities.worker_processes or cpus)
 
 
 class _Child:
@@ -76,15 +83,16 @@ class _Child:
 class WorkerSupervisor:
     """Runs ``processes`` worker processes for ``app``, each on a provider from ``provider``.
 
-    Use ``with WorkerSupervisor(app, ot.provider_from_config, processes=4): ...`` or
-    :meth:`start` / :meth:`stop`. ``provider`` is a picklable zero-argument callable that
-    builds the provider (each child calls it; so does :meth:`start`, once, to set up the task
-    hub). ``processes`` defaults to the number of CPUs. The keyword arguments are each child's
-    :class:`Worker` options; a given ``worker_id`` gets the child's index appended.
+        Use ``with WorkerSupervisor(app, ot.provider_from_config, processes=4): ...`` or
+        :meth:`start` / :meth:`stop`. ``provider`` is a picklable zero-argument callable that
+        builds the provider (each child calls it; so does :meth:`start`, once, to set up the task
+        hub). ``processes`` defaults to :func:`default_processes` for the provider (one per CPU,
+    at most its ``ProviderCapabilities.worker_processes``). The keyword arguments are each child's
+        :class:`Worker` options; a given ``worker_id`` gets the child's index appended.
 
-    Raises :class:`~ostinato.errors.ConfigurationError` from :meth:`start` for a provider
-    whose task hub several processes cannot share (``ProviderCapabilities.multi_process``),
-    such as the in-memory one.
+        Raises :class:`~ostinato.errors.ConfigurationError` from :meth:`start` for a provider
+        whose task hub several processes cannot share (``ProviderCapabilities.multi_process``),
+        such as the in-memory one.
     """
 
     def __init__(
@@ -95,13 +103,13 @@ class WorkerSupervisor:
         processes: int | None = None,
         **options: Unpack[WorkerOptions],
     ) -> None:
-        if processes is None:
-            processes = default_processes()
-        if processes < 1:
+        if processes is not None and processes < 1:
             raise ValueError("processes must be at least 1")
         self.app = app
         self.provider_factory = provider
-        self.processes = processes
+        #: The number asked for (``None``: the provider's default, fixed by :meth:`start`).
+        self.requested_processes = processes
+        self.processes = processes or default_processes()
         self.options = options
         self._context = multiprocessing.get_context("spawn")
         self._children: dict[int, _Child] = {}
@@ -125,6 +133,8 @@ class WorkerSupervisor:
             raise RuntimeError("The supervisor is already running")
         provider = self.provider_factory()
         try:
+            if self.requested_processes is None:
+                self.processes = default_processes(provider.capabilities)
             if self.processes > 1 and not provider.capabilities.multi_process:
                 raise ConfigurationError(
                     f"Provider {type(provider).__name__} cannot share a task hub between"

@@ -133,6 +133,9 @@ class SqliteProvider(RelationalProvider):
         max_payload_bytes=100 * 1024 * 1024,
         multi_process=True,
         lock_expiry=True,
+        # One file has one writer: a second process adds a little (its Python work overlaps
+        # the other's commits); more only contend for the write lock (docs/scaling.md).
+        worker_processes=2,
     )
 
     def __init__(

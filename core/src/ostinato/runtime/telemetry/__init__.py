@@ -1,9 +1,10 @@
 """Observability hooks: OpenTelemetry traces, metrics and log correlation, or nothing.
 
 The client, the processor and the worker call the hooks of :func:`current`. Without the
-``ostinato[otel]`` extra (``opentelemetry-api``) that is a :class:`Telemetry` whose hooks do
-nothing and cost a method call; with it, :class:`~ostinato.runtime.telemetry.otel.OtelTelemetry`
-on the global tracer and meter providers (or those given to :func:`configure`).
+``ostinato[otel]`` extra (``opentelemetry-api``), and with it until an OpenTelemetry SDK sets
+a global tracer or meter provider, that is a :class:`Telemetry` whose hooks do nothing and
+cost a method call; then :class:`~ostinato.runtime.telemetry.otel.OtelTelemetry` on the
+global providers (or on those given to :func:`configure`).
 
 What is recorded (docs/observability.md shows a trace):
 
@@ -28,12 +29,19 @@ What is recorded (docs/observability.md shows a trace):
 from __future__ import annotations
 
 import contextlib
+import os
+import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ostinato.history import HistoryEvent
     from ostinato.provider import ActivityWorkItem, StorageProvider
+
+
+#: A context manager that does nothing (reusable: it keeps no state).
+_NOTHING: contextlib.nullcontext[None] = contextlib.nullcontext()
 
 
 class Telemetry:
@@ -47,7 +55,7 @@ class Telemetry:
 
     def step_context(self, trace_context: str | None) -> contextlib.AbstractContextManager[Any]:
         """Entered around an orchestration step: its trace is current inside."""
-        return contextlib.nullcontext()
+        return _NOTHING
 
     def step_finished(
         self,
@@ -65,7 +73,7 @@ class Telemetry:
         self, item: ActivityWorkItem, provider: StorageProvider
     ) -> contextlib.AbstractContextManager[Any]:
         """Entered around one activity execution."""
-        return contextlib.nullcontext()
+        return _NOTHING
 
     def delivered(self, kind: str, dequeue_count: int) -> None:
         """A work item of ``kind`` (``orchestration``/``activity``) was handed out."""
@@ -85,23 +93,67 @@ class Telemetry:
 
 
 _NOOP = Telemetry()
+#: Set by :func:`configure`: the hooks in use whatever the global OpenTelemetry state.
 _current: Telemetry | None = None
+#: The hooks on OpenTelemetry's global providers, made once an SDK set one of them.
+_global: Telemetry | None = None
+#: How often :func:`current` looks again whether an SDK was set (the look costs microseconds).
+RECHECK_SECONDS = 1.0
+_checked_at = -RECHECK_SECONDS
 
 
-def _default() -> Telemetry:
+#: The environment variables that make OpenTelemetry load an SDK's providers by itself.
+_PROVIDER_VARIABLES = ("OTEL_PYTHON_TRACER_PROVIDER", "OTEL_PYTHON_METER_PROVIDER")
+
+
+def _opentelemetry_api() -> tuple[Any, Any] | None:
+    """OpenTelemetry's ``trace`` and ``metrics`` modules if they can hold a configured
+    provider: imported already (an SDK is configured through them) or told by the
+    environment to load one. ``None`` otherwise, without importing anything."""
+    imported = "opentelemetry.trace" in sys.modules or "opentelemetry.metrics" in sys.modules
+    if not imported and not any(name in os.environ for name in _PROVIDER_VARIABLES):
+        return None
     try:
-        from ostinato.runtime.telemetry.otel import OtelTelemetry
+        from opentelemetry import metrics, trace
     except ImportError:  # no opentelemetry-api: the ostinato[otel] extra is not installed
-        return _NOOP
-    return OtelTelemetry()
+        return None
+    return trace, metrics
+
+
+def _sdk_configured() -> bool:
+    """Whether OpenTelemetry is installed and a global tracer or meter provider was set
+    (``trace.set_tracer_provider``, ``metrics.set_meter_provider`` or their environment
+    variables). Until then the API hands out proxies whose spans record nothing, so the
+    hooks would cost time for nothing."""
+    api = _opentelemetry_api()
+    if api is None:
+        return False
+    trace, metrics = api
+    if not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+        return True
+    # The API's unset meter provider is a private proxy class; any other one was set.
+    return not type(metrics.get_meter_provider()).__name__.startswith("_Proxy")
 
 
 def current() -> Telemetry:
-    """The hooks in use (OpenTelemetry's if installed, else the do-nothing ones)."""
-    global _current
-    if _current is None:
-        _current = _default()
-    return _current
+    """The hooks in use: those :func:`configure` chose; else OpenTelemetry's on the global
+    providers once an SDK has set one (seen within :data:`RECHECK_SECONDS`); else the
+    do-nothing ones."""
+    global _global, _checked_at
+    if _current is not None:
+        return _current
+    if _global is not None:
+        return _global
+    now = time.monotonic()
+    if now - _checked_at < RECHECK_SECONDS:
+        return _NOOP
+    _checked_at = now
+    if not _sdk_configured():
+        return _NOOP
+    from ostinato.runtime.telemetry.otel import OtelTelemetry
+
+    _global = OtelTelemetry()
+    return _global
 
 
 def configure(
