@@ -5,6 +5,8 @@ complete on the last hub with the right results."""
 from __future__ import annotations
 
 import itertools
+import threading
+import time
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -65,6 +67,10 @@ def test_a_running_azure_worker_blocks_migration(
 ) -> None:
     azure = make_azure()
     with ot.Worker(scenario.app, azure, max_poll_interval=0.05):
-        assert azure.active_workers()
+        # The worker's heartbeat is written by its first poll, on its own thread.
+        deadline = time.monotonic() + 30
+        while not azure.active_workers():
+            assert time.monotonic() < deadline, "the running worker never showed up"
+            threading.Event().wait(0.05)
         with pytest.raises(NotQuiescedError):
             migrate(azure, make_sqlite("destination"), dry_run=True)

@@ -136,6 +136,9 @@ INSERT INTO [ostinato].[ostinato_dead_letters] (task_hub, instance_id, kind, bod
 -- toolkit: dead_letter_select
 SELECT id, kind, instance_id, body, reason, created_at FROM [ostinato].[ostinato_dead_letters] WHERE task_hub = ? AND id = ?;
 
+-- toolkit: dead_letters_delete
+DELETE FROM [ostinato].[ostinato_dead_letters] WHERE task_hub = ? AND instance_id = ?;
+
 -- toolkit: dead_letters_newest
 SELECT id, kind, instance_id, body, reason, created_at FROM [ostinato].[ostinato_dead_letters] WHERE task_hub = ? AND instance_id = ? ORDER BY id DESC OFFSET 0 ROWS FETCH NEXT ? ROWS ONLY;
 
