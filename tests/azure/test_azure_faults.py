@@ -31,13 +31,6 @@ def _inject_into_control_queue(
         queue.send_message(body, time_to_live=-1)
 
 
-@pytest.mark.xfail(
-    reason="Azure moves an undecodable control-queue message to its dead letters when it "
-    "receives it (naming the instance its JSON names) instead of naming it in the next work "
-    "item's dead_letters, so the core never fails the instance: here it completes without the "
-    "message; on other providers it is FAILED (#15, Deliver 2)",
-    strict=True,
-)
 def test_an_undecodable_control_message_fails_only_its_instance(connection_string: str) -> None:
     app = ot.App()
 
