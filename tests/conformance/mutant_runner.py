@@ -193,8 +193,11 @@ def run_conformance(
     return failed, passed, tail
 
 
-def evaluate(mutant: Mutant | None, provider: str, timeout: float) -> Outcome:
-    """Copy the tree, apply ``mutant`` (``None``: the unmutated baseline), run, classify."""
+def evaluate(
+    mutant: Mutant | None, provider: str, timeout: float, select: str | None = None
+) -> Outcome:
+    """Copy the tree, apply ``mutant`` (``None``: the unmutated baseline), run (only the tests
+    ``-k select`` picks, if given), classify."""
     started = time.monotonic()
     placeholder = Mutant("baseline", provider, "", "", "", "the code as it is")
     with tempfile.TemporaryDirectory(prefix="ostinato-mutant-") as temp:
@@ -206,7 +209,8 @@ def evaluate(mutant: Mutant | None, provider: str, timeout: float) -> Outcome:
             check_imports(root)
         except MutantError as exc:
             return Outcome(mutant or placeholder, "error", detail=str(exc))
-        failed, passed, tail = run_conformance(root, provider, timeout)
+        extra = ["-k", select] if select else None
+        failed, passed, tail = run_conformance(root, provider, timeout, extra)
     seconds = time.monotonic() - started
     subject = mutant or placeholder
     if failed:

@@ -25,6 +25,7 @@ off-by-one at a boundary, the wrong variable in a closure).
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -44,6 +45,7 @@ AZURE_CHECKPOINT = "providers/azure/src/ostinato_azure/_checkpoint.py"
 AZURE_CLIENT = "providers/azure/src/ostinato_azure/_client.py"
 AZURE_INBOX = "providers/azure/src/ostinato_azure/_inbox.py"
 AZURE_RECORDS = "providers/azure/src/ostinato_azure/_records.py"
+AZURE_ACTIVITIES = "providers/azure/src/ostinato_azure/_activities.py"
 FILE = "examples/custom_provider/file_provider.py"
 
 MUTANTS: list[Mutant] = [
@@ -80,9 +82,13 @@ MUTANTS: list[Mutant] = [
         "R04",
         "sqlite",
         STATEMENTS,
-        'f"UPDATE {q} SET visible_at = (SELECT MIN(i.visible_at) FROM {inbox} i "',
-        'f"UPDATE {q} SET visible_at = (SELECT MAX(i.visible_at) FROM {inbox} i "',
-        "MIN/MAX mix-up when releasing an instance: it becomes claimable at its latest "
+        'f"UPDATE {q} SET visible_at = (SELECT MIN(i.visible_at) FROM {inbox} i "\n'
+        '            f"WHERE {inbox_of_row}), locked_by = NULL, lock_token = NULL, "\n'
+        '            f"dequeue_count = 0 WHERE',
+        'f"UPDATE {q} SET visible_at = (SELECT MAX(i.visible_at) FROM {inbox} i "\n'
+        '            f"WHERE {inbox_of_row}), locked_by = NULL, lock_token = NULL, "\n'
+        '            f"dequeue_count = 0 WHERE',
+        "MIN/MAX mix-up when releasing an instance after a step: it becomes claimable at its latest "
         "remaining message (a far timer), so the events before it wait for the timer.",
     ),
     Mutant(
@@ -133,16 +139,16 @@ MUTANTS: list[Mutant] = [
         "R10",
         "sqlite",
         RELATIONAL,
-        "(s.history_delete, s.inbox_delete, s.queue_delete, s.activity_delete)",
-        "(s.history_delete, s.inbox_delete, s.queue_delete)",
+        "                s.activity_delete,\n                s.dead_letters_delete,",
+        "                s.dead_letters_delete,",
         "Purge forgets the activity table (added to the schema after purge was written).",
     ),
     Mutant(
         "R11",
         "sqlite",
         RELATIONAL,
-        "(s.history_delete, s.inbox_delete, s.queue_delete, s.activity_delete)",
-        "(s.history_delete, s.inbox_delete, s.activity_delete)",
+        "                s.queue_delete,\n                s.activity_delete,",
+        "                s.activity_delete,",
         "Purge leaves the queue row, lock token and all: a worker that held the purged "
         "instance still passes its lock check and writes the instance back.",
     ),
@@ -217,6 +223,16 @@ MUTANTS: list[Mutant] = [
         "    return datetime.utcfromtimestamp(micros / 1_000_000)",
         "The classic naive-UTC conversion: the datetime read back has no time zone (and "
         "float seconds), so it can't be compared with the aware times the contract uses.",
+    ),
+    Mutant(
+        "R20",
+        "sqlite",
+        RELATIONAL,
+        "        if exc_type is not None:\n            return\n        if self._notify is not None:",
+        "        if exc_type is None:\n            return\n        if self._notify is not None:",
+        "A condition inverted in the transaction's exit (found by Cosmic Ray): committed "
+        "writes never signal provider.changes, so in-process workers and clients wake only at "
+        "their poll timeouts; every result stays right, only late.",
     ),
     # -- SQLite -----------------------------------------------------------------------------
     Mutant(
@@ -443,9 +459,9 @@ MUTANTS: list[Mutant] = [
         "azure",
         AZURE_CLIENT,
         "            self._take_locks_away(instance_id)\n            self._forget_alive(instance_id)\n"
-        "            self._delete_history(instance_id)\n            self._write_tombstone(",
+        "            self._delete_history(instance_id)\n            self.blobs.delete_instance(",
         "            self._forget_alive(instance_id)\n"
-        "            self._delete_history(instance_id)\n            self._write_tombstone(",
+        "            self._delete_history(instance_id)\n            self.blobs.delete_instance(",
         "Purge leaves this process's in-memory lock of the instance in place.",
     ),
     Mutant(
@@ -478,8 +494,12 @@ MUTANTS: list[Mutant] = [
         "A06",
         "azure",
         AZURE_CHECKPOINT,
-        '                    sentinel["HistorySize"] = base + len(rows)',
-        '                    sentinel["HistorySize"] = len(rows)',
+        '                sentinel["ExecutionId"] = execution\n'
+        '                sentinel["HistorySize"] = base + len(rows)\n'
+        "            elif last:",
+        '                sentinel["ExecutionId"] = execution\n'
+        '                sentinel["HistorySize"] = len(rows)\n'
+        "            elif last:",
         "Off by the base: the sentinel counts this step's rows only, so earlier events drop "
         "out of the history read back.",
     ),
@@ -492,6 +512,55 @@ MUTANTS: list[Mutant] = [
         "        seconds = 0 if not delay else math.floor(delay.total_seconds())\n"
         "        kept: list[_Received] = []",
         "Rounding an abandon delay down to whole seconds: short delays become none.",
+    ),
+    Mutant(
+        "A08",
+        "azure",
+        AZURE_CLIENT,
+        "            if replaced:\n                self._take_locks_away(instance_id)\n",
+        "            if replaced:\n",
+        "A replace that keeps the old run's lock in this process (as R09 and F01): the worker "
+        "holding the old run commits into the new one.",
+    ),
+    Mutant(
+        "A09",
+        "azure",
+        AZURE_CLIENT,
+        'clauses.append("PartitionKey gt @after")',
+        'clauses.append("PartitionKey ge @after")',
+        "Keyset paging with ge (as R06 and F09): the last instance of a page comes back first "
+        "on the next one.",
+    ),
+    Mutant(
+        "A10",
+        "azure",
+        AZURE_ACTIVITIES,
+        "                or current is not lock\n",
+        "",
+        "The activity lock check looks at the task's state only, not whose lock it is: a stale "
+        "worker's result is accepted over the worker that took the task again (as F07).",
+    ),
+    Mutant(
+        "A11",
+        "azure",
+        AZURE_CHECKPOINT,
+        '                sentinel["ExecutionId"] = execution\n'
+        '                sentinel["HistorySize"] = base + len(rows)\n'
+        "                mode = UpdateMode.MERGE",
+        '                sentinel["ExecutionId"] = execution\n'
+        '                sentinel["HistorySize"] = len(rows)\n'
+        "                mode = UpdateMode.MERGE",
+        "The same off-by-the-base as A06 in the other branch (a step that appends history "
+        "without changing the record): the two branches were written apart and fixed apart.",
+    ),
+    Mutant(
+        "A12",
+        "azure",
+        AZURE_CHECKPOINT,
+        "            base = 0 if fresh else lock.sentinel_size",
+        "            base = lock.sentinel_size",
+        "History row numbers continued across a reset or a new execution: the new execution's "
+        "rows start past its HistorySize, so its history reads back short.",
     ),
 ]
 
@@ -556,14 +625,33 @@ def render(baselines: list[Outcome], outcomes: list[Outcome]) -> str:
 
 
 def update_rows(doc: str, partial: str) -> str:
-    """``doc`` with the mutant rows of ``partial`` (a rendering of some mutants) replaced, and
-    its count of killed mutants recomputed."""
+    """``doc`` with the mutant rows of ``partial`` (a rendering of some mutants) replaced or,
+    for mutants new to it, added after the last row of their provider; the baselines that
+    ``partial`` ran replaced; and its count of killed mutants recomputed."""
     fresh = {line.split(" | ")[0]: line for line in partial.splitlines() if _is_row(line)}
     lines = [
-        fresh.get(line.split(" | ")[0], line) if _is_row(line) else line
+        fresh.pop(line.split(" | ")[0], line) if _is_row(line) else line
         for line in doc.splitlines()
     ]
+    for row in fresh.values():  # new mutants
+        provider = row.split(" | ")[1]
+        rows = [i for i, line in enumerate(lines) if _is_row(line)]
+        same = [i for i in rows if lines[i].split(" | ")[1] == provider]
+        lines.insert((same or rows)[-1] + 1, row)
+    ran = _baselines(partial)
+    if ran:
+        index = next(i for i, line in enumerate(lines) if line.startswith("Baselines"))
+        runs = {**_baselines(lines[index]), **ran}
+        head = lines[index].split(": ", 1)[0]
+        lines[index] = f"{head}: " + ", ".join(runs[p] for p in sorted(runs)) + "."
     return "\n".join(_recount(lines)) + "\n"
+
+
+def _baselines(text: str) -> dict[str, str]:
+    """The baseline runs named on a rendering's Baselines line, by provider."""
+    line = next((x for x in text.splitlines() if x.startswith("Baselines")), "")
+    runs = re.findall(r"\w+ (?:passes|\*\*\w+\*\*) \([^)]*\)", line)
+    return {run.split()[0]: run for run in runs}
 
 
 def _recount(lines: list[str]) -> list[str]:
@@ -599,6 +687,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=900, help="seconds per test")
     parser.add_argument("--no-baseline", action="store_true", help="skip the baseline runs")
     parser.add_argument(
+        "--select",
+        help="run only the tests pytest's -k EXPR picks (a focused run: a survivor of it is "
+        "not a survivor of the suite)",
+    )
+    parser.add_argument(
         "--update",
         action="store_true",
         help="with --only: replace those mutants' rows in the doc (and its count) instead of "
@@ -629,9 +722,9 @@ def main(argv: list[str] | None = None) -> int:
         baseline_runs = (
             []
             if args.no_baseline
-            else [pool.submit(evaluate, None, p, args.timeout) for p in providers]
+            else [pool.submit(evaluate, None, p, args.timeout, args.select) for p in providers]
         )
-        runs = [pool.submit(evaluate, m, m.provider, args.timeout) for m in chosen]
+        runs = [pool.submit(evaluate, m, m.provider, args.timeout, args.select) for m in chosen]
         baselines = [f.result() for f in baseline_runs]
         outcomes = []
         for future in runs:
@@ -643,6 +736,8 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
             print(_indent(outcome.detail), flush=True)
+            if args.update and args.only:  # row by row, so a run cut short keeps its rows
+                DOC.write_text(update_rows(DOC.read_text("utf-8"), render([], [outcome])), "utf-8")
     for b in baselines:
         print(f"baseline {b.mutant.provider}: {b.status} ({b.passed} passed)")
         if b.status != "survived":

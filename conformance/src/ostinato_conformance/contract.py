@@ -1287,6 +1287,50 @@ class ProviderContractTests(ConformanceTestBase):
         assert_same_record(provider.get_instance("active"), record)
         assert lock_orchestration(provider) is not None, "a refused purge deleted messages"
 
+    # -- the change signal ----------------------------------------------------------------------
+    def test_writes_wake_waiters_in_the_process(self, provider: StorageProvider) -> None:
+        """Every write others may wait for signals ``provider.changes`` before the call returns
+        (in-process workers and clients wake at once, not at their poll timeout), and a step
+        that changes an instance's status wakes that instance's watchers."""
+        signal = provider.changes
+        with signal.watching("watched") as status_may_have_changed:
+            before = signal.version
+            record = create(provider, "watched")
+            assert signal.version > before, "create_instance did not signal its change"
+            item = lock_orchestration(provider)
+            assert item is not None
+            status_may_have_changed.clear()
+            before = signal.version
+            provider.complete_orchestration_work_item(
+                item,
+                OrchestrationCheckpoint(
+                    instance=record.with_changes(
+                        runtime_status=OrchestrationStatus.RUNNING, history_size=1
+                    ),
+                    new_history=[item.messages[0].event],
+                    activity_tasks=[activity_task(record, 0)],
+                ),
+            )
+            assert signal.version > before, "a checkpoint did not signal its change"
+            assert status_may_have_changed.is_set(), (
+                "a checkpoint that changed the instance's status did not wake its watchers"
+            )
+        task = lock_activity(provider)
+        assert task is not None
+        before = signal.version
+        provider.complete_activity_work_item(
+            task,
+            OrchestrationMessage(
+                instance_id=record.instance_id,
+                execution_id=record.execution_id,
+                event=TaskCompleted(task_scheduled_id=0, result='"r"'),
+            ),
+        )
+        assert signal.version > before, "an activity result did not signal its change"
+        before = signal.version
+        provider.send_message(event_message("watched", "ping"))
+        assert signal.version > before, "send_message did not signal its change"
+
     # -- queries --------------------------------------------------------------------------------
     def _populate(self, provider: StorageProvider) -> list[InstanceRecord]:
         base = datetime(2024, 1, 1, tzinfo=UTC)
