@@ -13,7 +13,6 @@ import zlib
 from typing import Any
 
 import ostinato as ot
-import pytest
 from azure.storage.queue import QueueClient
 from azure_helpers import new_hub_name
 from ostinato_azure import AzureStorageProvider
