@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 
-import pytest
 from ostinato.runtime import poison
 from ostinato.runtime.poison import Isolation
 
@@ -59,12 +58,9 @@ def test_a_suspect_beside_other_work_is_given_back_and_comes_back_alone() -> Non
     isolation.release_suspect()
 
 
-def test_a_give_back_keeps_the_worker_careful_while_fresh_work_flows(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_a_give_back_keeps_the_worker_careful_while_fresh_work_flows() -> None:
     clock = [100.0]
-    monkeypatch.setattr(poison.time, "monotonic", lambda: clock[0])
-    isolation = Isolation()
+    isolation = Isolation(clock=lambda: clock[0])
     _poll(isolation, 1, fresh=True)
     _poll(isolation, 1, fresh=False)
     assert not isolation.claim_suspect()  # held beside the fresh item: given back

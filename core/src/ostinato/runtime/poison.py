@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 from ostinato.errors import FailureDetails, PoisonMessageError
 
@@ -55,7 +56,9 @@ class Isolation:
     :meth:`wait_alone`, and let go with :meth:`release_suspect`.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        #: Seconds, for :data:`CAREFUL_AFTER_GIVE_BACK` (tests pass their own).
+        self._clock = clock
         self._condition = threading.Condition()
         #: Threads waiting on the condition (nobody to notify is the common case).
         self._waiting = 0
@@ -63,7 +66,7 @@ class Isolation:
         self._suspect = False
         #: Take one item at a time (at start, and after a suspect, until a fresh item).
         self.careful = True
-        #: ``time.monotonic()`` before which a fresh item does not end careful mode.
+        #: The clock's time before which a fresh item does not end careful mode.
         self._careful_until = 0.0
 
     @property
@@ -91,7 +94,7 @@ class Isolation:
         """The poll locked ``locked`` items; ``fresh``: one of them was a first delivery."""
         with self._condition:
             self._in_flight += locked - 1
-            if fresh and not self._suspect and time.monotonic() >= self._careful_until:
+            if fresh and not self._suspect and self._clock() >= self._careful_until:
                 self.careful = False
             self._notify()
 
@@ -112,7 +115,7 @@ class Isolation:
         with self._condition:
             self.careful = True
             if self._suspect or self._in_flight > 1:
-                self._careful_until = time.monotonic() + CAREFUL_AFTER_GIVE_BACK
+                self._careful_until = self._clock() + CAREFUL_AFTER_GIVE_BACK
                 return False
             self._suspect = True
             return True
