@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 import zlib
+from datetime import timedelta
 from typing import Any
 
 import ostinato as ot
-import pytest
 from azure.storage.queue import QueueClient
 from azure_helpers import new_hub_name
+from ostinato.provider import OrchestrationCheckpoint, OrchestrationWorkItem
 from ostinato_azure import AzureStorageProvider
 
 
@@ -31,13 +33,6 @@ def _inject_into_control_queue(
         queue.send_message(body, time_to_live=-1)
 
 
-@pytest.mark.xfail(
-    reason="Azure moves an undecodable control-queue message to its dead letters when it "
-    "receives it (naming the instance its JSON names) instead of naming it in the next work "
-    "item's dead_letters, so the core never fails the instance: here it completes without the "
-    "message; on other providers it is FAILED (#15, Deliver 2)",
-    strict=True,
-)
 def test_an_undecodable_control_message_fails_only_its_instance(connection_string: str) -> None:
     app = ot.App()
 
@@ -75,3 +70,74 @@ def test_an_undecodable_control_message_fails_only_its_instance(connection_strin
         assert (letter.kind, letter.body) == (ot.DeadLetterKind.MESSAGE, body)
     finally:
         provider.close()
+
+
+def _lock_item(provider: AzureStorageProvider, lock_timeout: float) -> OrchestrationWorkItem:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        items = provider.lock_next_orchestration_work_items(
+            "worker", timedelta(seconds=lock_timeout), 10
+        )
+        if items:
+            (item,) = items
+            return item
+        threading.Event().wait(0.1)
+    raise AssertionError("no work item within 60 s")
+
+
+def test_an_undecodable_message_moves_aside_when_its_item_completes_and_a_crash_loses_nothing(
+    connection_string: str,
+) -> None:
+    """The message is named in its instance's work item and stays on the queue until that
+    item completes; the dead-letter row is written before the message is deleted, so a worker
+    dying in between leaves the row and the message, which the next worker's item names again
+    (one row in the end). A message naming no instance is moved aside at once."""
+    hub = new_hub_name()
+    body = json.dumps({"id": uuid.uuid4().hex, "instance_id": "victim", "event": None})
+    nameless = json.dumps({"not": "a message"})
+    crashed = AzureStorageProvider(
+        connection_string, hub, partition_count=1, partition_leases=False
+    )
+    crashed.setup()  # the queues
+    _inject_into_control_queue(connection_string, hub, 1, "victim", body)
+    _inject_into_control_queue(connection_string, hub, 1, "victim", nameless)
+    try:
+        item = _lock_item(crashed, lock_timeout=1)
+        (nameless_letter,) = crashed.list_dead_letters(instance_id="")
+        assert nameless_letter.body == nameless
+        assert (item.instance_id, item.messages) == ("victim", [])
+        (named,) = item.dead_letters
+        assert (named.kind, named.instance_id, named.body) == (
+            ot.DeadLetterKind.MESSAGE,
+            "victim",
+            body,
+        )
+        assert "undecodable message" in named.reason
+        assert crashed.list_dead_letters(instance_id="victim") == [], "moved before completion"
+
+        def dies(received: Any) -> bool:
+            raise RuntimeError("the worker died before deleting the message")
+
+        crashed._delete_received = dies  # type: ignore[method-assign]
+        try:
+            crashed.complete_orchestration_work_item(item, OrchestrationCheckpoint(None))
+        except RuntimeError:
+            pass
+        else:
+            raise AssertionError("the delete was not attempted")
+        (letter,) = crashed.list_dead_letters(instance_id="victim")
+        assert letter.body == body, "the row must be written before the message is deleted"
+    finally:
+        crashed.close()
+    survivor = AzureStorageProvider(
+        connection_string, hub, partition_count=1, partition_leases=False
+    )
+    try:
+        again = _lock_item(survivor, lock_timeout=30)  # the message came back after its lock
+        assert [d.body for d in again.dead_letters] == [body]
+        survivor.complete_orchestration_work_item(again, OrchestrationCheckpoint(None))
+        (letter,) = survivor.list_dead_letters(instance_id="victim")
+        assert letter.body == body
+        assert survivor.lock_next_orchestration_work_items("w", timedelta(seconds=5), 10) == []
+    finally:
+        survivor.close()

@@ -276,17 +276,23 @@ def test_long_timer_hops_and_never_fires_early(
 def test_undecodable_message_is_a_dead_letter_listed_retried_and_deleted(
     make_provider: ProviderMaker, connection_string: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A control-queue message that is not an ostinato message moves to the dead letters
-    (naming the instance its JSON still names); other messages of the queue proceed."""
+    """A control-queue message that is not an ostinato message, but names its instance, is
+    named in that instance's next work item beside its other messages and moves to the dead
+    letters when the item completes; they are listed, shown, retried and deleted."""
+    body = '{"instance_id": "i1", "event": "not an event"}'
     provider = make_provider(partition_leases=False, partition_count=1)
     started(provider, "i1")
-    provider._control[0].send_message('{"instance_id": "i1", "event": "not an event"}')
+    provider._control[0].send_message(body)
     provider.send_message(OrchestrationMessage(instance_id="i1", event=EventRaised(name="x")))
     item = lock(provider)
     assert item is not None and [type(m.event) for m in item.messages] == [EventRaised]
+    [named] = item.dead_letters
+    assert (named.instance_id, named.body) == ("i1", body) and "undecodable" in named.reason
+    assert provider.list_dead_letters() == [], "moved aside before its item completed"
+    provider.complete_orchestration_work_item(item, OrchestrationCheckpoint(None))
     [letter] = ot.Client(provider).list_dead_letters()
     assert letter.instance_id == "i1" and "undecodable" in letter.reason
-    assert letter.body == '{"instance_id": "i1", "event": "not an event"}'
+    assert letter.body == body
     assert provider.get_dead_letter(letter.id) == letter
     assert provider.list_dead_letters(instance_id="other") == []
     cli = ["--connection-string", connection_string, "--task-hub", provider.task_hub, "poison"]
@@ -301,10 +307,11 @@ def test_undecodable_message_is_a_dead_letter_listed_retried_and_deleted(
     assert [d["id"] for d in json.loads(listed.output)["dead_letters"]] == [letter.id]
     assert provider.retry_dead_letter(letter.id)  # back on its queue, as it was
     assert provider.list_dead_letters() == []
-    provider.abandon_orchestration_work_item(item)
     again = lock(provider)
-    assert again is not None and [type(m.event) for m in again.messages] == [EventRaised]
-    [back] = provider.list_dead_letters()  # undecodable still: a dead letter again
+    assert again is not None and again.messages == []
+    assert [d.body for d in again.dead_letters] == [body]  # undecodable still
+    provider.complete_orchestration_work_item(again, OrchestrationCheckpoint(None))
+    [back] = provider.list_dead_letters()  # a dead letter again
     assert provider.delete_dead_letter(back.id)
     assert not provider.delete_dead_letter(back.id)
     assert provider.list_dead_letters() == [] and provider.get_dead_letter(back.id) is None

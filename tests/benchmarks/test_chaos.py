@@ -54,15 +54,7 @@ def _skip_without_backend(provider: str) -> None:
     [
         "sqlite",
         "postgres",
-        pytest.param(
-            "azure",
-            marks=pytest.mark.xfail(
-                reason="an open Azure provider bug (tests/azure/test_azure_faults.py): an "
-                "undecodable control message becomes a dead letter but its instance is not "
-                "failed (the corrupt-message instance stays RUNNING)",
-                strict=True,
-            ),
-        ),
+        "azure",
     ],
 )
 def test_a_small_chaos_run_loses_nothing(chaos: ModuleType, tmp_path: Path, provider: str) -> None:

@@ -448,7 +448,11 @@ MUTANTS: list[Mutant] = [
         "A01",
         "azure",
         AZURE_INBOX,
-        "                    if (r.message.visible_at is not None and r.message.visible_at > now)\n"
+        "                    if (\n"
+        "                        r.message is not None\n"
+        "                        and r.message.visible_at is not None\n"
+        "                        and r.message.visible_at > now\n"
+        "                    )\n"
         "                    or (r.not_before is not None and r.not_before > now)",
         "                    if (r.not_before is not None and r.not_before > now)",
         "Trusting the queue's visibility timeout for timers: it is rounded down to whole "

@@ -4,10 +4,14 @@ Providers count deliveries per work item (``dequeue_count``); the worker reads t
 
 * a **fresh** item (first delivery) runs as usual, in batches, beside other work;
 * a **suspect** (delivered before: its last delivery may have crashed or hung its worker) runs
-  **alone** in its worker: the worker stops taking work, lets what it holds finish, then runs
-  the suspect with nothing else locked, and takes work one item at a time until it meets a
-  fresh item again. So when a suspect crashes its worker, only the suspect's count grows:
-  innocents locked beside a poison item in an earlier batch are never charged again for it;
+  **alone** in its worker: it is kept only when it is the one item the worker holds; locked
+  beside other work it is given back at once (a hand-out counts as a delivery, and a
+  neighbour crashing the worker while the suspect waited would charge it again), and the
+  worker turns careful: it takes work one item at a time, each only when it holds nothing,
+  so the suspect comes back alone. It stays careful until it meets a fresh item again (and
+  for :data:`CAREFUL_AFTER_GIVE_BACK` after a give-back). So when a suspect crashes its
+  worker, only the suspect's count grows, and a suspect never waits while others run:
+  innocents locked beside a poison item are not charged again for it;
 * a **poison** item (more deliveries than ``max_delivery_attempts``) does not run again: an
   activity fails its task with :class:`~ostinato.errors.PoisonMessageError` (the orchestration
   may catch it), an orchestration step fails the instance with that failure.
@@ -20,11 +24,16 @@ a poison instance never waits for its poison step.
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 
 from ostinato.errors import FailureDetails, PoisonMessageError
 
 #: Deliveries of one work item before the core fails it instead of running it again.
 DEFAULT_MAX_DELIVERY_ATTEMPTS = 5
+#: After a suspect was given back, the worker stays careful at least this long (seconds), so
+#: the suspect comes back to a worker that holds nothing else even while fresh work flows.
+CAREFUL_AFTER_GIVE_BACK = 10.0
 
 
 def poison_failure(what: str, deliveries: int, max_delivery_attempts: int) -> FailureDetails:
@@ -47,7 +56,9 @@ class Isolation:
     :meth:`wait_alone`, and let go with :meth:`release_suspect`.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        #: Seconds, for :data:`CAREFUL_AFTER_GIVE_BACK` (tests pass their own).
+        self._clock = clock
         self._condition = threading.Condition()
         #: Threads waiting on the condition (nobody to notify is the common case).
         self._waiting = 0
@@ -55,6 +66,8 @@ class Isolation:
         self._suspect = False
         #: Take one item at a time (at start, and after a suspect, until a fresh item).
         self.careful = True
+        #: The clock's time before which a fresh item does not end careful mode.
+        self._careful_until = 0.0
 
     @property
     def in_flight(self) -> int:
@@ -81,7 +94,7 @@ class Isolation:
         """The poll locked ``locked`` items; ``fresh``: one of them was a first delivery."""
         with self._condition:
             self._in_flight += locked - 1
-            if fresh and not self._suspect:
+            if fresh and not self._suspect and self._clock() >= self._careful_until:
                 self.careful = False
             self._notify()
 
@@ -93,12 +106,18 @@ class Isolation:
                 self._notify()
 
     def claim_suspect(self) -> bool:
-        """Claim the right to run a suspect (False: another is held; give this one back)."""
+        """Claim the right to run a suspect now: only when it is the one item held.
+
+        False: another suspect is held, or other work is (the caller gives this one back at
+        once, before that work runs on, so a crash of it does not charge the suspect); the
+        worker turns careful so the suspect comes back alone.
+        """
         with self._condition:
-            if self._suspect:
+            self.careful = True
+            if self._suspect or self._in_flight > 1:
+                self._careful_until = self._clock() + CAREFUL_AFTER_GIVE_BACK
                 return False
             self._suspect = True
-            self.careful = True
             return True
 
     def wait_alone(self, stopping: threading.Event) -> bool:
@@ -126,4 +145,9 @@ class Isolation:
             self._condition.notify_all()
 
 
-__all__ = ["DEFAULT_MAX_DELIVERY_ATTEMPTS", "Isolation", "poison_failure"]
+__all__ = [
+    "CAREFUL_AFTER_GIVE_BACK",
+    "DEFAULT_MAX_DELIVERY_ATTEMPTS",
+    "Isolation",
+    "poison_failure",
+]

@@ -234,6 +234,10 @@ class AsyncWorker:
         self._held: dict[int, tuple[OrchestrationWorkItem, float]] = {}
         self._guard = threading.Lock()
         self._settled = threading.Condition(self._guard)
+        #: Instances whose steps this worker is committing (how many commits each), and the
+        #: condition their ends notify: see :meth:`_wait_for_commit`.
+        self._steps_committing: dict[str, int] = {}
+        self._committed = threading.Condition(self._guard)
         self._orchestrations_in_flight = 0
         self._activities: dict[int, _RunningActivity] = {}
         self._results: list[tuple[ActivityWorkItem, OrchestrationMessage]] = []
@@ -475,11 +479,21 @@ class AsyncWorker:
             Work.of_checkpoints(step.checkpoint for step in steps)
             & (Work.ORCHESTRATIONS | Work.TIMERS)
         )
+        committing = [step.item.instance_id for step in steps]
+        with self._guard:
+            for instance_id in committing:
+                self._steps_committing[instance_id] = self._steps_committing.get(instance_id, 0) + 1
         try:
             results = self.provider.complete_orchestration_work_items(
                 [(step.item, step.checkpoint) for step in steps]
             )
         finally:  # every step is settled, even when the commit call itself raised
+            with self._guard:
+                for instance_id in committing:
+                    left = self._steps_committing.pop(instance_id) - 1
+                    if left:
+                        self._steps_committing[instance_id] = left
+                self._committed.notify_all()
             if released:
                 self._orchestration_polls.signal.bump()
             for index, step in enumerate(steps):
@@ -557,6 +571,7 @@ class AsyncWorker:
             self._give_back(item)
             return
         telemetry.current().delivered("activity", item.dequeue_count)
+        self._wait_for_commit(item.task.instance_id)
         running = _RunningActivity(item)
         with self._guard:
             self._activities[id(running)] = running
@@ -570,6 +585,23 @@ class AsyncWorker:
             future.add_done_callback(lambda f: self._async_done(running, f))
         else:
             pool.submit(self._run_sync, running)
+
+    def _wait_for_commit(self, instance_id: str) -> None:
+        """Wait (at most ``lock_timeout``) while this worker commits a step of the instance.
+
+        A provider that writes a step in several requests sends its activity tasks before the
+        step's history: this worker may receive a task while the step that scheduled it is
+        still being written. Run at once, a task that kills the process (poison) would cut
+        that commit short; the step then runs again and sends the task a second time, a copy
+        with a delivery count of its own. Waiting makes the step's commit finish first.
+        """
+        deadline = time.monotonic() + self.lock_timeout.total_seconds()
+        with self._guard:
+            while instance_id in self._steps_committing:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                self._committed.wait(left)
 
     def _give_back(self, item: ActivityWorkItem) -> None:
         with contextlib.suppress(Exception):

@@ -31,8 +31,8 @@ class CheckpointWriter(OrchestrationItems):
         """Write the checkpoint in the crash-safe order (see ``README.md``).
 
         1. outbound messages and activity tasks; 2. history rows and the instance row in one
-        table transaction (more only past 99 rows), conditional on the row's ETag; 3. delete
-        the consumed messages.
+        table transaction (more only past 99 rows), conditional on the row's ETag; 3. the
+        dead-letter rows of the item's undecodable messages; 4. delete the consumed messages.
         """
         lock = self._held(item, claim=True)
         try:
@@ -182,8 +182,17 @@ class CheckpointWriter(OrchestrationItems):
                         base + len(rows),
                     ),
                 )
-        # 3. Consume the messages, last. (One another receiver took anyway, the commit having
+        # 3. Move the undecodable messages aside: their dead-letter rows first (keyed by the
+        # message id: written again if a crash comes before the delete), then
+        # 4. consume the messages, last. (One another receiver took anyway, the commit having
         # outlasted even the extended visibility, is delivered again: the core drops it.)
+        letters = [
+            self._io.submit(self._dead_letter_received, r)
+            for r in lock.received
+            if r.message is None
+        ]
+        for written in letters:
+            written.result()
         deletes = [self._io.submit(self._delete_received, r) for r in lock.received]
         for deleted in deletes:
             deleted.result()

@@ -26,10 +26,11 @@ from ostinato_azure._base import (
     _START_WAIT,
     _START_WAIT_MAX,
     _visibility_seconds,
+    log,
 )
 from ostinato_azure._errors import lost_message
 from ostinato_azure._partitions import PartitionManager
-from ostinato_azure._poison import DeadLetters
+from ostinato_azure._poison import DeadLetters, instance_named_in
 from ostinato_azure._queues import delivered_before, needs_count, split_count
 from ostinato_azure._state import _OrchLock, _Received
 
@@ -113,24 +114,36 @@ class Inbox(DeadLetters):
         expires = now + timedelta(seconds=seconds) - _MARGIN
         accepted: list[_Received] = []
         for raw in messages:
+            message: OrchestrationMessage | None = None
+            reason = ""
+            stored, body = None, str(raw.content)
             try:
                 stored, body = split_count(str(raw.content))
                 message = OrchestrationMessage.from_json(self._decode_body(body))
             except Exception as exc:  # noqa: BLE001 - an undecodable message is a dead letter
-                self._poison_message(queue, raw, f"undecodable message: {exc!r}")
-                continue
-            if message.visible_at is not None and message.visible_at > expires - _MARGIN:
+                reason = f"undecodable message: {exc!r}"
+            if message is None:
+                instance_id = instance_named_in(body)
+                if not instance_id:  # no instance to fail: moved aside at once
+                    self._poison_message(queue, raw, reason)
+                    continue
+                # Named in its instance's next work item and moved aside when that completes.
+                log.error("Control-queue message %s for '%s': %s", raw.id, instance_id, reason)
+            elif message.visible_at is not None and message.visible_at > expires - _MARGIN:
                 self._rearm(queue, raw, message)  # a long timer's next hop
                 continue
+            else:
+                instance_id = message.instance_id
             received = _Received(
                 queue, raw.id, str(raw.pop_receipt), message, int(raw.dequeue_count or 1), expires
             )
             received.body, received.stored = body, stored
+            received.instance_id, received.reason = instance_id, reason
             received.delivered = delivered_before(stored, received.dequeue_count)
             accepted.append(received)
         with self._mutex:
             for received in accepted:
-                iid = received.message.instance_id
+                iid = received.instance_id
                 self._buffer.setdefault(iid, {})[received.message_id] = received
                 self._ready[iid] = None
 
@@ -158,12 +171,16 @@ class Inbox(DeadLetters):
                 later = {
                     k: r
                     for k, r in live.items()
-                    if (r.message.visible_at is not None and r.message.visible_at > now)
+                    if (
+                        r.message is not None
+                        and r.message.visible_at is not None
+                        and r.message.visible_at > now
+                    )
                     or (r.not_before is not None and r.not_before > now)
                 }
                 # Messages waiting for the instance's next start go out with it at once.
                 start_ready = any(
-                    isinstance(r.message.event, ExecutionStarted)
+                    r.message is not None and isinstance(r.message.event, ExecutionStarted)
                     for k, r in live.items()
                     if k not in later
                 )
@@ -260,7 +277,8 @@ class Inbox(DeadLetters):
         ):
             return False
         return not any(
-            isinstance(r.message.event, ExecutionStarted)
+            r.message is not None
+            and isinstance(r.message.event, ExecutionStarted)
             and r.message.event.execution_id != record.execution_id
             for r in received
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from ostinato.clock import utcnow
-from ostinato.provider import InstanceRecord, OrchestrationWorkItem
+from ostinato.provider import DeadLetter, DeadLetterKind, InstanceRecord, OrchestrationWorkItem
 
 from ostinato_azure._repairs import Repairs
 from ostinato_azure._state import _CachedRow, _OrchLock, _Sentinel
@@ -47,7 +47,7 @@ class OrchestrationItems(Repairs):
                     break
                 items = list(self._pool.map(self._load_item, taken))
                 for item in items:
-                    if item.messages:
+                    if item.messages or item.dead_letters:
                         result.append(item)
                     else:  # every message was a stale leftover: nothing to hand out
                         self._unlock(item, item.provider_data)
@@ -102,12 +102,18 @@ class OrchestrationItems(Repairs):
             lock.expires = min([utcnow() + lock.timeout] + [r.expires for r in lock.received])
         return OrchestrationWorkItem(
             instance_id=instance_id,
-            messages=[r.message for r in lock.received],
+            messages=[r.message for r in lock.received if r.message is not None],
             instance=record,
             lock_token=lock.token,
             locked_until=lock.expires,
             # The instance's messages since its last completed step are exactly these (the
             # step deletes the messages it consumed): the item's count is their largest.
             dequeue_count=max((r.deliveries for r in lock.received), default=1),
+            # Undecodable messages: moved into the dead letters when the item completes.
+            dead_letters=[
+                DeadLetter("", DeadLetterKind.MESSAGE, instance_id, r.body, r.reason, utcnow())
+                for r in lock.received
+                if r.message is None
+            ],
             provider_data=lock,
         )

@@ -21,30 +21,50 @@ from ostinato_azure._base import log
 from ostinato_azure._errors import ignoring_lost_message
 from ostinato_azure._payloads import get_property, put_property
 from ostinato_azure._queues import QueueOps, split_count
+from ostinato_azure._state import _Received
 
 
 class DeadLetters(QueueOps):
     """The poison table: messages that failed too often."""
 
     def _poison_message(self, queue: int, raw: QueueMessage, reason: str) -> None:
+        """Move a control-queue message naming no instance aside at once."""
         log.error("Moving control-queue message %s to the dead letters: %s", raw.id, reason)
-        instance_id = _instance_named_in(split_count(str(raw.content))[1])
-        self._store_poison(self.names.control_queue(queue), raw, reason, instance_id)
+        body = _body_of(str(raw.content))
+        name = self.names.control_queue(queue)
+        count = int(raw.dequeue_count or 0)
+        self._store_poison(name, str(raw.id), body, count, reason, instance_named_in(body))
         self.count("queue.delete")
         with ignoring_lost_message():
             self._control[queue].delete_message(raw.id, pop_receipt=raw.pop_receipt)
 
-    def _store_poison(self, queue_name: str, raw: QueueMessage, reason: str, iid: str) -> None:
+    def _dead_letter_received(self, received: _Received) -> None:
+        """Write the dead-letter row of an undecodable message its work item consumed.
+
+        The row is keyed by the message id, so writing it again (the message redelivered
+        after a crash before its delete) replaces it: the caller deletes the message after.
+        """
+        self._store_poison(
+            self.names.control_queue(received.queue),
+            received.message_id,
+            received.body,
+            received.dequeue_count,
+            received.reason,
+            received.instance_id,
+        )
+
+    def _store_poison(
+        self, queue_name: str, message_id: str, body: str, count: int, reason: str, iid: str
+    ) -> None:
         entity: dict[str, Any] = {
             "PartitionKey": "poison",
-            "RowKey": str(raw.id),
+            "RowKey": message_id,
             "Queue": queue_name,
             "InstanceId": iid,
-            "DequeueCount": int(raw.dequeue_count or 0),
+            "DequeueCount": count,
             "Reason": reason,
             "PoisonedAt": utcnow(),
         }
-        body = split_count(str(raw.content))[1]
         put_property(entity, "Body", body, iid or "poison", self.blobs)
         self.count("table.upsert")
         self._poison.upsert_entity(entity, mode=UpdateMode.REPLACE)
@@ -54,7 +74,14 @@ class DeadLetters(QueueOps):
     def _poison_activity(self, raw: QueueMessage, reason: str, task: ActivityTask | None) -> None:
         """Park the task and fail it in its orchestration, so nothing waits forever."""
         log.error("Moving activity message %s to the dead letters: %s", raw.id, reason)
-        self._store_poison(self.names.activity_queue, raw, reason, task.instance_id if task else "")
+        self._store_poison(
+            self.names.activity_queue,
+            str(raw.id),
+            _body_of(str(raw.content)),
+            int(raw.dequeue_count or 0),
+            reason,
+            task.instance_id if task else "",
+        )
         if task is not None:
             failure = FailureDetails("PoisonMessageError", f"Activity {task.name!r}: {reason}")
             self._send_orchestration_message(
@@ -163,7 +190,15 @@ class DeadLetters(QueueOps):
         self._poison.delete_entity("poison", message_id)
 
 
-def _instance_named_in(body: str) -> str:
+def _body_of(content: str) -> str:
+    """A message's stored body (without its count prefix), or all of it if that is broken."""
+    try:
+        return split_count(content)[1]
+    except ValueError:
+        return content
+
+
+def instance_named_in(body: str) -> str:
     """The instance id an undecodable message's JSON still names, else ``""``."""
     try:
         value = json.loads(body).get("instance_id", "")

@@ -180,6 +180,8 @@ class Repairs(Inbox):
         stale: list[_Received] = []
         for r in lock.received:
             message = r.message
+            if message is None:  # undecodable: its work item names it (a dead letter)
+                continue
             if record is not None and message.execution_id == record.execution_id:
                 continue
             if message.event.timestamp < cutoff:

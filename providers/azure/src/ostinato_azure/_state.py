@@ -16,7 +16,9 @@ class _Received:
     queue: int
     message_id: str
     pop_receipt: str
-    message: OrchestrationMessage
+    #: ``None``: the message could not be decoded (``reason`` says why); it names its
+    #: instance (``instance_id``) and becomes a dead letter when its work item completes.
+    message: OrchestrationMessage | None
     dequeue_count: int  # the queue's own count of receives
     expires: datetime  # when the queue makes it visible again (less a margin)
     not_before: datetime | None = None  # abandoned with a delay while the queue was down
@@ -31,6 +33,10 @@ class _Received:
     delivered: int = 0
     #: The count the message on the queue holds (``None``: no prefix).
     stored: int | None = None
+    #: The instance the message is for (also when it could not be decoded).
+    instance_id: str = ""
+    #: Why the message could not be decoded (``message`` is ``None``), else ``""``.
+    reason: str = ""
 
     @property
     def deliveries(self) -> int:

@@ -1,0 +1,64 @@
+"""A worker runs an activity task only after its own commit of the step that scheduled it
+has ended: a provider that writes a step in several requests (Azure Storage: tasks first,
+then the history) makes the task visible before the step is written, and a poison task run
+at once would kill the process mid-commit, so the step ran again and sent a second copy of
+the task (with a delivery count of its own: the poison ran more than
+``max_delivery_attempts`` times)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import ostinato as ot
+from ostinato.provider import OrchestrationCheckpoint, OrchestrationWorkItem
+
+#: How long each commit that sends activity tasks goes on after they are visible.
+COMMIT_TAIL = 0.5
+
+
+class TasksFirst(ot.InMemoryProvider):
+    """Commits whose end comes a while after their activity tasks are visible."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.commit_ends: list[float] = []
+
+    def complete_orchestration_work_items(
+        self, batch: Sequence[tuple[OrchestrationWorkItem, OrchestrationCheckpoint]]
+    ) -> list[Exception | None]:
+        results = super().complete_orchestration_work_items(batch)
+        if any(checkpoint.activity_tasks for _, checkpoint in batch):
+            time.sleep(COMMIT_TAIL)  # the tasks are visible; the commit is not over
+            self.commit_ends.append(time.monotonic())
+        return results
+
+
+def test_an_activity_runs_after_the_commit_of_the_step_that_scheduled_it() -> None:
+    app = ot.App()
+    started: list[float] = []
+    lock = threading.Lock()
+
+    @app.activity
+    def note(ctx: ot.ActivityContext, value: int) -> int:
+        with lock:
+            started.append(time.monotonic())
+        return value
+
+    @app.orchestrator
+    def calls(ctx: ot.OrchestrationContext, _: Any) -> Any:
+        first = yield ctx.call_activity(note, input=1)
+        second = yield ctx.call_activity(note, input=2)
+        return first + second
+
+    provider = TasksFirst()
+    client = ot.Client(provider)
+    with ot.Worker(app, provider, max_poll_interval=0.01):
+        instance_id = client.schedule_new_orchestration(calls)
+        state = client.wait_for_orchestration_completion(instance_id, timeout=30)
+    assert state is not None and state.serialized_output == "3"
+    assert len(started) == 2 and len(provider.commit_ends) == 2
+    for start, commit_end in zip(started, provider.commit_ends, strict=True):
+        assert start >= commit_end
