@@ -207,16 +207,7 @@ class Activities(CheckpointWriter):
     def complete_activity_work_items(
         self, batch: Sequence[tuple[ActivityWorkItem, OrchestrationMessage]]
     ) -> list[Exception | None]:
-        def one(pair: tuple[ActivityWorkItem, OrchestrationMessage]) -> Exception | None:
-            try:
-                self.complete_activity_work_item(*pair)
-            except Exception as exc:  # noqa: BLE001 - reported per item
-                return exc
-            return None
-
-        if len(batch) <= 1:
-            return [one(pair) for pair in batch]
-        return list(self._pool.map(one, batch))
+        return self._each(self.complete_activity_work_item, batch)
 
     def abandon_activity_work_item(
         self, item: ActivityWorkItem, delay: timedelta | None = None

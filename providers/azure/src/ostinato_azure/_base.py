@@ -10,7 +10,7 @@ import threading
 import time
 import zlib
 from collections import Counter, OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -198,6 +198,23 @@ class ProviderBase(StorageProvider):
             ) from exc
         except AzureError as exc:
             raise ProviderError(f"Azure Storage failed to {what}: {exc}") from exc
+
+    def _each(
+        self, complete: Callable[..., None], batch: Sequence[tuple[Any, Any]]
+    ) -> list[Exception | None]:
+        """Run ``complete(*pair)`` for every pair, concurrently when there are several (each
+        item is independent on this provider); each item's exception or ``None``."""
+
+        def one(pair: tuple[Any, Any]) -> Exception | None:
+            try:
+                complete(*pair)
+            except Exception as exc:  # noqa: BLE001 - reported per item
+                return exc
+            return None
+
+        if len(batch) <= 1:
+            return [one(pair) for pair in batch]
+        return list(self._pool.map(one, batch))
 
     def count(self, kind: str, n: int = 1) -> None:
         """Record ``n`` storage operations of ``kind`` (see :attr:`operations`)."""

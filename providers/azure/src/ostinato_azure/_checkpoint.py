@@ -52,17 +52,7 @@ class CheckpointWriter(OrchestrationItems):
         self, batch: Sequence[tuple[OrchestrationWorkItem, OrchestrationCheckpoint]]
     ) -> list[Exception | None]:
         """Complete the items concurrently (each one is independent on this provider)."""
-
-        def one(pair: tuple[OrchestrationWorkItem, OrchestrationCheckpoint]) -> Exception | None:
-            try:
-                self.complete_orchestration_work_item(*pair)
-            except Exception as exc:  # noqa: BLE001 - reported per item
-                return exc
-            return None
-
-        if len(batch) <= 1:
-            return [one(pair) for pair in batch]
-        return list(self._pool.map(one, batch))
+        return self._each(self.complete_orchestration_work_item, batch)
 
     def _commit(
         self,
