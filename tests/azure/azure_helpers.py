@@ -5,6 +5,12 @@ from __future__ import annotations
 import itertools
 import os
 import uuid
+from collections.abc import Callable
+
+from ostinato_azure import AzureStorageProvider
+
+#: Makes an Azure provider on the test Azurite (the ``make_provider`` fixture).
+ProviderMaker = Callable[..., AzureStorageProvider]
 
 _hubs = itertools.count()
 

@@ -8,7 +8,7 @@ pass without their back end.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,11 +16,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "azurite"))
 
-from azure_helpers import new_hub_name  # noqa: E402
+from azure_helpers import ProviderMaker, new_hub_name  # noqa: E402
 from ostinato_azure import AzureStorageProvider  # noqa: E402
 from start import Azurite  # noqa: E402
-
-ProviderMaker = Callable[..., AzureStorageProvider]
 
 
 @pytest.fixture(scope="session")

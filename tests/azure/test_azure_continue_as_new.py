@@ -18,8 +18,7 @@ from datetime import timedelta
 from typing import Any
 
 import ostinato as ot
-from azure_helpers import new_hub_name
-from conftest import ProviderMaker
+from azure_helpers import ProviderMaker, new_hub_name
 from ostinato.converter import JsonDataConverter
 from ostinato.history import EventRaised, ExecutionStarted, ExecutionTerminated
 from ostinato.provider import OrchestrationWorkItem

@@ -14,7 +14,7 @@ from typing import Any
 
 import ostinato as ot
 import pytest
-from conftest import ProviderMaker
+from azure_helpers import ProviderMaker
 from ostinato.converter import JsonDataConverter
 from ostinato.runtime.processor import OrchestrationProcessor
 from ostinato_azure import AzureStorageProvider

@@ -12,9 +12,8 @@ from typing import Any
 
 import ostinato as ot
 import pytest
-from azure_helpers import new_hub_name
+from azure_helpers import ProviderMaker, new_hub_name
 from click.testing import CliRunner
-from conftest import ProviderMaker
 from ostinato.cli.commands import cli as ostinato_cli
 from ostinato.clock import utcnow
 from ostinato.errors import ConfigurationError, WorkItemLockLost

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from azure.storage.queue import QueueClient
-from conftest import ProviderMaker
+from azure_helpers import ProviderMaker
 from ostinato.errors import ProviderError, WorkItemLockLost
 from ostinato.history import EventRaised, TaskCompleted
 from ostinato.provider import ActivityTask, OrchestrationCheckpoint, OrchestrationMessage
