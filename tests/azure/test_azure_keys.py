@@ -39,7 +39,8 @@ def test_prefix_of_an_id_bounds_the_keys_of_its_extensions(prefix: str, rest: st
 
 
 @given(st.text(CHARS))
-def test_queue_text_has_no_noncharacters_and_reads_back(value: str) -> None:
+def test_queue_text_is_ascii_and_reads_back(value: str) -> None:
+    # ASCII: Azurite turns a multi-byte character split between two network reads into U+FFFD.
     text = queue_text(json.dumps({"v": value}, ensure_ascii=False))
-    assert "\uffff" not in text and "\ufffe" not in text
+    assert text.isascii()
     assert json.loads(text) == {"v": value}
