@@ -60,6 +60,7 @@ from ostinato_conformance.requirements import payload_skip_reason, requires
 from ostinato_conformance.support import (
     COMPLETION_TIMEOUT,
     LONG_LOCK,
+    PROMPTLY,
     activity_task,
     consume,
     create,
@@ -1013,6 +1014,23 @@ class ProviderContractTests(ConformanceTestBase):
         assert event_names(fired.messages) == ["etimer"]
         assert woke >= due, f"the timer fired {due - woke} early"
 
+    def test_timer_is_not_handed_out_before_visible_at_to_the_millisecond(
+        self, provider: StorageProvider
+    ) -> None:
+        """``visible_at`` is exact below a second: a store that delays in whole seconds (a
+        queue's visibility timeout) must still hold a 1.7 s timer until its due time."""
+        create(provider, "i1")
+        item = lock_orchestration(provider)
+        assert item is not None
+        consume(provider, item, runtime_status=OrchestrationStatus.RUNNING)
+        due = utcnow() + timedelta(milliseconds=1700)
+        provider.send_message(event_message("i1", "timer", visible_at=due))
+        fired = lock_orchestration(provider, timeout=PROMPTLY + 2)
+        woke = utcnow()
+        assert fired is not None, "the timer never fired"
+        assert event_names(fired.messages) == ["etimer"]
+        assert woke >= due, f"the timer fired {due - woke} early"
+
     def test_delayed_start_waits_for_its_time(self, provider: StorageProvider) -> None:
         record = new_record("later")
         due = utcnow() + timedelta(milliseconds=250)
@@ -1279,6 +1297,28 @@ class ProviderContractTests(ConformanceTestBase):
         again = lock_orchestration(provider)
         assert again is not None
         assert [m.execution_id for m in again.messages] == [fresh.execution_id]
+
+    def test_purge_takes_the_lock_and_the_recreated_instance_is_handed_out_at_once(
+        self, provider: StorageProvider
+    ) -> None:
+        """A purge while a worker holds the instance ends that worker's lock: its calls raise
+        ``WorkItemLockLost``, and an instance created again under the same id is handed out
+        at once (by the same provider object), not when the purged lock would have expired."""
+        create(provider, "i1", status=OrchestrationStatus.COMPLETED)
+        old = lock_orchestration(provider, "old-worker")
+        assert old is not None
+        assert provider.purge_instance("i1", TERMINAL_STATUSES) is True
+        fresh = create(provider, "i1")
+        item = lock_orchestration(provider, "new-worker")
+        assert item is not None, "the recreated instance stayed locked by the purged one's worker"
+        assert [m.execution_id for m in item.messages] == [fresh.execution_id]
+        with pytest.raises(WorkItemLockLost):
+            consume(provider, old, runtime_status=OrchestrationStatus.FAILED)
+        consume(provider, item, runtime_status=OrchestrationStatus.RUNNING)
+        stored = provider.get_instance("i1")
+        assert stored is not None and stored.execution_id == fresh.execution_id
+        assert stored.runtime_status is OrchestrationStatus.RUNNING
+        assert provider.get_history("i1") == [m.event for m in item.messages]
 
     def test_purge_respects_the_status_condition(self, provider: StorageProvider) -> None:
         record = create(provider, "active", status=OrchestrationStatus.RUNNING)

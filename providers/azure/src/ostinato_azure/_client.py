@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from azure.core import MatchConditions
@@ -71,7 +71,12 @@ class Client(Activities):
                     entity["InboxCutoff"] = utcnow()
                     entity["DeadExecution"] = str(row["ExecutionId"])
                 else:  # a purged instance's tombstone: its dead execution stays dead
-                    entity.pop("InboxCutoff", None)
+                    # and its messages still queued (sent before the purge) are dropped.
+                    dead_at = row.get("DeadAt")
+                    if isinstance(dead_at, datetime):
+                        entity["InboxCutoff"] = dead_at
+                    else:
+                        entity.pop("InboxCutoff", None)
                     entity["DeadExecution"] = row.get("DeadExecution", "")
                 entity["Version"] = str(_version(int(row.get("Version", "0"))))
                 self.count("table.update")
