@@ -19,11 +19,12 @@ import importlib
 import inspect
 from collections.abc import Callable, Iterator
 from importlib import metadata
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from ostinato.provider import ProviderCapabilities, StorageProvider
 
+from ostinato_conformance.profiles import Profile, current_profile
 from ostinato_conformance.requirements import MARKER, skip_reason
 
 ProviderFactory = Callable[[], StorageProvider]
@@ -59,6 +60,17 @@ def load_factory(spec: str) -> ProviderFactory:
 
 class ConformanceTestBase:
     """Fixtures shared by every suite class, and the guard against silent overrides."""
+
+    #: The share of the quick profile's state-machine runs and generated programs this
+    #: provider runs (1.0: all of them). A store whose every call is a network round trip
+    #: sets less, so CI's quick run stays within its time budget; the thorough and stress
+    #: profiles always run their whole budgets, and every test still runs.
+    quick_profile_scale: ClassVar[float] = 1.0
+
+    @classmethod
+    def profile(cls) -> Profile:
+        """The active profile, as this provider runs it (see ``quick_profile_scale``)."""
+        return current_profile().scaled(cls.quick_profile_scale)
 
     @pytest.fixture
     def provider_factory(self, request: pytest.FixtureRequest) -> ProviderFactory:

@@ -33,6 +33,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, Literal
@@ -75,7 +76,6 @@ from ostinato.status import TERMINAL_STATUSES, OrchestrationStatus
 
 from ostinato_conformance.base import ConformanceTestBase, ProviderFactory
 from ostinato_conformance.errors import ConformanceViolation
-from ostinato_conformance.profiles import current_profile
 from ostinato_conformance.support import LONG_LOCK, event_message, new_record, poll, start_message
 
 INSTANCE_IDS = ("a", "b", "e\u0301-\uff21")
@@ -200,6 +200,7 @@ class ProviderMachine(RuleBasedStateMachine):
         super().__init__()
         self.provider: StorageProvider = type(self).factory()
         self.provider.setup()
+        self._reads = ThreadPoolExecutor(2 * len(INSTANCE_IDS), thread_name_prefix="invariant")
         self.instances: dict[str, ModelInstance] = {}
         self.pending: dict[str, ModelMessage] = {}
         # Messages sent to an id before it was created: whether they survive is unspecified.
@@ -213,6 +214,7 @@ class ProviderMachine(RuleBasedStateMachine):
         self._names = itertools.count()
 
     def teardown(self) -> None:
+        self._reads.shutdown()
         self.provider.close()
 
     # -- helpers ------------------------------------------------------------------------------
@@ -856,14 +858,20 @@ class ProviderMachine(RuleBasedStateMachine):
     # -- invariants ---------------------------------------------------------------------------
     @invariant()
     def stored_state_matches_the_model(self) -> None:
+        # Every record and history is read at once (they are checked after every step, and a
+        # remote store's round trips would otherwise add up to most of the run).
+        records = {iid: self._reads.submit(self.provider.get_instance, iid) for iid in INSTANCE_IDS}
+        histories = {
+            iid: self._reads.submit(self.provider.get_history, iid) for iid in INSTANCE_IDS
+        }
         for iid in INSTANCE_IDS:
-            stored = self.provider.get_instance(iid)
+            stored = records[iid].result()
             model = self.instances.get(iid)
             if model is None:
                 _check(
                     stored is None, f"{iid!r} exists in storage but was never created or was purged"
                 )
-                _check(self.provider.get_history(iid) == [], f"history of purged {iid!r} survived")
+                _check(histories[iid].result() == [], f"history of purged {iid!r} survived")
                 continue
             _check(stored is not None, f"{iid!r} vanished from storage")
             assert stored is not None
@@ -877,7 +885,7 @@ class ProviderMachine(RuleBasedStateMachine):
                 f"{iid!r} is stored as {_fields(stored)}; the last write was "
                 f"{_fields(model.record)}",
             )
-            got = [history.dumps(e) for e in self.provider.get_history(iid)]
+            got = [history.dumps(e) for e in histories[iid].result()]
             _check(got == model.history, f"history of {iid!r} differs from what was committed")
 
 
@@ -898,7 +906,7 @@ class ProviderStateMachineTests(ConformanceTestBase):
     def test_provider_state_machine(
         self, provider_factory: ProviderFactory, capabilities: ProviderCapabilities
     ) -> None:
-        profile = current_profile()
+        profile = self.profile()
         machine = provider_state_machine(provider_factory, capabilities)
         run_state_machine_as_test(
             machine,

@@ -13,12 +13,14 @@ often (see :mod:`ostinato_conformance.stress`), to flush out races that need loa
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from hypothesis import HealthCheck, Phase, settings
 
 #: The environment variable that selects a profile when the option is not given.
 PROFILE_ENV_VAR = "OSTINATO_CONFORMANCE_PROFILE"
+#: The name of the profile CI runs on every change (the only one a provider may scale down).
+QUICK_NAME = "quick"
 #: Set to skip shrinking (faster failures, e.g. when only *whether* a test fails matters).
 NO_SHRINK_ENV_VAR = "OSTINATO_CONFORMANCE_NO_SHRINK"
 
@@ -44,6 +46,20 @@ class Profile:
     concurrency: int
     stress: bool = False
 
+    def scaled(self, factor: float) -> Profile:
+        """This profile with ``factor`` of its state-machine runs and generated programs (at
+        least one each); only the quick profile is scaled, thorough and stress never are."""
+        if not 0 < factor <= 1:
+            raise ValueError(f"a profile scale must be in (0, 1], not {factor!r}")
+        if self.name != QUICK_NAME or factor == 1:
+            return self
+        return replace(
+            self,
+            machine_examples=max(1, round(self.machine_examples * factor)),
+            program_examples=max(1, round(self.program_examples * factor)),
+            fault_examples=max(1, round(self.fault_examples * factor)),
+        )
+
     def hypothesis_settings(self, max_examples: int, **overrides: object) -> settings:
         """Hypothesis settings for one test of this profile (no deadline, no database)."""
         options: dict[str, object] = {
@@ -51,7 +67,7 @@ class Profile:
             "deadline": None,
             "database": None,
             "suppress_health_check": list(HealthCheck),
-            "derandomize": self.name == "quick",
+            "derandomize": self.name == QUICK_NAME,
         }
         if os.environ.get(NO_SHRINK_ENV_VAR):
             options["phases"] = [Phase.explicit, Phase.reuse, Phase.generate]
@@ -60,7 +76,7 @@ class Profile:
 
 
 QUICK = Profile(
-    name="quick",
+    name=QUICK_NAME,
     machine_examples=100,
     machine_steps=30,
     program_examples=12,

@@ -39,7 +39,6 @@ from ostinato_conformance.faults import (
     FaultPlan,
     describe_injected,
 )
-from ostinato_conformance.profiles import current_profile
 from ostinato_conformance.support import COMPLETION_TIMEOUT
 from ostinato_conformance.workers import running_worker
 
@@ -228,7 +227,7 @@ class OrchestrationProgramTests(ConformanceTestBase):
     """Generated programs, run by a real worker, compared with the pure interpreter."""
 
     def test_generated_programs_match_the_interpreter(self, new_provider: ProviderFactory) -> None:
-        profile = current_profile()
+        profile = self.profile()
 
         @profile.hypothesis_settings(profile.program_examples)
         @given(program=programs())
@@ -240,7 +239,7 @@ class OrchestrationProgramTests(ConformanceTestBase):
     def test_generated_programs_give_the_same_result_under_injected_faults(
         self, new_provider: ProviderFactory, capabilities: ProviderCapabilities
     ) -> None:
-        profile = current_profile()
+        profile = self.profile()
 
         @profile.hypothesis_settings(profile.fault_examples)
         @given(

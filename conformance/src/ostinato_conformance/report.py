@@ -50,6 +50,8 @@ class ProviderSheet:
     suite: str
     provider: str = ""
     capabilities: dict[str, Any] = field(default_factory=dict)
+    #: The active profile's budgets as this suite class runs them (its quick-profile scale).
+    budgets: dict[str, Any] = field(default_factory=dict)
     outcomes: dict[str, Outcome] = field(default_factory=dict)
     collected: int = 0
 
@@ -90,7 +92,11 @@ class ConformanceReport:
         if cls is None or not issubclass(cls, ConformanceTestBase):
             return None
         suite = f"{cls.__module__}.{cls.__qualname__}"
-        return self.sheets.setdefault(suite, ProviderSheet(suite))
+        if suite not in self.sheets:
+            budgets = dataclasses.asdict(cls.profile())
+            budgets["quick_profile_scale"] = cls.quick_profile_scale
+            self.sheets[suite] = ProviderSheet(suite, budgets=budgets)
+        return self.sheets[suite]
 
     @pytest.hookimpl
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
@@ -157,6 +163,7 @@ class ConformanceReport:
                     "suite": sheet.suite,
                     "provider": sheet.provider,
                     "capabilities": sheet.capabilities,
+                    "budgets": sheet.budgets,
                     "counts": sheet.counts(),
                     "collected": sheet.collected,
                     "guarantees": [dataclasses.asdict(o) for o in sheet.outcomes.values()],
@@ -195,6 +202,21 @@ def render_markdown(data: dict[str, Any]) -> str:
             f"**{counts['passed']} passed, {counts['skipped']} skipped, "
             f"{counts['failed']} failed** ({ran} of {provider['collected']} standard tests ran)."
         )
+        budgets = provider.get("budgets") or {}
+        if budgets:
+            lines += [
+                "",
+                f"Budgets: state machines {budgets['machine_examples']}x"
+                f"{budgets['machine_steps']} steps, programs {budgets['program_examples']}, "
+                f"fault runs {budgets['fault_examples']}, properties "
+                f"{budgets['property_examples']} examples, {budgets['concurrency']} threads"
+                + (
+                    f" (the quick profile scaled by {budgets['quick_profile_scale']:g})"
+                    if budgets["quick_profile_scale"] != 1 and data["profile"] == "quick"
+                    else ""
+                )
+                + ".",
+            ]
         lines += ["", "Capabilities claimed:", ""]
         for key, value in provider["capabilities"].items():
             lines.append(f"- `{key}`: `{value}`")
