@@ -89,6 +89,33 @@ def test_thorough_profile_tries_harder_than_quick() -> None:
     assert thorough.program_examples > quick.program_examples
 
 
+def test_quick_profile_scale_shrinks_only_the_quick_profiles_example_budgets() -> None:
+    class Slow(ProviderContractTests):
+        quick_profile_scale = 0.35
+
+    quick = PROFILES["quick"]
+    try:
+        select_profile("quick")
+        scaled = Slow.profile()
+        assert scaled.machine_examples == round(quick.machine_examples * 0.35)
+        assert 1 <= scaled.program_examples < quick.program_examples
+        assert 1 <= scaled.fault_examples < quick.fault_examples
+        # What each example proves is unchanged: steps, properties and threads.
+        assert scaled.machine_steps == quick.machine_steps
+        assert scaled.property_examples == quick.property_examples
+        assert scaled.concurrency == quick.concurrency
+        assert ProviderContractTests.profile() == quick
+        for name in ("thorough", "stress"):
+            select_profile(name)
+            assert Slow.profile() == PROFILES[name], f"the {name} profile was scaled"
+    finally:
+        select_profile("quick")
+    with pytest.raises(ValueError, match="scale"):
+        quick.scaled(0)
+    with pytest.raises(ValueError, match="scale"):
+        quick.scaled(1.5)
+
+
 def test_command_line_option_runs_the_suite_against_a_named_factory() -> None:
     run = _pytest(
         "--pyargs",
@@ -154,8 +181,11 @@ def test_report_lists_each_guarantee_with_capabilities_and_outcomes(tmp_path: Pa
     passed = outcomes["test_purge_removes_everything_of_the_instance"]
     assert passed["outcome"] == "passed" and passed["section"] == "Contract"
     assert sheet["counts"]["passed"] > 0 and sheet["counts"]["failed"] == 0
+    assert sheet["budgets"]["machine_examples"] == PROFILES["quick"].machine_examples
+    assert sheet["budgets"]["quick_profile_scale"] == 1.0
     markdown = path.with_suffix(".md").read_text("utf-8")
     assert "`lock_expiry`: `False`" in markdown
+    assert f"Budgets: state machines {PROFILES['quick'].machine_examples}x" in markdown
     assert "| `test_expired_lock_hands_the_messages_out_again` | skipped: provider" in markdown
 
 
