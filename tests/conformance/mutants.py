@@ -472,9 +472,10 @@ MUTANTS: list[Mutant] = [
         "A03",
         "azure",
         AZURE_RECORDS,
-        '            "HistorySize": record.history_size,\n',
+        '        put_property(props, "FailureDetails", failure, iid, self.blobs)\n',
         "",
-        "A field left out of the row written (history_size then reads back as 0).",
+        "A field left out of the row written (added to the record after the writer): a "
+        "failed instance's failure details read back as None.",
     ),
     Mutant(
         "A04",

@@ -584,6 +584,22 @@ class ProviderContractTests(ConformanceTestBase):
         assert again is not None, "messages abandoned with a delay never came back"
         assert after - before >= timedelta(milliseconds=300), "they came back before the delay"
 
+    def test_abandon_delay_of_seconds_is_exact_to_the_millisecond(
+        self, provider: StorageProvider
+    ) -> None:
+        """A delay of several seconds is as exact as a short one: a store that delays in whole
+        seconds must still hide the messages for all of 2.6 s, not 2."""
+        create(provider, "i1")
+        item = lock_orchestration(provider)
+        assert item is not None
+        due = utcnow() + timedelta(milliseconds=2600)
+        provider.abandon_orchestration_work_item(item, timedelta(milliseconds=2600))
+        again = lock_orchestration(provider, "worker-2", timeout=PROMPTLY + 3)
+        woke = utcnow()
+        assert again is not None, "messages abandoned with a delay never came back"
+        assert message_ids(again.messages) == message_ids(item.messages)
+        assert woke >= due, f"they came back {due - woke} before the delay ended"
+
     @requires("lock_expiry")
     def test_expired_lock_hands_the_messages_out_again(self, provider: StorageProvider) -> None:
         create(provider, "i1")
