@@ -540,10 +540,11 @@ MUTANTS: list[Mutant] = [
         "A10",
         "azure",
         AZURE_ACTIVITIES,
-        "                or current is not lock\n",
-        "",
-        "The activity lock check looks at the task's state only, not whose lock it is: a stale "
-        "worker's result is accepted over the worker that took the task again (as F07).",
+        "            min(now + lock_timeout, held.queue_expires),\n",
+        "            held.queue_expires,\n",
+        "An activity lock's end taken from the queue's visibility (what the queue really "
+        "guarantees) instead of the lock timeout asked for: a crashed worker's task waits "
+        "1.2 times its timeout plus a second before it is handed out again.",
     ),
     Mutant(
         "A11",

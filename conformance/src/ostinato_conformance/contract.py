@@ -1256,6 +1256,26 @@ class ProviderContractTests(ConformanceTestBase):
         assert item is not None, "the new instance's start stayed locked by the old worker"
         assert [m.execution_id for m in item.messages] == [fresh.execution_id]
 
+    def test_replaced_instance_is_handed_out_at_once_while_the_old_worker_holds_it(
+        self, provider: StorageProvider
+    ) -> None:
+        """A replace ends the lock of the worker holding the old run at once: the new run is
+        handed out before that worker calls again (by the same provider object), not when
+        the old lock would have expired, and the old worker's calls then raise."""
+        create(provider, "i1", status=OrchestrationStatus.RUNNING)
+        old = lock_orchestration(provider, "old-worker")
+        assert old is not None
+        fresh = create(provider, "i1", policy=ReuseIdPolicy.REPLACE_ANY)
+        item = lock_orchestration(provider, "new-worker")
+        assert item is not None, "the new run stayed locked by the old run's worker"
+        assert [m.execution_id for m in item.messages] == [fresh.execution_id]
+        with pytest.raises(WorkItemLockLost):
+            consume(provider, old, runtime_status=OrchestrationStatus.COMPLETED)
+        consume(provider, item, runtime_status=OrchestrationStatus.RUNNING)
+        stored = provider.get_instance("i1")
+        assert stored is not None and stored.execution_id == fresh.execution_id
+        assert stored.runtime_status is OrchestrationStatus.RUNNING
+
     @pytest.mark.parametrize("existing", ["none", "completed"])
     def test_concurrent_creates_of_one_id_make_exactly_one_instance(
         self, provider: StorageProvider, existing: str
