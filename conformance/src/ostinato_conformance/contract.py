@@ -477,6 +477,33 @@ class ProviderContractTests(ConformanceTestBase):
         assert event_names(outbound.messages) == ["ehi"]
         assert lock_orchestration(provider, "worker-2", timeout=BRIEFLY) is None
 
+    def test_checkpoint_without_a_record_appends_to_the_history(
+        self, provider: StorageProvider
+    ) -> None:
+        """``instance=None`` leaves the record's status as it is and still appends the
+        step's events after the earlier ones; a later step appends after those."""
+        create(provider, "i1")
+        first = lock_orchestration(provider)
+        assert first is not None
+        consume(provider, first, runtime_status=OrchestrationStatus.RUNNING)
+        provider.send_message(event_message("i1", 1))
+        second = lock_orchestration(provider)
+        assert second is not None and event_names(second.messages) == ["e1"]
+        appended: list[HistoryEvent] = [second.messages[0].event, OrchestratorStarted()]
+        provider.complete_orchestration_work_item(
+            second, OrchestrationCheckpoint(instance=None, new_history=appended)
+        )
+        expected = [first.messages[0].event, *appended]
+        assert dumped(provider.get_history("i1")) == dumped(expected)
+        stored = provider.get_instance("i1")
+        assert stored is not None and stored.runtime_status is OrchestrationStatus.RUNNING
+        provider.send_message(event_message("i1", 2))
+        third = lock_orchestration(provider)
+        assert third is not None and event_names(third.messages) == ["e2"]
+        consume(provider, third)
+        expected.append(third.messages[0].event)
+        assert dumped(provider.get_history("i1")) == dumped(expected)
+
     def test_complete_consumes_exactly_the_messages_of_the_work_item(
         self, provider: StorageProvider
     ) -> None:

@@ -172,6 +172,8 @@ class CheckpointWriter(OrchestrationItems):
                         base + len(rows),
                     ),
                 )
+            else:  # the row's ETag changed under the cached record: read it next time
+                self._cache_row(instance_id, None)
         # 3. Move the undecodable messages aside: their dead-letter rows first (keyed by the
         # message id: written again if a crash comes before the delete), then
         # 4. consume the messages, last. (One another receiver took anyway, the commit having
