@@ -235,7 +235,9 @@ class AsyncWorker:
         self._guard = threading.Lock()
         self._settled = threading.Condition(self._guard)
         #: Instances whose steps this worker is committing (how many commits each), and the
-        #: condition their ends notify: see :meth:`_wait_for_commit`.
+        #: condition their ends notify: see :meth:`_wait_for_commit`. Kept only for providers
+        #: whose checkpoints are not transactional (their tasks may show before the step).
+        self._tasks_before_steps = not provider.capabilities.transactional_checkpoints
         self._steps_committing: dict[str, int] = {}
         self._committed = threading.Condition(self._guard)
         self._orchestrations_in_flight = 0
@@ -479,21 +481,24 @@ class AsyncWorker:
             Work.of_checkpoints(step.checkpoint for step in steps)
             & (Work.ORCHESTRATIONS | Work.TIMERS)
         )
-        committing = [step.item.instance_id for step in steps]
-        with self._guard:
-            for instance_id in committing:
-                self._steps_committing[instance_id] = self._steps_committing.get(instance_id, 0) + 1
+        committing = [step.item.instance_id for step in steps] if self._tasks_before_steps else []
+        if committing:
+            with self._guard:
+                for instance_id in committing:
+                    count = self._steps_committing.get(instance_id, 0)
+                    self._steps_committing[instance_id] = count + 1
         try:
             results = self.provider.complete_orchestration_work_items(
                 [(step.item, step.checkpoint) for step in steps]
             )
         finally:  # every step is settled, even when the commit call itself raised
-            with self._guard:
-                for instance_id in committing:
-                    left = self._steps_committing.pop(instance_id) - 1
-                    if left:
-                        self._steps_committing[instance_id] = left
-                self._committed.notify_all()
+            if committing:
+                with self._guard:
+                    for instance_id in committing:
+                        left = self._steps_committing.pop(instance_id) - 1
+                        if left:
+                            self._steps_committing[instance_id] = left
+                    self._committed.notify_all()
             if released:
                 self._orchestration_polls.signal.bump()
             for index, step in enumerate(steps):
@@ -571,7 +576,8 @@ class AsyncWorker:
             self._give_back(item)
             return
         telemetry.current().delivered("activity", item.dequeue_count)
-        self._wait_for_commit(item.task.instance_id)
+        if self._tasks_before_steps:
+            self._wait_for_commit(item.task.instance_id)
         running = _RunningActivity(item)
         with self._guard:
             self._activities[id(running)] = running
@@ -594,6 +600,9 @@ class AsyncWorker:
         still being written. Run at once, a task that kills the process (poison) would cut
         that commit short; the step then runs again and sends the task a second time, a copy
         with a delivery count of its own. Waiting makes the step's commit finish first.
+        A provider with transactional checkpoints shows a step's tasks only once the step is
+        written (what is left of its commit call, such as a sync, does not survive a power
+        loss and is not undone by a process kill), so its tasks do not wait.
         """
         deadline = time.monotonic() + self.lock_timeout.total_seconds()
         with self._guard:
