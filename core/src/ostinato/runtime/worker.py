@@ -80,6 +80,12 @@ DEFAULT_LOCK_TIMEOUT = timedelta(seconds=15)
 #: How long an orchestration whose version this worker does not run waits before it is
 #: handed out again (to any worker).
 REJECT_DELAY = timedelta(seconds=1)
+#: The writes that wake the orchestration loop (a timer may be due already, or soon: the
+#: loop looks again for it too) and those that wake the activity loop, as sets of ``Work``
+#: values, so a change is sorted by one lookup instead of flag operations.
+_EVERY_WORK = [Work(value) for value in range(Work.ALL.value + 1)]
+_WAKES_ORCHESTRATIONS = frozenset(w for w in _EVERY_WORK if w & (Work.ORCHESTRATIONS | Work.TIMERS))
+_WAKES_ACTIVITIES = frozenset(w for w in _EVERY_WORK if Work.ACTIVITIES in w)
 
 
 class _Threads:
@@ -330,10 +336,9 @@ class AsyncWorker:
 
     # -- signals --------------------------------------------------------------------------
     def _on_change(self, work: Work) -> None:
-        # A timer may be due already (or soon): the orchestration loop looks again for it too.
-        if work & (Work.ORCHESTRATIONS | Work.TIMERS):
+        if work in _WAKES_ORCHESTRATIONS:
             self._orchestration_polls.signal.bump()
-        if Work.ACTIVITIES in work:
+        if work in _WAKES_ACTIVITIES:
             self._activity_polls.signal.bump()
 
     def _wake(self) -> None:
@@ -477,9 +482,9 @@ class AsyncWorker:
         # the lock: the poller that woke then found the instance locked); the commit releases
         # it, which makes it claimable. The provider's signal names only the work the
         # checkpoints make, so the worker wakes its pollers for this itself.
-        released = self._orchestration_polls.signal.version != seen and not (
-            Work.of_checkpoints(step.checkpoint for step in steps)
-            & (Work.ORCHESTRATIONS | Work.TIMERS)
+        released = (
+            self._orchestration_polls.signal.version != seen
+            and Work.of_checkpoints(step.checkpoint for step in steps) not in _WAKES_ORCHESTRATIONS
         )
         committing = [step.item.instance_id for step in steps] if self._tasks_before_steps else []
         if committing:
