@@ -268,7 +268,7 @@ class PostgresProvider(RetriesTransientErrors, RelationalProvider):
         self._listener: _Listener | None = None
         self._hub_key = _int4(f"hub:{schema}")
         self._own_pids: set[int] = set()
-        self._creates: CallGroup[CreateRequest] = CallGroup(self._create_many)
+        self._creates: CallGroup[CreateRequest] = CallGroup(self.create_instances)
 
     def __repr__(self) -> str:
         return (
@@ -365,8 +365,12 @@ class PostgresProvider(RetriesTransientErrors, RelationalProvider):
         self, record: InstanceRecord, start: OrchestrationMessage, policy: ReuseIdPolicy
     ) -> None:
         # Concurrent creates in this process share one transaction (one commit, one WAL
-        # flush, a few round trips); a batch that failed transiently is retried per create.
-        self._retrying(lambda: self._creates((record, start, policy)))
+        # flush, a few round trips). One that the database rolled back (a deadlock, a
+        # serialization failure) runs again on its own, retried.
+        try:
+            self._creates((record, start, policy))
+        except TransientDatabaseError:
+            super().create_instance(record, start, policy)
 
     def guard_create(self, cursor: Cursor, instance_ids: Sequence[str]) -> None:
         """Creates of one id serialize on an advisory lock (FOR UPDATE can't lock a missing
