@@ -540,11 +540,12 @@ MUTANTS: list[Mutant] = [
         "A10",
         "azure",
         AZURE_ACTIVITIES,
-        "            min(now + lock_timeout, held.queue_expires),\n",
-        "            held.queue_expires,\n",
-        "An activity lock's end taken from the queue's visibility (what the queue really "
-        "guarantees) instead of the lock timeout asked for: a crashed worker's task waits "
-        "1.2 times its timeout plus a second before it is handed out again.",
+        "        lock.queue_expires = now + timedelta(seconds=seconds) - _MARGIN\n"
+        "        lock.expires = now + lock_timeout\n",
+        "        lock.queue_expires = now + timedelta(seconds=seconds) - _MARGIN\n",
+        "A renewal that extends the queue's visibility (the lock, as the queue sees it) but "
+        "not the lock in the process: the task is handed to another worker at the first "
+        "timeout (as F11, for activities).",
     ),
     Mutant(
         "A11",

@@ -1002,6 +1002,29 @@ class ProviderContractTests(ConformanceTestBase):
         assert lock_orchestration(provider, "worker-2", timeout=BRIEFLY) is None
         consume(provider, item)
 
+    @requires("lock_expiry")
+    def test_renewed_activity_lock_outlives_its_first_timeout(
+        self, provider: StorageProvider
+    ) -> None:
+        record = self._running_with_activities(provider, 1)
+        item = lock_activity(provider, "worker-1", SHORT_LOCK)
+        assert item is not None
+        first_deadline = item.locked_until
+        provider.renew_activity_work_item_lock(item, LONG_LOCK)
+        assert item.locked_until > first_deadline
+        time.sleep(PAST_SHORT_LOCK)
+        assert lock_activity(provider, "worker-2", timeout=BRIEFLY) is None, (
+            "the renewed activity lock expired on its first timeout"
+        )
+        provider.complete_activity_work_item(
+            item,
+            OrchestrationMessage(
+                instance_id=record.instance_id,
+                execution_id=record.execution_id,
+                event=TaskCompleted(task_scheduled_id=0, result='"r"'),
+            ),
+        )
+
     def test_each_message_is_committed_by_exactly_one_worker_under_lock_races(
         self, provider: StorageProvider
     ) -> None:
