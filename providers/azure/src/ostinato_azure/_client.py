@@ -96,6 +96,7 @@ class Client(Activities):
                 visibility_timeout=self._delay_of(start) or None,
                 time_to_live=-1,
             )
+            self._control_pacer.news(self._queue_index(instance_id))
         self.changes.notify(work=Work.of_messages([start]))
 
     def send_message(self, message: OrchestrationMessage) -> None:

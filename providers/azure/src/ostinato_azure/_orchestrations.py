@@ -38,6 +38,9 @@ class OrchestrationItems(Repairs):
                     start = self._next_queue % len(queues)
                     self._next_queue += 1
                     order = queues[start:] + queues[:start]
+                    if taken:
+                        self._control_pacer.busy()
+                    order = [q for q in order if self._control_pacer.due(q)]
                     # One round trip for all of them, not one per queue.
                     receives = [self._io.submit(self._receive, q, lock_timeout) for q in order]
                     for future in receives:
