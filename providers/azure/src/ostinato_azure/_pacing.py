@@ -30,6 +30,7 @@ class ReceivePacer:
         self._mutex = threading.Lock()
         self._busy_until = -math.inf
         self._queues: dict[Hashable, tuple[float, float]] = {}
+        self._news: set[Hashable] = set()
 
     def busy(self) -> None:
         """In-process work was just handed out."""
@@ -49,11 +50,18 @@ class ReceivePacer:
         """This process just sent a message to ``queue``: receive from it at the next poll."""
         with self._mutex:
             self._queues.pop(queue, None)
+            self._news.add(queue)
+
+    def with_news(self, queues: list[int]) -> list[int]:
+        """Those of ``queues`` this process sent to since their last receive."""
+        with self._mutex:
+            return [q for q in queues if q in self._news]
 
     def received(self, queue: Hashable, count: int, full: bool) -> None:
         """A receive from ``queue`` returned ``count`` messages (``full``: as many as asked)."""
         now = time.monotonic()
         with self._mutex:
+            self._news.discard(queue)
             interval = self._queues.get(queue, (now, MIN_INTERVAL / 2))[1]
             if full:
                 interval = 0.0
