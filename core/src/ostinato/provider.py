@@ -377,6 +377,10 @@ class Work(enum.Flag):
     #: Any kind: what a write whose effects the provider does not know may make.
     ALL = ORCHESTRATIONS | ACTIVITIES | TIMERS
 
+    #: Values are singletons compared by identity: hashed by identity too (a C slot), not by
+    #: ``Enum.__hash__``, a Python call at each set lookup the worker sorts a change by.
+    __hash__ = object.__hash__
+
     @classmethod
     def of_messages(cls, messages: Iterable[OrchestrationMessage]) -> Work:
         """The work that enqueuing ``messages`` makes."""

@@ -264,8 +264,11 @@ class OrchestrationProcessor:
         if self.versioning is not None:
             self._check_version(item.instance_id, run, start)
         observer = telemetry.current()
-        trace_context = start.trace_context if start is not None else run.trace_context
-        with observer.step_context(trace_context):
+        if observer.enabled:
+            trace_context = start.trace_context if start is not None else run.trace_context
+            with observer.step_context(trace_context):
+                result = run.step(events, now)
+        else:  # no telemetry: not even a do-nothing context per step
             result = run.step(events, now)
         if not result.new_events:
             return ProcessedStep(
@@ -278,8 +281,12 @@ class OrchestrationProcessor:
             activity_tasks=result.activity_tasks,
             messages=result.messages + replies,
         )
-        on_commit = observer.step_finished(
-            item.instance_id, run.name, run.trace_context, run.history, result.new_events
+        on_commit = (
+            observer.step_finished(
+                item.instance_id, run.name, run.trace_context, run.history, result.new_events
+            )
+            if observer.enabled
+            else None
         )
         return ProcessedStep(
             item, checkpoint, None if run.ended is not None else run, on_commit=on_commit
