@@ -18,7 +18,7 @@ import ostinato as ot
 from azure.storage.queue import QueueClient
 from azure_helpers import new_hub_name
 from ostinato.provider import OrchestrationCheckpoint, OrchestrationWorkItem
-from ostinato_azure import AzureStorageProvider
+from ostinato_azure import AzureStorageProvider, testing
 
 
 def _inject_into_control_queue(
@@ -141,3 +141,67 @@ def test_an_undecodable_message_moves_aside_when_its_item_completes_and_a_crash_
         assert survivor.lock_next_orchestration_work_items("w", timedelta(seconds=5), 10) == []
     finally:
         survivor.close()
+
+
+def test_an_undecodable_activity_message_fails_its_task_and_stalls_no_other(
+    connection_string: str,
+) -> None:
+    """An activity message that is no task at all (here: its name is gone) is moved to the
+    dead letters as it is received; its text still names the task, so the task fails with a
+    ``PoisonMessageError`` the orchestration can catch, and the other activities run."""
+    gate, started = threading.Event(), threading.Event()
+    app = ot.App()
+
+    @app.activity
+    def echo(ctx: ot.ActivityContext, value: Any) -> Any:
+        return value
+
+    @app.activity
+    def wait_for_gate(ctx: ot.ActivityContext, _: Any) -> None:
+        started.set()
+        gate.wait(60)
+
+    @app.orchestrator
+    def calls(ctx: ot.OrchestrationContext, name: str) -> Any:
+        try:
+            return (yield ctx.call_activity(name, input="payload"))
+        except ot.TaskFailedError as exc:
+            return f"caught {exc.details.error_type}"
+
+    hub = new_hub_name()
+    provider = AzureStorageProvider(connection_string, hub, partition_count=1, lease_duration=6.0)
+    client = ot.Client(provider)
+    try:
+        with ot.Worker(app, provider, max_poll_interval=0.05, max_concurrent_activities=1):
+            blocker = client.schedule_new_orchestration(calls, input="wait_for_gate")
+            assert started.wait(30)  # the only activity slot is taken from now on
+            victim = client.schedule_new_orchestration(calls, input="echo")
+            bystanders = [client.schedule_new_orchestration(calls, input="echo") for _ in range(5)]
+            try:
+                changed = 0
+                for _ in range(600):  # until the victim's task is queued (behind the gate)
+                    changed = testing.rewrite_activity_tasks(
+                        connection_string,
+                        hub,
+                        victim,
+                        lambda task: json.dumps({k: v for k, v in task.items() if k != "name"}),
+                    )
+                    if changed:
+                        break
+                    gate.wait(0.05)
+                assert changed == 1
+            finally:
+                gate.set()
+            state = client.wait_for_orchestration_completion(victim, timeout=60)
+            outputs = [
+                client.wait_for_orchestration_completion(b, timeout=60).serialized_output
+                for b in (blocker, *bystanders)
+            ]
+        assert outputs == [None] + ['"payload"'] * 5
+        assert state.runtime_status is ot.OrchestrationStatus.COMPLETED
+        assert state.output == "caught PoisonMessageError"
+        (letter,) = client.list_dead_letters()
+        assert (letter.kind, letter.instance_id) == (ot.DeadLetterKind.ACTIVITY_TASK, victim)
+        assert "name" not in json.loads(letter.body) and "undecodable" in letter.reason
+    finally:
+        provider.close()

@@ -1,6 +1,6 @@
 """Azurite for tests and benchmarks, the storage-operation count of HelloCities, and hooks
-that corrupt stored records past the provider (:func:`corrupt_history`,
-:func:`corrupt_activity_input`), as a bug or a bad disk would, for the fault tests.
+that corrupt stored records past the provider, as a bug or a bad disk would, for the fault
+tests (:func:`corrupt_history`, :func:`corrupt_activity_input`, :func:`rewrite_activity_tasks`).
 
 :func:`azurite_connection_string` gives ``OSTINATO_AZURE_CONNECTION_STRING`` if set, else starts
 the Azurite pinned in the repository's ``azurite/`` folder (stopped at interpreter exit).
@@ -24,6 +24,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -100,9 +101,22 @@ def corrupt_activity_input(
     connection_string: str, task_hub: str, instance_id: str, text: str
 ) -> int:
     """Set the input of the instance's queued activity tasks to ``text``; returns how many
-    were changed. The visible tasks are received for a moment (none may be held by a worker)
-    and made visible again at once, their delivery count as it was (a receive here is no
-    delivery)."""
+    were changed (see :func:`rewrite_activity_tasks`)."""
+    return rewrite_activity_tasks(
+        connection_string, task_hub, instance_id, lambda task: json.dumps({**task, "input": text})
+    )
+
+
+def rewrite_activity_tasks(
+    connection_string: str,
+    task_hub: str,
+    instance_id: str,
+    rewrite: Callable[[dict[str, Any]], str],
+) -> int:
+    """Replace the stored text of the instance's queued activity tasks with ``rewrite(task)``
+    (``task``: the stored JSON object); returns how many were rewritten. The visible tasks
+    are received for a moment (none may be held by a worker) and made visible again at once,
+    their delivery count as it was (a receive here is no delivery)."""
     from azure.storage.queue import QueueClient
 
     from ostinato_azure._names import HubNames
@@ -117,9 +131,8 @@ def corrupt_activity_input(
         for message in received:
             stored, body = split_count(str(message.content))
             task = json.loads(body)
-            if task.get("instance_id") == instance_id and "input" in task:
-                task["input"] = text
-                body = json.dumps(task)
+            if task.get("instance_id") == instance_id:
+                body = rewrite(task)
                 changed += 1
             # No count yet: the first delivery is still to come (see _queues.with_count).
             content = with_count(0 if stored is None else stored, body)
