@@ -98,7 +98,8 @@ def metrics(sizes: dict[str, Any]) -> list[Metric]:
         for count in sizes.get("processes", [])
     ]
     hello = f"HelloCities \N{MULTIPLICATION SIGN}{sizes['hello']:,}"
-    slow = f"HelloCities \N{MULTIPLICATION SIGN}{max(sizes['hello'] // 4, 10):,} of slow activities"
+    slow_n = max(sizes["hello"] // 10, 10)  # bench_overheads' renewal_n
+    slow = f"HelloCities \N{MULTIPLICATION SIGN}{slow_n:,} of slow activities"
     rows += [
         Metric(label, "overheads", key, True, lambda v: f"{v:,.1f} orch/s", compare=False)
         for label, key in (
