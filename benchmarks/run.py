@@ -37,6 +37,7 @@ Machines here are shared and noisy: compare rows of one run, not runs of differe
 from __future__ import annotations
 
 import argparse
+import asyncio
 import functools
 import gc
 import json
@@ -90,10 +91,11 @@ def hello_cities(ctx: ot.OrchestrationContext, _: Any) -> Any:
 
 
 @app.activity
-def slow_hello(ctx: ot.ActivityContext, city: str) -> str:
+async def slow_hello(ctx: ot.ActivityContext, city: str) -> str:
     """``say_hello`` taking ``RENEWED_ACTIVITY_SECONDS``: longer than the renewal interval of
-    ``RENEWED_LOCK``, so its lock is renewed while it runs."""
-    time.sleep(RENEWED_ACTIVITY_SECONDS)
+    ``RENEWED_LOCK``, so its lock is renewed while it runs (``async``: all of the worker's
+    100 activity slots run at once, not only its few activity threads)."""
+    await asyncio.sleep(RENEWED_ACTIVITY_SECONDS)
     return f"Hello {city}!"
 
 
