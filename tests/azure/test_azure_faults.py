@@ -15,6 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 import ostinato as ot
+import pytest
 from azure.storage.queue import QueueClient
 from azure_helpers import new_hub_name
 from ostinato.provider import OrchestrationCheckpoint, OrchestrationWorkItem
@@ -203,5 +204,74 @@ def test_an_undecodable_activity_message_fails_its_task_and_stalls_no_other(
         (letter,) = client.list_dead_letters()
         assert (letter.kind, letter.instance_id) == (ot.DeadLetterKind.ACTIVITY_TASK, victim)
         assert "name" not in json.loads(letter.body) and "undecodable" in letter.reason
+    finally:
+        provider.close()
+
+
+def test_an_undecodable_history_is_a_dead_letter_for_the_command_line_and_http(
+    connection_string: str,
+) -> None:
+    """On Azure as elsewhere: two instances whose histories were corrupted fail when they
+    next run; their histories are dead letters listed, shown and retried (the history put
+    back, as it was) from the command line, listed and deleted over HTTP."""
+    from click.testing import CliRunner
+    from ostinato.cli.commands import cli
+    from ostinato.errors import SerializationError
+    from ostinato.http import create_app
+    from starlette.testclient import TestClient
+
+    app = ot.App()
+
+    @app.orchestrator
+    def waits(ctx: ot.OrchestrationContext, n: int) -> Any:
+        return [n, (yield ctx.wait_for_external_event("go"))]
+
+    hub = new_hub_name()
+    provider = AzureStorageProvider(connection_string, hub, partition_count=1, lease_duration=6.0)
+    client = ot.Client(provider)
+    try:
+        with ot.Worker(app, provider, max_poll_interval=0.05):
+            ids = [client.schedule_new_orchestration(waits, input=n) for n in range(3)]
+            for instance_id in ids:
+                while not client.get_orchestration_history(instance_id):
+                    threading.Event().wait(0.05)
+        first, second = ids[:2]
+        for victim in (first, second):
+            assert testing.corrupt_history(connection_string, hub, victim, "garbage") >= 1
+        with ot.Worker(app, provider, max_poll_interval=0.05):  # nothing cached
+            for instance_id in ids:
+                client.raise_orchestration_event(instance_id, "go", data=1)
+            states = [client.wait_for_orchestration_completion(i, timeout=60) for i in ids]
+        assert [s.runtime_status for s in states] == [
+            ot.OrchestrationStatus.FAILED,
+            ot.OrchestrationStatus.FAILED,
+            ot.OrchestrationStatus.COMPLETED,
+        ]
+        assert states[0].failure_details is not None
+        assert "cannot be decoded" in states[0].failure_details.message
+
+        base = ["--provider", "azure", "--set", f"connection_string={connection_string}"]
+        base += ["--set", f"task_hub={hub}", "dead-letters"]
+        runner = CliRunner()
+
+        def run(*args: str) -> Any:
+            result = runner.invoke(cli, [*base, *args, "--json"])
+            assert result.exit_code == 0, result.output
+            return json.loads(result.output)
+
+        listed = run("list")["dead_letters"]
+        assert sorted((d["instance_id"], d["kind"]) for d in listed) == sorted(
+            [(first, "history"), (second, "history")]
+        )
+        letter = next(d for d in listed if d["instance_id"] == first)
+        assert json.loads(run("show", letter["id"])["body"])[0] == "garbage"
+        assert run("retry", letter["id"])["ok"]
+        with pytest.raises(SerializationError):  # back as it was: still garbage
+            provider.get_history(first)
+        with TestClient(create_app(provider), base_url="http://localhost") as http:
+            (other,) = http.get("/deadLetters").json()["deadLetters"]
+            assert other["instanceId"] == second
+            assert http.delete(f"/deadLetters/{other['id']}").status_code == 204
+            assert http.get("/deadLetters").json()["deadLetters"] == []
     finally:
         provider.close()
