@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from ostinato_azure._keys import (
@@ -44,3 +45,8 @@ def test_queue_text_is_ascii_and_reads_back(value: str) -> None:
     text = queue_text(json.dumps({"v": value}, ensure_ascii=False))
     assert text.isascii()
     assert json.loads(text) == {"v": value}
+
+
+def test_queue_text_refuses_a_lone_surrogate_as_utf8_does() -> None:
+    with pytest.raises(UnicodeEncodeError):
+        queue_text(json.dumps({"v": "caf\udce9"}, ensure_ascii=False))

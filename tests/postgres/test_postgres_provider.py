@@ -4,8 +4,10 @@ schemas per hub, bulk purge and paging, large payloads, Unicode ids, concurrent 
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+from collections.abc import Iterator
 from datetime import timedelta
 
 import ostinato as ot
@@ -13,6 +15,7 @@ import pytest
 from ostinato.clock import utcnow
 from ostinato.errors import InstanceAlreadyExistsError, WorkItemLockLost
 from ostinato.provider import ReuseIdPolicy
+from ostinato.relational import Transaction
 from ostinato.status import OrchestrationStatus
 from ostinato_conformance.support import (
     activity_task,
@@ -186,6 +189,40 @@ def test_twenty_concurrent_starts_make_one_instance(make_provider: ProviderFacto
         item = lock_orchestration(providers[1])
         assert item is not None and len(item.messages) == 1
         consume(providers[1], item)
+
+
+def test_concurrent_creates_in_one_process_share_a_transaction(provider: PostgresProvider) -> None:
+    """Creates that arrive while another create's transaction runs go together in the next
+    one (fails if each create took a transaction of its own)."""
+    provider.setup()
+    count = 8
+    transactions: list[bool] = []
+    inner = provider.transaction
+    queued = provider._creates._waiting  # the creates waiting for the running batch
+
+    @contextlib.contextmanager
+    def counted(durable: bool) -> Iterator[Transaction]:
+        transactions.append(durable)
+        if len(transactions) == 1:  # hold the first create until the others wait
+            deadline = time.monotonic() + 10
+            while len(queued) < count - 1 and time.monotonic() < deadline:
+                time.sleep(0.005)
+        with inner(durable) as transaction:
+            yield transaction
+
+    provider.transaction = counted  # type: ignore[method-assign]
+    threads = [
+        threading.Thread(target=create, args=(provider, f"grouped-{n}")) for n in range(count)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    del provider.transaction
+    assert len(transactions) == 2  # the first create alone, then the other seven together
+    for n in range(count):
+        record = provider.get_instance(f"grouped-{n}")
+        assert record is not None and record.runtime_status is OrchestrationStatus.PENDING
 
 
 def test_task_hubs_are_isolated_schemas(make_provider: ProviderFactory) -> None:

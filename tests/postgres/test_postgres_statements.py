@@ -51,3 +51,23 @@ def test_tables_are_named_unqualified_and_found_through_the_search_path() -> Non
     assert "CREATE TABLE ostinato_instances (" in ddl
     assert 'instance_id TEXT COLLATE "C" NOT NULL' in ddl
     assert "." not in SQL.instances_insert(1).split("(")[0]
+
+
+def test_placeholders_are_numbered_once_per_statement() -> None:
+    """The provider's cursor sends the toolkit's ``%s`` statements with numbered
+    placeholders, converting each distinct statement once (psycopg itself parses a
+    statement with more than 50 parameters again at every execution)."""
+    from ostinato_postgres.provider import _numbered
+
+    assert _numbered("SELECT 1 FROM t WHERE a = %s AND b IN (%s, %s)") == (
+        "SELECT 1 FROM t WHERE a = $1 AND b IN ($2, $3)"
+    )
+    assert _numbered("SELECT '%%' || %s") == "SELECT '%' || $1"
+    insert = SQL.inbox_insert(64)
+    assert insert.count("%s") > 50
+    _numbered(insert)
+    before = _numbered.cache_info()
+    numbered = _numbered(insert)
+    after = _numbered.cache_info()
+    assert (after.hits, after.misses) == (before.hits + 1, before.misses)
+    assert "%s" not in numbered and f"${insert.count('%s')}" in numbered

@@ -380,20 +380,41 @@ class Work(enum.Flag):
     @classmethod
     def of_messages(cls, messages: Iterable[OrchestrationMessage]) -> Work:
         """The work that enqueuing ``messages`` makes."""
-        work = cls.NONE
+        now = later = False
         for message in messages:
-            work |= cls.ORCHESTRATIONS if message.visible_at is None else cls.TIMERS
-        return work
+            if message.visible_at is None:
+                now = True
+            else:
+                later = True
+        return _WORK[now, False, later]
 
     @classmethod
     def of_checkpoints(cls, checkpoints: Iterable[OrchestrationCheckpoint]) -> Work:
         """The work that committing ``checkpoints`` makes (their messages and activities)."""
-        work = cls.NONE
+        now = activities = later = False
         for checkpoint in checkpoints:
-            work |= cls.of_messages(checkpoint.messages)
+            for message in checkpoint.messages:
+                if message.visible_at is None:
+                    now = True
+                else:
+                    later = True
             if checkpoint.activity_tasks:
-                work |= cls.ACTIVITIES
-        return work
+                activities = True
+        return _WORK[now, activities, later]
+
+
+#: Every combination of kinds, by (orchestrations, activities, timers): a write's work is
+#: looked up, not built with ``|`` (each flag operation makes an enum call).
+_WORK = {
+    (o, a, t): (
+        (Work.ORCHESTRATIONS if o else Work.NONE)
+        | (Work.ACTIVITIES if a else Work.NONE)
+        | (Work.TIMERS if t else Work.NONE)
+    )
+    for o in (False, True)
+    for a in (False, True)
+    for t in (False, True)
+}
 
 
 class ChangeSignal:

@@ -80,6 +80,12 @@ DEFAULT_LOCK_TIMEOUT = timedelta(seconds=15)
 #: How long an orchestration whose version this worker does not run waits before it is
 #: handed out again (to any worker).
 REJECT_DELAY = timedelta(seconds=1)
+#: The writes that wake the orchestration loop (a timer may be due already, or soon: the
+#: loop looks again for it too) and those that wake the activity loop, as sets of ``Work``
+#: values, so a change is sorted by one lookup instead of flag operations.
+_EVERY_WORK = [Work(value) for value in range(Work.ALL.value + 1)]
+_WAKES_ORCHESTRATIONS = frozenset(w for w in _EVERY_WORK if w & (Work.ORCHESTRATIONS | Work.TIMERS))
+_WAKES_ACTIVITIES = frozenset(w for w in _EVERY_WORK if Work.ACTIVITIES in w)
 
 
 class _Threads:
@@ -235,7 +241,9 @@ class AsyncWorker:
         self._guard = threading.Lock()
         self._settled = threading.Condition(self._guard)
         #: Instances whose steps this worker is committing (how many commits each), and the
-        #: condition their ends notify: see :meth:`_wait_for_commit`.
+        #: condition their ends notify: see :meth:`_wait_for_commit`. Kept only for providers
+        #: whose checkpoints are not transactional (their tasks may show before the step).
+        self._tasks_before_steps = not provider.capabilities.transactional_checkpoints
         self._steps_committing: dict[str, int] = {}
         self._committed = threading.Condition(self._guard)
         self._orchestrations_in_flight = 0
@@ -328,10 +336,9 @@ class AsyncWorker:
 
     # -- signals --------------------------------------------------------------------------
     def _on_change(self, work: Work) -> None:
-        # A timer may be due already (or soon): the orchestration loop looks again for it too.
-        if work & (Work.ORCHESTRATIONS | Work.TIMERS):
+        if work in _WAKES_ORCHESTRATIONS:
             self._orchestration_polls.signal.bump()
-        if Work.ACTIVITIES in work:
+        if work in _WAKES_ACTIVITIES:
             self._activity_polls.signal.bump()
 
     def _wake(self) -> None:
@@ -475,25 +482,28 @@ class AsyncWorker:
         # the lock: the poller that woke then found the instance locked); the commit releases
         # it, which makes it claimable. The provider's signal names only the work the
         # checkpoints make, so the worker wakes its pollers for this itself.
-        released = self._orchestration_polls.signal.version != seen and not (
-            Work.of_checkpoints(step.checkpoint for step in steps)
-            & (Work.ORCHESTRATIONS | Work.TIMERS)
+        released = (
+            self._orchestration_polls.signal.version != seen
+            and Work.of_checkpoints(step.checkpoint for step in steps) not in _WAKES_ORCHESTRATIONS
         )
-        committing = [step.item.instance_id for step in steps]
-        with self._guard:
-            for instance_id in committing:
-                self._steps_committing[instance_id] = self._steps_committing.get(instance_id, 0) + 1
+        committing = [step.item.instance_id for step in steps] if self._tasks_before_steps else []
+        if committing:
+            with self._guard:
+                for instance_id in committing:
+                    count = self._steps_committing.get(instance_id, 0)
+                    self._steps_committing[instance_id] = count + 1
         try:
             results = self.provider.complete_orchestration_work_items(
                 [(step.item, step.checkpoint) for step in steps]
             )
         finally:  # every step is settled, even when the commit call itself raised
-            with self._guard:
-                for instance_id in committing:
-                    left = self._steps_committing.pop(instance_id) - 1
-                    if left:
-                        self._steps_committing[instance_id] = left
-                self._committed.notify_all()
+            if committing:
+                with self._guard:
+                    for instance_id in committing:
+                        left = self._steps_committing.pop(instance_id) - 1
+                        if left:
+                            self._steps_committing[instance_id] = left
+                    self._committed.notify_all()
             if released:
                 self._orchestration_polls.signal.bump()
             for index, step in enumerate(steps):
@@ -571,7 +581,8 @@ class AsyncWorker:
             self._give_back(item)
             return
         telemetry.current().delivered("activity", item.dequeue_count)
-        self._wait_for_commit(item.task.instance_id)
+        if self._tasks_before_steps:
+            self._wait_for_commit(item.task.instance_id)
         running = _RunningActivity(item)
         with self._guard:
             self._activities[id(running)] = running
@@ -594,6 +605,9 @@ class AsyncWorker:
         still being written. Run at once, a task that kills the process (poison) would cut
         that commit short; the step then runs again and sends the task a second time, a copy
         with a delivery count of its own. Waiting makes the step's commit finish first.
+        A provider with transactional checkpoints shows a step's tasks only once the step is
+        written (what is left of its commit call, such as a sync, does not survive a power
+        loss and is not undone by a process kill), so its tasks do not wait.
         """
         deadline = time.monotonic() + self.lock_timeout.total_seconds()
         with self._guard:

@@ -89,6 +89,10 @@ _NON_ASCII = re.compile("[^\x00-\x7f]")
 
 def _json_escape(match: re.Match[str]) -> str:
     code = ord(match.group())
+    if 0xD800 <= code <= 0xDFFF:  # a lone surrogate: no Unicode text, as UTF-8 refuses it too
+        raise UnicodeEncodeError(
+            "utf-8", match.string, match.start(), match.end(), "surrogates not allowed"
+        )
     if code < 0x10000:
         return f"\\u{code:04x}"
     code -= 0x10000
@@ -96,7 +100,10 @@ def _json_escape(match: re.Match[str]) -> str:
 
 
 def queue_text(text: str) -> str:
-    """JSON text as the ASCII a queue message carries intact (see the module docstring)."""
+    """JSON text as the ASCII a queue message carries intact (see the module docstring).
+
+    Raises ``UnicodeEncodeError`` for a lone surrogate, as sending it as UTF-8 would.
+    """
     if text.isascii():
         return text
     return _NON_ASCII.sub(_json_escape, text)
