@@ -18,9 +18,11 @@ Workloads (the same for every provider and peer; ``peers/protocol.py`` has the d
 * ``idle``: N instances waiting on an event: memory and storage per instance;
 * ``sweep``: HelloCities throughput with 1/10/100/1000 instances in flight (the plot).
 * ``processes`` (SQLite, PostgreSQL): HelloCities/s with 1, 2 and 4 worker processes;
-* ``overheads`` (SQLite): paired, alternated HelloCities runs that price lock renewals (the
-  default lock against one so long nothing renews) and background retention
-  (a worker purging expired instances while it works, against none).
+* ``overheads`` (SQLite): paired, alternated HelloCities runs that price lock renewals
+  (HelloCities whose activities outlast the renewal interval of a short lock, so every
+  activity is renewed, against the same with a lock so long nothing renews; the renewals
+  made are counted) and background retention (a worker purging expired instances while it
+  works, against none).
 
 Peers run in their own virtual environments (``benchmarks/.venvs/<peer>``, created on first
 use from ``benchmarks/peers/<peer>/requirements.txt``), each in a subprocess, in this same
@@ -35,6 +37,7 @@ Machines here are shared and noisy: compare rows of one run, not runs of differe
 from __future__ import annotations
 
 import argparse
+import asyncio
 import functools
 import gc
 import json
@@ -59,7 +62,6 @@ from ostinato.clock import utcnow  # noqa: E402
 from ostinato.history import ExecutionStarted, TaskCompleted  # noqa: E402
 from ostinato.orchestration.engine import OrchestrationRun  # noqa: E402
 from ostinato.runtime.retention import RetentionPolicy  # noqa: E402
-from ostinato.runtime.worker import DEFAULT_LOCK_TIMEOUT  # noqa: E402
 from peers.protocol import (  # noqa: E402
     ROUND_TRIPS,
     latency_result,
@@ -85,6 +87,23 @@ def hello_cities(ctx: ot.OrchestrationContext, _: Any) -> Any:
     outputs.append((yield ctx.call_activity(say_hello, input="Tokyo")))
     outputs.append((yield ctx.call_activity(say_hello, input="Seattle")))
     outputs.append((yield ctx.call_activity(say_hello, input="London")))
+    return outputs
+
+
+@app.activity
+async def slow_hello(ctx: ot.ActivityContext, city: str) -> str:
+    """``say_hello`` taking ``RENEWED_ACTIVITY_SECONDS``: longer than the renewal interval of
+    ``RENEWED_LOCK``, so its lock is renewed while it runs (``async``: all of the worker's
+    100 activity slots run at once, not only its few activity threads)."""
+    await asyncio.sleep(RENEWED_ACTIVITY_SECONDS)
+    return f"Hello {city}!"
+
+
+@app.orchestrator
+def slow_hello_cities(ctx: ot.OrchestrationContext, _: Any) -> Any:
+    outputs = []
+    for city in ("Tokyo", "Seattle", "London"):
+        outputs.append((yield ctx.call_activity(slow_hello, input=city)))
     return outputs
 
 
@@ -183,13 +202,13 @@ def running(
 
 
 # -- workloads (results as in peers/protocol.py) ---------------------------------------------
-def _start(client: ot.Client, k: int) -> list[str]:
+def _start(client: ot.Client, k: int, orchestrator: Any = hello_cities) -> list[str]:
     """Start ``k`` HelloCities at once (``start_at_once``: from several client threads)."""
-    return start_at_once(lambda: client.schedule_new_orchestration(hello_cities), k)
+    return start_at_once(lambda: client.schedule_new_orchestration(orchestrator), k)
 
 
-def _wave(client: ot.Client, k: int) -> None:
-    _await_all(client, _start(client, k))
+def _wave(client: ot.Client, k: int, orchestrator: Any = hello_cities) -> None:
+    _await_all(client, _start(client, k, orchestrator))
 
 
 def bench_hello_cities(name: str, n: int) -> dict[str, Any]:
@@ -261,8 +280,13 @@ def _hello_cities_bulk(name: str, n: int) -> float:
 
 
 # -- what lock renewals and retention cost (#15, #21) ------------------------------------------
-#: A lock no HelloCities run holds anything long enough to renew (renewals every third of it).
+#: A lock no run holds anything long enough to renew (renewals every third of it).
 LONG_LOCK = timedelta(hours=1)
+#: The lock of the renewing side: the worker renews work held for a sixth of it (checked
+#: every sixth), so each ``slow_hello`` (2.4 sixths) is renewed once or twice. (With a 1.5 s
+#: lock on a loaded 2-core machine the renewer fell behind and locks were lost.)
+RENEWED_LOCK = timedelta(seconds=3)
+RENEWED_ACTIVITY_SECONDS = 1.2
 #: Paired runs of each comparison, alternated so the machine's load falls on both sides.
 OVERHEAD_PAIRS = 3
 
@@ -281,9 +305,13 @@ def _counted(provider: ot.StorageProvider, names: tuple[str, ...]) -> list[int]:
     return calls
 
 
-def _overhead_run(name: str, n: int, finished: int, **options: Any) -> dict[str, Any]:
-    """``n`` HelloCities at once on a worker with ``options``, on a store that already holds
-    ``finished`` FAILED instances (what a retention policy of ``failed=0`` purges)."""
+def _overhead_run(
+    name: str, n: int, finished: int, orchestrator: Any = hello_cities, **options: Any
+) -> dict[str, Any]:
+    """``n`` ``orchestrator`` instances at once on a worker with ``options``, on a store that
+    already holds ``finished`` FAILED instances (what a retention policy of ``failed=0``
+    purges): the rate, the renewals made, the instances purged and this process's CPU
+    seconds per instance."""
     factory, _ = PROVIDERS[name]
     with tempfile.TemporaryDirectory() as tmp:
         provider = factory(Path(tmp))
@@ -299,23 +327,31 @@ def _overhead_run(name: str, n: int, finished: int, **options: Any) -> dict[str,
                 provider, ("renew_orchestration_work_item_lock", "renew_activity_work_item_lock")
             )
             with ot.Worker(app, provider, **options):
-                _wave(client, 1)
-                started = time.perf_counter()
-                _wave(client, n)
+                _wave(client, 1, orchestrator)
+                renewals[0] = 0  # the warm-up's are not the run's
+                started, cpu = time.perf_counter(), time.process_time()
+                _wave(client, n, orchestrator)
                 per_s = n / (time.perf_counter() - started)
+                cpu_per = (time.process_time() - cpu) / n
+                made = renewals[0]
             left = client.query_instances(
                 runtime_status={ot.OrchestrationStatus.FAILED},
                 page_size=finished + 1,
                 fetch_payloads=False,
             ).items
-            return {"per_s": per_s, "renewals": renewals[0], "purged": finished - len(left)}
+            return {
+                "per_s": per_s,
+                "renewals": made,
+                "purged": finished - len(left),
+                "cpu_s": cpu_per,
+            }
         finally:
             provider.close()
 
 
 def _paired(runs: dict[str, Callable[[], dict[str, Any]]]) -> dict[str, dict[str, Any]]:
     """Run each of ``runs`` ``OVERHEAD_PAIRS`` times, alternating; per run name the median
-    rate and the sums of the counters."""
+    rate and CPU time per instance, and the sums of the counters."""
     samples: dict[str, list[dict[str, Any]]] = {key: [] for key in runs}
     for _ in range(OVERHEAD_PAIRS):
         for key, run in runs.items():
@@ -325,6 +361,7 @@ def _paired(runs: dict[str, Callable[[], dict[str, Any]]]) -> dict[str, dict[str
         out[key] = {
             "per_s": statistics.median(r["per_s"] for r in results),
             "runs_per_s": [r["per_s"] for r in results],
+            "cpu_ms": statistics.median(r["cpu_s"] for r in results) * 1000,
             "renewals": sum(r["renewals"] for r in results),
             "purged": sum(r["purged"] for r in results),
         }
@@ -332,19 +369,27 @@ def _paired(runs: dict[str, Callable[[], dict[str, Any]]]) -> dict[str, dict[str
 
 
 def bench_overheads(name: str, n: int) -> dict[str, Any]:
-    """What lock renewals and background retention cost, each as paired runs of ``n``
-    HelloCities at once in one invocation:
+    """What lock renewals and background retention cost, each as paired runs in one
+    invocation:
 
-    * renewals: the default lock (renewed while work is held) against a lock so long that
-      nothing is renewed (the renewals made are counted);
+    * renewals: ``n // 10`` HelloCities whose activities take ``RENEWED_ACTIVITY_SECONDS``
+      (the throughput is bounded by them and the worker's 100 activity slots) with
+      ``RENEWED_LOCK``, so every activity is renewed while it runs, against the same with a
+      lock so long that nothing is renewed; the renewals made and the CPU time per
+      instance are reported with the rates;
     * retention: a worker that sweeps ``n`` expired FAILED instances in the background
-      (``RetentionPolicy(failed=0)``, default batches and pauses) while it runs the
+      (``RetentionPolicy(failed=0)``, default batches and pauses) while it runs ``n``
       HelloCities, against the same store with no retention policy.
     """
+    slow = max(n // 10, 10)
     renewals = _paired(
         {
-            "default_lock": lambda: _overhead_run(name, n, 0),
-            "long_lock": lambda: _overhead_run(name, n, 0, lock_timeout=LONG_LOCK),
+            "renewed_lock": lambda: _overhead_run(
+                name, slow, 0, slow_hello_cities, lock_timeout=RENEWED_LOCK
+            ),
+            "long_lock": lambda: _overhead_run(
+                name, slow, 0, slow_hello_cities, lock_timeout=LONG_LOCK
+            ),
         }
     )
     policy = RetentionPolicy(failed=timedelta(0))
@@ -357,12 +402,15 @@ def bench_overheads(name: str, n: int) -> dict[str, Any]:
     both = {**renewals, **retention}
     return {
         "n": n,
+        "renewal_n": slow,
         "pairs": OVERHEAD_PAIRS,
-        "default_lock_seconds": DEFAULT_LOCK_TIMEOUT.total_seconds(),
+        "renewed_lock_seconds": RENEWED_LOCK.total_seconds(),
+        "renewed_activity_seconds": RENEWED_ACTIVITY_SECONDS,
         "long_lock_seconds": LONG_LOCK.total_seconds(),
         **{f"{key}_per_s": value["per_s"] for key, value in both.items()},
         **{f"{key}_runs_per_s": value["runs_per_s"] for key, value in both.items()},
-        "renewals_default_lock": renewals["default_lock"]["renewals"],
+        **{f"{key}_cpu_ms": value["cpu_ms"] for key, value in renewals.items()},
+        "renewals_renewed_lock": renewals["renewed_lock"]["renewals"],
         "renewals_long_lock": renewals["long_lock"]["renewals"],
         "purged_during_runs": retention["retention"]["purged"],
         "purged_without_retention": retention["no_retention"]["purged"],

@@ -15,10 +15,11 @@ from datetime import timedelta
 from typing import Any
 
 import ostinato as ot
+import pytest
 from azure.storage.queue import QueueClient
 from azure_helpers import new_hub_name
 from ostinato.provider import OrchestrationCheckpoint, OrchestrationWorkItem
-from ostinato_azure import AzureStorageProvider
+from ostinato_azure import AzureStorageProvider, testing
 
 
 def _inject_into_control_queue(
@@ -141,3 +142,136 @@ def test_an_undecodable_message_moves_aside_when_its_item_completes_and_a_crash_
         assert survivor.lock_next_orchestration_work_items("w", timedelta(seconds=5), 10) == []
     finally:
         survivor.close()
+
+
+def test_an_undecodable_activity_message_fails_its_task_and_stalls_no_other(
+    connection_string: str,
+) -> None:
+    """An activity message that is no task at all (here: its name is gone) is moved to the
+    dead letters as it is received; its text still names the task, so the task fails with a
+    ``PoisonMessageError`` the orchestration can catch, and the other activities run."""
+    gate, started = threading.Event(), threading.Event()
+    app = ot.App()
+
+    @app.activity
+    def echo(ctx: ot.ActivityContext, value: Any) -> Any:
+        return value
+
+    @app.activity
+    def wait_for_gate(ctx: ot.ActivityContext, _: Any) -> None:
+        started.set()
+        gate.wait(60)
+
+    @app.orchestrator
+    def calls(ctx: ot.OrchestrationContext, name: str) -> Any:
+        try:
+            return (yield ctx.call_activity(name, input="payload"))
+        except ot.TaskFailedError as exc:
+            return f"caught {exc.details.error_type}"
+
+    hub = new_hub_name()
+    provider = AzureStorageProvider(connection_string, hub, partition_count=1, lease_duration=6.0)
+    client = ot.Client(provider)
+    try:
+        with ot.Worker(app, provider, max_poll_interval=0.05, max_concurrent_activities=1):
+            blocker = client.schedule_new_orchestration(calls, input="wait_for_gate")
+            assert started.wait(30)  # the only activity slot is taken from now on
+            victim = client.schedule_new_orchestration(calls, input="echo")
+            bystanders = [client.schedule_new_orchestration(calls, input="echo") for _ in range(5)]
+            try:
+                changed = 0
+                for _ in range(600):  # until the victim's task is queued (behind the gate)
+                    changed = testing.rewrite_activity_tasks(
+                        connection_string,
+                        hub,
+                        victim,
+                        lambda task: json.dumps({k: v for k, v in task.items() if k != "name"}),
+                    )
+                    if changed:
+                        break
+                    gate.wait(0.05)
+                assert changed == 1
+            finally:
+                gate.set()
+            state = client.wait_for_orchestration_completion(victim, timeout=60)
+            outputs = [
+                client.wait_for_orchestration_completion(b, timeout=60).serialized_output
+                for b in (blocker, *bystanders)
+            ]
+        assert outputs == [None] + ['"payload"'] * 5
+        assert state.runtime_status is ot.OrchestrationStatus.COMPLETED
+        assert state.output == "caught PoisonMessageError"
+        (letter,) = client.list_dead_letters()
+        assert (letter.kind, letter.instance_id) == (ot.DeadLetterKind.ACTIVITY_TASK, victim)
+        assert "name" not in json.loads(letter.body) and "undecodable" in letter.reason
+    finally:
+        provider.close()
+
+
+def test_an_undecodable_history_is_a_dead_letter_for_the_command_line_and_http(
+    connection_string: str,
+) -> None:
+    """On Azure as elsewhere: two instances whose histories were corrupted fail when they
+    next run; their histories are dead letters listed, shown and retried (the history put
+    back, as it was) from the command line, listed and deleted over HTTP."""
+    from click.testing import CliRunner
+    from ostinato.cli.commands import cli
+    from ostinato.errors import SerializationError
+    from ostinato.http import create_app
+    from starlette.testclient import TestClient
+
+    app = ot.App()
+
+    @app.orchestrator
+    def waits(ctx: ot.OrchestrationContext, n: int) -> Any:
+        return [n, (yield ctx.wait_for_external_event("go"))]
+
+    hub = new_hub_name()
+    provider = AzureStorageProvider(connection_string, hub, partition_count=1, lease_duration=6.0)
+    client = ot.Client(provider)
+    try:
+        with ot.Worker(app, provider, max_poll_interval=0.05):
+            ids = [client.schedule_new_orchestration(waits, input=n) for n in range(3)]
+            for instance_id in ids:
+                while not client.get_orchestration_history(instance_id):
+                    threading.Event().wait(0.05)
+        first, second = ids[:2]
+        for victim in (first, second):
+            assert testing.corrupt_history(connection_string, hub, victim, "garbage") >= 1
+        with ot.Worker(app, provider, max_poll_interval=0.05):  # nothing cached
+            for instance_id in ids:
+                client.raise_orchestration_event(instance_id, "go", data=1)
+            states = [client.wait_for_orchestration_completion(i, timeout=60) for i in ids]
+        assert [s.runtime_status for s in states] == [
+            ot.OrchestrationStatus.FAILED,
+            ot.OrchestrationStatus.FAILED,
+            ot.OrchestrationStatus.COMPLETED,
+        ]
+        assert states[0].failure_details is not None
+        assert "cannot be decoded" in states[0].failure_details.message
+
+        base = ["--provider", "azure", "--set", f"connection_string={connection_string}"]
+        base += ["--set", f"task_hub={hub}", "dead-letters"]
+        runner = CliRunner()
+
+        def run(*args: str) -> Any:
+            result = runner.invoke(cli, [*base, *args, "--json"])
+            assert result.exit_code == 0, result.output
+            return json.loads(result.output)
+
+        listed = run("list")["dead_letters"]
+        assert sorted((d["instance_id"], d["kind"]) for d in listed) == sorted(
+            [(first, "history"), (second, "history")]
+        )
+        letter = next(d for d in listed if d["instance_id"] == first)
+        assert json.loads(run("show", letter["id"])["body"])[0] == "garbage"
+        assert run("retry", letter["id"])["ok"]
+        with pytest.raises(SerializationError):  # back as it was: still garbage
+            provider.get_history(first)
+        with TestClient(create_app(provider), base_url="http://localhost") as http:
+            (other,) = http.get("/deadLetters").json()["deadLetters"]
+            assert other["instanceId"] == second
+            assert http.delete(f"/deadLetters/{other['id']}").status_code == 204
+            assert http.get("/deadLetters").json()["deadLetters"] == []
+    finally:
+        provider.close()

@@ -78,6 +78,10 @@ def test_activity_calls_on_a_taken_task_are_lock_lost(
 ) -> None:
     provider = make_provider()
     started(provider, "i1")
+    # No orchestration worker here: a complete takes the ordinary path (result, then delete).
+    # A result handed over in-process makes no storage call; a task can be taken over only
+    # once its visibility lapsed, which the complete checks (see test_azure_handover.py).
+    provider.worker_stopped("w")
     provider._send_activity(ActivityTask("i1", "e1", 1, "act"))
     item = provider.lock_next_activity_work_item("w", LOCK)
     assert item is not None

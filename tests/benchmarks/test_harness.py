@@ -125,8 +125,9 @@ def test_renewal_and_retention_rows_on_sqlite(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The paired runs measure what they say: nothing is renewed under the long lock, and
-    the retention side purges the expired instances while the other keeps them."""
+    """The paired runs measure what they say: the short lock's side renews the slow
+    activities while nothing is renewed under the long lock, and the retention side purges
+    the expired instances while the other keeps them."""
     monkeypatch.setattr(harness, "QUICK", dict(harness.QUICK, hello=20))
     monkeypatch.setattr(harness, "OVERHEAD_PAIRS", 1)
     raw = tmp_path / "raw.json"
@@ -135,9 +136,11 @@ def test_renewal_and_retention_rows_on_sqlite(
     system = json.loads(raw.read_text())["systems"]["ostinato/sqlite"]
     assert system["errors"] == {}
     o = system["results"]["overheads"]
-    assert all(o[f"{key}_per_s"] > 0 for key in ("default_lock", "long_lock"))
+    assert all(o[f"{key}_per_s"] > 0 for key in ("renewed_lock", "long_lock"))
+    assert o["renewals_renewed_lock"] >= o["renewal_n"], "the slow activities were not renewed"
     assert o["renewals_long_lock"] == 0
     assert o["purged_during_runs"] == 20 and o["purged_without_retention"] == 0
     table = capsys.readouterr().out
     assert "retention purging those in the background (same run)" in table
+    assert "of slow activities, a short lock renewed while each runs" in table
     assert "lock renewals and retention (each side run 1\N{MULTIPLICATION SIGN}" in table

@@ -463,9 +463,9 @@ MUTANTS: list[Mutant] = [
         "azure",
         AZURE_CLIENT,
         "            self._take_locks_away(instance_id)\n            self._forget_alive(instance_id)\n"
-        "            self._delete_history(instance_id)\n            self.blobs.delete_instance(",
+        "            self._delete_dead_letters_of(instance_id)\n",
         "            self._forget_alive(instance_id)\n"
-        "            self._delete_history(instance_id)\n            self.blobs.delete_instance(",
+        "            self._delete_dead_letters_of(instance_id)\n",
         "Purge leaves this process's in-memory lock of the instance in place.",
     ),
     Mutant(

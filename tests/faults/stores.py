@@ -31,14 +31,41 @@ def open_store(spec: dict[str, Any], **settings: Any) -> ot.StorageProvider:
     return provider
 
 
+def corrupt_history(spec: dict[str, Any], instance_id: str, text: str) -> int:
+    """Overwrite the stored history of ``instance_id`` with ``text``, past the provider (as a
+    bug or a bad disk would); returns the rows changed."""
+    if spec["kind"] == "azure":
+        from ostinato_azure import testing
+
+        return testing.corrupt_history(
+            spec["connection_string"], spec["task_hub"], instance_id, text
+        )
+    statement = "UPDATE ostinato_history SET event = ? WHERE instance_id = ?"
+    return raw_execute(spec, statement, text, instance_id)
+
+
+def corrupt_activity_input(spec: dict[str, Any], instance_id: str, text: str) -> int:
+    """Set the stored input of the queued activity tasks of ``instance_id`` to ``text``,
+    past the provider; returns the tasks changed."""
+    if spec["kind"] == "azure":
+        from ostinato_azure import testing
+
+        return testing.corrupt_activity_input(
+            spec["connection_string"], spec["task_hub"], instance_id, text
+        )
+    statement = "UPDATE ostinato_activities SET input = ? WHERE instance_id = ?"
+    return raw_execute(spec, statement, text, instance_id)
+
+
 def raw_execute(spec: dict[str, Any], statement: str, *params: Any) -> int:
     """Run one SQL statement on the store's database, past the provider (to corrupt a
     record as a bug or a bad disk would); ``?`` placeholders. Returns the rows changed.
-    Azure has no SQL: the test is skipped there (``tests/azure`` corrupts its records)."""
+    Azure has no SQL: the test is skipped there (``tests/azure`` corrupts its control queue
+    messages; :func:`corrupt_history` and :func:`corrupt_activity_input` work on Azure too)."""
     if spec["kind"] == "azure":
         import pytest
 
-        pytest.skip("corrupting a record by SQL: Azure's own tests cover its dead letters")
+        pytest.skip("corrupting an inbox row by SQL: tests/azure corrupts Azure's messages")
     if spec["kind"] == "postgres":
         import psycopg
         from psycopg import sql

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from ostinato.cli.commands import cli
 
 from .conftest import WorkerFactory
-from .stores import raw_execute
+from .stores import corrupt_activity_input, corrupt_history, raw_execute
 
 
 @dataclass
@@ -78,10 +78,14 @@ def _start_waiting(client: ot.Client, worker: WorkerFactory, count: int) -> list
 def _failed_by_a_corrupt_message(
     client: ot.Client, worker: WorkerFactory, store_spec: dict[str, Any], count: int
 ) -> list[str]:
-    """``count`` instances, each FAILED by an undecodable message (one dead letter each)."""
+    """``count`` instances, each FAILED by an undecodable message (one dead letter each; on
+    Azure, which has no SQL inbox, by an undecodable history)."""
     ids = _start_waiting(client, worker, count)
     for instance_id in ids:
         client.raise_orchestration_event(instance_id, "go", data=1)
+        if store_spec["kind"] == "azure":
+            corrupt_history(store_spec, instance_id, "{x")
+            continue
         raw_execute(
             store_spec,
             "UPDATE ostinato_inbox SET body = ? WHERE instance_id = ?",
@@ -146,9 +150,7 @@ def test_an_undecodable_history_fails_only_its_instance(
     client: ot.Client, worker: WorkerFactory, store_spec: dict[str, Any]
 ) -> None:
     victim, *bystanders = _start_waiting(client, worker, 6)
-    changed = raw_execute(
-        store_spec, "UPDATE ostinato_history SET event = ? WHERE instance_id = ?", "garbage", victim
-    )
+    changed = corrupt_history(store_spec, victim, "garbage")
     assert changed >= 1
     for instance_id in (victim, *bystanders):
         client.raise_orchestration_event(instance_id, "go", data=1)
@@ -179,12 +181,7 @@ def test_an_undecodable_activity_task_is_moved_aside_and_fails_only_its_instance
         try:
             changed = 0
             for _ in range(600):  # until the victim's task is queued (behind the gate)
-                changed = raw_execute(
-                    store_spec,
-                    "UPDATE ostinato_activities SET input = ? WHERE instance_id = ?",
-                    "{oops",
-                    victim,
-                )
+                changed = corrupt_activity_input(store_spec, victim, "{oops")
                 if changed:
                     break
                 gate.wait(0.05)

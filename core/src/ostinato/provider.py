@@ -377,6 +377,10 @@ class Work(enum.Flag):
     #: Any kind: what a write whose effects the provider does not know may make.
     ALL = ORCHESTRATIONS | ACTIVITIES | TIMERS
 
+    #: Values are singletons compared by identity: hashed by identity too (a C slot), not by
+    #: ``Enum.__hash__``, a Python call at each set lookup the worker sorts a change by.
+    __hash__ = object.__hash__
+
     @classmethod
     def of_messages(cls, messages: Iterable[OrchestrationMessage]) -> Work:
         """The work that enqueuing ``messages`` makes."""
@@ -429,7 +433,9 @@ class ChangeSignal:
     """
 
     def __init__(self) -> None:
-        self._condition = threading.Condition()
+        #: Entered directly (a C call), not through the Condition (two Python calls).
+        self._lock = threading.Lock()
+        self._condition = threading.Condition(self._lock)
         self._version = 0
         self._listeners: list[Callable[[Work], None]] = []
         self._watchers: dict[str, list[threading.Event]] = {}
@@ -437,11 +443,11 @@ class ChangeSignal:
     def subscribe(self, listener: Callable[[Work], None]) -> None:
         """Call ``listener(work)`` (from the notifying thread) after every change, with the
         kinds of work it made claimable."""
-        with self._condition:
+        with self._lock:
             self._listeners = [*self._listeners, listener]
 
     def unsubscribe(self, listener: Callable[[Work], None]) -> None:
-        with self._condition:
+        with self._lock:
             self._listeners = [fn for fn in self._listeners if fn != listener]
 
     @property
@@ -455,7 +461,7 @@ class ChangeSignal:
         changed (empty: none); ``None``, the default, when the provider does not know.
         ``work``: the kinds of work it may have made claimable (``Work.NONE``: none); the
         default, ``Work.ALL``, when the provider does not know (another process wrote)."""
-        with self._condition:
+        with self._lock:
             self._version += 1
             self._condition.notify_all()
             listeners = self._listeners
@@ -473,7 +479,7 @@ class ChangeSignal:
 
     def wait(self, since: int, timeout: float) -> int:
         """Block until the version passes ``since`` or ``timeout`` seconds pass."""
-        with self._condition:
+        with self._lock:
             if self._version == since:
                 self._condition.wait(timeout)
             return self._version
@@ -486,12 +492,12 @@ class ChangeSignal:
         sets it again.
         """
         event = threading.Event()
-        with self._condition:
+        with self._lock:
             self._watchers.setdefault(instance_id, []).append(event)
         try:
             yield event
         finally:
-            with self._condition:
+            with self._lock:
                 events = self._watchers[instance_id]
                 events.remove(event)
                 if not events:

@@ -24,6 +24,11 @@ class OrchestrationStatus(enum.Enum):
     SUSPENDED = "SUSPENDED"
     CONTINUED_AS_NEW = "CONTINUED_AS_NEW"
 
+    #: Members are singletons compared by identity: hashed by identity too (a C slot), not
+    #: by ``Enum.__hash__``, a Python call at each set or dict lookup such as
+    #: :attr:`is_terminal`.
+    __hash__ = object.__hash__
+
     @property
     def is_terminal(self) -> bool:
         """True for COMPLETED, FAILED and TERMINATED: such an instance never runs again."""

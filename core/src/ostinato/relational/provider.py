@@ -606,8 +606,9 @@ class RelationalProvider(StorageProvider):
                     locked = held(cur, self._now_micros())
                     entries: list[tuple[int, Item]] = []
                     for index, item in enumerate(batch):
-                        if key(item) in locked:
-                            locked.discard(key(item))
+                        pair = key(item)
+                        if pair in locked:
+                            locked.discard(pair)
                             entries.append((index, item))
                         else:
                             results[index] = lost(item)

@@ -59,7 +59,10 @@ class Isolation:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         #: Seconds, for :data:`CAREFUL_AFTER_GIVE_BACK` (tests pass their own).
         self._clock = clock
-        self._condition = threading.Condition()
+        #: Guards the counts; entered directly (a C call), not through the Condition (two
+        #: Python calls).
+        self._lock = threading.Lock()
+        self._condition = threading.Condition(self._lock)
         #: Threads waiting on the condition (nobody to notify is the common case).
         self._waiting = 0
         self._in_flight = 0
@@ -80,7 +83,7 @@ class Isolation:
         holds nothing. Every call that returns more than 0 must be followed by
         :meth:`after_poll`.
         """
-        with self._condition:
+        with self._lock:
             while not stopping.is_set() and (
                 self._suspect or (self.careful and self._in_flight > 0)
             ):
@@ -92,7 +95,7 @@ class Isolation:
 
     def after_poll(self, locked: int, fresh: bool) -> None:
         """The poll locked ``locked`` items; ``fresh``: one of them was a first delivery."""
-        with self._condition:
+        with self._lock:
             self._in_flight += locked - 1
             if fresh and not self._suspect and self._clock() >= self._careful_until:
                 self.careful = False
@@ -101,7 +104,7 @@ class Isolation:
     def finished(self, count: int = 1) -> None:
         """``count`` held items ended (committed, failed, abandoned or dropped)."""
         if count:
-            with self._condition:
+            with self._lock:
                 self._in_flight -= count
                 self._notify()
 
@@ -112,7 +115,7 @@ class Isolation:
         once, before that work runs on, so a crash of it does not charge the suspect); the
         worker turns careful so the suspect comes back alone.
         """
-        with self._condition:
+        with self._lock:
             self.careful = True
             if self._suspect or self._in_flight > 1:
                 self._careful_until = self._clock() + CAREFUL_AFTER_GIVE_BACK
@@ -122,13 +125,13 @@ class Isolation:
 
     def wait_alone(self, stopping: threading.Event) -> bool:
         """Wait until the claimed suspect is the only item held (False: stopping)."""
-        with self._condition:
+        with self._lock:
             while self._in_flight > 1 and not stopping.is_set():
                 self._wait()
             return not stopping.is_set()
 
     def release_suspect(self) -> None:
-        with self._condition:
+        with self._lock:
             self._suspect = False
             self._notify()
 

@@ -30,16 +30,18 @@ class Signal:
     """A wake-up with a version: waiters sleep only if nothing happened since they looked."""
 
     def __init__(self) -> None:
-        self._condition = threading.Condition()
+        #: Entered directly (a C call), not through the Condition (two Python calls).
+        self._lock = threading.Lock()
+        self._condition = threading.Condition(self._lock)
         self.version = 0
 
     def bump(self) -> None:
-        with self._condition:
+        with self._lock:
             self.version += 1
             self._condition.notify_all()
 
     def wait(self, seen: int, timeout: float) -> None:
-        with self._condition:
+        with self._lock:
             if self.version == seen:
                 self._condition.wait(timeout)
 

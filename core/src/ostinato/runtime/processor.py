@@ -145,7 +145,8 @@ class OrchestrationProcessor:
         #: Steps in flight (processed, not yet committed or dropped) by instance id.
         self._in_flight: dict[str, ProcessedStep] = {}
         #: Guards ``_in_flight``; notified when a step that another thread waits for settles.
-        self._settled = threading.Condition(threading.Lock())
+        self._settled_lock = threading.Lock()  # entered directly: a C call, no Python call
+        self._settled = threading.Condition(self._settled_lock)
         self._waiters = 0
 
     def process(self, item: OrchestrationWorkItem) -> ProcessedStep:
@@ -156,7 +157,7 @@ class OrchestrationProcessor:
         step = self._process(item)
         if step.run is not None:
             step.thread = threading.get_ident()
-            with self._settled:
+            with self._settled_lock:
                 self._in_flight[item.instance_id] = step
         return step
 
@@ -175,7 +176,7 @@ class OrchestrationProcessor:
     def _settle(self, step: ProcessedStep) -> None:
         if step.thread is None:
             return
-        with self._settled:
+        with self._settled_lock:
             step.thread = None
             if self._in_flight.get(step.item.instance_id) is step:
                 del self._in_flight[step.item.instance_id]
@@ -185,7 +186,7 @@ class OrchestrationProcessor:
     def _await_step_in_flight(self, instance_id: str) -> None:
         """Wait until another thread's step of this instance is committed or dropped."""
         me = threading.get_ident()
-        with self._settled:
+        with self._settled_lock:
             step = self._in_flight.get(instance_id)
             if step is None or step.thread == me:
                 return
@@ -264,8 +265,11 @@ class OrchestrationProcessor:
         if self.versioning is not None:
             self._check_version(item.instance_id, run, start)
         observer = telemetry.current()
-        trace_context = start.trace_context if start is not None else run.trace_context
-        with observer.step_context(trace_context):
+        if observer.enabled:
+            trace_context = start.trace_context if start is not None else run.trace_context
+            with observer.step_context(trace_context):
+                result = run.step(events, now)
+        else:  # no telemetry: not even a do-nothing context per step
             result = run.step(events, now)
         if not result.new_events:
             return ProcessedStep(
@@ -278,8 +282,12 @@ class OrchestrationProcessor:
             activity_tasks=result.activity_tasks,
             messages=result.messages + replies,
         )
-        on_commit = observer.step_finished(
-            item.instance_id, run.name, run.trace_context, run.history, result.new_events
+        on_commit = (
+            observer.step_finished(
+                item.instance_id, run.name, run.trace_context, run.history, result.new_events
+            )
+            if observer.enabled
+            else None
         )
         return ProcessedStep(
             item, checkpoint, None if run.ended is not None else run, on_commit=on_commit

@@ -384,13 +384,14 @@ class AsyncWorker:
                 if noticed is not None:  # e.g. an activity task of it was dead-lettered
                     self._end_instance(item, failure=noticed)
                     continue
+                if item.dequeue_count <= 1 or is_entity_instance(item.instance_id):
+                    fresh.append(item)
+                    continue
                 terminate = next(
                     (m.event for m in item.messages if isinstance(m.event, ExecutionTerminated)),
                     None,
                 )
-                if item.dequeue_count <= 1 or is_entity_instance(item.instance_id):
-                    fresh.append(item)
-                elif terminate is not None:  # applied without running the (suspect) code
+                if terminate is not None:  # applied without running the (suspect) code
                     self._end_instance(item, terminate=terminate)
                 elif item.dequeue_count > self.max_delivery_attempts:
                     what = f"The step of orchestration '{item.instance_id}'"
@@ -459,10 +460,12 @@ class AsyncWorker:
         """Process a batch of work items and commit their checkpoints (``seen``: the
         orchestration signal's version before they were locked)."""
         observer = telemetry.current()
-        began = time.monotonic()
+        observed = observer.enabled  # without telemetry, no hook is called per item
+        began = time.monotonic() if observed else 0.0
         steps: list[ProcessedStep] = []
         for item in items:
-            observer.delivered("orchestration", item.dequeue_count)
+            if observed:
+                observer.delivered("orchestration", item.dequeue_count)
             try:
                 steps.append(self.processor.process(item))
             except CorruptHistory as exc:
@@ -509,7 +512,8 @@ class AsyncWorker:
             for index, step in enumerate(steps):
                 if results is not None and results[index] is None:
                     self.processor.committed(step)
-                    observer.step_committed(time.monotonic() - began)
+                    if observed:
+                        observer.step_committed(time.monotonic() - began)
                 else:
                     self.processor.dropped(step)
         for step, error in zip(steps, results, strict=True):
@@ -580,7 +584,9 @@ class AsyncWorker:
         if pool is None:  # stopped while this item was being locked: give it back
             self._give_back(item)
             return
-        telemetry.current().delivered("activity", item.dequeue_count)
+        observer = telemetry.current()
+        if observer.enabled:
+            observer.delivered("activity", item.dequeue_count)
         if self._tasks_before_steps:
             self._wait_for_commit(item.task.instance_id)
         running = _RunningActivity(item)

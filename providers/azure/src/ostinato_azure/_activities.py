@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
@@ -22,7 +23,10 @@ from ostinato_azure._base import _MARGIN, _visibility_seconds
 from ostinato_azure._checkpoint import CheckpointWriter
 from ostinato_azure._errors import ignoring_lost_message, lost_message
 from ostinato_azure._queues import delivered_before, needs_count, split_count, with_count
-from ostinato_azure._state import _ActivityLock
+from ostinato_azure._state import _ActivityLock, _Received
+
+#: A result is handed over in-process only while its task stays hidden at least this long.
+_HAND_OVER_WINDOW = timedelta(seconds=2)
 
 
 class Activities(CheckpointWriter):
@@ -34,8 +38,12 @@ class Activities(CheckpointWriter):
         """Receive up to ``min(max_count, 32)`` activity tasks (one storage call).
 
         Tasks whose (exact, in-process) lock expired while the queue still hides them are
-        handed out again first.
+        handed out again first, then tasks this process's steps sent held for it (no receive).
         """
+        seconds = _visibility_seconds(lock_timeout)
+        with self._mutex:
+            self._activity_polled = time.monotonic()
+            self._activity_seconds = seconds
         now = utcnow()
         items: list[ActivityWorkItem] = []
         expired: list[_ActivityLock] = []
@@ -47,7 +55,6 @@ class Activities(CheckpointWriter):
                     old.done = True
                     old.delivered += 1  # handed out again (the update below tells the queue)
                     expired.append(old)
-        seconds = _visibility_seconds(lock_timeout)
         with self._mapped_errors("lock activity work items"):
             for old in expired:
                 # The queue hides it for the old lock's timeout only: extend that to the
@@ -60,6 +67,12 @@ class Activities(CheckpointWriter):
                 old.queue_expires = now + timedelta(seconds=seconds) - _MARGIN
                 with self._mutex:
                     items.append(self._activity_item(old, lock_timeout, now, old.pop_receipt))
+        local = self._take_local_tasks(max_count - len(items), lock_timeout)
+        items += local
+        if local:
+            self._activity_pacer.busy()
+        if not self._activity_pacer.due(None):
+            return items
         with self._mapped_errors("lock activity work items"):
             self.setup()
             for _ in range(4):  # more rounds only while all it received were dropped
@@ -71,6 +84,23 @@ class Activities(CheckpointWriter):
                 if received or not messages:
                     break
             return items
+
+    def _take_local_tasks(self, count: int, lock_timeout: timedelta) -> list[ActivityWorkItem]:
+        """Hand out up to ``count`` tasks held for this process (see ``_hold_task``).
+
+        One whose queue visibility is about to lapse is left to the queue (any worker
+        receives it there; it was never handed out, so its count stays right).
+        """
+        items: list[ActivityWorkItem] = []
+        now = utcnow()
+        with self._mutex:
+            while self._local_tasks and len(items) < count:
+                held = self._local_tasks.popleft()
+                if held.queue_expires <= now + _HAND_OVER_WINDOW:
+                    continue
+                held.delivered = 1
+                items.append(self._activity_item(held, lock_timeout, now, held.pop_receipt))
+        return items
 
     def _receive_activities(
         self, count: int, seconds: int, lock_timeout: timedelta
@@ -84,6 +114,7 @@ class Activities(CheckpointWriter):
                 messages_per_page=count, max_messages=count, visibility_timeout=seconds
             )
         )
+        self._activity_pacer.received(None, len(messages), len(messages) >= count)
         now = utcnow()
         queue_expires = now + timedelta(seconds=seconds) - _MARGIN
         fresh: list[tuple[QueueMessage, ActivityTask, int | None, str]] = []
@@ -183,8 +214,16 @@ class Activities(CheckpointWriter):
     def complete_activity_work_item(
         self, item: ActivityWorkItem, result: OrchestrationMessage
     ) -> None:
-        """Enqueue the result, then delete the task (a crash between: it runs again)."""
+        """Enqueue the result, then delete the task (a crash between: it runs again).
+
+        When this process receives the instance's control queue and this was the task's first
+        delivery, the result is handed over in-process instead (:meth:`_hand_over`): no
+        storage call.
+        """
         lock = self._held_activity(item, claim=True)
+        if self._hand_over(lock, result):
+            self.changes.notify(work=Work.of_messages([result]))
+            return
         with self._mapped_errors("complete an activity work item"):
             try:
                 self._send_orchestration_message(result)
@@ -203,6 +242,48 @@ class Activities(CheckpointWriter):
             finally:
                 lock.done = True
         self.changes.notify(work=Work.of_messages([result]))
+
+    def _hand_over(self, lock: _ActivityLock, result: OrchestrationMessage) -> bool:
+        """Buffer ``result`` for its instance's next work item, held as the task it answers.
+
+        Only while this process receives the instance's control queue (it would receive the
+        result there), the task stays hidden a while, and this was its first delivery. A task
+        delivered again may be one whose result's step keeps killing its process: its result
+        goes through the control queue, where the result's own deliveries are counted (held
+        as the task, they would count against the activity instead, which succeeded).
+
+        The task is the result's durable form: it stays on the queue, invisible (extended
+        like any held message), until the step that consumes the result commits and deletes
+        it, exactly as it deletes a consumed control message. If this process dies first, the
+        task becomes visible and runs again (at least once, as always); if the step is
+        abandoned or loses its lock, or the partition is handed over, the result is sent to
+        the control queue then (see ``_let_go``).
+        """
+        if (
+            result.visible_at is not None
+            or lock.delivered > 1
+            or lock.queue_expires - utcnow() < _HAND_OVER_WINDOW
+        ):
+            return False
+        queue = self._queue_index(result.instance_id)
+        with self._mutex:
+            if not self._workers:
+                return False
+            partitions = self._partitions
+            if partitions is None and self.partition_leases:
+                return False
+        if partitions is not None and not partitions.takes(queue):
+            return False
+        received = _Received(
+            queue, lock.message_id, lock.pop_receipt, result, 1, lock.queue_expires
+        )
+        received.instance_id = result.instance_id
+        received.on_task_queue = True
+        with self._mutex:
+            self._activity_locks.pop(lock.message_id, None)
+            self._buffer.setdefault(result.instance_id, {})[lock.message_id] = received
+            self._ready[result.instance_id] = None
+        return True
 
     def complete_activity_work_items(
         self, batch: Sequence[tuple[ActivityWorkItem, OrchestrationMessage]]

@@ -9,7 +9,7 @@ import re
 import threading
 import time
 import zlib
-from collections import Counter, OrderedDict
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -27,6 +27,7 @@ from ostinato.errors import ConfigurationError, ProviderError
 from ostinato.provider import InstanceRecord, StorageProvider
 
 from ostinato_azure._names import MAX_PARTITIONS, HubNames, validate_task_hub
+from ostinato_azure._pacing import ReceivePacer
 from ostinato_azure._partitions import PartitionManager
 from ostinato_azure._payloads import BlobStore
 from ostinato_azure._state import _ActivityLock, _CachedRow, _OrchLock, _Received
@@ -170,6 +171,17 @@ class ProviderBase(StorageProvider):
         self._alive: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._rows: OrderedDict[str, _CachedRow] = OrderedDict()
         self._in_flight: Counter[int] = Counter()
+        #: Activity tasks this process sent invisible and hands to its own activity worker
+        #: without a receive (see ``_queues.QueueOps._hold_task``).
+        self._local_tasks: deque[_ActivityLock] = deque()
+        #: When an activity worker of this process last asked for work, and the queue
+        #: visibility its lock timeout needs.
+        self._activity_polled = -math.inf
+        self._activity_seconds = _visibility_seconds(timedelta(seconds=15))
+        #: How often the control queues and the work-item queue are received from while
+        #: in-process hand-overs keep this process busy.
+        self._control_pacer = ReceivePacer()
+        self._activity_pacer = ReceivePacer()
         self._next_queue = 0
         self._partitions: PartitionManager | None = None
         #: Workers taking orchestration work through this provider (see worker_stopped).

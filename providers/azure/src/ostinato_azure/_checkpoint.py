@@ -123,12 +123,15 @@ class CheckpointWriter(OrchestrationItems):
         if checkpoint.instance is not None:
             self._note_alive(checkpoint.instance)
         # 1. Outbound messages: a crash after this duplicates them, never loses them.
-        futures = [self._io.submit(self._send_activity, t) for t in checkpoint.activity_tasks]
-        futures += [
+        # Activity tasks are sent invisible when this process's activity worker will take
+        # them (handed to it after the commit, without a receive; see _send_activity).
+        tasks = [self._io.submit(self._send_activity, t, True) for t in checkpoint.activity_tasks]
+        futures = [
             self._io.submit(self._send_orchestration_message, m) for m in checkpoint.messages
         ]
         for future in futures:
             future.result()
+        held = [task for task in (future.result() for future in tasks) if task is not None]
         # 2. History rows and the instance row, in the instance's partition: one transaction
         # (up to 99 rows), each guarded by the instance row's ETag.
         version = _version(lock.version)
@@ -174,6 +177,8 @@ class CheckpointWriter(OrchestrationItems):
                 )
             else:  # the row's ETag changed under the cached record: read it next time
                 self._cache_row(instance_id, None)
+        for task in held:  # the step is committed: its tasks are this process's to run
+            self._hold_task(task)
         # 3. Move the undecodable messages aside: their dead-letter rows first (keyed by the
         # message id: written again if a crash comes before the delete), then
         # 4. consume the messages, last. (One another receiver took anyway, the commit having

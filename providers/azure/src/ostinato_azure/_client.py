@@ -22,14 +22,14 @@ from ostinato.provider import (
 )
 from ostinato.status import OrchestrationStatus
 
-from ostinato_azure._activities import Activities
+from ostinato_azure._aside import RecordsAside
 from ostinato_azure._base import _READ_ATTEMPTS, _SENTINEL, _etag, _version
 from ostinato_azure._keys import instance_id_of, key_upper_bound, table_key, utf16_order
 from ostinato_azure._payloads import put_property
 from ostinato_azure._records import is_live
 
 
-class Client(Activities):
+class Client(RecordsAside):
     """Client operations on instances."""
 
     def create_instance(
@@ -101,6 +101,7 @@ class Client(Activities):
                 visibility_timeout=self._delay_of(start) or None,
                 time_to_live=-1,
             )
+            self._control_pacer.news(self._queue_index(instance_id))
         self.changes.notify(work=Work.of_messages([start]))
 
     def send_message(self, message: OrchestrationMessage) -> None:
@@ -194,7 +195,8 @@ class Client(Activities):
     def purge_instance(
         self, instance_id: str, only_if_status: Collection[OrchestrationStatus]
     ) -> bool:
-        """Delete the instance if its status allows: history and blobs first, the row last.
+        """Delete the instance if its status allows: dead letters, history and blobs first,
+        the row last.
 
         The row is replaced by a tombstone, ETag-conditional on the status it checked; a crash
         midway leaves the row (with its status) so purging again finishes the job. Messages
@@ -211,6 +213,7 @@ class Client(Activities):
                 return False
             self._take_locks_away(instance_id)
             self._forget_alive(instance_id)
+            self._delete_dead_letters_of(instance_id)
             self._delete_history(instance_id)
             self.blobs.delete_instance(instance_id)
             return self._write_tombstone(

@@ -31,7 +31,7 @@ from ostinato_azure._base import (
 from ostinato_azure._errors import lost_message
 from ostinato_azure._partitions import PartitionManager
 from ostinato_azure._poison import DeadLetters, instance_named_in
-from ostinato_azure._queues import delivered_before, needs_count, split_count
+from ostinato_azure._queues import delivered_before, split_count
 from ostinato_azure._state import _OrchLock, _Received
 
 #: Abandon delays shorter than this are kept in-process (queue visibility is whole seconds).
@@ -75,6 +75,7 @@ class Inbox(DeadLetters):
 
     def _release_partitions(self) -> None:
         partitions, self._partitions = self._partitions, None
+        self._release_local_tasks()
         if partitions is not None:
             with contextlib.suppress(Exception):
                 self._put_back_buffered(None)
@@ -98,7 +99,7 @@ class Inbox(DeadLetters):
                     self._ready.pop(instance_id, None)
         for received in released:
             with contextlib.suppress(AzureError):
-                self._set_visibility(received, 0)
+                self._let_go(received, 0)
 
     def _receive(self, queue: int, lock_timeout: timedelta) -> None:
         seconds = _visibility_seconds(lock_timeout)
@@ -108,6 +109,7 @@ class Inbox(DeadLetters):
                 messages_per_page=32, max_messages=32, visibility_timeout=seconds
             )
         )
+        self._control_pacer.received(queue, len(messages), len(messages) >= 32)
         if not messages:
             return
         now = utcnow()
@@ -230,11 +232,15 @@ class Inbox(DeadLetters):
 
     def _extend_visibility(self, lock: _OrchLock) -> None:
         """Buffered messages whose queue visibility ends before the new lock: extend it."""
-        needed = utcnow() + lock.timeout + _MARGIN
+        now = utcnow()
+        needed = now + lock.timeout + _MARGIN
         short = [
             r
             for r in lock.received
-            if r.expires < needed or needs_count(r.stored, r.delivered)  # a redelivery
+            # A result held as its task is extended only when its commit could outlast it
+            # (its lock ends with it, and the worker renews a lock about to end).
+            if r.expires < (now + 2 * _COMMIT_WINDOW if r.on_task_queue else needed)
+            or self._tells_count(r)  # a redelivery
         ]
         if not short:
             return
@@ -339,7 +345,7 @@ class Inbox(DeadLetters):
         self._cache_row(item.instance_id, None)
         for received in lock.received:
             with contextlib.suppress(AzureError):
-                self._set_visibility(received, 0, give_back=True)
+                self._let_go(received, 0, give_back=True)
         self._unlock(item, lock)
         return WorkItemLockLost(
             f"Instance '{item.instance_id}' was changed by another worker; step dropped"
@@ -394,7 +400,7 @@ class Inbox(DeadLetters):
             kept = list(lock.received)
         for received in lock.received if not kept else []:
             try:
-                self._set_visibility(received, seconds, give_back=True)
+                self._let_go(received, seconds, give_back=True)
             except AzureError:
                 # The store is unreachable: we still hold the message (the queue hides it),
                 # so this process hands it out again itself after the delay.

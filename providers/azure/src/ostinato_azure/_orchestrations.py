@@ -32,12 +32,21 @@ class OrchestrationItems(Repairs):
                 else list(range(self.partition_count))
             )
             result: list[OrchestrationWorkItem] = []
+            # Queues this process just sent to are received from before the buffer is looked
+            # at, so what it sent joins what it buffered in one work item.
+            news = self._control_pacer.with_news(queues)
+            for future in [self._io.submit(self._receive, q, lock_timeout) for q in news]:
+                future.result()
             for _ in range(4):  # more rounds only while stale leftovers were all we found
                 taken = self._take_ready(max_count - len(result), lock_timeout)
                 if len(taken) + len(result) < max_count and queues:
                     start = self._next_queue % len(queues)
                     self._next_queue += 1
                     order = queues[start:] + queues[:start]
+                    if taken:
+                        self._control_pacer.busy()
+                    order = [q for q in order if self._control_pacer.due(q) and q not in news]
+                    news = []
                     # One round trip for all of them, not one per queue.
                     receives = [self._io.submit(self._receive, q, lock_timeout) for q in order]
                     for future in receives:

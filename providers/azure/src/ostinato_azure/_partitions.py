@@ -93,6 +93,14 @@ class PartitionManager:
                 if expires - margin > now and i not in self._draining
             )
 
+    def takes(self, index: int) -> bool:
+        """Whether this worker receives queue ``index`` now (leased a while yet, not draining)."""
+        margin = self.lease_duration / 6
+        with self._mutex:
+            expires = self._owned.get(index)
+            draining = index in self._draining
+        return expires is not None and not draining and expires - margin > utcnow()
+
     def owns(self, index: int) -> bool:
         with self._mutex:
             expires = self._owned.get(index)

@@ -4,22 +4,27 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from datetime import timedelta
 
-from azure.core.exceptions import HttpResponseError
-from azure.storage.queue import QueueMessage
+from azure.core.exceptions import AzureError, HttpResponseError
+from azure.storage.queue import QueueClient, QueueMessage
 from ostinato.clock import utcnow
 from ostinato.provider import ActivityTask, OrchestrationMessage
 
-from ostinato_azure._base import log
+from ostinato_azure._base import _MARGIN, log
 from ostinato_azure._errors import ignoring_lost_message, lost_message
 from ostinato_azure._keys import queue_text
 from ostinato_azure._payloads import QUEUE_INLINE_BYTES, xml_size
 from ostinato_azure._records import RecordStore
-from ostinato_azure._state import _Received
+from ostinato_azure._state import _ActivityLock, _Received
 
 #: Azure Storage queues hide a message for at most 7 days; longer delays hop.
 MAX_VISIBILITY = timedelta(days=7) - timedelta(minutes=5)
+#: Activity tasks are held for this process's activity worker only while it polls this
+#: recently, and only this many at a time (the rest are sent visible, for any worker).
+_LOCAL_POLLED_WITHIN = 5.0
+_LOCAL_TASKS_MAX = 64
 
 
 def with_count(delivered: int, body: str) -> str:
@@ -76,16 +81,74 @@ class QueueOps(RecordStore):
     def _send_orchestration_message(self, message: OrchestrationMessage) -> None:
         body = self._encode_body(message.instance_id, message.to_json())
         delay = self._delay_of(message)
+        queue = self._queue_index(message.instance_id)
         self.count("queue.send")
-        self._control[self._queue_index(message.instance_id)].send_message(
-            body, visibility_timeout=delay or None, time_to_live=-1
+        self._control[queue].send_message(body, visibility_timeout=delay or None, time_to_live=-1)
+        self._control_pacer.news(queue)
+
+    def _send_activity(self, task: ActivityTask, hold: bool = False) -> _ActivityLock | None:
+        """Send an activity task; with ``hold`` (and an activity worker polling in this
+        process), sent invisible and returned with its pop receipt, for :meth:`_hold_task`.
+
+        A held task is on the queue like any other (durable, with ``time_to_live=-1``); it
+        only starts hidden, as if this process had received it. If this process dies, it
+        becomes visible when that visibility lapses and any worker receives it. It is sent
+        with a delivery count of 1 (see :func:`with_count`): handed out here is its first
+        delivery, so a receiver after a crash counts the second.
+        """
+        body = self._encode_body(task.instance_id, task.to_json())
+        with self._mutex:
+            hold = (
+                hold
+                and bool(self._workers)
+                and time.monotonic() - self._activity_polled < _LOCAL_POLLED_WITHIN
+                and len(self._local_tasks) < _LOCAL_TASKS_MAX
+            )
+            seconds = self._activity_seconds
+        self.count("queue.send")
+        sent = self._activity_queue.send_message(
+            with_count(1, body) if hold else body,
+            visibility_timeout=seconds if hold else None,
+            time_to_live=-1,
+        )
+        if not hold:
+            self._activity_pacer.news(None)
+            return None
+        now = utcnow()
+        return _ActivityLock(
+            str(sent.id),
+            str(sent.pop_receipt),
+            now,
+            now + timedelta(seconds=seconds) - _MARGIN,
+            task,
+            1,
+            body=body,
+            stored=1,
         )
 
-    def _send_activity(self, task: ActivityTask) -> None:
-        self.count("queue.send")
-        self._activity_queue.send_message(
-            self._encode_body(task.instance_id, task.to_json()), time_to_live=-1
-        )
+    def _hold_task(self, held: _ActivityLock) -> None:
+        """Keep a task sent with ``hold`` for this process's activity worker: it is handed
+        out without a receive (``lock_next_activity_work_items`` takes these first)."""
+        with self._mutex:
+            self._local_tasks.append(held)
+
+    def _release_local_tasks(self) -> None:
+        """Make the held tasks no one here took visible again (this process stops working),
+        with their delivery count back at 0."""
+        with self._mutex:
+            released = list(self._local_tasks)
+            self._local_tasks.clear()
+        for held in released:
+            self.count("queue.update")
+            try:
+                self._activity_queue.update_message(
+                    held.message_id,
+                    pop_receipt=held.pop_receipt,
+                    content=with_count(0, held.body),
+                    visibility_timeout=0,
+                )
+            except AzureError:
+                pass  # it becomes visible when its visibility lapses anyway
 
     def _delay_of(self, message: OrchestrationMessage) -> int:
         if message.visible_at is None:
@@ -95,14 +158,25 @@ class QueueOps(RecordStore):
         remaining = message.visible_at - utcnow()
         return max(0, math.floor(min(remaining, MAX_VISIBILITY).total_seconds()))
 
+    def _queue_of(self, received: _Received) -> QueueClient:
+        """The queue a held message is on (an activity result handed over in-process is held
+        as the activity task it answers)."""
+        return self._activity_queue if received.on_task_queue else self._control[received.queue]
+
+    @staticmethod
+    def _tells_count(received: _Received) -> bool:
+        """Whether the queue must be told the message's delivery count (never for a result
+        held as its task: the task's content is the task)."""
+        return not received.on_task_queue and needs_count(received.stored, received.delivered)
+
     def _update_received(self, received: _Received, seconds: int) -> None:
         """Set a held message's visibility (and its count, if the queue must be told); raises
         ``HttpResponseError`` if it is not ours any more."""
         self.count("queue.update")
         content = None
-        if needs_count(received.stored, received.delivered):
+        if self._tells_count(received):
             content = with_count(received.delivered, received.body)
-        receipt = self._control[received.queue].update_message(
+        receipt = self._queue_of(received).update_message(
             received.message_id,
             pop_receipt=received.pop_receipt,
             content=content,
@@ -130,11 +204,33 @@ class QueueOps(RecordStore):
             raise
         return True
 
+    def _let_go(self, received: _Received, seconds: int, give_back: bool = False) -> bool:
+        """Give a held message back to the queue, visible after ``seconds``; ``False`` if
+        someone else holds it now.
+
+        An activity result held as its task is sent to its control queue as a message of its
+        own (with its delivery count), then the task is deleted: a crash between the two runs
+        the activity again, and the core drops the second result.
+        """
+        if not received.on_task_queue:
+            return self._set_visibility(received, seconds, give_back)
+        assert received.message is not None
+        delivered = received.delivered - 1 if give_back else received.delivered
+        body = self._encode_body(received.instance_id, received.message.to_json())
+        self.count("queue.send")
+        self._control[received.queue].send_message(
+            with_count(max(0, delivered), body), visibility_timeout=seconds or None, time_to_live=-1
+        )
+        self._control_pacer.news(received.queue)
+        received.delivered = delivered
+        self._delete_received(received)
+        return True
+
     def _delete_received(self, received: _Received) -> bool:
         """Delete a consumed message; ``False`` if another receiver took it meanwhile."""
         self.count("queue.delete")
         try:
-            self._control[received.queue].delete_message(
+            self._queue_of(received).delete_message(
                 received.message_id, pop_receipt=received.pop_receipt
             )
         except HttpResponseError as exc:

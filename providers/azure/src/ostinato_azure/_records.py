@@ -16,6 +16,7 @@ from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import TableTransactionError, UpdateMode
 from ostinato import history
 from ostinato.clock import utcnow
+from ostinato.errors import SerializationError
 from ostinato.history import HistoryEvent
 from ostinato.provider import ActivityTask, InstanceRecord, decode_failure, encode_failure
 from ostinato.status import OrchestrationStatus
@@ -123,11 +124,28 @@ class RecordStore(ProviderBase):
             seq = int(key[len(prefix) :])
             if seq < size:
                 text = get_property(row, "Event", self.blobs)
-                assert text is not None
+                if text is None:
+                    raise SerializationError(f"Corrupt history: row {key} holds no event")
                 events[seq] = history.loads(text)
         if len(events) != size:
             return None
         return [events[seq] for seq in range(size)]
+
+    def _history_texts(self, instance_id: str, execution: str, size: int) -> list[str]:
+        """The stored texts of the first ``size`` history rows of ``execution``, undecoded
+        (``""`` for a row holding none)."""
+        self.count("table.query")
+        prefix = execution + "."
+        rows = self._instances.query_entities(
+            "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi",
+            parameters={"pk": table_key(instance_id), "lo": prefix, "hi": execution + "/"},
+        )
+        texts: dict[int, str] = {}
+        for row in rows:
+            seq = int(str(row["RowKey"])[len(prefix) :])
+            if seq < size:
+                texts[seq] = get_property(row, "Event", self.blobs) or ""
+        return [texts[seq] for seq in sorted(texts)]
 
     def _delete_history(self, instance_id: str, keep: str | None = None) -> None:
         """Delete the instance's history rows (all, or all but those of execution ``keep``);

@@ -59,6 +59,7 @@ class Repairs(Inbox):
         self._control[self._queue_index(instance_id)].send_message(
             body, visibility_timeout=self._delay_of(message) or None, time_to_live=-1
         )
+        self._control_pacer.news(self._queue_index(instance_id))
         return True
 
     def repair_pending_starts(self) -> int:

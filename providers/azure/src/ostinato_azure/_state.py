@@ -37,6 +37,11 @@ class _Received:
     instance_id: str = ""
     #: Why the message could not be decoded (``message`` is ``None``), else ``""``.
     reason: str = ""
+    #: An activity result handed over in-process (see ``_activities``): ``message_id`` and
+    #: ``pop_receipt`` are those of the activity task it answers, on the work-item queue,
+    #: which stays invisible until the step that consumes the result deletes it. ``queue``
+    #: is still its instance's control queue (the partition that holds it).
+    on_task_queue: bool = False
 
     @property
     def deliveries(self) -> int:

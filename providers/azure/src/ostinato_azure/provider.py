@@ -12,7 +12,8 @@ Layout of one task hub (see ``README.md`` for the full design and the crash-poin
   ``crc32(id) mod N``. ``<hub>-workitems`` — the activity queue.
 * ``<hub>-largemessages`` — gzip-compressed payloads over the native limits.
 * ``<hub>Partitions`` — control-queue leases and worker heartbeats (:mod:`._partitions`).
-* ``<hub>Poison`` — messages that failed too often, with the reason.
+* ``<hub>Poison`` — the dead letters: undecodable messages, histories and activity tasks,
+  with the reason.
 
 The class is a facade over one module per concern, each a layer on the one before:
 :mod:`._base` (clients, pools, counters, caches) → :mod:`._records` (row properties, the
@@ -20,7 +21,8 @@ tombstones, history rows) → :mod:`._queues` (message bodies, sends, visibility
 :mod:`._poison` (dead letters) → :mod:`._inbox` (receives, the buffer, locks, pop receipts,
 partition leases) → :mod:`._repairs` (lost starts, stale messages) →
 :mod:`._orchestrations` (handing out work items) → :mod:`._checkpoint` (the checkpoint
-writer) → :mod:`._activities` → :mod:`._client`.
+writer) → :mod:`._activities` → :mod:`._aside` (moving undecodable records aside) →
+:mod:`._client`.
 """
 
 from __future__ import annotations

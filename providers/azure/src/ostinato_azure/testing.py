@@ -1,4 +1,6 @@
-"""Azurite for tests and benchmarks, and the storage-operation count of HelloCities.
+"""Azurite for tests and benchmarks, the storage-operation count of HelloCities, and hooks
+that corrupt stored records past the provider, as a bug or a bad disk would, for the fault
+tests (:func:`corrupt_history`, :func:`corrupt_activity_input`, :func:`rewrite_activity_tasks`).
 
 :func:`azurite_connection_string` gives ``OSTINATO_AZURE_CONNECTION_STRING`` if set, else starts
 the Azurite pinned in the repository's ``azurite/`` folder (stopped at interpreter exit).
@@ -22,6 +24,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +71,75 @@ def benchmark_provider(directory: Path | None = None, **settings: Any) -> AzureS
     del directory
     hub = "bench" + uuid.uuid4().hex[:12]
     return AzureStorageProvider(azurite_connection_string(), hub, **settings)
+
+
+def corrupt_history(connection_string: str, task_hub: str, instance_id: str, text: str) -> int:
+    """Overwrite every history row of the instance's current execution with ``text``;
+    returns how many rows were overwritten."""
+    from azure.data.tables import TableClient, UpdateMode
+
+    from ostinato_azure._keys import table_key
+    from ostinato_azure._names import HubNames
+
+    names = HubNames(task_hub, 1)
+    pk = table_key(instance_id)
+    with TableClient.from_connection_string(connection_string, names.instances_table) as table:
+        row = table.get_entity(pk, "")
+        prefix = f"{row['ExecutionId']}."
+        keys = [
+            str(entity["RowKey"])
+            for entity in table.query_entities("PartitionKey eq @pk", parameters={"pk": pk})
+            if str(entity["RowKey"]).startswith(prefix)
+        ]
+        for key in keys:
+            entity = {"PartitionKey": pk, "RowKey": key, "Event": text}
+            table.upsert_entity(entity, mode=UpdateMode.REPLACE)
+    return len(keys)
+
+
+def corrupt_activity_input(
+    connection_string: str, task_hub: str, instance_id: str, text: str
+) -> int:
+    """Set the input of the instance's queued activity tasks to ``text``; returns how many
+    were changed (see :func:`rewrite_activity_tasks`)."""
+    return rewrite_activity_tasks(
+        connection_string, task_hub, instance_id, lambda task: json.dumps({**task, "input": text})
+    )
+
+
+def rewrite_activity_tasks(
+    connection_string: str,
+    task_hub: str,
+    instance_id: str,
+    rewrite: Callable[[dict[str, Any]], str],
+) -> int:
+    """Replace the stored text of the instance's queued activity tasks with ``rewrite(task)``
+    (``task``: the stored JSON object); returns how many were rewritten. The visible tasks
+    are received for a moment (none may be held by a worker) and made visible again at once,
+    their delivery count as it was (a receive here is no delivery)."""
+    from azure.storage.queue import QueueClient
+
+    from ostinato_azure._names import HubNames
+    from ostinato_azure._queues import split_count, with_count
+
+    names = HubNames(task_hub, 1)
+    changed = 0
+    with QueueClient.from_connection_string(connection_string, names.activity_queue) as queue:
+        received = list(
+            queue.receive_messages(messages_per_page=32, max_messages=32, visibility_timeout=30)
+        )
+        for message in received:
+            stored, body = split_count(str(message.content))
+            task = json.loads(body)
+            if task.get("instance_id") == instance_id:
+                body = rewrite(task)
+                changed += 1
+            # No count yet: the first delivery is still to come (see _queues.with_count).
+            content = with_count(0 if stored is None else stored, body)
+            queue.update_message(
+                message, pop_receipt=message.pop_receipt, content=content, visibility_timeout=0
+            )
+    return changed
 
 
 def measure_hello_cities(n: int) -> dict[str, Any]:
