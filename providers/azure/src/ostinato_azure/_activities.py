@@ -19,14 +19,11 @@ from ostinato.provider import (
     new_lock_token,
 )
 
-from ostinato_azure._base import _MARGIN, _visibility_seconds
+from ostinato_azure._base import _HAND_OVER_WINDOW, _MARGIN, _visibility_seconds
 from ostinato_azure._checkpoint import CheckpointWriter
 from ostinato_azure._errors import ignoring_lost_message, lost_message
 from ostinato_azure._queues import delivered_before, needs_count, split_count, with_count
 from ostinato_azure._state import _ActivityLock, _Received
-
-#: A result is handed over in-process only while its task stays hidden at least this long.
-_HAND_OVER_WINDOW = timedelta(seconds=2)
 
 
 class Activities(CheckpointWriter):

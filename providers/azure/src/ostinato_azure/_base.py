@@ -41,6 +41,9 @@ HISTORY_BATCH_ROWS = 99
 _SENTINEL = ""
 #: Safety margin against the queue's own clock and request latency.
 _MARGIN = timedelta(milliseconds=200)
+#: A task or result is handed over in-process only while its queue message stays hidden at
+#: least this long; a task is sent held only if its visibility is at least twice this.
+_HAND_OVER_WINDOW = timedelta(seconds=2)
 #: Messages for an instance between two executions wait for the next start; while it isn't
 #: there, they are looked at again after this (doubling up to the maximum).
 _START_WAIT = timedelta(milliseconds=50)

@@ -12,7 +12,7 @@ from azure.storage.queue import QueueClient, QueueMessage
 from ostinato.clock import utcnow
 from ostinato.provider import ActivityTask, OrchestrationMessage
 
-from ostinato_azure._base import _MARGIN, log
+from ostinato_azure._base import _HAND_OVER_WINDOW, _MARGIN, log
 from ostinato_azure._errors import ignoring_lost_message, lost_message
 from ostinato_azure._keys import queue_text
 from ostinato_azure._payloads import QUEUE_INLINE_BYTES, xml_size
@@ -103,6 +103,9 @@ class QueueOps(RecordStore):
                 and bool(self._workers)
                 and time.monotonic() - self._activity_polled < _LOCAL_POLLED_WITHIN
                 and len(self._local_tasks) < _LOCAL_TASKS_MAX
+                # (with a short lock, a held task would reach the hand-over window before
+                # it is taken, and wait its whole visibility on the queue)
+                and timedelta(seconds=self._activity_seconds) >= 2 * _HAND_OVER_WINDOW
             )
             seconds = self._activity_seconds
         self.count("queue.send")
