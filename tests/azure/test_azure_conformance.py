@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
 import pytest
 from azure_helpers import new_hub_name
 from ostinato_azure import AzureStorageProvider
@@ -28,3 +31,18 @@ class TestAzureStorageProvider(ProviderConformanceTests):
             )
 
         return make
+
+    @pytest.fixture
+    def provider_opener(
+        self, connection_string: str
+    ) -> Callable[[], Callable[[], AzureStorageProvider]]:
+        # Each call: a fresh task hub that the parent and its child processes all open.
+        def new_hub() -> Callable[[], AzureStorageProvider]:
+            return functools.partial(
+                AzureStorageProvider,
+                connection_string,
+                task_hub=new_hub_name(),
+                lease_duration=6.0,
+            )
+
+        return new_hub

@@ -99,7 +99,12 @@ def _compete(opener: Opener, go: Any, stop: Any, out: Any, status_bytes: int) ->
                             history_size=record.history_size + len(item.messages),
                             custom_status=big_status,
                         ),
-                        new_history=[m.event for m in item.messages],
+                        # The start first, as the core applies it (a work item's messages
+                        # come in no particular order).
+                        new_history=sorted(
+                            (m.event for m in item.messages),
+                            key=lambda event: not isinstance(event, ExecutionStarted),
+                        ),
                         activity_tasks=tasks,
                     ),
                 )
@@ -154,7 +159,12 @@ def _acknowledge(opener: Opener, out: Any) -> None:
                             history_size=len(item.messages),
                             custom_status=f'"step of {item.instance_id}"',
                         ),
-                        new_history=[m.event for m in item.messages],
+                        # The start first, as the core applies it (a work item's messages
+                        # come in no particular order).
+                        new_history=sorted(
+                            (m.event for m in item.messages),
+                            key=lambda event: not isinstance(event, ExecutionStarted),
+                        ),
                         activity_tasks=[
                             ActivityTask(item.instance_id, record.execution_id, 1, "a")
                         ],
