@@ -222,23 +222,25 @@ class Activities(CheckpointWriter):
             self.changes.notify(work=Work.of_messages([result]))
             return
         with self._mapped_errors("complete an activity work item"):
-            try:
-                self._send_orchestration_message(result)
-            except Exception:
-                lock.done = False  # nothing was written: still ours (the core may retry)
-                raise
-            self.count("queue.delete")
-            try:
-                self._activity_queue.delete_message(lock.message_id, pop_receipt=lock.pop_receipt)
-            except HttpResponseError as exc:
-                if not lost_message(exc):
-                    raise
-                raise WorkItemLockLost(
-                    f"Activity task {item.task.name!r} was taken by another worker"
-                ) from exc
-            finally:
-                lock.done = True
+            self._answer_task(lock, item.task.name, result)
         self.changes.notify(work=Work.of_messages([result]))
+
+    def _answer_task(self, lock: _ActivityLock, name: str, result: OrchestrationMessage) -> None:
+        """Send the task's ``result``, then delete the task (a crash between: it runs again)."""
+        try:
+            self._send_orchestration_message(result)
+        except Exception:
+            lock.done = False  # nothing was written: still ours (the core may retry)
+            raise
+        self.count("queue.delete")
+        try:
+            self._activity_queue.delete_message(lock.message_id, pop_receipt=lock.pop_receipt)
+        except HttpResponseError as exc:
+            if not lost_message(exc):
+                raise
+            raise WorkItemLockLost(f"Activity task {name!r} was taken by another worker") from exc
+        finally:
+            lock.done = True
 
     def _hand_over(self, lock: _ActivityLock, result: OrchestrationMessage) -> bool:
         """Buffer ``result`` for its instance's next work item, held as the task it answers.

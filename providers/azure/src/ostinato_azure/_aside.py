@@ -10,12 +10,10 @@ import uuid
 from azure.core import MatchConditions
 from azure.core.exceptions import (
     AzureError,
-    HttpResponseError,
     ResourceModifiedError,
     ResourceNotFoundError,
 )
 from azure.data.tables import UpdateMode
-from ostinato.errors import WorkItemLockLost
 from ostinato.provider import (
     ActivityWorkItem,
     DeadLetter,
@@ -27,7 +25,6 @@ from ostinato.provider import (
 
 from ostinato_azure._activities import Activities
 from ostinato_azure._base import _SENTINEL, log
-from ostinato_azure._errors import lost_message
 from ostinato_azure._keys import table_key
 from ostinato_azure._poison import RECORD
 
@@ -94,21 +91,10 @@ class RecordsAside(Activities):
                     DeadLetterKind.ACTIVITY_TASK,
                     RECORD,
                 )
-                self._send_orchestration_message(result)
             except Exception:
                 lock.done = False  # the task is still ours (the core may abandon it)
                 raise
-            self.count("queue.delete")
-            try:
-                self._activity_queue.delete_message(lock.message_id, pop_receipt=lock.pop_receipt)
-            except HttpResponseError as exc:
-                if not lost_message(exc):
-                    raise
-                raise WorkItemLockLost(
-                    f"Activity task {task.name!r} was taken by another worker"
-                ) from exc
-            finally:
-                lock.done = True
+            self._answer_task(lock, task.name, result)
         log.error("Moved activity task %s of '%s' to the dead letters", task.name, task.instance_id)
         self.changes.notify(work=Work.of_messages([result]))
         return letter
