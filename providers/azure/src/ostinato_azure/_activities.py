@@ -26,6 +26,16 @@ from ostinato_azure._queues import delivered_before, needs_count, split_count, w
 from ostinato_azure._state import _ActivityLock, _Received
 
 
+def _storable(result: OrchestrationMessage) -> bool:
+    """Whether ``result`` can be stored: a lone surrogate cannot (sent, it raises, and the
+    core fails the task; handed over, it would fail the step that records it instead)."""
+    try:
+        result.to_json().encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class Activities(CheckpointWriter):
     """Hands out and completes activity work items."""
 
@@ -262,6 +272,7 @@ class Activities(CheckpointWriter):
             result.visible_at is not None
             or lock.delivered > 1
             or lock.queue_expires - utcnow() < _HAND_OVER_WINDOW
+            or not _storable(result)
         ):
             return False
         queue = self._queue_index(result.instance_id)
