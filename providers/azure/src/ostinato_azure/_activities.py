@@ -236,9 +236,14 @@ class Activities(CheckpointWriter):
         self.changes.notify(work=Work.of_messages([result]))
 
     def _answer_task(self, lock: _ActivityLock, name: str, result: OrchestrationMessage) -> None:
-        """Send the task's ``result``, then delete the task (a crash between: it runs again)."""
+        """Send the task's ``result``, then delete the task (a crash between: it runs again).
+
+        The result of a task delivered before carries one delivery: that first delivery may
+        have handed its result over in-process (:meth:`_hand_over`) to a step that killed the
+        process, and that step counts against the result, not the activity.
+        """
         try:
-            self._send_orchestration_message(result)
+            self._send_orchestration_message(result, 1 if lock.delivered > 1 else None)
         except Exception:
             lock.done = False  # nothing was written: still ours (the core may retry)
             raise

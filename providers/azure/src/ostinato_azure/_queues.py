@@ -78,12 +78,19 @@ class QueueOps(RecordStore):
             return self.blobs.get(json.loads(body)["$blob"])
         return body
 
-    def _send_orchestration_message(self, message: OrchestrationMessage) -> None:
+    def _send_orchestration_message(
+        self, message: OrchestrationMessage, delivered: int | None = None
+    ) -> None:
+        """Send ``message`` to its control queue; ``delivered``: deliveries it already had
+        (see :func:`with_count`)."""
         body = self._encode_body(message.instance_id, message.to_json())
         delay = self._delay_of(message)
         queue = self._queue_index(message.instance_id)
+        content = body if delivered is None else with_count(delivered, body)
         self.count("queue.send")
-        self._control[queue].send_message(body, visibility_timeout=delay or None, time_to_live=-1)
+        self._control[queue].send_message(
+            content, visibility_timeout=delay or None, time_to_live=-1
+        )
         self._control_pacer.news(queue)
 
     def _send_activity(self, task: ActivityTask, hold: bool = False) -> _ActivityLock | None:
