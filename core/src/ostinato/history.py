@@ -410,6 +410,10 @@ _ENCODERS: dict[str, Callable[[Any], Any]] = {
 _CODECS: dict[type[HistoryEvent], tuple[tuple[str, Callable[[Any], Any] | None], ...]] = {
     cls: tuple((name, _ENCODERS.get(name)) for name in names) for cls, names in _FIELDS.items()
 }
+#: Each event class's ``v`` and ``type`` values, read once (an enum's ``.value`` is a property).
+_HEADERS: dict[type[HistoryEvent], tuple[int, str]] = {
+    cls: (cls.format_version, cls.event_type.value) for cls in _FIELDS
+}
 
 
 def _decode(name: str, value: Any) -> Any:
@@ -430,8 +434,10 @@ def _decode(name: str, value: Any) -> Any:
 
 def to_dict(event: HistoryEvent) -> dict[str, Any]:
     """The event as plain JSON data (with ``v`` and ``type``)."""
-    data: dict[str, Any] = {"v": event.format_version, "type": event.event_type.value}
-    for name, encode in _CODECS[type(event)]:
+    cls = type(event)
+    version, kind = _HEADERS[cls]
+    data: dict[str, Any] = {"v": version, "type": kind}
+    for name, encode in _CODECS[cls]:
         value = getattr(event, name)
         if value is not None:
             data[name] = value if encode is None else encode(value)

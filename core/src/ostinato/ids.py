@@ -33,6 +33,14 @@ def validate_instance_id(instance_id: object) -> str:
         raise InvalidInstanceIdError(
             f"Instance id {instance_id!r} must not start with '@' (reserved for entities)"
         )
+    # Printable ASCII has no control character and no surrogate: only the forbidden
+    # characters are left to look for, without a look-up per character.
+    if (
+        instance_id.isascii()
+        and instance_id.isprintable()
+        and FORBIDDEN_CHARACTERS.isdisjoint(instance_id)
+    ):
+        return instance_id
     for ch in instance_id:
         if ch in FORBIDDEN_CHARACTERS:
             raise InvalidInstanceIdError(
