@@ -94,9 +94,10 @@ class StepResult:
     messages: list[OrchestrationMessage] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Origin:
-    """The execution that sends an action, at the step's time."""
+    """The execution that sends an action, at the step's time (one per step; not frozen,
+    which would cost a call per field to build)."""
 
     instance_id: str
     execution_id: str

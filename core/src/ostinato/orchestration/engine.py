@@ -270,11 +270,13 @@ class OrchestrationRun:
         if not result.new_events and not self._pending and not must_record_end:
             return result
         result.new_events.append(OrchestratorStarted(timestamp=self.current_time))
-        for task_id in sorted(self._pending):
-            action = self._pending[task_id]
-            result.new_events.append(action)
-            outbound(action, self._origin(), result)
-        self._pending.clear()
+        if self._pending:
+            origin = self._origin()
+            for task_id in sorted(self._pending):
+                action = self._pending[task_id]
+                result.new_events.append(action)
+                outbound(action, origin, result)
+            self._pending.clear()
         patches = tuple(self._new_patches) or None
         self._new_patches.clear()
         result.new_events.append(

@@ -12,6 +12,8 @@ __all__ = ["from_micros", "instance_record", "instance_row", "to_micros"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
+#: Each status by its stored value (a dict look-up instead of calling the enum per row).
+_STATUSES = {status.value: status for status in OrchestrationStatus}
 
 
 def to_micros(moment: datetime) -> int:
@@ -48,7 +50,7 @@ def instance_record(row: Any) -> InstanceRecord:
         instance_id=row[0],
         name=row[1],
         execution_id=row[2],
-        runtime_status=OrchestrationStatus(row[3]),
+        runtime_status=_STATUSES.get(row[3]) or OrchestrationStatus(row[3]),
         created_at=from_micros(row[4]),
         last_updated_at=from_micros(row[5]),
         input=row[6],
