@@ -42,6 +42,7 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import timedelta
+from itertools import chain
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -196,7 +197,7 @@ class RelationalProvider(StorageProvider):
         start = 0
         for size in chunk_sizes(len(rows), largest):
             chunk = rows[start : start + size]
-            script.append((make(size), [value for row in chunk for value in row]))
+            script.append((make(size), list(chain.from_iterable(chunk))))
             start += size
 
     def _in(self, make: Callable[[int], str], head: Sequence[Any], values: Sequence[Any]) -> Script:

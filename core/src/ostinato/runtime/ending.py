@@ -48,7 +48,7 @@ def noticed_failure(item: OrchestrationWorkItem) -> FailureDetails | None:
     """The failure a :func:`failure_notice` among ``item``'s messages asks for, if one is
     for the instance's current execution and that execution has not ended."""
     record = item.instance
-    if record is None or record.runtime_status.is_terminal:
+    if record is None:
         return None
     for message in item.messages:
         event = message.event
@@ -56,6 +56,7 @@ def noticed_failure(item: OrchestrationWorkItem) -> FailureDetails | None:
             isinstance(event, ExecutionCompleted)
             and message.execution_id == record.execution_id
             and event.failure is not None
+            and not record.runtime_status.is_terminal
         ):
             return event.failure
     return None
