@@ -410,6 +410,15 @@ _ENCODERS: dict[str, Callable[[Any], Any]] = {
 _CODECS: dict[type[HistoryEvent], tuple[tuple[str, Callable[[Any], Any] | None], ...]] = {
     cls: tuple((name, _ENCODERS.get(name)) for name in names) for cls, names in _FIELDS.items()
 }
+#: Each event class's fields that :func:`_decode` turns from JSON data into values.
+_DECODED: dict[type[HistoryEvent], tuple[str, ...]] = {
+    cls: tuple(
+        name
+        for name in names
+        if name in _DATETIME_FIELDS or name in _TUPLE_FIELDS or name in _ENCODERS
+    )
+    for cls, names in _FIELDS.items()
+}
 #: Each event class's ``v`` and ``type`` values, read once (an enum's ``.value`` is a property).
 _HEADERS: dict[type[HistoryEvent], tuple[int, str]] = {
     cls: (cls.format_version, cls.event_type.value) for cls in _FIELDS
@@ -462,7 +471,10 @@ def from_dict(data: dict[str, Any]) -> HistoryEvent:
         raise SerializationError(
             f"Unknown history event type {kind!r} (format version {version}): the record is corrupt"
         ) from None
-    kwargs = {name: _decode(name, data[name]) for name in _FIELDS[cls] if name in data}
+    kwargs = {name: data[name] for name in _FIELDS[cls] if name in data}
+    for name in _DECODED[cls]:
+        if name in kwargs:
+            kwargs[name] = _decode(name, kwargs[name])
     return cls(**kwargs)
 
 
