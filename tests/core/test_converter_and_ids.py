@@ -141,6 +141,7 @@ def test_valid_instance_ids(instance_id: str) -> None:
         ("a?b", "not allowed"),
         ("tab\there", "control character U+0009"),
         ("nul\x00", "control character U+0000"),
+        ("del\x7fhere", "control character U+007F"),  # ASCII, yet not printable
         ("half\ud83c", "U+D83C, a lone surrogate"),
         (42, "must be a str"),
     ],
