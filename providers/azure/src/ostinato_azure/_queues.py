@@ -79,13 +79,20 @@ class QueueOps(RecordStore):
         return body
 
     def _send_orchestration_message(
-        self, message: OrchestrationMessage, delivered: int | None = None
+        self,
+        message: OrchestrationMessage,
+        delivered: int | None = None,
+        queue: int | None = None,
+        delay: int | None = None,
     ) -> None:
-        """Send ``message`` to its control queue; ``delivered``: deliveries it already had
-        (see :func:`with_count`)."""
+        """Send ``message`` to its control queue (``queue``: its index, if known), visible
+        after ``delay`` seconds (default: its ``visible_at``); ``delivered``: deliveries it
+        already had (see :func:`with_count`)."""
         body = self._encode_body(message.instance_id, message.to_json())
-        delay = self._delay_of(message)
-        queue = self._queue_index(message.instance_id)
+        if delay is None:
+            delay = self._delay_of(message)
+        if queue is None:
+            queue = self._queue_index(message.instance_id)
         content = body if delivered is None else with_count(delivered, body)
         self.count("queue.send")
         self._control[queue].send_message(
@@ -226,12 +233,9 @@ class QueueOps(RecordStore):
             return self._set_visibility(received, seconds, give_back)
         assert received.message is not None
         delivered = received.delivered - 1 if give_back else received.delivered
-        body = self._encode_body(received.instance_id, received.message.to_json())
-        self.count("queue.send")
-        self._control[received.queue].send_message(
-            with_count(max(0, delivered), body), visibility_timeout=seconds or None, time_to_live=-1
+        self._send_orchestration_message(
+            received.message, max(0, delivered), received.queue, seconds
         )
-        self._control_pacer.news(received.queue)
         received.delivered = delivered
         self._delete_received(received)
         return True
