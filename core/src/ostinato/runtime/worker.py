@@ -7,11 +7,15 @@ than a step of a small orchestration:
 * a few **orchestration threads** take turns polling (one polls while the others process):
   the poller locks a batch of work items, lets the next thread poll, then processes the batch
   and commits its checkpoints itself;
-* one **activity dispatcher** thread locks activity work items while slots are free and hands
-  each to the activity thread pool (sync activities) or to the event loop (``async def``);
+* one **activity dispatcher** thread locks activity work items only when something can start
+  them at once, and hands each to a free activity thread (sync activities) or to the event
+  loop (``async def``). It never locks more tasks than there are free activity threads, so a
+  task never waits locked in this worker while another worker could run it (see
+  :meth:`AsyncWorker._activity_room`);
 * the thread that finishes an activity commits its result, together with the results that
   finished meanwhile (group commit: whoever finds no commit in progress commits the batch);
-* one **renewer** thread keeps running activities' locks alive.
+* one **renewer** thread keeps running activities' locks alive, the due ones together in one
+  provider call (``renew_activity_work_item_locks``).
 
 Idle threads wait on the provider's change signal (the same process's writes wake them at
 once) and otherwise poll with a backoff up to ``max_poll_interval``.
@@ -77,6 +81,10 @@ ORCHESTRATION_THREADS = 2
 #: How long a work item's lock lasts unless renewed (the worker renews held items' locks
 #: every third of it): a crashed worker's items are handed out again after about this long.
 DEFAULT_LOCK_TIMEOUT = timedelta(seconds=15)
+#: While every activity thread is busy, an app with ``async def`` activities locks one task
+#: at a time (it may be async); after one that needs a thread came, it waits this long
+#: (seconds) before it tries again, unless a thread frees up first.
+NO_THREAD_BACKOFF = 0.25
 #: How long an orchestration whose version this worker does not run waits before it is
 #: handed out again (to any worker).
 REJECT_DELAY = timedelta(seconds=1)
@@ -128,11 +136,13 @@ class _UndecodableTask(Exception):
 class _RunningActivity:
     """An activity work item this worker holds, from lock to committed result."""
 
-    __slots__ = ("future", "item", "renewed")
+    __slots__ = ("future", "item", "on_thread", "renewed")
 
     def __init__(self, item: ActivityWorkItem) -> None:
         self.item = item
         self.future: concurrent.futures.Future[Any] | None = None
+        #: It holds one of the ``activity_threads`` (a sync activity, or a suspect).
+        self.on_thread = False
         #: When the lock was last taken or renewed (``time.monotonic()``).
         self.renewed = time.monotonic()
 
@@ -149,7 +159,8 @@ class AsyncWorker:
         ``async def`` ones on the loop).
     :param activity_threads: threads running synchronous activities (default: the smaller of
         ``max_concurrent_activities`` and the standard library's thread-pool default, the
-        number of CPUs plus 4, at most 32).
+        number of CPUs plus 4, at most 32). The worker locks no more synchronous activity
+        tasks than it has free threads: the others stay available to other workers.
     :param lock_timeout: how long a work item's lock lasts; renewed while the item is held.
     :param max_delivery_attempts: deliveries of one work item before the core fails it instead
         of running it again (see :mod:`ostinato.poison`).
@@ -229,7 +240,7 @@ class AsyncWorker:
             lock=lambda n: provider.lock_next_activity_work_items(
                 self.worker_id, self.lock_timeout, n
             ),
-            room=lambda: self.max_concurrent_activities - len(self._activities),
+            room=self._activity_room,
             batch_size=batch_size,
             max_poll_interval=max_poll_interval,
         )
@@ -248,6 +259,13 @@ class AsyncWorker:
         self._committed = threading.Condition(self._guard)
         self._orchestrations_in_flight = 0
         self._activities: dict[int, _RunningActivity] = {}
+        #: Activities holding one of the ``activity_threads`` (see :meth:`_activity_room`).
+        self._threads_taken = 0
+        #: While every thread is busy, no task is locked before this ``time.monotonic()``
+        #: (set when a task that needed a thread was given back for want of one).
+        self._probe_after = 0.0
+        #: The app has ``async def`` activities (they need no thread).
+        self._async_activities = False
         self._results: list[tuple[ActivityWorkItem, OrchestrationMessage]] = []
         self._committing = False
 
@@ -275,6 +293,9 @@ class AsyncWorker:
         self._stopping.clear()
         self._stopped.clear()
         self._isolation = Isolation()
+        self._threads_taken = 0
+        self._probe_after = 0.0
+        self._async_activities = any(r.is_async for r in self.app.activities.values())
         self._pool = _Threads(self.activity_threads, "ostinato-activity")
         self.provider.changes.subscribe(self._on_change)
         loops: list[tuple[Callable[[], None], str]] = [
@@ -573,6 +594,47 @@ class AsyncWorker:
                 self.provider.abandon_orchestration_work_item(item, timedelta(seconds=1))
 
     # -- activities -----------------------------------------------------------------------
+    def _activity_room(self) -> int:
+        """How many activity tasks the dispatcher may lock now.
+
+        A task is locked only when something can start it at once: a synchronous activity
+        (or a suspect) needs one of the ``activity_threads``, so the worker locks at most as
+        many tasks as it has free threads, in one batch; a task waiting locked behind busy
+        threads would keep its lock renewed while another worker could run it. What a task
+        runs is known only once it is locked, so an app with ``async def`` activities (they
+        need no thread, up to ``max_concurrent_activities``) still locks one task at a time
+        while every thread is busy: an async one starts on the loop, a synchronous one is
+        given back at once (an abandon does not count as a delivery), and then nothing more
+        is locked for :data:`NO_THREAD_BACKOFF` unless a thread frees up.
+        """
+        room = self.max_concurrent_activities - len(self._activities)
+        threads = self.activity_threads - self._threads_taken
+        if threads <= 0 and self._async_activities and time.monotonic() >= self._probe_after:
+            return min(room, 1)
+        return min(room, threads)
+
+    def _take_thread(self, running: _RunningActivity) -> bool:
+        """Reserve an activity thread for ``running``; False (and ``running`` given up) when
+        none is free: the caller gives its task back."""
+        with self._guard:
+            if self._threads_taken >= self.activity_threads:
+                self._probe_after = time.monotonic() + NO_THREAD_BACKOFF
+                self._activities.pop(id(running), None)
+                return False
+            self._threads_taken += 1
+            running.on_thread = True
+            return True
+
+    def _let_go(self, running: _RunningActivity) -> bool:
+        """(Holding ``_guard``.) Take ``running`` out of the held activities, freeing its
+        thread; False if it was not held (abandoned by stop())."""
+        if self._activities.pop(id(running), None) is None:
+            return False
+        if running.on_thread:
+            self._threads_taken -= 1
+        self._isolation.finished(1)
+        return True
+
     def _activity_dispatcher(self) -> None:
         while not self._stopping.is_set():
             items, _ = self._activity_polls.poll(self._isolation, self._stopping)
@@ -600,8 +662,10 @@ class AsyncWorker:
             future = asyncio.run_coroutine_threadsafe(self._run_async(item), loop)
             running.future = future
             future.add_done_callback(lambda f: self._async_done(running, f))
-        else:
+        elif self._take_thread(running):
             pool.submit(self._run_sync, running)
+        else:
+            self._give_back(item)
 
     def _wait_for_commit(self, instance_id: str) -> None:
         """Wait (at most ``lock_timeout``) while this worker commits a step of the instance.
@@ -645,7 +709,11 @@ class AsyncWorker:
                 self._activities.pop(id(running), None)
             self._give_back(item)
             return
-        pool.submit(self._run_suspect, running)
+        if self._take_thread(running):
+            pool.submit(self._run_suspect, running)
+        else:
+            self._isolation.release_suspect()
+            self._give_back(item)
 
     def _end_unwanted(self, running: _RunningActivity) -> bool:
         """End a suspect activity's task without running it if its instance has ended or
@@ -795,9 +863,8 @@ class AsyncWorker:
     def _activity_finished(self, running: _RunningActivity, message: OrchestrationMessage) -> None:
         """Queue the result for commit; commit the queue unless a commit is in progress."""
         with self._guard:
-            if self._activities.pop(id(running), None) is None:
+            if not self._let_go(running):
                 return  # abandoned by stop(): another worker runs it again
-            self._isolation.finished(1)
             self._results.append((running.item, message))
             leader = not self._committing
             self._committing = True
@@ -812,9 +879,8 @@ class AsyncWorker:
         instance (the task's code never runs; the failure cannot be caught by the
         orchestration: the record is corrupt, not the task's outcome)."""
         with self._guard:
-            if self._activities.pop(id(running), None) is None:
+            if not self._let_go(running):
                 return  # abandoned by stop(): another worker looks at it again
-            self._isolation.finished(1)
             if self._stopping.is_set():
                 self._settled.notify_all()
         self._activity_polls.room_freed()
@@ -887,18 +953,30 @@ class AsyncWorker:
                 with self._guard:
                     if id(item) in self._held:
                         self._held[id(item)] = (item, now)
-            for running in due:
-                try:
-                    self.provider.renew_activity_work_item_lock(running.item, self.lock_timeout)
-                    running.renewed = now
-                except WorkItemLockLost:
-                    running.renewed = float("inf")  # never again: the result will be refused
-                    log.warning(
-                        "Lost the lock of activity %s; its result will be dropped",
-                        running.item.task.name,
-                    )
-                except Exception:
-                    log.exception("Renewing the lock of activity %s failed", running.item.task.name)
+            if due:
+                self._renew_activities(due, now)
+
+    def _renew_activities(self, due: list[_RunningActivity], now: float) -> None:
+        """Renew the locks of ``due`` activities together (one provider call)."""
+        try:
+            errors = self.provider.renew_activity_work_item_locks(
+                [running.item for running in due], self.lock_timeout
+            )
+        except Exception:
+            log.exception("Renewing the locks of %d activities failed", len(due))
+            return
+        for running, error in zip(due, errors, strict=True):
+            if error is None:
+                running.renewed = now
+            elif isinstance(error, WorkItemLockLost):
+                running.renewed = float("inf")  # never again: the result will be refused
+                log.warning(
+                    "Lost the lock of activity %s; its result will be dropped",
+                    running.item.task.name,
+                )
+            else:
+                name = running.item.task.name
+                log.error("Renewing the lock of activity %s failed: %r", name, error)
 
 
 def _dead_letter_failure(item: OrchestrationWorkItem) -> FailureDetails:
