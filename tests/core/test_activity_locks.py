@@ -8,9 +8,10 @@ the first worker's threads stay busy while the second one starts.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +55,6 @@ class Runs:
             while not condition():
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    self.release.set()  # the workers stop promptly
                     raise AssertionError(f"timed out waiting until {what}: {self.started}")
                 self.changed.wait(left)
 
@@ -87,8 +87,17 @@ def make_app(worker: str, runs: Runs) -> ot.App:
     return app
 
 
-def worker(app: ot.App, path: Path, threads: int) -> ot.Worker:
-    return ot.Worker(app, SqliteProvider(path), activity_threads=threads, max_poll_interval=0.05)
+@contextlib.contextmanager
+def worker(app: ot.App, path: Path, threads: int, runs: Runs) -> Iterator[ot.Worker]:
+    """A worker on the store at ``path``; blocked activities are released when the block
+    ends, even when it fails (so the worker stops promptly)."""
+    with ot.Worker(
+        app, SqliteProvider(path), activity_threads=threads, max_poll_interval=0.05
+    ) as running:
+        try:
+            yield running
+        finally:
+            runs.release.set()
 
 
 def test_a_busy_worker_leaves_sync_tasks_to_another_worker_and_none_runs_twice(
@@ -98,10 +107,10 @@ def test_a_busy_worker_leaves_sync_tasks_to_another_worker_and_none_runs_twice(
     path = tmp_path / "hub.db"
     client = ot.Client(SqliteProvider(path))
     calls = [["slow", str(n)] for n in range(20)]
-    with worker(make_app("first", runs), path, threads=2):
+    with worker(make_app("first", runs), path, 2, runs):
         instance_id = client.schedule_new_orchestration("fan", input=calls)
         runs.wait_until(lambda: runs.running.get("first") == 2, "the first worker is busy")
-        with worker(make_app("second", runs), path, threads=2):
+        with worker(make_app("second", runs), path, 2, runs):
             # The first worker holds only what its two threads run: the second gets work.
             runs.wait_until(lambda: runs.running.get("second") == 2, "the second worker runs 2")
             assert runs.running["first"] == 2, "the first worker's activities are still blocked"
@@ -116,29 +125,28 @@ def test_a_busy_worker_leaves_sync_tasks_to_another_worker_and_none_runs_twice(
     assert runs.on("first") and runs.on("second")
 
 
-def test_async_tasks_start_while_every_thread_is_busy_and_sync_ones_are_not_held(
+def test_async_tasks_run_and_commit_while_every_thread_is_busy_and_sync_ones_are_not_held(
     tmp_path: Path,
 ) -> None:
     runs = Runs()
     path = tmp_path / "hub.db"
     client = ot.Client(SqliteProvider(path))
-    calls = [["slow", "s0"], ["slow", "s1"], ["quick", "q0"], ["quick", "q1"]]
-    with worker(make_app("first", runs), path, threads=1):
-        instance_id = client.schedule_new_orchestration("fan", input=calls)
-        # One thread, busy with a blocked sync activity: the async ones still run here.
-        runs.wait_until(
-            lambda: runs.running.get("first") == 1 and {"q0", "q1"} <= set(runs.started),
-            "the async activities ran beside the busy thread",
-        )
-        blocked = [key for key in runs.on("first") if key.startswith("s")]
-        assert len(blocked) == 1 and set(runs.on("first")) == {*blocked, "q0", "q1"}
+    with worker(make_app("first", runs), path, 1, runs):
+        slow = client.schedule_new_orchestration("fan", input=[["slow", "s0"], ["slow", "s1"]])
+        runs.wait_until(lambda: runs.running.get("first") == 1, "the one thread is busy")
+        # The async activities run, and their results are committed, beside the busy thread.
+        quick = client.schedule_new_orchestration("fan", input=[["quick", "q0"], ["quick", "q1"]])
+        done = client.wait_for_orchestration_completion(quick, timeout=DEADLINE)
+        assert done is not None and done.output == ["q0", "q1"]
+        assert runs.running["first"] == 1, "the sync activity is still blocked"
+        (blocked,) = [key for key in runs.on("first") if key.startswith("s")]
         # The other sync task is not held by the busy worker: a second worker runs it.
-        with worker(make_app("second", runs), path, threads=1):
+        with worker(make_app("second", runs), path, 1, runs):
             runs.wait_until(lambda: runs.running.get("second") == 1, "the second worker runs it")
             assert runs.running["first"] == 1
             runs.release.set()
-            state = client.wait_for_orchestration_completion(instance_id, timeout=DEADLINE)
+            state = client.wait_for_orchestration_completion(slow, timeout=DEADLINE)
     assert state is not None and state.runtime_status is ot.OrchestrationStatus.COMPLETED
-    assert state.output == ["s0", "s1", "q0", "q1"]
+    assert state.output == ["s0", "s1"]
     assert all(len(workers) == 1 for workers in runs.started.values()), runs.started
-    assert runs.on("second") == [({"s0", "s1"} - set(blocked)).pop()]
+    assert runs.on("second") == [({"s0", "s1"} - {blocked}).pop()]

@@ -296,7 +296,9 @@ class AsyncWorker:
         self._threads_taken = 0
         self._probe_after = 0.0
         self._async_activities = any(r.is_async for r in self.app.activities.values())
-        self._pool = _Threads(self.activity_threads, "ostinato-activity")
+        # One thread more than run activities: results (an async activity's, or the group
+        # commit of the thread that just ran one) never wait behind busy activities.
+        self._pool = _Threads(self.activity_threads + 1, "ostinato-activity")
         self.provider.changes.subscribe(self._on_change)
         loops: list[tuple[Callable[[], None], str]] = [
             (self._orchestration_thread, f"ostinato-orchestrations-{n}")
