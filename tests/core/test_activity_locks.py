@@ -12,6 +12,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -60,8 +61,9 @@ class Runs:
 
 
 def make_app(worker: str, runs: Runs) -> ot.App:
-    """An app whose ``slow`` activity blocks until ``runs.release`` and whose ``quick`` one
-    is ``async def``; both record that ``worker`` ran them."""
+    """An app whose ``slow`` activity blocks until ``runs.release``, whose ``quick`` one is
+    ``async def`` (both record that ``worker`` ran them), and whose ``short`` one returns at
+    once."""
     app = ot.App()
 
     @app.activity(name="slow")
@@ -71,6 +73,10 @@ def make_app(worker: str, runs: Runs) -> ot.App:
             assert runs.release.wait(DEADLINE * 4), "never released"
         finally:
             runs.end(worker)
+        return key
+
+    @app.activity(name="short")
+    def short(ctx: ot.ActivityContext, key: str) -> str:
         return key
 
     @app.activity(name="quick")
@@ -88,11 +94,13 @@ def make_app(worker: str, runs: Runs) -> ot.App:
 
 
 @contextlib.contextmanager
-def worker(app: ot.App, path: Path, threads: int, runs: Runs) -> Iterator[ot.Worker]:
+def worker(
+    app: ot.App, path: Path, threads: int, runs: Runs, **options: Any
+) -> Iterator[ot.Worker]:
     """A worker on the store at ``path``; blocked activities are released when the block
     ends, even when it fails (so the worker stops promptly)."""
     with ot.Worker(
-        app, SqliteProvider(path), activity_threads=threads, max_poll_interval=0.05
+        app, SqliteProvider(path), activity_threads=threads, max_poll_interval=0.05, **options
     ) as running:
         try:
             yield running
@@ -150,3 +158,33 @@ def test_async_tasks_run_and_commit_while_every_thread_is_busy_and_sync_ones_are
     assert state.output == ["s0", "s1"]
     assert all(len(workers) == 1 for workers in runs.started.values()), runs.started
     assert runs.on("second") == [({"s0", "s1"} - {blocked}).pop()]
+
+
+def test_sync_tasks_locked_after_short_ones_are_given_back_if_no_thread_takes_them_up(
+    tmp_path: Path,
+) -> None:
+    """After short activities the worker locks more sync tasks than it has threads (they
+    would start within milliseconds); behind a blocked one, the renewer gives them back
+    instead of renewing them, and another worker runs them, each once."""
+    runs = Runs()
+    path = tmp_path / "hub.db"
+    client = ot.Client(SqliteProvider(path))
+    lock = {"lock_timeout": timedelta(seconds=1.5)}  # renewals due every quarter second
+    with worker(make_app("first", runs), path, 1, runs, **lock):
+        short = client.schedule_new_orchestration(
+            "fan", input=[["short", str(n)] for n in range(50)]
+        )
+        done = client.wait_for_orchestration_completion(short, timeout=DEADLINE)
+        assert done is not None and done.runtime_status is ot.OrchestrationStatus.COMPLETED
+        calls = [["slow", f"s{n}"] for n in range(10)]
+        slow = client.schedule_new_orchestration("fan", input=calls)
+        runs.wait_until(lambda: runs.running.get("first") == 1, "the one thread is busy")
+        with worker(make_app("second", runs), path, 1, runs, **lock):
+            runs.wait_until(lambda: runs.running.get("second") == 1, "the second worker runs one")
+            assert runs.running["first"] == 1
+            runs.release.set()
+            state = client.wait_for_orchestration_completion(slow, timeout=DEADLINE)
+    assert state is not None and state.output == [f"s{n}" for n in range(10)]
+    slow_runs = {key: w for key, w in runs.started.items() if key.startswith("s")}
+    assert sorted(slow_runs) == sorted(f"s{n}" for n in range(10))
+    assert all(len(w) == 1 for w in slow_runs.values()), slow_runs

@@ -81,6 +81,11 @@ ORCHESTRATION_THREADS = 2
 #: How long a work item's lock lasts unless renewed (the worker renews held items' locks
 #: every third of it): a crashed worker's items are handed out again after about this long.
 DEFAULT_LOCK_TIMEOUT = timedelta(seconds=15)
+#: The longest a locked synchronous activity task is expected to wait for a thread
+#: (seconds): the worker locks more such tasks than it has free threads only as many as its
+#: threads, judging by how long recent activities took, finish within this (so short
+#: activities are still locked in large batches), and none while one has run longer.
+SYNC_QUEUE_WAIT = 0.05
 #: While every activity thread is busy, an app with ``async def`` activities locks one task
 #: at a time (it may be async); after one that needs a thread came, it waits this long
 #: (seconds) before it tries again, unless a thread frees up first.
@@ -136,13 +141,15 @@ class _UndecodableTask(Exception):
 class _RunningActivity:
     """An activity work item this worker holds, from lock to committed result."""
 
-    __slots__ = ("future", "item", "on_thread", "renewed")
+    __slots__ = ("future", "item", "on_thread", "renewed", "started")
 
     def __init__(self, item: ActivityWorkItem) -> None:
         self.item = item
         self.future: concurrent.futures.Future[Any] | None = None
-        #: It holds one of the ``activity_threads`` (a sync activity, or a suspect).
+        #: It needs one of the ``activity_threads`` (a sync activity, or a suspect), and a
+        #: thread took it up (until then the renewer may give it back instead of renewing).
         self.on_thread = False
+        self.started = False
         #: When the lock was last taken or renewed (``time.monotonic()``).
         self.renewed = time.monotonic()
 
@@ -218,6 +225,8 @@ class AsyncWorker:
         )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pool: _Threads | None = None
+        #: Commits async activities' results (never behind busy sync activities).
+        self._async_results: _Threads | None = None
         self._threads: list[threading.Thread] = []
         self._renewer_thread: threading.Thread | None = None
         self.retention = (
@@ -259,8 +268,14 @@ class AsyncWorker:
         self._committed = threading.Condition(self._guard)
         self._orchestrations_in_flight = 0
         self._activities: dict[int, _RunningActivity] = {}
-        #: Activities holding one of the ``activity_threads`` (see :meth:`_activity_room`).
+        #: Sync activities held, running on a thread or about to (see :meth:`_activity_room`),
+        #: and how many the last room check allowed.
         self._threads_taken = 0
+        self._sync_capacity = self.activity_threads
+        #: When each sync activity running now started (``time.monotonic()``), by id().
+        self._sync_started: dict[int, float] = {}
+        #: How long sync activities took lately (seconds; an average), ``None`` before one.
+        self._sync_seconds: float | None = None
         #: While every thread is busy, no task is locked before this ``time.monotonic()``
         #: (set when a task that needed a thread was given back for want of one).
         self._probe_after = 0.0
@@ -294,11 +309,11 @@ class AsyncWorker:
         self._stopped.clear()
         self._isolation = Isolation()
         self._threads_taken = 0
+        self._sync_started.clear()
         self._probe_after = 0.0
         self._async_activities = any(r.is_async for r in self.app.activities.values())
-        # One thread more than run activities: results (an async activity's, or the group
-        # commit of the thread that just ran one) never wait behind busy activities.
-        self._pool = _Threads(self.activity_threads + 1, "ostinato-activity")
+        self._pool = _Threads(self.activity_threads, "ostinato-activity")
+        self._async_results = _Threads(1, "ostinato-async-results")
         self.provider.changes.subscribe(self._on_change)
         loops: list[tuple[Callable[[], None], str]] = [
             (self._orchestration_thread, f"ostinato-orchestrations-{n}")
@@ -347,9 +362,10 @@ class AsyncWorker:
         if self._renewer_thread is not None:
             self._renewer_thread.join()
         self.provider.changes.unsubscribe(self._on_change)
-        if self._pool is not None:
-            self._pool.shutdown()
-            self._pool = None
+        for threads in (self._pool, self._async_results):
+            if threads is not None:
+                threads.shutdown()
+        self._pool = self._async_results = None
         self._threads = []
         try:  # the provider is not ours to close; what it holds for this worker is
             self.provider.worker_stopped(self.worker_id)
@@ -599,27 +615,42 @@ class AsyncWorker:
     def _activity_room(self) -> int:
         """How many activity tasks the dispatcher may lock now.
 
-        A task is locked only when something can start it at once: a synchronous activity
-        (or a suspect) needs one of the ``activity_threads``, so the worker locks at most as
-        many tasks as it has free threads, in one batch; a task waiting locked behind busy
-        threads would keep its lock renewed while another worker could run it. What a task
-        runs is known only once it is locked, so an app with ``async def`` activities (they
-        need no thread, up to ``max_concurrent_activities``) still locks one task at a time
-        while every thread is busy: an async one starts on the loop, a synchronous one is
-        given back at once (an abandon does not count as a delivery), and then nothing more
-        is locked for :data:`NO_THREAD_BACKOFF` unless a thread frees up.
+        A task is locked only when something can start it at once, or within
+        :data:`SYNC_QUEUE_WAIT`: a synchronous activity (or a suspect) needs one of the
+        ``activity_threads``, so the worker locks at most as many tasks as it has free threads
+        (in one batch), plus as many as its threads finish within ``SYNC_QUEUE_WAIT`` judging
+        by how long recent activities took (:meth:`_queue_allowance`: none while one runs
+        longer, or before one finished). A task waiting locked behind busy threads would have
+        its lock renewed for nothing while another worker could run it; under load those
+        renewals fall behind, and it runs twice. What a task runs is known only once it is
+        locked, so an app with ``async def`` activities (they need no thread, up to
+        ``max_concurrent_activities``) still locks one task at a time while every thread is
+        busy: an async one starts on the loop, a synchronous one is given back at once (an
+        abandon does not count as a delivery), and then nothing more is locked for
+        :data:`NO_THREAD_BACKOFF` unless a thread frees up.
         """
         room = self.max_concurrent_activities - len(self._activities)
-        threads = self.activity_threads - self._threads_taken
+        self._sync_capacity = capacity = self.activity_threads + self._queue_allowance()
+        threads = capacity - self._threads_taken
         if threads <= 0 and self._async_activities and time.monotonic() >= self._probe_after:
             return min(room, 1)
         return min(room, threads)
+
+    def _queue_allowance(self) -> int:
+        """How many sync tasks may wait locked for a thread (see :meth:`_activity_room`)."""
+        took = self._sync_seconds
+        if took is None:
+            return 0
+        started = tuple(self._sync_started.values())  # one C call: safe beside the threads
+        if started and time.monotonic() - min(started) > SYNC_QUEUE_WAIT:
+            return 0
+        return int(self.activity_threads * SYNC_QUEUE_WAIT / max(took, 1e-6))
 
     def _take_thread(self, running: _RunningActivity) -> bool:
         """Reserve an activity thread for ``running``; False (and ``running`` given up) when
         none is free: the caller gives its task back."""
         with self._guard:
-            if self._threads_taken >= self.activity_threads:
+            if self._threads_taken >= self._sync_capacity:
                 self._probe_after = time.monotonic() + NO_THREAD_BACKOFF
                 self._activities.pop(id(running), None)
                 return False
@@ -740,6 +771,8 @@ class AsyncWorker:
     def _run_suspect(self, running: _RunningActivity) -> None:
         item = running.item
         try:
+            if not self._take_up(running):
+                return
             if not self._isolation.wait_alone(self._stopping):
                 return  # stop() abandons it
             if self._end_unwanted(running):  # its instance may have ended while it waited
@@ -808,8 +841,21 @@ class AsyncWorker:
             instance_id=task.instance_id, execution_id=task.execution_id, event=event
         )
 
+    def _take_up(self, running: _RunningActivity) -> bool:
+        """(On an activity thread.) Start ``running``: False if it is no longer held (the
+        renewer gave it back while it waited for a thread, or the worker stopped)."""
+        with self._guard:
+            if id(running) not in self._activities:
+                return False
+            running.started = True
+            return True
+
     def _run_sync(self, running: _RunningActivity) -> None:
+        if not self._take_up(running):
+            return
         item = running.item
+        key = id(running)
+        self._sync_started[key] = began = time.monotonic()
         with telemetry.current().activity(item, self.provider) as observed:
             try:
                 fn, ctx, value = self._context(item)
@@ -824,6 +870,10 @@ class AsyncWorker:
                 if observed is not None:
                     observed.failed(exc)
                 message = self._failure(item, exc)
+        took = time.monotonic() - began
+        self._sync_started.pop(key, None)
+        last = self._sync_seconds  # a moving average (a race between threads loses one)
+        self._sync_seconds = took if last is None else last + (took - last) / 8
         if isinstance(message, _UndecodableTask):
             self._dead_letter_task(running, message)
         else:
@@ -850,17 +900,17 @@ class AsyncWorker:
     def _async_done(
         self, running: _RunningActivity, future: concurrent.futures.Future[OrchestrationMessage]
     ) -> None:
-        """(On the loop.) Hand an async activity's result to a thread to commit."""
+        """(On the loop.) Hand an async activity's result to the thread that commits them."""
         if future.cancelled():
             return
-        pool = self._pool
-        if pool is None:  # the worker stopped: the activity was abandoned
+        committer = self._async_results
+        if committer is None:  # the worker stopped: the activity was abandoned
             return
         error = future.exception()
         if isinstance(error, _UndecodableTask):
-            pool.submit(self._dead_letter_task, running, error)
+            committer.submit(self._dead_letter_task, running, error)
         else:
-            pool.submit(self._activity_finished, running, future.result())
+            committer.submit(self._activity_finished, running, future.result())
 
     def _activity_finished(self, running: _RunningActivity, message: OrchestrationMessage) -> None:
         """Queue the result for commit; commit the queue unless a commit is in progress."""
@@ -941,6 +991,12 @@ class AsyncWorker:
             now = time.monotonic()
             with self._guard:
                 due = [r for r in self._activities.values() if now - r.renewed >= interval / 2]
+                # A sync task still waiting for a thread is given back rather than renewed:
+                # another worker may run it now.
+                waiting = [r for r in due if r.on_thread and not r.started]
+                for running in waiting:
+                    del self._activities[id(running)]
+                    self._threads_taken -= 1
                 held = [
                     item for item, renewed in self._held.values() if now - renewed >= interval / 2
                 ]
@@ -955,6 +1011,12 @@ class AsyncWorker:
                 with self._guard:
                     if id(item) in self._held:
                         self._held[id(item)] = (item, now)
+            for running in waiting:
+                log.info("Giving back activity %s: no thread took it up", running.item.task.name)
+                self._give_back(running.item)
+            if waiting:
+                self._activity_polls.room_freed()
+                due = [r for r in due if r.started or not r.on_thread]
             if due:
                 self._renew_activities(due, now)
 
