@@ -141,15 +141,13 @@ class _UndecodableTask(Exception):
 class _RunningActivity:
     """An activity work item this worker holds, from lock to committed result."""
 
-    __slots__ = ("future", "item", "on_thread", "renewed", "started")
+    __slots__ = ("future", "item", "on_thread", "renewed")
 
     def __init__(self, item: ActivityWorkItem) -> None:
         self.item = item
         self.future: concurrent.futures.Future[Any] | None = None
-        #: It needs one of the ``activity_threads`` (a sync activity, or a suspect), and a
-        #: thread took it up (until then the renewer may give it back instead of renewing).
+        #: It needs one of the ``activity_threads`` (a sync activity, or a suspect).
         self.on_thread = False
-        self.started = False
         #: When the lock was last taken or renewed (``time.monotonic()``).
         self.renewed = time.monotonic()
 
@@ -272,6 +270,9 @@ class AsyncWorker:
         #: and how many the last room check allowed.
         self._threads_taken = 0
         self._sync_capacity = self.activity_threads
+        #: Sync activities handed to the threads that no thread has taken up yet, by id():
+        #: whoever pops one (a thread, to run it; the renewer, to give it back) owns it.
+        self._waiting: dict[int, _RunningActivity] = {}
         #: When each sync activity running now started (``time.monotonic()``), by id().
         self._sync_started: dict[int, float] = {}
         #: How long sync activities took lately (seconds; an average), ``None`` before one.
@@ -309,6 +310,7 @@ class AsyncWorker:
         self._stopped.clear()
         self._isolation = Isolation()
         self._threads_taken = 0
+        self._waiting.clear()
         self._sync_started.clear()
         self._probe_after = 0.0
         self._async_activities = any(r.is_async for r in self.app.activities.values())
@@ -347,6 +349,7 @@ class AsyncWorker:
             # Out of the table, a leftover's late result is dropped (_activity_finished).
             leftovers = list(self._activities.values())
             self._activities.clear()
+            self._waiting.clear()  # a thread that takes one up now leaves it
         for running in leftovers:
             if running.future is not None:
                 running.future.cancel()
@@ -656,6 +659,7 @@ class AsyncWorker:
                 return False
             self._threads_taken += 1
             running.on_thread = True
+            self._waiting[id(running)] = running
             return True
 
     def _let_go(self, running: _RunningActivity) -> bool:
@@ -797,7 +801,7 @@ class AsyncWorker:
                     return
                 self._activity_finished(running, message)
             else:
-                self._run_sync(running)
+                self._run_sync(running, claimed=True)
         finally:
             self._isolation.release_suspect()
 
@@ -842,16 +846,13 @@ class AsyncWorker:
         )
 
     def _take_up(self, running: _RunningActivity) -> bool:
-        """(On an activity thread.) Start ``running``: False if it is no longer held (the
-        renewer gave it back while it waited for a thread, or the worker stopped)."""
-        with self._guard:
-            if id(running) not in self._activities:
-                return False
-            running.started = True
-            return True
+        """(On an activity thread.) Claim ``running`` to run it: False if the renewer gave it
+        back while it waited for a thread, or the worker stopped."""
+        return self._waiting.pop(id(running), None) is not None
 
-    def _run_sync(self, running: _RunningActivity) -> None:
-        if not self._take_up(running):
+    def _run_sync(self, running: _RunningActivity, claimed: bool = False) -> None:
+        """Run a sync activity on this thread (``claimed``: :meth:`_take_up` was called)."""
+        if not claimed and not self._take_up(running):
             return
         item = running.item
         key = id(running)
@@ -989,11 +990,18 @@ class AsyncWorker:
         interval = max(self.lock_timeout.total_seconds() / 3, 0.05)
         while not self._stopped.wait(interval / 2):
             now = time.monotonic()
+            due: list[_RunningActivity] = []
+            #: Sync tasks still waiting for a thread: given back rather than renewed (another
+            #: worker may run them now).
+            waiting: list[_RunningActivity] = []
             with self._guard:
-                due = [r for r in self._activities.values() if now - r.renewed >= interval / 2]
-                # A sync task still waiting for a thread is given back rather than renewed:
-                # another worker may run it now.
-                waiting = [r for r in due if r.on_thread and not r.started]
+                for running in self._activities.values():
+                    if now - running.renewed < interval / 2:
+                        continue
+                    if running.on_thread and self._waiting.pop(id(running), None) is not None:
+                        waiting.append(running)
+                    else:
+                        due.append(running)
                 for running in waiting:
                     del self._activities[id(running)]
                     self._threads_taken -= 1
@@ -1016,7 +1024,6 @@ class AsyncWorker:
                 self._give_back(running.item)
             if waiting:
                 self._activity_polls.room_freed()
-                due = [r for r in due if r.started or not r.on_thread]
             if due:
                 self._renew_activities(due, now)
 
