@@ -9,9 +9,9 @@ than a step of a small orchestration:
   and commits its checkpoints itself;
 * one **activity dispatcher** thread locks activity work items only when something can start
   them at once, and hands each to a free activity thread (sync activities) or to the event
-  loop (``async def``). It never locks more tasks than there are free activity threads, so a
-  task never waits locked in this worker while another worker could run it (see
-  :meth:`AsyncWorker._activity_room`);
+  loop (``async def``). It locks no more sync tasks than its threads start at once (or, for
+  short activities, within ``SYNC_QUEUE_WAIT``), so a task does not wait locked in this
+  worker while another worker could run it (see :meth:`AsyncWorker._activity_room`);
 * the thread that finishes an activity commits its result, together with the results that
   finished meanwhile (group commit: whoever finds no commit in progress commits the batch);
 * one **renewer** thread keeps running activities' locks alive, the due ones together in one
@@ -165,7 +165,8 @@ class AsyncWorker:
     :param activity_threads: threads running synchronous activities (default: the smaller of
         ``max_concurrent_activities`` and the standard library's thread-pool default, the
         number of CPUs plus 4, at most 32). The worker locks no more synchronous activity
-        tasks than it has free threads: the others stay available to other workers.
+        tasks than these threads start at once (or, for short activities, within
+        ``SYNC_QUEUE_WAIT``): the others stay available to other workers.
     :param lock_timeout: how long a work item's lock lasts; renewed while the item is held.
     :param max_delivery_attempts: deliveries of one work item before the core fails it instead
         of running it again (see :mod:`ostinato.poison`).
@@ -1035,6 +1036,13 @@ class AsyncWorker:
             )
         except Exception:
             log.exception("Renewing the locks of %d activities failed", len(due))
+            return
+        if len(errors) != len(due):
+            log.error(
+                "renew_activity_work_item_locks gave %d results for %d locks (one each expected)",
+                len(errors),
+                len(due),
+            )
             return
         for running, error in zip(due, errors, strict=True):
             if error is None:
