@@ -267,9 +267,11 @@ class AsyncWorker:
         self._committed = threading.Condition(self._guard)
         self._orchestrations_in_flight = 0
         self._activities: dict[int, _RunningActivity] = {}
-        #: Sync activities held, running on a thread or about to (see :meth:`_activity_room`),
-        #: and how many the last room check allowed.
-        self._threads_taken = 0
+        #: Sync activities held, running on a thread or about to (see :meth:`_activity_room`):
+        #: how many the dispatcher began (written by it alone) minus how many ended (written
+        #: holding ``_guard``), and how many the last room check allowed.
+        self._sync_begun = 0
+        self._sync_ended = 0
         self._sync_capacity = self.activity_threads
         #: Sync activities handed to the threads that no thread has taken up yet, by id():
         #: whoever pops one (a thread, to run it; the renewer, to give it back) owns it.
@@ -310,7 +312,7 @@ class AsyncWorker:
         self._stopping.clear()
         self._stopped.clear()
         self._isolation = Isolation()
-        self._threads_taken = 0
+        self._sync_begun = self._sync_ended = 0
         self._waiting.clear()
         self._sync_started.clear()
         self._probe_after = 0.0
@@ -635,7 +637,7 @@ class AsyncWorker:
         """
         room = self.max_concurrent_activities - len(self._activities)
         self._sync_capacity = capacity = self.activity_threads + self._queue_allowance()
-        threads = capacity - self._threads_taken
+        threads = capacity - (self._sync_begun - self._sync_ended)
         if threads <= 0 and self._async_activities and time.monotonic() >= self._probe_after:
             return min(room, 1)
         return min(room, threads)
@@ -651,17 +653,17 @@ class AsyncWorker:
         return int(self.activity_threads * SYNC_QUEUE_WAIT / max(took, 1e-6))
 
     def _take_thread(self, running: _RunningActivity) -> bool:
-        """Reserve an activity thread for ``running``; False (and ``running`` given up) when
-        none is free: the caller gives its task back."""
-        with self._guard:
-            if self._threads_taken >= self._sync_capacity:
-                self._probe_after = time.monotonic() + NO_THREAD_BACKOFF
+        """(On the dispatcher.) Reserve an activity thread for ``running``; False (and
+        ``running`` given up) when none is free: the caller gives its task back."""
+        if self._sync_begun - self._sync_ended >= self._sync_capacity:
+            self._probe_after = time.monotonic() + NO_THREAD_BACKOFF
+            with self._guard:
                 self._activities.pop(id(running), None)
-                return False
-            self._threads_taken += 1
-            running.on_thread = True
-            self._waiting[id(running)] = running
-            return True
+            return False
+        self._sync_begun += 1
+        running.on_thread = True
+        self._waiting[id(running)] = running
+        return True
 
     def _let_go(self, running: _RunningActivity) -> bool:
         """(Holding ``_guard``.) Take ``running`` out of the held activities, freeing its
@@ -669,7 +671,7 @@ class AsyncWorker:
         if self._activities.pop(id(running), None) is None:
             return False
         if running.on_thread:
-            self._threads_taken -= 1
+            self._sync_ended += 1
         self._isolation.finished(1)
         return True
 
@@ -776,8 +778,8 @@ class AsyncWorker:
     def _run_suspect(self, running: _RunningActivity) -> None:
         item = running.item
         try:
-            if not self._take_up(running):
-                return
+            if self._waiting.pop(id(running), None) is None:
+                return  # given back by the renewer, or the worker stopped
             if not self._isolation.wait_alone(self._stopping):
                 return  # stop() abandons it
             if self._end_unwanted(running):  # its instance may have ended while it waited
@@ -846,17 +848,14 @@ class AsyncWorker:
             instance_id=task.instance_id, execution_id=task.execution_id, event=event
         )
 
-    def _take_up(self, running: _RunningActivity) -> bool:
-        """(On an activity thread.) Claim ``running`` to run it: False if the renewer gave it
-        back while it waited for a thread, or the worker stopped."""
-        return self._waiting.pop(id(running), None) is not None
-
     def _run_sync(self, running: _RunningActivity, claimed: bool = False) -> None:
-        """Run a sync activity on this thread (``claimed``: :meth:`_take_up` was called)."""
-        if not claimed and not self._take_up(running):
+        """Run a sync activity on this thread once it is claimed (``claimed``: the caller
+        took it out of ``_waiting``; whoever does owns it, else the renewer gave it back
+        while it waited for a thread, or the worker stopped)."""
+        key = id(running)
+        if not claimed and self._waiting.pop(key, None) is None:
             return
         item = running.item
-        key = id(running)
         self._sync_started[key] = began = time.monotonic()
         with telemetry.current().activity(item, self.provider) as observed:
             try:
@@ -1005,7 +1004,7 @@ class AsyncWorker:
                         due.append(running)
                 for running in waiting:
                     del self._activities[id(running)]
-                    self._threads_taken -= 1
+                    self._sync_ended += 1
                 held = [
                     item for item, renewed in self._held.values() if now - renewed >= interval / 2
                 ]
