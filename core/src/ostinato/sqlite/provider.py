@@ -14,7 +14,8 @@ dialect and connection handling:
 * every write is a ``BEGIN IMMEDIATE`` transaction: writers serialize up front instead of
   failing on lock upgrade; within a process they queue on a mutex shared by every provider
   on the same file, across processes on a file lock beside the database
-  (:mod:`~ostinato.sqlite.write_lock`: a waiter wakes as soon as the holder lets go), and
+  (:mod:`~ostinato.sqlite.write_lock`: a waiter goes on within about a millisecond of the
+  holder letting go), and
   behind other applications' writers on SQLite's busy timeout. That makes the
   check-and-write writes (create with a reuse-id policy, lock checks, purge) atomic between
   processes too;
