@@ -197,3 +197,22 @@ def test_a_provider_hears_nothing_of_its_own_writes_from_the_watcher(db_path: Pa
         assert len(notified) == 20
     finally:
         provider.close()
+
+
+def test_close_stops_the_watcher_and_a_later_call_starts_it_again(db_path: Path) -> None:
+    def watchers() -> set[threading.Thread]:
+        return {t for t in threading.enumerate() if t.name == "ostinato-sqlite-watch"}
+
+    before = watchers()
+    provider = SqliteProvider(db_path)
+    try:
+        provider.setup()
+        (mine,) = watchers() - before
+        provider.close()
+        mine.join(timeout=30)
+        assert not mine.is_alive()
+        create(provider, "reopened")  # reopens: a new watcher
+        assert len(watchers() - before) == 1
+    finally:
+        provider.close()
+    assert not {t for t in watchers() - before if t.is_alive()}
