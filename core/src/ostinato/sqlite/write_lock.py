@@ -54,8 +54,11 @@ class WriteLock:
         if not self._opened:
             self._opened = True
             if fcntl is not None:
-                with contextlib.suppress(OSError):  # read-only directory: no lock
-                    self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+                # flock needs no write access: another user's lock file is opened read-only.
+                for flags in (os.O_RDWR | os.O_CREAT, os.O_RDONLY):
+                    with contextlib.suppress(OSError):  # e.g. a read-only directory: no lock
+                        self._fd = os.open(self.path, flags, 0o666)  # less the umask
+                        break
         return self._fd
 
     def acquire(self, timeout: float) -> bool:
