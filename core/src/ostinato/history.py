@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 
 from ostinato.clock import utcnow
 from ostinato.errors import FailureDetails, SerializationError
+from ostinato.jsontext import compact_encoder
 from ostinato.status import OrchestrationStatus
 
 #: The newest history format version this ostinato reads and writes (version 2 added
@@ -478,9 +479,8 @@ def from_dict(data: dict[str, Any]) -> HistoryEvent:
     return cls(**kwargs)
 
 
-#: Compact JSON text, non-ASCII kept as is: the form ostinato stores. One encoder serves every
-#: call (``json.dumps`` with options builds a new encoder each time).
-compact_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+#: Compact JSON text, non-ASCII kept as is: the form ostinato stores.
+compact_json = compact_encoder(allow_nan=True)
 
 
 def dumps(event: HistoryEvent) -> str:
