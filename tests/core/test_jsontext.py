@@ -7,7 +7,7 @@ import json.encoder
 from typing import Any
 
 import pytest
-from ostinato.jsontext import compact_encoder
+from ostinato.jsontext import compact_encoder, parse
 
 CIRCULAR: list[Any] = []
 CIRCULAR.append(CIRCULAR)
@@ -67,3 +67,43 @@ def test_without_the_c_accelerator_it_is_json_encoder_encode(
     assert encode({"a": [1, "ü"]}) == '{"a":[1,"ü"]}'
     with pytest.raises(ValueError):
         encode(float("nan"))
+
+
+TEXTS: list[Any] = [
+    '"plain"',
+    '{"a":[1,2.5,null,true,false],"é":"\\u00e9\\n"}',
+    "[]",
+    "0",
+    "-1.5e3",
+    "NaN",
+    " [1] ",
+    "[1]\n",
+    "\n{}",
+    "\ufeff[1]",
+    "",
+    "   ",
+    "[1] [2]",
+    "[1,]",
+    '{"a":1',
+    '"\\ud800"',
+    '"\\x"',
+    "nul",
+    b'{"bytes":1}',
+    "[" * 100 + "]" * 100,
+]
+
+
+def parsed(value: Any) -> tuple[str, Any]:
+    try:
+        return ("value", parse(value))
+    except json.JSONDecodeError as exc:
+        return ("error", (exc.msg, exc.pos))
+
+
+@pytest.mark.parametrize("text", TEXTS, ids=range(len(TEXTS)))
+def test_parse_gives_what_json_loads_gives(text: Any) -> None:
+    try:
+        expected: tuple[str, Any] = ("value", json.loads(text))
+    except json.JSONDecodeError as exc:
+        expected = ("error", (exc.msg, exc.pos))
+    assert parsed(text) == expected

@@ -37,7 +37,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from ostinato.errors import SerializationError
-from ostinato.jsontext import compact_encoder
+from ostinato.jsontext import compact_encoder, parse
 
 _TOO_DEEP = "The payload is nested too deeply (lists or dicts inside each other) to serialize"
 
@@ -143,7 +143,7 @@ class JsonDataConverter:
         if data is None:
             return None
         try:
-            value = json.loads(data)
+            value = parse(data)
         except json.JSONDecodeError as exc:
             raise SerializationError(f"Payload is not valid JSON: {exc}") from None
         except RecursionError:

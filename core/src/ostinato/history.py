@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 
 from ostinato.clock import utcnow
 from ostinato.errors import FailureDetails, SerializationError
-from ostinato.jsontext import compact_encoder
+from ostinato.jsontext import compact_encoder, parse
 from ostinato.status import OrchestrationStatus
 
 #: The newest history format version this ostinato reads and writes (version 2 added
@@ -490,7 +490,7 @@ def dumps(event: HistoryEvent) -> str:
 
 def _parse(text: str) -> Any:
     try:
-        return json.loads(text)
+        return parse(text)
     except json.JSONDecodeError as exc:
         raise SerializationError(f"Corrupt history event: {exc}") from None
 
