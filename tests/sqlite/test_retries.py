@@ -14,11 +14,16 @@ from pathlib import Path
 
 import pytest
 from ostinato.history import OrchestratorStarted, TaskCompleted
-from ostinato.provider import OrchestrationCheckpoint, OrchestrationMessage
-from ostinato.relational import RetriesTransientErrors, Transaction, TransientDatabaseError
+from ostinato.provider import OrchestrationCheckpoint, OrchestrationMessage, ReuseIdPolicy
+from ostinato.relational import (
+    CreateRequest,
+    RetriesTransientErrors,
+    Transaction,
+    TransientDatabaseError,
+)
 from ostinato.sqlite import SqliteProvider
 
-from .helpers import LONG, create
+from .helpers import LONG, create, record, start
 
 
 class DeadlockingProvider(RetriesTransientErrors, SqliteProvider):
@@ -101,3 +106,27 @@ def test_a_group_commit_runs_again_only_if_its_last_transaction_failed(
     for iid in ("a", "b"):
         assert len(provider.get_history(iid)) == 1  # applied exactly once
     assert provider.lock_next_orchestration_work_item("w", LONG) is None  # messages consumed
+
+
+def _requests(*ids: str) -> list[CreateRequest]:
+    return [(rec, start(rec), ReuseIdPolicy.ERROR_IF_EXISTS) for rec in map(record, ids)]
+
+
+def test_a_bulk_create_runs_its_rolled_back_requests_again(provider: DeadlockingProvider) -> None:
+    provider.fail, provider.transactions = 2, 0
+    assert provider.create_instances(_requests("a", "b", "c")) == [None, None, None]
+    assert provider.transactions == 3  # two rolled back, the third committed all three
+    items = provider.lock_next_orchestration_work_items("w", LONG, 10)
+    assert sorted(item.instance_id for item in items) == ["a", "b", "c"]
+    assert all(len(item.messages) == 1 for item in items)  # each start written once
+
+
+def test_a_bulk_create_still_rolled_back_after_max_retries_reports_it_per_request(
+    provider: DeadlockingProvider,
+) -> None:
+    provider.fail = provider.max_retries + 1
+    results = provider.create_instances(_requests("a", "b"))
+    assert [type(error) for error in results] == [TransientDatabaseError] * 2
+    assert provider.fail == 0
+    assert provider.get_instance("a") is None and provider.get_instance("b") is None
+    assert provider.create_instances(_requests("a", "b")) == [None, None]  # nothing half-done

@@ -11,6 +11,8 @@ transaction fails transiently. Group-commit calls report failures per item inste
 for them the toolkit returns how the call's last transaction ended
 (:class:`~ostinato.relational.provider.BatchOutcome`), and only a failed *last* transaction is
 retried: a batch whose first attempt failed but whose second committed is never re-applied.
+Bulk creates report per request too; a request that failed transiently was not written (its
+transaction, or its savepoint, was rolled back), so those requests run again, in their order.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from ostinato.provider import (
     Page,
     ReuseIdPolicy,
 )
-from ostinato.relational.provider import BatchOutcome
+from ostinato.relational.provider import BatchOutcome, CreateRequest
 from ostinato.status import OrchestrationStatus
 
 __all__ = ["RetriesTransientErrors", "TransientDatabaseError"]
@@ -73,6 +75,12 @@ class RetriesTransientErrors:
 
         return self._retry(attempt)
 
+    def _backoff(self, attempt: int, delay: float) -> float:
+        """Sleep before running attempt ``attempt + 1``; return the next delay."""
+        log.debug("Retrying a transaction the database rolled back (attempt %d)", attempt + 1)
+        time.sleep(delay * (0.5 + random.random()))
+        return min(delay * 2, self.retry_max_delay)
+
     def _retry(self, call: Callable[[], tuple[T, BaseException | None]]) -> T:
         """Run ``call``, which returns its result and how its last transaction failed
         (``None``: it committed); run it again while that, or what it raises, is a
@@ -88,9 +96,7 @@ class RetriesTransientErrors:
             else:
                 if last or not isinstance(failure, TransientDatabaseError):
                     return result
-            log.debug("Retrying a transaction the database rolled back (attempt %d)", attempt + 1)
-            time.sleep(delay * (0.5 + random.random()))
-            delay = min(delay * 2, self.retry_max_delay)
+            delay = self._backoff(attempt, delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
     # -- the contract, each call retried ---------------------------------------------------
@@ -99,6 +105,22 @@ class RetriesTransientErrors:
     ) -> None:
         parent: Any = super()
         self._retrying(lambda: parent.create_instance(record, start, policy))
+
+    def create_instances(self, requests: Sequence[CreateRequest]) -> list[Exception | None]:
+        parent: Any = super()
+        results: list[Exception | None] = parent.create_instances(requests)
+        delay = self.retry_delay
+        for attempt in range(self.max_retries):
+            again = [
+                i for i, error in enumerate(results) if isinstance(error, TransientDatabaseError)
+            ]
+            if not again:
+                break
+            delay = self._backoff(attempt, delay)
+            retried = parent.create_instances([requests[i] for i in again])
+            for index, error in zip(again, retried, strict=True):
+                results[index] = error
+        return results
 
     def send_message(self, message: OrchestrationMessage) -> None:
         parent: Any = super()
