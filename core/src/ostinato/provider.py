@@ -54,7 +54,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Generic, Self, TypeVar
 
-from ostinato import history
+from ostinato import history, jsontext
 from ostinato.clock import utcnow
 from ostinato.errors import FailureDetails
 from ostinato.history import HistoryEvent
@@ -154,7 +154,7 @@ class OrchestrationMessage:
 
     @classmethod
     def from_json(cls, text: str) -> OrchestrationMessage:
-        data = json.loads(text)
+        data = jsontext.parse(text)
         visible_at = data.get("visible_at")
         return cls(
             instance_id=data["instance_id"],
@@ -193,7 +193,7 @@ class ActivityTask:
 
     @classmethod
     def from_json(cls, text: str) -> ActivityTask:
-        return cls(**json.loads(text))
+        return cls(**jsontext.parse(text))
 
 
 class DeadLetterKind(enum.Enum):
