@@ -100,7 +100,7 @@ def test_a_waiting_process_goes_on_as_soon_as_the_holder_lets_go(
             with waiter.transaction(durable=False):
                 return time.monotonic()
 
-        for _ in range(3):
+        for _ in range(5):  # the best of five: a loaded machine may delay any one
             holder.hold()
             began = time.monotonic()
             thread, outcome = in_thread(write)
