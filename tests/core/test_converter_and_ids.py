@@ -161,6 +161,7 @@ def test_default_instance_ids_are_uuid7_unique_and_time_ordered() -> None:
     assert len(set(first)) == 1000
     for value in first:
         parsed = uuid.UUID(hex=value)
+        assert parsed.hex == value  # the UUID's own hex form: 32 lowercase digits
         assert parsed.version == 7 and parsed.variant == uuid.RFC_4122
         assert validate_instance_id(value) == value
     # The first 48 bits are the creation time in milliseconds: a later id sorts after.

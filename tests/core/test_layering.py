@@ -1,6 +1,6 @@
 """The core's floors point one way, with no import cycles (docs/architecture.md).
 
-model (errors, status, ids, converter, retry, clock, history, provider contract)
+model (errors, status, ids, converter, jsontext, retry, clock, history, provider contract)
   -> orchestration/ (pure replay: no provider calls, no threads)
   -> runtime/ (processor, activity execution, worker)
   -> client, config, CLI, HTTP.
@@ -39,6 +39,7 @@ MODEL_MODULES = {
     "ostinato.status",
     "ostinato.ids",
     "ostinato.converter",
+    "ostinato.jsontext",
     "ostinato.retry",
     "ostinato.clock",
     "ostinato.history",

@@ -37,11 +37,12 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from ostinato.errors import SerializationError
+from ostinato.jsontext import compact_encoder, parse
 
 _TOO_DEEP = "The payload is nested too deeply (lists or dicts inside each other) to serialize"
 
-#: One encoder for every payload (``json.dumps`` with options builds a new one per call).
-_ENCODE = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+#: Compact JSON text of plain JSON data; NaN and infinities raise ``ValueError``.
+_ENCODE = compact_encoder(allow_nan=False)
 
 
 class DataConverter(Protocol):
@@ -142,7 +143,7 @@ class JsonDataConverter:
         if data is None:
             return None
         try:
-            value = json.loads(data)
+            value = parse(data)
         except json.JSONDecodeError as exc:
             raise SerializationError(f"Payload is not valid JSON: {exc}") from None
         except RecursionError:

@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 
 from ostinato.clock import utcnow
 from ostinato.errors import FailureDetails, SerializationError
+from ostinato.jsontext import compact_encoder, parse
 from ostinato.status import OrchestrationStatus
 
 #: The newest history format version this ostinato reads and writes (version 2 added
@@ -399,7 +400,7 @@ def _encode_parent(value: ParentInstance) -> dict[str, Any]:
 
 _DATETIME_FIELDS = frozenset({"timestamp", "fire_at", "scheduled_start_at", "scheduled_at"})
 _TUPLE_FIELDS = frozenset({"entity_ids", "lock_set", "patches"})
-#: How a field is turned into JSON data, by field name (as :func:`_decode` reads it back);
+#: How a field is turned into JSON data, by field name (as :data:`_DECODERS` reads it back);
 #: fields not named here hold JSON data already.
 _ENCODERS: dict[str, Callable[[Any], Any]] = {
     **{name: datetime.isoformat for name in _DATETIME_FIELDS},
@@ -410,35 +411,24 @@ _ENCODERS: dict[str, Callable[[Any], Any]] = {
 _CODECS: dict[type[HistoryEvent], tuple[tuple[str, Callable[[Any], Any] | None], ...]] = {
     cls: tuple((name, _ENCODERS.get(name)) for name in names) for cls, names in _FIELDS.items()
 }
-#: Each event class's fields that :func:`_decode` turns from JSON data into values.
-_DECODED: dict[type[HistoryEvent], tuple[str, ...]] = {
-    cls: tuple(
-        name
-        for name in names
-        if name in _DATETIME_FIELDS or name in _TUPLE_FIELDS or name in _ENCODERS
-    )
+#: How a field's JSON data is turned back into its value, by field name (``None`` stays
+#: ``None``); fields not named here hold JSON data already.
+_DECODERS: dict[str, Callable[[Any], Any]] = {
+    **{name: datetime.fromisoformat for name in _DATETIME_FIELDS},
+    **{name: tuple for name in _TUPLE_FIELDS},
+    "failure": FailureDetails.from_dict,
+    "parent": lambda data: ParentInstance(**data),
+    "status": OrchestrationStatus,
+}
+#: Each event class's fields that are decoded, with their decoders.
+_DECODED: dict[type[HistoryEvent], tuple[tuple[str, Callable[[Any], Any]], ...]] = {
+    cls: tuple((name, _DECODERS[name]) for name in names if name in _DECODERS)
     for cls, names in _FIELDS.items()
 }
 #: Each event class's ``v`` and ``type`` values, read once (an enum's ``.value`` is a property).
 _HEADERS: dict[type[HistoryEvent], tuple[int, str]] = {
     cls: (cls.format_version, cls.event_type.value) for cls in _FIELDS
 }
-
-
-def _decode(name: str, value: Any) -> Any:
-    if value is None:
-        return None
-    if name in _DATETIME_FIELDS:
-        return datetime.fromisoformat(value)
-    if name == "failure":
-        return FailureDetails.from_dict(value)
-    if name == "parent":
-        return ParentInstance(**value)
-    if name == "status":
-        return OrchestrationStatus(value)
-    if name in _TUPLE_FIELDS:
-        return tuple(value)
-    return value
 
 
 def to_dict(event: HistoryEvent) -> dict[str, Any]:
@@ -472,15 +462,15 @@ def from_dict(data: dict[str, Any]) -> HistoryEvent:
             f"Unknown history event type {kind!r} (format version {version}): the record is corrupt"
         ) from None
     kwargs = {name: data[name] for name in _FIELDS[cls] if name in data}
-    for name in _DECODED[cls]:
-        if name in kwargs:
-            kwargs[name] = _decode(name, kwargs[name])
+    for name, decode in _DECODED[cls]:
+        value = kwargs.get(name)
+        if value is not None:
+            kwargs[name] = decode(value)
     return cls(**kwargs)
 
 
-#: Compact JSON text, non-ASCII kept as is: the form ostinato stores. One encoder serves every
-#: call (``json.dumps`` with options builds a new encoder each time).
-compact_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+#: Compact JSON text, non-ASCII kept as is: the form ostinato stores.
+compact_json = compact_encoder(allow_nan=True)
 
 
 def dumps(event: HistoryEvent) -> str:
@@ -490,7 +480,7 @@ def dumps(event: HistoryEvent) -> str:
 
 def _parse(text: str) -> Any:
     try:
-        return json.loads(text)
+        return parse(text)
     except json.JSONDecodeError as exc:
         raise SerializationError(f"Corrupt history event: {exc}") from None
 

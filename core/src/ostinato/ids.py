@@ -6,7 +6,6 @@ import itertools
 import os
 import time
 import unicodedata
-import uuid
 
 from ostinato.errors import InvalidInstanceIdError
 
@@ -92,7 +91,7 @@ def new_instance_id() -> str:
     value = (millis & (2**48 - 1)) << 80 | int.from_bytes(os.urandom(10), "big")
     value = value & ~(0xF << 76) | 0x7 << 76  # version 7
     value = value & ~(0x3 << 62) | 0x2 << 62  # variant 10 (RFC 9562)
-    return uuid.UUID(int=value).hex
+    return f"{value:032x}"  # the UUID's hex form: 32 lowercase hex digits
 
 
 __all__ = [

@@ -727,11 +727,11 @@ class RelationalProvider(StorageProvider):
             if found is None:
                 continue
             row = records.get(iid)
-            decoded, undecodable = _decode_messages(found)
+            decoded, consumed, undecodable = _decode_messages(found)
             items.append(
                 OrchestrationWorkItem(
                     instance_id=iid,
-                    messages=[message for _, message in decoded],
+                    messages=decoded,
                     instance=None if row is None else instance_record(row),
                     lock_token=token,
                     locked_until=locked_until,
@@ -742,8 +742,7 @@ class RelationalProvider(StorageProvider):
                         DeadLetter("", DeadLetterKind.MESSAGE, iid, body, reason, locked_until)
                         for _, body, reason in undecodable
                     ],
-                    provider_data=[message_id for message_id, _ in decoded]
-                    + [message_id for message_id, _, _ in undecodable],
+                    provider_data=consumed + [message_id for message_id, _, _ in undecodable],
                 )
             )
         return items
@@ -1159,18 +1158,21 @@ class RelationalProvider(StorageProvider):
 
 def _decode_messages(
     found: list[tuple[int, str]],
-) -> tuple[list[tuple[int, OrchestrationMessage]], list[tuple[int, str, str]]]:
-    """Split stored inbox rows into decoded messages and undecodable (id, body, reason)."""
-    decoded: list[tuple[int, OrchestrationMessage]] = []
+) -> tuple[list[OrchestrationMessage], list[int], list[tuple[int, str, str]]]:
+    """Split stored inbox rows into the decoded messages, their row ids (in the same order),
+    and the undecodable rows as (id, body, reason)."""
+    messages: list[OrchestrationMessage] = []
+    ids: list[int] = []
     undecodable: list[tuple[int, str, str]] = []
     for message_id, body in found:
         try:
-            decoded.append((message_id, OrchestrationMessage.from_json(body)))
+            messages.append(OrchestrationMessage.from_json(body))
+            ids.append(message_id)
         except Exception as exc:  # noqa: BLE001 - any decoding failure: moved aside
             undecodable.append(
                 (message_id, body, f"undecodable message: {type(exc).__name__}: {exc}")
             )
-    return decoded, undecodable
+    return messages, ids, undecodable
 
 
 def _dead_letter(row: Sequence[Any]) -> DeadLetter:

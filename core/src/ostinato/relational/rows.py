@@ -12,8 +12,10 @@ __all__ = ["from_micros", "instance_record", "instance_row", "to_micros"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
-#: Each status by its stored value (a dict look-up instead of calling the enum per row).
+#: Each status by its stored value, and the reverse (dict look-ups instead of calling the
+#: enum, or its ``value`` property, per row).
 _STATUSES = {status.value: status for status in OrchestrationStatus}
+_VALUES = {status: status.value for status in OrchestrationStatus}
 
 
 def to_micros(moment: datetime) -> int:
@@ -32,7 +34,7 @@ def instance_row(record: InstanceRecord) -> tuple[Any, ...]:
         record.instance_id,
         record.name,
         record.execution_id,
-        record.runtime_status.value,
+        _VALUES[record.runtime_status],
         to_micros(record.created_at),
         to_micros(record.last_updated_at),
         record.input,
