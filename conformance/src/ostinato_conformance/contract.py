@@ -35,6 +35,7 @@ from ostinato.history import (
 from ostinato.ids import validate_instance_id
 from ostinato.provider import (
     ActivityTask,
+    ActivityWorkItem,
     InstanceQuery,
     InstanceRecord,
     OrchestrationCheckpoint,
@@ -165,6 +166,16 @@ def dumped(events: list[HistoryEvent]) -> list[str]:
 
 def message_ids(messages: list[OrchestrationMessage]) -> list[str]:
     return sorted(m.message_id for m in messages)
+
+
+def task_result(record: InstanceRecord, item: ActivityWorkItem) -> OrchestrationMessage:
+    """The result of the activity task ``item`` of ``record``'s instance: its own task id."""
+    task_id = item.task.task_id
+    return OrchestrationMessage(
+        instance_id=record.instance_id,
+        execution_id=record.execution_id,
+        event=TaskCompleted(task_scheduled_id=task_id, result=json.dumps(task_id)),
+    )
 
 
 def run_threads(count: int, target: Callable[[int], None]) -> list[BaseException]:
@@ -935,19 +946,12 @@ class ProviderContractTests(ConformanceTestBase):
         fresh = lock_activity(provider, "worker-2")
         assert fresh is not None and fresh.task == stale.task
 
-        def result(task_id: int) -> OrchestrationMessage:
-            return OrchestrationMessage(
-                instance_id=record.instance_id,
-                execution_id=record.execution_id,
-                event=TaskCompleted(task_scheduled_id=task_id, result=json.dumps(task_id)),
-            )
-
         outcomes = provider.complete_activity_work_items(
-            [(stale, result(stale.task.task_id)), (held, result(held.task.task_id))]
+            [(stale, task_result(record, stale)), (held, task_result(record, held))]
         )
         assert len(outcomes) == 2 and isinstance(outcomes[0], WorkItemLockLost), outcomes
         assert outcomes[1] is None, outcomes
-        provider.complete_activity_work_item(fresh, result(fresh.task.task_id))
+        provider.complete_activity_work_item(fresh, task_result(record, fresh))
         item = lock_orchestration(provider)
         assert item is not None
         ids = sorted(m.event.task_scheduled_id for m in item.messages)  # type: ignore[attr-defined]
@@ -1051,15 +1055,8 @@ class ProviderContractTests(ConformanceTestBase):
             "a renewed activity lock expired on its first timeout"
         )
 
-        def result(task_id: int) -> OrchestrationMessage:
-            return OrchestrationMessage(
-                instance_id=record.instance_id,
-                execution_id=record.execution_id,
-                event=TaskCompleted(task_scheduled_id=task_id, result=json.dumps(task_id)),
-            )
-
         outcomes = provider.complete_activity_work_items(
-            [(item, result(item.task.task_id)) for item in (taken, kept, apart)]
+            [(item, task_result(record, item)) for item in (taken, kept, apart)]
         )
         assert outcomes == [None, None, None], outcomes
 
