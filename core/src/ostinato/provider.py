@@ -421,6 +421,19 @@ _WORK = {
 }
 
 
+def _each_outcome(call: Callable[[T], object], items: Iterable[T]) -> list[Exception | None]:
+    """Run ``call`` on each item in turn; per item, ``None`` or the exception it raised (the
+    per-item results of the contract's batch calls, when a provider makes one call each)."""
+    outcomes: list[Exception | None] = []
+    for item in items:
+        try:
+            call(item)
+            outcomes.append(None)
+        except Exception as exc:  # noqa: BLE001 - reported per item
+            outcomes.append(exc)
+    return outcomes
+
+
 class ChangeSignal:
     """An in-process wake-up: providers ``notify()`` after each write that others may await.
 
@@ -591,14 +604,7 @@ class StorageProvider(ABC):
         created). A provider may write them in one transaction; one request's failure must
         not undo another's success.
         """
-        results: list[Exception | None] = []
-        for record, start, policy in requests:
-            try:
-                self.create_instance(record, start, policy)
-                results.append(None)
-            except Exception as exc:  # noqa: BLE001 - reported per request
-                results.append(exc)
-        return results
+        return _each_outcome(lambda request: self.create_instance(*request), requests)
 
     @abstractmethod
     def send_message(self, message: OrchestrationMessage) -> None:
@@ -678,14 +684,7 @@ class StorageProvider(ABC):
         A provider may commit them in one transaction (group commit); one item's failure
         must not undo another's success.
         """
-        results: list[Exception | None] = []
-        for item, checkpoint in batch:
-            try:
-                self.complete_orchestration_work_item(item, checkpoint)
-                results.append(None)
-            except Exception as exc:  # noqa: BLE001 - reported per item
-                results.append(exc)
-        return results
+        return _each_outcome(lambda pair: self.complete_orchestration_work_item(*pair), batch)
 
     @abstractmethod
     def abandon_orchestration_work_item(
@@ -744,14 +743,7 @@ class StorageProvider(ABC):
         self, batch: Sequence[tuple[ActivityWorkItem, OrchestrationMessage]]
     ) -> list[Exception | None]:
         """Complete several activity work items; one result per item."""
-        results: list[Exception | None] = []
-        for item, result in batch:
-            try:
-                self.complete_activity_work_item(item, result)
-                results.append(None)
-            except Exception as exc:  # noqa: BLE001 - reported per item
-                results.append(exc)
-        return results
+        return _each_outcome(lambda pair: self.complete_activity_work_item(*pair), batch)
 
     @abstractmethod
     def abandon_activity_work_item(
@@ -776,14 +768,9 @@ class StorageProvider(ABC):
         lost lock must not keep the others from being renewed. The default renews one at a
         time.
         """
-        results: list[Exception | None] = []
-        for item in items:
-            try:
-                self.renew_activity_work_item_lock(item, lock_timeout)
-                results.append(None)
-            except Exception as exc:  # noqa: BLE001 - reported per item
-                results.append(exc)
-        return results
+        return _each_outcome(
+            lambda item: self.renew_activity_work_item_lock(item, lock_timeout), items
+        )
 
     # -- dead letters ---------------------------------------------------------------------
     # A provider that can hold undecodable records overrides all six; the defaults describe
