@@ -204,7 +204,11 @@ class OrchestrationProcessor:
         record = item.instance
         messages = item.messages
         starts = [m for m in messages if isinstance(m.event, ExecutionStarted)]
-        others = [m for m in messages if not isinstance(m.event, ExecutionStarted)]
+        others = (
+            [m for m in messages if not isinstance(m.event, ExecutionStarted)]
+            if starts
+            else messages
+        )
         replies: list[OrchestrationMessage] = []
 
         start: ExecutionStarted | None = None
