@@ -563,7 +563,7 @@ class OrchestrationRun:
     ) -> Task[Any]:
         name = name_of(activity)
         payload = self._encode(input, f"activity {name!r}")
-        hint = return_type or self.app.output_type_of_activity(activity)
+        hint = return_type or self.app.output_type_of_activity(activity, name)
 
         def schedule() -> Task[Any]:
             task_id = self._next_task_id()
@@ -590,7 +590,7 @@ class OrchestrationRun:
         name = name_of(orchestrator)
         child_version = version or self.version or self.default_version
         payload = self._encode(input, f"sub-orchestration {name!r}")
-        hint = return_type or self.app.output_type_of_orchestrator(orchestrator)
+        hint = return_type or self.app.output_type_of_orchestrator(orchestrator, name)
         if instance_id is not None:
             validate_instance_id(instance_id)
 
