@@ -872,8 +872,10 @@ def _completed_task_id(event: HistoryEvent) -> int | None:
 _INSTANCE_EVENTS = (EventRaised, ExecutionTerminated, ExecutionSuspended, ExecutionResumed)
 
 
-def _start_first(events: Sequence[HistoryEvent]) -> list[HistoryEvent]:
+def _start_first(events: Sequence[HistoryEvent]) -> Sequence[HistoryEvent]:
     """``ExecutionStarted`` events first, the rest in arrival order."""
+    if len(events) < 2:  # in order already (a step's usual case: one message)
+        return events
     starts = [e for e in events if isinstance(e, ExecutionStarted)]
     if not starts:
         return list(events)
