@@ -167,6 +167,8 @@ class OrchestrationRun:
         #: Patches first answered true in the current step (recorded at its end).
         self._new_patches: list[str] = []
         self._refusal: Exception | None = None
+        #: The execution as the sender of its actions (see :meth:`_origin`).
+        self._sender: Origin | None = None
 
     # -- replay ---------------------------------------------------------------------------
     def replay(self, history: Sequence[HistoryEvent]) -> None:
@@ -364,6 +366,7 @@ class OrchestrationRun:
 
     def _start(self, event: ExecutionStarted) -> None:
         self.started = True
+        self._sender = None  # made again from what the start sets
         self.trace_context = event.trace_context
         self.name = event.name
         self.execution_id = event.execution_id
@@ -783,7 +786,13 @@ class OrchestrationRun:
 
     # -- outbound actions ------------------------------------------------------------------
     def _origin(self) -> Origin:
-        return Origin(
+        """The execution as the sender of its actions, at the step's time: made once, as
+        everything in it but the time is set by the start, which the next steps reuse."""
+        origin = self._sender
+        if origin is not None:
+            origin.time = self.current_time
+            return origin
+        self._sender = origin = Origin(
             instance_id=self.instance_id,
             execution_id=self.execution_id,
             name=self.name,
@@ -793,6 +802,7 @@ class OrchestrationRun:
             tags=self.tags,
             trace_context=self.trace_context,
         )
+        return origin
 
     def _ending(self, ended: ExecutionCompleted | ContinueAsNew) -> Ending:
         held, self._held_locks = self._held_locks, None
