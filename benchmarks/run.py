@@ -443,7 +443,7 @@ def _wait_all_finished(
     timeout: float = 600,
     status: ot.OrchestrationStatus = ot.OrchestrationStatus.COMPLETED,
 ) -> None:
-    """Poll (other processes' writes send no in-process signal) until ``n`` have ended in
+    """Poll (not every provider signals other processes' writes) until ``n`` have ended in
     ``status``."""
     deadline = time.monotonic() + timeout
     active = {

@@ -144,6 +144,12 @@ PUBLIC: dict[str, list[str]] = {
         "SqliteDialect",
         "SqliteProvider",
     ],
+    "ostinato.sqlite.write_lock": [
+        "FIRST_RETRY",
+        "LAST_RETRY",
+        "LOCK_SUFFIX",
+        "WriteLock",
+    ],
 }
 
 

@@ -403,7 +403,8 @@ class Client:
         deadline = time.monotonic() + timeout
         backoff = _Backoff()
         # Woken only when this instance's status may have changed (other writes in this
-        # process don't cost a read); other processes' writes are seen by polling.
+        # process don't cost a read); other processes' writes are seen by polling unless the
+        # provider signals them.
         with provider.changes.watching(instance_id) as changed:
             while True:
                 changed.clear()

@@ -424,8 +424,9 @@ _WORK = {
 class ChangeSignal:
     """An in-process wake-up: providers ``notify()`` after each write that others may await.
 
-    Workers and clients in the same process wait on it instead of polling; across
-    processes they fall back to polling at the wait's timeout. A provider says what a write
+    Workers and clients wait on it instead of polling. Writes by other processes reach it
+    only if the provider notices them (PostgreSQL's LISTEN/NOTIFY, SQLite's watcher);
+    otherwise waiters see them by polling at the wait's timeout. A provider says what a write
     did as far as it knows: which kinds of work it made claimable (``work=``, see
     :class:`Work`), so a worker wakes only the loops that take them; and which instances'
     runtime status it changed (``status_changed=ids``), so a client waiting for one

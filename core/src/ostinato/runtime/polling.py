@@ -3,10 +3,10 @@
 A :class:`PollLoop` locks batches of its kind while the worker has room for them, and waits
 in between on its :class:`Signal`: the worker bumps it when the provider's change signal
 names that kind of work, or when an item of it ends and frees room. With no news, the wait
-backs off (:class:`Backoff`) up to ``max_poll_interval`` (writes by other processes are seen
-by polling). A poll that got fewer items than it asked for got all there were, so the next
-poll first waits for news. Every poll goes through the worker's poison
-:class:`~ostinato.runtime.poison.Isolation`.
+backs off (:class:`Backoff`) up to ``max_poll_interval`` (how writes by other processes are
+seen when the provider does not signal them). A poll that got fewer items than it asked for
+got all there were, so the next poll first waits for news. Every poll goes through the
+worker's poison :class:`~ostinato.runtime.poison.Isolation`.
 """
 
 from __future__ import annotations

@@ -154,7 +154,7 @@ class AsyncWorker:
     :param max_delivery_attempts: deliveries of one work item before the core fails it instead
         of running it again (see :mod:`ostinato.poison`).
     :param max_poll_interval: longest wait between polls when no change signal arrives
-        (writes by other processes are seen by polling).
+        (writes by other processes are seen by polling unless the provider signals them).
     :param grace_period: seconds :meth:`stop` lets in-flight work finish.
     :param cache_size: runs of busy instances kept in memory between steps.
     :param batch_size: most work items locked in one provider call.

@@ -6,13 +6,19 @@ dialect and connection handling:
 * one write connection per provider, a read connection per thread (``:memory:``: one shared
   connection, all calls serialized);
 * WAL journal, so readers never wait for the writer, checkpointed by a background thread;
+* other connections' commits (other processes) wake this process's waiters: a watcher thread
+  notices them (``PRAGMA data_version``) and fires :attr:`changes`;
 * ``synchronous=FULL`` by default, so a call that returned survives a power cut (``NORMAL``
   trades that for speed), implemented as group commit: the WAL is synced after the write lock
   is released, one sync for every commit waiting (``group_commit=False``: SQLite's own sync);
 * every write is a ``BEGIN IMMEDIATE`` transaction: writers serialize up front instead of
   failing on lock upgrade; within a process they queue on a mutex shared by every provider
-  on the same file, across processes on SQLite's busy timeout. That makes the check-and-write
-  writes (create with a reuse-id policy, lock checks, purge) atomic between processes too;
+  on the same file, across processes on a file lock beside the database
+  (:mod:`~ostinato.sqlite.write_lock`: a waiter goes on within about a millisecond of the
+  holder letting go), and
+  behind other applications' writers on SQLite's busy timeout. That makes the
+  check-and-write writes (create with a reuse-id policy, lock checks, purge) atomic between
+  processes too;
 * driver errors are mapped at the edge: a corrupt or non-SQLite file, or a database of
   another application, gives a clear :class:`~ostinato.errors.ProviderError` or
   :class:`~ostinato.errors.ConfigurationError` instead of a raw ``sqlite3`` traceback.
@@ -49,6 +55,7 @@ from ostinato.relational import (
     table_names,
     to_micros,
 )
+from ostinato.sqlite.write_lock import WriteLock
 
 __all__ = ["SYNCHRONOUS_MODES", "SqliteDialect", "SqliteProvider"]
 
@@ -60,6 +67,10 @@ WRITER_AUTOCHECKPOINT_PAGES = 10000
 CATCH_UP_PAGES = 2000
 #: Seconds the background checkpointer lets commits accumulate before a checkpoint.
 CHECKPOINT_INTERVAL = 0.02
+#: Seconds between the watcher's looks for other connections' commits while they commit ...
+WATCH_INTERVAL = 0.001
+#: ... and, doubling from there, at most while they don't.
+WATCH_IDLE_INTERVAL = 0.02
 #: Free pages one reclaim_space call gives back (4 KiB each: 8 MiB), so it holds the write
 #: lock only briefly.
 RECLAIM_PAGES = 2048
@@ -134,7 +145,7 @@ class SqliteProvider(RelationalProvider):
         multi_process=True,
         lock_expiry=True,
         # One file has one writer: a second process adds a little (its Python work overlaps
-        # the other's commits); more only contend for the write lock (docs/scaling.md).
+        # the other's commits); more only take turns on the write lock (docs/scaling.md).
         worker_processes=2,
     )
 
@@ -180,6 +191,8 @@ class SqliteProvider(RelationalProvider):
                 lock_expiry=True,
             )
         self._mutex = threading.RLock() if self.in_memory else _file_mutex(path)
+        #: Taken after the mutex around each write transaction (file databases).
+        self._write_lock = None if self.in_memory else WriteLock(os.path.realpath(path))
         self._local = threading.local()
         self._write_cursor: tuple[int, sqlite3.Cursor] | None = None
         # FULL on a file: connections run at NORMAL (commits are not synced inside the write
@@ -206,7 +219,8 @@ class SqliteProvider(RelationalProvider):
         self._connections_guard = threading.Lock()
         self._generation = 0
         self._commits_pending = threading.Event()
-        self._checkpointer: tuple[threading.Thread, threading.Event] | None = None
+        #: The background threads (checkpointer, watcher) and the event that stops them.
+        self._threads: tuple[list[threading.Thread], threading.Event] | None = None
         self._wal = False
         self._ready = False
         self._setup_guard = threading.Lock()
@@ -261,28 +275,67 @@ class SqliteProvider(RelationalProvider):
         connection = self._connect()
         cursor = connection.cursor()
         if self._ready and self._wal:
-            self._start_checkpointer(connection)
+            self._start_threads(connection)
         self._write_cursor = (self._generation, cursor)
         self._durable = True
         return cursor
 
-    def _start_checkpointer(self, writer: sqlite3.Connection) -> None:
-        """Start the thread that checkpoints the WAL in the background (file databases).
+    def _start_threads(self, writer: sqlite3.Connection) -> None:
+        """Start the background threads of a file database in WAL mode (call with the mutex).
 
-        It copies the WAL into the database off the write path; the writer checkpoints
-        itself only if the WAL grows past ``WRITER_AUTOCHECKPOINT_PAGES``.
+        The checkpointer copies the WAL into the database off the write path; the writer
+        checkpoints itself only if the WAL grows past ``WRITER_AUTOCHECKPOINT_PAGES``. The
+        watcher notices other connections' commits (:meth:`_watch_loop`).
         """
         writer.execute(f"PRAGMA wal_autocheckpoint = {WRITER_AUTOCHECKPOINT_PAGES}").fetchall()
+        ((version,),) = writer.execute("PRAGMA data_version").fetchall()
         stop = threading.Event()
-        connection = self._connect()
-        thread = threading.Thread(
-            target=self._checkpoint_loop,
-            args=(connection, stop),
-            name="ostinato-sqlite-checkpoint",
-            daemon=True,
-        )
-        self._checkpointer = (thread, stop)
-        thread.start()
+        threads = [
+            threading.Thread(
+                target=self._checkpoint_loop,
+                args=(self._connect(), stop),
+                name="ostinato-sqlite-checkpoint",
+                daemon=True,
+            ),
+            threading.Thread(
+                target=self._watch_loop,
+                args=(self._generation, version, stop),
+                name="ostinato-sqlite-watch",
+                daemon=True,
+            ),
+        ]
+        self._threads = (threads, stop)
+        for thread in threads:
+            thread.start()
+
+    def _watch_loop(self, generation: int, seen: int, stop: threading.Event) -> None:
+        """Notify :attr:`changes` when another connection commits (another process, or another
+        provider in this one): their writes wake this process's waiters, not only its polls.
+
+        Every ``WATCH_INTERVAL`` seconds while others commit, backing off to
+        ``WATCH_IDLE_INTERVAL`` while they don't, it asks the write connection for its
+        ``PRAGMA data_version``, which only other connections' commits change. That read
+        needs the write mutex; while this process writes it waits for the next round.
+        """
+        interval = WATCH_INTERVAL
+        while not stop.wait(interval):
+            interval = min(interval * 2, WATCH_IDLE_INTERVAL)
+            if not self._mutex.acquire(blocking=False):
+                continue
+            try:
+                cached = self._write_cursor
+                if stop.is_set() or cached is None or cached[0] != generation:
+                    continue
+                try:
+                    ((version,),) = cached[1].execute("PRAGMA data_version").fetchall()
+                except sqlite3.Error:
+                    continue  # closing, or busy: the next round asks again
+            finally:
+                self._mutex.release()
+            if version != seen:
+                seen = version
+                self.changes.notify()
+                interval = WATCH_INTERVAL
 
     def _checkpoint_loop(self, connection: sqlite3.Connection, stop: threading.Event) -> None:
         """Copy committed WAL frames into the database while writers go on (PASSIVE)."""
@@ -316,12 +369,13 @@ class SqliteProvider(RelationalProvider):
 
     def close(self) -> None:
         """Close every connection this provider opened (a later call reopens)."""
-        checkpointer, self._checkpointer = self._checkpointer, None
-        if checkpointer is not None:
-            thread, stop = checkpointer
+        background, self._threads = self._threads, None
+        if background is not None:
+            threads, stop = background
             stop.set()
-            self._commits_pending.set()  # wake it now
-            thread.join(timeout=self.busy_timeout + 5)
+            self._commits_pending.set()  # wake the checkpointer now
+            for thread in threads:
+                thread.join(timeout=self.busy_timeout + 5)
         with self._mutex, self._connections_guard:
             self._generation += 1
             self._write_cursor = None
@@ -333,6 +387,9 @@ class SqliteProvider(RelationalProvider):
             for connection in connections:
                 with contextlib.suppress(sqlite3.Error):
                     connection.close()
+            if self._write_lock is not None:
+                self._write_lock.close()
+                self._write_lock = WriteLock(self._write_lock.database)
             if self.in_memory:
                 self._ready = False
 
@@ -362,13 +419,16 @@ class SqliteProvider(RelationalProvider):
                 f"not a database ({text}). Point ostinato at another file or restore it."
             )
         if "locked" in text or "busy" in text:
-            return ProviderError(
-                f"The SQLite database '{self.path}' stayed locked by another connection for "
-                f"more than {self.busy_timeout:g}s ({text})"
-            )
+            return self._lock_timeout(f" ({text})")
         if "unable to open" in text:
             return ConfigurationError(f"Cannot open the SQLite database '{self.path}': {text}")
         return ProviderError(f"SQLite error on '{self.path}': {text}")
+
+    def _lock_timeout(self, detail: str = "") -> ProviderError:
+        return ProviderError(
+            f"The SQLite database '{self.path}' stayed locked by another connection for "
+            f"more than {self.busy_timeout:g}s{detail}"
+        )
 
     # -- transactions ---------------------------------------------------------------------
     def transaction(self, durable: bool) -> contextlib.AbstractContextManager[Transaction]:
@@ -389,15 +449,22 @@ class SqliteProvider(RelationalProvider):
                     mode = self.synchronous if durable else "NORMAL"
                     cursor.execute(f"PRAGMA synchronous = {mode}").fetchall()
                     self._durable = durable
-                cursor.execute("BEGIN IMMEDIATE")
-                transaction = Transaction(cursor)
+                write_lock = self._write_lock
+                if write_lock is not None and not write_lock.acquire(self.busy_timeout):
+                    raise self._lock_timeout()
                 try:
-                    yield transaction
-                except BaseException:
-                    if cursor.connection.in_transaction:
-                        cursor.execute("ROLLBACK")
-                    raise
-                cursor.execute("COMMIT")
+                    cursor.execute("BEGIN IMMEDIATE")
+                    transaction = Transaction(cursor)
+                    try:
+                        yield transaction
+                    except BaseException:
+                        if cursor.connection.in_transaction:
+                            cursor.execute("ROLLBACK")
+                        raise
+                    cursor.execute("COMMIT")
+                finally:
+                    if write_lock is not None:
+                        write_lock.release()
             except sqlite3.Error as exc:
                 raise self._map_error(exc) from exc
             if not self._commits_pending.is_set():
@@ -460,6 +527,9 @@ class SqliteProvider(RelationalProvider):
             self.setup()
         with self._mutex, self._errors():
             cursor = self._writer()
+            write_lock = self._write_lock
+            if write_lock is not None and not write_lock.acquire(self.busy_timeout):
+                raise self._lock_timeout()
             try:
                 # As a script: sqlite3's execute() steps a statement without result columns
                 # once, and each step of incremental_vacuum frees one page.
@@ -470,6 +540,9 @@ class SqliteProvider(RelationalProvider):
                 if cursor.connection.in_transaction:
                     cursor.execute("ROLLBACK")
                 raise
+            finally:
+                if write_lock is not None:
+                    write_lock.release()
             self._commits_pending.set()
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -507,4 +580,4 @@ class SqliteProvider(RelationalProvider):
             self._ready = True
             if self._wal:
                 with self._mutex, self._errors():
-                    self._start_checkpointer(self._writer().connection)
+                    self._start_threads(self._writer().connection)
