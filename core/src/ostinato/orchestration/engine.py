@@ -401,14 +401,12 @@ class OrchestrationRun:
             self.ended is None
             and self._generator is not None
             and self._waiting_on is not None
-            and self._waiting_on.is_complete
+            and self._waiting_on._complete
         ):
             task, gen = self._waiting_on, self._generator
             self._waiting_on = None
-            if task.is_failed:
-                exc = task.get_exception()
-                assert exc is not None
-                self._advance(gen.throw, exc)
+            if task._exception is not None:
+                self._advance(gen.throw, task._exception)
             else:
                 self._advance(gen.send, task._result)
 
