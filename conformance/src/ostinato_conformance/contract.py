@@ -35,6 +35,7 @@ from ostinato.history import (
 from ostinato.ids import validate_instance_id
 from ostinato.provider import (
     ActivityTask,
+    ActivityWorkItem,
     InstanceQuery,
     InstanceRecord,
     OrchestrationCheckpoint,
@@ -165,6 +166,16 @@ def dumped(events: list[HistoryEvent]) -> list[str]:
 
 def message_ids(messages: list[OrchestrationMessage]) -> list[str]:
     return sorted(m.message_id for m in messages)
+
+
+def task_result(record: InstanceRecord, item: ActivityWorkItem) -> OrchestrationMessage:
+    """The result of the activity task ``item`` of ``record``'s instance: its own task id."""
+    task_id = item.task.task_id
+    return OrchestrationMessage(
+        instance_id=record.instance_id,
+        execution_id=record.execution_id,
+        event=TaskCompleted(task_scheduled_id=task_id, result=json.dumps(task_id)),
+    )
 
 
 def run_threads(count: int, target: Callable[[int], None]) -> list[BaseException]:
@@ -935,19 +946,12 @@ class ProviderContractTests(ConformanceTestBase):
         fresh = lock_activity(provider, "worker-2")
         assert fresh is not None and fresh.task == stale.task
 
-        def result(task_id: int) -> OrchestrationMessage:
-            return OrchestrationMessage(
-                instance_id=record.instance_id,
-                execution_id=record.execution_id,
-                event=TaskCompleted(task_scheduled_id=task_id, result=json.dumps(task_id)),
-            )
-
         outcomes = provider.complete_activity_work_items(
-            [(stale, result(stale.task.task_id)), (held, result(held.task.task_id))]
+            [(stale, task_result(record, stale)), (held, task_result(record, held))]
         )
         assert len(outcomes) == 2 and isinstance(outcomes[0], WorkItemLockLost), outcomes
         assert outcomes[1] is None, outcomes
-        provider.complete_activity_work_item(fresh, result(fresh.task.task_id))
+        provider.complete_activity_work_item(fresh, task_result(record, fresh))
         item = lock_orchestration(provider)
         assert item is not None
         ids = sorted(m.event.task_scheduled_id for m in item.messages)  # type: ignore[attr-defined]
@@ -1024,6 +1028,37 @@ class ProviderContractTests(ConformanceTestBase):
                 event=TaskCompleted(task_scheduled_id=0, result='"r"'),
             ),
         )
+
+    @requires("lock_expiry")
+    def test_batch_renewal_renews_the_locks_held_and_reports_the_lost_one(
+        self, provider: StorageProvider
+    ) -> None:
+        """``renew_activity_work_item_locks``: one result per item; a task given back and
+        taken by another worker is ``WorkItemLockLost`` and stays that worker's, while the
+        tasks still held (locked together with it, or apart) are renewed past their first
+        timeout."""
+        record = self._running_with_activities(provider, 3)
+        together = provider.lock_next_activity_work_items("worker-1", SHORT_LOCK, 2)
+        apart = lock_activity(provider, "worker-1", SHORT_LOCK)
+        assert len(together) == 2 and apart is not None
+        lost, kept = together
+        provider.abandon_activity_work_item(lost)
+        taken = lock_activity(provider, "worker-2")
+        assert taken is not None and taken.task == lost.task
+        deadlines = [kept.locked_until, apart.locked_until]
+        outcomes = provider.renew_activity_work_item_locks([lost, kept, apart], LONG_LOCK)
+        assert len(outcomes) == 3 and isinstance(outcomes[0], WorkItemLockLost), outcomes
+        assert outcomes[1:] == [None, None], outcomes
+        assert kept.locked_until > deadlines[0] and apart.locked_until > deadlines[1]
+        time.sleep(PAST_SHORT_LOCK)
+        assert lock_activity(provider, "worker-3", timeout=BRIEFLY) is None, (
+            "a renewed activity lock expired on its first timeout"
+        )
+
+        outcomes = provider.complete_activity_work_items(
+            [(item, task_result(record, item)) for item in (taken, kept, apart)]
+        )
+        assert outcomes == [None, None, None], outcomes
 
     def test_each_message_is_committed_by_exactly_one_worker_under_lock_races(
         self, provider: StorageProvider
