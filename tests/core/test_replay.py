@@ -308,6 +308,25 @@ def test_instance_events_arriving_with_a_continue_as_new_go_to_the_next_executio
     assert all(m.instance_id == "i1" for m in result.messages)
 
 
+def test_messages_sent_in_a_later_step_carry_that_step_s_time() -> None:
+    app = ot.App()
+
+    @app.orchestrator
+    def notify(ctx: ot.OrchestrationContext, _: Any) -> Any:
+        yield ctx.call_activity("a")
+        ctx.send_event("other", "done")
+        yield ctx.call_sub_orchestrator("child", instance_id="kid")
+
+    run = OrchestrationRun(app, "i1", CONVERTER)
+    began = utcnow()
+    first = run.step([ExecutionStarted(name="notify", execution_id="e1")], began)
+    assert first.messages == [] and len(first.activity_tasks) == 1
+    later = began + timedelta(minutes=5)
+    result = run.step([TaskCompleted(task_scheduled_id=0, result="1")], later)
+    assert [type(m.event).__name__ for m in result.messages] == ["EventRaised", "ExecutionStarted"]
+    assert [m.event.timestamp for m in result.messages] == [later, later]
+
+
 @pytest.mark.parametrize("outcome", ["committed", "dropped"])
 def test_next_step_waits_for_the_step_in_flight_instead_of_replaying(outcome: str) -> None:
     """A provider may unlock an instance a moment before its commit call returns (SQLite's

@@ -96,8 +96,8 @@ class StepResult:
 
 @dataclass(slots=True)
 class Origin:
-    """The execution that sends an action, at the step's time (one per step; not frozen,
-    which would cost a call per field to build)."""
+    """The execution that sends an action, at the step's time (one per run, its ``time``
+    moved to each step's; not frozen, which would cost a call per field to build)."""
 
     instance_id: str
     execution_id: str

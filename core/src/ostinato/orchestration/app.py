@@ -147,15 +147,21 @@ class App:
         """Register an activity without the decorator."""
         self._register(self.activities, "activity", fn, name)
 
-    def output_type_of_activity(self, fn_or_name: Callable[..., Any] | str) -> Any:
-        """The declared return type of an activity (for decoding its result), if known."""
-        reg = self.activities.get(name_of(fn_or_name))
+    def output_type_of_activity(
+        self, fn_or_name: Callable[..., Any] | str, name: str | None = None
+    ) -> Any:
+        """The declared return type of an activity (for decoding its result), if known
+        (``name``: its :func:`name_of`, when the caller has it already)."""
+        reg = self.activities.get(name or name_of(fn_or_name))
         if reg is not None:
             return reg.output_type
         return None if isinstance(fn_or_name, str) else return_type_of(fn_or_name)
 
-    def output_type_of_orchestrator(self, fn_or_name: Callable[..., Any] | str) -> Any:
-        reg = self.orchestrators.get(name_of(fn_or_name))
+    def output_type_of_orchestrator(
+        self, fn_or_name: Callable[..., Any] | str, name: str | None = None
+    ) -> Any:
+        """The declared return type of an orchestrator, like :meth:`output_type_of_activity`."""
+        reg = self.orchestrators.get(name or name_of(fn_or_name))
         if reg is not None:
             return reg.output_type
         return None if isinstance(fn_or_name, str) else return_type_of(fn_or_name)

@@ -167,6 +167,8 @@ class OrchestrationRun:
         #: Patches first answered true in the current step (recorded at its end).
         self._new_patches: list[str] = []
         self._refusal: Exception | None = None
+        #: The execution as the sender of its actions (see :meth:`_origin`).
+        self._sender: Origin | None = None
 
     # -- replay ---------------------------------------------------------------------------
     def replay(self, history: Sequence[HistoryEvent]) -> None:
@@ -364,6 +366,7 @@ class OrchestrationRun:
 
     def _start(self, event: ExecutionStarted) -> None:
         self.started = True
+        self._sender = None  # made again from what the start sets
         self.trace_context = event.trace_context
         self.name = event.name
         self.execution_id = event.execution_id
@@ -398,14 +401,12 @@ class OrchestrationRun:
             self.ended is None
             and self._generator is not None
             and self._waiting_on is not None
-            and self._waiting_on.is_complete
+            and self._waiting_on._complete
         ):
             task, gen = self._waiting_on, self._generator
             self._waiting_on = None
-            if task.is_failed:
-                exc = task.get_exception()
-                assert exc is not None
-                self._advance(gen.throw, exc)
+            if task._exception is not None:
+                self._advance(gen.throw, task._exception)
             else:
                 self._advance(gen.send, task._result)
 
@@ -563,7 +564,7 @@ class OrchestrationRun:
     ) -> Task[Any]:
         name = name_of(activity)
         payload = self._encode(input, f"activity {name!r}")
-        hint = return_type or self.app.output_type_of_activity(activity)
+        hint = return_type or self.app.output_type_of_activity(activity, name)
 
         def schedule() -> Task[Any]:
             task_id = self._next_task_id()
@@ -590,7 +591,7 @@ class OrchestrationRun:
         name = name_of(orchestrator)
         child_version = version or self.version or self.default_version
         payload = self._encode(input, f"sub-orchestration {name!r}")
-        hint = return_type or self.app.output_type_of_orchestrator(orchestrator)
+        hint = return_type or self.app.output_type_of_orchestrator(orchestrator, name)
         if instance_id is not None:
             validate_instance_id(instance_id)
 
@@ -783,7 +784,13 @@ class OrchestrationRun:
 
     # -- outbound actions ------------------------------------------------------------------
     def _origin(self) -> Origin:
-        return Origin(
+        """The execution as the sender of its actions, at the step's time: made once, as
+        everything in it but the time is set by the start, which the next steps reuse."""
+        origin = self._sender
+        if origin is not None:
+            origin.time = self.current_time
+            return origin
+        self._sender = origin = Origin(
             instance_id=self.instance_id,
             execution_id=self.execution_id,
             name=self.name,
@@ -793,6 +800,7 @@ class OrchestrationRun:
             tags=self.tags,
             trace_context=self.trace_context,
         )
+        return origin
 
     def _ending(self, ended: ExecutionCompleted | ContinueAsNew) -> Ending:
         held, self._held_locks = self._held_locks, None
@@ -872,8 +880,10 @@ def _completed_task_id(event: HistoryEvent) -> int | None:
 _INSTANCE_EVENTS = (EventRaised, ExecutionTerminated, ExecutionSuspended, ExecutionResumed)
 
 
-def _start_first(events: Sequence[HistoryEvent]) -> list[HistoryEvent]:
+def _start_first(events: Sequence[HistoryEvent]) -> Sequence[HistoryEvent]:
     """``ExecutionStarted`` events first, the rest in arrival order."""
+    if len(events) < 2:  # in order already (a step's usual case: one message)
+        return events
     starts = [e for e in events if isinstance(e, ExecutionStarted)]
     if not starts:
         return list(events)

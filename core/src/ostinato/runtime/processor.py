@@ -87,12 +87,12 @@ class ProcessedStep:
 
 
 class RunCache:
-    """A bounded LRU map of instance id to its live run."""
+    """A bounded LRU map of instance id to its live run (not locked itself: the processor
+    uses it under its own lock)."""
 
     def __init__(self, max_size: int) -> None:
         self.max_size = max_size
         self._runs: OrderedDict[str, OrchestrationRun] = OrderedDict()
-        self._mutex = threading.Lock()
         self.hits = 0
         self.misses = 0
 
@@ -100,8 +100,7 @@ class RunCache:
         """Remove and return the cached run for ``record`` if it is still current."""
         if record is None:
             return None
-        with self._mutex:
-            run = self._runs.pop(record.instance_id, None)
+        run = self._runs.pop(record.instance_id, None)
         if (
             run is not None
             and run.execution_id == record.execution_id
@@ -115,11 +114,10 @@ class RunCache:
     def put(self, run: OrchestrationRun) -> None:
         if self.max_size <= 0:
             return
-        with self._mutex:
-            self._runs[run.instance_id] = run
-            self._runs.move_to_end(run.instance_id)
-            while len(self._runs) > self.max_size:
-                self._runs.popitem(last=False)
+        self._runs[run.instance_id] = run
+        self._runs.move_to_end(run.instance_id)
+        while len(self._runs) > self.max_size:
+            self._runs.popitem(last=False)
 
     def __len__(self) -> int:
         return len(self._runs)
@@ -144,7 +142,8 @@ class OrchestrationProcessor:
         self.entities = EntityProcessor(app, converter)
         #: Steps in flight (processed, not yet committed or dropped) by instance id.
         self._in_flight: dict[str, ProcessedStep] = {}
-        #: Guards ``_in_flight``; notified when a step that another thread waits for settles.
+        #: Guards ``_in_flight`` and ``cache``; notified when a step that another thread waits
+        #: for settles.
         self._settled_lock = threading.Lock()  # entered directly: a C call, no Python call
         self._settled = threading.Condition(self._settled_lock)
         self._waiters = 0
@@ -163,38 +162,40 @@ class OrchestrationProcessor:
 
     def committed(self, step: ProcessedStep) -> None:
         """Record that ``step``'s checkpoint is durable: its run may be cached."""
-        if step.run is not None:
-            self.cache.put(step.run)
-        self._settle(step)
+        self._settle(step, step.run)
         if step.on_commit is not None:
             step.on_commit()
 
     def dropped(self, step: ProcessedStep) -> None:
         """Record that ``step`` was not committed (lock lost, commit failed): its run is gone."""
-        self._settle(step)
+        self._settle(step, None)
 
-    def _settle(self, step: ProcessedStep) -> None:
-        if step.thread is None:
-            return
+    def _settle(self, step: ProcessedStep, run: OrchestrationRun | None) -> None:
+        """``step`` is no longer in flight; ``run`` (if any) goes into the cache."""
+        if step.thread is None and run is None:
+            return  # a step without a run was never in flight
         with self._settled_lock:
-            step.thread = None
-            if self._in_flight.get(step.item.instance_id) is step:
-                del self._in_flight[step.item.instance_id]
-            if self._waiters:
-                self._settled.notify_all()
+            if run is not None:
+                self.cache.put(run)
+            if step.thread is not None:
+                step.thread = None
+                if self._in_flight.get(step.item.instance_id) is step:
+                    del self._in_flight[step.item.instance_id]
+                if self._waiters:
+                    self._settled.notify_all()
 
-    def _await_step_in_flight(self, instance_id: str) -> None:
-        """Wait until another thread's step of this instance is committed or dropped."""
-        me = threading.get_ident()
+    def _cached_run(self, record: InstanceRecord) -> OrchestrationRun | None:
+        """The cached run of ``record``'s instance, if still current, once another thread's
+        step of the instance is committed or dropped (waiting :data:`HANDOFF_WAIT` at most)."""
         with self._settled_lock:
-            step = self._in_flight.get(instance_id)
-            if step is None or step.thread == me:
-                return
-            self._waiters += 1
-            try:
-                self._settled.wait_for(lambda: step.thread is None, HANDOFF_WAIT)
-            finally:
-                self._waiters -= 1
+            step = self._in_flight.get(record.instance_id)
+            if step is not None and step.thread != threading.get_ident():
+                self._waiters += 1
+                try:
+                    self._settled.wait_for(lambda: step.thread is None, HANDOFF_WAIT)
+                finally:
+                    self._waiters -= 1
+            return self.cache.take(record)
 
     def _process(self, item: OrchestrationWorkItem) -> ProcessedStep:
         if is_entity_instance(item.instance_id):
@@ -204,7 +205,11 @@ class OrchestrationProcessor:
         record = item.instance
         messages = item.messages
         starts = [m for m in messages if isinstance(m.event, ExecutionStarted)]
-        others = [m for m in messages if not isinstance(m.event, ExecutionStarted)]
+        others = (
+            [m for m in messages if not isinstance(m.event, ExecutionStarted)]
+            if starts
+            else messages
+        )
         replies: list[OrchestrationMessage] = []
 
         start: ExecutionStarted | None = None
@@ -255,8 +260,7 @@ class OrchestrationProcessor:
                 None,
             )
         else:
-            self._await_step_in_flight(item.instance_id)
-            run = self.cache.take(record) or self._rebuild(item, record)
+            run = self._cached_run(record) or self._rebuild(item, record)
             reset = False
             execution_id = record.execution_id
             events = [m.event for m in others if m.execution_id in (None, execution_id)]

@@ -29,6 +29,7 @@ What is recorded (docs/observability.md shows a trace):
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import sys
 import time
@@ -93,13 +94,14 @@ class Telemetry:
 
 
 _NOOP = Telemetry()
-#: Set by :func:`configure`: the hooks in use whatever the global OpenTelemetry state.
-_current: Telemetry | None = None
-#: The hooks on OpenTelemetry's global providers, made once an SDK set one of them.
-_global: Telemetry | None = None
+#: What :func:`current` returns until :data:`_look_again_at`: the hooks :func:`configure`
+#: chose, OpenTelemetry's once an SDK was found, else the do-nothing ones.
+_in_use: Telemetry = _NOOP
+#: When :func:`current` looks again whether an SDK was set (``time.monotonic()``); never
+#: once :func:`configure` chose or an SDK was found.
+_look_again_at = 0.0
 #: How often :func:`current` looks again whether an SDK was set (the look costs microseconds).
 RECHECK_SECONDS = 1.0
-_checked_at = -RECHECK_SECONDS
 
 
 #: The environment variables that make OpenTelemetry load an SDK's providers by itself.
@@ -138,22 +140,23 @@ def _sdk_configured() -> bool:
 def current() -> Telemetry:
     """The hooks in use: those :func:`configure` chose; else OpenTelemetry's on the global
     providers once an SDK has set one (seen within :data:`RECHECK_SECONDS`); else the
-    do-nothing ones."""
-    global _global, _checked_at
-    if _current is not None:
-        return _current
-    if _global is not None:
-        return _global
-    now = time.monotonic()
-    if now - _checked_at < RECHECK_SECONDS:
-        return _NOOP
-    _checked_at = now
+    do-nothing ones. Between looks this is one clock read."""
+    if time.monotonic() < _look_again_at:
+        return _in_use
+    return _look()
+
+
+def _look() -> Telemetry:
+    """Whether an SDK was set by now: OpenTelemetry's hooks for good if so, else the
+    do-nothing ones until the next look."""
+    global _in_use, _look_again_at
     if not _sdk_configured():
+        _look_again_at = time.monotonic() + RECHECK_SECONDS
         return _NOOP
     from ostinato.runtime.telemetry.otel import OtelTelemetry
 
-    _global = OtelTelemetry()
-    return _global
+    _in_use, _look_again_at = OtelTelemetry(), math.inf
+    return _in_use
 
 
 def configure(
@@ -161,25 +164,26 @@ def configure(
 ) -> Telemetry:
     """Use these OpenTelemetry providers (default: the global ones), or with
     ``enabled=False`` record nothing. Returns the hooks now in use."""
-    global _current
-    if not enabled:
-        _current = _NOOP
-        return _current
-    from ostinato.runtime.telemetry.otel import OtelTelemetry
+    global _in_use, _look_again_at
+    if enabled:
+        from ostinato.runtime.telemetry.otel import OtelTelemetry
 
-    _current = OtelTelemetry(tracer_provider, meter_provider)
-    return _current
+        _in_use = OtelTelemetry(tracer_provider, meter_provider)
+    else:
+        _in_use = _NOOP
+    _look_again_at = math.inf
+    return _in_use
 
 
 @contextlib.contextmanager
 def configured(tracer_provider: Any = None, meter_provider: Any = None) -> Iterator[Telemetry]:
     """:func:`configure` for a ``with`` block; the previous hooks come back after it."""
-    global _current
-    previous = _current
+    global _in_use, _look_again_at
+    previous = _in_use, _look_again_at
     try:
         yield configure(tracer_provider, meter_provider)
     finally:
-        _current = previous
+        _in_use, _look_again_at = previous
 
 
 __all__ = ["Telemetry", "configure", "configured", "current"]
