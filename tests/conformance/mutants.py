@@ -257,9 +257,9 @@ MUTANTS: list[Mutant] = [
         "S03",
         "sqlite",
         SQLITE,
-        '                cursor.execute("COMMIT")\n            except sqlite3.Error as exc:',
-        '                if durable:\n                    cursor.execute("COMMIT")\n'
-        "            except sqlite3.Error as exc:",
+        '                    cursor.execute("COMMIT")\n                finally:',
+        '                    if durable:\n                        cursor.execute("COMMIT")\n'
+        "                finally:",
         "Non-durable transactions left open for 'the next commit to sync': claims, renewals "
         "and activity results are acknowledged but never committed.",
     ),
@@ -267,11 +267,11 @@ MUTANTS: list[Mutant] = [
         "S04",
         "sqlite",
         SQLITE,
-        "                except BaseException:\n"
-        "                    if cursor.connection.in_transaction:\n"
-        '                        cursor.execute("ROLLBACK")\n'
-        "                    raise",
-        "                except BaseException:\n                    raise",
+        "                    except BaseException:\n"
+        "                        if cursor.connection.in_transaction:\n"
+        '                            cursor.execute("ROLLBACK")\n'
+        "                        raise",
+        "                    except BaseException:\n                        raise",
         "No rollback when the body raises (InstanceAlreadyExistsError, WorkItemLockLost): the "
         "write connection stays inside the failed transaction and every later write fails.",
     ),
