@@ -291,18 +291,14 @@ RENEWED_ACTIVITY_SECONDS = 1.2
 OVERHEAD_PAIRS = 3
 
 
-def _counted(
-    provider: ot.StorageProvider, names: tuple[str, ...], batches: tuple[str, ...] = ()
-) -> list[int]:
-    """Count calls of ``provider``'s methods ``names``, and the items passed to its batch
-    methods ``batches`` (one counter, on this instance only)."""
+def _counted(provider: ot.StorageProvider, names: tuple[str, ...]) -> list[int]:
+    """Count calls of ``provider``'s methods ``names`` (one counter, on this instance only)."""
     calls = [0]
-    for name in (*names, *batches):
+    for name in names:
         method = getattr(provider, name)
-        batch = name in batches
 
-        def counting(*args: Any, _method: Any = method, _batch: bool = batch, **kwargs: Any) -> Any:
-            calls[0] += len(args[0]) if _batch else 1
+        def counting(*args: Any, _method: Any = method, **kwargs: Any) -> Any:
+            calls[0] += 1
             return _method(*args, **kwargs)
 
         setattr(provider, name, counting)
@@ -327,10 +323,8 @@ def _overhead_run(
                 )
                 with ot.Worker(app, provider):
                     _wait_all_finished(client, finished, status=ot.OrchestrationStatus.FAILED)
-            renewals = _counted(  # a lock renewed: one call, or one item of a batch renewal
-                provider,
-                ("renew_orchestration_work_item_lock",),
-                batches=("renew_activity_work_item_locks",),
+            renewals = _counted(
+                provider, ("renew_orchestration_work_item_lock", "renew_activity_work_item_lock")
             )
             with ot.Worker(app, provider, **options):
                 _wave(client, 1, orchestrator)

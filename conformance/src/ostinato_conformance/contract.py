@@ -1029,37 +1029,6 @@ class ProviderContractTests(ConformanceTestBase):
             ),
         )
 
-    @requires("lock_expiry")
-    def test_batch_renewal_renews_the_locks_held_and_reports_the_lost_one(
-        self, provider: StorageProvider
-    ) -> None:
-        """``renew_activity_work_item_locks``: one result per item; a task given back and
-        taken by another worker is ``WorkItemLockLost`` and stays that worker's, while the
-        tasks still held (locked together with it, or apart) are renewed past their first
-        timeout."""
-        record = self._running_with_activities(provider, 3)
-        together = provider.lock_next_activity_work_items("worker-1", SHORT_LOCK, 2)
-        apart = lock_activity(provider, "worker-1", SHORT_LOCK)
-        assert len(together) == 2 and apart is not None
-        lost, kept = together
-        provider.abandon_activity_work_item(lost)
-        taken = lock_activity(provider, "worker-2")
-        assert taken is not None and taken.task == lost.task
-        deadlines = [kept.locked_until, apart.locked_until]
-        outcomes = provider.renew_activity_work_item_locks([lost, kept, apart], LONG_LOCK)
-        assert len(outcomes) == 3 and isinstance(outcomes[0], WorkItemLockLost), outcomes
-        assert outcomes[1:] == [None, None], outcomes
-        assert kept.locked_until > deadlines[0] and apart.locked_until > deadlines[1]
-        time.sleep(PAST_SHORT_LOCK)
-        assert lock_activity(provider, "worker-3", timeout=BRIEFLY) is None, (
-            "a renewed activity lock expired on its first timeout"
-        )
-
-        outcomes = provider.complete_activity_work_items(
-            [(item, task_result(record, item)) for item in (taken, kept, apart)]
-        )
-        assert outcomes == [None, None, None], outcomes
-
     def test_each_message_is_committed_by_exactly_one_worker_under_lock_races(
         self, provider: StorageProvider
     ) -> None:

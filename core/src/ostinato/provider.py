@@ -757,21 +757,6 @@ class StorageProvider(ABC):
     ) -> None:
         """Extend the task's lock. Raises ``WorkItemLockLost`` if it is no longer held."""
 
-    def renew_activity_work_item_locks(
-        self, items: Sequence[ActivityWorkItem], lock_timeout: timedelta
-    ) -> list[Exception | None]:
-        """Extend several tasks' locks; one result per item: ``None``, or the error
-        (``WorkItemLockLost`` if that lock is no longer held).
-
-        The worker renews every lock that is due in one call, so that many held tasks do not
-        wait on one another's renewals. A provider may renew them in one round trip; one
-        lost lock must not keep the others from being renewed. The default renews one at a
-        time.
-        """
-        return _each_outcome(
-            lambda item: self.renew_activity_work_item_lock(item, lock_timeout), items
-        )
-
     # -- dead letters ---------------------------------------------------------------------
     # A provider that can hold undecodable records overrides all six; the defaults describe
     # a provider that never has any (every record it stores decodes).

@@ -1116,45 +1116,6 @@ class RelationalProvider(StorageProvider):
                 raise _activity_lock_lost(item)
         item.locked_until = from_micros(expires)
 
-    def renew_activity_work_item_locks(
-        self, items: Sequence[ActivityWorkItem], lock_timeout: timedelta
-    ) -> list[Exception | None]:
-        """One transaction: one ``UPDATE ... IN`` per lock token (the tasks one lock call
-        took share it), and only when a lock was lost, one read to tell which."""
-        if not items:
-            return []
-        s = self._sql
-        by_token: dict[str, list[Any]] = {}
-        for item in items:
-            by_token.setdefault(item.lock_token, []).append(item.provider_data)
-        held: set[tuple[Any, str]] | None = None  # None: every lock was renewed
-        with self._write(durable=False) as cur:
-            now = self._now_micros()
-            expires = now + _micros(lock_timeout)
-            for token, row_ids in by_token.items():
-                ids = list(dict.fromkeys(row_ids))
-                renewed = 0
-                for sql, params in self._in(
-                    s.activity_renew_in, (expires, self.task_hub, now, token), ids
-                ):
-                    cur.execute(sql, params)
-                    renewed += cur.rowcount
-                if renewed != len(ids):
-                    held = set()
-            if held is not None:
-                every_id = list(dict.fromkeys(item.provider_data for item in items))
-                rows = self._fetch(cur, self._in(s.activity_locks_in, (self.task_hub,), every_id))
-                held = {(row_id, token) for row_id, token, visible in rows if visible > now}
-        locked_until = from_micros(expires)
-        results: list[Exception | None] = []
-        for item in items:
-            if held is None or (item.provider_data, item.lock_token) in held:
-                item.locked_until = locked_until
-                results.append(None)
-            else:
-                results.append(_activity_lock_lost(item))
-        return results
-
 
 def _decode_messages(
     found: list[tuple[int, str]],

@@ -197,9 +197,3 @@ class RetriesTransientErrors:
     ) -> None:
         parent: Any = super()
         self._retrying(lambda: parent.renew_activity_work_item_lock(item, lock_timeout))
-
-    def renew_activity_work_item_locks(
-        self, items: Sequence[ActivityWorkItem], lock_timeout: timedelta
-    ) -> list[Exception | None]:
-        parent: Any = super()
-        return self._retrying(lambda: parent.renew_activity_work_item_locks(items, lock_timeout))

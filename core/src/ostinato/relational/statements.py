@@ -298,12 +298,6 @@ class Statements:
             f"UPDATE {a} SET visible_at = {p} "
             f"WHERE task_hub = {p} AND id = {p} AND lock_token = {p} AND visible_at > {p}"
         )
-        #: expires, hub, now, token, row ids: renews the locks one lock call took, together
-        self.activity_renew_in = in_list(
-            f"UPDATE {a} SET visible_at = {p} "
-            f"WHERE task_hub = {p} AND visible_at > {p} AND lock_token = {p} AND",
-            "id",
-        )
         #: visible at, hub, row id, token, now
         self.activity_abandon = (
             f"UPDATE {a} SET visible_at = {p}, locked_by = NULL, lock_token = NULL, "

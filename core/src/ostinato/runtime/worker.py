@@ -7,15 +7,11 @@ than a step of a small orchestration:
 * a few **orchestration threads** take turns polling (one polls while the others process):
   the poller locks a batch of work items, lets the next thread poll, then processes the batch
   and commits its checkpoints itself;
-* one **activity dispatcher** thread locks activity work items only when something can start
-  them at once, and hands each to a free activity thread (sync activities) or to the event
-  loop (``async def``). It locks no more sync tasks than its threads start at once (or, for
-  short activities, within ``SYNC_QUEUE_WAIT``), so a task does not wait locked in this
-  worker while another worker could run it (see :meth:`AsyncWorker._activity_room`);
+* one **activity dispatcher** thread locks activity work items while slots are free and hands
+  each to the activity thread pool (sync activities) or to the event loop (``async def``);
 * the thread that finishes an activity commits its result, together with the results that
   finished meanwhile (group commit: whoever finds no commit in progress commits the batch);
-* one **renewer** thread keeps running activities' locks alive, the due ones together in one
-  provider call (``renew_activity_work_item_locks``).
+* one **renewer** thread keeps running activities' locks alive.
 
 Idle threads wait on the provider's change signal (the same process's writes wake them at
 once) and otherwise poll with a backoff up to ``max_poll_interval``.
@@ -81,15 +77,6 @@ ORCHESTRATION_THREADS = 2
 #: How long a work item's lock lasts unless renewed (the worker renews held items' locks
 #: every third of it): a crashed worker's items are handed out again after about this long.
 DEFAULT_LOCK_TIMEOUT = timedelta(seconds=15)
-#: The longest a locked synchronous activity task is expected to wait for a thread
-#: (seconds): the worker locks more such tasks than it has free threads only as many as its
-#: threads, judging by how long recent activities took, finish within this (so short
-#: activities are still locked in large batches), and none while one has run longer.
-SYNC_QUEUE_WAIT = 0.05
-#: While every activity thread is busy, an app with ``async def`` activities locks one task
-#: at a time (it may be async); after one that needs a thread came, it waits this long
-#: (seconds) before it tries again, unless a thread frees up first.
-NO_THREAD_BACKOFF = 0.25
 #: How long an orchestration whose version this worker does not run waits before it is
 #: handed out again (to any worker).
 REJECT_DELAY = timedelta(seconds=1)
@@ -141,13 +128,11 @@ class _UndecodableTask(Exception):
 class _RunningActivity:
     """An activity work item this worker holds, from lock to committed result."""
 
-    __slots__ = ("future", "item", "on_thread", "renewed")
+    __slots__ = ("future", "item", "renewed")
 
     def __init__(self, item: ActivityWorkItem) -> None:
         self.item = item
         self.future: concurrent.futures.Future[Any] | None = None
-        #: It needs one of the ``activity_threads`` (a sync activity, or a suspect).
-        self.on_thread = False
         #: When the lock was last taken or renewed (``time.monotonic()``).
         self.renewed = time.monotonic()
 
@@ -164,9 +149,7 @@ class AsyncWorker:
         ``async def`` ones on the loop).
     :param activity_threads: threads running synchronous activities (default: the smaller of
         ``max_concurrent_activities`` and the standard library's thread-pool default, the
-        number of CPUs plus 4, at most 32). The worker locks no more synchronous activity
-        tasks than these threads start at once (or, for short activities, within
-        ``SYNC_QUEUE_WAIT``): the others stay available to other workers.
+        number of CPUs plus 4, at most 32).
     :param lock_timeout: how long a work item's lock lasts; renewed while the item is held.
     :param max_delivery_attempts: deliveries of one work item before the core fails it instead
         of running it again (see :mod:`ostinato.poison`).
@@ -224,8 +207,6 @@ class AsyncWorker:
         )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pool: _Threads | None = None
-        #: Commits async activities' results (never behind busy sync activities).
-        self._async_results: _Threads | None = None
         self._threads: list[threading.Thread] = []
         self._renewer_thread: threading.Thread | None = None
         self.retention = (
@@ -248,7 +229,7 @@ class AsyncWorker:
             lock=lambda n: provider.lock_next_activity_work_items(
                 self.worker_id, self.lock_timeout, n
             ),
-            room=self._activity_room,
+            room=lambda: self.max_concurrent_activities - len(self._activities),
             batch_size=batch_size,
             max_poll_interval=max_poll_interval,
         )
@@ -267,24 +248,6 @@ class AsyncWorker:
         self._committed = threading.Condition(self._guard)
         self._orchestrations_in_flight = 0
         self._activities: dict[int, _RunningActivity] = {}
-        #: Sync activities held, running on a thread or about to (see :meth:`_activity_room`):
-        #: how many the dispatcher began (written by it alone) minus how many ended (written
-        #: holding ``_guard``), and how many the last room check allowed.
-        self._sync_begun = 0
-        self._sync_ended = 0
-        self._sync_capacity = self.activity_threads
-        #: Sync activities handed to the threads that no thread has taken up yet, by id():
-        #: whoever pops one (a thread, to run it; the renewer, to give it back) owns it.
-        self._waiting: dict[int, _RunningActivity] = {}
-        #: When each sync activity running now started (``time.monotonic()``), by id().
-        self._sync_started: dict[int, float] = {}
-        #: How long sync activities took lately (seconds; an average), ``None`` before one.
-        self._sync_seconds: float | None = None
-        #: While every thread is busy, no task is locked before this ``time.monotonic()``
-        #: (set when a task that needed a thread was given back for want of one).
-        self._probe_after = 0.0
-        #: The app has ``async def`` activities (they need no thread).
-        self._async_activities = False
         self._results: list[tuple[ActivityWorkItem, OrchestrationMessage]] = []
         self._committing = False
 
@@ -312,13 +275,7 @@ class AsyncWorker:
         self._stopping.clear()
         self._stopped.clear()
         self._isolation = Isolation()
-        self._sync_begun = self._sync_ended = 0
-        self._waiting.clear()
-        self._sync_started.clear()
-        self._probe_after = 0.0
-        self._async_activities = any(r.is_async for r in self.app.activities.values())
         self._pool = _Threads(self.activity_threads, "ostinato-activity")
-        self._async_results = _Threads(1, "ostinato-async-results")
         self.provider.changes.subscribe(self._on_change)
         loops: list[tuple[Callable[[], None], str]] = [
             (self._orchestration_thread, f"ostinato-orchestrations-{n}")
@@ -352,7 +309,6 @@ class AsyncWorker:
             # Out of the table, a leftover's late result is dropped (_activity_finished).
             leftovers = list(self._activities.values())
             self._activities.clear()
-            self._waiting.clear()  # a thread that takes one up now leaves it
         for running in leftovers:
             if running.future is not None:
                 running.future.cancel()
@@ -368,10 +324,9 @@ class AsyncWorker:
         if self._renewer_thread is not None:
             self._renewer_thread.join()
         self.provider.changes.unsubscribe(self._on_change)
-        for threads in (self._pool, self._async_results):
-            if threads is not None:
-                threads.shutdown()
-        self._pool = self._async_results = None
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
         self._threads = []
         try:  # the provider is not ours to close; what it holds for this worker is
             self.provider.worker_stopped(self.worker_id)
@@ -618,63 +573,6 @@ class AsyncWorker:
                 self.provider.abandon_orchestration_work_item(item, timedelta(seconds=1))
 
     # -- activities -----------------------------------------------------------------------
-    def _activity_room(self) -> int:
-        """How many activity tasks the dispatcher may lock now.
-
-        A task is locked only when something can start it at once, or within
-        :data:`SYNC_QUEUE_WAIT`: a synchronous activity (or a suspect) needs one of the
-        ``activity_threads``, so the worker locks at most as many tasks as it has free threads
-        (in one batch), plus as many as its threads finish within ``SYNC_QUEUE_WAIT`` judging
-        by how long recent activities took (:meth:`_queue_allowance`: none while one runs
-        longer, or before one finished). A task waiting locked behind busy threads would have
-        its lock renewed for nothing while another worker could run it; under load those
-        renewals fall behind, and it runs twice. What a task runs is known only once it is
-        locked, so an app with ``async def`` activities (they need no thread, up to
-        ``max_concurrent_activities``) still locks one task at a time while every thread is
-        busy: an async one starts on the loop, a synchronous one is given back at once (an
-        abandon does not count as a delivery), and then nothing more is locked for
-        :data:`NO_THREAD_BACKOFF` unless a thread frees up.
-        """
-        room = self.max_concurrent_activities - len(self._activities)
-        self._sync_capacity = capacity = self.activity_threads + self._queue_allowance()
-        threads = capacity - (self._sync_begun - self._sync_ended)
-        if threads <= 0 and self._async_activities and time.monotonic() >= self._probe_after:
-            return min(room, 1)
-        return min(room, threads)
-
-    def _queue_allowance(self) -> int:
-        """How many sync tasks may wait locked for a thread (see :meth:`_activity_room`)."""
-        took = self._sync_seconds
-        if took is None:
-            return 0
-        started = tuple(self._sync_started.values())  # one C call: safe beside the threads
-        if started and time.monotonic() - min(started) > SYNC_QUEUE_WAIT:
-            return 0
-        return int(self.activity_threads * SYNC_QUEUE_WAIT / max(took, 1e-6))
-
-    def _take_thread(self, running: _RunningActivity) -> bool:
-        """(On the dispatcher.) Reserve an activity thread for ``running``; False (and
-        ``running`` given up) when none is free: the caller gives its task back."""
-        if self._sync_begun - self._sync_ended >= self._sync_capacity:
-            self._probe_after = time.monotonic() + NO_THREAD_BACKOFF
-            with self._guard:
-                self._activities.pop(id(running), None)
-            return False
-        self._sync_begun += 1
-        running.on_thread = True
-        self._waiting[id(running)] = running
-        return True
-
-    def _let_go(self, running: _RunningActivity) -> bool:
-        """(Holding ``_guard``.) Take ``running`` out of the held activities, freeing its
-        thread; False if it was not held (abandoned by stop())."""
-        if self._activities.pop(id(running), None) is None:
-            return False
-        if running.on_thread:
-            self._sync_ended += 1
-        self._isolation.finished(1)
-        return True
-
     def _activity_dispatcher(self) -> None:
         while not self._stopping.is_set():
             items, _ = self._activity_polls.poll(self._isolation, self._stopping)
@@ -702,10 +600,8 @@ class AsyncWorker:
             future = asyncio.run_coroutine_threadsafe(self._run_async(item), loop)
             running.future = future
             future.add_done_callback(lambda f: self._async_done(running, f))
-        elif self._take_thread(running):
-            pool.submit(self._run_sync, running)
         else:
-            self._give_back(item)
+            pool.submit(self._run_sync, running)
 
     def _wait_for_commit(self, instance_id: str) -> None:
         """Wait (at most ``lock_timeout``) while this worker commits a step of the instance.
@@ -749,11 +645,7 @@ class AsyncWorker:
                 self._activities.pop(id(running), None)
             self._give_back(item)
             return
-        if self._take_thread(running):
-            pool.submit(self._run_suspect, running)
-        else:
-            self._isolation.release_suspect()
-            self._give_back(item)
+        pool.submit(self._run_suspect, running)
 
     def _end_unwanted(self, running: _RunningActivity) -> bool:
         """End a suspect activity's task without running it if its instance has ended or
@@ -778,8 +670,6 @@ class AsyncWorker:
     def _run_suspect(self, running: _RunningActivity) -> None:
         item = running.item
         try:
-            if self._waiting.pop(id(running), None) is None:
-                return  # given back by the renewer, or the worker stopped
             if not self._isolation.wait_alone(self._stopping):
                 return  # stop() abandons it
             if self._end_unwanted(running):  # its instance may have ended while it waited
@@ -804,7 +694,7 @@ class AsyncWorker:
                     return
                 self._activity_finished(running, message)
             else:
-                self._run_sync(running, claimed=True)
+                self._run_sync(running)
         finally:
             self._isolation.release_suspect()
 
@@ -848,15 +738,8 @@ class AsyncWorker:
             instance_id=task.instance_id, execution_id=task.execution_id, event=event
         )
 
-    def _run_sync(self, running: _RunningActivity, claimed: bool = False) -> None:
-        """Run a sync activity on this thread once it is claimed (``claimed``: the caller
-        took it out of ``_waiting``; whoever does owns it, else the renewer gave it back
-        while it waited for a thread, or the worker stopped)."""
-        key = id(running)
-        if not claimed and self._waiting.pop(key, None) is None:
-            return
+    def _run_sync(self, running: _RunningActivity) -> None:
         item = running.item
-        self._sync_started[key] = began = time.monotonic()
         with telemetry.current().activity(item, self.provider) as observed:
             try:
                 fn, ctx, value = self._context(item)
@@ -871,10 +754,6 @@ class AsyncWorker:
                 if observed is not None:
                     observed.failed(exc)
                 message = self._failure(item, exc)
-        took = time.monotonic() - began
-        self._sync_started.pop(key, None)
-        last = self._sync_seconds  # a moving average (a race between threads loses one)
-        self._sync_seconds = took if last is None else last + (took - last) / 8
         if isinstance(message, _UndecodableTask):
             self._dead_letter_task(running, message)
         else:
@@ -901,23 +780,24 @@ class AsyncWorker:
     def _async_done(
         self, running: _RunningActivity, future: concurrent.futures.Future[OrchestrationMessage]
     ) -> None:
-        """(On the loop.) Hand an async activity's result to the thread that commits them."""
+        """(On the loop.) Hand an async activity's result to a thread to commit."""
         if future.cancelled():
             return
-        committer = self._async_results
-        if committer is None:  # the worker stopped: the activity was abandoned
+        pool = self._pool
+        if pool is None:  # the worker stopped: the activity was abandoned
             return
         error = future.exception()
         if isinstance(error, _UndecodableTask):
-            committer.submit(self._dead_letter_task, running, error)
+            pool.submit(self._dead_letter_task, running, error)
         else:
-            committer.submit(self._activity_finished, running, future.result())
+            pool.submit(self._activity_finished, running, future.result())
 
     def _activity_finished(self, running: _RunningActivity, message: OrchestrationMessage) -> None:
         """Queue the result for commit; commit the queue unless a commit is in progress."""
         with self._guard:
-            if not self._let_go(running):
+            if self._activities.pop(id(running), None) is None:
                 return  # abandoned by stop(): another worker runs it again
+            self._isolation.finished(1)
             self._results.append((running.item, message))
             leader = not self._committing
             self._committing = True
@@ -932,8 +812,9 @@ class AsyncWorker:
         instance (the task's code never runs; the failure cannot be caught by the
         orchestration: the record is corrupt, not the task's outcome)."""
         with self._guard:
-            if not self._let_go(running):
+            if self._activities.pop(id(running), None) is None:
                 return  # abandoned by stop(): another worker looks at it again
+            self._isolation.finished(1)
             if self._stopping.is_set():
                 self._settled.notify_all()
         self._activity_polls.room_freed()
@@ -990,21 +871,8 @@ class AsyncWorker:
         interval = max(self.lock_timeout.total_seconds() / 3, 0.05)
         while not self._stopped.wait(interval / 2):
             now = time.monotonic()
-            due: list[_RunningActivity] = []
-            #: Sync tasks still waiting for a thread: given back rather than renewed (another
-            #: worker may run them now).
-            waiting: list[_RunningActivity] = []
             with self._guard:
-                for running in self._activities.values():
-                    if now - running.renewed < interval / 2:
-                        continue
-                    if running.on_thread and self._waiting.pop(id(running), None) is not None:
-                        waiting.append(running)
-                    else:
-                        due.append(running)
-                for running in waiting:
-                    del self._activities[id(running)]
-                    self._sync_ended += 1
+                due = [r for r in self._activities.values() if now - r.renewed >= interval / 2]
                 held = [
                     item for item, renewed in self._held.values() if now - renewed >= interval / 2
                 ]
@@ -1019,42 +887,18 @@ class AsyncWorker:
                 with self._guard:
                     if id(item) in self._held:
                         self._held[id(item)] = (item, now)
-            for running in waiting:
-                log.info("Giving back activity %s: no thread took it up", running.item.task.name)
-                self._give_back(running.item)
-            if waiting:
-                self._activity_polls.room_freed()
-            if due:
-                self._renew_activities(due, now)
-
-    def _renew_activities(self, due: list[_RunningActivity], now: float) -> None:
-        """Renew the locks of ``due`` activities together (one provider call)."""
-        try:
-            errors = self.provider.renew_activity_work_item_locks(
-                [running.item for running in due], self.lock_timeout
-            )
-        except Exception:
-            log.exception("Renewing the locks of %d activities failed", len(due))
-            return
-        if len(errors) != len(due):
-            log.error(
-                "renew_activity_work_item_locks gave %d results for %d locks (one each expected)",
-                len(errors),
-                len(due),
-            )
-            return
-        for running, error in zip(due, errors, strict=True):
-            if error is None:
-                running.renewed = now
-            elif isinstance(error, WorkItemLockLost):
-                running.renewed = float("inf")  # never again: the result will be refused
-                log.warning(
-                    "Lost the lock of activity %s; its result will be dropped",
-                    running.item.task.name,
-                )
-            else:
-                name = running.item.task.name
-                log.error("Renewing the lock of activity %s failed: %r", name, error)
+            for running in due:
+                try:
+                    self.provider.renew_activity_work_item_lock(running.item, self.lock_timeout)
+                    running.renewed = now
+                except WorkItemLockLost:
+                    running.renewed = float("inf")  # never again: the result will be refused
+                    log.warning(
+                        "Lost the lock of activity %s; its result will be dropped",
+                        running.item.task.name,
+                    )
+                except Exception:
+                    log.exception("Renewing the lock of activity %s failed", running.item.task.name)
 
 
 def _dead_letter_failure(item: OrchestrationWorkItem) -> FailureDetails:

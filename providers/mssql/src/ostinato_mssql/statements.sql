@@ -127,9 +127,6 @@ SELECT 1 FROM [ostinato].[ostinato_activities] WITH (READCOMMITTEDLOCK, READPAST
 -- toolkit: activity_renew
 UPDATE [ostinato].[ostinato_activities] SET visible_at = ? WHERE task_hub = ? AND id = ? AND lock_token = ? AND visible_at > ?;
 
--- toolkit: activity_renew_in (2 rows or ids)
-UPDATE [ostinato].[ostinato_activities] SET visible_at = ? WHERE task_hub = ? AND visible_at > ? AND lock_token = ? AND id IN (?, ?);
-
 -- toolkit: dead_letter_delete
 DELETE FROM [ostinato].[ostinato_dead_letters] WHERE task_hub = ? AND id = ?;
 
