@@ -498,8 +498,9 @@ def from_dict(data: dict[str, Any]) -> HistoryEvent:
     return cls(**kwargs)
 
 
-#: Compact JSON text, non-ASCII kept as is: the form ostinato stores.
-compact_json = compact_encoder(allow_nan=True)
+#: Compact JSON text, non-ASCII kept as is: the form ostinato stores. For data built afresh
+#: (as events' and records' own fields are), so without the circular-reference check.
+compact_json = compact_encoder(allow_nan=True, check_circular=False)
 
 
 def dumps(event: HistoryEvent) -> str:

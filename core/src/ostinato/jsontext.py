@@ -5,10 +5,13 @@ text that is exactly one JSON value (as :func:`compact_encoder` writes it) with 
 ``json``'s scanner, and any other text through ``json.loads`` itself.
 
 :func:`compact_encoder` gives a function with exactly the output and errors of
-``json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=...).encode``, made
-cheaper per call: ``JSONEncoder.encode`` sets up its C encoder anew on every call through
-``iterencode``; this function sets it up with one call to the C constructor, with the options
-fixed once. Without the C accelerator (another Python implementation) it is ``encode`` itself.
+``json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=...,
+check_circular=...).encode``, made cheaper per call: ``JSONEncoder.encode`` sets up its C
+encoder anew on every call through ``iterencode``; this function sets it up with one call to
+the C constructor, with the options fixed once, and without the circular-reference check
+sets it up once for all calls (the check's record of the containers being encoded is the
+only state a call leaves in it). Without the C accelerator (another Python implementation)
+it is ``encode`` itself.
 """
 
 from __future__ import annotations
@@ -25,26 +28,44 @@ __all__ = ["compact_encoder", "parse"]
 _SCAN: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 
 
-def compact_encoder(*, allow_nan: bool) -> Callable[[Any], str]:
+def compact_encoder(*, allow_nan: bool, check_circular: bool = True) -> Callable[[Any], str]:
     """A function giving ``value`` as compact JSON text, non-ASCII kept as is.
 
     ``allow_nan=False`` refuses NaN and infinities with ``ValueError``, as ``json`` does.
+    ``check_circular=False`` is for values that cannot contain themselves (data built afresh
+    by the caller): one that does then raises ``RecursionError``, not ``ValueError``.
     """
-    encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=allow_nan, separators=(",", ":"))
+    encoder = json.JSONEncoder(
+        ensure_ascii=False,
+        allow_nan=allow_nan,
+        check_circular=check_circular,
+        separators=(",", ":"),
+    )
     # ``json.encoder``'s own handle on the C constructor (``None`` without the accelerator).
     make_encoder = getattr(json.encoder, "c_make_encoder", None)
     if make_encoder is None:
         return encoder.encode
-    default = encoder.default
     encode_string = json.encoder.encode_basestring
+    # What ``iterencode`` passes after ``markers`` (the circular-reference check's record, or
+    # ``None``): default, string encoder, indent, key and item separators, sort_keys,
+    # skipkeys, allow_nan.
+    options = (encoder.default, encode_string, None, ":", ",", False, False, allow_nan)
+
+    if not check_circular:
+        chunks = make_encoder(None, *options)
+
+        def encode_unchecked(value: Any) -> str:
+            if type(value) is str:
+                return encode_string(value)
+            return "".join(chunks(value, 0))
+
+        return encode_unchecked
 
     def encode(value: Any) -> str:
         if type(value) is str:
             return encode_string(value)
-        # The arguments ``iterencode`` passes: a fresh ``markers`` dict (the circular-reference
-        # check), default, string encoder, indent, key and item separators, sort_keys, skipkeys.
-        chunks = make_encoder({}, default, encode_string, None, ":", ",", False, False, allow_nan)
-        return "".join(chunks(value, 0))
+        # A fresh record each call: an error leaves the one it used dirty.
+        return "".join(make_encoder({}, *options)(value, 0))
 
     return encode
 
