@@ -158,3 +158,22 @@ STORED = [
 @pytest.mark.parametrize("text", STORED, ids=range(len(STORED)))
 def test_stored_events_read_back_and_write_the_same_text(text: str) -> None:
     assert history.dumps(history.loads(text)) == text
+
+
+def test_reading_ignores_fields_it_does_not_know_and_leaves_the_data_as_it_was() -> None:
+    data = {
+        "v": 1,
+        "type": "TaskCompleted",
+        "timestamp": WHEN.isoformat(),
+        "task_scheduled_id": 3,
+        "result": '"r"',
+        "added_later": {"x": 1},
+    }
+    before = dict(data)
+    event = history.from_dict(data)
+    assert event == history.TaskCompleted(timestamp=WHEN, task_scheduled_id=3, result='"r"')
+    assert data == before
+    del data["v"]  # written before versions: version 1
+    del data["added_later"]
+    assert history.from_dict(data) == event
+    assert history.from_dict(data | {"result": None}).result is None  # a null: None

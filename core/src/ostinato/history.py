@@ -389,6 +389,12 @@ _FIELDS: dict[type[HistoryEvent], tuple[str, ...]] = {
 }
 
 
+#: Each event class's field names, as a set.
+_FIELD_NAMES: dict[type[HistoryEvent], frozenset[str]] = {
+    cls: frozenset(names) for cls, names in _FIELDS.items()
+}
+
+
 def _encode_parent(value: ParentInstance) -> dict[str, Any]:
     return {
         "instance_id": value.instance_id,
@@ -490,7 +496,12 @@ def from_dict(data: dict[str, Any]) -> HistoryEvent:
         raise SerializationError(
             f"Unknown history event type {kind!r} (format version {version}): the record is corrupt"
         ) from None
-    kwargs = {name: data[name] for name in _FIELDS[cls] if name in data}
+    kwargs = dict(data)
+    del kwargs["type"]
+    kwargs.pop("v", None)
+    names = _FIELD_NAMES[cls]
+    if not kwargs.keys() <= names:  # fields this ostinato does not know: ignored
+        kwargs = {name: value for name, value in kwargs.items() if name in names}
     for name, decode in _DECODED[cls]:
         value = kwargs.get(name)
         if value is not None:
