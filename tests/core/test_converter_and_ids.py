@@ -188,3 +188,25 @@ def test_unique_ids_differ_across_threads_and_forked_processes() -> None:
         child = pipe.read().split()
     parent = [unique_id() for _ in range(100)]
     assert len(child) == 100 and not set(child) & set(parent) and not set(child) & set(ids)
+
+
+class Name(str):
+    """A str subclass: encoded through the general path, as a str."""
+
+
+@pytest.mark.parametrize(
+    "value", ["Tokyo", "", 'ünï "quoted"\n\t\x00\u2028', "😀", Name("Seattle"), ["Tokyo"]]
+)
+def test_a_str_payload_is_its_json_text(value: str) -> None:
+    import json
+
+    assert ot.JsonDataConverter().dumps(value) == json.dumps(
+        value, ensure_ascii=False, separators=(",", ":")
+    )
+
+
+@pytest.mark.parametrize(("value", "where"), [("caf\udce9", "$"), (["ok", "caf\udce9"], "$[1]")])
+def test_a_str_with_a_lone_surrogate_is_refused_naming_where(value: Any, where: str) -> None:
+    with pytest.raises(ot.SerializationError) as caught:
+        ot.JsonDataConverter().dumps(value)
+    assert f"string at {where}: it contains the lone surrogate U+DCE9" in str(caught.value)

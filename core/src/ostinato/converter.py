@@ -71,7 +71,8 @@ class JsonDataConverter:
         if value is None:
             return None
         try:
-            plain = self.to_json_value(value, "$")
+            # A str (the commonest payload) is JSON data as it is.
+            plain = value if type(value) is str else self.to_json_value(value, "$")
             text = _ENCODE(plain)
         except ValueError as exc:  # NaN / infinity
             raise SerializationError(f"Cannot serialize payload: {exc}") from None

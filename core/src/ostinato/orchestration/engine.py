@@ -279,8 +279,10 @@ class OrchestrationRun:
                 result.new_events.append(action)
                 outbound(action, origin, result)
             self._pending.clear()
-        patches = tuple(self._new_patches) or None
-        self._new_patches.clear()
+        patches = None
+        if self._new_patches:
+            patches = tuple(self._new_patches)
+            self._new_patches.clear()
         result.new_events.append(
             OrchestratorCompleted(timestamp=self.current_time, patches=patches)
         )
