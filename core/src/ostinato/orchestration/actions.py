@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from ostinato.errors import FailureDetails
@@ -85,13 +85,18 @@ SCHEDULING_EVENTS = (
 )
 
 
-@dataclass
+@dataclass(init=False, slots=True)
 class StepResult:
-    """What one step of a run produced, for the runtime to persist."""
+    """What one step of a run produced, for the runtime to persist; made empty."""
 
-    new_events: list[HistoryEvent] = field(default_factory=list)
-    activity_tasks: list[ActivityTask] = field(default_factory=list)
-    messages: list[OrchestrationMessage] = field(default_factory=list)
+    new_events: list[HistoryEvent]
+    activity_tasks: list[ActivityTask]
+    messages: list[OrchestrationMessage]
+
+    def __init__(self) -> None:
+        self.new_events = []
+        self.activity_tasks = []
+        self.messages = []
 
 
 @dataclass(slots=True)
