@@ -67,6 +67,7 @@ PUBLIC: dict[str, list[str]] = {
         "when_any",
     ],
     "ostinato.provider": [
+        "ActivityClaim",
         "ActivityTask",
         "ActivityWorkItem",
         "ChangeSignal",
@@ -76,6 +77,7 @@ PUBLIC: dict[str, list[str]] = {
         "InstanceRecord",
         "InstanceSnapshot",
         "OrchestrationCheckpoint",
+        "OrchestrationClaim",
         "OrchestrationMessage",
         "OrchestrationWorkItem",
         "Page",

@@ -15,6 +15,7 @@ import pytest
 PUBLIC: dict[str, list[str]] = {
     "ostinato.relational": [
         "ACTIVITIES",
+        "ACTIVITY_CLAIMED_INSERT_COLUMNS",
         "ACTIVITY_INSERT_COLUMNS",
         "BacklogStatements",
         "BatchOutcome",
@@ -123,6 +124,7 @@ PUBLIC: dict[str, list[str]] = {
         "render",
     ],
     "ostinato.relational.statements": [
+        "ACTIVITY_CLAIMED_INSERT_COLUMNS",
         "ACTIVITY_INSERT_COLUMNS",
         "HISTORY_COLUMNS",
         "INBOX_COLUMNS",

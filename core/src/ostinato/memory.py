@@ -11,7 +11,7 @@ import itertools
 import json
 import threading
 from collections import OrderedDict
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -19,6 +19,7 @@ from ostinato import history
 from ostinato.errors import InstanceAlreadyExistsError, WorkItemLockLost
 from ostinato.history import HistoryEvent
 from ostinato.provider import (
+    ActivityClaim,
     ActivityTask,
     ActivityWorkItem,
     DeadLetter,
@@ -27,6 +28,7 @@ from ostinato.provider import (
     InstanceRecord,
     InstanceSnapshot,
     OrchestrationCheckpoint,
+    OrchestrationClaim,
     OrchestrationMessage,
     OrchestrationWorkItem,
     Page,
@@ -66,7 +68,11 @@ class InMemoryProvider(StorageProvider):
     """A complete provider held in Python dictionaries behind one lock."""
 
     capabilities = ProviderCapabilities(
-        transactional_checkpoints=True, max_payload_bytes=None, multi_process=False
+        transactional_checkpoints=True,
+        max_payload_bytes=None,
+        multi_process=False,
+        eager_activities=True,
+        eager_orchestrations=True,
     )
 
     def __init__(self) -> None:
@@ -245,22 +251,35 @@ class InMemoryProvider(StorageProvider):
                 inbox = self._inboxes.get(instance_id)
                 if inbox is None or inbox.lock is not None:
                     continue
-                seqs = self._visible(inbox, now)
-                if not seqs:
-                    continue
-                lock = _Lock(new_lock_token(), now + lock_timeout, frozenset(seqs), worker_id)
-                inbox.lock = lock
-                inbox.dequeue_count += 1
-                heapq.heappush(self._orch_wakeups, (lock.expires, next(self._seq), instance_id))
-                return OrchestrationWorkItem(
-                    instance_id=instance_id,
-                    messages=[inbox.messages[s] for s in seqs],
-                    instance=self._instances.get(instance_id),
-                    lock_token=lock.token,
-                    locked_until=lock.expires,
-                    dequeue_count=inbox.dequeue_count,
-                )
+                item = self._lock_inbox(instance_id, inbox, worker_id, lock_timeout, now)
+                if item is not None:
+                    return item
         return None
+
+    def _lock_inbox(
+        self,
+        instance_id: str,
+        inbox: _Inbox,
+        worker_id: str,
+        lock_timeout: timedelta,
+        now: datetime,
+    ) -> OrchestrationWorkItem | None:
+        """Lock an unlocked ``inbox``'s visible messages (call with the mutex held)."""
+        seqs = self._visible(inbox, now)
+        if not seqs:
+            return None
+        lock = _Lock(new_lock_token(), now + lock_timeout, frozenset(seqs), worker_id)
+        inbox.lock = lock
+        inbox.dequeue_count += 1
+        heapq.heappush(self._orch_wakeups, (lock.expires, next(self._seq), instance_id))
+        return OrchestrationWorkItem(
+            instance_id=instance_id,
+            messages=[inbox.messages[s] for s in seqs],
+            instance=self._instances.get(instance_id),
+            lock_token=lock.token,
+            locked_until=lock.expires,
+            dequeue_count=inbox.dequeue_count,
+        )
 
     def _held_inbox(self, item: OrchestrationWorkItem) -> _Inbox:
         inbox = self._inboxes.get(item.instance_id)
@@ -287,23 +306,63 @@ class InMemoryProvider(StorageProvider):
         self, item: OrchestrationWorkItem, checkpoint: OrchestrationCheckpoint
     ) -> None:
         with self._mutex:
-            inbox = self._held_inbox(item)
-            assert inbox.lock is not None
-            for seq in inbox.lock.message_seqs:
-                inbox.messages.pop(seq, None)
-            if checkpoint.reset_history:
-                self._history[item.instance_id] = []
-            if checkpoint.new_history:
-                self._history.setdefault(item.instance_id, []).extend(checkpoint.new_history)
-            if checkpoint.instance is not None:
-                self._instances[item.instance_id] = checkpoint.instance
-            for task in checkpoint.activity_tasks:
-                self._add_activity(task)
-            for message in checkpoint.messages:
-                self._enqueue(message)
-            inbox.dequeue_count = 0  # delivered and completed: the next delivery is a first
-            self._release(item.instance_id, inbox)
+            self._complete(item, checkpoint)
         self.changes.notify(work=Work.of_checkpoints([checkpoint]))
+
+    def complete_and_claim_activities(
+        self,
+        batch: Sequence[tuple[OrchestrationWorkItem, OrchestrationCheckpoint]],
+        claim: ActivityClaim,
+    ) -> list[Exception | None]:
+        errors: list[Exception | None] = []
+        claimed: list[ActivityWorkItem] = []
+        enqueued = False
+        with self._mutex:
+            for item, checkpoint in batch:
+                try:
+                    enqueued |= self._complete(item, checkpoint, claim, claimed)
+                    errors.append(None)
+                except WorkItemLockLost as exc:
+                    errors.append(exc)
+        work = Work.of_checkpoints(cp for (_, cp), e in zip(batch, errors, strict=True) if not e)
+        if not enqueued:  # every task claimed: no activity work for pollers
+            work &= ~Work.ACTIVITIES
+        self.changes.notify(work=work)
+        if claimed:
+            claim.start(claimed)
+        return errors
+
+    def _complete(
+        self,
+        item: OrchestrationWorkItem,
+        checkpoint: OrchestrationCheckpoint,
+        claim: ActivityClaim | None = None,
+        claimed: list[ActivityWorkItem] | None = None,
+    ) -> bool:
+        """Apply ``checkpoint`` (call with the mutex held), claiming tasks into ``claimed``
+        while it has room for ``claim``; whether any task was enqueued unclaimed."""
+        inbox = self._held_inbox(item)
+        assert inbox.lock is not None
+        for seq in inbox.lock.message_seqs:
+            inbox.messages.pop(seq, None)
+        if checkpoint.reset_history:
+            self._history[item.instance_id] = []
+        if checkpoint.new_history:
+            self._history.setdefault(item.instance_id, []).extend(checkpoint.new_history)
+        if checkpoint.instance is not None:
+            self._instances[item.instance_id] = checkpoint.instance
+        enqueued = False
+        for task in checkpoint.activity_tasks:
+            if claim is not None and claimed is not None and len(claimed) < claim.max_count:
+                claimed.append(self._add_claimed_activity(task, claim))
+            else:
+                self._add_activity(task)
+                enqueued = True
+        for message in checkpoint.messages:
+            self._enqueue(message)
+        inbox.dequeue_count = 0  # delivered and completed: the next delivery is a first
+        self._release(item.instance_id, inbox)
+        return enqueued
 
     def abandon_orchestration_work_item(
         self, item: OrchestrationWorkItem, delay: timedelta | None = None
@@ -337,6 +396,13 @@ class InMemoryProvider(StorageProvider):
         seq = next(self._seq)
         self._activities[seq] = _Activity(task, visible_at)
         self._ready_activities[seq] = None
+
+    def _add_claimed_activity(self, task: ActivityTask, claim: ActivityClaim) -> ActivityWorkItem:
+        seq = next(self._seq)
+        lock = _Lock(new_lock_token(), self.now() + claim.lock_timeout, owner=claim.worker_id)
+        self._activities[seq] = _Activity(task, None, lock, dequeue_count=1)
+        heapq.heappush(self._activity_wakeups, (lock.expires, seq, seq))
+        return ActivityWorkItem(task, lock.token, lock.expires, dequeue_count=1, provider_data=seq)
 
     def _wake_activities(self, now: datetime) -> None:
         while self._activity_wakeups and self._activity_wakeups[0][0] <= now:
@@ -396,6 +462,46 @@ class InMemoryProvider(StorageProvider):
             del self._activities[item.provider_data]
             self._enqueue(result)
         self.changes.notify(work=Work.of_messages([result]))
+
+    def complete_activities_and_claim(
+        self,
+        batch: Sequence[tuple[ActivityWorkItem, OrchestrationMessage]],
+        claim: OrchestrationClaim,
+    ) -> list[Exception | None]:
+        errors: list[Exception | None] = []
+        claimed: list[OrchestrationWorkItem] = []
+        now = self.now()
+        with self._mutex:
+            for item, result in batch:
+                try:
+                    self._held_activity(item)
+                except WorkItemLockLost as exc:
+                    errors.append(exc)
+                    continue
+                del self._activities[item.provider_data]
+                self._enqueue(result)
+                errors.append(None)
+            for instance_id in dict.fromkeys(result.instance_id for _, result in batch):
+                inbox = self._inboxes.get(instance_id)
+                if len(claimed) >= claim.max_count or inbox is None:
+                    continue
+                if inbox.lock is not None and inbox.lock.expires > now:
+                    continue  # held by a work item
+                inbox.lock = None
+                taken = self._lock_inbox(
+                    instance_id, inbox, claim.worker_id, claim.lock_timeout, now
+                )
+                if taken is not None:
+                    self._ready.pop(instance_id, None)
+                    claimed.append(taken)
+        unclaimed = [r for (_, r), e in zip(batch, errors, strict=True) if e is None]
+        if claimed:
+            held = {work.instance_id for work in claimed}
+            unclaimed = [r for r in unclaimed if r.instance_id not in held]
+        self.changes.notify(work=Work.of_messages(unclaimed))
+        if claimed:
+            claim.start(claimed)
+        return errors
 
     def dead_letter_activity_task(
         self, item: ActivityWorkItem, reason: str, result: OrchestrationMessage

@@ -40,6 +40,18 @@ Guarantees every provider gives (the conformance suite checks each one):
   and an activity task when the core asks (:meth:`StorageProvider.dead_letter_history`,
   :meth:`StorageProvider.dead_letter_activity_task`). Dead letters are listed, shown, put back
   (``retry``) and deleted through the provider; purging an instance deletes its dead letters.
+* **Eager activities** (``ProviderCapabilities.eager_activities``).
+  :meth:`StorageProvider.complete_and_claim_activities` locks some of the activity tasks a
+  commit enqueues for the committing worker, in the same atomic write. A task so claimed is
+  a first delivery (``dequeue_count`` 1) under an ordinary lock: never handed out by
+  ``lock_next_activity_work_items`` while the lock holds, handed out again once it expires,
+  completed, renewed and abandoned like any other. Tasks of an item whose completion failed
+  are neither enqueued nor claimed.
+* **Eager orchestrations** (``ProviderCapabilities.eager_orchestrations``).
+  :meth:`StorageProvider.complete_activities_and_claim` locks instances the activity results
+  it enqueues go to, for the committing worker, in the same atomic write: only instances no
+  one holds, each handed out exactly as ``lock_next_orchestration_work_items`` would hand it
+  out (every visible message, the delivery counted), under an ordinary lock.
 """
 
 from __future__ import annotations
@@ -352,7 +364,11 @@ class ProviderCapabilities:
     * ``lock_expiry``: locks expire after their timeout (the worker renews them);
     * ``worker_processes``: how many worker processes on one machine still add throughput
       on this store (``None``: one per CPU); ``ostinato worker`` and ``WorkerSupervisor``
-      start the smaller of it and the number of CPUs unless told otherwise.
+      start the smaller of it and the number of CPUs unless told otherwise;
+    * ``eager_activities``: :meth:`StorageProvider.complete_and_claim_activities` locks
+      tasks as it enqueues them (without it, the worker polls for every task);
+    * ``eager_orchestrations``: :meth:`StorageProvider.complete_activities_and_claim` locks
+      the instances activity results go to (without it, the worker polls for them).
     """
 
     transactional_checkpoints: bool = True
@@ -361,6 +377,34 @@ class ProviderCapabilities:
     multi_process: bool = True
     lock_expiry: bool = True
     worker_processes: int | None = None
+    eager_activities: bool = False
+    eager_orchestrations: bool = False
+
+
+@dataclass(frozen=True)
+class ActivityClaim:
+    """A worker's request to lock, as its checkpoints are committed, up to ``max_count`` of
+    the activity tasks they enqueue, and where to hand them (see
+    :meth:`StorageProvider.complete_and_claim_activities`). ``start`` must neither block nor
+    raise."""
+
+    worker_id: str
+    lock_timeout: timedelta
+    max_count: int
+    start: Callable[[list[ActivityWorkItem]], None]
+
+
+@dataclass(frozen=True)
+class OrchestrationClaim:
+    """A worker's request to lock, as activity results are committed, up to ``max_count`` of
+    the instances they go to, and where to hand them (see
+    :meth:`StorageProvider.complete_activities_and_claim`). ``start`` must neither block nor
+    raise."""
+
+    worker_id: str
+    lock_timeout: timedelta
+    max_count: int
+    start: Callable[[list[OrchestrationWorkItem]], None]
 
 
 class Work(enum.Flag):
@@ -686,6 +730,23 @@ class StorageProvider(ABC):
         """
         return _each_outcome(lambda pair: self.complete_orchestration_work_item(*pair), batch)
 
+    def complete_and_claim_activities(
+        self,
+        batch: Sequence[tuple[OrchestrationWorkItem, OrchestrationCheckpoint]],
+        claim: ActivityClaim,
+    ) -> list[Exception | None]:
+        """Complete ``batch`` as :meth:`complete_orchestration_work_items` does, and lock up
+        to ``claim.max_count`` of the activity tasks its applied checkpoints enqueue for
+        ``claim.worker_id`` (for ``claim.lock_timeout``), each in the write that enqueues it.
+
+        The claimed tasks (see "Eager activities" in the module doc) go to
+        ``claim.start(items)``, called once if any were claimed, before the call returns and
+        as soon as the write that claimed them is visible (it may still be on its way to
+        the disk), so that they run while the call waits. The default claims none; a
+        provider that overrides it declares ``ProviderCapabilities.eager_activities``.
+        """
+        return self.complete_orchestration_work_items(batch)
+
     @abstractmethod
     def abandon_orchestration_work_item(
         self, item: OrchestrationWorkItem, delay: timedelta | None = None
@@ -744,6 +805,22 @@ class StorageProvider(ABC):
     ) -> list[Exception | None]:
         """Complete several activity work items; one result per item."""
         return _each_outcome(lambda pair: self.complete_activity_work_item(*pair), batch)
+
+    def complete_activities_and_claim(
+        self,
+        batch: Sequence[tuple[ActivityWorkItem, OrchestrationMessage]],
+        claim: OrchestrationClaim,
+    ) -> list[Exception | None]:
+        """Complete ``batch`` as :meth:`complete_activity_work_items` does, and lock for
+        ``claim.worker_id`` (for ``claim.lock_timeout``) up to ``claim.max_count`` of the
+        instances the results go to that no work item holds, in the same atomic write.
+
+        The claimed instances (see "Eager orchestrations" in the module doc) go to
+        ``claim.start(items)``, called once if any were claimed, before the call returns and
+        as soon as the write is visible. The default claims none; a provider that overrides
+        it declares ``ProviderCapabilities.eager_orchestrations``.
+        """
+        return self.complete_activity_work_items(batch)
 
     @abstractmethod
     def abandon_activity_work_item(
@@ -889,6 +966,7 @@ _LOCK_PAIRS = (
 
 
 __all__ = [
+    "ActivityClaim",
     "ActivityTask",
     "ActivityWorkItem",
     "ChangeSignal",
@@ -898,6 +976,7 @@ __all__ = [
     "InstanceRecord",
     "InstanceSnapshot",
     "OrchestrationCheckpoint",
+    "OrchestrationClaim",
     "OrchestrationMessage",
     "OrchestrationWorkItem",
     "Page",

@@ -51,6 +51,7 @@ from ostinato.relational.schema import (
     render,
 )
 from ostinato.relational.statements import (
+    ACTIVITY_CLAIMED_INSERT_COLUMNS,
     ACTIVITY_INSERT_COLUMNS,
     HISTORY_COLUMNS,
     INBOX_COLUMNS,
@@ -65,6 +66,7 @@ from ostinato.relational.transfer import BacklogStatements, TransferStatements
 
 __all__ = [
     "ACTIVITIES",
+    "ACTIVITY_CLAIMED_INSERT_COLUMNS",
     "ACTIVITY_INSERT_COLUMNS",
     "DEAD_LETTERS",
     "HISTORY",

@@ -50,6 +50,7 @@ from ostinato import history
 from ostinato.errors import InstanceAlreadyExistsError, WorkItemLockLost
 from ostinato.history import HistoryEvent
 from ostinato.provider import (
+    ActivityClaim,
     ActivityTask,
     ActivityWorkItem,
     DeadLetter,
@@ -58,6 +59,7 @@ from ostinato.provider import (
     InstanceRecord,
     InstanceSnapshot,
     OrchestrationCheckpoint,
+    OrchestrationClaim,
     OrchestrationMessage,
     OrchestrationWorkItem,
     Page,
@@ -170,12 +172,14 @@ class RelationalProvider(StorageProvider):
         *,
         notify: Work | None = None,
         status_changed: Collection[str] | None = None,
+        visible: Callable[[], None] | None = None,
     ) -> AbstractContextManager[Cursor]:
         """A cursor inside :meth:`transaction`; with ``notify`` (the kinds of work the write
         may make claimable), once the transaction has committed, call
         ``self.changes.notify(status_changed, work=notify)`` (``status_changed`` names the
-        instances whose runtime status it may change, ``None`` if unknown)."""
-        return _Write(self, durable, notify, status_changed)
+        instances whose runtime status it may change, ``None`` if unknown), then
+        ``visible()``, both before waiting for the commit to be durable."""
+        return _Write(self, durable, notify, status_changed, visible)
 
     def _read(self) -> AbstractContextManager[Cursor]:
         return self.read()
@@ -231,11 +235,19 @@ class RelationalProvider(StorageProvider):
             rows.extend(cur.fetchall())
         return rows
 
-    def _enqueue(self, script: Script, messages: Sequence[OrchestrationMessage], now: int) -> None:
-        """Append the statements that enqueue ``messages`` (immediate ones visible at ``now``)."""
+    def _enqueue(
+        self,
+        script: Script,
+        messages: Sequence[OrchestrationMessage],
+        now: int,
+        may_add_work: bool = True,
+    ) -> None:
+        """Append the statements that enqueue ``messages`` (immediate ones visible at ``now``);
+        ``may_add_work=False``: the caller notes the work they add itself."""
         if not messages:
             return
-        self._work_may_be_added(self._sql.queue_peek)
+        if may_add_work:
+            self._work_may_be_added(self._sql.queue_peek)
         hub = self.task_hub
         rows = []
         earliest: dict[str, int] = {}
@@ -580,16 +592,19 @@ class RelationalProvider(StorageProvider):
         key: Callable[[Item], tuple[Any, str]],
         lost: Callable[[Item], Exception],
         prepare: Callable[[list[Item]], Script],
-        work: Work,
+        work: Work | None,
         durable: bool = True,
         status_changed: Collection[str] | None = None,
+        then: Callable[[Cursor], None] | None = None,
+        visible: Callable[[], None] | None = None,
     ) -> BatchOutcome:
         """Check every item's lock, then apply the held ones in one transaction.
 
         ``held(cursor, now)`` gives the (key, token) pairs still locked; ``key(item)`` an
         item's pair. ``prepare`` builds an item list's statements outside the transaction.
         ``work`` (what the batch may make claimable), ``durable`` and ``status_changed``: as
-        for :meth:`_write`.
+        for :meth:`_write`. ``then(cursor)`` runs last in every attempt's transaction;
+        ``visible()`` once the one that commits is visible (see :meth:`_write`).
         If applying the whole batch fails, the transaction is retried with each item under
         its own savepoint, so one bad item never undoes the others. The outcome says how the
         last transaction ended.
@@ -603,7 +618,9 @@ class RelationalProvider(StorageProvider):
         for careful in (True,) if prepared is None else (False, True):
             results = [None] * len(batch)
             try:
-                with self._write(durable, notify=work, status_changed=status_changed) as cur:
+                with self._write(
+                    durable, notify=work, status_changed=status_changed, visible=visible
+                ) as cur:
                     locked = held(cur, self._now_micros())
                     entries: list[tuple[int, Item]] = []
                     for index, item in enumerate(batch):
@@ -618,6 +635,8 @@ class RelationalProvider(StorageProvider):
                         self._run(cur, ready or prepare([e for _, e in entries]))
                     elif entries:
                         self._apply_each(cur, entries, prepare, results)
+                    if then is not None:
+                        then(cur)
                 break
             except Exception as exc:  # noqa: BLE001 - reported per item
                 if careful:
@@ -695,34 +714,52 @@ class RelationalProvider(StorageProvider):
     def _lock_orchestrations(
         self, worker_id: str, lock_timeout: timedelta, max_count: int
     ) -> list[OrchestrationWorkItem]:
+        with self._write(durable=False) as cur:
+            now = self._now_micros()
+            cur.execute(self._sql.queue_claim, (self.task_hub, now, max_count))
+            locked = self._lock_candidates(cur, cur.fetchall(), worker_id, lock_timeout, now)
+        return self._orchestration_items(locked)
+
+    def _lock_candidates(
+        self,
+        cur: Cursor,
+        candidates: list[tuple[str, int]],
+        worker_id: str,
+        lock_timeout: timedelta,
+        now: int,
+    ) -> _Locked:
+        """Lock the claimable instances ``candidates`` (id, dequeue count) that have visible
+        messages, inside a transaction; what to build their work items from."""
         s, hub = self._sql, self.task_hub
         # One token for the batch: a lock is (instance, token), and a batch holds each
         # instance once.
         token = new_lock_token()
-        with self._write(durable=False) as cur:
-            now = self._now_micros()
-            cur.execute(s.queue_claim, (hub, now, max_count))
-            candidates = cur.fetchall()
-            if not candidates:
-                return []
-            ids = [row[0] for row in candidates]
-            messages: dict[str, list[tuple[int, str]]] = {}
-            visible = self._fetch(cur, self._in(s.inbox_visible_in, (hub, now), ids))
-            for message_id, iid, body in visible:
-                messages.setdefault(iid, []).append((message_id, body))
-            if len(messages) < len(candidates):
-                # Claimable through an expired lock but with only future messages: reschedule.
-                self._run(cur, self._release([i for i in ids if i not in messages], now))
-                ids = list(messages)
-            if not ids:
-                return []
-            expires = now + _micros(lock_timeout)
-            self._run(cur, self._in(s.queue_lock, (expires, worker_id, token, hub), ids))
-            rows = self._fetch(cur, self._in(s.instances_in, (hub,), ids))
-        records = {row[0]: row for row in rows}
-        locked_until = from_micros(expires)
+        expires = now + _micros(lock_timeout)
+        locked = _Locked(candidates, token, expires)
+        if not candidates:
+            return locked
+        ids = [row[0] for row in candidates]
+        messages = locked.messages
+        visible = self._fetch(cur, self._in(s.inbox_visible_in, (hub, now), ids))
+        for message_id, iid, body in visible:
+            messages.setdefault(iid, []).append((message_id, body))
+        if len(messages) < len(candidates):
+            # Claimable through an expired lock but with only future messages: reschedule.
+            self._run(cur, self._release([i for i in ids if i not in messages], now))
+            ids = list(messages)
+        if not ids:
+            return locked
+        self._run(cur, self._in(s.queue_lock, (expires, worker_id, token, hub), ids))
+        rows = self._fetch(cur, self._in(s.instances_in, (hub,), ids))
+        locked.records = {row[0]: row for row in rows}
+        return locked
+
+    def _orchestration_items(self, locked: _Locked) -> list[OrchestrationWorkItem]:
+        """The work items of the instances ``locked`` locked (built after its commit)."""
+        messages, records, token = locked.messages, locked.records, locked.token
+        locked_until = from_micros(locked.expires)
         items = []
-        for iid, dequeue_count in candidates:
+        for iid, dequeue_count in locked.candidates:
             found = messages.get(iid)
             if found is None:
                 continue
@@ -875,16 +912,37 @@ class RelationalProvider(StorageProvider):
     ) -> list[Exception | None]:
         return self._complete_orchestrations(batch).errors
 
+    def complete_and_claim_activities(
+        self,
+        batch: Sequence[tuple[OrchestrationWorkItem, OrchestrationCheckpoint]],
+        claim: ActivityClaim,
+    ) -> list[Exception | None]:
+        return self._complete_orchestrations(batch, claim).errors
+
     def _complete_orchestrations(
-        self, batch: Sequence[tuple[OrchestrationWorkItem, OrchestrationCheckpoint]]
+        self,
+        batch: Sequence[tuple[OrchestrationWorkItem, OrchestrationCheckpoint]],
+        claim: ActivityClaim | None = None,
     ) -> BatchOutcome:
         if not batch:
             return BatchOutcome([])
-        check = self._in(
-            self._sql.queue_locks_in,
-            (self.task_hub,),
-            list(dict.fromkeys(item.instance_id for item, _ in batch)),
-        )
+        instance_ids = list(dict.fromkeys(item.instance_id for item, _ in batch))
+        check = self._in(self._sql.queue_locks_in, (self.task_hub,), instance_ids)
+        claims = _Claims.of(batch, claim, self._now_micros()) if claim is not None else None
+        work = Work.of_checkpoints(checkpoint for _, checkpoint in batch)
+        then: Callable[[Cursor], None] | None = None
+        visible: Callable[[], None] | None = None
+        if claims is not None:
+            if claims.all_tasks:  # nothing is left for the pollers
+                work &= ~Work.ACTIVITIES
+            claimed_in = self._in(
+                self._sql.activity_claimed_in, (self.task_hub, claims.token), instance_ids
+            )
+
+            def then(cur: Cursor) -> None:
+                claims.rows = self._fetch(cur, claimed_in)
+
+            visible = claims.hand_over
 
         def held(cur: Cursor, now: int) -> set[tuple[Any, str]]:
             return {
@@ -898,8 +956,8 @@ class RelationalProvider(StorageProvider):
             held,
             lambda pair: (pair[0].instance_id, pair[0].lock_token),
             lambda pair: _lock_lost(pair[0]),
-            self._checkpoint_script,
-            Work.of_checkpoints(checkpoint for _, checkpoint in batch),
+            lambda pairs: self._checkpoint_script(pairs, claims),
+            work,
             status_changed=[
                 item.instance_id
                 for item, checkpoint in batch
@@ -909,11 +967,14 @@ class RelationalProvider(StorageProvider):
                     or item.instance.runtime_status is not checkpoint.instance.runtime_status
                 )
             ],
+            then=then,
+            visible=visible,
         )
 
-    def _checkpoint_script(self, pairs: list[_Completion]) -> Script:
+    def _checkpoint_script(self, pairs: list[_Completion], claims: _Claims | None = None) -> Script:
         """The statements that apply ``pairs`` (built outside the transaction: encoding the
-        events is most of a commit's Python work)."""
+        events is most of a commit's Python work); the tasks ``claims`` names are inserted
+        locked."""
         s, hub, now = self._sql, self.task_hub, self._now_micros()
         script: Script = []
         consumed = [message_id for item, _ in pairs for message_id in item.provider_data]
@@ -948,15 +1009,27 @@ class RelationalProvider(StorageProvider):
                 if cp.instance is not None
             ],
         )
-        if any(cp.activity_tasks for _, cp in pairs):
+        tasks = [t for _, cp in pairs for t in cp.activity_tasks]
+        if claims is not None:
+            locked = [t for t in tasks if (t.instance_id, t.task_id) in claims.tasks]
+            tasks = [t for t in tasks if (t.instance_id, t.task_id) not in claims.tasks]
+            lock = (claims.expires, 1, claims.worker_id, claims.token)
+            self._rows(
+                script,
+                s.activity_insert_claimed,
+                [
+                    (hub, t.instance_id, t.execution_id, t.task_id, t.name, t.input, *lock)
+                    for t in locked
+                ],
+            )
+        if tasks:
             self._work_may_be_added(s.activity_peek)
         self._rows(
             script,
             s.activity_insert,
             [
                 (hub, t.instance_id, t.execution_id, t.task_id, t.name, t.input, now, 0)
-                for _, cp in pairs
-                for t in cp.activity_tasks
+                for t in tasks
             ],
         )
         self._enqueue(script, [m for _, cp in pairs for m in cp.messages], now)
@@ -1055,12 +1128,50 @@ class RelationalProvider(StorageProvider):
     ) -> list[Exception | None]:
         return self._complete_activities(batch).errors
 
+    def complete_activities_and_claim(
+        self,
+        batch: Sequence[tuple[ActivityWorkItem, OrchestrationMessage]],
+        claim: OrchestrationClaim,
+    ) -> list[Exception | None]:
+        return self._complete_activities(batch, claim).errors
+
     def _complete_activities(
-        self, batch: Sequence[tuple[ActivityWorkItem, OrchestrationMessage]]
+        self,
+        batch: Sequence[tuple[ActivityWorkItem, OrchestrationMessage]],
+        claim: OrchestrationClaim | None = None,
     ) -> BatchOutcome:
         if not batch:
             return BatchOutcome([])
         s, hub = self._sql, self.task_hub
+        then: Callable[[Cursor], None] | None = None
+        visible: Callable[[], None] | None = None
+        work: Work | None = Work.of_messages(result for _, result in batch)
+        if claim is not None and claim.max_count > 0:
+            work = None  # visible() wakes pollers for the instances left unclaimed
+            targets = list(dict.fromkeys(result.instance_id for _, result in batch))
+            taken: list[_Locked] = []
+
+            def then(cur: Cursor) -> None:
+                # Runs in every attempt: only the committed attempt's locks are handed over.
+                taken.clear()
+                now = self._now_micros()
+                candidates = self._fetch(cur, self._in(s.queue_claim_in, (hub, now), targets))
+                taken.append(
+                    self._lock_candidates(
+                        cur, candidates[: claim.max_count], claim.worker_id, claim.lock_timeout, now
+                    )
+                )
+
+            def visible() -> None:
+                items = self._orchestration_items(taken[0]) if taken else []
+                held = {item.instance_id for item in items}
+                left = Work.of_messages(r for _, r in batch if r.instance_id not in held)
+                if left is not Work.NONE:  # instances for the pollers
+                    self._work_may_be_added(s.queue_peek)
+                self.changes.notify((), work=left)
+                if items:
+                    claim.start(items)
+
         check = self._in(s.activity_locks_in, (hub,), [item.provider_data for item, _ in batch])
 
         def held(cur: Cursor, now: int) -> set[tuple[Any, str]]:
@@ -1072,7 +1183,7 @@ class RelationalProvider(StorageProvider):
 
         def prepare(pairs: list[tuple[ActivityWorkItem, OrchestrationMessage]]) -> Script:
             script = self._in(s.activity_delete_ids, (), [item.provider_data for item, _ in pairs])
-            self._enqueue(script, [m for _, m in pairs], self._now_micros())
+            self._enqueue(script, [m for _, m in pairs], self._now_micros(), work is not None)
             return script
 
         return self._commit_batch(
@@ -1081,12 +1192,14 @@ class RelationalProvider(StorageProvider):
             lambda pair: (pair[0].provider_data, pair[0].lock_token),
             lambda pair: _activity_lock_lost(pair[0]),
             prepare,
-            Work.of_messages(result for _, result in batch),
+            work,
             # An activity result need not wait for the disk: losing it in a crash only runs
             # the activity again (at least once, as after a crash before its commit), and the
             # step that consumes it commits durably, which takes the result to the disk too.
             durable=False,
             status_changed=(),  # results change no instance record
+            then=then,
+            visible=visible,
         )
 
     def abandon_activity_work_item(
@@ -1147,11 +1260,84 @@ def _dead_letter_key(dead_letter_id: str) -> int | None:
     return int(dead_letter_id) if dead_letter_id.isdigit() else None
 
 
+class _Locked:
+    """Instances a transaction locked as orchestration work items, and what their items are
+    built from once it has committed."""
+
+    __slots__ = ("candidates", "expires", "messages", "records", "token")
+
+    def __init__(self, candidates: list[tuple[str, int]], token: str, expires: int) -> None:
+        #: (instance id, dequeue count) of the claimable instances looked at.
+        self.candidates = candidates
+        self.token = token
+        self.expires = expires
+        #: Visible (row id, body) inbox rows of each instance locked.
+        self.messages: dict[str, list[tuple[int, str]]] = {}
+        #: The instance rows of those instances.
+        self.records: dict[str, Any] = {}
+
+
+class _Claims:
+    """The activity tasks one completion call claims (eager activities): the first
+    ``max_count`` of its checkpoints', by (instance id, task id), under one token."""
+
+    __slots__ = ("all_tasks", "claim", "expires", "rows", "tasks", "token", "worker_id")
+
+    def __init__(
+        self, tasks: dict[tuple[str, int], ActivityTask], claim: ActivityClaim, expires: int
+    ) -> None:
+        self.tasks = tasks
+        self.claim = claim
+        self.worker_id = claim.worker_id
+        self.expires = expires
+        self.token = new_lock_token()
+        #: (row id, instance id, execution id, task id) of the claimed rows, once committed.
+        self.rows: list[Any] = []
+        self.all_tasks = False
+
+    @classmethod
+    def of(cls, batch: Sequence[_Completion], claim: ActivityClaim, now: int) -> _Claims:
+        tasks: dict[tuple[str, int], ActivityTask] = {}
+        total = 0
+        for _, checkpoint in batch:
+            for task in checkpoint.activity_tasks:
+                total += 1
+                if len(tasks) < claim.max_count:
+                    tasks[task.instance_id, task.task_id] = task
+        claims = cls(tasks, claim, now + _micros(claim.lock_timeout))
+        claims.all_tasks = len(tasks) == total
+        return claims
+
+    def hand_over(self) -> None:
+        """Give the claimed tasks to the worker (once their transaction is visible)."""
+        items = self.work_items()
+        if items:
+            self.claim.start(items)
+
+    def work_items(self) -> list[ActivityWorkItem]:
+        """The claimed tasks the committed transaction holds, as work items."""
+        locked_until = from_micros(self.expires)
+        items = []
+        for row_id, instance_id, execution_id, task_id in self.rows:
+            task = self.tasks.get((instance_id, task_id))
+            if task is not None and task.execution_id == execution_id:
+                items.append(ActivityWorkItem(task, self.token, locked_until, 1, row_id))
+        return items
+
+
 class _Write:
     """:meth:`RelationalProvider._write`: the engine's transaction, then the wake-up and the
     wait for the disk (a class, not a generator: it runs for every transaction)."""
 
-    __slots__ = ("_context", "_durable", "_notify", "_provider", "_status_changed", "_transaction")
+    __slots__ = (
+        "_context",
+        "_durable",
+        "_notify",
+        "_provider",
+        "_status_changed",
+        "_transaction",
+        "_visible",
+    )
 
     def __init__(
         self,
@@ -1159,11 +1345,13 @@ class _Write:
         durable: bool,
         notify: Work | None,
         status_changed: Collection[str] | None,
+        visible: Callable[[], None] | None = None,
     ) -> None:
         self._provider = provider
         self._durable = durable
         self._notify = notify
         self._status_changed = status_changed
+        self._visible = visible
 
     def __enter__(self) -> Cursor:
         self._context = self._provider.transaction(self._durable)
@@ -1181,6 +1369,8 @@ class _Write:
             return
         if self._notify is not None:
             self._provider.changes.notify(self._status_changed, work=self._notify)
+        if self._visible is not None:
+            self._visible()
         wait_durable = self._transaction.wait_durable
         if wait_durable is not None:
             wait_durable()

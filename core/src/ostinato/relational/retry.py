@@ -27,10 +27,12 @@ from typing import Any, TypeVar
 from ostinato.errors import ProviderError
 from ostinato.history import HistoryEvent
 from ostinato.provider import (
+    ActivityClaim,
     ActivityWorkItem,
     InstanceQuery,
     InstanceRecord,
     OrchestrationCheckpoint,
+    OrchestrationClaim,
     OrchestrationMessage,
     OrchestrationWorkItem,
     Page,
@@ -160,6 +162,14 @@ class RetriesTransientErrors:
         parent: Any = super()
         return self._retrying_batch(lambda: parent._complete_orchestrations(batch))
 
+    def complete_and_claim_activities(
+        self,
+        batch: Sequence[tuple[OrchestrationWorkItem, OrchestrationCheckpoint]],
+        claim: ActivityClaim,
+    ) -> list[Exception | None]:
+        parent: Any = super()
+        return self._retrying_batch(lambda: parent._complete_orchestrations(batch, claim))
+
     def abandon_orchestration_work_item(
         self, item: OrchestrationWorkItem, delay: timedelta | None = None
     ) -> None:
@@ -185,6 +195,14 @@ class RetriesTransientErrors:
     ) -> list[Exception | None]:
         parent: Any = super()
         return self._retrying_batch(lambda: parent._complete_activities(batch))
+
+    def complete_activities_and_claim(
+        self,
+        batch: Sequence[tuple[ActivityWorkItem, OrchestrationMessage]],
+        claim: OrchestrationClaim,
+    ) -> list[Exception | None]:
+        parent: Any = super()
+        return self._retrying_batch(lambda: parent._complete_activities(batch, claim))
 
     def abandon_activity_work_item(
         self, item: ActivityWorkItem, delay: timedelta | None = None

@@ -28,6 +28,7 @@ from ostinato.relational.schema import (
 )
 
 __all__ = [
+    "ACTIVITY_CLAIMED_INSERT_COLUMNS",
     "ACTIVITY_INSERT_COLUMNS",
     "HISTORY_COLUMNS",
     "INBOX_COLUMNS",
@@ -55,6 +56,8 @@ ACTIVITY_INSERT_COLUMNS = (
     "visible_at",
     "dequeue_count",
 )
+#: A task locked as it is enqueued (eager activities): its lock is ``visible_at`` and these.
+ACTIVITY_CLAIMED_INSERT_COLUMNS = (*ACTIVITY_INSERT_COLUMNS, "locked_by", "lock_token")
 INSTANCE_ROW_COLUMNS = ("task_hub", *INSTANCE_COLUMNS)
 
 
@@ -170,6 +173,15 @@ class Statements:
             limit=True,
             lock=RowLock.CLAIM,
         )
+        #: hub, now, ids: which of these instances are claimable (eager orchestrations)
+        self.queue_claim_in = cache(
+            lambda n: d.select(
+                "instance_id, dequeue_count",
+                q,
+                f"task_hub = {p} AND visible_at <= {p} AND instance_id IN ({d.params(n)})",
+                lock=RowLock.CLAIM,
+            )
+        )
         #: hub, now, 1
         self.queue_peek = d.select(
             "1", q, f"task_hub = {p} AND visible_at <= {p}", limit=True, lock=RowLock.PROBE
@@ -263,6 +275,16 @@ class Statements:
         # -- activities ---------------------------------------------------------------------
         #: n rows of ACTIVITY_INSERT_COLUMNS
         self.activity_insert = cache(lambda n: d.insert(a, ACTIVITY_INSERT_COLUMNS, n))
+        #: n rows of ACTIVITY_CLAIMED_INSERT_COLUMNS
+        self.activity_insert_claimed = cache(
+            lambda n: d.insert(a, ACTIVITY_CLAIMED_INSERT_COLUMNS, n)
+        )
+        #: hub, token, instance ids: the tasks a commit claimed, to hand them out
+        self.activity_claimed_in = in_list(
+            f"SELECT id, instance_id, execution_id, task_id FROM {a} "
+            f"WHERE task_hub = {p} AND lock_token = {p} AND",
+            "instance_id",
+        )
         #: hub, now, limit
         self.activity_claim = d.select(
             "id, instance_id, execution_id, task_id, name, input, dequeue_count",

@@ -147,6 +147,8 @@ class SqliteProvider(RelationalProvider):
         # One file has one writer: a second process adds a little (its Python work overlaps
         # the other's commits); more only take turns on the write lock (docs/scaling.md).
         worker_processes=2,
+        eager_activities=True,
+        eager_orchestrations=True,
     )
 
     def __init__(
@@ -189,6 +191,8 @@ class SqliteProvider(RelationalProvider):
                 max_payload_bytes=SqliteProvider.capabilities.max_payload_bytes,
                 multi_process=False,
                 lock_expiry=True,
+                eager_activities=True,
+                eager_orchestrations=True,
             )
         self._mutex = threading.RLock() if self.in_memory else _file_mutex(path)
         #: Taken after the mutex around each write transaction (file databases).

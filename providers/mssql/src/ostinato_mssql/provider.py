@@ -121,6 +121,8 @@ class SqlServerProvider(RetriesTransientErrors, RelationalProvider):
         max_payload_bytes=256 * 1024 * 1024,
         multi_process=True,
         lock_expiry=True,
+        eager_activities=True,
+        eager_orchestrations=True,
     )
 
     def __init__(

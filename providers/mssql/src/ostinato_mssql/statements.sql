@@ -106,6 +106,9 @@ UPDATE [ostinato].[ostinato_activities] SET visible_at = ?, locked_by = NULL, lo
 -- toolkit: activity_claim
 SELECT id, instance_id, execution_id, task_id, name, input, dequeue_count FROM [ostinato].[ostinato_activities] WITH (UPDLOCK, READPAST, ROWLOCK) WHERE task_hub = ? AND visible_at <= ? ORDER BY visible_at, id OFFSET 0 ROWS FETCH NEXT ? ROWS ONLY;
 
+-- toolkit: activity_claimed_in (2 rows or ids)
+SELECT id, instance_id, execution_id, task_id FROM [ostinato].[ostinato_activities] WHERE task_hub = ? AND lock_token = ? AND instance_id IN (?, ?);
+
 -- toolkit: activity_delete
 DELETE FROM [ostinato].[ostinato_activities] WHERE task_hub = ? AND instance_id = ?;
 
@@ -114,6 +117,9 @@ DELETE FROM [ostinato].[ostinato_activities] WHERE id IN (?, ?);
 
 -- toolkit: activity_insert (2 rows or ids)
 INSERT INTO [ostinato].[ostinato_activities] (task_hub, instance_id, execution_id, task_id, name, input, visible_at, dequeue_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?, ?, ?);
+
+-- toolkit: activity_insert_claimed (2 rows or ids)
+INSERT INTO [ostinato].[ostinato_activities] (task_hub, instance_id, execution_id, task_id, name, input, visible_at, dequeue_count, locked_by, lock_token) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
 
 -- toolkit: activity_lock (2 rows or ids)
 UPDATE [ostinato].[ostinato_activities] SET visible_at = ?, locked_by = ?, lock_token = ?, dequeue_count = dequeue_count + 1 WHERE id IN (?, ?);
@@ -195,6 +201,9 @@ MERGE [ostinato].[ostinato_instances] WITH (HOLDLOCK) AS target USING (VALUES (?
 
 -- toolkit: queue_claim
 SELECT instance_id, dequeue_count FROM [ostinato].[ostinato_orchestration_queue] WITH (UPDLOCK, READPAST, ROWLOCK) WHERE task_hub = ? AND visible_at <= ? ORDER BY visible_at OFFSET 0 ROWS FETCH NEXT ? ROWS ONLY;
+
+-- toolkit: queue_claim_in (2 rows or ids)
+SELECT instance_id, dequeue_count FROM [ostinato].[ostinato_orchestration_queue] WITH (UPDLOCK, READPAST, ROWLOCK) WHERE task_hub = ? AND visible_at <= ? AND instance_id IN (?, ?);
 
 -- toolkit: queue_delete
 DELETE FROM [ostinato].[ostinato_orchestration_queue] WHERE task_hub = ? AND instance_id = ?;

@@ -205,6 +205,8 @@ class PostgresProvider(RetriesTransientErrors, RelationalProvider):
         max_payload_bytes=256 * 1024 * 1024,
         multi_process=True,
         lock_expiry=True,
+        eager_activities=True,
+        eager_orchestrations=True,
     )
 
     def __init__(
