@@ -156,10 +156,10 @@ MUTANTS: list[Mutant] = [
         "R12",
         "sqlite",
         RELATIONAL,
-        "            expires = now + _micros(lock_timeout)\n"
-        "            self._run(cur, self._in(s.queue_lock,",
-        "            expires = now + lock_timeout // timedelta(milliseconds=1)\n"
-        "            self._run(cur, self._in(s.queue_lock,",
+        "        expires = now + _micros(lock_timeout)\n"
+        "        locked = _Locked(candidates, token, expires)",
+        "        expires = now + lock_timeout // timedelta(milliseconds=1)\n"
+        "        locked = _Locked(candidates, token, expires)",
         "Unit: the lock's expiry computed in milliseconds against a clock in microseconds, so "
         "locks expire a thousand times too soon.",
     ),
@@ -233,6 +233,54 @@ MUTANTS: list[Mutant] = [
         "A condition inverted in the transaction's exit (found by Cosmic Ray): committed "
         "writes never signal provider.changes, so in-process workers and clients wake only at "
         "their poll timeouts; every result stays right, only late.",
+    ),
+    Mutant(
+        "R21",
+        "sqlite",
+        RELATIONAL,
+        "lock = (claims.expires, 1, claims.worker_id, claims.token)",
+        "lock = (now, 1, claims.worker_id, claims.token)",
+        "Eager activities: claimed tasks inserted with their lock already over (the enqueue "
+        "time where the expiry belongs): another worker polls them while the committing "
+        "worker runs them, so each runs twice at once.",
+    ),
+    Mutant(
+        "R22",
+        "sqlite",
+        RELATIONAL,
+        "lock = (claims.expires, 1, claims.worker_id, claims.token)",
+        "lock = (claims.expires, 0, claims.worker_id, claims.token)",
+        "Eager activities: a claimed task's delivery is not counted, so after a crash the next "
+        "hand-out looks like a first delivery and a poison task gets one more run than "
+        "max_delivery_attempts allows.",
+    ),
+    Mutant(
+        "R23",
+        "sqlite",
+        RELATIONAL,
+        "                if len(tasks) < claim.max_count:",
+        "                if len(tasks) <= claim.max_count:",
+        "Eager activities: an off-by-one in the claim's room: one task more than the worker "
+        "has slots for is locked to it and waits there, unseen by other workers.",
+    ),
+    Mutant(
+        "R24",
+        "sqlite",
+        RELATIONAL,
+        "self._in(s.queue_claim_in, (hub, now), targets)",
+        "self._in(s.queue_claim_in, (hub, now + _micros(claim.lock_timeout)), targets)",
+        "Eager orchestrations: instances claimable by the end of the new lock rather than now: "
+        "an instance another worker holds is locked a second time when a result arrives for "
+        "it, and two workers run its steps at once.",
+    ),
+    Mutant(
+        "R25",
+        "sqlite",
+        RELATIONAL,
+        "cur, candidates[: claim.max_count], claim.worker_id, claim.lock_timeout, now",
+        "cur, candidates[: claim.max_count + 1], claim.worker_id, claim.lock_timeout, now",
+        "Eager orchestrations: an off-by-one in the claim's room: one instance more than the "
+        "worker has room for is locked to it and waits there, unseen by other workers.",
     ),
     # -- SQLite -----------------------------------------------------------------------------
     Mutant(

@@ -34,11 +34,13 @@ from ostinato.history import (
 )
 from ostinato.ids import validate_instance_id
 from ostinato.provider import (
+    ActivityClaim,
     ActivityTask,
     ActivityWorkItem,
     InstanceQuery,
     InstanceRecord,
     OrchestrationCheckpoint,
+    OrchestrationClaim,
     OrchestrationMessage,
     OrchestrationWorkItem,
     ProviderCapabilities,
@@ -439,7 +441,13 @@ class ProviderContractTests(ConformanceTestBase):
         self, provider: StorageProvider
     ) -> None:
         faulty = FaultInjectingProvider(provider, FaultPlan())
-        crash_first_result = _CrashFirst(faulty, "complete_activity_work_item")
+        crash_first_result = _CrashFirst(
+            faulty,
+            # The call the worker commits results with.
+            "complete_activities_and_claim"
+            if provider.capabilities.eager_orchestrations
+            else "complete_activity_work_item",
+        )
         with running_worker(faulty, lock_timeout=SHORT_LOCK):
             client = ot.Client(faulty)
             iid = client.schedule_new_orchestration(hello_cities)
@@ -448,6 +456,254 @@ class ProviderContractTests(ConformanceTestBase):
         assert crash_first_result.fired
         runs = sum(n for (i, _), n in activity_runs.items() if i == iid)
         assert runs >= 4, f"3 activities ran {runs} times although one result was lost"
+
+    # -- eager activities: tasks claimed by the commit that enqueues them ----------------------
+    def _claiming(
+        self,
+        provider: StorageProvider,
+        count: int,
+        max_count: int,
+        lock_timeout: timedelta = LONG_LOCK,
+    ) -> tuple[InstanceRecord, list[Exception | None], list[ActivityWorkItem]]:
+        """Run ``act`` to a step that schedules ``count`` tasks, committed with a claim of up
+        to ``max_count``; the record, the per-item results and the tasks handed to ``start``
+        (checked to have been handed over once, before the call returned)."""
+        record = create(provider, "act")
+        item = lock_orchestration(provider)
+        assert item is not None
+        running = record.with_changes(runtime_status=OrchestrationStatus.RUNNING, history_size=1)
+        handed: list[list[ActivityWorkItem]] = []
+        claim = ActivityClaim("worker-1", lock_timeout, max_count, handed.append)
+        errors = provider.complete_and_claim_activities(
+            [
+                (
+                    item,
+                    OrchestrationCheckpoint(
+                        instance=running,
+                        new_history=[m.event for m in item.messages],
+                        activity_tasks=[
+                            activity_task(record, n, json.dumps(n)) for n in range(count)
+                        ],
+                    ),
+                )
+            ],
+            claim,
+        )
+        assert len(handed) <= 1, f"start was called {len(handed)} times"
+        claimed = handed[0] if handed else []
+        assert handed != [[]], "start was called with no tasks"
+        return running, errors, claimed
+
+    def test_claimed_activity_tasks_are_locked_for_the_committing_worker(
+        self, provider: StorageProvider
+    ) -> None:
+        record, errors, claimed = self._claiming(provider, 3, 2)
+        assert errors == [None]
+        if provider.capabilities.eager_activities:
+            assert len(claimed) == 2, f"claimed {len(claimed)} of 3 tasks with room for 2"
+        assert len(claimed) <= 2, f"claimed {len(claimed)} tasks with room for 2"
+        expected = {n: activity_task(record, n, json.dumps(n)) for n in range(3)}
+        for item in claimed:
+            assert item.task == expected[item.task.task_id], "a claimed task did not round-trip"
+            assert item.dequeue_count == 1, "a claimed task is a first delivery"
+            assert item.locked_until > utcnow(), "a claimed task's lock is already over"
+        polled = []
+        while (other := lock_activity(provider, "worker-2", timeout=BRIEFLY)) is not None:
+            polled.append(other)
+        ids = sorted(i.task.task_id for i in claimed + polled)
+        assert ids == [0, 1, 2], f"tasks handed out (claimed and polled): {ids}, each once"
+        for item in claimed + polled:
+            provider.complete_activity_work_item(item, task_result(record, item))
+        results = lock_orchestration(provider)
+        assert results is not None
+        got = sorted(m.event.task_scheduled_id for m in results.messages)  # type: ignore[attr-defined]
+        assert got == [0, 1, 2], f"results delivered: {got}"
+
+    def test_claimed_activity_task_is_renewed_and_abandoned_like_a_polled_one(
+        self, provider: StorageProvider
+    ) -> None:
+        _, _, claimed = self._claiming(provider, 1, 1)
+        if not claimed:
+            assert not provider.capabilities.eager_activities, "no task was claimed"
+            return
+        (item,) = claimed
+        provider.renew_activity_work_item_lock(item, LONG_LOCK)
+        assert lock_activity(provider, "worker-2", timeout=BRIEFLY) is None
+        provider.abandon_activity_work_item(item)
+        again = lock_activity(provider, "worker-2")
+        assert again is not None, "an abandoned claimed task was lost"
+        assert again.task == item.task and again.dequeue_count == 1
+
+    @requires("lock_expiry")
+    def test_claimed_activity_task_is_handed_out_again_after_its_lock_expires(
+        self, provider: StorageProvider
+    ) -> None:
+        record, _, claimed = self._claiming(provider, 1, 1, SHORT_LOCK)
+        if not claimed:
+            assert not provider.capabilities.eager_activities, "no task was claimed"
+            return
+        (stale,) = claimed
+        assert lock_activity(provider, "worker-2", timeout=BRIEFLY) is None, (
+            "a claimed task was handed to another worker while its lock held"
+        )
+        time.sleep(PAST_SHORT_LOCK)
+        fresh = lock_activity(provider, "worker-2")
+        assert fresh is not None, "the claimed task of a crashed worker was never handed out again"
+        assert fresh.task == stale.task and fresh.dequeue_count == 2
+        with pytest.raises(WorkItemLockLost):
+            provider.complete_activity_work_item(stale, task_result(record, stale))
+        provider.complete_activity_work_item(fresh, task_result(record, fresh))
+
+    @requires("lock_expiry")
+    def test_claiming_commit_of_lost_work_items_claims_only_the_held_ones_tasks(
+        self, provider: StorageProvider
+    ) -> None:
+        """A claiming batch with a work item whose lock was taken over and one still held:
+        only the held item's tasks are enqueued and claimed."""
+        create(provider, "lost")
+        stale = lock_orchestration(provider, "slow-worker", SHORT_LOCK)
+        assert stale is not None
+        time.sleep(PAST_SHORT_LOCK)
+        fresh = lock_orchestration(provider, "worker-2")
+        assert fresh is not None and fresh.instance_id == "lost"
+        kept = create(provider, "kept")
+        held = lock_orchestration(provider, "slow-worker")
+        assert held is not None and held.instance_id == "kept"
+        lost_record = new_record("lost")
+        handed: list[list[ActivityWorkItem]] = []
+        errors = provider.complete_and_claim_activities(
+            [
+                (
+                    stale,
+                    OrchestrationCheckpoint(
+                        instance=None, activity_tasks=[activity_task(lost_record, 7, "7")]
+                    ),
+                ),
+                (
+                    held,
+                    OrchestrationCheckpoint(
+                        instance=None, activity_tasks=[activity_task(kept, 8, "8")]
+                    ),
+                ),
+            ],
+            ActivityClaim("slow-worker", LONG_LOCK, 10, handed.append),
+        )
+        assert isinstance(errors[0], WorkItemLockLost) and errors[1] is None, errors
+        claimed = [item for batch in handed for item in batch]
+        assert all(item.task.instance_id == "kept" for item in claimed), (
+            "a task of a work item whose lock was lost was claimed"
+        )
+        polled = []
+        while (other := lock_activity(provider, "worker-3", timeout=BRIEFLY)) is not None:
+            polled.append(other)
+        ids = sorted((i.task.instance_id, i.task.task_id) for i in claimed + polled)
+        assert ids == [("kept", 8)], f"tasks enqueued: {ids} (only the held item's)"
+
+    # -- eager orchestrations: instances claimed by the commit of their activity results -------
+    def _results_claiming(
+        self,
+        provider: StorageProvider,
+        pairs: list[tuple[ActivityWorkItem, OrchestrationMessage]],
+        max_count: int,
+        lock_timeout: timedelta = LONG_LOCK,
+    ) -> tuple[list[Exception | None], list[OrchestrationWorkItem]]:
+        """Complete ``pairs`` with a claim of up to ``max_count`` instances; the per-item
+        results and the instances handed to ``start`` (checked to have been handed over
+        once, before the call returned)."""
+        handed: list[list[OrchestrationWorkItem]] = []
+        claim = OrchestrationClaim("worker-1", lock_timeout, max_count, handed.append)
+        errors = provider.complete_activities_and_claim(pairs, claim)
+        assert len(handed) <= 1, f"start was called {len(handed)} times"
+        assert handed != [[]], "start was called with no instances"
+        return errors, handed[0] if handed else []
+
+    def _two_instances_with_a_task_each(
+        self, provider: StorageProvider
+    ) -> list[tuple[InstanceRecord, ActivityWorkItem]]:
+        running = []
+        for instance_id in ("one", "two"):
+            record = create(provider, instance_id)
+            item = lock_orchestration(provider)
+            assert item is not None and item.instance_id == instance_id
+            record = record.with_changes(runtime_status=OrchestrationStatus.RUNNING, history_size=1)
+            provider.complete_orchestration_work_item(
+                item,
+                OrchestrationCheckpoint(
+                    instance=record,
+                    new_history=[m.event for m in item.messages],
+                    activity_tasks=[activity_task(record, 0, "0")],
+                ),
+            )
+            task = lock_activity(provider)
+            assert task is not None and task.task.instance_id == instance_id
+            running.append((record, task))
+        return running
+
+    def test_claimed_instances_are_locked_for_the_worker_that_committed_their_results(
+        self, provider: StorageProvider
+    ) -> None:
+        running = self._two_instances_with_a_task_each(provider)
+        errors, claimed = self._results_claiming(
+            provider, [(task, task_result(record, task)) for record, task in running], 1
+        )
+        assert errors == [None, None]
+        if provider.capabilities.eager_orchestrations:
+            assert len(claimed) == 1, f"claimed {len(claimed)} of 2 idle instances, room for 1"
+        assert len(claimed) <= 1, f"claimed {len(claimed)} instances with room for 1"
+        records = {record.instance_id: record for record, _ in running}
+        for item in claimed:
+            assert [type(m.event) for m in item.messages] == [TaskCompleted]
+            assert item.dequeue_count == 1, "a claimed instance is a first delivery"
+            assert_same_record(item.instance, records[item.instance_id])
+        polled = []
+        while (other := lock_orchestration(provider, "worker-2", timeout=BRIEFLY)) is not None:
+            polled.append(other)
+        ids = sorted(item.instance_id for item in claimed + polled)
+        assert ids == ["one", "two"], f"instances handed out (claimed and polled): {ids}"
+        for item in claimed + polled:
+            consume(provider, item, runtime_status=OrchestrationStatus.COMPLETED)
+        for record, _ in running:
+            stored = provider.get_instance(record.instance_id)
+            assert stored is not None and stored.runtime_status is OrchestrationStatus.COMPLETED
+
+    def test_claiming_results_leaves_an_instance_another_worker_holds(
+        self, provider: StorageProvider
+    ) -> None:
+        ((record, task), _) = self._two_instances_with_a_task_each(provider)
+        provider.send_message(event_message(record.instance_id, 1))
+        holder = lock_orchestration(provider, "worker-2")
+        assert holder is not None and holder.instance_id == record.instance_id
+        errors, claimed = self._results_claiming(provider, [(task, task_result(record, task))], 5)
+        assert errors == [None]
+        assert claimed == [], "an instance another worker holds was claimed"
+        consume(provider, holder)
+        after = lock_orchestration(provider, "worker-3")
+        assert after is not None and [type(m.event) for m in after.messages] == [TaskCompleted], (
+            "the result for a held instance was not handed out once its holder finished"
+        )
+
+    @requires("lock_expiry")
+    def test_claimed_instance_is_handed_out_again_after_its_lock_expires(
+        self, provider: StorageProvider
+    ) -> None:
+        ((record, task), _) = self._two_instances_with_a_task_each(provider)
+        _, claimed = self._results_claiming(
+            provider, [(task, task_result(record, task))], 1, SHORT_LOCK
+        )
+        if not claimed:
+            assert not provider.capabilities.eager_orchestrations, "no instance was claimed"
+            return
+        (stale,) = claimed
+        assert lock_orchestration(provider, "worker-2", timeout=BRIEFLY) is None, (
+            "a claimed instance was handed to another worker while its lock held"
+        )
+        time.sleep(PAST_SHORT_LOCK)
+        fresh = lock_orchestration(provider, "worker-2")
+        assert fresh is not None and fresh.instance_id == stale.instance_id
+        assert fresh.dequeue_count == 2, "the expired claim was not counted as a delivery"
+        with pytest.raises(WorkItemLockLost):
+            consume(provider, stale)
+        consume(provider, fresh)
 
     # -- exactly-once state changes -----------------------------------------------------------
     def test_complete_applies_the_whole_checkpoint(self, provider: StorageProvider) -> None:
@@ -691,7 +947,7 @@ class ProviderContractTests(ConformanceTestBase):
 
     @requires("lock_expiry")
     @pytest.mark.parametrize("kind", [FaultKind.CRASH_BEFORE, FaultKind.CRASH_AFTER])
-    @pytest.mark.parametrize("call", [1, 2, 3, 4, 5, 6, 8, 10])
+    @pytest.mark.parametrize("call", [1, 2, 3, 4, 5, 6, 7, 8])
     def test_no_message_is_lost_when_the_worker_crashes_between_provider_calls(
         self, provider: StorageProvider, kind: FaultKind, call: int
     ) -> None:
@@ -1715,7 +1971,8 @@ def _starts_a_sub_orchestration(checkpoint: OrchestrationCheckpoint) -> bool:
 
 
 class _CrashFirst:
-    """Makes the first call of ``method`` on a fault-injecting provider crash before the call."""
+    """Makes the first call of ``method`` on a fault-injecting provider crash before the call
+    (its work item, or every work item of its batch, held by a crashed worker)."""
 
     def __init__(self, faulty: FaultInjectingProvider, method: str) -> None:
         self.fired = False
@@ -1724,9 +1981,12 @@ class _CrashFirst:
         def wrapper(*args: object) -> object:
             if not self.fired:
                 self.fired = True
-                token = getattr(args[0], "lock_token", None)
-                if isinstance(token, str):
-                    faulty._kill(token)
+                first = args[0]
+                items = [pair[0] for pair in first] if isinstance(first, list) else [first]
+                for item in items:
+                    token = getattr(item, "lock_token", None)
+                    if isinstance(token, str):
+                        faulty._kill(token)
                 raise InjectedFault(f"injected crash before {method}")
             return original(*args)
 

@@ -31,14 +31,15 @@ from __future__ import annotations
 import enum
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from ostinato.errors import ProviderError
 from ostinato.history import HistoryEvent
 from ostinato.provider import (
+    ActivityClaim,
     ActivityWorkItem,
     ChangeSignal,
     DeadLetter,
@@ -46,6 +47,7 @@ from ostinato.provider import (
     InstanceRecord,
     InstanceSnapshot,
     OrchestrationCheckpoint,
+    OrchestrationClaim,
     OrchestrationMessage,
     OrchestrationWorkItem,
     Page,
@@ -300,6 +302,73 @@ class FaultInjectingProvider(StorageProvider):
             token=item.lock_token,
             partial=lambda: self._send_outbound(checkpoint),
         )
+
+    def complete_and_claim_activities(
+        self,
+        batch: Sequence[tuple[OrchestrationWorkItem, OrchestrationCheckpoint]],
+        claim: ActivityClaim,
+    ) -> list[Exception | None]:
+        if self._partial_when is not None:  # one item at a time, to find the one to cut short
+            return super().complete_and_claim_activities(batch, claim)
+        handed: list[ActivityWorkItem] = []
+        return self._claiming_call(
+            "complete_and_claim_activities",
+            [item.lock_token for item, _ in batch],
+            lambda: self.inner.complete_and_claim_activities(
+                batch, replace(claim, start=handed.extend)
+            ),
+            handed,
+            lambda: claim.start(handed),
+        )
+
+    def complete_activities_and_claim(
+        self,
+        batch: Sequence[tuple[ActivityWorkItem, OrchestrationMessage]],
+        claim: OrchestrationClaim,
+    ) -> list[Exception | None]:
+        handed: list[OrchestrationWorkItem] = []
+        return self._claiming_call(
+            "complete_activities_and_claim",
+            [item.lock_token for item, _ in batch],
+            lambda: self.inner.complete_activities_and_claim(
+                batch, replace(claim, start=handed.extend)
+            ),
+            handed,
+            lambda: claim.start(handed),
+        )
+
+    def _claiming_call(
+        self,
+        method: str,
+        tokens: list[str],
+        fn: Callable[[], list[Exception | None]],
+        handed: Sequence[ActivityWorkItem | OrchestrationWorkItem],
+        start: Callable[[], None],
+    ) -> list[Exception | None]:
+        """A batch completion that claims work (eager activities or orchestrations), counted
+        as one call: ``fn`` collects what it claimed in ``handed``; ``start`` hands it to the
+        worker unless the worker crashed. ``CRASH_*`` kill every item of the batch and every
+        claimed one (the claims then wait for their locks to expire)."""
+        for token in tokens:
+            self._check_alive(method, token)
+        kind = self._fault_for(method)
+        if kind is None or kind is FaultKind.HANG:
+            if kind is FaultKind.HANG:
+                time.sleep(self.plan.hang_seconds)
+            errors = fn()
+            if handed:
+                start()
+            return errors
+        if kind in (FaultKind.RAISE_AFTER, FaultKind.CRASH_AFTER, FaultKind.AMBIGUOUS_COMMIT):
+            fn()
+        if kind in (FaultKind.CRASH_BEFORE, FaultKind.CRASH_AFTER):
+            for token in [*tokens, *(item.lock_token for item in handed)]:
+                self._kill(token)
+        elif handed:  # the worker lives on: what the commit claimed for it runs
+            start()
+        if kind is FaultKind.AMBIGUOUS_COMMIT:
+            raise AmbiguousCommit(f"injected {kind.value} in {method}: connection reset")
+        raise InjectedFault(f"injected {kind.value} in {method}")
 
     def _send_outbound(self, checkpoint: OrchestrationCheckpoint) -> None:
         for message in checkpoint.messages:

@@ -62,10 +62,12 @@ from ostinato.history import (
     TaskFailed,
 )
 from ostinato.provider import (
+    ActivityClaim,
     ActivityTask,
     ActivityWorkItem,
     InstanceRecord,
     OrchestrationCheckpoint,
+    OrchestrationClaim,
     OrchestrationMessage,
     OrchestrationWorkItem,
     ProviderCapabilities,
@@ -637,6 +639,53 @@ class ProviderMachine(RuleBasedStateMachine):
                 self._apply(item, checkpoint)
             held.state = "lost"
 
+    @rule(
+        target=activity_items,
+        first=consumes(orchestration_items),
+        second=consumes(orchestration_items),
+        status=st.sampled_from(STATUSES),
+        room=st.sampled_from([0, 1, 3]),
+    )
+    def worker_completes_batch_claiming(
+        self, first: Held, second: Held, status: OrchestrationStatus, room: int
+    ) -> MultipleResults[Held]:
+        """``complete_and_claim_activities`` (eager activities): the batch's outcomes as for
+        ``complete_orchestration_work_items``, and up to ``room`` of the tasks its applied
+        checkpoints enqueue handed to the worker, locked, as first deliveries."""
+        helds = [h for h in (first, second) if h.item is not None]
+        if not helds:
+            return multiple()
+        batch = []
+        for n, held in enumerate(helds):
+            assert isinstance(held.item, OrchestrationWorkItem)
+            batch.append((held.item, self._checkpoint(held.item, status, n + 1, None)))
+        handed: list[list[ActivityWorkItem]] = []
+        claim = ActivityClaim(helds[0].worker, LONG_LOCK, room, handed.append)
+        results = self.provider.complete_and_claim_activities(batch, claim)
+        self._check_batch_results(helds, results)
+        enqueued: dict[str, ActivityTask] = {}
+        for held, (item, checkpoint), result in zip(helds, batch, results, strict=True):
+            if result is None:
+                self._apply(item, checkpoint)
+                enqueued.update((task.key, task) for task in checkpoint.activity_tasks)
+            held.state = "lost"
+        _check(len(handed) <= 1 and [] not in handed, f"start was called with {handed}")
+        claimed = handed[0] if handed else []
+        _check(len(claimed) <= room, f"{len(claimed)} tasks claimed with room for {room}")
+        if self.capabilities.eager_activities:
+            _check(
+                len(claimed) == min(room, len(enqueued)),
+                f"{len(claimed)} of {len(enqueued)} tasks claimed with room for {room}",
+            )
+        for got in claimed:
+            _check(
+                enqueued.get(got.task.key) == got.task,
+                f"claimed task {got.task.task_id} of {got.task.instance_id!r} is not one the "
+                "batch's applied checkpoints enqueued",
+            )
+            _check(got.dequeue_count == 1, f"a claimed task was counted {got.dequeue_count}")
+        return multiple(*(self._hold(claim.worker_id, got, "live") for got in claimed))
+
     @rule(held=consumes(orchestration_items), delayed=st.booleans())
     def worker_abandons(self, held: Held, delayed: bool) -> None:
         item = held.item
@@ -801,6 +850,51 @@ class ProviderMachine(RuleBasedStateMachine):
             if result is None:
                 self._apply_result(held, message)
             held.state = "lost"
+
+    @rule(
+        target=orchestration_items,
+        first=consumes(activity_items),
+        second=consumes(activity_items),
+        room=st.sampled_from([0, 1, 2]),
+    )
+    def worker_completes_activity_batch_claiming(
+        self, first: Held, second: Held, room: int
+    ) -> MultipleResults[Held]:
+        """``complete_activities_and_claim`` (eager orchestrations): the batch's outcomes as
+        for ``complete_activity_work_items``, and up to ``room`` of the instances its results
+        go to locked for the worker, only if no one holds them, as a poll would hand them
+        out."""
+        helds = [h for h in (first, second) if h.item is not None]
+        if not helds:
+            return multiple()
+        batch = []
+        for held in helds:
+            assert isinstance(held.item, ActivityWorkItem)
+            batch.append((held.item, self._result_for(held.item, False)))
+        handed: list[list[OrchestrationWorkItem]] = []
+        worker = helds[0].worker
+        before = utcnow()
+        claim = OrchestrationClaim(worker, LONG_LOCK, room, handed.append)
+        results = self.provider.complete_activities_and_claim(batch, claim)
+        self._check_batch_results(helds, results)
+        for held, (_, message), result in zip(helds, batch, results, strict=True):
+            if result is None:
+                self._apply_result(held, message)
+            held.state = "lost"
+        _check(len(handed) <= 1 and [] not in handed, f"start was called with {handed}")
+        claimed = handed[0] if handed else []
+        _check(len(claimed) <= room, f"{len(claimed)} instances claimed with room for {room}")
+        targets = {message.instance_id for _, message in batch}
+        taken = []
+        for got in claimed:
+            _check(
+                got.instance_id in targets,
+                f"{got.instance_id!r} was claimed, but no result of the batch goes to it",
+            )
+            self._check_orchestration_item(got, before)
+            taken.append(self._hold(worker, got, "live"))
+            note(f"{worker} claimed {taken[-1]!r}")
+        return multiple(*taken)
 
     @rule(held=consumes(activity_items))
     def worker_abandons_activity(self, held: Held) -> None:
