@@ -11,6 +11,7 @@ from typing import Any
 
 import ostinato as ot
 import pytest
+from ostinato.provider import ActivityWorkItem
 from ostinato.sqlite import SqliteProvider
 
 app = ot.App()
@@ -199,8 +200,9 @@ def test_a_step_that_only_schedules_an_activity_does_not_wake_the_orchestration_
     kind: str, tmp_path: Path
 ) -> None:
     """Waking a poller for nothing costs the next step time (it competes for the GIL): of the
-    four commits of a one-activity orchestration, only the start and the activity's result
-    may wake the orchestration threads (the steps send no message)."""
+    four commits of a one-activity orchestration, only the start may wake the orchestration
+    threads (the steps send no message, and the activity result's commit locks the instance
+    for the thread that commits it: eager orchestrations)."""
     bumps: list[float] = []
 
     def record_bumps(worker: ot.Worker) -> None:
@@ -214,7 +216,51 @@ def test_a_step_that_only_schedules_an_activity_does_not_wake_the_orchestration_
         signal.bump = recording_bump  # type: ignore[method-assign]
 
     _, started, finished = run_one_slow_marked(kind, tmp_path, record_bumps)
-    assert len([t for t in bumps if started <= t <= finished]) == 2, bumps
+    assert len([t for t in bumps if started <= t <= finished]) == 1, bumps
+
+
+@app.activity
+def echo(ctx: ot.ActivityContext, value: int) -> int:
+    return value
+
+
+@app.orchestrator
+def echo_three(ctx: ot.OrchestrationContext, _: Any) -> Any:
+    first = yield ctx.call_activity(echo, input=1)
+    rest = yield ot.when_all([ctx.call_activity(echo, input=n) for n in (2, 3)])
+    return [first, *rest]
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite-file"])
+def test_activities_a_step_schedules_run_without_a_poll_while_there_is_room(
+    kind: str, tmp_path: Path
+) -> None:
+    """Eager activities: each commit locks the tasks it schedules for the worker, which runs
+    them at once, so no activity task is ever handed out by a poll."""
+    provider: ot.StorageProvider = (
+        ot.InMemoryProvider() if kind == "memory" else SqliteProvider(tmp_path / "eager.db")
+    )
+    assert provider.capabilities.eager_activities
+    polled: list[ActivityWorkItem] = []
+    lock = provider.lock_next_activity_work_items
+
+    def counting_lock(
+        worker_id: str, lock_timeout: timedelta, max_count: int
+    ) -> list[ActivityWorkItem]:
+        items = lock(worker_id, lock_timeout, max_count)
+        polled.extend(items)
+        return items
+
+    provider.lock_next_activity_work_items = counting_lock  # type: ignore[method-assign]
+    client = ot.Client(provider)
+    try:
+        with ot.Worker(app, provider):
+            ids = [client.schedule_new_orchestration(echo_three) for _ in range(20)]
+            states = [client.wait_for_orchestration_completion(i, timeout=30) for i in ids]
+    finally:
+        provider.close()
+    assert [state.output for state in states] == [[1, 2, 3]] * 20
+    assert polled == [], f"{len(polled)} of 60 tasks were polled, not claimed"
 
 
 class _LifecycleProvider(ot.InMemoryProvider):

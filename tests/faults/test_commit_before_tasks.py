@@ -27,8 +27,11 @@ class TasksFirst(ot.InMemoryProvider):
 
     def __init__(self, transactional: bool = False) -> None:
         super().__init__()
+        # Tasks are polled (no eager claims): the commit's tail is what these tests time.
         self.capabilities = replace(
-            ot.InMemoryProvider.capabilities, transactional_checkpoints=transactional
+            ot.InMemoryProvider.capabilities,
+            transactional_checkpoints=transactional,
+            eager_activities=False,
         )
         self.commit_ends: list[float] = []
 

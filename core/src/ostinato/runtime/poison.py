@@ -101,6 +101,16 @@ class Isolation:
                 self.careful = False
             self._notify()
 
+    def reserve(self, wanted: int) -> int:
+        """Count up to ``wanted`` fresh items taken outside a poll (activity tasks a commit
+        claims) as in flight; how many (0 while careful or while a suspect is held). Call
+        :meth:`finished` for those that do not come, as for those that end."""
+        with self._lock:
+            if self._suspect or self.careful:
+                return 0
+            self._in_flight += wanted
+            return wanted
+
     def finished(self, count: int = 1) -> None:
         """``count`` held items ended (committed, failed, abandoned or dropped)."""
         if count:

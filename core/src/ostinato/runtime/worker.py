@@ -6,11 +6,17 @@ than a step of a small orchestration:
 
 * a few **orchestration threads** take turns polling (one polls while the others process):
   the poller locks a batch of work items, lets the next thread poll, then processes the batch
-  and commits its checkpoints itself;
+  and commits its checkpoints itself. On a provider with eager activities
+  (``ProviderCapabilities.eager_activities``) the commit also locks the activity tasks it
+  schedules, as many as there are free activity slots, and the thread starts them at once:
+  no poll, no hand-off through the dispatcher;
 * one **activity dispatcher** thread locks activity work items while slots are free and hands
   each to the activity thread pool (sync activities) or to the event loop (``async def``);
 * the thread that finishes an activity commits its result, together with the results that
-  finished meanwhile (group commit: whoever finds no commit in progress commits the batch);
+  finished meanwhile (group commit: whoever finds no commit in progress commits the batch).
+  On a provider with eager orchestrations (``ProviderCapabilities.eager_orchestrations``)
+  that commit also locks the instances the results go to, while the worker has room for
+  them, and the thread runs their next steps itself;
 * one **renewer** thread keeps running activities' locks alive.
 
 Idle threads wait on the provider's change signal (the same process's writes wake them at
@@ -44,7 +50,9 @@ from ostinato.orchestration.app import App
 from ostinato.orchestration.context import ActivityContext
 from ostinato.orchestration.entities import is_entity_instance
 from ostinato.provider import (
+    ActivityClaim,
     ActivityWorkItem,
+    OrchestrationClaim,
     OrchestrationMessage,
     OrchestrationWorkItem,
     StorageProvider,
@@ -229,7 +237,7 @@ class AsyncWorker:
             lock=lambda n: provider.lock_next_activity_work_items(
                 self.worker_id, self.lock_timeout, n
             ),
-            room=lambda: self.max_concurrent_activities - len(self._activities),
+            room=self._activity_room,
             batch_size=batch_size,
             max_poll_interval=max_poll_interval,
         )
@@ -248,6 +256,10 @@ class AsyncWorker:
         self._committed = threading.Condition(self._guard)
         self._orchestrations_in_flight = 0
         self._activities: dict[int, _RunningActivity] = {}
+        #: Activity slots set aside for tasks a commit in progress may claim.
+        self._activities_reserved = 0
+        self._eager = provider.capabilities.eager_activities
+        self._eager_orchestrations = provider.capabilities.eager_orchestrations
         self._results: list[tuple[ActivityWorkItem, OrchestrationMessage]] = []
         self._committing = False
 
@@ -490,16 +502,23 @@ class AsyncWorker:
             and Work.of_checkpoints(step.checkpoint for step in steps) not in _WAKES_ORCHESTRATIONS
         )
         committing = [step.item.instance_id for step in steps] if self._tasks_before_steps else []
+        claimed: list[ActivityWorkItem] = []
+        settled: set[int] = set()  # ids of steps settled early (their tasks were claimed)
+        claim = self._reserve_activities(steps, claimed, settled) if self._eager else None
         if committing:
             with self._guard:
                 for instance_id in committing:
                     count = self._steps_committing.get(instance_id, 0)
                     self._steps_committing[instance_id] = count + 1
         try:
-            results = self.provider.complete_orchestration_work_items(
-                [(step.item, step.checkpoint) for step in steps]
-            )
+            pairs = [(step.item, step.checkpoint) for step in steps]
+            if claim is None:
+                results = self.provider.complete_orchestration_work_items(pairs)
+            else:
+                results = self.provider.complete_and_claim_activities(pairs, claim)
         finally:  # every step is settled, even when the commit call itself raised
+            if claim is not None:
+                self._unreserve_activities(claim.max_count, len(claimed))
             if committing:
                 with self._guard:
                     for instance_id in committing:
@@ -510,12 +529,14 @@ class AsyncWorker:
             if released:
                 self._orchestration_polls.signal.bump()
             for index, step in enumerate(steps):
-                if results is not None and results[index] is None:
+                if id(step) in settled:
+                    pass
+                elif results is not None and results[index] is None:
                     self.processor.committed(step)
-                    if observed:
-                        observer.step_committed(time.monotonic() - began)
                 else:
                     self.processor.dropped(step)
+                if observed and results is not None and results[index] is None:
+                    observer.step_committed(time.monotonic() - began)
         for step, error in zip(steps, results, strict=True):
             if isinstance(error, WorkItemLockLost):
                 log.warning("Lock on '%s' was lost; its work is dropped", step.item.instance_id)
@@ -573,6 +594,55 @@ class AsyncWorker:
                 self.provider.abandon_orchestration_work_item(item, timedelta(seconds=1))
 
     # -- activities -----------------------------------------------------------------------
+    def _activity_room(self) -> int:
+        """How many more activities the worker takes now."""
+        return self.max_concurrent_activities - len(self._activities) - self._activities_reserved
+
+    def _reserve_activities(
+        self, steps: list[ProcessedStep], claimed: list[ActivityWorkItem], settled: set[int]
+    ) -> ActivityClaim | None:
+        """Set slots aside for the tasks ``steps`` schedule (eager activities), as many as are
+        free; ``None`` if none are (or none are wanted).
+
+        The claim's ``start`` runs once the commit is visible, possibly while the provider
+        still waits for the disk: it records as committed the steps whose tasks it got (so
+        the instance's next step, which their results bring, finds the run cached instead
+        of waiting for this call to return), adds their ids to ``settled``, lists the tasks
+        in ``claimed`` and starts them."""
+        wanted = sum(len(step.checkpoint.activity_tasks) for step in steps)
+        if not wanted or self._stopping.is_set():
+            return None
+        with self._guard:
+            room = min(wanted, self._activity_room())
+            if room <= 0:
+                return None
+            room = self._isolation.reserve(room)
+            if not room:
+                return None
+            self._activities_reserved += room
+
+        def start(items: list[ActivityWorkItem]) -> None:
+            claimed.extend(items)
+            instances = {item.task.instance_id for item in items}
+            for step in steps:
+                if step.item.instance_id in instances:
+                    settled.add(id(step))
+                    self.processor.committed(step)
+            for item in items:
+                self._begin_activity(item)
+
+        return ActivityClaim(self.worker_id, self.lock_timeout, room, start)
+
+    def _unreserve_activities(self, reserved: int, claimed: int) -> None:
+        """After a commit that set ``reserved`` slots aside and started ``claimed`` tasks in
+        them (now counted as running): give the slots back, and the unused ones' places in
+        flight."""
+        with self._guard:
+            self._activities_reserved -= reserved
+        if reserved > claimed:
+            self._isolation.finished(reserved - claimed)
+        self._activity_polls.room_freed()
+
     def _activity_dispatcher(self) -> None:
         while not self._stopping.is_set():
             items, _ = self._activity_polls.poll(self._isolation, self._stopping)
@@ -848,11 +918,20 @@ class AsyncWorker:
                     self._committing = False
                     self._settled.notify_all()
                     return
+            taken: list[OrchestrationWorkItem] = []
+            seen = self._orchestration_polls.signal.version
+            claim = self._reserve_orchestrations(batch, taken)
+            errors: list[Exception | None] = []
             try:
-                errors: list[Exception | None] = self.provider.complete_activity_work_items(batch)
+                if claim is None:
+                    errors = self.provider.complete_activity_work_items(batch)
+                else:
+                    errors = self.provider.complete_activities_and_claim(batch, claim)
             except Exception:
                 log.exception("Committing activity results failed; they will be redelivered")
-                errors = []
+            finally:
+                if claim is not None:
+                    self._unreserve_orchestrations(claim.max_count - len(taken))
             retry: list[tuple[ActivityWorkItem, OrchestrationMessage]] = []
             for (item, _), error in zip(batch, errors, strict=False):
                 if error is not None and unstorable(error):
@@ -864,6 +943,57 @@ class AsyncWorker:
             if retry:
                 with self._guard:
                     self._results.extend(retry)
+            if taken:
+                self._run_taken_orchestrations(taken, seen)
+
+    def _reserve_orchestrations(
+        self, batch: list[tuple[ActivityWorkItem, OrchestrationMessage]], taken: list[Any]
+    ) -> OrchestrationClaim | None:
+        """Set room aside for the instances a commit of ``batch``'s results may lock (eager
+        orchestrations); ``None`` if there is none (or the provider does not claim). The
+        claim lists what it locked in ``taken``."""
+        if not self._eager_orchestrations or self._stopping.is_set():
+            return None
+        wanted = len({result.instance_id for _, result in batch})
+        with self._guard:
+            room = min(wanted, self.max_concurrent_orchestrations - self._orchestrations_in_flight)
+            if room <= 0:
+                return None
+            room = self._isolation.reserve(room)
+            if not room:
+                return None
+            self._orchestrations_in_flight += room
+        return OrchestrationClaim(self.worker_id, self.lock_timeout, room, taken.extend)
+
+    def _unreserve_orchestrations(self, unused: int) -> None:
+        """Give back the room a commit set aside but locked no instance in."""
+        if unused <= 0:
+            return
+        with self._guard:
+            self._orchestrations_in_flight -= unused
+        self._isolation.finished(unused)
+        self._orchestration_polls.room_freed()
+
+    def _run_taken_orchestrations(self, items: list[OrchestrationWorkItem], seen: int) -> None:
+        """Run the steps of instances an activity results' commit locked for this worker, as
+        an orchestration thread runs a polled batch. A redelivered item is given back to
+        the pollers: the poison policy runs it (alone, if it must) on an orchestration
+        thread."""
+        fresh = [item for item in items if item.dequeue_count <= 1]
+        for item in items:
+            if item.dequeue_count > 1:
+                with contextlib.suppress(Exception):
+                    self.provider.abandon_orchestration_work_item(item, None)
+                self._isolation.finished(1)
+        try:
+            if fresh:
+                self._handle_orchestrations(fresh, seen)
+        except BaseException:  # this thread must keep committing
+            log.exception("Processing orchestration work items failed")
+        finally:
+            with self._guard:
+                self._orchestrations_in_flight -= len(items)
+            self._orchestration_polls.room_freed()
 
     def _renewer(self) -> None:
         """Renew the locks of work held long (every third of ``lock_timeout``): running
