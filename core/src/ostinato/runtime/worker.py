@@ -629,7 +629,10 @@ class AsyncWorker:
                     settled.add(id(step))
                     self.processor.committed(step)
             for item in items:
-                self._begin_activity(item)
+                try:
+                    self._begin_activity(item)
+                except Exception:  # start must not raise: the commit is done
+                    log.exception("Starting claimed activity %s failed", item.task.name)
 
         return ActivityClaim(self.worker_id, self.lock_timeout, room, start)
 
