@@ -560,7 +560,7 @@ def _calls_table(calls: dict[str, Any]) -> list[str]:
 
 
 #: The provider calls that wait for the disk (activity results, claims and abandons don't).
-DURABLE_WRITES = ("create_", "complete_orchestration_", "send_")
+DURABLE_WRITES = ("create_", "complete_orchestration_", "complete_and_claim_", "send_")
 
 
 def _writes(calls: dict[str, Any]) -> float:
@@ -581,6 +581,17 @@ def _write_ms(calls: dict[str, Any]) -> float:
             c["ms_per_orchestration"]
             for method, c in calls["calls"].items()
             if method.startswith(DURABLE_WRITES)
+        )
+    )
+
+
+def _locks(calls: dict[str, Any]) -> float:
+    """Lock calls (polls) per orchestration."""
+    return float(
+        sum(
+            c["per_orchestration"]
+            for method, c in calls["calls"].items()
+            if method.startswith("lock_next_")
         )
     )
 
@@ -614,8 +625,11 @@ def _calls_section(data: dict[str, Any]) -> list[str]:
             "its sync overlaps the next step. Inside this run those write calls took "
             f"{in_writes:.1f} ms (their syncs included) of the "
             f"{calls['ms_per_orchestration']:.1f} ms per orchestration. What remains on the "
-            "critical path is the transactions themselves, a claim before every step and every "
-            "activity (the lock calls above), and the hand-offs between the worker's threads.",
+            "critical path is the transactions themselves, the lock calls above "
+            f"({_locks(calls):.1f} per orchestration, empty polls included: a commit that "
+            "makes work for this worker locks it itself, see eager activities and "
+            "orchestrations in docs/architecture.md), and the hand-offs between the worker's "
+            "threads.",
         ]
     if cost and batched:
         writes = _writes(batched)
