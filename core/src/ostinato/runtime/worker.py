@@ -953,13 +953,20 @@ class AsyncWorker:
         self, batch: list[tuple[ActivityWorkItem, OrchestrationMessage]], taken: list[Any]
     ) -> OrchestrationClaim | None:
         """Set room aside for the instances a commit of ``batch``'s results may lock (eager
-        orchestrations); ``None`` if there is none (or the provider does not claim). The
-        claim lists what it locked in ``taken``."""
+        orchestrations); ``None`` if the provider does not claim, or if another activity of
+        one of those instances still runs here: its result would soon need another step, so
+        the pollers take that instance's results in batches (a fan-in claimed on every result
+        commit would run a step for every few results). The claim lists what it locked in
+        ``taken``."""
         if not self._eager_orchestrations or self._stopping.is_set():
             return None
-        wanted = len({result.instance_id for _, result in batch})
+        wanted = {result.instance_id for _, result in batch}
         with self._guard:
-            room = min(wanted, self.max_concurrent_orchestrations - self._orchestrations_in_flight)
+            if any(r.item.task.instance_id in wanted for r in self._activities.values()):
+                return None
+            room = min(
+                len(wanted), self.max_concurrent_orchestrations - self._orchestrations_in_flight
+            )
             if room <= 0:
                 return None
             room = self._isolation.reserve(room)
