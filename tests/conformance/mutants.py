@@ -238,8 +238,8 @@ MUTANTS: list[Mutant] = [
         "R21",
         "sqlite",
         RELATIONAL,
-        "lock = (claims.expires, 1, claims.worker_id, claims.token)",
-        "lock = (now, 1, claims.worker_id, claims.token)",
+        "lock = (claims.expires, 1, claims.claim.worker_id, claims.token)",
+        "lock = (now, 1, claims.claim.worker_id, claims.token)",
         "Eager activities: claimed tasks inserted with their lock already over (the enqueue "
         "time where the expiry belongs): another worker polls them while the committing "
         "worker runs them, so each runs twice at once.",
@@ -248,8 +248,8 @@ MUTANTS: list[Mutant] = [
         "R22",
         "sqlite",
         RELATIONAL,
-        "lock = (claims.expires, 1, claims.worker_id, claims.token)",
-        "lock = (claims.expires, 0, claims.worker_id, claims.token)",
+        "lock = (claims.expires, 1, claims.claim.worker_id, claims.token)",
+        "lock = (claims.expires, 0, claims.claim.worker_id, claims.token)",
         "Eager activities: a claimed task's delivery is not counted, so after a crash the next "
         "hand-out looks like a first delivery and a poison task gets one more run than "
         "max_delivery_attempts allows.",

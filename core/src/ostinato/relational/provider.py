@@ -1013,7 +1013,7 @@ class RelationalProvider(StorageProvider):
         if claims is not None:
             locked = [t for t in tasks if (t.instance_id, t.task_id) in claims.tasks]
             tasks = [t for t in tasks if (t.instance_id, t.task_id) not in claims.tasks]
-            lock = (claims.expires, 1, claims.worker_id, claims.token)
+            lock = (claims.expires, 1, claims.claim.worker_id, claims.token)
             self._rows(
                 script,
                 s.activity_insert_claimed,
@@ -1281,14 +1281,13 @@ class _Claims:
     """The activity tasks one completion call claims (eager activities): the first
     ``max_count`` of its checkpoints', by (instance id, task id), under one token."""
 
-    __slots__ = ("all_tasks", "claim", "expires", "rows", "tasks", "token", "worker_id")
+    __slots__ = ("all_tasks", "claim", "expires", "rows", "tasks", "token")
 
     def __init__(
         self, tasks: dict[tuple[str, int], ActivityTask], claim: ActivityClaim, expires: int
     ) -> None:
         self.tasks = tasks
         self.claim = claim
-        self.worker_id = claim.worker_id
         self.expires = expires
         self.token = new_lock_token()
         #: (row id, instance id, execution id, task id) of the claimed rows, once committed.
