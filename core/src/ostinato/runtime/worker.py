@@ -262,6 +262,8 @@ class AsyncWorker:
         self._eager_orchestrations = provider.capabilities.eager_orchestrations
         self._results: list[tuple[ActivityWorkItem, OrchestrationMessage]] = []
         self._committing = False
+        #: Threads running the steps of instances their results' commits locked.
+        self._taken_steps = 0
 
     # -- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
@@ -327,7 +329,7 @@ class AsyncWorker:
             with contextlib.suppress(Exception):
                 self.provider.abandon_activity_work_item(running.item, None)
         with self._guard:  # results already handed to a commit are committed, not dropped
-            while self._results or self._committing:
+            while self._results or self._committing or self._taken_steps:
                 self._settled.wait(1.0)
         self._stopped.set()
         if self.retention is not None:
@@ -913,28 +915,36 @@ class AsyncWorker:
                 self.provider.abandon_activity_work_item(item, timedelta(seconds=1))
 
     def _commit_results(self) -> None:
-        """Commit queued results in batches until the queue is empty (group commit)."""
+        """Commit queued results in batches until the queue is empty (group commit), then
+        run the steps of the instances those commits locked for this worker.
+
+        The steps run after this thread stops leading the commits: a result that comes
+        while a step runs (often the task the step's own commit claimed) is committed by
+        its own thread, not held until the step's commit and its sync are done."""
+        taken: list[OrchestrationWorkItem] = []
+        seen = self._orchestration_polls.signal.version
         while True:
             with self._guard:
                 batch, self._results = self._results, []
                 if not batch:
                     self._committing = False
+                    if taken:
+                        self._taken_steps += 1  # before stop() can see the commits done
                     self._settled.notify_all()
-                    return
-            taken: list[OrchestrationWorkItem] = []
-            seen = self._orchestration_polls.signal.version
+                    break
             claim = self._reserve_orchestrations(batch, taken)
             errors: list[Exception | None] = []
             try:
                 if claim is None:
                     errors = self.provider.complete_activity_work_items(batch)
                 else:
-                    errors = self.provider.complete_activities_and_claim(batch, claim)
+                    locked = len(taken)
+                    try:
+                        errors = self.provider.complete_activities_and_claim(batch, claim)
+                    finally:
+                        self._unreserve_orchestrations(claim.max_count - (len(taken) - locked))
             except Exception:
                 log.exception("Committing activity results failed; they will be redelivered")
-            finally:
-                if claim is not None:
-                    self._unreserve_orchestrations(claim.max_count - len(taken))
             retry: list[tuple[ActivityWorkItem, OrchestrationMessage]] = []
             for (item, _), error in zip(batch, errors, strict=False):
                 if error is not None and unstorable(error):
@@ -946,8 +956,14 @@ class AsyncWorker:
             if retry:
                 with self._guard:
                     self._results.extend(retry)
-            if taken:
-                self._run_taken_orchestrations(taken, seen)
+        if not taken:
+            return
+        try:
+            self._run_taken_orchestrations(taken, seen)
+        finally:
+            with self._guard:
+                self._taken_steps -= 1
+                self._settled.notify_all()
 
     def _reserve_orchestrations(
         self, batch: list[tuple[ActivityWorkItem, OrchestrationMessage]], taken: list[Any]
