@@ -681,10 +681,11 @@ class RelationalProvider(StorageProvider):
     def _claim(self, peek: str, max_count: int, lock: Callable[[], list[Claimed]]) -> list[Claimed]:
         """Run the claim ``lock`` of the kind of work ``peek`` looks for, if it is worth it.
 
-        After a claim that found nothing, and with no write by this provider since that may
-        add work of this kind, only if a read-only look finds some (so idle polls never take
-        the write lock, and neither do polls woken by writes that add no such work);
-        otherwise work is likely, and the claim runs straight away.
+        After a claim that got fewer than ``max_count`` (it took all there was), and with no
+        write by this provider since that may add work of this kind, only if a read-only look
+        finds some (so idle polls never take the write lock, and neither do polls woken by
+        writes that add no such work); otherwise work is likely, and the claim runs straight
+        away.
         """
         if max_count < 1:
             return []
@@ -695,10 +696,10 @@ class RelationalProvider(StorageProvider):
                 if not cur.fetchall():
                     return []
         items = lock()
-        if items:
-            self._found_nothing_at.pop(peek, None)
-        else:
+        if len(items) < max_count:
             self._found_nothing_at[peek] = added
+        else:
+            self._found_nothing_at.pop(peek, None)
         return items
 
     # -- orchestration work items ---------------------------------------------------------
