@@ -82,6 +82,7 @@ PUBLIC: dict[str, list[str]] = {
         "OrchestrationWorkItem",
         "Page",
         "ProviderCapabilities",
+        "ResultStep",
         "ReuseIdPolicy",
         "StorageProvider",
         "Work",

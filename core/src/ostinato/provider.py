@@ -52,6 +52,14 @@ Guarantees every provider gives (the conformance suite checks each one):
   it enqueues go to, for the committing worker, in the same atomic write: only instances no
   one holds, each handed out exactly as ``lock_next_orchestration_work_items`` would hand it
   out (every visible message, the delivery counted), under an ordinary lock.
+* **Eager steps** (``ProviderCapabilities.eager_steps``).
+  :meth:`StorageProvider.complete_activities_and_steps` commits an activity's result
+  together with the step the worker computed from it while no one held the instance: in one
+  atomic write it completes the task and either applies the step in place of enqueueing the
+  result (only if the step still stands: the instance's record is the one the step was
+  computed from, no work item holds the instance and none of its messages is visible), or
+  enqueues the result exactly as ``complete_activity_work_items`` does and discards the
+  step. Either way the result is consumed exactly once.
 """
 
 from __future__ import annotations
@@ -368,7 +376,10 @@ class ProviderCapabilities:
     * ``eager_activities``: :meth:`StorageProvider.complete_and_claim_activities` locks
       tasks as it enqueues them (without it, the worker polls for every task);
     * ``eager_orchestrations``: :meth:`StorageProvider.complete_activities_and_claim` locks
-      the instances activity results go to (without it, the worker polls for them).
+      the instances activity results go to (without it, the worker polls for them);
+    * ``eager_steps``: :meth:`StorageProvider.complete_activities_and_steps` applies steps
+      computed from activity results in the write that completes the activities (without
+      it, every result is enqueued and its step runs under a lock of its own).
     """
 
     transactional_checkpoints: bool = True
@@ -379,6 +390,7 @@ class ProviderCapabilities:
     worker_processes: int | None = None
     eager_activities: bool = False
     eager_orchestrations: bool = False
+    eager_steps: bool = False
 
 
 @dataclass(frozen=True)
@@ -405,6 +417,19 @@ class OrchestrationClaim:
     lock_timeout: timedelta
     max_count: int
     start: Callable[[list[OrchestrationWorkItem]], None]
+
+
+@dataclass(frozen=True)
+class ResultStep:
+    """A step the worker computed from one activity result while no one held the instance
+    (see :meth:`StorageProvider.complete_activities_and_steps`): the locked ``activity``, its
+    ``result`` message, the instance record ``basis`` the step was computed from and the
+    step's ``checkpoint``, which consumes the result and no other message."""
+
+    activity: ActivityWorkItem
+    result: OrchestrationMessage
+    basis: InstanceRecord
+    checkpoint: OrchestrationCheckpoint
 
 
 class Work(enum.Flag):
@@ -822,6 +847,27 @@ class StorageProvider(ABC):
         """
         return self.complete_activity_work_items(batch)
 
+    def complete_activities_and_steps(
+        self, batch: Sequence[ResultStep], claim: ActivityClaim | None = None
+    ) -> list[bool | Exception]:
+        """Complete each activity of ``batch`` and, in the same atomic write, apply its step
+        in place of enqueueing its result where the step still stands (see "Eager steps" in
+        the module doc); per item, ``True`` if its step was applied (its result is consumed
+        by the step and never enqueued), ``False`` if its result was enqueued as
+        :meth:`complete_activity_work_items` does (the step is discarded), or the exception
+        that call would report (nothing of that item is written).
+
+        A step stands when, at the write, the instance's record has ``basis``'s execution id
+        and history size, no live lock holds the instance, no message of it is visible, and
+        no earlier item of the batch applied a step to it. An applied step's checkpoint is
+        applied as :meth:`complete_orchestration_work_items` applies one, durably; with a
+        ``claim``, the activity tasks of applied steps are claimed as
+        :meth:`complete_and_claim_activities` claims them. The default applies none; a
+        provider that overrides it declares ``ProviderCapabilities.eager_steps``.
+        """
+        errors = self.complete_activity_work_items([(s.activity, s.result) for s in batch])
+        return [False if error is None else error for error in errors]
+
     @abstractmethod
     def abandon_activity_work_item(
         self, item: ActivityWorkItem, delay: timedelta | None = None
@@ -981,6 +1027,7 @@ __all__ = [
     "OrchestrationWorkItem",
     "Page",
     "ProviderCapabilities",
+    "ResultStep",
     "ReuseIdPolicy",
     "StorageProvider",
     "Work",
