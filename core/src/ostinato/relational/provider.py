@@ -41,7 +41,7 @@ from abc import abstractmethod
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from itertools import chain
 from types import TracebackType
 from typing import Any, TypeVar
@@ -63,6 +63,7 @@ from ostinato.provider import (
     OrchestrationMessage,
     OrchestrationWorkItem,
     Page,
+    ResultStep,
     ReuseIdPolicy,
     StorageProvider,
     Work,
@@ -1203,6 +1204,126 @@ class RelationalProvider(StorageProvider):
             visible=visible,
         )
 
+    def complete_activities_and_steps(
+        self, batch: Sequence[ResultStep], claim: ActivityClaim | None = None
+    ) -> list[bool | Exception]:
+        """One durable transaction: each held activity is deleted and either its step is
+        applied (if it stands) or its result enqueued. Every item's statements, both ways,
+        are built first; should the transaction fail, the results are completed the
+        ordinary way (:meth:`complete_activity_work_items`) and no step is applied."""
+        if not batch:
+            return []
+        s, hub, now = self._sql, self.task_hub, self._now_micros()
+        pairs = [(step.activity, step.result) for step in batch]
+        completions = [(_unlocked_item(step), step.checkpoint) for step in batch]
+        claims = _Claims.of(completions, claim, now) if claim is not None else None
+        deletes: list[Script] = []
+        applies: list[Script | None] = []
+        enqueues: list[Script] = []
+        for step, completion in zip(batch, completions, strict=True):
+            deletes.append(self._in(s.activity_delete_ids, (), [step.activity.provider_data]))
+            try:
+                applies.append(self._checkpoint_script([completion], claims))
+            except Exception:  # noqa: BLE001 - unencodable: the result goes the ordinary way
+                applies.append(None)
+            enqueued: Script = []
+            try:
+                self._enqueue(enqueued, [step.result], now, may_add_work=False)
+            except Exception:  # noqa: BLE001 - the ordinary way reports it for this item
+                return self._results_without_steps(pairs)
+            enqueues.append(enqueued)
+        ids = list(dict.fromkeys(step.result.instance_id for step in batch))
+        outcomes: list[bool | Exception] = [False] * len(batch)
+        committed = False
+
+        def visible() -> None:
+            nonlocal committed
+            committed = True
+            applied = [step for step, done in zip(batch, outcomes, strict=True) if done is True]
+            work = Work.of_checkpoints(step.checkpoint for step in applied)
+            if claims is not None and _all_claimed(applied, claims):
+                work &= ~Work.ACTIVITIES
+            work |= Work.of_messages(
+                step.result for step, done in zip(batch, outcomes, strict=True) if done is False
+            )
+            changed = [
+                step.basis.instance_id
+                for step in applied
+                if step.checkpoint.instance is not None
+                and step.checkpoint.instance.runtime_status is not step.basis.runtime_status
+            ]
+            self.changes.notify(changed, work=work)
+            if claims is not None:
+                claims.hand_over()
+
+        try:
+            with self._write(durable=True, visible=visible) as cur:
+                now = self._now_micros()
+                check = self._in(
+                    s.activity_locks_in, (hub,), [step.activity.provider_data for step in batch]
+                )
+                held = {
+                    (row_id, token)
+                    for row_id, token, expires in self._fetch(cur, check)
+                    if token is not None and expires > now
+                }
+                locked = {
+                    iid
+                    for iid, token, expires in self._fetch(
+                        cur, self._in(s.queue_locks_in, (hub,), ids)
+                    )
+                    if token is not None and expires is not None and expires > now
+                }
+                waiting = {
+                    iid
+                    for _, iid, _ in self._fetch(cur, self._in(s.inbox_visible_in, (hub, now), ids))
+                }
+                versions = self._in(s.instance_versions_in, (hub,), ids)
+                stored = {iid: (eid, size) for iid, eid, size in self._fetch(cur, versions)}
+                script: Script = []
+                applied: set[str] = set()
+                for index, step in enumerate(batch):
+                    activity = step.activity
+                    if (activity.provider_data, activity.lock_token) not in held:
+                        outcomes[index] = _activity_lock_lost(activity)
+                        continue
+                    held.discard((activity.provider_data, activity.lock_token))
+                    iid, basis, apply = step.result.instance_id, step.basis, applies[index]
+                    stands = (
+                        apply is not None
+                        and iid == basis.instance_id
+                        and iid not in applied
+                        and iid not in locked
+                        and iid not in waiting
+                        and stored.get(iid) == (basis.execution_id, basis.history_size)
+                    )
+                    script += deletes[index]
+                    if stands:
+                        assert apply is not None
+                        script += apply
+                        applied.add(iid)
+                        outcomes[index] = True
+                    else:
+                        script += enqueues[index]
+                        self._work_may_be_added(s.queue_peek)
+                self._run(cur, script)
+                if claims is not None:
+                    claimed_in = self._in(s.activity_claimed_in, (hub, claims.token), [*applied])
+                    claims.rows = self._fetch(cur, claimed_in)
+        except Exception:
+            if committed:
+                raise  # committed, but not made durable: as any other call, it raises
+            log.debug("Committing results with their steps failed; committing the results")
+            return self._results_without_steps(pairs)
+        return outcomes
+
+    def _results_without_steps(
+        self, pairs: list[tuple[ActivityWorkItem, OrchestrationMessage]]
+    ) -> list[bool | Exception]:
+        """:meth:`complete_activities_and_steps` applying no step: the results enqueued."""
+        errors = self.complete_activity_work_items(pairs)
+        return [False if error is None else error for error in errors]
+
     def abandon_activity_work_item(
         self, item: ActivityWorkItem, delay: timedelta | None = None
     ) -> None:
@@ -1374,6 +1495,32 @@ class _Write:
         wait_durable = self._transaction.wait_durable
         if wait_durable is not None:
             wait_durable()
+
+
+#: The lock expiry of the stand-in work item of a step computed without a lock.
+_NEVER = datetime.min.replace(tzinfo=UTC)
+
+
+def _unlocked_item(step: ResultStep) -> OrchestrationWorkItem:
+    """A stand-in work item for ``step`` (no lock, no stored message to consume), so that
+    its checkpoint is applied by the same statements as a locked step's."""
+    return OrchestrationWorkItem(
+        instance_id=step.basis.instance_id,
+        messages=[step.result],
+        instance=step.basis,
+        lock_token="",
+        locked_until=_NEVER,
+        provider_data=[],
+    )
+
+
+def _all_claimed(applied: list[ResultStep], claims: _Claims) -> bool:
+    """Whether every task the ``applied`` steps schedule was claimed."""
+    return all(
+        (task.instance_id, task.task_id) in claims.tasks
+        for step in applied
+        for task in step.checkpoint.activity_tasks
+    )
 
 
 def _lock_lost(item: OrchestrationWorkItem) -> WorkItemLockLost:

@@ -106,6 +106,12 @@ class Statements:
         self.instance_ids_in = in_list(
             f"SELECT instance_id FROM {instances} WHERE task_hub = {p} AND", "instance_id"
         )
+        #: hub, ids: what a step computed without a lock was computed from (eager steps)
+        self.instance_versions_in = in_list(
+            f"SELECT instance_id, execution_id, history_size FROM {instances} "
+            f"WHERE task_hub = {p} AND",
+            "instance_id",
+        )
         #: n rows of INSTANCE_ROW_COLUMNS
         #: A plain insert: a concurrent create of the same id fails with a key violation.
         self.instances_insert = cache(lambda n: d.insert(instances, INSTANCE_ROW_COLUMNS, n))

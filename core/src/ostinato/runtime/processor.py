@@ -87,12 +87,12 @@ class ProcessedStep:
 
 
 class RunCache:
-    """A bounded LRU map of instance id to its live run (not locked itself: the processor
-    uses it under its own lock)."""
+    """A bounded LRU map of instance id to its live run and the instance record its last
+    step committed (not locked itself: the processor uses it under its own lock)."""
 
     def __init__(self, max_size: int) -> None:
         self.max_size = max_size
-        self._runs: OrderedDict[str, OrchestrationRun] = OrderedDict()
+        self._runs: OrderedDict[str, tuple[OrchestrationRun, InstanceRecord | None]] = OrderedDict()
         self.hits = 0
         self.misses = 0
 
@@ -100,7 +100,7 @@ class RunCache:
         """Remove and return the cached run for ``record`` if it is still current."""
         if record is None:
             return None
-        run = self._runs.pop(record.instance_id, None)
+        run, _ = self._runs.pop(record.instance_id, (None, None))
         if (
             run is not None
             and run.execution_id == record.execution_id
@@ -111,10 +111,16 @@ class RunCache:
         self.misses += 1
         return None
 
-    def put(self, run: OrchestrationRun) -> None:
+    def record(self, instance_id: str) -> InstanceRecord | None:
+        """The record committed with the cached run of ``instance_id`` (``None``: none cached
+        or not known)."""
+        cached = self._runs.get(instance_id)
+        return None if cached is None else cached[1]
+
+    def put(self, run: OrchestrationRun, record: InstanceRecord | None = None) -> None:
         if self.max_size <= 0:
             return
-        self._runs[run.instance_id] = run
+        self._runs[run.instance_id] = (run, record)
         self._runs.move_to_end(run.instance_id)
         while len(self._runs) > self.max_size:
             self._runs.popitem(last=False)
@@ -153,16 +159,49 @@ class OrchestrationProcessor:
 
         Report the step's fate with :meth:`committed` or :meth:`dropped`.
         """
-        step = self._process(item)
+        return self._in_flight_now(self._process(item))
+
+    def _in_flight_now(self, step: ProcessedStep) -> ProcessedStep:
+        """Note ``step`` as in flight (if it has a run) until it is committed or dropped."""
         if step.run is not None:
             step.thread = threading.get_ident()
             with self._settled_lock:
-                self._in_flight[item.instance_id] = step
+                self._in_flight[step.item.instance_id] = step
         return step
+
+    def speculate(self, result: OrchestrationMessage) -> ProcessedStep | None:
+        """The step an activity ``result`` brings its instance, computed from the cached run
+        while no one holds the instance (its checkpoint stands only if the stored record is
+        still the cached one: see :class:`~ostinato.provider.ResultStep`); ``None`` if no
+        run of the instance is cached or a step of it is in flight.
+
+        ``step.item`` stands in for a work item: it holds no lock and is never completed
+        or abandoned. Report the step's fate with :meth:`committed` or :meth:`dropped`.
+        """
+        instance_id = result.instance_id
+        if is_entity_instance(instance_id):
+            return None
+        with self._settled_lock:
+            if instance_id in self._in_flight:
+                return None
+            record = self.cache.record(instance_id)
+            if record is None or record.runtime_status.is_terminal:
+                return None
+            run = self.cache.take(record)
+        if run is None:
+            return None
+        item = OrchestrationWorkItem(
+            instance_id=instance_id,
+            messages=[result],
+            instance=record,
+            lock_token="",
+            locked_until=record.last_updated_at,
+        )
+        return self._in_flight_now(self._process(item, run))
 
     def committed(self, step: ProcessedStep) -> None:
         """Record that ``step``'s checkpoint is durable: its run may be cached."""
-        self._settle(step, step.run)
+        self._settle(step, step.run, step.checkpoint.instance or step.item.instance)
         if step.on_commit is not None:
             step.on_commit()
 
@@ -170,13 +209,19 @@ class OrchestrationProcessor:
         """Record that ``step`` was not committed (lock lost, commit failed): its run is gone."""
         self._settle(step, None)
 
-    def _settle(self, step: ProcessedStep, run: OrchestrationRun | None) -> None:
-        """``step`` is no longer in flight; ``run`` (if any) goes into the cache."""
+    def _settle(
+        self,
+        step: ProcessedStep,
+        run: OrchestrationRun | None,
+        record: InstanceRecord | None = None,
+    ) -> None:
+        """``step`` is no longer in flight; ``run`` (if any) goes into the cache, with the
+        ``record`` its step committed."""
         if step.thread is None and run is None:
             return  # a step without a run was never in flight
         with self._settled_lock:
             if run is not None:
-                self.cache.put(run)
+                self.cache.put(run, record)
             if step.thread is not None:
                 step.thread = None
                 if self._in_flight.get(step.item.instance_id) is step:
@@ -197,7 +242,9 @@ class OrchestrationProcessor:
                     self._waiters -= 1
             return self.cache.take(record)
 
-    def _process(self, item: OrchestrationWorkItem) -> ProcessedStep:
+    def _process(
+        self, item: OrchestrationWorkItem, cached: OrchestrationRun | None = None
+    ) -> ProcessedStep:
         if is_entity_instance(item.instance_id):
             checkpoint = self.entities.process(item.instance_id, item.instance, item.messages)
             return ProcessedStep(item, checkpoint, None)
@@ -260,7 +307,7 @@ class OrchestrationProcessor:
                 None,
             )
         else:
-            run = self._cached_run(record) or self._rebuild(item, record)
+            run = cached or self._cached_run(record) or self._rebuild(item, record)
             reset = False
             execution_id = record.execution_id
             events = [m.event for m in others if m.execution_id in (None, execution_id)]

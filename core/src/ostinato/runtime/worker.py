@@ -39,6 +39,7 @@ import socket
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any, TypedDict, Unpack
@@ -52,9 +53,11 @@ from ostinato.orchestration.entities import is_entity_instance
 from ostinato.provider import (
     ActivityClaim,
     ActivityWorkItem,
+    InstanceRecord,
     OrchestrationClaim,
     OrchestrationMessage,
     OrchestrationWorkItem,
+    ResultStep,
     StorageProvider,
     Work,
 )
@@ -260,6 +263,10 @@ class AsyncWorker:
         self._activities_reserved = 0
         self._eager = provider.capabilities.eager_activities
         self._eager_orchestrations = provider.capabilities.eager_orchestrations
+        caps = provider.capabilities
+        self._eager_steps = (
+            caps.eager_steps and caps.eager_orchestrations and caps.transactional_checkpoints
+        )
         self._results: list[tuple[ActivityWorkItem, OrchestrationMessage]] = []
         self._committing = False
         #: Threads running the steps of instances their results' commits locked.
@@ -932,21 +939,32 @@ class AsyncWorker:
                         self._taken_steps += 1  # before stop() can see the commits done
                     self._settled.notify_all()
                     break
-            claim = self._reserve_orchestrations(batch, taken)
+            rest, stepped = self._speculate(batch) if self._eager_steps else (batch, [])
+            done: list[tuple[ActivityWorkItem, OrchestrationMessage]] = []
             errors: list[Exception | None] = []
+            if stepped:
+                errors = self._commit_with_steps(stepped)
+                done = [(item, result) for item, result, _ in stepped]
+            if self._eager_steps and any(item.dequeue_count > 1 for item, _ in rest):
+                redelivered = [pair for pair in rest if pair[0].dequeue_count > 1]
+                rest = [pair for pair in rest if pair[0].dequeue_count <= 1]
+                errors += self._commit_charging(redelivered)
+                done += redelivered
+            claim = self._reserve_orchestrations(rest, taken) if rest else None
             try:
-                if claim is None:
-                    errors = self.provider.complete_activity_work_items(batch)
-                else:
+                if claim is not None:
                     locked = len(taken)
                     try:
-                        errors = self.provider.complete_activities_and_claim(batch, claim)
+                        errors += self.provider.complete_activities_and_claim(rest, claim)
                     finally:
                         self._unreserve_orchestrations(claim.max_count - (len(taken) - locked))
+                elif rest:
+                    errors += self.provider.complete_activity_work_items(rest)
+                done += rest
             except Exception:
                 log.exception("Committing activity results failed; they will be redelivered")
             retry: list[tuple[ActivityWorkItem, OrchestrationMessage]] = []
-            for (item, _), error in zip(batch, errors, strict=False):
+            for (item, _), error in zip(done, errors, strict=False):
                 if error is not None and unstorable(error):
                     # The result cannot be stored: the task fails (it does not run again).
                     failure = SerializationError(f"The activity's result cannot be stored: {error}")
@@ -964,6 +982,115 @@ class AsyncWorker:
             with self._guard:
                 self._taken_steps -= 1
                 self._settled.notify_all()
+
+    def _speculate(
+        self, batch: list[tuple[ActivityWorkItem, OrchestrationMessage]]
+    ) -> tuple[
+        list[tuple[ActivityWorkItem, OrchestrationMessage]],
+        list[tuple[ActivityWorkItem, OrchestrationMessage, ProcessedStep]],
+    ]:
+        """Split ``batch`` into results to commit as they are and results to commit with the
+        step each brings its instance (eager steps), computed here from the cached run.
+
+        A result gets its step if it is a first delivery, its instance's run is cached with
+        no step of it in flight, no other activity of the instance runs here and no other
+        result of it is in the batch (a fan-in's results are taken together by one step
+        instead), while the worker has room for orchestration steps."""
+        if self._stopping.is_set():
+            return batch, []
+        per_instance = Counter(result.instance_id for _, result in batch)
+        with self._guard:
+            running = {r.item.task.instance_id for r in self._activities.values()}
+            room = self.max_concurrent_orchestrations - self._orchestrations_in_flight
+        wanted = [
+            index
+            for index, (item, result) in enumerate(batch)
+            if item.dequeue_count == 1
+            and per_instance[result.instance_id] == 1
+            and result.instance_id not in running
+        ]
+        room = self._isolation.reserve(min(room, len(wanted))) if wanted and room > 0 else 0
+        if not room:
+            return batch, []
+        with self._guard:
+            self._orchestrations_in_flight += room
+        observer = telemetry.current()
+        stepped: list[tuple[ActivityWorkItem, OrchestrationMessage, ProcessedStep]] = []
+        for index in wanted[:room]:
+            item, result = batch[index]
+            try:
+                step = self.processor.speculate(result)
+            except BaseException:  # one step's failure is that step's alone
+                log.exception("Orchestration step for '%s' failed", result.instance_id)
+                step = None
+            if step is not None:
+                if observer.enabled:
+                    observer.delivered("orchestration", 1)
+                stepped.append((item, result, step))
+        self._unreserve_orchestrations(room - len(stepped))
+        chosen = {id(item) for item, _, _ in stepped}
+        return [pair for pair in batch if id(pair[0]) not in chosen], stepped
+
+    def _commit_with_steps(
+        self, stepped: list[tuple[ActivityWorkItem, OrchestrationMessage, ProcessedStep]]
+    ) -> list[Exception | None]:
+        """Commit results with the steps :meth:`_speculate` computed from them (claiming the
+        tasks those steps schedule, as a step's commit does); each result's error."""
+        steps = [step for _, _, step in stepped]
+        claimed: list[ActivityWorkItem] = []
+        settled: set[int] = set()
+        claim = self._reserve_activities(steps, claimed, settled) if self._eager else None
+        observer = telemetry.current()
+        began = time.monotonic()
+        outcomes: list[bool | Exception] = []
+        try:
+            outcomes = self.provider.complete_activities_and_steps(
+                [
+                    ResultStep(item, result, _basis(step), step.checkpoint)
+                    for item, result, step in stepped
+                ],
+                claim,
+            )
+        except Exception:
+            log.exception("Committing activity results failed; they will be redelivered")
+        finally:
+            if claim is not None:
+                self._unreserve_activities(claim.max_count, len(claimed))
+            for index, step in enumerate(steps):
+                applied = index < len(outcomes) and outcomes[index] is True
+                if id(step) in settled:
+                    pass
+                elif applied:
+                    self.processor.committed(step)
+                else:
+                    self.processor.dropped(step)
+                if applied and observer.enabled:
+                    observer.step_committed(time.monotonic() - began)
+            self._unreserve_orchestrations(len(steps))
+        if not outcomes:  # the call raised (logged): nothing more to do per result
+            return [None] * len(stepped)
+        return [outcome if isinstance(outcome, Exception) else None for outcome in outcomes]
+
+    def _commit_charging(
+        self, batch: list[tuple[ActivityWorkItem, OrchestrationMessage]]
+    ) -> list[Exception | None]:
+        """Commit the results of activities delivered more than once, each charging its
+        instance one delivery; the results' errors.
+
+        With eager steps, a step runs in the process of the activity whose result it
+        consumes, before anything of either is written: if that step crashes the process,
+        only the activity's count grows. So the result of an activity delivered again
+        counts as a delivery of the step it brings: the commit claims the instance with a
+        lock that is over at once, and its next hand-out, to any worker, is a redelivery
+        (see :mod:`ostinato.runtime.poison`)."""
+        charge = OrchestrationClaim(self.worker_id, timedelta(0), len(batch), lambda _: None)
+        try:
+            return self.provider.complete_activities_and_claim(batch, charge)
+        except Exception:
+            log.exception("Committing activity results failed; they will be redelivered")
+            return [None] * len(batch)  # logged here: nothing more to do per result
+        finally:
+            self._orchestration_polls.signal.bump()  # the charged instances are claimable
 
     def _reserve_orchestrations(
         self, batch: list[tuple[ActivityWorkItem, OrchestrationMessage]], taken: list[Any]
@@ -1055,6 +1182,13 @@ class AsyncWorker:
                     )
                 except Exception:
                     log.exception("Renewing the lock of activity %s failed", running.item.task.name)
+
+
+def _basis(step: ProcessedStep) -> InstanceRecord:
+    """The instance record a step computed without a lock was computed from."""
+    record = step.item.instance
+    assert record is not None  # OrchestrationProcessor.speculate steps always have one
+    return record
 
 
 def _dead_letter_failure(item: OrchestrationWorkItem) -> FailureDetails:

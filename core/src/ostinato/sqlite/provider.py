@@ -149,6 +149,7 @@ class SqliteProvider(RelationalProvider):
         worker_processes=2,
         eager_activities=True,
         eager_orchestrations=True,
+        eager_steps=True,
     )
 
     def __init__(
@@ -193,6 +194,7 @@ class SqliteProvider(RelationalProvider):
                 lock_expiry=True,
                 eager_activities=True,
                 eager_orchestrations=True,
+                eager_steps=True,
             )
         self._mutex = threading.RLock() if self.in_memory else _file_mutex(path)
         #: Taken after the mutex around each write transaction (file databases).

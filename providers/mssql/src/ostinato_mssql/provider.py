@@ -123,6 +123,7 @@ class SqlServerProvider(RetriesTransientErrors, RelationalProvider):
         lock_expiry=True,
         eager_activities=True,
         eager_orchestrations=True,
+        eager_steps=True,
     )
 
     def __init__(

@@ -190,6 +190,9 @@ SELECT instance_id, name, execution_id, runtime_status, created_at, last_updated
 -- toolkit: instance_status
 SELECT runtime_status FROM [ostinato].[ostinato_instances] WITH (UPDLOCK, HOLDLOCK, ROWLOCK) WHERE task_hub = ? AND instance_id = ?;
 
+-- toolkit: instance_versions_in (2 rows or ids)
+SELECT instance_id, execution_id, history_size FROM [ostinato].[ostinato_instances] WHERE task_hub = ? AND instance_id IN (?, ?);
+
 -- toolkit: instances_in (2 rows or ids)
 SELECT instance_id, name, execution_id, runtime_status, created_at, last_updated_at, input, output, custom_status, failure_details, parent_instance_id, history_size FROM [ostinato].[ostinato_instances] WHERE task_hub = ? AND instance_id IN (?, ?);
 

@@ -207,6 +207,7 @@ class PostgresProvider(RetriesTransientErrors, RelationalProvider):
         lock_expiry=True,
         eager_activities=True,
         eager_orchestrations=True,
+        eager_steps=True,
     )
 
     def __init__(
