@@ -41,6 +41,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any, TypedDict, Unpack
 
@@ -268,9 +269,11 @@ class AsyncWorker:
             caps.eager_steps and caps.eager_orchestrations and caps.transactional_checkpoints
         )
         self._results: list[tuple[ActivityWorkItem, OrchestrationMessage]] = []
+        #: A thread leads the result commits (see :meth:`_commit_results`) ...
         self._committing = False
-        #: Threads running the steps of instances their results' commits locked.
-        self._taken_steps = 0
+        #: ... and this many threads are in :meth:`_commit_results` (a thread that stopped
+        #: leading may still wait for the disk or run the steps its commits locked).
+        self._committers = 0
 
     # -- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
@@ -336,7 +339,7 @@ class AsyncWorker:
             with contextlib.suppress(Exception):
                 self.provider.abandon_activity_work_item(running.item, None)
         with self._guard:  # results already handed to a commit are committed, not dropped
-            while self._results or self._committing or self._taken_steps:
+            while self._results or self._committing or self._committers:
                 self._settled.wait(1.0)
         self._stopped.set()
         if self.retention is not None:
@@ -883,6 +886,8 @@ class AsyncWorker:
             self._results.append((running.item, message))
             leader = not self._committing
             self._committing = True
+            if leader:
+                self._committers += 1
             if self._stopping.is_set():
                 self._settled.notify_all()  # stop() waits for the last activities
         self._activity_polls.room_freed()
@@ -922,66 +927,90 @@ class AsyncWorker:
                 self.provider.abandon_activity_work_item(item, timedelta(seconds=1))
 
     def _commit_results(self) -> None:
-        """Commit queued results in batches until the queue is empty (group commit), then
-        run the steps of the instances those commits locked for this worker.
+        """Lead the result commits: commit queued results in batches until the queue is
+        empty (group commit), then run the steps of the instances those commits locked for
+        this worker (call with :attr:`_committing` set for this thread).
 
-        The steps run after this thread stops leading the commits: a result that comes
-        while a step runs (often the task the step's own commit claimed) is committed by
-        its own thread, not held until the step's commit and its sync are done."""
+        The thread stops leading before it runs those steps, and as soon as a commit of
+        steps it computed (eager steps) is visible and has started the tasks it claimed:
+        a result that comes while this thread runs a step or waits for the disk (often
+        the result of a task that very commit claimed) is committed by its own thread at
+        once. A thread that stopped leading takes the lead again afterwards if results
+        wait and no other thread leads."""
+        leading = [True]
+
+        def stop_leading() -> None:
+            with self._guard:
+                if leading[0]:
+                    leading[0] = False
+                    self._committing = False
+
         taken: list[OrchestrationWorkItem] = []
         seen = self._orchestration_polls.signal.version
-        while True:
-            with self._guard:
-                batch, self._results = self._results, []
-                if not batch:
-                    self._committing = False
-                    if taken:
-                        self._taken_steps += 1  # before stop() can see the commits done
-                    self._settled.notify_all()
-                    break
-            rest, stepped = self._speculate(batch) if self._eager_steps else (batch, [])
-            done: list[tuple[ActivityWorkItem, OrchestrationMessage]] = []
-            errors: list[Exception | None] = []
-            if stepped:
-                errors = self._commit_with_steps(stepped)
-                done = [(item, result) for item, result, _ in stepped]
-            if self._eager_steps and any(item.dequeue_count > 1 for item, _ in rest):
-                redelivered = [pair for pair in rest if pair[0].dequeue_count > 1]
-                rest = [pair for pair in rest if pair[0].dequeue_count <= 1]
-                errors += self._commit_charging(redelivered)
-                done += redelivered
-            claim = self._reserve_orchestrations(rest, taken) if rest else None
-            try:
-                if claim is not None:
-                    locked = len(taken)
-                    try:
-                        errors += self.provider.complete_activities_and_claim(rest, claim)
-                    finally:
-                        self._unreserve_orchestrations(claim.max_count - (len(taken) - locked))
-                elif rest:
-                    errors += self.provider.complete_activity_work_items(rest)
-                done += rest
-            except Exception:
-                log.exception("Committing activity results failed; they will be redelivered")
-            retry: list[tuple[ActivityWorkItem, OrchestrationMessage]] = []
-            for (item, _), error in zip(done, errors, strict=False):
-                if error is not None and unstorable(error):
-                    # The result cannot be stored: the task fails (it does not run again).
-                    failure = SerializationError(f"The activity's result cannot be stored: {error}")
-                    retry.append((item, self._failure(item, failure)))
-                elif error is not None and not isinstance(error, WorkItemLockLost):
-                    log.error("Committing activity %s failed: %r", item.task.name, error)
-            if retry:
-                with self._guard:
-                    self._results.extend(retry)
-        if not taken:
-            return
         try:
-            self._run_taken_orchestrations(taken, seen)
+            while True:
+                with self._guard:
+                    if not leading[0]:
+                        if self._committing or not self._results:
+                            break
+                        self._committing = leading[0] = True
+                    batch, self._results = self._results, []
+                    if not batch:
+                        self._committing = leading[0] = False
+                        break
+                self._commit_batch(batch, taken, stop_leading)
+            if taken:
+                self._run_taken_orchestrations(taken, seen)
         finally:
             with self._guard:
-                self._taken_steps -= 1
+                if leading[0]:  # only if something raised: let the next result lead
+                    self._committing = False
+                self._committers -= 1
                 self._settled.notify_all()
+
+    def _commit_batch(
+        self,
+        batch: list[tuple[ActivityWorkItem, OrchestrationMessage]],
+        taken: list[OrchestrationWorkItem],
+        stop_leading: Callable[[], None],
+    ) -> None:
+        """Commit one batch of results (see :meth:`_commit_results`); the instances its
+        commits lock for this worker go to ``taken``."""
+        rest, stepped = self._speculate(batch) if self._eager_steps else (batch, [])
+        done: list[tuple[ActivityWorkItem, OrchestrationMessage]] = []
+        errors: list[Exception | None] = []
+        if stepped:
+            errors = self._commit_with_steps(stepped, stop_leading)
+            done = [(item, result) for item, result, _ in stepped]
+        if self._eager_steps and any(item.dequeue_count > 1 for item, _ in rest):
+            redelivered = [pair for pair in rest if pair[0].dequeue_count > 1]
+            rest = [pair for pair in rest if pair[0].dequeue_count <= 1]
+            errors += self._commit_charging(redelivered)
+            done += redelivered
+        claim = self._reserve_orchestrations(rest, taken) if rest else None
+        try:
+            if claim is not None:
+                locked = len(taken)
+                try:
+                    errors += self.provider.complete_activities_and_claim(rest, claim)
+                finally:
+                    self._unreserve_orchestrations(claim.max_count - (len(taken) - locked))
+            elif rest:
+                errors += self.provider.complete_activity_work_items(rest)
+            done += rest
+        except Exception:
+            log.exception("Committing activity results failed; they will be redelivered")
+        retry: list[tuple[ActivityWorkItem, OrchestrationMessage]] = []
+        for (item, _), error in zip(done, errors, strict=False):
+            if error is not None and unstorable(error):
+                # The result cannot be stored: the task fails (it does not run again).
+                failure = SerializationError(f"The activity's result cannot be stored: {error}")
+                retry.append((item, self._failure(item, failure)))
+            elif error is not None and not isinstance(error, WorkItemLockLost):
+                log.error("Committing activity %s failed: %r", item.task.name, error)
+        if retry:
+            with self._guard:
+                self._results.extend(retry)
 
     def _speculate(
         self, batch: list[tuple[ActivityWorkItem, OrchestrationMessage]]
@@ -1032,14 +1061,25 @@ class AsyncWorker:
         return [pair for pair in batch if id(pair[0]) not in chosen], stepped
 
     def _commit_with_steps(
-        self, stepped: list[tuple[ActivityWorkItem, OrchestrationMessage, ProcessedStep]]
+        self,
+        stepped: list[tuple[ActivityWorkItem, OrchestrationMessage, ProcessedStep]],
+        visible: Callable[[], None],
     ) -> list[Exception | None]:
         """Commit results with the steps :meth:`_speculate` computed from them (claiming the
-        tasks those steps schedule, as a step's commit does); each result's error."""
+        tasks those steps schedule, as a step's commit does, and calling ``visible()`` once
+        it has started them); each result's error."""
         steps = [step for _, _, step in stepped]
         claimed: list[ActivityWorkItem] = []
         settled: set[int] = set()
         claim = self._reserve_activities(steps, claimed, settled) if self._eager else None
+        if claim is not None:
+            start = claim.start
+
+            def start_then_visible(items: list[ActivityWorkItem]) -> None:
+                start(items)
+                visible()
+
+            claim = replace(claim, start=start_then_visible)
         observer = telemetry.current()
         began = time.monotonic()
         outcomes: list[bool | Exception] = []
