@@ -538,11 +538,10 @@ class InMemoryProvider(StorageProvider):
                     self._enqueue(step.result)
                     outcomes.append(False)
                     continue
+                # It stands: a lock holds visible messages, so there is none to release and
+                # no delivery to reset; the step's own messages make the instance ready.
                 stepped.add(instance_id)
-                inbox = self._inboxes.setdefault(instance_id, _Inbox())
                 enqueued |= self._apply(instance_id, step.checkpoint, claim, claimed)
-                inbox.dequeue_count = 0  # a completed step: the next delivery is a first
-                self._release(instance_id, inbox)
                 outcomes.append(True)
         applied = [s.checkpoint for s, o in zip(batch, outcomes, strict=True) if o is True]
         work = Work.of_checkpoints(applied)
