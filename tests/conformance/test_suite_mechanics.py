@@ -10,7 +10,17 @@ from pathlib import Path
 
 import ostinato as ot
 import pytest
-from ostinato.provider import ProviderCapabilities, StorageProvider
+from ostinato.history import TaskCompleted
+from ostinato.provider import (
+    ActivityClaim,
+    ActivityWorkItem,
+    OrchestrationCheckpoint,
+    OrchestrationMessage,
+    ProviderCapabilities,
+    ResultStep,
+    StorageProvider,
+)
+from ostinato.status import OrchestrationStatus
 from ostinato_conformance import FaultInjectingProvider, FaultKind, FaultPlan, InjectedFault
 from ostinato_conformance.base import overridden_without_xfail
 from ostinato_conformance.contract import ProviderContractTests
@@ -18,7 +28,14 @@ from ostinato_conformance.profiles import PROFILES, select_profile
 from ostinato_conformance.programs import interpret
 from ostinato_conformance.requirements import payload_skip_reason, skip_reason
 from ostinato_conformance.stress import SWITCH_INTERVAL, Stress
-from ostinato_conformance.support import LONG_LOCK, create, lock_orchestration, payload_of_size
+from ostinato_conformance.support import (
+    LONG_LOCK,
+    activity_task,
+    create,
+    lock_activity,
+    lock_orchestration,
+    payload_of_size,
+)
 
 HERE = Path(__file__).resolve().parent
 
@@ -151,6 +168,58 @@ def test_fault_injecting_provider_injects_the_planned_fault(kind: FaultKind) -> 
         assert leftover is not None, "an abandoned lock must free the work at once"
     else:
         assert leftover is None, "a crashed or hung worker still holds the lock"
+
+
+@pytest.mark.parametrize("kind", [None, FaultKind.RAISE_BEFORE, FaultKind.CRASH_AFTER])
+def test_fault_injecting_provider_passes_step_commits_on_with_their_faults(
+    kind: FaultKind | None,
+) -> None:
+    """``complete_activities_and_steps`` reaches the inner provider (the step applies and its
+    claimed task is started) unless the plan fails it first; a worker that crashed after the
+    commit never starts the task its commit claimed."""
+    inner = ot.InMemoryProvider()
+    faulty = FaultInjectingProvider(inner, FaultPlan({} if kind is None else {1: kind}))
+    record = create(inner, "i1")
+    item = lock_orchestration(inner)
+    assert item is not None
+    running = record.with_changes(runtime_status=OrchestrationStatus.RUNNING, history_size=1)
+    inner.complete_orchestration_work_item(
+        item,
+        OrchestrationCheckpoint(
+            instance=running,
+            new_history=[item.messages[0].event],
+            activity_tasks=[activity_task(running, 0)],
+        ),
+    )
+    task = lock_activity(inner)
+    assert task is not None
+    result = OrchestrationMessage(
+        instance_id="i1",
+        execution_id=running.execution_id,
+        event=TaskCompleted(task_scheduled_id=0, result='"r"'),
+    )
+    step = ResultStep(
+        task,
+        result,
+        running,
+        OrchestrationCheckpoint(
+            instance=running.with_changes(history_size=2),
+            new_history=[result.event],
+            activity_tasks=[activity_task(running, 1)],
+        ),
+    )
+    handed: list[list[ActivityWorkItem]] = []
+    claim = ActivityClaim("w", LONG_LOCK, 1, handed.append)
+    if kind is None:
+        assert faulty.complete_activities_and_steps([step], claim) == [True]
+    else:
+        with pytest.raises(InjectedFault):
+            faulty.complete_activities_and_steps([step], claim)
+    assert [e.kind for e in faulty.injected] == ([] if kind is None else [kind])
+    applied = len(inner.get_history("i1")) == 2
+    assert applied is (kind is not FaultKind.RAISE_BEFORE)
+    started = [i.task.task_id for items in handed for i in items]
+    assert started == ([1] if kind is None else []), f"claimed tasks started: {started}"
 
 
 def test_interpreter_computes_the_documented_results() -> None:

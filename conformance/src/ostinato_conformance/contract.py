@@ -44,8 +44,10 @@ from ostinato.provider import (
     OrchestrationMessage,
     OrchestrationWorkItem,
     ProviderCapabilities,
+    ResultStep,
     ReuseIdPolicy,
     StorageProvider,
+    new_lock_token,
 )
 from ostinato.status import TERMINAL_STATUSES, OrchestrationStatus
 
@@ -704,6 +706,329 @@ class ProviderContractTests(ConformanceTestBase):
         with pytest.raises(WorkItemLockLost):
             consume(provider, stale)
         consume(provider, fresh)
+
+    # -- eager steps: an activity's result committed with the step computed from it ----------
+    def _stepping(
+        self, provider: StorageProvider, count: int
+    ) -> tuple[InstanceRecord, list[HistoryEvent], list[ActivityWorkItem]]:
+        """Run ``act`` to a step that schedules ``count`` tasks and lock them all; the stored
+        record (the basis of steps computed now), the history and the tasks by task id."""
+        self._running_with_activities(provider, count)
+        basis = provider.get_instance("act")
+        assert basis is not None
+        tasks: list[ActivityWorkItem] = []
+        while len(tasks) < count and (task := lock_activity(provider)) is not None:
+            tasks.append(task)
+        assert len(tasks) == count, f"locked {len(tasks)} of {count} tasks"
+        return basis, provider.get_history("act"), sorted(tasks, key=lambda t: t.task.task_id)
+
+    def _step(
+        self,
+        basis: InstanceRecord,
+        activity: ActivityWorkItem,
+        schedules: tuple[int, ...] = (),
+        *,
+        keep_record: bool = False,
+        **changes: object,
+    ) -> ResultStep:
+        """The step a worker computes on ``basis`` from ``activity``'s result: it records the
+        result, schedules the tasks numbered ``schedules`` and updates the record with
+        ``changes`` (with ``keep_record``, its checkpoint leaves the record as it is)."""
+        result = task_result(basis, activity)
+        events: list[HistoryEvent] = [OrchestratorStarted(), result.event]
+        events += [
+            TaskScheduled(task_id=n, name="conformance_activity", input=json.dumps(n))
+            for n in schedules
+        ]
+        record = basis.with_changes(
+            history_size=basis.history_size + len(events),
+            custom_status=json.dumps(f"after task {activity.task.task_id}"),
+            last_updated_at=utcnow(),
+            **changes,
+        )
+        checkpoint = OrchestrationCheckpoint(
+            instance=None if keep_record else record,
+            new_history=events,
+            activity_tasks=[activity_task(basis, n, json.dumps(n)) for n in schedules],
+        )
+        return ResultStep(activity, result, basis, checkpoint)
+
+    def _steps(
+        self, provider: StorageProvider, batch: list[ResultStep], max_count: int | None = None
+    ) -> tuple[list[bool | Exception], list[ActivityWorkItem]]:
+        """Commit ``batch`` (with a claim of up to ``max_count`` tasks, if given); the
+        per-item outcomes and the tasks handed to ``start`` (checked to have been handed
+        over once, before the call returned)."""
+        handed: list[list[ActivityWorkItem]] = []
+        claim = None
+        if max_count is not None:
+            claim = ActivityClaim("worker-1", LONG_LOCK, max_count, handed.append)
+        outcomes = provider.complete_activities_and_steps(batch, claim)
+        assert len(handed) <= 1, f"start was called {len(handed)} times"
+        assert handed != [[]], "start was called with no tasks"
+        return outcomes, handed[0] if handed else []
+
+    def _assert_discarded(
+        self, provider: StorageProvider, step: ResultStep, history_before: list[HistoryEvent]
+    ) -> None:
+        """``step`` was not applied: history and record are as before, its task is done and
+        none of the tasks it schedules was enqueued."""
+        assert dumped(provider.get_history("act")) == dumped(history_before), (
+            "a discarded step changed the history"
+        )
+        assert_same_record(provider.get_instance("act"), step.basis)
+        assert lock_activity(provider, "worker-2", timeout=BRIEFLY) is None, (
+            "a discarded step's task was enqueued, or the completed task handed out again"
+        )
+        with pytest.raises(WorkItemLockLost):
+            provider.complete_activity_work_item(step.activity, step.result)
+
+    @requires("eager_steps")
+    def test_step_that_still_stands_is_applied_in_place_of_its_result(
+        self, provider: StorageProvider
+    ) -> None:
+        basis, before, (task,) = self._stepping(provider, 1)
+        step = self._step(basis, task, (1,))
+        signal = provider.changes
+        version = signal.version
+        outcomes, claimed = self._steps(provider, [step])
+        assert outcomes == [True], f"a step that stands was not applied: {outcomes}"
+        assert claimed == []
+        assert signal.version > version, "an applied step did not signal its change"
+        assert dumped(provider.get_history("act")) == dumped(before + step.checkpoint.new_history)
+        assert step.checkpoint.instance is not None
+        assert_same_record(provider.get_instance("act"), step.checkpoint.instance)
+        assert lock_orchestration(provider, "worker-2", timeout=BRIEFLY) is None, (
+            "the result of an applied step was enqueued as well"
+        )
+        scheduled = lock_activity(provider, "worker-2")
+        assert scheduled is not None, "the task the applied step scheduled was not enqueued"
+        assert scheduled.task == activity_task(basis, 1, json.dumps(1))
+        assert lock_activity(provider, "worker-2", timeout=BRIEFLY) is None, (
+            "the completed task was handed out again"
+        )
+        with pytest.raises(WorkItemLockLost):
+            provider.complete_activity_work_item(task, step.result)
+        provider.complete_activity_work_item(scheduled, task_result(basis, scheduled))
+        after = lock_orchestration(provider)
+        assert after is not None and [type(m.event) for m in after.messages] == [TaskCompleted]
+        assert after.messages[0].event.task_scheduled_id == 1  # type: ignore[attr-defined]
+        assert after.dequeue_count == 1, "an applied step must count as a completed step"
+        assert_same_record(after.instance, step.checkpoint.instance)
+
+    @requires("eager_steps")
+    def test_applied_steps_messages_are_handed_out(self, provider: StorageProvider) -> None:
+        """An applied step's messages are enqueued as a checkpoint's are: one to its own
+        instance is handed out at once, one to another instance too."""
+        basis, _, (task,) = self._stepping(provider, 1)
+        step = self._step(basis, task)
+        step.checkpoint.messages.extend(
+            [event_message("act", "self"), event_message("elsewhere", "sent")]
+        )
+        outcomes, _ = self._steps(provider, [step])
+        assert outcomes == [True], f"a step that stands was not applied: {outcomes}"
+        delivered = {}
+        while (item := lock_orchestration(provider, timeout=BRIEFLY)) is not None:
+            delivered[item.instance_id] = [type(m.event).__name__ for m in item.messages]
+            delivered[item.instance_id] += event_names(item.messages)
+        assert delivered == {
+            "act": ["EventRaised", "eself"],
+            "elsewhere": ["EventRaised", "esent"],
+        }, f"handed out: {delivered}"
+
+    @requires("eager_steps")
+    def test_applied_steps_tasks_are_claimed_for_the_committing_worker(
+        self, provider: StorageProvider
+    ) -> None:
+        basis, _, (task,) = self._stepping(provider, 1)
+        outcomes, claimed = self._steps(provider, [self._step(basis, task, (1, 2))], 1)
+        assert outcomes == [True]
+        assert len(claimed) == 1, f"claimed {len(claimed)} of 2 tasks with room for 1"
+        expected = {n: activity_task(basis, n, json.dumps(n)) for n in (1, 2)}
+        (item,) = claimed
+        assert item.task == expected[item.task.task_id], "a claimed task did not round-trip"
+        assert item.dequeue_count == 1, "a claimed task is a first delivery"
+        assert item.locked_until > utcnow(), "a claimed task's lock is already over"
+        polled = []
+        while (other := lock_activity(provider, "worker-2", timeout=BRIEFLY)) is not None:
+            polled.append(other)
+        ids = sorted(i.task.task_id for i in claimed + polled)
+        assert ids == [1, 2], f"tasks handed out (claimed and polled): {ids}, each once"
+        for done in claimed + polled:
+            provider.complete_activity_work_item(done, task_result(basis, done))
+        results = lock_orchestration(provider)
+        assert results is not None
+        got = sorted(m.event.task_scheduled_id for m in results.messages)  # type: ignore[attr-defined]
+        assert got == [1, 2], f"results delivered: {got}"
+
+    def test_step_is_discarded_while_another_work_item_holds_the_instance(
+        self, provider: StorageProvider
+    ) -> None:
+        basis, before, (task,) = self._stepping(provider, 1)
+        provider.send_message(event_message("act", 1))
+        holder = lock_orchestration(provider, "worker-2")
+        assert holder is not None and event_names(holder.messages) == ["e1"]
+        step = self._step(basis, task, (1,))
+        outcomes, claimed = self._steps(provider, [step], 5)
+        assert outcomes == [False], "a step was applied while another work item held its instance"
+        assert claimed == [], "a discarded step's task was claimed"
+        self._assert_discarded(provider, step, before)
+        assert lock_orchestration(provider, "worker-3", timeout=BRIEFLY) is None, (
+            "an instance another worker holds was handed out"
+        )
+        consume(provider, holder)
+        after = lock_orchestration(provider, "worker-3")
+        assert after is not None and [type(m.event) for m in after.messages] == [TaskCompleted], (
+            "the result of a discarded step was not handed out once the holder finished"
+        )
+
+    def test_step_is_discarded_while_a_message_of_the_instance_is_visible(
+        self, provider: StorageProvider
+    ) -> None:
+        basis, before, (task,) = self._stepping(provider, 1)
+        provider.send_message(event_message("act", 1))
+        step = self._step(basis, task)
+        outcomes, _ = self._steps(provider, [step])
+        assert outcomes == [False], "a step was applied although a message it never saw waited"
+        self._assert_discarded(provider, step, before)
+        item = lock_orchestration(provider)
+        assert item is not None
+        kinds = sorted(type(m.event).__name__ for m in item.messages)
+        assert kinds == ["EventRaised", "TaskCompleted"], f"delivered together: {kinds}"
+
+    @pytest.mark.parametrize("stale", ["history_size", "execution_id"])
+    def test_step_computed_from_a_stale_record_is_discarded(
+        self, provider: StorageProvider, stale: str
+    ) -> None:
+        basis, before, (task,) = self._stepping(provider, 1)
+        if stale == "history_size":
+            old = basis.with_changes(history_size=0)  # the record before the first step
+        else:
+            old = basis.with_changes(execution_id=new_record("act").execution_id)
+        step = self._step(old, task)
+        outcomes, _ = self._steps(provider, [step])
+        assert outcomes == [False], f"a step computed from a record of another {stale} applied"
+        assert dumped(provider.get_history("act")) == dumped(before)
+        assert_same_record(provider.get_instance("act"), basis)
+        item = lock_orchestration(provider)
+        assert item is not None and [type(m.event) for m in item.messages] == [TaskCompleted]
+
+    def test_step_of_an_activity_whose_lock_was_lost_writes_nothing(
+        self, provider: StorageProvider
+    ) -> None:
+        """A batch with a step whose activity lock was lost (a wrong token) and one still held:
+        the lost item writes nothing and does not stop the held item's step."""
+        basis, before, (lost_task, held_task) = self._stepping(provider, 2)
+        lost = self._step(basis, replace(lost_task, lock_token=new_lock_token()), (5,))
+        held = self._step(basis, held_task)
+        outcomes, _ = self._steps(provider, [lost, held], 5)
+        assert isinstance(outcomes[0], WorkItemLockLost), outcomes
+        eager = provider.capabilities.eager_steps
+        assert outcomes[1] is eager, f"the held item's step (standing): {outcomes[1]}"
+        expected = before + held.checkpoint.new_history if eager else before
+        assert dumped(provider.get_history("act")) == dumped(expected)
+        if eager:
+            assert lock_orchestration(provider, timeout=BRIEFLY) is None, (
+                "the result of an activity whose lock was lost was enqueued"
+            )
+        else:
+            item = lock_orchestration(provider)
+            assert item is not None
+            got = [m.event.task_scheduled_id for m in item.messages]  # type: ignore[attr-defined]
+            assert got == [1], f"results delivered: {got} (only the held item's)"
+            consume(provider, item, history=[])
+        assert lock_activity(provider, "worker-2", timeout=BRIEFLY) is None, (
+            "a task was enqueued by a lost item, or a still locked task was handed out"
+        )
+        provider.complete_activity_work_item(lost_task, task_result(basis, lost_task))
+        item = lock_orchestration(provider)
+        assert item is not None
+        got = [m.event.task_scheduled_id for m in item.messages]  # type: ignore[attr-defined]
+        assert got == [0], f"results delivered: {got} (the lost item's, now completed)"
+
+    @pytest.mark.parametrize("first", ["updates-record", "keeps-record"])
+    def test_only_the_first_step_of_an_instance_in_a_batch_is_applied(
+        self, provider: StorageProvider, first: str
+    ) -> None:
+        """Of two steps computed from one record, only the first can apply; a first step
+        that leaves the record as it is still stops the second."""
+        basis, before, (t0, t1) = self._stepping(provider, 2)
+        one = self._step(basis, t0, keep_record=first == "keeps-record")
+        two = self._step(basis, t1)
+        outcomes, _ = self._steps(provider, [one, two])
+        eager = provider.capabilities.eager_steps
+        assert outcomes == [eager, False], f"outcomes: {outcomes}"
+        expected = before + one.checkpoint.new_history if eager else before
+        assert dumped(provider.get_history("act")) == dumped(expected)
+        item = lock_orchestration(provider)
+        assert item is not None
+        got = sorted(m.event.task_scheduled_id for m in item.messages)  # type: ignore[attr-defined]
+        assert got == ([1] if eager else [0, 1]), f"results delivered: {got}"
+
+    @requires("eager_steps")
+    def test_steps_of_different_instances_in_one_batch_are_each_applied(
+        self, provider: StorageProvider
+    ) -> None:
+        running = self._two_instances_with_a_task_each(provider)
+        steps = []
+        for record, task in running:
+            stored = provider.get_instance(record.instance_id)
+            assert stored is not None
+            steps.append(self._step(stored, task, runtime_status=OrchestrationStatus.COMPLETED))
+        with provider.changes.watching("two") as status_may_have_changed:
+            status_may_have_changed.clear()
+            outcomes, _ = self._steps(provider, steps)
+            assert outcomes == [True, True], f"outcomes: {outcomes}"
+            assert status_may_have_changed.is_set(), (
+                "a step that changed the instance's status did not wake its watchers"
+            )
+        for step in steps:
+            assert step.checkpoint.instance is not None
+            assert_same_record(
+                provider.get_instance(step.basis.instance_id), step.checkpoint.instance
+            )
+        assert lock_orchestration(provider, timeout=BRIEFLY) is None, "a result was enqueued"
+
+    @requires("eager_steps")
+    def test_message_not_yet_visible_leaves_the_step_standing(
+        self, provider: StorageProvider
+    ) -> None:
+        """A timer that is not due yet does not stop a step, and still fires at its time."""
+        basis, before, (task,) = self._stepping(provider, 1)
+        due = utcnow() + timedelta(milliseconds=500)
+        provider.send_message(event_message("act", "timer", visible_at=due))
+        step = self._step(basis, task)
+        outcomes, _ = self._steps(provider, [step])
+        if utcnow() < due:
+            assert outcomes == [True], f"a timer not yet due stopped the step: {outcomes}"
+        if outcomes != [True]:
+            # This machine was too slow to commit before the timer was due.
+            item = lock_orchestration(provider)
+            assert item is not None
+            kinds = sorted(type(m.event).__name__ for m in item.messages)
+            assert kinds == ["EventRaised", "TaskCompleted"], f"delivered: {kinds}"
+            return
+        assert dumped(provider.get_history("act")) == dumped(before + step.checkpoint.new_history)
+        fired = lock_orchestration(provider, timeout=PROMPTLY + 1)
+        woke = utcnow()
+        assert fired is not None, "the timer was lost by the applied step"
+        assert event_names(fired.messages) == ["etimer"], f"delivered: {fired.messages}"
+        assert woke >= due, f"the timer fired {due - woke} early"
+
+    def test_default_step_commit_applies_no_step(self, provider: StorageProvider) -> None:
+        """A provider without ``eager_steps`` (or the default it inherits) applies no step,
+        even one that stands: every result is enqueued as ``complete_activity_work_items``
+        enqueues it."""
+        basis, before, (task,) = self._stepping(provider, 1)
+        step = self._step(basis, task, (1,))
+        if provider.capabilities.eager_steps:
+            outcomes = StorageProvider.complete_activities_and_steps(provider, [step])
+        else:
+            outcomes = provider.complete_activities_and_steps([step])
+        assert outcomes == [False], f"a step was applied without eager_steps: {outcomes}"
+        self._assert_discarded(provider, step, before)
+        item = lock_orchestration(provider)
+        assert item is not None and [type(m.event) for m in item.messages] == [TaskCompleted]
 
     # -- exactly-once state changes -----------------------------------------------------------
     def test_complete_applies_the_whole_checkpoint(self, provider: StorageProvider) -> None:

@@ -52,6 +52,7 @@ from ostinato.provider import (
     OrchestrationWorkItem,
     Page,
     ProviderCapabilities,
+    ResultStep,
     ReuseIdPolicy,
     StorageProvider,
 )
@@ -337,15 +338,30 @@ class FaultInjectingProvider(StorageProvider):
             lambda: claim.start(handed),
         )
 
+    def complete_activities_and_steps(
+        self, batch: Sequence[ResultStep], claim: ActivityClaim | None = None
+    ) -> list[bool | Exception]:
+        if self._partial_when is not None:  # no step: the one to cut short runs on its own
+            return super().complete_activities_and_steps(batch, claim)
+        handed: list[ActivityWorkItem] = []
+        inner_claim = None if claim is None else replace(claim, start=handed.extend)
+        return self._claiming_call(
+            "complete_activities_and_steps",
+            [step.activity.lock_token for step in batch],
+            lambda: self.inner.complete_activities_and_steps(batch, inner_claim),
+            handed,
+            lambda: claim.start(handed) if claim is not None else None,
+        )
+
     def _claiming_call(
         self,
         method: str,
         tokens: list[str],
-        fn: Callable[[], list[Exception | None]],
+        fn: Callable[[], T],
         handed: Sequence[ActivityWorkItem | OrchestrationWorkItem],
         start: Callable[[], None],
-    ) -> list[Exception | None]:
-        """A batch completion that claims work (eager activities or orchestrations), counted
+    ) -> T:
+        """A batch completion that claims work (eager activities, orchestrations or steps), counted
         as one call: ``fn`` collects what it claimed in ``handed``; ``start`` hands it to the
         worker unless the worker crashed. ``CRASH_*`` kill every item of the batch and every
         claimed one (the claims then wait for their locks to expire)."""

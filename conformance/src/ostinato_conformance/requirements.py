@@ -56,6 +56,11 @@ REQUIREMENTS: dict[str, Requirement] = {
             "several processes may share one task hub",
             lambda c: c.multi_process,
         ),
+        Requirement(
+            "eager_steps",
+            "complete_activities_and_steps applies a step that still stands in place of its result",
+            lambda c: c.eager_steps,
+        ),
     )
 }
 

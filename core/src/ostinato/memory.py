@@ -33,6 +33,7 @@ from ostinato.provider import (
     OrchestrationWorkItem,
     Page,
     ProviderCapabilities,
+    ResultStep,
     ReuseIdPolicy,
     StorageProvider,
     Work,
@@ -73,6 +74,7 @@ class InMemoryProvider(StorageProvider):
         multi_process=False,
         eager_activities=True,
         eager_orchestrations=True,
+        eager_steps=True,
     )
 
     def __init__(self) -> None:
@@ -345,12 +347,26 @@ class InMemoryProvider(StorageProvider):
         assert inbox.lock is not None
         for seq in inbox.lock.message_seqs:
             inbox.messages.pop(seq, None)
+        enqueued = self._apply(item.instance_id, checkpoint, claim, claimed)
+        inbox.dequeue_count = 0  # delivered and completed: the next delivery is a first
+        self._release(item.instance_id, inbox)
+        return enqueued
+
+    def _apply(
+        self,
+        instance_id: str,
+        checkpoint: OrchestrationCheckpoint,
+        claim: ActivityClaim | None,
+        claimed: list[ActivityWorkItem] | None,
+    ) -> bool:
+        """Write ``checkpoint``'s history, record, tasks and messages (call with the mutex
+        held), claiming tasks as :meth:`_complete` does; whether any task went unclaimed."""
         if checkpoint.reset_history:
-            self._history[item.instance_id] = []
+            self._history[instance_id] = []
         if checkpoint.new_history:
-            self._history.setdefault(item.instance_id, []).extend(checkpoint.new_history)
+            self._history.setdefault(instance_id, []).extend(checkpoint.new_history)
         if checkpoint.instance is not None:
-            self._instances[item.instance_id] = checkpoint.instance
+            self._instances[instance_id] = checkpoint.instance
         enqueued = False
         for task in checkpoint.activity_tasks:
             if claim is not None and claimed is not None and len(claimed) < claim.max_count:
@@ -360,8 +376,6 @@ class InMemoryProvider(StorageProvider):
                 enqueued = True
         for message in checkpoint.messages:
             self._enqueue(message)
-        inbox.dequeue_count = 0  # delivered and completed: the next delivery is a first
-        self._release(item.instance_id, inbox)
         return enqueued
 
     def abandon_orchestration_work_item(
@@ -502,6 +516,61 @@ class InMemoryProvider(StorageProvider):
         if claimed:
             claim.start(claimed)
         return errors
+
+    def complete_activities_and_steps(
+        self, batch: Sequence[ResultStep], claim: ActivityClaim | None = None
+    ) -> list[bool | Exception]:
+        outcomes: list[bool | Exception] = []
+        claimed: list[ActivityWorkItem] = []
+        stepped: set[str] = set()
+        enqueued = False
+        now = self.now()
+        with self._mutex:
+            for step in batch:
+                try:
+                    self._held_activity(step.activity)
+                except WorkItemLockLost as exc:
+                    outcomes.append(exc)
+                    continue
+                del self._activities[step.activity.provider_data]
+                instance_id = step.result.instance_id
+                if instance_id in stepped or not self._step_stands(step, now):
+                    self._enqueue(step.result)
+                    outcomes.append(False)
+                    continue
+                # It stands: a lock holds visible messages, so there is none to release and
+                # no delivery to reset; the step's own messages make the instance ready.
+                stepped.add(instance_id)
+                enqueued |= self._apply(instance_id, step.checkpoint, claim, claimed)
+                outcomes.append(True)
+        applied = [s.checkpoint for s, o in zip(batch, outcomes, strict=True) if o is True]
+        work = Work.of_checkpoints(applied)
+        if not enqueued:  # every task claimed: no activity work for pollers
+            work &= ~Work.ACTIVITIES
+        work |= Work.of_messages(
+            s.result for s, o in zip(batch, outcomes, strict=True) if o is False
+        )
+        self.changes.notify(work=work)
+        if claim is not None and claimed:
+            claim.start(claimed)
+        return outcomes
+
+    def _step_stands(self, step: ResultStep, now: datetime) -> bool:
+        """Whether ``step``'s instance is still as its step saw it: the record it was computed
+        from, no live lock and no visible message (call with the mutex held)."""
+        record = self._instances.get(step.result.instance_id)
+        if (
+            record is None
+            or record.execution_id != step.basis.execution_id
+            or record.history_size != step.basis.history_size
+        ):
+            return False
+        inbox = self._inboxes.get(step.result.instance_id)
+        if inbox is None:
+            return True
+        if inbox.lock is not None and inbox.lock.expires > now:
+            return False
+        return not self._visible(inbox, now)
 
     def dead_letter_activity_task(
         self, item: ActivityWorkItem, reason: str, result: OrchestrationMessage
