@@ -63,6 +63,10 @@ class TinySqlProvider(RelationalProvider):
         max_payload_bytes=100 * 1024 * 1024,
         multi_process=False,
         lock_expiry=True,
+        # The toolkit implements these calls: a provider built on it claims them as they are.
+        eager_activities=True,
+        eager_orchestrations=True,
+        eager_steps=True,
     )
 
     def __init__(self, path: str | os.PathLike[str], *, task_hub: str = "default") -> None:

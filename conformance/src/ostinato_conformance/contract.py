@@ -445,8 +445,11 @@ class ProviderContractTests(ConformanceTestBase):
         faulty = FaultInjectingProvider(provider, FaultPlan())
         crash_first_result = _CrashFirst(
             faulty,
-            # The call the worker commits results with.
-            "complete_activities_and_claim"
+            # The call the worker commits results with (the first result's step is computed
+            # from the cached run when the provider takes eager steps).
+            "complete_activities_and_steps"
+            if _worker_takes_eager_steps(provider)
+            else "complete_activities_and_claim"
             if provider.capabilities.eager_orchestrations
             else "complete_activity_work_item",
         )
@@ -1276,6 +1279,9 @@ class ProviderContractTests(ConformanceTestBase):
     def test_no_message_is_lost_when_the_worker_crashes_between_provider_calls(
         self, provider: StorageProvider, kind: FaultKind, call: int
     ) -> None:
+        calls = _hello_cities_calls(provider)
+        if call > calls:
+            pytest.skip(f"HelloCities makes {calls} worker calls on this provider, not {call}")
         faulty = FaultInjectingProvider(provider, FaultPlan({call: kind}))
         client = ot.Client(faulty)
         with running_worker(faulty, lock_timeout=SHORT_LOCK):
@@ -1758,7 +1764,9 @@ class ProviderContractTests(ConformanceTestBase):
     def test_ambiguous_completions_change_no_result(self, provider: StorageProvider) -> None:
         """Every kind of worker call commits and then raises once (lock claims stay held by
         nobody until they expire): HelloCities still gives its result, each step once."""
-        plans = [FaultPlan({n: FaultKind.AMBIGUOUS_COMMIT}) for n in (1, 2, 3, 5, 8)]
+        last = _hello_cities_calls(provider)
+        calls = sorted({1, 2, 3, (last + 2) // 2, last})
+        plans = [FaultPlan({n: FaultKind.AMBIGUOUS_COMMIT}) for n in calls]
         client = ot.Client(provider)
         ids = []
         for n, plan in enumerate(plans):
@@ -2295,6 +2303,27 @@ def _starts_a_sub_orchestration(checkpoint: OrchestrationCheckpoint) -> bool:
     )
 
 
+def _hello_cities_calls(provider: StorageProvider) -> int:
+    """How many worker calls (as :class:`FaultInjectingProvider` counts them) one HelloCities
+    makes on ``provider`` without faults: the crash points of the fault tests (the number
+    depends on the provider's capabilities, e.g. eager steps commit a result with its
+    step in one call)."""
+    counting = FaultInjectingProvider(provider, FaultPlan())
+    with running_worker(counting, lock_timeout=SHORT_LOCK):
+        iid = ot.Client(counting).schedule_new_orchestration(hello_cities)
+        state = ot.Client(provider).wait_for_orchestration_completion(
+            iid, timeout=COMPLETION_TIMEOUT
+        )
+    assert state.output == HELLO_RESULT
+    return counting.calls
+
+
+def _worker_takes_eager_steps(provider: StorageProvider) -> bool:
+    """Whether the worker commits results with their steps on ``provider``."""
+    caps = provider.capabilities
+    return caps.eager_steps and caps.eager_orchestrations and caps.transactional_checkpoints
+
+
 class _CrashFirst:
     """Makes the first call of ``method`` on a fault-injecting provider crash before the call
     (its work item, or every work item of its batch, held by a crashed worker)."""
@@ -2307,7 +2336,11 @@ class _CrashFirst:
             if not self.fired:
                 self.fired = True
                 first = args[0]
-                items = [pair[0] for pair in first] if isinstance(first, list) else [first]
+                items = (
+                    [e.activity if isinstance(e, ResultStep) else e[0] for e in first]
+                    if isinstance(first, list)
+                    else [first]
+                )
                 for item in items:
                     token = getattr(item, "lock_token", None)
                     if isinstance(token, str):
