@@ -282,6 +282,36 @@ MUTANTS: list[Mutant] = [
         "Eager orchestrations: an off-by-one in the claim's room: one instance more than the "
         "worker has room for is locked to it and waits there, unseen by other workers.",
     ),
+    Mutant(
+        "R26",
+        "sqlite",
+        RELATIONAL,
+        "                        and iid not in waiting\n",
+        "",
+        "Eager steps: the visible-message check left out: a step that never saw an event "
+        "waiting in the inbox is applied, so the history no longer says what the step "
+        "consumed (a replay takes the event where the original run did not).",
+    ),
+    Mutant(
+        "R27",
+        "sqlite",
+        RELATIONAL,
+        "stored.get(iid) == (basis.execution_id, basis.history_size)",
+        "stored.get(iid, (None, None))[0] == basis.execution_id",
+        "Eager steps: only the execution id compared, not the history size: a step computed "
+        "from a cached run that another worker has since moved on is applied over that "
+        "worker's step.",
+    ),
+    Mutant(
+        "R28",
+        "sqlite",
+        RELATIONAL,
+        "                        and iid not in applied\n",
+        "",
+        "Eager steps: two results of one instance in one batch each apply the step computed "
+        "from the same record, so the second step is appended after the first without having "
+        "seen it.",
+    ),
     # -- SQLite -----------------------------------------------------------------------------
     Mutant(
         "S01",

@@ -1267,6 +1267,9 @@ class RelationalProvider(StorageProvider):
                     for row_id, token, expires in self._fetch(cur, check)
                     if token is not None and expires > now
                 }
+                # Holds the instances' queue rows (engines with row locks): a claim of one
+                # of them waits for this commit. A held instance has visible messages too,
+                # so the lock test below is the contract's rule more than a second check.
                 locked = {
                     iid
                     for iid, token, expires in self._fetch(
