@@ -559,8 +559,15 @@ def _calls_table(calls: dict[str, Any]) -> list[str]:
     return lines
 
 
-#: The provider calls that wait for the disk (activity results, claims and abandons don't).
-DURABLE_WRITES = ("create_", "complete_orchestration_", "complete_and_claim_", "send_")
+#: The provider calls that wait for the disk (activity results, claims and abandons don't;
+#: a result committed with the step it brings does).
+DURABLE_WRITES = (
+    "create_",
+    "complete_orchestration_",
+    "complete_and_claim_",
+    "complete_activities_and_steps",
+    "send_",
+)
 
 
 def _writes(calls: dict[str, Any]) -> float:
@@ -617,8 +624,9 @@ def _calls_section(data: dict[str, Any]) -> list[str]:
         lines += [
             "",
             f"**Latency.** One HelloCities makes {writes:.0f} durable writes one after another "
-            "(the create and each orchestration step; activity results and claims don't wait "
-            "for the disk). At the "
+            "(the create and each orchestration step, the steps an activity result brings "
+            "committed with that result: eager steps, see docs/architecture.md; activity "
+            "results committed alone and claims don't wait for the disk). At the "
             f"micro-benchmark's {cost['FULL']:.2f} ms per commit, waiting for each would take "
             f"{writes * cost['FULL']:.1f} ms. Only the create's sync is waited for on the "
             "critical path: each later commit wakes the worker as soon as it is visible, and "

@@ -16,6 +16,10 @@ Providers count deliveries per work item (``dequeue_count``); the worker reads t
   activity fails its task with :class:`~ostinato.errors.PoisonMessageError` (the orchestration
   may catch it), an orchestration step fails the instance with that failure.
 
+A step computed from an activity's result in the activity's process (eager steps) is charged
+through the activity: the result of an activity delivered more than once counts as one
+delivery of the step it brings (see ``AsyncWorker._commit_charging``).
+
 A suspect activity whose instance has ended or moved on is not run at all, and a suspect
 orchestration step that carries a terminate is applied without running the code: terminating
 a poison instance never waits for its poison step.

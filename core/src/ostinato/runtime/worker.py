@@ -16,7 +16,10 @@ than a step of a small orchestration:
   finished meanwhile (group commit: whoever finds no commit in progress commits the batch).
   On a provider with eager orchestrations (``ProviderCapabilities.eager_orchestrations``)
   that commit also locks the instances the results go to, while the worker has room for
-  them, and the thread runs their next steps itself;
+  them, and the thread runs their next steps itself. With eager steps
+  (``ProviderCapabilities.eager_steps``) it first computes, from the cached run, the step a
+  result brings its instance, and commits the result with that step in one write, which
+  applies the step only if nothing else happened to the instance meanwhile;
 * one **renewer** thread keeps running activities' locks alive.
 
 Idle threads wait on the provider's change signal (the same process's writes wake them at
