@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import ostinato as ot
 import pytest
-from ostinato.provider import ActivityWorkItem
+from ostinato.provider import ActivityClaim, ActivityWorkItem, OrchestrationWorkItem, ResultStep
 from ostinato.sqlite import SqliteProvider
 
 app = ot.App()
@@ -261,6 +261,59 @@ def test_activities_a_step_schedules_run_without_a_poll_while_there_is_room(
         provider.close()
     assert [state.output for state in states] == [[1, 2, 3]] * 20
     assert polled == [], f"{len(polled)} of 60 tasks were polled, not claimed"
+
+
+@app.orchestrator
+def echo_in_turn(ctx: ot.OrchestrationContext, _: Any) -> Any:
+    results = []
+    for n in (1, 2, 3):
+        results.append((yield ctx.call_activity(echo, input=n)))
+    return results
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite-file"])
+def test_each_result_is_committed_with_the_step_it_brings(kind: str, tmp_path: Path) -> None:
+    """Eager steps: the step after each activity is computed from the cached run and
+    committed with the activity's result, so only an instance's first step is polled."""
+    provider: ot.StorageProvider = (
+        ot.InMemoryProvider() if kind == "memory" else SqliteProvider(tmp_path / "steps.db")
+    )
+    assert provider.capabilities.eager_steps
+    polled: list[str] = []
+    applied: list[bool | Exception] = []
+    lock, commit = (
+        provider.lock_next_orchestration_work_items,
+        provider.complete_activities_and_steps,
+    )
+
+    def counting_lock(
+        worker_id: str, lock_timeout: timedelta, max_count: int
+    ) -> list[OrchestrationWorkItem]:
+        items = lock(worker_id, lock_timeout, max_count)
+        polled.extend(item.instance_id for item in items)
+        return items
+
+    def recording_commit(
+        batch: Sequence[ResultStep], claim: ActivityClaim | None = None
+    ) -> list[bool | Exception]:
+        outcomes = commit(batch, claim)
+        applied.extend(outcomes)
+        return outcomes
+
+    provider.lock_next_orchestration_work_items = counting_lock  # type: ignore[method-assign]
+    provider.complete_activities_and_steps = recording_commit  # type: ignore[method-assign]
+    client = ot.Client(provider)
+    try:
+        with ot.Worker(app, provider):
+            ids = []
+            for _ in range(5):  # one at a time: each result is its instance's only one
+                ids.append(client.schedule_new_orchestration(echo_in_turn))
+                state = client.wait_for_orchestration_completion(ids[-1], timeout=30)
+                assert state.output == [1, 2, 3]
+    finally:
+        provider.close()
+    assert sorted(polled) == sorted(ids), "only each instance's first step is polled"
+    assert applied == [True] * 15, applied
 
 
 class _LifecycleProvider(ot.InMemoryProvider):
