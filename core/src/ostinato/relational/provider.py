@@ -1208,30 +1208,20 @@ class RelationalProvider(StorageProvider):
         self, batch: Sequence[ResultStep], claim: ActivityClaim | None = None
     ) -> list[bool | Exception]:
         """One durable transaction: each held activity is deleted and either its step is
-        applied (if it stands) or its result enqueued. Every item's statements, both ways,
-        are built first; should the transaction fail, the results are completed the
-        ordinary way (:meth:`complete_activity_work_items`) and no step is applied."""
+        applied (if it stands) or its result enqueued. The statements that apply every step
+        are built first (the common case: all stand); should the transaction fail, or a
+        step not encode, the results are completed the ordinary way
+        (:meth:`complete_activity_work_items`) and no step is applied."""
         if not batch:
             return []
-        s, hub, now = self._sql, self.task_hub, self._now_micros()
+        s, hub = self._sql, self.task_hub
         pairs = [(step.activity, step.result) for step in batch]
         completions = [(_unlocked_item(step), step.checkpoint) for step in batch]
-        claims = _Claims.of(completions, claim, now) if claim is not None else None
-        deletes: list[Script] = []
-        applies: list[Script | None] = []
-        enqueues: list[Script] = []
-        for step, completion in zip(batch, completions, strict=True):
-            deletes.append(self._in(s.activity_delete_ids, (), [step.activity.provider_data]))
-            try:
-                applies.append(self._checkpoint_script([completion], claims))
-            except Exception:  # noqa: BLE001 - unencodable: the result goes the ordinary way
-                applies.append(None)
-            enqueued: Script = []
-            try:
-                self._enqueue(enqueued, [step.result], now, may_add_work=False)
-            except Exception:  # noqa: BLE001 - the ordinary way reports it for this item
-                return self._results_without_steps(pairs)
-            enqueues.append(enqueued)
+        claims = _Claims.of(completions, claim, self._now_micros()) if claim else None
+        try:
+            apply_all = self._checkpoint_script(completions, claims)
+        except Exception:  # noqa: BLE001 - unencodable: the ordinary way reports it
+            return self._results_without_steps(pairs)
         ids = list(dict.fromkeys(step.result.instance_id for step in batch))
         outcomes: list[bool | Exception] = [False] * len(batch)
         committed = False
@@ -1283,32 +1273,36 @@ class RelationalProvider(StorageProvider):
                 }
                 versions = self._in(s.instance_versions_in, (hub,), ids)
                 stored = {iid: (eid, size) for iid, eid, size in self._fetch(cur, versions)}
-                script: Script = []
                 applied: set[str] = set()
+                completed: list[int] = []
                 for index, step in enumerate(batch):
                     activity = step.activity
                     if (activity.provider_data, activity.lock_token) not in held:
                         outcomes[index] = _activity_lock_lost(activity)
                         continue
                     held.discard((activity.provider_data, activity.lock_token))
-                    iid, basis, apply = step.result.instance_id, step.basis, applies[index]
-                    stands = (
-                        apply is not None
-                        and iid == basis.instance_id
+                    completed.append(index)
+                    iid, basis = step.result.instance_id, step.basis
+                    if (
+                        iid == basis.instance_id
                         and iid not in applied
                         and iid not in locked
                         and iid not in waiting
                         and stored.get(iid) == (basis.execution_id, basis.history_size)
-                    )
-                    script += deletes[index]
-                    if stands:
-                        assert apply is not None
-                        script += apply
+                    ):
                         applied.add(iid)
                         outcomes[index] = True
-                    else:
-                        script += enqueues[index]
-                        self._work_may_be_added(s.queue_peek)
+                script = self._in(
+                    s.activity_delete_ids, (), [batch[i].activity.provider_data for i in completed]
+                )
+                if len(applied) == len(batch):
+                    script += apply_all
+                else:  # rare: build the statements of what happens instead
+                    stand = [completions[i] for i in completed if outcomes[i] is True]
+                    if stand:
+                        script += self._checkpoint_script(stand, claims)
+                    enqueue = [batch[i].result for i in completed if outcomes[i] is False]
+                    self._enqueue(script, enqueue, now)
                 self._run(cur, script)
                 if claims is not None:
                     claimed_in = self._in(s.activity_claimed_in, (hub, claims.token), [*applied])
