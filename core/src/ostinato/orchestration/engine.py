@@ -171,6 +171,12 @@ class OrchestrationRun:
         self._sender: Origin | None = None
 
     # -- replay ---------------------------------------------------------------------------
+    @property
+    def open_tasks(self) -> int:
+        """How many scheduled tasks (activities, timers, sub-orchestrations, entity calls)
+        await their completion event."""
+        return len(self._open)
+
     def replay(self, history: Sequence[HistoryEvent]) -> None:
         """Re-run the code against ``history`` (a committed history of this execution)."""
         step_times: list[datetime | None] = [None] * len(history)

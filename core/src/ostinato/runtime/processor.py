@@ -111,11 +111,10 @@ class RunCache:
         self.misses += 1
         return None
 
-    def record(self, instance_id: str) -> InstanceRecord | None:
-        """The record committed with the cached run of ``instance_id`` (``None``: none cached
-        or not known)."""
-        cached = self._runs.get(instance_id)
-        return None if cached is None else cached[1]
+    def peek(self, instance_id: str) -> tuple[OrchestrationRun, InstanceRecord | None] | None:
+        """The cached run of ``instance_id`` and the record its last step committed (``None``
+        if not known), left in the cache; ``None`` if none is cached."""
+        return self._runs.get(instance_id)
 
     def put(self, run: OrchestrationRun, record: InstanceRecord | None = None) -> None:
         if self.max_size <= 0:
@@ -173,22 +172,17 @@ class OrchestrationProcessor:
         """The step an activity ``result`` brings its instance, computed from the cached run
         while no one holds the instance (its checkpoint stands only if the stored record is
         still the cached one: see :class:`~ostinato.provider.ResultStep`); ``None`` if no
-        run of the instance is cached or a step of it is in flight.
+        run of the instance is cached, a step of it is in flight, or the run awaits other
+        tasks too (a fan-in: one step takes its results together, once they wait).
 
         ``step.item`` stands in for a work item: it holds no lock and is never completed
         or abandoned. Report the step's fate with :meth:`committed` or :meth:`dropped`.
         """
         instance_id = result.instance_id
-        if is_entity_instance(instance_id):
-            return None
         with self._settled_lock:
-            if instance_id in self._in_flight:
-                return None
-            record = self.cache.record(instance_id)
-            if record is None or record.runtime_status.is_terminal:
-                return None
-            run = self.cache.take(record)
-        if run is None:
+            record = self._speculable(instance_id)
+            run = self.cache.take(record) if record is not None else None
+        if run is None or record is None:
             return None
         item = OrchestrationWorkItem(
             instance_id=instance_id,
@@ -198,6 +192,25 @@ class OrchestrationProcessor:
             locked_until=record.last_updated_at,
         )
         return self._in_flight_now(self._process(item, run))
+
+    def may_speculate(self, instance_id: str) -> bool:
+        """Whether :meth:`speculate` would compute a step for a result of ``instance_id``
+        now (it may still not, should another thread take the run meanwhile)."""
+        with self._settled_lock:
+            return self._speculable(instance_id) is not None
+
+    def _speculable(self, instance_id: str) -> InstanceRecord | None:
+        """The record to compute a step of ``instance_id`` from without a lock, if one may
+        be (call with the settled lock)."""
+        if instance_id in self._in_flight or is_entity_instance(instance_id):
+            return None
+        cached = self.cache.peek(instance_id)
+        if cached is None or cached[0].open_tasks != 1:
+            return None
+        record = cached[1]
+        if record is None or record.runtime_status.is_terminal:
+            return None
+        return record
 
     def committed(self, step: ProcessedStep) -> None:
         """Record that ``step``'s checkpoint is durable: its run may be cached."""

@@ -263,6 +263,8 @@ class AsyncWorker:
         self._committed = threading.Condition(self._guard)
         self._orchestrations_in_flight = 0
         self._activities: dict[int, _RunningActivity] = {}
+        #: How many of ``_activities`` belong to each instance (kept with it, under the guard).
+        self._activities_of: Counter[str] = Counter()
         #: Activity slots set aside for tasks a commit in progress may claim.
         self._activities_reserved = 0
         self._eager = provider.capabilities.eager_activities
@@ -336,6 +338,7 @@ class AsyncWorker:
             # Out of the table, a leftover's late result is dropped (_activity_finished).
             leftovers = list(self._activities.values())
             self._activities.clear()
+            self._activities_of.clear()
         for running in leftovers:
             if running.future is not None:
                 running.future.cancel()
@@ -680,6 +683,7 @@ class AsyncWorker:
         running = _RunningActivity(item)
         with self._guard:
             self._activities[id(running)] = running
+            self._activities_of[item.task.instance_id] += 1
         if item.dequeue_count > 1:
             self._begin_suspect(running, pool)
             return
@@ -730,7 +734,7 @@ class AsyncWorker:
             return
         if not self._isolation.claim_suspect():
             with self._guard:
-                self._activities.pop(id(running), None)
+                self._forget(running)
             self._give_back(item)
             return
         pool.submit(self._run_suspect, running)
@@ -880,10 +884,23 @@ class AsyncWorker:
         else:
             pool.submit(self._activity_finished, running, future.result())
 
+    def _forget(self, running: _RunningActivity) -> bool:
+        """Take ``running`` out of the running activities (call with the guard); ``False`` if
+        it was not there (abandoned by stop())."""
+        if self._activities.pop(id(running), None) is None:
+            return False
+        instance_id = running.item.task.instance_id
+        left = self._activities_of[instance_id] - 1
+        if left:
+            self._activities_of[instance_id] = left
+        else:
+            del self._activities_of[instance_id]
+        return True
+
     def _activity_finished(self, running: _RunningActivity, message: OrchestrationMessage) -> None:
         """Queue the result for commit; commit the queue unless a commit is in progress."""
         with self._guard:
-            if self._activities.pop(id(running), None) is None:
+            if not self._forget(running):
                 return  # abandoned by stop(): another worker runs it again
             self._isolation.finished(1)
             self._results.append((running.item, message))
@@ -902,7 +919,7 @@ class AsyncWorker:
         instance (the task's code never runs; the failure cannot be caught by the
         orchestration: the record is corrupt, not the task's outcome)."""
         with self._guard:
-            if self._activities.pop(id(running), None) is None:
+            if not self._forget(running):
                 return  # abandoned by stop(): another worker looks at it again
             self._isolation.finished(1)
             if self._stopping.is_set():
@@ -1030,17 +1047,21 @@ class AsyncWorker:
         instead), while the worker has room for orchestration steps."""
         if self._stopping.is_set():
             return batch, []
-        per_instance = Counter(result.instance_id for _, result in batch)
         with self._guard:
-            running = {r.item.task.instance_id for r in self._activities.values()}
+            running = self._activities_of
             room = self.max_concurrent_orchestrations - self._orchestrations_in_flight
-        wanted = [
-            index
-            for index, (item, result) in enumerate(batch)
-            if item.dequeue_count == 1
-            and per_instance[result.instance_id] == 1
-            and result.instance_id not in running
-        ]
+            wanted = [
+                index
+                for index, (item, result) in enumerate(batch)
+                if item.dequeue_count == 1 and result.instance_id not in running
+            ]
+        if not wanted:
+            return batch, []
+        if len(batch) > 1:
+            per_instance = Counter(result.instance_id for _, result in batch)
+            wanted = [i for i in wanted if per_instance[batch[i][1].instance_id] == 1]
+        may = self.processor.may_speculate
+        wanted = [index for index in wanted if may(batch[index][1].instance_id)]
         room = self._isolation.reserve(min(room, len(wanted))) if wanted and room > 0 else 0
         if not room:
             return batch, []
@@ -1052,6 +1073,9 @@ class AsyncWorker:
             item, result = batch[index]
             try:
                 step = self.processor.speculate(result)
+            except VersionMismatchError as exc:  # the result goes to a worker of its version
+                log.debug("%s; committing the result without its step", exc)
+                step = None
             except BaseException:  # one step's failure is that step's alone
                 log.exception("Orchestration step for '%s' failed", result.instance_id)
                 step = None
@@ -1148,7 +1172,7 @@ class AsyncWorker:
             return None
         wanted = {result.instance_id for _, result in batch}
         with self._guard:
-            if any(r.item.task.instance_id in wanted for r in self._activities.values()):
+            if any(instance_id in self._activities_of for instance_id in wanted):
                 return None
             room = min(
                 len(wanted), self.max_concurrent_orchestrations - self._orchestrations_in_flight
