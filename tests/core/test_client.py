@@ -6,11 +6,14 @@ import re
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import ostinato as ot
 import pytest
 from ostinato.provider import ChangeSignal
+from ostinato.sqlite import SqliteProvider
+from ostinato.status import TERMINAL_STATUSES
 
 from .conftest import WorkerFactory, run_to_completion
 
@@ -241,3 +244,47 @@ def test_change_signal_wakes_the_watchers_of_a_changed_status_only() -> None:
         assert a.is_set() and b.is_set()
     signal.notify(status_changed=["a"])  # no watcher left: nothing to do
     assert signal._watchers == {}
+
+
+def test_change_signal_wakes_a_watcher_only_for_the_statuses_it_waits_for() -> None:
+    signal = ChangeSignal()
+    done = TERMINAL_STATUSES
+    with signal.watching("a", done) as finished, signal.watching("a") as any_change:
+        signal.notify(status_changed={"a": ot.OrchestrationStatus.RUNNING})
+        assert any_change.is_set() and not finished.is_set()
+        any_change.clear()
+        signal.notify(status_changed={"a": ot.OrchestrationStatus.COMPLETED})
+        assert any_change.is_set() and finished.is_set()
+        finished.clear()
+        signal.notify(status_changed=["a"])  # the new status not named: every watcher looks
+        assert finished.is_set()
+
+
+@app.orchestrator
+def waits_for_go(ctx: ot.OrchestrationContext, _: Any) -> Any:
+    return (yield ctx.wait_for_external_event("go"))
+
+
+def test_sql_provider_names_the_new_status_so_completion_waiters_sleep_through_steps(
+    tmp_path: Path,
+) -> None:
+    """The SQL toolkit names each changed instance's new status: a watcher of the ending
+    statuses is not woken when the instance starts running, and is when it completes."""
+    provider = SqliteProvider(tmp_path / "wait.db")
+    client = ot.Client(provider)
+    try:
+        with ot.Worker(app, provider):
+            instance_id = "waits-for-go"
+            with (
+                provider.changes.watching(instance_id, TERMINAL_STATUSES) as ended,
+                provider.changes.watching(instance_id) as changed,
+            ):
+                client.schedule_new_orchestration(waits_for_go, instance_id=instance_id)
+                client.wait_for_orchestration_start(instance_id, timeout=30)
+                assert changed.wait(30), "the start's status change was not signalled"
+                assert not ended.is_set(), "a completion waiter was woken by the start"
+                client.raise_orchestration_event(instance_id, "go", data=1)
+                assert ended.wait(30), "the completion was not signalled"
+            assert client.wait_for_orchestration_completion(instance_id, timeout=30).output == 1
+    finally:
+        provider.close()

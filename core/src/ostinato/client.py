@@ -396,16 +396,20 @@ class Client:
 
     # -- waiting --------------------------------------------------------------------------
     def _wait(
-        self, instance_id: str, timeout: float, done: Callable[[OrchestrationState], bool]
+        self,
+        instance_id: str,
+        timeout: float,
+        done: Callable[[OrchestrationState], bool],
+        statuses: Collection[OrchestrationStatus],
     ) -> OrchestrationState:
         validate_instance_id(instance_id)
         provider = self._provider()
         deadline = time.monotonic() + timeout
         backoff = _Backoff()
-        # Woken only when this instance's status may have changed (other writes in this
-        # process don't cost a read); other processes' writes are seen by polling unless the
-        # provider signals them.
-        with provider.changes.watching(instance_id) as changed:
+        # Woken only when this instance's status may have changed to one of ``statuses``
+        # (other writes in this process don't cost a read); other processes' writes are
+        # seen by polling unless the provider signals them.
+        with provider.changes.watching(instance_id, statuses) as changed:
             while True:
                 changed.clear()
                 record = provider.get_instance(instance_id)
@@ -424,7 +428,7 @@ class Client:
         self, instance_id: str, *, timeout: float = 60
     ) -> OrchestrationState:
         """Wait until the instance has left PENDING; raises ``TimeoutError``."""
-        return self._wait(instance_id, timeout, _has_started)
+        return self._wait(instance_id, timeout, _has_started, _STARTED)
 
     def wait_for_orchestration_completion(
         self, instance_id: str, *, timeout: float = 60
@@ -434,7 +438,7 @@ class Client:
         Call ``raise_if_failed(state)`` (or check ``runtime_status``) to turn a FAILED
         instance into ``OrchestrationFailedError``.
         """
-        return self._wait(instance_id, timeout, _has_finished)
+        return self._wait(instance_id, timeout, _has_finished, TERMINAL_STATUSES)
 
     # -- signalling -----------------------------------------------------------------------
     def _send(self, instance_id: str, event: HistoryEvent) -> None:
@@ -621,6 +625,10 @@ def _reuse_id_policy(policy: object) -> ReuseIdPolicy:
         f"reuse_id_policy must be one of {members} or None, not {policy!r}"
         f" ({type(policy).__name__}){hint}"
     )
+
+
+#: The statuses an instance that has started may have.
+_STARTED = frozenset(OrchestrationStatus) - {OrchestrationStatus.PENDING}
 
 
 def _has_started(state: OrchestrationState) -> bool:

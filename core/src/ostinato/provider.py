@@ -68,7 +68,7 @@ import enum
 import json
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -511,8 +511,9 @@ class ChangeSignal:
     otherwise waiters see them by polling at the wait's timeout. A provider says what a write
     did as far as it knows: which kinds of work it made claimable (``work=``, see
     :class:`Work`), so a worker wakes only the loops that take them; and which instances'
-    runtime status it changed (``status_changed=ids``), so a client waiting for one
-    instance's status wakes only for it (:meth:`watching`).
+    runtime status it changed (``status_changed=ids``, or a mapping of each id to its new
+    status when it knows it), so a client waiting for one instance's status wakes only for
+    it, and only for the statuses it waits for (:meth:`watching`).
     """
 
     def __init__(self) -> None:
@@ -521,7 +522,9 @@ class ChangeSignal:
         self._condition = threading.Condition(self._lock)
         self._version = 0
         self._listeners: list[Callable[[Work], None]] = []
-        self._watchers: dict[str, list[threading.Event]] = {}
+        self._watchers: dict[
+            str, list[tuple[threading.Event, Collection[OrchestrationStatus]]]
+        ] = {}
 
     def subscribe(self, listener: Callable[[Work], None]) -> None:
         """Call ``listener(work)`` (from the notifying thread) after every change, with the
@@ -538,12 +541,16 @@ class ChangeSignal:
         return self._version
 
     def notify(
-        self, status_changed: Collection[str] | None = None, *, work: Work = Work.ALL
+        self,
+        status_changed: Collection[str] | Mapping[str, OrchestrationStatus] | None = None,
+        *,
+        work: Work = Work.ALL,
     ) -> None:
         """Signal a change. ``status_changed``: the instances whose runtime status it may have
-        changed (empty: none); ``None``, the default, when the provider does not know.
-        ``work``: the kinds of work it may have made claimable (``Work.NONE``: none); the
-        default, ``Work.ALL``, when the provider does not know (another process wrote)."""
+        changed (empty: none), or a mapping of each to its new status; ``None``, the
+        default, when the provider does not know. ``work``: the kinds of work it may have
+        made claimable (``Work.NONE``: none); the default, ``Work.ALL``, when the provider
+        does not know (another process wrote)."""
         with self._lock:
             self._version += 1
             self._condition.notify_all()
@@ -552,9 +559,16 @@ class ChangeSignal:
             if not watchers:
                 woken: list[threading.Event] = []
             elif status_changed is None:
-                woken = [event for events in watchers.values() for event in events]
+                woken = [event for events in watchers.values() for event, _ in events]
+            elif isinstance(status_changed, Mapping):
+                woken = [
+                    event
+                    for iid, status in status_changed.items()
+                    for event, statuses in watchers.get(iid, ())
+                    if status in statuses
+                ]
             else:
-                woken = [event for iid in status_changed for event in watchers.get(iid, ())]
+                woken = [event for iid in status_changed for event, _ in watchers.get(iid, ())]
         for event in woken:
             event.set()
         for listener in listeners:
@@ -568,21 +582,27 @@ class ChangeSignal:
             return self._version
 
     @contextmanager
-    def watching(self, instance_id: str) -> Iterator[threading.Event]:
-        """An event that is set whenever ``instance_id``'s runtime status may have changed.
+    def watching(
+        self,
+        instance_id: str,
+        statuses: Collection[OrchestrationStatus] = tuple(OrchestrationStatus),
+    ) -> Iterator[threading.Event]:
+        """An event that is set whenever ``instance_id``'s runtime status may have changed to
+        one of ``statuses`` (default: any); a change to a status the provider does not name
+        always sets it.
 
         Clear it before reading the instance, then wait on it: a change made in between
         sets it again.
         """
-        event = threading.Event()
+        entry = (threading.Event(), statuses)
         with self._lock:
-            self._watchers.setdefault(instance_id, []).append(event)
+            self._watchers.setdefault(instance_id, []).append(entry)
         try:
-            yield event
+            yield entry[0]
         finally:
             with self._lock:
                 events = self._watchers[instance_id]
-                events.remove(event)
+                events.remove(entry)
                 if not events:
                     del self._watchers[instance_id]
 

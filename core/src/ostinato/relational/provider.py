@@ -38,7 +38,7 @@ from __future__ import annotations
 import json
 import logging
 from abc import abstractmethod
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -172,7 +172,7 @@ class RelationalProvider(StorageProvider):
         durable: bool = True,
         *,
         notify: Work | None = None,
-        status_changed: Collection[str] | None = None,
+        status_changed: Collection[str] | Mapping[str, OrchestrationStatus] | None = None,
         visible: Callable[[], None] | None = None,
     ) -> AbstractContextManager[Cursor]:
         """A cursor inside :meth:`transaction`; with ``notify`` (the kinds of work the write
@@ -287,7 +287,8 @@ class RelationalProvider(StorageProvider):
         for attempt in range(3):
             try:
                 with self._write(
-                    notify=Work.of_messages([start]), status_changed=(record.instance_id,)
+                    notify=Work.of_messages([start]),
+                    status_changed={record.instance_id: record.runtime_status},
                 ) as cur:
                     self.guard_create(cur, (record.instance_id,))
                     self._create_in(cur, record.instance_id, policy, scripts)
@@ -375,7 +376,8 @@ class RelationalProvider(StorageProvider):
         results: list[Exception | None] = [None] * len(requests)
         try:
             work = Work.of_messages(start for _, start, _ in requests)
-            with self._write(notify=work, status_changed=ids) as cur:
+            statuses = {record.instance_id: record.runtime_status for record, _, _ in requests}
+            with self._write(notify=work, status_changed=statuses) as cur:
                 self.guard_create(cur, sorted(set(ids)))
                 check = self._in(self._sql.instance_ids_in, (self.task_hub,), ids)
                 if fresh is not None and not self._fetch(cur, check):
@@ -595,7 +597,7 @@ class RelationalProvider(StorageProvider):
         prepare: Callable[[list[Item]], Script],
         work: Work | None,
         durable: bool = True,
-        status_changed: Collection[str] | None = None,
+        status_changed: Collection[str] | Mapping[str, OrchestrationStatus] | None = None,
         then: Callable[[Cursor], None] | None = None,
         visible: Callable[[], None] | None = None,
     ) -> BatchOutcome:
@@ -960,15 +962,15 @@ class RelationalProvider(StorageProvider):
             lambda pair: _lock_lost(pair[0]),
             lambda pairs: self._checkpoint_script(pairs, claims),
             work,
-            status_changed=[
-                item.instance_id
+            status_changed={
+                item.instance_id: checkpoint.instance.runtime_status
                 for item, checkpoint in batch
                 if checkpoint.instance is not None
                 and (
                     item.instance is None
                     or item.instance.runtime_status is not checkpoint.instance.runtime_status
                 )
-            ],
+            },
             then=then,
             visible=visible,
         )
@@ -1236,12 +1238,12 @@ class RelationalProvider(StorageProvider):
             work |= Work.of_messages(
                 step.result for step, done in zip(batch, outcomes, strict=True) if done is False
             )
-            changed = [
-                step.basis.instance_id
+            changed = {
+                step.basis.instance_id: step.checkpoint.instance.runtime_status
                 for step in applied
                 if step.checkpoint.instance is not None
                 and step.checkpoint.instance.runtime_status is not step.basis.runtime_status
-            ]
+            }
             self.changes.notify(changed, work=work)
             if claims is not None:
                 claims.hand_over()
@@ -1462,7 +1464,7 @@ class _Write:
         provider: RelationalProvider,
         durable: bool,
         notify: Work | None,
-        status_changed: Collection[str] | None,
+        status_changed: Collection[str] | Mapping[str, OrchestrationStatus] | None,
         visible: Callable[[], None] | None = None,
     ) -> None:
         self._provider = provider
