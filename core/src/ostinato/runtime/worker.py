@@ -1042,9 +1042,10 @@ class AsyncWorker:
         step each brings its instance (eager steps), computed here from the cached run.
 
         A result gets its step if it is a first delivery, its instance's run is cached with
-        no step of it in flight, no other activity of the instance runs here and no other
-        result of it is in the batch (a fan-in's results are taken together by one step
-        instead), while the worker has room for orchestration steps."""
+        no step of it in flight and awaits no other task, no other activity of the instance
+        runs here and no other result of it is in the batch (a fan-in's results are taken
+        together by one step instead), while the worker has room for orchestration steps
+        and is not careful (see :mod:`ostinato.runtime.poison`)."""
         if self._stopping.is_set():
             return batch, []
         with self._guard:
