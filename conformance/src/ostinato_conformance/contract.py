@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 import ostinato as ot
 import pytest
@@ -493,10 +494,7 @@ class ProviderContractTests(ConformanceTestBase):
             ],
             claim,
         )
-        assert len(handed) <= 1, f"start was called {len(handed)} times"
-        claimed = handed[0] if handed else []
-        assert handed != [[]], "start was called with no tasks"
-        return running, errors, claimed
+        return running, errors, _handed_once(handed, "tasks")
 
     def test_claimed_activity_tasks_are_locked_for_the_committing_worker(
         self, provider: StorageProvider
@@ -617,9 +615,7 @@ class ProviderContractTests(ConformanceTestBase):
         handed: list[list[OrchestrationWorkItem]] = []
         claim = OrchestrationClaim("worker-1", lock_timeout, max_count, handed.append)
         errors = provider.complete_activities_and_claim(pairs, claim)
-        assert len(handed) <= 1, f"start was called {len(handed)} times"
-        assert handed != [[]], "start was called with no instances"
-        return errors, handed[0] if handed else []
+        return errors, _handed_once(handed, "instances")
 
     def _two_instances_with_a_task_each(
         self, provider: StorageProvider
@@ -766,9 +762,7 @@ class ProviderContractTests(ConformanceTestBase):
         if max_count is not None:
             claim = ActivityClaim("worker-1", LONG_LOCK, max_count, handed.append)
         outcomes = provider.complete_activities_and_steps(batch, claim)
-        assert len(handed) <= 1, f"start was called {len(handed)} times"
-        assert handed != [[]], "start was called with no tasks"
-        return outcomes, handed[0] if handed else []
+        return outcomes, _handed_once(handed, "tasks")
 
     def _assert_discarded(
         self, provider: StorageProvider, step: ResultStep, history_before: list[HistoryEvent]
@@ -2304,6 +2298,18 @@ def _starts_a_sub_orchestration(checkpoint: OrchestrationCheckpoint) -> bool:
         isinstance(m.event, ExecutionStarted) and m.event.parent is not None
         for m in checkpoint.messages
     )
+
+
+#: A work item a claim hands over.
+Handed = TypeVar("Handed", ActivityWorkItem, OrchestrationWorkItem)
+
+
+def _handed_once(handed: list[list[Handed]], what: str) -> list[Handed]:
+    """What a claim's ``start`` (``handed.append``) was given: checked to have been called at
+    most once, and never with nothing."""
+    assert len(handed) <= 1, f"start was called {len(handed)} times"
+    assert handed != [[]], f"start was called with no {what}"
+    return handed[0] if handed else []
 
 
 def _hello_cities_calls(provider: StorageProvider) -> int:
