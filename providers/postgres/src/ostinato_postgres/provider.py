@@ -79,6 +79,8 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from ostinato_postgres.vacuum import HubVacuum
+
 __all__ = ["PostgresDialect", "PostgresProvider", "TransientDatabaseError", "default_schema"]
 
 log = logging.getLogger("ostinato.postgres")
@@ -197,6 +199,9 @@ class PostgresProvider(RetriesTransientErrors, RelationalProvider):
     :param prepared_statements: let psycopg prepare frequent statements on the server (off
         for connection poolers in transaction mode, e.g. PgBouncer before 1.21; such poolers
         also don't pass LISTEN through: set ``listen=False`` there).
+    :param vacuum_interval: seconds between looks at the hub's hot tables, each vacuumed once
+        it holds :data:`~ostinato_postgres.vacuum.DEAD_ROWS` dead rows
+        (:mod:`ostinato_postgres.vacuum`); ``None`` leaves them to autovacuum.
     """
 
     capabilities = ProviderCapabilities(
@@ -223,6 +228,7 @@ class PostgresProvider(RetriesTransientErrors, RelationalProvider):
         connect_timeout: float = 5.0,
         pool_timeout: float = 30.0,
         prepared_statements: bool = True,
+        vacuum_interval: float | None = 1.0,
     ) -> None:
         if not isinstance(dsn, str) or not dsn.strip():
             raise ConfigurationError(
@@ -241,6 +247,11 @@ class PostgresProvider(RetriesTransientErrors, RelationalProvider):
                 raise ConfigurationError(
                     f"PostgreSQL setting {name!r} must be a positive number of seconds"
                 )
+        if vacuum_interval is not None and not 0 < vacuum_interval < 10**6:
+            raise ConfigurationError(
+                "PostgreSQL setting 'vacuum_interval' must be a positive number of seconds, or"
+                " None to leave the hub's tables to autovacuum"
+            )
         if not isinstance(task_hub, str) or not task_hub:
             raise ConfigurationError("PostgreSQL setting 'task_hub' must be a non-empty string")
         schema = schema or default_schema(task_hub)
@@ -269,6 +280,8 @@ class PostgresProvider(RetriesTransientErrors, RelationalProvider):
         self._ready = False
         self._closed = False
         self._listener: _Listener | None = None
+        self.vacuum_interval = vacuum_interval
+        self._vacuum: HubVacuum | None = None
         self._hub_key = _int4(f"hub:{schema}")
         self._own_pids: set[int] = set()
         self._creates: CallGroup[CreateRequest] = CallGroup(self.create_instances)
@@ -316,6 +329,9 @@ class PostgresProvider(RetriesTransientErrors, RelationalProvider):
                     pool.close()  # or its threads would keep trying to connect
                     raise
                 self._pool = pool
+                if self.vacuum_interval is not None:
+                    self._vacuum = HubVacuum(pool.connection, self.schema, self.vacuum_interval)
+                    self._vacuum.start()
             return self._pool
 
     @property
@@ -388,9 +404,12 @@ class PostgresProvider(RetriesTransientErrors, RelationalProvider):
         with self._guard:
             self._closed = True
             listener, self._listener = self._listener, None
+            vacuum, self._vacuum = self._vacuum, None
             pool, self._pool = self._pool, None
         if listener is not None:
             listener.stop()
+        if vacuum is not None:
+            vacuum.stop()
         if pool is not None:
             pool.close()
 
