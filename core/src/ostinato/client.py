@@ -26,6 +26,7 @@ from ostinato.errors import (
     OrchestrationFailedError,
     PayloadTooLargeError,
 )
+from ostinato.frozen import fast_init
 from ostinato.history import (
     EntityRequest,
     EventRaised,
@@ -68,6 +69,7 @@ class PurgeResult:
     deleted_instance_count: int
 
 
+@fast_init
 @dataclass(frozen=True)
 class NewOrchestration:
     """One instance to start with :meth:`Client.schedule_new_orchestrations`; the fields mean
@@ -95,6 +97,7 @@ class StartOutcome(enum.Enum):
     FAILED = "failed"
 
 
+@fast_init
 @dataclass(frozen=True)
 class StartResult:
     """The result for one item of :meth:`Client.schedule_new_orchestrations`.

@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 
 from ostinato.clock import utcnow
 from ostinato.errors import FailureDetails, SerializationError
+from ostinato.frozen import fast_init
 from ostinato.jsontext import compact_encoder, parse
 from ostinato.status import OrchestrationStatus
 
@@ -384,6 +385,9 @@ EVENT_CLASSES: dict[str, type[HistoryEvent]] = {
         EntityUnlock,
     )
 }
+# Events are built on every step: a fast __init__ for each (see ostinato.frozen).
+for _event_class in (HistoryEvent, ParentInstance, *EVENT_CLASSES.values()):
+    fast_init(_event_class)
 _FIELDS: dict[type[HistoryEvent], tuple[str, ...]] = {
     cls: tuple(f.name for f in fields(cls)) for cls in EVENT_CLASSES.values()
 }

@@ -77,6 +77,7 @@ from typing import Any, Generic, Self, TypeVar
 from ostinato import history, jsontext
 from ostinato.clock import utcnow
 from ostinato.errors import FailureDetails
+from ostinato.frozen import fast_init
 from ostinato.history import HistoryEvent
 from ostinato.ids import unique_id
 from ostinato.status import TERMINAL_STATUSES, OrchestrationStatus
@@ -105,6 +106,7 @@ class ReuseIdPolicy(enum.Enum):
         return frozenset(OrchestrationStatus)
 
 
+@fast_init
 @dataclass(frozen=True)
 class InstanceRecord:
     """The stored state of one orchestration instance (its current execution).
@@ -144,6 +146,7 @@ def new_message_id() -> str:
     return unique_id()
 
 
+@fast_init
 @dataclass(frozen=True)
 class OrchestrationMessage:
     """A message in an instance's inbox: one history event to deliver.
@@ -185,6 +188,7 @@ class OrchestrationMessage:
         )
 
 
+@fast_init
 @dataclass(frozen=True)
 class ActivityTask:
     """A request to run one activity for an orchestration execution."""
@@ -393,6 +397,7 @@ class ProviderCapabilities:
     eager_steps: bool = False
 
 
+@fast_init
 @dataclass(frozen=True)
 class ActivityClaim:
     """A worker's request to lock, as its checkpoints are committed, up to ``max_count`` of
@@ -406,6 +411,7 @@ class ActivityClaim:
     start: Callable[[list[ActivityWorkItem]], None]
 
 
+@fast_init
 @dataclass(frozen=True)
 class OrchestrationClaim:
     """A worker's request to lock, as activity results are committed, up to ``max_count`` of
@@ -419,6 +425,7 @@ class OrchestrationClaim:
     start: Callable[[list[OrchestrationWorkItem]], None]
 
 
+@fast_init
 @dataclass(frozen=True)
 class ResultStep:
     """A step the worker computed from one activity result while no one held the instance

@@ -9,6 +9,7 @@ from typing import Any, TypeVar, overload
 
 from ostinato.converter import default_converter
 from ostinato.errors import FailureDetails, OrchestrationFailedError
+from ostinato.frozen import fast_init
 
 T = TypeVar("T")
 
@@ -45,6 +46,7 @@ TERMINAL_STATUSES = frozenset(
 )
 
 
+@fast_init
 @dataclass(frozen=True)
 class OrchestrationState:
     """What a client sees of an orchestration instance.

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from ostinato.errors import FailureDetails
+from ostinato.frozen import fast_init
 from ostinato.history import (
     ContinueAsNew,
     EntityLockRequested,
@@ -116,6 +117,7 @@ class Origin:
     trace_context: str | None = None
 
 
+@fast_init
 @dataclass(frozen=True)
 class Ending:
     """How an execution ended, with what it still holds and owes."""
