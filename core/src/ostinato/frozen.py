@@ -9,7 +9,7 @@ is what ``object.__setattr__`` ends up doing for a class without slots. Everythi
 the dataclass's own: frozen attributes, equality, hashing, ``repr``,
 :func:`dataclasses.replace` and pickling.
 
-``tests/test_frozen.py`` checks that every class given a fast ``__init__`` keeps the signature
+``tests/core/test_frozen.py`` checks that every class given a fast ``__init__`` keeps the signature
 and the values of the one it replaced.
 """
 
