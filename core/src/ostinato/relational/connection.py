@@ -16,17 +16,10 @@ __all__ = ["Cursor", "Transaction"]
 class Cursor(Protocol):
     """The subset of a DB-API 2 (PEP 249) cursor the toolkit uses.
 
-    A cursor may also have
-
-    * ``execute_script(statements)``: execute a list of ``(sql, parameters)`` in order
-      without the toolkit reading their results, e.g. sent in one round trip (psycopg's
-      pipeline mode); the toolkit uses it for its multi-statement writes;
-    * ``fetch_scripts(writes, reads)``: execute the statements of ``writes``, then those of
-      each script in ``reads``, in order and in one round trip, and return each read script's
-      rows (the rows of its statements, one list per script); the toolkit uses it for the
-      independent reads of one transaction, and for a read that follows its writes.
-
-    Without them each statement is an ``execute`` (and its rows a ``fetchall``).
+    A cursor may also have ``execute_script(statements)``: execute a list of
+    ``(sql, parameters)`` in order without the toolkit reading their results, e.g. sent in
+    one round trip (psycopg's pipeline mode); the toolkit uses it for its multi-statement
+    writes. Without it each statement is an ``execute``.
     """
 
     @property

@@ -236,20 +236,6 @@ class RelationalProvider(StorageProvider):
             rows.extend(cur.fetchall())
         return rows
 
-    @classmethod
-    def _fetch_many(
-        cls, cur: Cursor, reads: Sequence[Script], writes: Script | None = None
-    ) -> list[list[Any]]:
-        """Run ``writes``, then each of ``reads``; the rows of each read (one round trip
-        where the cursor has ``fetch_scripts``, see Cursor)."""
-        fetch_scripts = getattr(cur, "fetch_scripts", None)
-        if fetch_scripts is not None:
-            rows: list[list[Any]] = fetch_scripts(writes or [], reads)
-            return rows
-        if writes:
-            cls._run(cur, writes)
-        return [cls._fetch(cur, read) for read in reads]
-
     def _enqueue(
         self,
         script: Script,
@@ -614,7 +600,6 @@ class RelationalProvider(StorageProvider):
         status_changed: Collection[str] | Mapping[str, OrchestrationStatus] | None = None,
         then: Callable[[Cursor], None] | None = None,
         visible: Callable[[], None] | None = None,
-        read_after: tuple[Script, Callable[[list[Any]], None]] | None = None,
     ) -> BatchOutcome:
         """Check every item's lock, then apply the held ones in one transaction.
 
@@ -623,8 +608,6 @@ class RelationalProvider(StorageProvider):
         ``work`` (what the batch may make claimable), ``durable`` and ``status_changed``: as
         for :meth:`_write`. ``then(cursor)`` runs last in every attempt's transaction;
         ``visible()`` once the one that commits is visible (see :meth:`_write`).
-        ``read_after`` (a read and what takes its rows) runs after the writes of every
-        attempt, sent with them where the cursor allows (see :meth:`_fetch_many`).
         If applying the whole batch fails, the transaction is retried with each item under
         its own savepoint, so one bad item never undoes the others. The outcome says how the
         last transaction ended.
@@ -650,18 +633,11 @@ class RelationalProvider(StorageProvider):
                             entries.append((index, item))
                         else:
                             results[index] = lost(item)
-                    writes: Script = []
                     if entries and not careful:
                         ready = prepared if len(entries) == len(batch) else None
-                        writes = ready or prepare([e for _, e in entries])
+                        self._run(cur, ready or prepare([e for _, e in entries]))
                     elif entries:
                         self._apply_each(cur, entries, prepare, results)
-                    if read_after is not None:
-                        read, take = read_after
-                        (rows,) = self._fetch_many(cur, [read], writes=writes)
-                        take(rows)
-                    else:
-                        self._run(cur, writes)
                     if then is not None:
                         then(cur)
                 break
@@ -958,8 +934,8 @@ class RelationalProvider(StorageProvider):
         check = self._in(self._sql.queue_locks_in, (self.task_hub,), instance_ids)
         claims = _Claims.of(batch, claim, self._now_micros()) if claim is not None else None
         work = Work.of_checkpoints(checkpoint for _, checkpoint in batch)
+        then: Callable[[Cursor], None] | None = None
         visible: Callable[[], None] | None = None
-        read_after: tuple[Script, Callable[[list[Any]], None]] | None = None
         if claims is not None:
             if claims.all_tasks:  # nothing is left for the pollers
                 work &= ~Work.ACTIVITIES
@@ -967,10 +943,10 @@ class RelationalProvider(StorageProvider):
                 self._sql.activity_claimed_in, (self.task_hub, claims.token), instance_ids
             )
 
-            def take(rows: list[Any]) -> None:
-                claims.rows = rows
+            def then(cur: Cursor) -> None:
+                claims.rows = self._fetch(cur, claimed_in)
 
-            read_after, visible = (claimed_in, take), claims.hand_over
+            visible = claims.hand_over
 
         def held(cur: Cursor, now: int) -> set[tuple[Any, str]]:
             return {
@@ -995,8 +971,8 @@ class RelationalProvider(StorageProvider):
                     or item.instance.runtime_status is not checkpoint.instance.runtime_status
                 )
             },
+            then=then,
             visible=visible,
-            read_after=read_after,
         )
 
     def _checkpoint_script(self, pairs: list[_Completion], claims: _Claims | None = None) -> Script:
@@ -1275,35 +1251,30 @@ class RelationalProvider(StorageProvider):
         try:
             with self._write(durable=True, visible=visible) as cur:
                 now = self._now_micros()
-                # The queue rows are read with their row locks (engines that have them): a
-                # claim of one of these instances waits for this commit. A held instance has
-                # visible messages too, so the lock test below is the contract's rule more
-                # than a second check.
-                activity_rows, queue_rows, inbox_rows, version_rows = self._fetch_many(
-                    cur,
-                    [
-                        self._in(
-                            s.activity_locks_in,
-                            (hub,),
-                            [step.activity.provider_data for step in batch],
-                        ),
-                        self._in(s.queue_locks_in, (hub,), ids),
-                        self._in(s.inbox_visible_in, (hub, now), ids),
-                        self._in(s.instance_versions_in, (hub,), ids),
-                    ],
+                check = self._in(
+                    s.activity_locks_in, (hub,), [step.activity.provider_data for step in batch]
                 )
                 held = {
                     (row_id, token)
-                    for row_id, token, expires in activity_rows
+                    for row_id, token, expires in self._fetch(cur, check)
                     if token is not None and expires > now
                 }
+                # Holds the instances' queue rows (engines with row locks): a claim of one
+                # of them waits for this commit. A held instance has visible messages too,
+                # so the lock test below is the contract's rule more than a second check.
                 locked = {
                     iid
-                    for iid, token, expires in queue_rows
+                    for iid, token, expires in self._fetch(
+                        cur, self._in(s.queue_locks_in, (hub,), ids)
+                    )
                     if token is not None and expires is not None and expires > now
                 }
-                waiting = {iid for _, iid, _ in inbox_rows}
-                stored = {iid: (eid, size) for iid, eid, size in version_rows}
+                waiting = {
+                    iid
+                    for _, iid, _ in self._fetch(cur, self._in(s.inbox_visible_in, (hub, now), ids))
+                }
+                versions = self._in(s.instance_versions_in, (hub,), ids)
+                stored = {iid: (eid, size) for iid, eid, size in self._fetch(cur, versions)}
                 applied: set[str] = set()
                 completed: list[int] = []
                 for index, step in enumerate(batch):
@@ -1334,11 +1305,10 @@ class RelationalProvider(StorageProvider):
                         script += self._checkpoint_script(stand, claims)
                     enqueue = [batch[i].result for i in completed if outcomes[i] is False]
                     self._enqueue(script, enqueue, now)
+                self._run(cur, script)
                 if claims is not None:
                     claimed_in = self._in(s.activity_claimed_in, (hub, claims.token), [*applied])
-                    (claims.rows,) = self._fetch_many(cur, [claimed_in], writes=script)
-                else:
-                    self._run(cur, script)
+                    claims.rows = self._fetch(cur, claimed_in)
         except Exception:
             if committed:
                 raise  # committed, but not made durable: as any other call, it raises

@@ -578,10 +578,9 @@ def _numbered(query: str) -> str:
 
 class _Cursor(psycopg.RawCursor[Any]):
     """A cursor taking the toolkit's ``%s`` statements, sent with numbered placeholders
-    (:func:`_numbered`); ``execute_script`` sends a write's statements, and ``fetch_scripts``
-    writes and the reads after them, in one pipeline: one round trip to the server instead of
-    one per statement (an error still fails the transaction, raised when the pipeline
-    syncs)."""
+    (:func:`_numbered`); ``execute_script`` sends a write's statements in one pipeline: one
+    round trip to the server instead of one per statement (an error still fails the
+    transaction, raised when the pipeline syncs)."""
 
     def execute(  # type: ignore[override]
         self, query: str, params: Sequence[Any] | None = None, *, prepare: bool | None = None
@@ -595,27 +594,6 @@ class _Cursor(psycopg.RawCursor[Any]):
         with self.connection.pipeline():
             for statement, params in script:
                 self.execute(statement, params)
-
-    def fetch_scripts(
-        self,
-        writes: Sequence[tuple[str, Sequence[Any]]],
-        reads: Sequence[Sequence[tuple[str, Sequence[Any]]]],
-    ) -> list[list[Any]]:
-        # One cursor per read statement: in a pipeline a cursor keeps only its last result.
-        connection = self.connection
-        cursors = [[_Cursor(connection) for _ in script] for script in reads]
-        try:
-            with connection.pipeline():
-                for statement, params in writes:
-                    self.execute(statement, params)
-                for script, group in zip(reads, cursors, strict=True):
-                    for (statement, params), cursor in zip(script, group, strict=True):
-                        cursor.execute(statement, params)
-            return [[row for cursor in group for row in cursor.fetchall()] for group in cursors]
-        finally:
-            for group in cursors:
-                for cursor in group:
-                    cursor.close()
 
 
 class _Listener:
