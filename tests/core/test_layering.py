@@ -1,6 +1,7 @@
 """The core's floors point one way, with no import cycles (docs/architecture.md).
 
-model (errors, status, ids, converter, jsontext, retry, clock, history, provider contract)
+model (errors, status, ids, converter, jsontext, retry, clock, frozen, history, provider
+contract)
   -> orchestration/ (pure replay: no provider calls, no threads)
   -> runtime/ (processor, activity execution, worker)
   -> client, config, CLI, HTTP.
@@ -42,6 +43,7 @@ MODEL_MODULES = {
     "ostinato.jsontext",
     "ostinato.retry",
     "ostinato.clock",
+    "ostinato.frozen",
     "ostinato.history",
     "ostinato.provider",
     "ostinato.versioning",
