@@ -393,11 +393,20 @@ class PostgresProvider(RetriesTransientErrors, RelationalProvider):
 
     def guard_create(self, cursor: Cursor, instance_ids: Sequence[str]) -> None:
         """Creates of one id serialize on an advisory lock (FOR UPDATE can't lock a missing
-        row), so N concurrent creates (any process) give one instance and N-1 conflicts."""
-        for instance_id in instance_ids:
+        row), so N concurrent creates (any process) give one instance and N-1 conflicts.
+
+        One statement takes the locks of a whole batch, in ascending key order (the order of
+        the array ``unnest`` reads), so two batches never wait for each other crosswise."""
+        if len(instance_ids) == 1:
             cursor.execute(
-                "SELECT pg_advisory_xact_lock(%s, %s)", (self._hub_key, _int4(instance_id))
+                "SELECT pg_advisory_xact_lock(%s, %s)", (self._hub_key, _int4(instance_ids[0]))
             )
+        elif instance_ids:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(%s, k) FROM unnest(%s::int4[]) AS k",
+                (self._hub_key, sorted({_int4(i) for i in instance_ids})),
+            )
+            cursor.fetchall()
 
     def close(self) -> None:
         """Stop the listener and close the pool (a later call reopens them)."""
