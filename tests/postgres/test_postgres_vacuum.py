@@ -14,6 +14,7 @@ import pytest
 from ostinato.relational import HISTORY
 from ostinato_postgres import PostgresProvider
 from ostinato_postgres.vacuum import DEAD_ROWS, HOT_TABLES, HubVacuum
+from psycopg import sql
 
 from .conftest import ProviderFactory
 
@@ -56,6 +57,19 @@ def _wait_for(predicate: Any, timeout: float = 60.0) -> None:
         time.sleep(0.1)
 
 
+def _without_autovacuum(dsn: str, provider: PostgresProvider) -> None:
+    """Set the hub up with autovacuum off for its tables, so that only the provider vacuums
+    and analyzes them while the test watches."""
+    provider.setup()
+    with psycopg.connect(dsn, autocommit=True) as connection:
+        for table in (*HOT_TABLES, HISTORY):
+            connection.execute(
+                sql.SQL("ALTER TABLE {}.{} SET (autovacuum_enabled = false)").format(
+                    sql.Identifier(provider.schema), sql.Identifier(table)
+                )
+            )
+
+
 @contextlib.contextmanager
 def _autocommit(dsn: str) -> Iterator[psycopg.Connection[Any]]:
     with psycopg.connect(dsn, autocommit=True) as connection:
@@ -66,6 +80,7 @@ def test_a_busy_hub_has_its_hot_tables_vacuumed(
     make_provider: ProviderFactory, postgres_dsn: str
 ) -> None:
     provider = make_provider(vacuum_interval=0.2)
+    _without_autovacuum(postgres_dsn, provider)
     _run_hello_cities(provider)
 
     # The provider vacuums every hot table and analyzes every table it writes (last_vacuum and
@@ -87,6 +102,7 @@ def test_vacuum_once_takes_the_tables_with_enough_dead_rows(
     make_provider: ProviderFactory, postgres_dsn: str
 ) -> None:
     provider = make_provider(vacuum_interval=None)
+    _without_autovacuum(postgres_dsn, provider)
     _run_hello_cities(provider)
     assert provider._vacuum is None
     _wait_for(
