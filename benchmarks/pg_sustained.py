@@ -4,14 +4,14 @@
     python3 dev.py run python benchmarks/pg_sustained.py --rounds 12 --n 2000
 
 Each side gets a fresh task hub and one worker (defaults) and runs ``--rounds`` rounds back to
-back: ``--n`` HelloCities started at once from 16 client threads, timed from the first start
-to the last completion. One side keeps the provider's default ``vacuum_interval``
-(:mod:`ostinato_postgres.vacuum`); the other sets it to ``None``, leaving the hub's tables to
-autovacuum (which visits a database once a minute by default, at a moment of its choosing, so
-that side's rounds depend on when it comes). The sides run one after the other, in the order
-given by ``--first``. Per round: orchestrations/s, the dead row versions left in the hub's hot
-tables and whether its tables have planner statistics yet (``pg_stat_user_tables``, which the
-server updates about once a second).
+back: ``--n`` of ``run.py``'s HelloCities started at once from the harness's client threads
+(``start_at_once``), timed from the first start to the last completion. One side keeps the
+provider's default ``vacuum_interval`` (:mod:`ostinato_postgres.vacuum`); the other sets it to
+``None``, leaving the hub's tables to autovacuum (which visits a database once a minute by
+default, at a moment of its choosing, so that side's rounds depend on when it comes). The sides
+run one after the other, in the order given by ``--first``. Per round: orchestrations/s, the
+dead row versions left in the hub's hot tables and whether its tables have planner statistics
+yet (``pg_stat_user_tables``, which the server updates about once a second).
 
 The server is ``OSTINATO_POSTGRES_DSN`` or a throwaway cluster with PostgreSQL's durable
 defaults (:func:`ostinato_postgres.testing.benchmark_dsn`).
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import ostinato as ot
@@ -30,37 +29,17 @@ from ostinato.relational import HISTORY
 from ostinato_postgres import PostgresProvider
 from ostinato_postgres.testing import benchmark_dsn
 from ostinato_postgres.vacuum import HOT_TABLES
-
-app = ot.App()
-CLIENT_THREADS = 16
-
-
-@app.activity
-def say_hello(ctx: ot.ActivityContext, city: str) -> str:
-    return f"Hello {city}!"
-
-
-@app.orchestrator
-def hello_cities(ctx: ot.OrchestrationContext, _: Any) -> Any:
-    outputs = []
-    for city in ("Tokyo", "Seattle", "London"):
-        outputs.append((yield ctx.call_activity(say_hello, input=city)))
-    return outputs
+from peers.protocol import start_at_once
+from run import app, hello_cities
 
 
 def one_round(client: ot.Client, n: int) -> float:
-    """``n`` HelloCities started at once; orchestrations/s."""
-
-    def share(k: int) -> None:
-        ids = [client.schedule_new_orchestration(hello_cities) for _ in range(k)]
-        for instance_id in ids:
-            state = client.wait_for_orchestration_completion(instance_id, timeout=600)
-            assert state.runtime_status is ot.OrchestrationStatus.COMPLETED
-
-    shares = [n // CLIENT_THREADS + (i < n % CLIENT_THREADS) for i in range(CLIENT_THREADS)]
+    """``n`` HelloCities started at once (the harness's ``start_at_once``); orchestrations/s."""
     started = time.perf_counter()
-    with ThreadPoolExecutor(CLIENT_THREADS) as pool:
-        list(pool.map(share, shares))
+    ids = start_at_once(lambda: client.schedule_new_orchestration(hello_cities), n)
+    for instance_id in ids:
+        state = client.wait_for_orchestration_completion(instance_id, timeout=600)
+        assert state.runtime_status is ot.OrchestrationStatus.COMPLETED, state.failure_details
     return n / (time.perf_counter() - started)
 
 

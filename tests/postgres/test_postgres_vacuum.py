@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import ostinato as ot
@@ -70,12 +68,6 @@ def _without_autovacuum(dsn: str, provider: PostgresProvider) -> None:
             )
 
 
-@contextlib.contextmanager
-def _autocommit(dsn: str) -> Iterator[psycopg.Connection[Any]]:
-    with psycopg.connect(dsn, autocommit=True) as connection:
-        yield connection
-
-
 def test_a_busy_hub_has_its_hot_tables_vacuumed(
     make_provider: ProviderFactory, postgres_dsn: str
 ) -> None:
@@ -116,7 +108,9 @@ def test_vacuum_once_takes_the_tables_with_enough_dead_rows(
     assert len(stats) == len(HOT_TABLES) + 1
     assert all(vacuumed is None and analyzed is None for _, vacuumed, analyzed in stats.values())
 
-    vacuum = HubVacuum(lambda: _autocommit(postgres_dsn), provider.schema, interval=1.0)
+    vacuum = HubVacuum(
+        lambda: psycopg.connect(postgres_dsn, autocommit=True), provider.schema, interval=1.0
+    )
     # Hot tables: vacuumed, and analyzed with it (never analyzed); the history (appended to,
     # never updated): analyzed alone.
     assert sorted(vacuum.vacuum_once()) == sorted(

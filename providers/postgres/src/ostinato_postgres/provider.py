@@ -397,11 +397,7 @@ class PostgresProvider(RetriesTransientErrors, RelationalProvider):
 
         One statement takes the locks of a whole batch, in ascending key order (the order of
         the array ``unnest`` reads), so two batches never wait for each other crosswise."""
-        if len(instance_ids) == 1:
-            cursor.execute(
-                "SELECT pg_advisory_xact_lock(%s, %s)", (self._hub_key, _int4(instance_ids[0]))
-            )
-        elif instance_ids:
+        if instance_ids:
             cursor.execute(
                 "SELECT pg_advisory_xact_lock(%s, k) FROM unnest(%s::int4[]) AS k",
                 (self._hub_key, sorted({_int4(i) for i in instance_ids})),
